@@ -1,0 +1,503 @@
+//! oVirt-format `KEY=VALUE` configuration files and flag overrides, turned into one typed
+//! [`Config`].
+//!
+//! Why this shape: the relay must read the very files oVirt's engine-setup writes
+//! (`/etc/ovirt-engine/ovirt-websocket-proxy.conf.d/*.conf`), so parsing is shell-like and
+//! lenient about keys it does not know (PACKAGE_NAME and friends), but strict about the values
+//! of keys it does know: a typo in a port must stop the relay with the file and line, not start
+//! it on a default. Every key is listed once in [`KEYS`]; the command line derives one flag per
+//! key from that table, so flags and files can never drift apart.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::allow::TargetAllowList;
+
+/// One configuration key: its name in oVirt files, and what it means (used for `--help`).
+pub struct KeySpec {
+    pub key: &'static str,
+    pub help: &'static str,
+}
+
+/// Every key the relay understands. Keys without the `WSPROXY_` prefix are oVirt's own.
+pub const KEYS: &[KeySpec] = &[
+    KeySpec { key: "PROXY_HOST", help: "Address to listen on; `*` means all addresses (default *)" },
+    KeySpec { key: "PROXY_PORT", help: "Port to listen on (default 6100)" },
+    KeySpec { key: "SOURCE_IS_IPV6", help: "With PROXY_HOST=*, listen on IPv6 [::] (dual stack) instead of 0.0.0.0" },
+    KeySpec { key: "SSL_CERTIFICATE", help: "PEM certificate chain presented to browsers (leaf first)" },
+    KeySpec { key: "SSL_KEY", help: "PEM private key of SSL_CERTIFICATE (PKCS#8, PKCS#1 or SEC1)" },
+    KeySpec { key: "CERT_FOR_DATA_VERIFICATION", help: "Engine certificate (PEM) whose key signs console tickets" },
+    KeySpec { key: "SSL_ONLY", help: "Refuse plain ws; refuse to start without certificate files (default: True when a certificate is set)" },
+    KeySpec { key: "SSL_MIN_VERSION", help: "Lowest TLS version: TLSv1.2 (default) or TLSv1.3" },
+    KeySpec { key: "SSL_CIPHERS", help: "Accepted for compatibility; rustls offers only modern AEAD suites" },
+    KeySpec { key: "TRACE_ENABLE", help: "Log at debug level" },
+    KeySpec { key: "TRACE_FILE", help: "Accepted for compatibility; logs go to stderr" },
+    KeySpec { key: "WSPROXY_TARGET_ALLOW", help: "Comma-separated CIDRs and host patterns (*.example.com) tickets may point to; empty allows all" },
+    KeySpec { key: "WSPROXY_TARGET_CA", help: "PEM CA that VeNCrypt and KubeVirt targets' certificates must chain to; unset accepts any (as oVirt's proxy does)" },
+    KeySpec { key: "WSPROXY_ALLOW_LEGACY_SHA1", help: "Accept old engines' `signature` (RSA PKCS#1 v1.5 SHA-1) tickets (default false)" },
+    KeySpec { key: "WSPROXY_ALLOW_TICKET_REUSE", help: "Accept a ticket more than once within its validity (default false)" },
+    KeySpec { key: "WSPROXY_TICKET_SKEW", help: "Clock skew tolerated on ticket validity, seconds (default 5)" },
+    KeySpec { key: "WSPROXY_MAX_SESSIONS", help: "Concurrent sessions; more get HTTP 503 (default 10000)" },
+    KeySpec { key: "WSPROXY_MAX_SESSIONS_PER_IP", help: "Concurrent sessions per client address; more get HTTP 503 (default 256)" },
+    KeySpec { key: "WSPROXY_HANDSHAKE_TIMEOUT", help: "Seconds for TLS and the HTTP upgrade to complete (default 10)" },
+    KeySpec { key: "WSPROXY_CONNECT_TIMEOUT", help: "Seconds to connect and negotiate with the target (default 10)" },
+    KeySpec { key: "WSPROXY_IDLE_TIMEOUT", help: "Close a session with no bytes either way for this many seconds; 0 disables (default 3600)" },
+    KeySpec { key: "WSPROXY_PING_INTERVAL", help: "Seconds between websocket pings to detect vanished browsers; 0 disables (default 30)" },
+    KeySpec { key: "WSPROXY_MAX_MESSAGE_SIZE", help: "Largest websocket message accepted from a browser, bytes (default 1048576)" },
+    KeySpec { key: "WSPROXY_SHUTDOWN_GRACE", help: "Seconds open sessions may continue after SIGTERM (default 30)" },
+    KeySpec { key: "WSPROXY_CERT_RELOAD_INTERVAL", help: "Seconds between checks of certificate files for changes; 0 disables (default 5)" },
+    KeySpec { key: "WSPROXY_METRICS_LISTEN", help: "host:port for Prometheus metrics (plain http); unset disables" },
+    KeySpec { key: "WSPROXY_NOVNC_DIR", help: "Serve this noVNC directory at /novnc/ (for demos and tests)" },
+    KeySpec { key: "WSPROXY_LOG_FORMAT", help: "text (default) or json" },
+];
+
+/// Lowest TLS protocol version accepted from browsers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMinVersion {
+    Tls12,
+    Tls13,
+}
+
+/// TLS material for the browser-facing listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub min_version: TlsMinVersion,
+    /// Whether plain (non-TLS) websocket clients are refused.
+    pub ssl_only: bool,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything the relay needs to run, typed and validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub tls: Option<TlsFiles>,
+    pub engine_cert: Option<PathBuf>,
+    pub target_allow: TargetAllowList,
+    pub target_ca: Option<PathBuf>,
+    pub allow_legacy_sha1: bool,
+    pub allow_ticket_reuse: bool,
+    pub ticket_skew: Duration,
+    pub max_sessions: usize,
+    pub max_sessions_per_ip: usize,
+    pub handshake_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub ping_interval: Option<Duration>,
+    pub max_message_size: usize,
+    pub shutdown_grace: Duration,
+    pub cert_reload_interval: Option<Duration>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub novnc_dir: Option<PathBuf>,
+    pub trace: bool,
+    pub log_format: LogFormat,
+}
+
+/// Where a value came from, so an error can point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File { path: PathBuf, line: usize },
+    Flag,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, line } => write!(f, "{}:{}", path.display(), line),
+            Origin::Flag => write!(f, "command line"),
+        }
+    }
+}
+
+/// A configuration problem, phrased for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+/// Raw key/value settings in the order they were given; later ones override earlier ones.
+#[derive(Debug, Default, Clone)]
+pub struct Settings {
+    values: BTreeMap<String, (String, Origin)>,
+    /// Keys seen in files that the relay does not use (logged at debug level).
+    pub ignored: Vec<(String, Origin)>,
+}
+
+impl Settings {
+    /// Set a key, overriding any earlier value.
+    pub fn set(&mut self, key: &str, value: impl Into<String>, origin: Origin) {
+        self.values.insert(key.to_string(), (value.into(), origin));
+    }
+
+    /// The value of a key, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(|(v, _)| v.as_str())
+    }
+
+    fn origin(&self, key: &str) -> Option<&Origin> {
+        self.values.get(key).map(|(_, o)| o)
+    }
+
+    /// Parse the text of one oVirt-format file into these settings.
+    pub fn parse_text(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        for (index, raw) in text.lines().enumerate() {
+            let line = index + 1;
+            let origin = Origin::File { path: path.to_path_buf(), line };
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let trimmed = trimmed.strip_prefix("export ").unwrap_or(trimmed).trim_start();
+            let Some((key, value)) = trimmed.split_once('=') else {
+                return err(format!("{origin}: expected KEY=VALUE, found {:?}", truncate(trimmed)));
+            };
+            let key = key.trim();
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return err(format!("{origin}: {:?} is not a valid key name", truncate(key)));
+            }
+            let value = unquote(value.trim()).map_err(|why| ConfigError(format!("{origin}: {key}: {why}")))?;
+            if KEYS.iter().any(|k| k.key == key) {
+                self.set(key, value, origin);
+            } else {
+                self.ignored.push((key.to_string(), origin));
+            }
+        }
+        Ok(())
+    }
+
+    /// Read a file, or every `*.conf` file of a directory in name order.
+    pub fn load_path(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| ConfigError(format!("cannot read configuration {}: {e}", path.display())))?;
+        if meta.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| ConfigError(format!("cannot list {}: {e}", path.display())))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|ext| ext == "conf") && p.is_file())
+                .collect();
+            files.sort();
+            for file in files {
+                self.load_file(&file)?;
+            }
+            Ok(())
+        } else {
+            self.load_file(path)
+        }
+    }
+
+    fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read configuration {}: {e}", path.display())))?;
+        self.parse_text(&text, path)
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(60).collect()
+}
+
+/// Strip shell-like quoting: `"..."` (with `\"`, `\\`, `\$` escapes) or `'...'`.
+fn unquote(value: &str) -> Result<String, String> {
+    if let Some(rest) = value.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some(e @ ('"' | '\\' | '$' | '`')) => out.push(e),
+                    Some(other) => {
+                        out.push('\\');
+                        out.push(other);
+                    }
+                    None => return Err("unterminated escape".into()),
+                },
+                '"' => {
+                    let tail = chars.as_str().trim();
+                    if !tail.is_empty() && !tail.starts_with('#') {
+                        return Err("unexpected text after closing quote".into());
+                    }
+                    return Ok(out);
+                }
+                c => out.push(c),
+            }
+        }
+        Err("missing closing double quote".into())
+    } else if let Some(rest) = value.strip_prefix('\'') {
+        match rest.split_once('\'') {
+            Some((inner, tail)) if tail.trim().is_empty() || tail.trim().starts_with('#') => Ok(inner.to_string()),
+            Some(_) => Err("unexpected text after closing quote".into()),
+            None => Err("missing closing single quote".into()),
+        }
+    } else {
+        // Unquoted: a trailing ` # comment` is not part of the value.
+        let value = match value.find(" #") {
+            Some(pos) => &value[..pos],
+            None => value,
+        };
+        Ok(value.trim().to_string())
+    }
+}
+
+/// Parse oVirt/Python-style booleans.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Some(true),
+        "false" | "no" | "0" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// Build a typed configuration from raw settings, reporting the first bad value with its
+    /// origin.
+    pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
+        let get_nonempty = |key: &str| s.get(key).filter(|v| !v.trim().is_empty());
+        let bad = |key: &str, why: &str| -> ConfigError {
+            let origin = s.origin(key).map(|o| o.to_string()).unwrap_or_default();
+            ConfigError(format!("{origin}: {key}={:?}: {why}", s.get(key).unwrap_or_default()))
+        };
+        let boolean = |key: &str, default: bool| -> Result<bool, ConfigError> {
+            match s.get(key) {
+                None => Ok(default),
+                Some(v) => parse_bool(v).ok_or_else(|| bad(key, "expected True or False")),
+            }
+        };
+        let number = |key: &str, default: u64| -> Result<u64, ConfigError> {
+            match get_nonempty(key) {
+                None => Ok(default),
+                Some(v) => v.trim().parse::<u64>().map_err(|_| bad(key, "expected a whole number")),
+            }
+        };
+        let seconds = |key: &str, default: u64| -> Result<Duration, ConfigError> {
+            number(key, default).map(Duration::from_secs)
+        };
+        let optional_seconds = |key: &str, default: u64| -> Result<Option<Duration>, ConfigError> {
+            let secs = number(key, default)?;
+            Ok((secs > 0).then(|| Duration::from_secs(secs)))
+        };
+
+        let ipv6 = boolean("SOURCE_IS_IPV6", false)?;
+        let host = get_nonempty("PROXY_HOST").unwrap_or("*").trim();
+        let ip: IpAddr = if host == "*" {
+            if ipv6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) }
+        } else {
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| bad("PROXY_HOST", "expected * or an IP address to listen on"))?
+        };
+        let port = number("PROXY_PORT", 6100)?;
+        let port = u16::try_from(port).map_err(|_| bad("PROXY_PORT", "a port is 0-65535"))?;
+
+        let certificate = get_nonempty("SSL_CERTIFICATE").map(PathBuf::from);
+        let key = get_nonempty("SSL_KEY").map(PathBuf::from);
+        let ssl_only = boolean("SSL_ONLY", certificate.is_some() || key.is_some())?;
+        let min_version = match get_nonempty("SSL_MIN_VERSION").map(str::trim) {
+            None | Some("TLSv1.2") => TlsMinVersion::Tls12,
+            Some("TLSv1.3") => TlsMinVersion::Tls13,
+            Some(_) => return Err(bad("SSL_MIN_VERSION", "expected TLSv1.2 or TLSv1.3 (older versions are not offered)")),
+        };
+        let tls = match (certificate, key) {
+            (Some(certificate), Some(key)) => {
+                for (name, path) in [("SSL_CERTIFICATE", &certificate), ("SSL_KEY", &key)] {
+                    if !path.is_file() {
+                        return err(format!(
+                            "{name}={} does not exist or is not a file; \
+                             issue the proxy certificate with `wsproxyctl certs issue` and point {name} at it",
+                            path.display()
+                        ));
+                    }
+                }
+                Some(TlsFiles { certificate, key, min_version, ssl_only })
+            }
+            (None, None) if ssl_only => {
+                return err(
+                    "SSL_ONLY=True but SSL_CERTIFICATE and SSL_KEY are not set: \
+                     set both to the proxy's certificate and key, or set SSL_ONLY=False to serve plain ws",
+                )
+            }
+            (None, None) => None,
+            (Some(_), None) => return err("SSL_CERTIFICATE is set but SSL_KEY is not: set both, or neither for plain ws"),
+            (None, Some(_)) => return err("SSL_KEY is set but SSL_CERTIFICATE is not: set both, or neither for plain ws"),
+        };
+
+        let engine_cert = get_nonempty("CERT_FOR_DATA_VERIFICATION").map(PathBuf::from);
+        let target_allow = TargetAllowList::parse(s.get("WSPROXY_TARGET_ALLOW").unwrap_or(""))
+            .map_err(|why| bad("WSPROXY_TARGET_ALLOW", &why))?;
+        let metrics_listen = match get_nonempty("WSPROXY_METRICS_LISTEN") {
+            None => None,
+            Some(v) => Some(
+                v.trim()
+                    .parse::<SocketAddr>()
+                    .map_err(|_| bad("WSPROXY_METRICS_LISTEN", "expected host:port, e.g. 127.0.0.1:9100"))?,
+            ),
+        };
+        let log_format = match get_nonempty("WSPROXY_LOG_FORMAT").map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(bad("WSPROXY_LOG_FORMAT", "expected text or json")),
+        };
+        let max_message_size = number("WSPROXY_MAX_MESSAGE_SIZE", 1 << 20)?;
+        if max_message_size < 1024 {
+            return Err(bad("WSPROXY_MAX_MESSAGE_SIZE", "must be at least 1024 bytes"));
+        }
+
+        Ok(Config {
+            listen: SocketAddr::new(ip, port),
+            tls,
+            engine_cert,
+            target_allow,
+            target_ca: get_nonempty("WSPROXY_TARGET_CA").map(PathBuf::from),
+            allow_legacy_sha1: boolean("WSPROXY_ALLOW_LEGACY_SHA1", false)?,
+            allow_ticket_reuse: boolean("WSPROXY_ALLOW_TICKET_REUSE", false)?,
+            ticket_skew: seconds("WSPROXY_TICKET_SKEW", 5)?,
+            max_sessions: number("WSPROXY_MAX_SESSIONS", 10_000)? as usize,
+            max_sessions_per_ip: number("WSPROXY_MAX_SESSIONS_PER_IP", 256)? as usize,
+            handshake_timeout: seconds("WSPROXY_HANDSHAKE_TIMEOUT", 10)?,
+            connect_timeout: seconds("WSPROXY_CONNECT_TIMEOUT", 10)?,
+            idle_timeout: optional_seconds("WSPROXY_IDLE_TIMEOUT", 3600)?,
+            ping_interval: optional_seconds("WSPROXY_PING_INTERVAL", 30)?,
+            max_message_size: max_message_size as usize,
+            shutdown_grace: seconds("WSPROXY_SHUTDOWN_GRACE", 30)?,
+            cert_reload_interval: optional_seconds("WSPROXY_CERT_RELOAD_INTERVAL", 5)?,
+            metrics_listen,
+            novnc_dir: get_nonempty("WSPROXY_NOVNC_DIR").map(PathBuf::from),
+            trace: boolean("TRACE_ENABLE", false)?,
+            log_format,
+        })
+    }
+}
+
+/// The command-line flag for a key: `PROXY_PORT` -> `proxy-port`.
+pub fn flag_name(key: &str) -> String {
+    key.to_ascii_lowercase().replace('_', "-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, ConfigError> {
+        let mut s = Settings::default();
+        s.parse_text(text, Path::new("10-setup.conf"))?;
+        Ok(s)
+    }
+
+    #[test]
+    fn reads_engine_setup_style_file() {
+        let s = parse(
+            "# written by engine-setup\nPROXY_PORT=6100\nSSL_CERTIFICATE=\"/etc/pki/ovirt-engine/certs/websocket-proxy.cer\"\n\
+             SSL_ONLY=True\nPACKAGE_NAME=\"ovirt-engine\"\nexport TRACE_ENABLE=False\n",
+        )
+        .unwrap();
+        assert_eq!(s.get("PROXY_PORT"), Some("6100"));
+        assert_eq!(s.get("SSL_CERTIFICATE"), Some("/etc/pki/ovirt-engine/certs/websocket-proxy.cer"));
+        assert_eq!(s.get("SSL_ONLY"), Some("True"));
+        assert_eq!(s.get("TRACE_ENABLE"), Some("False"));
+        assert_eq!(s.ignored.len(), 1);
+        assert_eq!(s.ignored[0].0, "PACKAGE_NAME");
+    }
+
+    #[test]
+    fn quoting_and_comments() {
+        let s = parse("PROXY_HOST='*'\nSSL_CIPHERS=\"HIGH:\\\"x\\\"\" # note\nPROXY_PORT=6101 # trailing\n").unwrap();
+        assert_eq!(s.get("PROXY_HOST"), Some("*"));
+        assert_eq!(s.get("SSL_CIPHERS"), Some("HIGH:\"x\""));
+        assert_eq!(s.get("PROXY_PORT"), Some("6101"));
+    }
+
+    #[test]
+    fn later_lines_win() {
+        let s = parse("PROXY_PORT=1\nPROXY_PORT=2\n").unwrap();
+        assert_eq!(s.get("PROXY_PORT"), Some("2"));
+    }
+
+    #[test]
+    fn malformed_lines_name_file_and_line() {
+        let e = parse("PROXY_PORT=1\nthis is not a setting\n").unwrap_err();
+        assert!(e.0.starts_with("10-setup.conf:2:"), "{e}");
+        let e = parse("SSL_KEY=\"/unterminated\n").unwrap_err();
+        assert!(e.0.contains("10-setup.conf:1") && e.0.contains("closing double quote"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_origin_and_key() {
+        let s = parse("PROXY_PORT=61oo\n").unwrap();
+        let e = Config::from_settings(&s).unwrap_err();
+        assert!(e.0.contains("10-setup.conf:1") && e.0.contains("PROXY_PORT"), "{e}");
+        let s = parse("PROXY_PORT=70000\n").unwrap();
+        assert!(Config::from_settings(&s).unwrap_err().0.contains("0-65535"));
+        let s = parse("SSL_MIN_VERSION=TLSv1.0\n").unwrap();
+        assert!(Config::from_settings(&s).unwrap_err().0.contains("TLSv1.2 or TLSv1.3"));
+        let s = parse("SSL_ONLY=maybe\n").unwrap();
+        assert!(Config::from_settings(&s).unwrap_err().0.contains("True or False"));
+    }
+
+    #[test]
+    fn defaults_are_plain_ws_on_6100() {
+        let c = Config::from_settings(&Settings::default()).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:6100".parse().unwrap());
+        assert!(c.tls.is_none());
+        assert_eq!(c.ticket_skew, Duration::from_secs(5));
+        assert!(!c.allow_legacy_sha1);
+    }
+
+    #[test]
+    fn ipv6_wildcard() {
+        let s = parse("SOURCE_IS_IPV6=True\n").unwrap();
+        assert_eq!(Config::from_settings(&s).unwrap().listen, "[::]:6100".parse().unwrap());
+    }
+
+    #[test]
+    fn ssl_only_without_files_refuses() {
+        let s = parse("SSL_ONLY=True\n").unwrap();
+        let e = Config::from_settings(&s).unwrap_err();
+        assert!(e.0.contains("SSL_ONLY=True") && e.0.contains("SSL_CERTIFICATE"), "{e}");
+    }
+
+    #[test]
+    fn missing_certificate_file_refuses() {
+        let s = parse("SSL_CERTIFICATE=/nonexistent/cert.pem\nSSL_KEY=/nonexistent/key.pem\n").unwrap();
+        let e = Config::from_settings(&s).unwrap_err();
+        assert!(e.0.contains("/nonexistent/cert.pem") && e.0.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn conf_d_directory_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("20-local.conf"), "PROXY_PORT=7000\n").unwrap();
+        std::fs::write(dir.path().join("10-setup.conf"), "PROXY_PORT=6100\nPROXY_HOST=127.0.0.1\n").unwrap();
+        std::fs::write(dir.path().join("99-ignored.conf.rpmnew"), "PROXY_PORT=1\n").unwrap();
+        let mut s = Settings::default();
+        s.load_path(dir.path()).unwrap();
+        let c = Config::from_settings(&s).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7000".parse().unwrap());
+    }
+
+    #[test]
+    fn flag_names_follow_keys() {
+        assert_eq!(flag_name("PROXY_PORT"), "proxy-port");
+        assert_eq!(flag_name("WSPROXY_TARGET_ALLOW"), "wsproxy-target-allow");
+    }
+}

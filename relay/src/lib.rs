@@ -1,0 +1,26 @@
+//! `wsproxy`: an oVirt-compatible WebSocket-to-VNC relay.
+//!
+//! A browser running noVNC opens `wss://proxy:6100/<ticket>`; the relay verifies the ticket
+//! the engine signed, connects the VM's console (plain TCP, VeNCrypt-TLS or a KubeVirt
+//! websocket) and relays bytes. The modules follow that path: [`config`] -> [`server`]
+//! ([`http`], [`ticket`], [`sessions`]) -> [`target`] ([`vencrypt`]) -> [`relay`].
+//!
+//! This crate deliberately depends on no Kubernetes or container API: it is what ships in the
+//! image.
+
+pub mod allow;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod relay;
+pub mod reload;
+pub mod server;
+pub mod sessions;
+pub mod static_files;
+pub mod target;
+pub mod ticket;
+pub mod tls;
+pub mod vencrypt;
+
+pub use config::Config;
+pub use server::Relay;

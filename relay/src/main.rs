@@ -1,0 +1,131 @@
+//! `wsproxy`: read oVirt configuration files and flags, then serve until SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Arg, ArgAction, Command};
+use wsproxy::config::{flag_name, Config, LogFormat, Origin, Settings, KEYS};
+use wsproxy::Relay;
+
+fn command() -> Command {
+    let mut cmd = Command::new("wsproxy")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("oVirt-compatible WebSocket-to-VNC relay")
+        .long_about(
+            "oVirt-compatible WebSocket-to-VNC relay.\n\n\
+             Reads oVirt's ovirt-websocket-proxy configuration (KEY=VALUE files; a conf.d directory is read \
+             in name order, later files win). Every key can also be given as a flag, which overrides files.",
+        )
+        .after_help(
+            "Example:\n  wsproxy --config /etc/ovirt-engine/ovirt-websocket-proxy.conf.d\n  \
+             wsproxy --proxy-port 6100 --ssl-certificate proxy.cer --ssl-key proxy.key \\\n          \
+             --cert-for-data-verification engine.cer",
+        )
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .short('c')
+                .value_name("PATH")
+                .action(ArgAction::Append)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("oVirt-format configuration file or conf.d directory (repeatable)"),
+        );
+    for key in KEYS {
+        cmd = cmd.arg(
+            Arg::new(key.key)
+                .long(flag_name(key.key))
+                .value_name("VALUE")
+                .help(format!("{} [{}]", key.help, key.key)),
+        );
+    }
+    cmd
+}
+
+fn init_logging(config: &Config) {
+    let level = if config.trace { tracing::Level::DEBUG } else { tracing::Level::INFO };
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+fn main() -> ExitCode {
+    let matches = match command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let mut settings = Settings::default();
+    for path in matches.get_many::<PathBuf>("config").into_iter().flatten() {
+        if let Err(e) = settings.load_path(path) {
+            eprintln!("wsproxy: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    for key in KEYS {
+        if let Some(value) = matches.get_one::<String>(key.key) {
+            settings.set(key.key, value.clone(), Origin::Flag);
+        }
+    }
+    let config = match Config::from_settings(&settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wsproxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    for (key, origin) in &settings.ignored {
+        tracing::debug!(key = %key, at = %origin, "ignoring a key the relay does not use");
+    }
+    if settings.get("SSL_CIPHERS").is_some_and(|v| !v.trim().is_empty()) {
+        tracing::info!("SSL_CIPHERS is ignored: rustls offers only modern AEAD cipher suites");
+    }
+    if config.target_ca.is_none() {
+        tracing::debug!("WSPROXY_TARGET_CA unset: VeNCrypt/KubeVirt target certificates are not verified (as oVirt's proxy)");
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wsproxy: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    runtime.block_on(async move {
+        let relay = match Relay::bind(config.clone()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("wsproxy: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        tracing::info!(
+            listen = %relay.local_addr(),
+            tls = config.tls.is_some(),
+            ssl_only = config.tls.as_ref().is_some_and(|t| t.ssl_only),
+            metrics = ?relay.metrics_addr(),
+            version = env!("CARGO_PKG_VERSION"),
+            "wsproxy ready"
+        );
+        relay.serve(stop_signal()).await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,123 @@
+//! Prometheus metrics: plain atomics rendered in the text exposition format.
+//!
+//! Why no metrics crate: the set is small and fixed, the hot path only does relaxed atomic
+//! adds, and the static image stays lean.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Ticket rejection reasons, in the order of [`Metrics::ticket_rejections`]; labels from
+/// [`crate::ticket::TicketError::reason`] plus the relay's own refusals.
+pub const REJECT_REASONS: &[&str] = &[
+    "malformed",
+    "unsigned_fields",
+    "bad_signature",
+    "legacy_sha1_disabled",
+    "expired",
+    "not_yet_valid",
+    "bad_data",
+    "reused",
+    "target_not_allowed",
+];
+
+/// Upper bounds (seconds) of the target connect latency histogram.
+const CONNECT_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Why a connection was refused before it became a session.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    Capacity,
+    PerIpLimit,
+    HandshakeTimeout,
+    TlsFailed,
+    BadRequest,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub sessions_active: AtomicU64,
+    pub sessions_total: AtomicU64,
+    pub bytes_to_target: AtomicU64,
+    pub bytes_to_browser: AtomicU64,
+    pub ticket_rejections: [AtomicU64; 9],
+    pub target_connect_failures: AtomicU64,
+    refused: [AtomicU64; 5],
+    connect_buckets: [AtomicU64; 14],
+    connect_count: AtomicU64,
+    connect_sum_micros: AtomicU64,
+}
+
+impl Metrics {
+    pub fn reject_ticket(&self, reason: &str) {
+        if let Some(i) = REJECT_REASONS.iter().position(|r| *r == reason) {
+            self.ticket_rejections[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn refuse(&self, why: Refusal) {
+        self.refused[why as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn observe_connect(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        for (i, bound) in CONNECT_BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.connect_buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.connect_count.fetch_add(1, Relaxed);
+        self.connect_sum_micros.fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut gauge = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        gauge("wsproxy_sessions_active", "gauge", "Open console sessions.", self.sessions_active.load(Relaxed));
+        gauge("wsproxy_sessions_total", "counter", "Console sessions started.", self.sessions_total.load(Relaxed));
+        gauge("wsproxy_target_connect_failures_total", "counter", "Targets that could not be reached.", self.target_connect_failures.load(Relaxed));
+        let _ = writeln!(out, "# HELP wsproxy_bytes_total Bytes relayed, by direction.\n# TYPE wsproxy_bytes_total counter");
+        let _ = writeln!(out, "wsproxy_bytes_total{{direction=\"to_target\"}} {}", self.bytes_to_target.load(Relaxed));
+        let _ = writeln!(out, "wsproxy_bytes_total{{direction=\"to_browser\"}} {}", self.bytes_to_browser.load(Relaxed));
+        let _ = writeln!(out, "# HELP wsproxy_ticket_rejections_total Tickets refused, by reason.\n# TYPE wsproxy_ticket_rejections_total counter");
+        for (reason, count) in REJECT_REASONS.iter().zip(&self.ticket_rejections) {
+            let _ = writeln!(out, "wsproxy_ticket_rejections_total{{reason=\"{reason}\"}} {}", count.load(Relaxed));
+        }
+        let _ = writeln!(out, "# HELP wsproxy_connections_refused_total Connections refused before a session, by cause.\n# TYPE wsproxy_connections_refused_total counter");
+        for (cause, count) in ["capacity", "per_ip_limit", "handshake_timeout", "tls_failed", "bad_request"].iter().zip(&self.refused) {
+            let _ = writeln!(out, "wsproxy_connections_refused_total{{cause=\"{cause}\"}} {}", count.load(Relaxed));
+        }
+        let _ = writeln!(out, "# HELP wsproxy_target_connect_seconds Time to connect and negotiate with targets.\n# TYPE wsproxy_target_connect_seconds histogram");
+        for (bound, count) in CONNECT_BUCKETS.iter().zip(&self.connect_buckets) {
+            let _ = writeln!(out, "wsproxy_target_connect_seconds_bucket{{le=\"{bound}\"}} {}", count.load(Relaxed));
+        }
+        let count = self.connect_count.load(Relaxed);
+        let _ = writeln!(out, "wsproxy_target_connect_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "wsproxy_target_connect_seconds_sum {}", self.connect_sum_micros.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "wsproxy_target_connect_seconds_count {count}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        m.reject_ticket("expired");
+        m.reject_ticket("unknown-reason-is-ignored");
+        m.observe_connect(Duration::from_millis(3));
+        m.refuse(Refusal::Capacity);
+        let text = m.render();
+        assert!(text.contains("wsproxy_ticket_rejections_total{reason=\"expired\"} 1"));
+        assert!(text.contains("wsproxy_target_connect_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("wsproxy_target_connect_seconds_bucket{le=\"0.0025\"} 0"));
+        assert!(text.contains("wsproxy_connections_refused_total{cause=\"capacity\"} 1"));
+        assert_eq!(REJECT_REASONS.len(), m.ticket_rejections.len());
+    }
+}

@@ -1,0 +1,417 @@
+//! Accept, TLS, HTTP (healthz, refusals), upgrade, relay, shutdown: the life of a connection,
+//! top to bottom.
+//!
+//! Order matters for safety: the ticket is verified, the target allow-listed, the session
+//! limits and the replay cache checked, all before the `101`; only then is the target
+//! connected, so a refused browser never causes a connection into the hypervisor network.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::config::Config;
+use crate::http::{self, HeadError, Request};
+use crate::metrics::{Metrics, Refusal};
+use crate::relay::{self, Encoding, Timing};
+use crate::reload::{self, Reloadable};
+use crate::sessions::{Full, Sessions};
+use crate::target::Connector;
+use crate::ticket::TicketVerifier;
+use crate::{static_files, tls};
+
+/// Shared by every connection.
+struct State {
+    config: Config,
+    verifier: Arc<Reloadable<TicketVerifier>>,
+    tls: Option<TlsAcceptor>,
+    connector: Connector,
+    sessions: Arc<Sessions>,
+    metrics: Arc<Metrics>,
+    draining: AtomicBool,
+    force_close: watch::Receiver<bool>,
+    ws_config: WebSocketConfig,
+}
+
+/// A bound, ready relay. [`Relay::serve`] runs it until the stop future completes.
+pub struct Relay {
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    state: Arc<State>,
+    force_close_tx: watch::Sender<bool>,
+    watchers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn load_verifier(path: &PathBuf, config: &Config) -> Result<TicketVerifier, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read CERT_FOR_DATA_VERIFICATION {}: {e}", path.display()))?;
+    TicketVerifier::from_certificate_pem(&pem, config.allow_legacy_sha1, config.ticket_skew.as_secs() as i64)
+        .map_err(|e| format!("CERT_FOR_DATA_VERIFICATION {}: {e}", path.display()))
+}
+
+impl Relay {
+    /// Load certificates, bind the listeners, start the certificate watchers.
+    pub async fn bind(config: Config) -> Result<Relay, String> {
+        let engine_cert = config.engine_cert.clone().ok_or_else(|| {
+            "CERT_FOR_DATA_VERIFICATION is not set: the relay needs the engine certificate to verify console tickets \
+             (on an engine host: /etc/pki/ovirt-engine/certs/engine.cer; `wsproxyctl certs fetch` downloads it)"
+                .to_string()
+        })?;
+        let verifier = Arc::new(Reloadable::new(load_verifier(&engine_cert, &config)?));
+        let mut watchers = Vec::new();
+        if let Some(interval) = config.cert_reload_interval {
+            let cfg = config.clone();
+            let path = engine_cert.clone();
+            watchers.push(reload::watch(verifier.clone(), vec![engine_cert.clone()], interval, "engine certificate", move || {
+                load_verifier(&path, &cfg)
+            }));
+        }
+
+        let tls = match &config.tls {
+            None => None,
+            Some(files) => {
+                let certified = tls::load_certified_key(&files.certificate, &files.key)?;
+                let current = Arc::new(Reloadable::new(certified));
+                if let Some(interval) = config.cert_reload_interval {
+                    let (c, k) = (files.certificate.clone(), files.key.clone());
+                    watchers.push(reload::watch(
+                        current.clone(),
+                        vec![c.clone(), k.clone()],
+                        interval,
+                        "proxy certificate",
+                        move || tls::load_certified_key(&c, &k),
+                    ));
+                }
+                Some(TlsAcceptor::from(Arc::new(tls::server_config(current, files.min_version)?)))
+            }
+        };
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {} (PROXY_HOST/PROXY_PORT): {e}", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            None => None,
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} (WSPROXY_METRICS_LISTEN): {e}"))?,
+            ),
+        };
+
+        let metrics = Arc::new(Metrics::default());
+        let connector = Connector {
+            allow: config.target_allow.clone(),
+            tls: tls::target_client_config(config.target_ca.as_deref())?,
+            timeout: config.connect_timeout,
+        };
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(0)
+            .max_message_size(Some(config.max_message_size))
+            .max_frame_size(Some(config.max_message_size));
+        let (force_close_tx, force_close) = watch::channel(false);
+        let state = Arc::new(State {
+            sessions: Sessions::new(config.max_sessions, config.max_sessions_per_ip, metrics.clone()),
+            config,
+            verifier,
+            tls,
+            connector,
+            metrics,
+            draining: AtomicBool::new(false),
+            force_close,
+            ws_config,
+        });
+        Ok(Relay { listener, metrics_listener, state, force_close_tx, watchers })
+    }
+
+    /// The address the relay listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// The metrics listener's address, when enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serve until `stop` completes, then drain: no new connections, open sessions get the
+    /// shutdown grace to finish, then are closed with 1001.
+    pub async fn serve(self, stop: impl std::future::Future<Output = ()>) {
+        let Relay { listener, metrics_listener, state, force_close_tx, watchers } = self;
+        let metrics_task = metrics_listener.map(|l| tokio::spawn(serve_metrics(l, state.metrics.clone())));
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let state = state.clone();
+                        tokio::spawn(async move { handle(tcp, peer, state).await });
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+        drop(listener);
+        state.draining.store(true, Ordering::SeqCst);
+        let grace = state.config.shutdown_grace;
+        let open = state.sessions.active();
+        tracing::info!(open_sessions = open, grace_secs = grace.as_secs(), "stopping: no new connections, draining sessions");
+        let deadline = tokio::time::Instant::now() + grace;
+        while state.sessions.active() > 0 {
+            let released = state.sessions.released.notified();
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                break;
+            }
+        }
+        let left = state.sessions.active();
+        if left > 0 {
+            tracing::info!(open_sessions = left, "grace period over, closing the remaining sessions");
+            let _ = force_close_tx.send(true);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while state.sessions.active() > 0 {
+                let released = state.sessions.released.notified();
+                if tokio::time::timeout_at(deadline, released).await.is_err() {
+                    break;
+                }
+            }
+        }
+        for w in watchers {
+            w.abort();
+        }
+        if let Some(t) = metrics_task {
+            t.abort();
+        }
+        tracing::info!("stopped");
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>) {
+    let _ = tcp.set_nodelay(true);
+    let deadline = tokio::time::Instant::now() + state.config.handshake_timeout;
+    let Some(acceptor) = state.tls.clone() else {
+        return serve_http(tcp, peer, state, deadline).await;
+    };
+    let ssl_only = state.config.tls.as_ref().is_some_and(|t| t.ssl_only);
+    if !ssl_only {
+        // Like websockify: a first byte of 0x16 (TLS handshake record) means TLS.
+        let mut first = [0u8; 1];
+        match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
+            Ok(Ok(1)) if first[0] != 0x16 => return serve_http(tcp, peer, state, deadline).await,
+            Ok(Ok(1)) => {}
+            Ok(_) => return,
+            Err(_) => return state.metrics.refuse(Refusal::HandshakeTimeout),
+        }
+    }
+    match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => serve_http(tls, peer, state, deadline).await,
+        Ok(Err(e)) => {
+            state.metrics.refuse(Refusal::TlsFailed);
+            tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            state.metrics.refuse(Refusal::HandshakeTimeout);
+            tracing::debug!(client = %peer, "TLS handshake timed out");
+        }
+    }
+}
+
+/// The ticket part of a request path: everything after the first `/`, without a query.
+fn ticket_of(path: &str) -> &str {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    path.split_once('?').map(|(t, _)| t).unwrap_or(path)
+}
+
+async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    state: Arc<State>,
+    deadline: tokio::time::Instant,
+) {
+    let (req, leftover) = match tokio::time::timeout_at(deadline, http::read_head(&mut stream)).await {
+        Err(_) => {
+            state.metrics.refuse(Refusal::HandshakeTimeout);
+            tracing::debug!(client = %peer, "request head not complete within WSPROXY_HANDSHAKE_TIMEOUT");
+            return;
+        }
+        Ok(Err(HeadError::Closed)) => return,
+        Ok(Err(HeadError::TooLarge)) => {
+            state.metrics.refuse(Refusal::BadRequest);
+            let _ = http::respond(&mut stream, 431, "request head too large\n").await;
+            return;
+        }
+        Ok(Err(HeadError::Invalid(why))) => {
+            state.metrics.refuse(Refusal::BadRequest);
+            tracing::debug!(client = %peer, error = %why, "not an HTTP request");
+            let _ = http::respond(&mut stream, 400, "not an HTTP/1.1 request\n").await;
+            return;
+        }
+        Ok(Ok(parsed)) => parsed,
+    };
+
+    let path_only = req.path.split('?').next().unwrap_or("");
+    if path_only == "/healthz" {
+        let _ = http::respond(&mut stream, 200, "ok\n").await;
+        return;
+    }
+    if let Some(dir) = &state.config.novnc_dir {
+        if path_only == "/novnc" || path_only.starts_with("/novnc/") {
+            let _ = static_files::serve(&mut stream, dir, path_only.trim_start_matches("/novnc")).await;
+            return;
+        }
+    }
+    if req.method != "GET" {
+        let _ = http::respond(&mut stream, 405, "only GET is served\n").await;
+        return;
+    }
+    upgrade(stream, peer, state, req, leftover).await
+}
+
+async fn refuse_ticket<S: AsyncWrite + Unpin>(stream: &mut S, state: &State, peer: SocketAddr, label: &str, why: &str) {
+    state.metrics.reject_ticket(label);
+    tracing::warn!(client = %peer, reason = label, detail = %why, "ticket refused");
+    let _ = http::respond(stream, 403, &format!("forbidden: {why}\n")).await;
+}
+
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    state: Arc<State>,
+    req: Request,
+    leftover: Vec<u8>,
+) {
+    let now = now_unix();
+    let ticket = match state.verifier.get().verify(ticket_of(&req.path), now) {
+        Ok(t) => t,
+        Err(e) => return refuse_ticket(&mut stream, &state, peer, e.reason(), &e.to_string()).await,
+    };
+    let target = ticket.target;
+    if let Err(e) = state.connector.precheck(&target) {
+        return refuse_ticket(&mut stream, &state, peer, "target_not_allowed", &e.to_string()).await;
+    }
+    if !(req.upgrade_websocket && req.connection_upgrade) {
+        let _ = http::respond(&mut stream, 426, "this URL is a websocket endpoint: connect with noVNC\n").await;
+        return;
+    }
+    let key = match (&req.ws_version, &req.ws_key) {
+        (Some(v), Some(k)) if v == "13" && !k.is_empty() => k.clone(),
+        _ => {
+            state.metrics.refuse(Refusal::BadRequest);
+            let _ = http::respond(&mut stream, 400, "websocket version 13 with a Sec-WebSocket-Key is required\n").await;
+            return;
+        }
+    };
+    if state.draining.load(Ordering::SeqCst) {
+        let _ = http::respond(&mut stream, 503, "proxy is shutting down\n").await;
+        return;
+    }
+    let slot = match state.sessions.acquire(peer.ip()) {
+        Ok(slot) => slot,
+        Err(full) => {
+            let (refusal, msg) = match full {
+                Full::Global => (Refusal::Capacity, "too many sessions (WSPROXY_MAX_SESSIONS)\n"),
+                Full::PerIp => (Refusal::PerIpLimit, "too many sessions from this address (WSPROXY_MAX_SESSIONS_PER_IP)\n"),
+            };
+            state.metrics.refuse(refusal);
+            tracing::warn!(client = %peer, "{}", msg.trim_end());
+            let _ = http::respond(&mut stream, 503, msg).await;
+            return;
+        }
+    };
+    if !state.config.allow_ticket_reuse && !state.sessions.first_use(ticket.id, ticket.valid_to, now) {
+        return refuse_ticket(&mut stream, &state, peer, "reused", "ticket already used (open the console again for a new one)").await;
+    }
+
+    let (encoding, protocol) = if req.ws_protocols.iter().any(|p| p == "binary") {
+        (Encoding::Binary, Some("binary"))
+    } else if req.ws_protocols.iter().any(|p| p == "base64") {
+        (Encoding::Base64, Some("base64"))
+    } else {
+        (Encoding::Binary, None)
+    };
+    let response = http::switching_protocols(&derive_accept_key(key.as_bytes()), protocol);
+    if stream.write_all(response.as_bytes()).await.is_err() || stream.flush().await.is_err() {
+        return;
+    }
+    let mut ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(state.ws_config)).await;
+    state.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+
+    let connected = match state.connector.connect(&target).await {
+        Ok(c) => {
+            state.metrics.observe_connect(started.elapsed());
+            c
+        }
+        Err(e) => {
+            state.metrics.target_connect_failures.fetch_add(1, Ordering::Relaxed);
+            if matches!(e, crate::target::ConnectError::NotAllowed(_)) {
+                state.metrics.reject_ticket("target_not_allowed");
+            }
+            let reason = e.to_string();
+            relay::close(&mut ws, CloseCode::Error, &reason).await;
+            tracing::warn!(client = %peer, target = %target, reason = %reason, "session closed: target not reached");
+            drop(slot);
+            return;
+        }
+    };
+    let timing = Timing { ping_interval: state.config.ping_interval, idle_timeout: state.config.idle_timeout };
+    let mut force_close = state.force_close.clone();
+    let outcome = relay::run(&mut ws, connected, encoding, timing, &state.metrics, &mut force_close).await;
+    tracing::info!(
+        client = %peer,
+        target = %target,
+        to_target = outcome.to_target,
+        to_browser = outcome.to_browser,
+        duration_ms = started.elapsed().as_millis() as u64,
+        reason = %outcome.reason,
+        "session closed"
+    );
+    drop(slot);
+}
+
+async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut tcp, _)) = listener.accept().await else { continue };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let head = tokio::time::timeout(Duration::from_secs(5), http::read_head(&mut tcp)).await;
+            if let Ok(Ok((req, _))) = head {
+                if req.path == "/metrics" {
+                    let body = metrics.render();
+                    let _ = http::respond_with(&mut tcp, 200, "text/plain; version=0.0.4", body.as_bytes()).await;
+                } else {
+                    let _ = http::respond(&mut tcp, 404, "metrics are at /metrics\n").await;
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ticket_of;
+
+    #[test]
+    fn ticket_path() {
+        assert_eq!(ticket_of("/abc/def+=="), "abc/def+==");
+        assert_eq!(ticket_of("/abc?x=1"), "abc");
+        assert_eq!(ticket_of("/"), "");
+    }
+}

@@ -1,0 +1,503 @@
+//! oVirt console tickets: decode and verify, as the engine's `TicketEncoder` makes them.
+//!
+//! Pure: no I/O and no clock of its own (the caller passes "now"), so every rule is a plain
+//! unit test and a fuzz target. The rules are in ../shared/OVIRT.md; the two that bite are the
+//! PSS salt length (the engine uses the maximum, not the digest length) and that the embedded
+//! `certificate` field is never trusted: only the configured engine certificate verifies.
+
+use std::fmt;
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::Engine as _;
+use rsa::pkcs8::DecodePublicKey;
+use rsa::traits::PublicKeyParts;
+use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
+use serde_json::{Map, Value};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+/// Longest ticket accepted, in characters of the URL path. Engine tickets are ~3 KiB.
+pub const MAX_TICKET_LEN: usize = 32 * 1024;
+
+/// Why a ticket was refused. `reason()` is the stable label used in logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketError {
+    /// Not base64, not UTF-8 JSON, a required field missing or not a string.
+    Malformed(String),
+    /// `signedFields` names neither `salt` nor `data`.
+    UnsignedFields,
+    /// The signature does not verify with the engine certificate.
+    BadSignature,
+    /// A legacy SHA-1 ticket while `WSPROXY_ALLOW_LEGACY_SHA1` is off.
+    LegacyDisabled,
+    /// `validTo` (plus skew) is in the past.
+    Expired,
+    /// `validFrom` (minus skew) is in the future.
+    NotYetValid,
+    /// The signed `data` is not a valid target description.
+    BadData(String),
+}
+
+impl TicketError {
+    /// Stable, low-cardinality label (metrics, log field).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TicketError::Malformed(_) => "malformed",
+            TicketError::UnsignedFields => "unsigned_fields",
+            TicketError::BadSignature => "bad_signature",
+            TicketError::LegacyDisabled => "legacy_sha1_disabled",
+            TicketError::Expired => "expired",
+            TicketError::NotYetValid => "not_yet_valid",
+            TicketError::BadData(_) => "bad_data",
+        }
+    }
+}
+
+impl fmt::Display for TicketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TicketError::Malformed(why) => write!(f, "malformed ticket: {why}"),
+            TicketError::UnsignedFields => write!(f, "ticket signedFields must include salt or data"),
+            TicketError::BadSignature => write!(
+                f,
+                "ticket signature does not verify with CERT_FOR_DATA_VERIFICATION \
+                 (is it the engine's current certificate?)"
+            ),
+            TicketError::LegacyDisabled => write!(
+                f,
+                "legacy SHA-1 ticket refused (set WSPROXY_ALLOW_LEGACY_SHA1=true for engines older than 4.4)"
+            ),
+            TicketError::Expired => write!(f, "ticket expired (check the clocks of engine and proxy)"),
+            TicketError::NotYetValid => write!(f, "ticket not yet valid (check the clocks of engine and proxy)"),
+            TicketError::BadData(why) => write!(f, "ticket data is not a console target: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for TicketError {}
+
+/// A KubeVirt VNC websocket endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeVirt {
+    pub path: String,
+    pub token: String,
+}
+
+/// Where the relay must connect, as the engine signed it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub ssl_target: bool,
+    pub kubevirt: Option<KubeVirt>,
+}
+
+impl fmt::Debug for Target {
+    // The KubeVirt token is a credential: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("ssl_target", &self.ssl_target)
+            .field("kubevirt_path", &self.kubevirt.as_ref().map(|k| k.path.as_str()))
+            .finish()
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        match (&self.kubevirt, self.ssl_target) {
+            (Some(k), _) => write!(f, "wss://{host}:{}{}", self.port, k.path),
+            (None, true) => write!(f, "vencrypt://{host}:{}", self.port),
+            (None, false) => write!(f, "tcp://{host}:{}", self.port),
+        }
+    }
+}
+
+/// A verified ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub target: Target,
+    /// End of validity, unix seconds (replay cache entries expire then).
+    pub valid_to: i64,
+    /// SHA-256 of the signature: identifies this ticket without keeping it.
+    pub id: [u8; 32],
+}
+
+/// Verifies tickets with the engine's public key.
+#[derive(Clone)]
+pub struct TicketVerifier {
+    key: RsaPublicKey,
+    allow_legacy_sha1: bool,
+    skew_secs: i64,
+}
+
+impl fmt::Debug for TicketVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TicketVerifier")
+            .field("key_bits", &(self.key.size() * 8))
+            .field("allow_legacy_sha1", &self.allow_legacy_sha1)
+            .field("skew_secs", &self.skew_secs)
+            .finish()
+    }
+}
+
+impl TicketVerifier {
+    /// From the engine certificate (PEM), as in CERT_FOR_DATA_VERIFICATION.
+    pub fn from_certificate_pem(pem: &[u8], allow_legacy_sha1: bool, skew_secs: i64) -> Result<Self, String> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem)
+            .map_err(|e| format!("not a PEM certificate: {e}"))?;
+        let cert = pem.parse_x509().map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let key = RsaPublicKey::from_public_key_der(cert.public_key().raw)
+            .map_err(|e| format!("the certificate's key is not RSA (engine tickets are RSA-signed): {e}"))?;
+        Ok(Self { key, allow_legacy_sha1, skew_secs })
+    }
+
+    /// From an RSA public key directly.
+    pub fn from_public_key(key: RsaPublicKey, allow_legacy_sha1: bool, skew_secs: i64) -> Self {
+        Self { key, allow_legacy_sha1, skew_secs }
+    }
+
+    /// Decode and verify a ticket taken from the URL path (without the leading `/`).
+    pub fn verify(&self, raw: &str, now_unix: i64) -> Result<Ticket, TicketError> {
+        let fields = decode_fields(raw)?;
+        let string = |name: &str| -> Result<&str, TicketError> {
+            match fields.get(name) {
+                Some(Value::String(s)) => Ok(s.as_str()),
+                Some(_) => Err(TicketError::Malformed(format!("field {name} is not a string"))),
+                None => Err(TicketError::Malformed(format!("field {name} is missing"))),
+            }
+        };
+
+        let signed_fields: Vec<&str> = string("signedFields")?.split(',').map(str::trim).collect();
+        if !signed_fields.iter().any(|f| *f == "salt" || *f == "data") {
+            return Err(TicketError::UnsignedFields);
+        }
+        let mut message = Vec::new();
+        for name in &signed_fields {
+            message.extend_from_slice(string(name)?.as_bytes());
+        }
+
+        let signature_b64 = if fields.contains_key("v2_signature") {
+            let sig = decode_b64(string("v2_signature")?, "v2_signature")?;
+            self.verify_pss(&message, &sig)?;
+            string("v2_signature")?
+        } else if fields.contains_key("signature") {
+            if !self.allow_legacy_sha1 {
+                return Err(TicketError::LegacyDisabled);
+            }
+            match fields.get("digest") {
+                None => {}
+                Some(Value::String(d)) if d.eq_ignore_ascii_case("sha1") => {}
+                Some(_) => return Err(TicketError::Malformed("legacy digest must be sha1".into())),
+            }
+            let sig = decode_b64(string("signature")?, "signature")?;
+            let hashed = Sha1::digest(&message);
+            self.key
+                .verify(Pkcs1v15Sign::new::<Sha1>(), &hashed, &sig)
+                .map_err(|_| TicketError::BadSignature)?;
+            string("signature")?
+        } else {
+            return Err(TicketError::Malformed("no v2_signature".into()));
+        };
+
+        // Only signed fields are believed from here on.
+        let signed = |name: &str| -> Result<&str, TicketError> {
+            if signed_fields.contains(&name) {
+                string(name)
+            } else {
+                Err(TicketError::Malformed(format!("field {name} is not signed")))
+            }
+        };
+        let valid_from = parse_time(signed("validFrom")?, "validFrom")?;
+        let valid_to = parse_time(signed("validTo")?, "validTo")?;
+        if now_unix > valid_to + self.skew_secs {
+            return Err(TicketError::Expired);
+        }
+        if now_unix + self.skew_secs < valid_from {
+            return Err(TicketError::NotYetValid);
+        }
+        let target = parse_data(signed("data")?)?;
+        Ok(Ticket { target, valid_to, id: Sha256::digest(signature_b64.as_bytes()).into() })
+    }
+
+    fn verify_pss(&self, message: &[u8], signature: &[u8]) -> Result<(), TicketError> {
+        // The engine (Java, "RSASSA-PSS" with PSSParameterSpec salt = max) uses the maximum
+        // salt length: emLen - hLen - 2, where emLen = ceil((modBits - 1) / 8).
+        let mod_bits = self.key.n().bits();
+        let em_len = (mod_bits - 1).div_ceil(8);
+        let salt_len = em_len.checked_sub(32 + 2).ok_or(TicketError::BadSignature)?;
+        let hashed = Sha256::digest(message);
+        self.key
+            .verify(Pss::new_with_salt::<Sha256>(salt_len), &hashed, signature)
+            .map_err(|_| TicketError::BadSignature)
+    }
+}
+
+/// Normalize the URL path form of a ticket to standard padded base64: undo percent-encoding,
+/// accept the URL-safe alphabet, drop whitespace, restore padding.
+pub fn normalize(raw: &str) -> Result<String, TicketError> {
+    if raw.len() > MAX_TICKET_LEN {
+        return Err(TicketError::Malformed(format!("longer than {MAX_TICKET_LEN} characters")));
+    }
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| TicketError::Malformed("percent-encoding is not UTF-8".into()))?;
+    let mut out: String = decoded
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    let trimmed_len = out.trim_end_matches('=').len();
+    out.truncate(trimmed_len);
+    while out.len() % 4 != 0 {
+        out.push('=');
+    }
+    Ok(out)
+}
+
+fn decode_fields(raw: &str) -> Result<Map<String, Value>, TicketError> {
+    let normalized = normalize(raw)?;
+    let bytes = STANDARD
+        .decode(normalized.as_bytes())
+        .or_else(|_| STANDARD_NO_PAD.decode(normalized.trim_end_matches('=').as_bytes()))
+        .map_err(|_| TicketError::Malformed("not base64".into()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| TicketError::Malformed("not UTF-8".into()))?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(TicketError::Malformed("not a JSON object".into())),
+        Err(_) => Err(TicketError::Malformed("not JSON".into())),
+    }
+}
+
+fn decode_b64(text: &str, field: &str) -> Result<Vec<u8>, TicketError> {
+    let cleaned: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    STANDARD
+        .decode(cleaned.as_bytes())
+        .map_err(|_| TicketError::Malformed(format!("{field} is not base64")))
+}
+
+/// Parse the engine's `yyyyMMddHHmmss` UTC timestamps into unix seconds.
+pub fn parse_time(text: &str, field: &str) -> Result<i64, TicketError> {
+    let format = format_description!("[year][month][day][hour][minute][second]");
+    PrimitiveDateTime::parse(text.trim(), format)
+        .map(|t| t.assume_utc().unix_timestamp())
+        .map_err(|_| TicketError::Malformed(format!("{field} is not yyyyMMddHHmmss")))
+}
+
+/// Format unix seconds as the engine's `yyyyMMddHHmmss` UTC.
+pub fn format_time(unix: i64) -> String {
+    let format = format_description!("[year][month][day][hour][minute][second]");
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_default()
+}
+
+/// Decode the `data` field: a URL-encoded JSON object describing the console target.
+pub fn parse_data(data: &str) -> Result<Target, TicketError> {
+    let plus_as_space = data.replace('+', " ");
+    let decoded = percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .map_err(|_| TicketError::BadData("percent-encoding is not UTF-8".into()))?;
+    let value: Value = serde_json::from_str(&decoded).map_err(|_| TicketError::BadData("not JSON".into()))?;
+    let obj = value.as_object().ok_or_else(|| TicketError::BadData("not a JSON object".into()))?;
+
+    let host = match obj.get("host") {
+        Some(Value::String(h)) if !h.trim().is_empty() => h.trim().trim_start_matches('[').trim_end_matches(']').to_string(),
+        _ => return Err(TicketError::BadData("host is missing".into())),
+    };
+    if host.len() > 253 || host.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '@') {
+        return Err(TicketError::BadData("host is not a host name or address".into()));
+    }
+    let port = match obj.get("port") {
+        Some(Value::String(p)) => p.trim().parse::<u16>().ok(),
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        _ => None,
+    }
+    .filter(|p| *p != 0)
+    .ok_or_else(|| TicketError::BadData("port is missing or not 1-65535".into()))?;
+    let ssl_target = match obj.get("ssl_target") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        Some(_) => return Err(TicketError::BadData("ssl_target is not a boolean".into())),
+    };
+    let kubevirt = match (obj.get("path"), obj.get("token")) {
+        (Some(Value::String(path)), token) if !path.is_empty() => {
+            if !path.starts_with('/') {
+                return Err(TicketError::BadData("path must start with /".into()));
+            }
+            let token = match token {
+                Some(Value::String(t)) => t.clone(),
+                None | Some(Value::Null) => String::new(),
+                Some(_) => return Err(TicketError::BadData("token is not a string".into())),
+            };
+            Some(KubeVirt { path: path.clone(), token })
+        }
+        _ => None,
+    };
+    Ok(Target { host, port, ssl_target, kubevirt })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Unit tests with a signer from this crate's dependency set: they pin the rules. The
+    //! independent-signer tests (openssl) live in tests/ticket_openssl.rs.
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use rsa::pss::BlindedSigningKey;
+    use rsa::signature::{RandomizedSigner, SignatureEncoding};
+    use rsa::RsaPrivateKey;
+    use std::sync::OnceLock;
+
+    fn key() -> &'static RsaPrivateKey {
+        static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| RsaPrivateKey::new(&mut StdRng::seed_from_u64(7), 2048).unwrap())
+    }
+
+    fn other_key() -> &'static RsaPrivateKey {
+        static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| RsaPrivateKey::new(&mut StdRng::seed_from_u64(8), 2048).unwrap())
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn ticket_with(key: &RsaPrivateKey, salt_len: usize, edit: impl FnOnce(&mut Map<String, Value>)) -> String {
+        let data = "%7B%22host%22%3A%22127.0.0.1%22%2C%22port%22%3A%225900%22%2C%22ssl_target%22%3Afalse%7D";
+        let mut m = Map::new();
+        m.insert("salt".into(), Value::String(STANDARD.encode([1u8, 2, 3, 4, 5, 6, 7, 8])));
+        m.insert("validFrom".into(), Value::String(format_time(NOW - 10)));
+        m.insert("validTo".into(), Value::String(format_time(NOW + 10)));
+        m.insert("data".into(), Value::String(data.into()));
+        m.insert("signedFields".into(), Value::String("salt,validFrom,validTo,data".into()));
+        let message: String = ["salt", "validFrom", "validTo", "data"]
+            .iter()
+            .map(|f| m[*f].as_str().unwrap().to_string())
+            .collect();
+        let signer = BlindedSigningKey::<Sha256>::new_with_salt_len(key.clone(), salt_len);
+        let sig = signer.sign_with_rng(&mut StdRng::seed_from_u64(1), message.as_bytes()).to_vec();
+        m.insert("v2_signature".into(), Value::String(STANDARD.encode(sig)));
+        m.insert("certificate".into(), Value::String("-----BEGIN CERTIFICATE-----\nignored\n".into()));
+        edit(&mut m);
+        STANDARD.encode(serde_json::to_vec(&Value::Object(m)).unwrap())
+    }
+
+    fn verifier() -> TicketVerifier {
+        TicketVerifier::from_public_key(key().to_public_key(), false, 5)
+    }
+
+    #[test]
+    fn accepts_max_salt_ticket() {
+        let t = verifier().verify(&ticket_with(key(), 222, |_| {}), NOW).unwrap();
+        assert_eq!(t.target.host, "127.0.0.1");
+        assert_eq!(t.target.port, 5900);
+        assert!(!t.target.ssl_target);
+        assert_eq!(t.valid_to, NOW + 10);
+    }
+
+    #[test]
+    fn digest_length_salt_is_not_the_engine_format() {
+        let e = verifier().verify(&ticket_with(key(), 32, |_| {}), NOW).unwrap_err();
+        assert_eq!(e, TicketError::BadSignature);
+    }
+
+    #[test]
+    fn url_safe_and_percent_encoded_forms() {
+        let t = ticket_with(key(), 222, |_| {});
+        let url_safe = t.replace('+', "-").replace('/', "_").trim_end_matches('=').to_string();
+        assert!(verifier().verify(&url_safe, NOW).is_ok());
+        let pct = t.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+        assert!(verifier().verify(&pct, NOW).is_ok());
+    }
+
+    #[test]
+    fn window_and_skew() {
+        let t = ticket_with(key(), 222, |_| {});
+        assert!(verifier().verify(&t, NOW + 15).is_ok(), "within skew");
+        assert_eq!(verifier().verify(&t, NOW + 16).unwrap_err(), TicketError::Expired);
+        assert!(verifier().verify(&t, NOW - 15).is_ok());
+        assert_eq!(verifier().verify(&t, NOW - 16).unwrap_err(), TicketError::NotYetValid);
+    }
+
+    #[test]
+    fn foreign_key_and_embedded_certificate_are_not_trusted() {
+        let t = ticket_with(other_key(), 222, |_| {});
+        assert_eq!(verifier().verify(&t, NOW).unwrap_err(), TicketError::BadSignature);
+    }
+
+    #[test]
+    fn tampered_data_fails() {
+        let t = ticket_with(key(), 222, |m| {
+            m.insert("data".into(), Value::String("%7B%22host%22%3A%2210.0.0.1%22%2C%22port%22%3A%2222%22%7D".into()));
+        });
+        assert_eq!(verifier().verify(&t, NOW).unwrap_err(), TicketError::BadSignature);
+    }
+
+    #[test]
+    fn signed_fields_must_cover_salt_or_data() {
+        let t = ticket_with(key(), 222, |m| {
+            m.insert("signedFields".into(), Value::String("validFrom,validTo".into()));
+        });
+        assert_eq!(verifier().verify(&t, NOW).unwrap_err(), TicketError::UnsignedFields);
+        let t = ticket_with(key(), 222, |m| {
+            m.remove("signedFields");
+        });
+        assert!(matches!(verifier().verify(&t, NOW).unwrap_err(), TicketError::Malformed(_)));
+    }
+
+    #[test]
+    fn garbage() {
+        for raw in ["", "!!!", "aGVsbG8=", "W10=", "eyJhIjoxfQ=="] {
+            assert!(matches!(verifier().verify(raw, NOW).unwrap_err(), TicketError::Malformed(_)), "{raw}");
+        }
+        assert!(verifier().verify(&"A".repeat(MAX_TICKET_LEN + 1), NOW).is_err());
+    }
+
+    #[test]
+    fn legacy_sha1_only_when_enabled() {
+        let mut m = Map::new();
+        m.insert("salt".into(), Value::String("c2FsdHNhbHQ=".into()));
+        m.insert("validFrom".into(), Value::String(format_time(NOW - 10)));
+        m.insert("validTo".into(), Value::String(format_time(NOW + 10)));
+        m.insert("data".into(), Value::String("%7B%22host%22%3A%22h%22%2C%22port%22%3A%225900%22%7D".into()));
+        m.insert("signedFields".into(), Value::String("salt,validFrom,validTo,data".into()));
+        let message: String = ["salt", "validFrom", "validTo", "data"].iter().map(|f| m[*f].as_str().unwrap()).collect();
+        let sig = key().sign(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(message.as_bytes())).unwrap();
+        m.insert("signature".into(), Value::String(STANDARD.encode(sig)));
+        m.insert("digest".into(), Value::String("sha1".into()));
+        let t = STANDARD.encode(serde_json::to_vec(&Value::Object(m)).unwrap());
+        assert_eq!(verifier().verify(&t, NOW).unwrap_err(), TicketError::LegacyDisabled);
+        let legacy = TicketVerifier::from_public_key(key().to_public_key(), true, 5);
+        assert_eq!(legacy.verify(&t, NOW).unwrap().target.host, "h");
+    }
+
+    #[test]
+    fn data_forms() {
+        let t = parse_data("%7B%22host%22%3A%22hv%22%2C%22port%22%3A5901%2C%22ssl_target%22%3Atrue%7D").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.ssl_target), ("hv", 5901, true));
+        let t = parse_data(r#"{"host":"virt-api","port":"443","path":"/apis/x/vnc","token":"s3cret"}"#).unwrap();
+        assert_eq!(t.kubevirt.as_ref().unwrap().path, "/apis/x/vnc");
+        assert!(!format!("{t:?}").contains("s3cret"), "token must not be printed");
+        assert!(parse_data(r#"{"host":"h","port":"0"}"#).is_err());
+        assert!(parse_data(r#"{"host":"h","port":"99999"}"#).is_err());
+        assert!(parse_data(r#"{"port":"1"}"#).is_err());
+        assert!(parse_data(r#"{"host":"a/b","port":"1"}"#).is_err());
+        assert!(parse_data(r#"{"host":"h","port":"1","path":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn time_round_trip() {
+        assert_eq!(parse_time(&format_time(NOW), "t").unwrap(), NOW);
+        assert_eq!(format_time(0), "19700101000000");
+        assert!(parse_time("2026-01-01", "t").is_err());
+    }
+}
