@@ -171,23 +171,12 @@ impl Relay {
         let open = state.sessions.active();
         tracing::info!(open_sessions = open, grace_secs = grace.as_secs(), "stopping: no new connections, draining sessions");
         let deadline = tokio::time::Instant::now() + grace;
-        while state.sessions.active() > 0 {
-            let released = state.sessions.released.notified();
-            if tokio::time::timeout_at(deadline, released).await.is_err() {
-                break;
-            }
-        }
+        wait_sessions_closed(&state.sessions, deadline).await;
         let left = state.sessions.active();
         if left > 0 {
             tracing::info!(open_sessions = left, "grace period over, closing the remaining sessions");
             let _ = force_close_tx.send(true);
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            while state.sessions.active() > 0 {
-                let released = state.sessions.released.notified();
-                if tokio::time::timeout_at(deadline, released).await.is_err() {
-                    break;
-                }
-            }
+            wait_sessions_closed(&state.sessions, tokio::time::Instant::now() + Duration::from_secs(5)).await;
         }
         for w in watchers {
             w.abort();
@@ -196,6 +185,17 @@ impl Relay {
             t.abort();
         }
         tracing::info!("stopped");
+    }
+}
+
+/// Wait until no session is open, or the deadline passes.
+async fn wait_sessions_closed(sessions: &Sessions, deadline: tokio::time::Instant) {
+    loop {
+        // Register interest before checking, so a release in between is not missed.
+        let released = sessions.released.notified();
+        if sessions.active() == 0 || tokio::time::timeout_at(deadline, released).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -286,7 +286,7 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
 
 async fn refuse_ticket<S: AsyncWrite + Unpin>(stream: &mut S, state: &State, peer: SocketAddr, label: &str, why: &str) {
     state.metrics.reject_ticket(label);
-    tracing::warn!(client = %peer, reason = label, detail = %why, "ticket refused");
+    tracing::warn!(client = %peer, reason = %label, detail = %why, "ticket refused");
     let _ = http::respond(stream, 403, &format!("forbidden: {why}\n")).await;
 }
 

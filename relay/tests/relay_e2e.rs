@@ -1,0 +1,244 @@
+//! The relay binary end to end, as an oVirt admin would run it: an engine-setup-style conf.d,
+//! certificates and an engine key made by openssl, tickets signed by openssl, real Xvnc
+//! servers, and a websocket client over wss that trusts only the CA.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use testkit::Signal;
+use testkit::{
+    close_of, connect_ws, free_port, raw_upgrade, rfb_handshake, sign_ticket, Pki, Proc, TicketSpec, VncSecurity, WsOutcome, Xvnc,
+};
+use tokio_tungstenite::tungstenite::Message;
+
+const PASSWORD: &str = "s3cret!";
+
+/// Write a conf.d the way engine-setup does (10-setup.conf), plus test-specific extras.
+fn conf_d(dir: &Path, pki: &Pki, port: u16, extra: &str) -> std::path::PathBuf {
+    let confd = dir.join("ovirt-websocket-proxy.conf.d");
+    std::fs::create_dir_all(&confd).unwrap();
+    std::fs::write(
+        confd.join("10-setup.conf"),
+        format!(
+            "PROXY_PORT={port}\nSSL_CERTIFICATE=\"{}\"\nSSL_KEY=\"{}\"\nCERT_FOR_DATA_VERIFICATION=\"{}\"\nSSL_ONLY=True\n\
+             PACKAGE_NAME=\"ovirt-engine\"\nENGINE_USR=\"/usr/share/ovirt-engine\"\n",
+            pki.proxy_cert.display(),
+            pki.proxy_key.display(),
+            pki.engine_cert.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(confd.join("20-test.conf"), format!("PROXY_HOST=127.0.0.1\n{extra}")).unwrap();
+    confd
+}
+
+fn start_relay(dir: &Path, confd: &Path, port: u16) -> Proc {
+    Proc::spawn(
+        Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(confd),
+        dir.join("wsproxy.log"),
+        port,
+    )
+}
+
+fn url(port: u16, ticket: &str) -> String {
+    format!("wss://localhost:{port}/{ticket}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rfb_handshake_through_wss_to_xvnc_and_bad_tickets_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vnc = Xvnc::start(PASSWORD, VncSecurity::VncAuth);
+    let port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, "");
+    let relay = start_relay(dir.path(), &confd, port);
+
+    // A good ticket reaches the VNC server and the RFB handshake completes.
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else {
+        panic!("good ticket refused; log:\n{}", relay.log_text())
+    };
+    let init = rfb_handshake(&mut ws, PASSWORD).await.expect("RFB handshake through the relay");
+    assert_eq!((init.width, init.height), (320, 200));
+    ws.close(None).await.ok();
+
+    // Percent-encoded form of the same kind of ticket works too (noVNC may encode the path).
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
+    let encoded = ticket.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    assert!(matches!(connect_ws(&url(port, &encoded), Some(&pki.ca_cert)).await, WsOutcome::Open(_)));
+
+    // Refusals, each a 403 before any upgrade.
+    let (foreign_key, _) = pki.foreign_engine();
+    let cases = [
+        ("expired", sign_ticket(&pki.engine_key, &TicketSpec { valid_from: -120, valid_to: -60, ..TicketSpec::new("127.0.0.1", vnc.port) }), "expired"),
+        ("not yet valid", sign_ticket(&pki.engine_key, &TicketSpec { valid_from: 60, valid_to: 120, ..TicketSpec::new("127.0.0.1", vnc.port) }), "not yet valid"),
+        ("foreign key", sign_ticket(&foreign_key, &TicketSpec::new("127.0.0.1", vnc.port)), "signature"),
+        ("digest-length salt", sign_ticket(&pki.engine_key, &TicketSpec { salt_len: "digest", ..TicketSpec::new("127.0.0.1", vnc.port) }), "signature"),
+        ("garbage", "bm90IGEgdGlja2V0".to_string(), "malformed"),
+    ];
+    for (what, ticket, expect) in cases {
+        let (status, body) = raw_upgrade(port, &format!("/{ticket}"), &pki.ca_cert).await;
+        assert_eq!(status, 403, "{what}: {body}");
+        assert!(body.contains(expect), "{what}: {body}");
+    }
+    // Reusing a ticket is refused.
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
+    assert!(matches!(connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await, WsOutcome::Open(_)));
+    assert!(matches!(connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await, WsOutcome::Refused(403, _)));
+
+    // A valid ticket to a closed port: upgrade succeeds, then 1011 with a reason.
+    let closed = free_port();
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", closed));
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
+    let (code, reason) = close_of(&mut ws).await.expect("close frame");
+    assert_eq!(code, 1011);
+    assert!(reason.contains("unreachable"), "{reason}");
+
+    let log = relay.log_text();
+    assert!(log.contains("ticket refused") && log.contains("reason=expired"), "{log}");
+    assert!(!log.contains(&ticket), "the log must never contain a ticket");
+    assert!(log.contains("session closed"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vencrypt_x509vnc_target_looks_like_plain_vnc_auth_to_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let hv_cert = dir.path().join("hv.cer");
+    let hv_key = dir.path().join("hv.key");
+    pki.issue("hv.test", "subjectAltName=DNS:hv.test,IP:127.0.0.1", &hv_key, &hv_cert, "rsa:2048");
+    let vnc = Xvnc::start(PASSWORD, VncSecurity::X509Vnc { cert: &hv_cert, key: &hv_key });
+    let port = free_port();
+    // The hypervisor certificate must chain to the engine CA when WSPROXY_TARGET_CA is set.
+    let confd = conf_d(dir.path(), &pki, port, &format!("WSPROXY_TARGET_CA={}\n", pki.ca_cert.display()));
+    let relay = start_relay(dir.path(), &confd, port);
+
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec { ssl_target: true, ..TicketSpec::new("127.0.0.1", vnc.port) });
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else {
+        panic!("refused; log:\n{}", relay.log_text())
+    };
+    let init = rfb_handshake(&mut ws, PASSWORD).await.unwrap_or_else(|e| panic!("{e}; log:\n{}", relay.log_text()));
+    assert_eq!((init.width, init.height), (320, 200));
+
+    // Without ssl_target the browser would see VeNCrypt (type 19) and noVNC could not use it.
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
+    let err = rfb_handshake(&mut ws, PASSWORD).await.unwrap_err();
+    assert!(err.contains("not offered"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_over_tls_and_plain_refused_when_ssl_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, "");
+    let _relay = start_relay(dir.path(), &confd, port);
+
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&pki.ca_cert)
+        .arg(format!("https://localhost:{port}/healthz"))
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+
+    // SSL_ONLY=True: a plain HTTP request gets no HTTP answer.
+    let out = Command::new("curl").args(["-sS", "-m", "5"]).arg(format!("http://localhost:{port}/healthz")).output().unwrap();
+    assert!(!out.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_open_sessions_then_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vnc = Xvnc::start(PASSWORD, VncSecurity::VncAuth);
+    let port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, "WSPROXY_SHUTDOWN_GRACE=20\n");
+    let mut relay = start_relay(dir.path(), &confd, port);
+
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
+    relay.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The open session keeps working during the grace period...
+    rfb_handshake(&mut ws, PASSWORD).await.expect("session survives SIGTERM during the grace period");
+    assert!(relay.child.try_wait().unwrap().is_none(), "relay must wait for the open session");
+    // ...new connections are not accepted...
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    assert!(refused.is_err(), "listener must be closed after SIGTERM");
+    // ...and once the session ends the relay exits 0.
+    ws.send(Message::Close(None)).await.ok();
+    drop(ws);
+    let status = relay
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("relay did not exit after the last session; log:\n{}", relay.log_text()));
+    assert!(status.success(), "{status}: {}", relay.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificate_files_are_reloaded_without_dropping_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vnc = Xvnc::start(PASSWORD, VncSecurity::VncAuth);
+    let port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, "WSPROXY_CERT_RELOAD_INTERVAL=1\n");
+    let relay = start_relay(dir.path(), &confd, port);
+    let serial = || {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl s_client -connect 127.0.0.1:{port} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial"
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let before = serial();
+    assert!(before.starts_with("serial="), "{before}");
+
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
+
+    // Rotate: new key and certificate written over the old paths (as an operator would).
+    let (new_key, new_cert) = (dir.path().join("new.key"), dir.path().join("new.cer"));
+    pki.issue("localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1", &new_key, &new_cert, "rsa:2048");
+    std::fs::rename(&new_key, &pki.proxy_key).unwrap();
+    std::fs::rename(&new_cert, &pki.proxy_cert).unwrap();
+    let mut after = before.clone();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = serial();
+        if after != before {
+            break;
+        }
+    }
+    assert_ne!(after, before, "new certificate not served; log:\n{}", relay.log_text());
+    // The session opened before the rotation still works.
+    rfb_handshake(&mut ws, PASSWORD).await.expect("session survives certificate rotation");
+
+    // Garbage over the certificate: the last good one is kept, and the log says so.
+    std::fs::write(&pki.proxy_cert, "garbage").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(serial(), after, "last good certificate must be kept");
+    assert!(relay.log_text().contains("keeping the last good version"), "{}", relay.log_text());
+}
+
+#[test]
+fn refuses_to_start_with_ssl_only_and_missing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("10-setup.conf");
+    std::fs::write(&conf, "SSL_ONLY=True\nSSL_CERTIFICATE=/nonexistent/websocket-proxy.cer\nSSL_KEY=/nonexistent/key\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(&conf).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/websocket-proxy.cer") && err.contains("wsproxyctl certs issue"), "{err}");
+
+    std::fs::write(&conf, "PROXY_PORT=0\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(&conf).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CERT_FOR_DATA_VERIFICATION is not set"));
+}

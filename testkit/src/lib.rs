@@ -1,0 +1,457 @@
+//! Real peers for integration tests, independent of the code under test.
+//!
+//! - [`Pki`]: a CA, a proxy certificate and an engine signing key made by the `openssl` CLI.
+//! - [`sign_ticket`]: an engine-style ticket whose RSA-PSS signature is made by `openssl dgst`,
+//!   not by the relay's RSA library.
+//! - [`Xvnc`]: a real TigerVNC server (VNC password or VeNCrypt X509Vnc).
+//! - [`connect_ws`] and [`rfb_handshake`]: a websocket client that trusts only the test CA and
+//!   completes an RFB 3.8 handshake with VNC authentication, as noVNC does.
+//!
+//! Missing tools are reported by name with the command that installs them.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use des::cipher::{BlockEncrypt, KeyInit};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream as TokioTcp;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Fail clearly when a tool the tests need is not installed.
+pub fn require_tool(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is not installed: run `bash scripts/test.sh` (the README's test command), which installs \
+         the Debian packages the integration tests use"
+    );
+}
+
+/// Run a command, panicking with its stderr when it fails.
+pub fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Wait until something accepts TCP connections on the port.
+pub fn wait_port(port: u16, within: Duration) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < within, "nothing listens on 127.0.0.1:{port} after {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Test PKI made with the openssl CLI.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub proxy_cert: PathBuf,
+    pub proxy_key: PathBuf,
+    pub engine_cert: PathBuf,
+    pub engine_key: PathBuf,
+}
+
+impl Pki {
+    /// An RSA-2048 CA, a proxy certificate for `localhost`/127.0.0.1, and an engine key and
+    /// certificate, all signed by the CA.
+    pub fn new(dir: &Path) -> Pki {
+        require_tool("openssl");
+        let p = |name: &str| dir.join(name);
+        run(Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=Test Engine CA"])
+            .arg("-keyout").arg(p("ca.key")).arg("-out").arg(p("ca.pem")));
+        let pki = Pki {
+            dir: dir.to_path_buf(),
+            ca_cert: p("ca.pem"),
+            ca_key: p("ca.key"),
+            proxy_cert: p("websocket-proxy.cer"),
+            proxy_key: p("websocket-proxy.key.nopass"),
+            engine_cert: p("engine.cer"),
+            engine_key: p("engine_id_rsa"),
+        };
+        pki.issue("localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1", &pki.proxy_key, &pki.proxy_cert, "rsa:2048");
+        pki.issue("engine.test", "subjectAltName=DNS:engine.test", &pki.engine_key, &pki.engine_cert, "rsa:2048");
+        pki
+    }
+
+    /// Issue a leaf certificate signed by the CA (used for rotation tests too).
+    pub fn issue(&self, cn: &str, ext: &str, key: &Path, cert: &Path, newkey: &str) {
+        let csr = self.dir.join(format!("{cn}.csr"));
+        run(Command::new("openssl").args(["req", "-new", "-newkey", newkey, "-nodes", "-subj"]).arg(format!("/CN={cn}"))
+            .arg("-keyout").arg(key).arg("-out").arg(&csr));
+        let extfile = self.dir.join(format!("{cn}.ext"));
+        std::fs::write(&extfile, format!("{ext}\nextendedKeyUsage=serverAuth\n")).unwrap();
+        run(Command::new("openssl").args(["x509", "-req", "-days", "30", "-CAcreateserial"])
+            .arg("-in").arg(&csr).arg("-CA").arg(&self.ca_cert).arg("-CAkey").arg(&self.ca_key)
+            .arg("-extfile").arg(&extfile).arg("-out").arg(cert));
+    }
+
+    /// A key and self-signed certificate nobody trusts (a "foreign engine").
+    pub fn foreign_engine(&self) -> (PathBuf, PathBuf) {
+        let key = self.dir.join("foreign.key");
+        let cert = self.dir.join("foreign.cer");
+        run(Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=Foreign"])
+            .arg("-keyout").arg(&key).arg("-out").arg(&cert));
+        (key, cert)
+    }
+}
+
+fn engine_time(unix: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
+    format!("{:04}{:02}{:02}{:02}{:02}{:02}", t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// What to put in a ticket.
+pub struct TicketSpec<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub ssl_target: bool,
+    /// Validity window relative to now, seconds.
+    pub valid_from: i64,
+    pub valid_to: i64,
+    /// `max` as the engine does; `digest` to make a ticket the engine would not.
+    pub salt_len: &'a str,
+}
+
+impl<'a> TicketSpec<'a> {
+    pub fn new(host: &'a str, port: u16) -> Self {
+        TicketSpec { host, port, ssl_target: false, valid_from: -5, valid_to: 30, salt_len: "max" }
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Make an engine-style ticket, signed with `openssl dgst` (RSA-PSS, SHA-256, MGF1-SHA-256).
+pub fn sign_ticket(engine_key: &Path, spec: &TicketSpec) -> String {
+    require_tool("openssl");
+    let salt = STANDARD.encode(std::array::from_fn::<u8, 8, _>(|i| (now() as u8).wrapping_add(i as u8 * 31)));
+    let data = url_encode(
+        &serde_json::json!({"host": spec.host, "port": spec.port.to_string(), "ssl_target": spec.ssl_target}).to_string(),
+    );
+    let valid_from = engine_time(now() + spec.valid_from);
+    let valid_to = engine_time(now() + spec.valid_to);
+    let message = format!("{salt}{valid_from}{valid_to}{data}");
+    let dir = tempfile::tempdir().unwrap();
+    let msg = dir.path().join("msg");
+    std::fs::write(&msg, message).unwrap();
+    let sig = run(Command::new("openssl").args(["dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss", "-sigopt"])
+        .arg(format!("rsa_pss_saltlen:{}", spec.salt_len))
+        .args(["-sigopt", "rsa_mgf1_md:sha256", "-sign"]).arg(engine_key).arg(&msg));
+    let cert = "-----BEGIN CERTIFICATE-----\nnot trusted by the proxy\n-----END CERTIFICATE-----\n";
+    let ticket = serde_json::json!({
+        "salt": salt,
+        "validFrom": valid_from,
+        "validTo": valid_to,
+        "data": data,
+        "signedFields": "salt,validFrom,validTo,data",
+        "v2_signature": STANDARD.encode(sig),
+        "certificate": cert,
+    });
+    STANDARD.encode(ticket.to_string())
+}
+
+/// A running Xvnc; killed on drop.
+pub struct Xvnc {
+    pub port: u16,
+    pub display: u32,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+/// How the VNC server secures connections.
+pub enum VncSecurity<'a> {
+    VncAuth,
+    X509Vnc { cert: &'a Path, key: &'a Path },
+}
+
+impl Xvnc {
+    pub fn start(password: &str, security: VncSecurity) -> Xvnc {
+        require_tool("Xvnc");
+        require_tool("vncpasswd");
+        let dir = tempfile::tempdir().unwrap();
+        let passwd = dir.path().join("passwd");
+        let mut child = Command::new("vncpasswd").arg("-f").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(format!("{password}\n{password}\n").as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        std::fs::write(&passwd, out.stdout).unwrap();
+        let port = free_port();
+        let display = 100 + (port as u32 % 800);
+        let mut cmd = Command::new("Xvnc");
+        cmd.arg(format!(":{display}"))
+            .args(["-rfbport", &port.to_string(), "-interface", "127.0.0.1", "-geometry", "320x200", "-depth", "24"])
+            .arg("-PasswordFile").arg(&passwd)
+            .args(["-nolisten", "tcp", "-AlwaysShared"]);
+        match security {
+            VncSecurity::VncAuth => {
+                cmd.args(["-SecurityTypes", "VncAuth"]);
+            }
+            VncSecurity::X509Vnc { cert, key } => {
+                cmd.args(["-SecurityTypes", "X509Vnc"]).arg("-X509Cert").arg(cert).arg("-X509Key").arg(key);
+            }
+        }
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start Xvnc");
+        wait_port(port, Duration::from_secs(10));
+        Xvnc { port, display, child, _dir: dir }
+    }
+
+    /// Fill the root window with a colour (needs `xsetroot`).
+    pub fn solid(&self, colour: &str) {
+        require_tool("xsetroot");
+        run(Command::new("xsetroot").env("DISPLAY", format!(":{}", self.display)).args(["-solid", colour]));
+    }
+
+    /// Kill the server now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Xvnc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A client TLS config trusting only `ca`.
+pub fn client_tls(ca: &Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TokioTcp>>;
+
+/// Result of a websocket connection attempt.
+#[derive(Debug)]
+pub enum WsOutcome {
+    Open(Box<Ws>),
+    /// HTTP status and body of a refused upgrade.
+    Refused(u16, String),
+}
+
+/// Connect to `url` (ws:// or wss://, `ca` required for wss) offering the `binary` subprotocol.
+pub async fn connect_ws(url: &str, ca: Option<&Path>) -> WsOutcome {
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("binary"));
+    let connector = ca.map(|ca| tokio_tungstenite::Connector::Rustls(client_tls(ca)));
+    match tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector).await {
+        Ok((ws, _)) => WsOutcome::Open(Box::new(ws)),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body = resp.body().as_ref().map(|b| String::from_utf8_lossy(b).to_string()).unwrap_or_default();
+            WsOutcome::Refused(resp.status().as_u16(), body)
+        }
+        Err(e) => panic!("websocket connection to {url} failed: {e}"),
+    }
+}
+
+/// Send a websocket upgrade request for `path` over TLS (trusting only `ca`) and read the
+/// whole answer: status code and body. For checking refusals, whose body explains them.
+pub async fn raw_upgrade(port: u16, path: &str, ca: &Path) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = TokioTcp::connect(("127.0.0.1", port)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client_tls(ca)).connect(name, tcp).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Read from the websocket until `n` bytes are buffered.
+pub async fn read_exact(ws: &mut Ws, buf: &mut Vec<u8>, n: usize) -> Result<Vec<u8>, String> {
+    while buf.len() < n {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Err(_) => return Err("timed out waiting for RFB data".into()),
+            Ok(Some(Ok(Message::Binary(b)))) => buf.extend_from_slice(&b),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return Err(format!("closed: {:?}", frame.map(|f| (u16::from(f.code), f.reason.to_string()))))
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(None) => return Err("stream ended".into()),
+        }
+    }
+    Ok(buf.drain(..n).collect())
+}
+
+/// What the RFB server said in ServerInit.
+#[derive(Debug)]
+pub struct ServerInit {
+    pub width: u16,
+    pub height: u16,
+    pub name: String,
+}
+
+/// The VNC authentication response: DES with the password's bits reversed per byte.
+pub fn vnc_auth_response(password: &str, challenge: &[u8]) -> Vec<u8> {
+    let mut key = [0u8; 8];
+    for (k, b) in key.iter_mut().zip(password.bytes()) {
+        *k = b.reverse_bits();
+    }
+    let cipher = des::Des::new_from_slice(&key).unwrap();
+    let mut out = challenge.to_vec();
+    for block in out.chunks_mut(8) {
+        cipher.encrypt_block(block.into());
+    }
+    out
+}
+
+/// Complete an RFB 3.8 handshake with VNC authentication over the websocket.
+pub async fn rfb_handshake(ws: &mut Ws, password: &str) -> Result<ServerInit, String> {
+    let mut buf = Vec::new();
+    let version = read_exact(ws, &mut buf, 12).await?;
+    if &version[..4] != b"RFB " {
+        return Err(format!("not an RFB banner: {:?}", String::from_utf8_lossy(&version)));
+    }
+    let send = |data: Vec<u8>| Message::Binary(data.into());
+    ws.send(send(b"RFB 003.008\n".to_vec())).await.map_err(|e| e.to_string())?;
+    let count = read_exact(ws, &mut buf, 1).await?[0] as usize;
+    if count == 0 {
+        return Err("server refused".into());
+    }
+    let types = read_exact(ws, &mut buf, count).await?;
+    if !types.contains(&2) {
+        return Err(format!("VNC authentication not offered: {types:?}"));
+    }
+    ws.send(send(vec![2])).await.map_err(|e| e.to_string())?;
+    let challenge = read_exact(ws, &mut buf, 16).await?;
+    ws.send(send(vnc_auth_response(password, &challenge))).await.map_err(|e| e.to_string())?;
+    let result = read_exact(ws, &mut buf, 4).await?;
+    if result != [0, 0, 0, 0] {
+        return Err("VNC authentication failed".into());
+    }
+    ws.send(send(vec![1])).await.map_err(|e| e.to_string())?;
+    let init = read_exact(ws, &mut buf, 24).await?;
+    let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
+    let name = read_exact(ws, &mut buf, name_len).await?;
+    Ok(ServerInit {
+        width: u16::from_be_bytes([init[0], init[1]]),
+        height: u16::from_be_bytes([init[2], init[3]]),
+        name: String::from_utf8_lossy(&name).to_string(),
+    })
+}
+
+/// Wait for the close frame (or end) of a session, returning its code and reason.
+pub async fn close_of(ws: &mut Ws) -> Option<(u16, String)> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await.ok()? {
+            Some(Ok(Message::Close(Some(f)))) => return Some((u16::from(f.code), f.reason.to_string())),
+            Some(Ok(Message::Close(None))) | None => return None,
+            Some(Ok(_)) => continue,
+            Some(Err(_)) => return None,
+        }
+    }
+}
+
+/// A running process (the relay binary), killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Spawn with stderr sent to a log file; waits for `port` to listen.
+    pub fn spawn(cmd: &mut Command, log: PathBuf, port: u16) -> Proc {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(file).spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let mut proc = Proc { child, log };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                panic!("{cmd:?} exited with {status}: {}", proc.log_text());
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "not listening on {port}: {}", proc.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        proc
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Send a signal.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// Wait for exit within a bound.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if start.elapsed() > within {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address 127.0.0.1:port.
+pub use nix::sys::signal::Signal;
+
+/// The address 127.0.0.1:port (alias kept short for tests).
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
