@@ -1,1 +1,114 @@
-fn main(){}
+//! `wsproxyctl`: the operator's CLI. Parses the command line, runs one verb, maps failures to
+//! the documented exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use wsproxyctl::cli::{Certs, Cli, Command};
+use wsproxyctl::error::{Failure, Result};
+use wsproxyctl::output::Output;
+use wsproxyctl::{fsutil, pki};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let out = Output::new(cli.json, cli.quiet);
+    match run(cli, &out) {
+        Ok(code) => code,
+        Err(failure) => {
+            out.error(&failure);
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::environment(format!("cannot start the async runtime: {e}")))
+}
+
+fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
+    match cli.command {
+        Command::Certs(Certs::Issue(a)) => {
+            let issued = pki::issue::run(&pki::issue::IssueArgs {
+                ca_cert: a.ca_cert,
+                ca_key: a.ca_key,
+                fqdn: a.fqdn,
+                sans: a.sans,
+                out: a.out,
+                engine_cert: a.engine_cert,
+                days: a.days,
+                key_type: a.key_type,
+                force: a.force,
+            })?;
+            out.report(&issued, || {
+                let mut s = format!("issued a certificate for {} (names: {})\n", issued.fqdn, issued.sans.join(", "));
+                s += &format!("  valid until {}\n  sha256 {}\n", issued.not_after, issued.fingerprint);
+                for f in &issued.files {
+                    s += &format!("  wrote {}\n", f.display());
+                }
+                for n in &issued.notes {
+                    s += &format!("  note: {n}\n");
+                }
+                s
+            });
+        }
+        Command::Certs(Certs::Request(a)) => {
+            let files = pki::csr::request(&a.fqdn, &a.sans, &a.out, a.key_type, a.force)?;
+            out.report(&serde_json::json!({ "files": files }), || {
+                let mut s = String::new();
+                for f in &files {
+                    s += &format!("wrote {}\n", f.display());
+                }
+                s += "next: copy websocket-proxy.req to the engine and run `wsproxyctl certs sign` there\n";
+                s
+            });
+        }
+        Command::Certs(Certs::Sign(a)) => {
+            let ca = pki::issue::Ca::load(&a.ca_cert, &a.ca_key)?;
+            let (pem, requested, note) = pki::csr::sign(&ca, &a.csr, a.fqdn.as_deref(), a.days)?;
+            fsutil::write_atomic(&a.out, pem.as_bytes(), 0o644)?;
+            out.report(&serde_json::json!({ "requested": requested, "out": a.out, "note": note }), || {
+                format!(
+                    "signed {} for CN={} names={}\nwrote {}\n{}",
+                    a.csr.display(),
+                    requested.common_name.clone().unwrap_or_default(),
+                    requested.sans.join(", "),
+                    a.out.display(),
+                    note.map(|n| format!("note: {n}\n")).unwrap_or_default()
+                )
+            });
+        }
+        Command::Certs(Certs::Fetch(a)) => {
+            let trust = match (a.ca_fingerprint, a.ca_cert) {
+                (Some(fp), _) => Some(pki::fetch::Trust::Fingerprint(fp)),
+                (None, Some(f)) => Some(pki::fetch::Trust::CaFile(f)),
+                (None, None) => None,
+            };
+            let fetched = runtime()?.block_on(pki::fetch::run(&a.engine, trust, &a.out))?;
+            out.report(&fetched, || {
+                let mut s = format!("engine CA {}\nengine certificate {}\n", fetched.ca_fingerprint, fetched.engine_subject);
+                for f in &fetched.files {
+                    s += &format!("wrote {}\n", f.display());
+                }
+                s
+            });
+        }
+        Command::Certs(Certs::Inspect(a)) => {
+            let report = pki::inspect::run(&a.dir);
+            out.report(&report, || report.render());
+            if !report.ok {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -98,13 +98,23 @@ pub fn target_client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, Stri
             for cert in read_chain(path)? {
                 roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            return client_config_trusting(roots);
         }
         None => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
             .with_no_client_auth(),
     };
+    Ok(Arc::new(config))
+}
+
+/// TLS client configuration that trusts exactly `roots` and checks the server name.
+pub fn client_config_trusting(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(Arc::new(config))
 }
 

@@ -75,7 +75,7 @@ impl Pki {
     pub fn new(dir: &Path) -> Pki {
         require_tool("openssl");
         let p = |name: &str| dir.join(name);
-        run(Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=Test Engine CA"])
+        run(Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", "/CN=Test Engine CA"])
             .arg("-keyout").arg(p("ca.key")).arg("-out").arg(p("ca.pem")));
         let pki = Pki {
             dir: dir.to_path_buf(),
@@ -306,6 +306,23 @@ pub async fn raw_upgrade(port: u16, path: &str, ca: &Path) -> (u16, String) {
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
+}
+
+/// HTTPS GET of `path` on 127.0.0.1:`port`, presenting and checking `server_name`, trusting
+/// only `ca`. Returns status and body, or the TLS error.
+pub async fn raw_get(port: u16, server_name: &str, path: &str, ca: &Path) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = TokioTcp::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).map_err(|e| e.to_string())?;
+    let mut tls = tokio_rustls::TlsConnector::from(client_tls(ca)).connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
 }
 
 /// Read from the websocket until `n` bytes are buffered.

@@ -1,0 +1,149 @@
+//! The command line: one subcommand per verb, each with an example in its help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::pki::KeyType;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wsproxyctl",
+    version,
+    about = "Put an oVirt websocket proxy on a separate host: certificates, deployment, verification",
+    after_help = "Exit codes: 0 ok, 1 a check failed, 2 bad usage or input, 3 missing environment (tool, socket, file)."
+)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Issue, request, sign, fetch and inspect the proxy's certificates.
+    #[command(subcommand)]
+    Certs(Certs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Certs {
+    /// Issue the proxy's certificate from the engine CA (run on the engine host).
+    #[command(after_help = "Example (on the engine):\n  wsproxyctl certs issue --ca-cert /etc/pki/ovirt-engine/ca.pem \\\n    \
+        --ca-key /etc/pki/ovirt-engine/private/ca.pem --engine-cert /etc/pki/ovirt-engine/certs/engine.cer \\\n    \
+        --fqdn proxy.example.com --out ./proxy-certs")]
+    Issue(IssueArgs),
+    /// Make a private key and a CSR on the proxy host (the key never leaves it).
+    #[command(after_help = "Example (on the proxy host):\n  wsproxyctl certs request --fqdn proxy.example.com --out ./proxy-certs")]
+    Request(RequestArgs),
+    /// Sign a CSR with the engine CA (run on the engine host); prints the names it signs.
+    #[command(after_help = "Example (on the engine):\n  wsproxyctl certs sign --ca-cert /etc/pki/ovirt-engine/ca.pem \\\n    \
+        --ca-key /etc/pki/ovirt-engine/private/ca.pem --csr websocket-proxy.req --fqdn proxy.example.com \\\n    --out websocket-proxy.cer")]
+    Sign(SignArgs),
+    /// Download the CA and engine certificates from the engine over verified https.
+    #[command(after_help = "Example:\n  wsproxyctl certs fetch --engine https://engine.example.com \\\n    \
+        --ca-fingerprint sha256:AB:CD:... --out ./proxy-certs")]
+    Fetch(FetchArgs),
+    /// Show a certificate directory and check it; non-zero exit on problems or expiry within 30 days.
+    #[command(after_help = "Example:\n  wsproxyctl certs inspect ./proxy-certs")]
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Engine CA certificate (PEM), e.g. /etc/pki/ovirt-engine/ca.pem.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: PathBuf,
+    /// Engine CA private key (PEM, PKCS#1 or PKCS#8), e.g. /etc/pki/ovirt-engine/private/ca.pem. Read, never copied.
+    #[arg(long, value_name = "FILE")]
+    pub ca_key: PathBuf,
+    /// The proxy host's DNS name, as browsers will reach it.
+    #[arg(long, value_name = "NAME")]
+    pub fqdn: String,
+    /// Extra DNS name or IP address for the certificate (repeatable).
+    #[arg(long = "san", value_name = "DNS-or-IP")]
+    pub sans: Vec<String>,
+    /// Directory to write ca.pem, websocket-proxy.cer, websocket-proxy.key.nopass (and engine.cer).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Engine certificate (verifies tickets), copied as engine.cer, e.g. /etc/pki/ovirt-engine/certs/engine.cer.
+    #[arg(long, value_name = "FILE")]
+    pub engine_cert: Option<PathBuf>,
+    /// Validity in days (at most 398).
+    #[arg(long, default_value_t = 398)]
+    pub days: u32,
+    /// Key type of the proxy certificate.
+    #[arg(long, value_enum, default_value_t = KeyType::EcdsaP256)]
+    pub key_type: KeyType,
+    /// Replace an existing proxy key.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The proxy host's DNS name.
+    #[arg(long, value_name = "NAME")]
+    pub fqdn: String,
+    /// Extra DNS name or IP address (repeatable).
+    #[arg(long = "san", value_name = "DNS-or-IP")]
+    pub sans: Vec<String>,
+    /// Directory for websocket-proxy.key.nopass and websocket-proxy.req.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Key type.
+    #[arg(long, value_enum, default_value_t = KeyType::EcdsaP256)]
+    pub key_type: KeyType,
+    /// Replace an existing key.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Engine CA certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: PathBuf,
+    /// Engine CA private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub ca_key: PathBuf,
+    /// The CSR made by `certs request`.
+    #[arg(long, value_name = "FILE")]
+    pub csr: PathBuf,
+    /// Where to write the signed certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Refuse unless the CSR is for this name.
+    #[arg(long, value_name = "NAME")]
+    pub fqdn: Option<String>,
+    /// Validity in days (at most 398).
+    #[arg(long, default_value_t = 398)]
+    pub days: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The engine's URL, https://ENGINE-FQDN[:PORT].
+    #[arg(long, value_name = "URL")]
+    pub engine: String,
+    /// Trust the engine CA only if its SHA-256 fingerprint is this.
+    #[arg(long, value_name = "sha256:HEX", conflicts_with = "ca_cert")]
+    pub ca_fingerprint: Option<String>,
+    /// Trust the engine CA only if it is this certificate.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Directory to write ca.pem and engine.cer.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The certificate directory.
+    pub dir: PathBuf,
+}

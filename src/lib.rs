@@ -1,0 +1,12 @@
+//! `wsproxyctl` as a library: the verbs of the CLI, usable from tests and from `demo`.
+//!
+//! Layout: [`pki`] (certificates from the engine CA), [`https_get`] (the one HTTP client it
+//! needs), [`fsutil`] (atomic writes), [`output`] and [`error`] (how results and failures reach
+//! the user), [`cli`] (the command line).
+
+pub mod cli;
+pub mod error;
+pub mod fsutil;
+pub mod https_get;
+pub mod output;
+pub mod pki;
