@@ -29,6 +29,34 @@ pub enum Command {
     /// Issue, request, sign, fetch and inspect the proxy's certificates.
     #[command(subcommand)]
     Certs(Certs),
+    /// Check, as a browser would, that consoles can be opened through a proxy.
+    #[command(after_help = "Examples:\n  wsproxyctl verify --proxy wss://proxy.example.com:6100 --ca ./proxy-certs/ca.pem\n  \
+        wsproxyctl verify --proxy wss://proxy.example.com:6100 --ca ca.pem \\\n    \
+        --engine-cert /etc/pki/ovirt-engine/certs/engine.cer --engine-key /etc/pki/ovirt-engine/keys/engine_id_rsa \\\n    \
+        --vnc hypervisor1.example.com:5900")]
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The proxy as browsers reach it: wss://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub proxy: String,
+    /// The engine CA the proxy certificate must chain to.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Engine certificate (checked against --engine-key).
+    #[arg(long, value_name = "FILE")]
+    pub engine_cert: Option<PathBuf>,
+    /// Engine signing key: sign test tickets as the engine does.
+    #[arg(long, value_name = "FILE")]
+    pub engine_key: Option<PathBuf>,
+    /// A VNC server the proxy host can reach: its RFB banner must come back through the proxy.
+    #[arg(long, value_name = "HOST:PORT", requires = "engine_key")]
+    pub vnc: Option<String>,
+    /// Seconds each step may take.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]

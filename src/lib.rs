@@ -10,3 +10,5 @@ pub mod fsutil;
 pub mod https_get;
 pub mod output;
 pub mod pki;
+pub mod ticket_sign;
+pub mod verify;

@@ -8,7 +8,7 @@ use clap::Parser;
 use wsproxyctl::cli::{Certs, Cli, Command};
 use wsproxyctl::error::{Failure, Result};
 use wsproxyctl::output::Output;
-use wsproxyctl::{fsutil, pki};
+use wsproxyctl::{fsutil, pki, verify};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -101,6 +101,20 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
                 }
                 s
             });
+        }
+        Command::Verify(a) => {
+            let report = runtime()?.block_on(verify::run(verify::VerifyArgs {
+                proxy: a.proxy,
+                ca: a.ca,
+                engine_cert: a.engine_cert,
+                engine_key: a.engine_key,
+                vnc: a.vnc,
+                timeout: std::time::Duration::from_secs(a.timeout.max(1)),
+            }))?;
+            out.report(&report, || report.render());
+            if !report.ok {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Certs(Certs::Inspect(a)) => {
             let report = pki::inspect::run(&a.dir);

@@ -5,22 +5,15 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
 use std::sync::Arc;
 
 use testkit::{run, Pki};
 use tokio::io::{AsyncWriteExt, BufReader};
 
-fn ctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wsproxyctl")).args(args).output().expect("run wsproxyctl")
-}
+mod common;
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{ctl, s, stderr};
 
 fn issue(pki: &Pki, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
@@ -151,27 +144,15 @@ async fn issued_pair_serves_tls_in_wsproxy_to_a_client_trusting_only_the_ca() {
     let o = issue(&pki, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
 
-    let mut settings = wsproxy::config::Settings::default();
-    let origin = wsproxy::config::Origin::Flag;
-    settings.set("PROXY_HOST", "127.0.0.1", origin.clone());
-    settings.set("PROXY_PORT", "0", origin.clone());
-    settings.set("SSL_CERTIFICATE", s(&out.join("websocket-proxy.cer")), origin.clone());
-    settings.set("SSL_KEY", s(&out.join("websocket-proxy.key.nopass")), origin.clone());
-    settings.set("CERT_FOR_DATA_VERIFICATION", s(&out.join("engine.cer")), origin);
-    let relay = wsproxy::Relay::bind(wsproxy::Config::from_settings(&settings).unwrap()).await.unwrap();
-    let port = relay.local_addr().port();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(relay.serve(async move {
-        let _ = stop_rx.await;
-    }));
+    let settings = common::InProcessRelay::tls_settings(&out);
+    let relay = common::InProcessRelay::start(&settings.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    let port = relay.port;
 
     let (status, body) = testkit::raw_get(port, "localhost", "/healthz", &out.join("ca.pem")).await.unwrap();
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     // The same client refuses the certificate for a name it does not carry.
     let err = testkit::raw_get(port, "other.example.test", "/healthz", &out.join("ca.pem")).await.unwrap_err();
     assert!(err.contains("certificate"), "{err}");
-    let _ = stop_tx.send(());
-    task.await.unwrap();
 }
 
 #[test]

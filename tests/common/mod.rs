@@ -1,0 +1,80 @@
+//! Helpers shared by the CLI's integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The relay running in this process, stopped on drop.
+pub struct InProcessRelay {
+    pub port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl InProcessRelay {
+    /// Start a relay on 127.0.0.1 with the given oVirt-style settings (plus port 0).
+    pub async fn start(settings: &[(&str, &str)]) -> InProcessRelay {
+        let mut s = wsproxy::config::Settings::default();
+        s.set("PROXY_HOST", "127.0.0.1", wsproxy::config::Origin::Flag);
+        s.set("PROXY_PORT", "0", wsproxy::config::Origin::Flag);
+        for (k, v) in settings {
+            s.set(k, *v, wsproxy::config::Origin::Flag);
+        }
+        let relay = wsproxy::Relay::bind(wsproxy::Config::from_settings(&s).unwrap()).await.unwrap();
+        let port = relay.local_addr().port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(relay.serve(async move {
+            let _ = rx.await;
+        }));
+        InProcessRelay { port, stop: Some(tx) }
+    }
+
+    /// TLS settings from a certificate directory made by `certs issue`.
+    pub fn tls_settings(dir: &Path) -> Vec<(&'static str, String)> {
+        vec![
+            ("SSL_CERTIFICATE", dir.join("websocket-proxy.cer").display().to_string()),
+            ("SSL_KEY", dir.join("websocket-proxy.key.nopass").display().to_string()),
+            ("CERT_FOR_DATA_VERIFICATION", dir.join("engine.cer").display().to_string()),
+        ]
+    }
+}
+
+impl Drop for InProcessRelay {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Run the wsproxyctl binary.
+pub fn ctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wsproxyctl")).args(args).output().expect("run wsproxyctl")
+}
+
+/// Run the wsproxyctl binary off the async runtime.
+pub async fn ctl_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_wsproxyctl")).args(&args).output().unwrap())
+        .await
+        .unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `certs issue` for localhost/127.0.0.1 from a testkit PKI into `out`.
+pub fn issue_localhost(pki: &testkit::Pki, out: &Path) {
+    let o = ctl(&[
+        "certs", "issue", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.ca_key), "--fqdn", "localhost",
+        "--san", "127.0.0.1", "--engine-cert", s(&pki.engine_cert), "--out", s(out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
