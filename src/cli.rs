@@ -35,6 +35,28 @@ pub enum Command {
         --engine-cert /etc/pki/ovirt-engine/certs/engine.cer --engine-key /etc/pki/ovirt-engine/keys/engine_id_rsa \\\n    \
         --vnc hypervisor1.example.com:5900")]
     Verify(VerifyArgs),
+    /// Run the whole thing on this machine: throwaway engine PKI, relay, VNC test target, verify.
+    #[command(after_help = "Examples:\n  wsproxyctl demo\n  wsproxyctl demo --novnc /usr/share/novnc   # prints a URL a browser can open")]
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo PKI in this directory (default: a temporary directory, removed at the end).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Port for the relay (a free one is used if it is busy).
+    #[arg(long, default_value_t = 6100)]
+    pub port: u16,
+    /// noVNC directory to serve at /novnc/ (Debian: /usr/share/novnc).
+    #[arg(long, value_name = "DIR")]
+    pub novnc: Option<PathBuf>,
+    /// Use the built-in VNC test pattern even when Xvnc is installed.
+    #[arg(long)]
+    pub builtin_vnc: bool,
+    /// Exit after verifying instead of running until Ctrl-C.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 //! the user), [`cli`] (the command line).
 
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod fsutil;
 pub mod https_get;

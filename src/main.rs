@@ -8,7 +8,7 @@ use clap::Parser;
 use wsproxyctl::cli::{Certs, Cli, Command};
 use wsproxyctl::error::{Failure, Result};
 use wsproxyctl::output::Output;
-use wsproxyctl::{fsutil, pki, verify};
+use wsproxyctl::{demo, fsutil, pki, verify};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -101,6 +101,19 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
                 }
                 s
             });
+        }
+        Command::Demo(a) => {
+            let once = a.once;
+            let report = runtime()?.block_on(demo::run(
+                demo::DemoArgs { dir: a.dir, port: a.port, novnc: a.novnc, builtin_vnc: a.builtin_vnc, once },
+                out,
+            ))?;
+            if once {
+                out.report(&report, || demo::render(&report));
+            }
+            if !report.verify.ok {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Verify(a) => {
             let report = runtime()?.block_on(verify::run(verify::VerifyArgs {

@@ -25,7 +25,6 @@ impl Output {
     }
 
     /// A progress line (suppressed by --quiet and --json).
-    #[allow(dead_code)]
     pub fn step(&self, line: &str) {
         if !self.quiet && !self.json {
             eprintln!("{line}");

@@ -1,0 +1,212 @@
+//! `wsproxyctl demo`: the whole path on one machine, with nothing else installed. A throwaway
+//! engine PKI, the proxy certificate issued from it, a VNC "VM console" (Xvnc when installed,
+//! else a built-in test pattern), the relay in-process over wss, `verify` against it, and URLs
+//! a browser can open. Ctrl-C stops everything it started.
+
+pub mod engine_pki;
+pub mod rfb_server;
+pub mod xvnc;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::{Failure, Result};
+use crate::output::Output;
+use crate::pki::{self, KeyType};
+use crate::ticket_sign::{self, Console};
+use crate::verify;
+
+/// Options of `demo`.
+pub struct DemoArgs {
+    /// Where to put the PKI; a new temporary directory (removed at the end) when None.
+    pub dir: Option<PathBuf>,
+    /// Port for the relay (0: any free port).
+    pub port: u16,
+    /// A noVNC directory to serve at /novnc/.
+    pub novnc: Option<PathBuf>,
+    /// Use the built-in VNC server even when Xvnc is installed.
+    pub builtin_vnc: bool,
+    /// Exit after verify instead of waiting for Ctrl-C.
+    pub once: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DemoReport {
+    pub dir: PathBuf,
+    pub proxy: String,
+    pub vnc: String,
+    pub vnc_password: String,
+    pub verify: verify::Report,
+    pub ticket_url: String,
+    pub novnc_url: Option<String>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Run the demo. Returns the report once verify has run; with `once` false, keeps everything
+/// running until Ctrl-C before returning.
+pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
+    let (dir, _temp) = match &args.dir {
+        Some(d) => {
+            crate::fsutil::ensure_dir(d)?;
+            (d.clone(), None)
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("wsproxyctl-demo-")
+                .tempdir()
+                .map_err(|e| Failure::environment(format!("cannot create a temporary directory: {e}")))?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    if let Some(novnc) = &args.novnc {
+        if !novnc.join("core/rfb.js").is_file() {
+            return Err(Failure::usage(format!(
+                "--novnc {}: no core/rfb.js there; on Debian: apt-get install novnc, then --novnc /usr/share/novnc",
+                novnc.display()
+            )));
+        }
+    }
+
+    out.step(&format!("==> working in {}", dir.display()));
+    let engine_dir = dir.join("engine-pki");
+    let engine = engine_pki::create(&engine_dir)?;
+    out.step(&format!("==> created a throwaway engine CA and engine signing key in {}", engine_dir.display()));
+
+    let certs = dir.join("proxy-certs");
+    pki::issue::run(&pki::issue::IssueArgs {
+        ca_cert: engine.ca_cert.clone(),
+        ca_key: engine.ca_key.clone(),
+        fqdn: "localhost".into(),
+        sans: vec!["127.0.0.1".into()],
+        out: certs.clone(),
+        engine_cert: Some(engine.engine_cert.clone()),
+        days: 30,
+        key_type: KeyType::EcdsaP256,
+        force: true,
+    })?;
+    out.step(&format!("==> issued the proxy certificate for localhost into {}", certs.display()));
+
+    let password: String = (0..8).map(|_| char::from(b'a' + rand::random::<u8>() % 26)).collect();
+    let vnc_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Failure::environment(format!("cannot listen for the VNC server: {e}")))?;
+    let vnc_port = vnc_listener.local_addr().map_err(|e| Failure::environment(e.to_string()))?.port();
+    let mut _xvnc = None;
+    let mut _builtin = None;
+    if !args.builtin_vnc && xvnc::on_path("Xvnc") {
+        drop(vnc_listener);
+        _xvnc = Some(xvnc::start(&dir, vnc_port, &password).await?);
+        out.step(&format!("==> started Xvnc on 127.0.0.1:{vnc_port} (password authentication)"));
+    } else {
+        _builtin = Some(AbortOnDrop(tokio::spawn(rfb_server::serve(vnc_listener, password.clone()))));
+        out.step(&format!("==> started the built-in VNC test pattern on 127.0.0.1:{vnc_port} (Xvnc not used)"));
+    }
+
+    let mut settings = wsproxy::config::Settings::default();
+    let flag = wsproxy::config::Origin::Flag;
+    let path_of = |p: &std::path::Path| p.display().to_string();
+    settings.set("PROXY_HOST", "127.0.0.1", flag.clone());
+    settings.set("SSL_CERTIFICATE", path_of(&certs.join(pki::CERT_FILE)), flag.clone());
+    settings.set("SSL_KEY", path_of(&certs.join(pki::KEY_FILE)), flag.clone());
+    settings.set("CERT_FOR_DATA_VERIFICATION", path_of(&certs.join(pki::ENGINE_FILE)), flag.clone());
+    settings.set("SSL_ONLY", "True", flag.clone());
+    settings.set("WSPROXY_SHUTDOWN_GRACE", "1", flag.clone());
+    if let Some(novnc) = &args.novnc {
+        settings.set("WSPROXY_NOVNC_DIR", path_of(novnc), flag.clone());
+    }
+    let bind = |port: u16| {
+        let mut s = settings.clone();
+        s.set("PROXY_PORT", port.to_string(), wsproxy::config::Origin::Flag);
+        async move { wsproxy::Relay::bind(wsproxy::Config::from_settings(&s).map_err(|e| Failure::usage(e.0))?).await.map_err(Failure::environment) }
+    };
+    let relay = match bind(args.port).await {
+        Ok(r) => r,
+        Err(e) if args.port != 0 && e.message.contains("in use") => {
+            out.step(&format!("    port {} is busy, using a free port instead", args.port));
+            bind(0).await?
+        }
+        Err(e) => return Err(e),
+    };
+    let port = relay.local_addr().port();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let relay_task = tokio::spawn(relay.serve(async move {
+        let _ = stop_rx.await;
+    }));
+    let proxy = format!("wss://localhost:{port}");
+    out.step(&format!("==> relay listening on {proxy} (TLS, tickets verified with the demo engine certificate)"));
+
+    out.step("==> verifying as a browser would");
+    let report = verify::run(verify::VerifyArgs {
+        proxy: proxy.clone(),
+        ca: Some(certs.join(pki::CA_FILE)),
+        engine_cert: Some(engine.engine_cert.clone()),
+        engine_key: Some(engine.engine_key.clone()),
+        vnc: Some(format!("127.0.0.1:{vnc_port}")),
+        timeout: Duration::from_secs(10),
+    })
+    .await?;
+
+    let key = ticket_sign::load_engine_key(&engine.engine_key)?;
+    let ticket = ticket_sign::sign(&key, &Console { host: "127.0.0.1", port: vnc_port, ssl_target: false }, now(), 600);
+    let ticket_url = format!("{proxy}/{ticket}");
+    let novnc_url = args.novnc.as_ref().map(|_| {
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        format!(
+            "https://localhost:{port}/novnc/vnc.html?host=localhost&port={port}&encrypt=1&autoconnect=1&password={password}&path={}",
+            enc(&ticket)
+        )
+    });
+    let demo = DemoReport {
+        dir: dir.clone(),
+        proxy,
+        vnc: format!("127.0.0.1:{vnc_port}"),
+        vnc_password: password,
+        verify: report,
+        ticket_url,
+        novnc_url,
+    };
+
+    if !args.once {
+        out.report(&demo, || render(&demo));
+        out.step("==> running; press Ctrl-C to stop and clean up");
+        let _ = tokio::signal::ctrl_c().await;
+        out.step("==> stopping");
+    }
+    let _ = stop_tx.send(());
+    let _ = relay_task.await;
+    Ok(demo)
+}
+
+/// The human summary.
+pub fn render(d: &DemoReport) -> String {
+    let mut s = d.verify.render();
+    s.push_str(&format!(
+        "\nproxy:        {}\nVNC target:   {} (password {})\nengine CA:    {}\n",
+        d.proxy,
+        d.vnc,
+        d.vnc_password,
+        d.dir.join("engine-pki/ca.pem").display()
+    ));
+    s.push_str(&format!("ticket URL (single use, 10 minutes):\n  {}\n", d.ticket_url));
+    match &d.novnc_url {
+        Some(u) => s.push_str(&format!(
+            "open in a browser (trust the demo CA first, or accept the warning for this throwaway certificate):\n  {u}\n"
+        )),
+        None => s.push_str("add --novnc /usr/share/novnc (Debian package novnc) for a URL a browser can open\n"),
+    }
+    s
+}
+
+/// Stops a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

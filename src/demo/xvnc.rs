@@ -1,0 +1,67 @@
+//! Xvnc (TigerVNC) as the demo's VM console, when it is installed.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use des::cipher::{BlockEncrypt, KeyInit};
+use tokio::process::{Child, Command};
+
+use crate::error::{Failure, Result};
+
+/// Whether a program is on PATH.
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+}
+
+/// The VNC password file format: the password DES-encrypted with VNC's fixed key.
+pub fn password_file(password: &str) -> [u8; 8] {
+    const FIXED: [u8; 8] = [23, 82, 107, 6, 35, 78, 88, 7];
+    let cipher = des::Des::new_from_slice(&FIXED).expect("8-byte key");
+    let mut block = [0u8; 8];
+    for (b, p) in block.iter_mut().zip(password.bytes()) {
+        *b = p;
+    }
+    cipher.encrypt_block((&mut block).into());
+    block
+}
+
+/// Start Xvnc on 127.0.0.1:`port` with VNC password authentication; paint the root window
+/// oVirt green when xsetroot is installed.
+pub async fn start(dir: &Path, port: u16, password: &str) -> Result<Child> {
+    let passwd = dir.join("vnc-passwd");
+    crate::fsutil::write_atomic(&passwd, &password_file(password), 0o600)?;
+    let display = 100 + (port % 800);
+    let child = Command::new("Xvnc")
+        .arg(format!(":{display}"))
+        .args(["-rfbport", &port.to_string(), "-interface", "127.0.0.1", "-geometry", "640x400", "-depth", "24"])
+        .args(["-SecurityTypes", "VncAuth", "-nolisten", "tcp", "-AlwaysShared", "-PasswordFile"])
+        .arg(&passwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Failure::environment(format!("cannot start Xvnc: {e}")))?;
+    for _ in 0..250 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if on_path("xsetroot") {
+                let _ = Command::new("xsetroot")
+                    .env("DISPLAY", format!(":{display}"))
+                    .args(["-solid", "#3c8d2f"])
+                    .status()
+                    .await;
+            }
+            return Ok(child);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Err(Failure::environment("Xvnc did not start listening within 5 s"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn password_file_matches_vncpasswd() {
+        // `printf 'secret\nsecret\n' | vncpasswd -f | xxd -p` on TigerVNC 1.12.
+        assert_eq!(super::password_file("secret").iter().map(|b| format!("{b:02x}")).collect::<String>(), "2e2dbf576eb06c9e");
+    }
+}
