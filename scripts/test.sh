@@ -8,17 +8,22 @@ cd "$(dirname "$0")/.."
 
 say() { printf '==> %s\n' "$*"; }
 
-# Debian packages the tests use, by the tool each provides.
+# Debian packages the tests use: package -> a file it installs (checked to skip the install).
 declare -A PKG=(
-  [Xvnc]=tigervnc-standalone-server
-  [vncpasswd]=tigervnc-tools
-  [xsetroot]=x11-xserver-utils
-  [openssl]=openssl
-  [curl]=curl
+  [tigervnc-standalone-server]=/usr/bin/Xvnc
+  [tigervnc-tools]=/usr/bin/vncpasswd
+  [x11-xserver-utils]=/usr/bin/xsetroot
+  [openssl]=/usr/bin/openssl
+  [curl]=/usr/bin/curl
+  [podman]=/usr/bin/podman
+  [runc]=/usr/sbin/runc
+  [containernetworking-plugins]=/usr/lib/cni/bridge
+  [iptables]=/usr/sbin/iptables
+  [catatonit]=/usr/bin/catatonit
 )
 missing=()
-for tool in "${!PKG[@]}"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("${PKG[$tool]}")
+for pkg in "${!PKG[@]}"; do
+  [ -e "${PKG[$pkg]}" ] || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
@@ -26,6 +31,10 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Podman on this kind of host needs runc, cgroupfs and ulimits it may set: the tests pass
+# tests/podman/containers.conf through CONTAINERS_CONF (see docs/PODMAN.md).
+export CONTAINERS_CONF="$PWD/tests/podman/containers.conf"
 
 say "cargo test --workspace"
 cargo test --workspace --locked "$@"

@@ -38,6 +38,30 @@ pub enum Command {
     /// Run the whole thing on this machine: throwaway engine PKI, relay, VNC test target, verify.
     #[command(after_help = "Examples:\n  wsproxyctl demo\n  wsproxyctl demo --novnc /usr/share/novnc   # prints a URL a browser can open")]
     Demo(DemoArgs),
+    /// Build the relay's OCI image (no daemon, no base image).
+    #[command(subcommand)]
+    Image(Image),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Image {
+    /// Write an OCI image archive holding only the static wsproxy (podman load, kind load image-archive, skopeo).
+    #[command(after_help = "Example:\n  wsproxyctl image build --out wsproxy.oci.tar --tag registry.example.com/ovirt/websocket-proxy:1.0\n  \
+        podman load -i wsproxy.oci.tar")]
+    Build(ImageBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// Where to write the archive.
+    #[arg(long, value_name = "FILE.tar")]
+    pub out: PathBuf,
+    /// Image reference stored in the archive.
+    #[arg(long, value_name = "REF", default_value = crate::image::DEFAULT_TAG)]
+    pub tag: String,
+    /// A statically linked wsproxy to package (default: build it from this checkout).
+    #[arg(long, value_name = "FILE")]
+    pub binary: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

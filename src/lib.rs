@@ -9,6 +9,7 @@ pub mod demo;
 pub mod error;
 pub mod fsutil;
 pub mod https_get;
+pub mod image;
 pub mod output;
 pub mod pki;
 pub mod ticket_sign;

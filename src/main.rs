@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use wsproxyctl::cli::{Certs, Cli, Command};
+use wsproxyctl::cli::{Certs, Cli, Command, Image};
 use wsproxyctl::error::{Failure, Result};
 use wsproxyctl::output::Output;
-use wsproxyctl::{demo, fsutil, pki, verify};
+use wsproxyctl::{demo, fsutil, image, pki, verify};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -114,6 +114,36 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             if !report.verify.ok {
                 return Ok(ExitCode::from(1));
             }
+        }
+        Command::Image(Image::Build(a)) => {
+            let cwd = std::env::current_dir().map_err(|e| Failure::environment(e.to_string()))?;
+            let binary = match a.binary {
+                Some(b) => b,
+                None => {
+                    out.step("==> building the static relay (cargo build --release, +crt-static)");
+                    image::build_static_binary(&cwd)?
+                }
+            };
+            let labels = image::Labels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                revision: image::git_revision(&cwd),
+                source: env!("CARGO_PKG_REPOSITORY").to_string(),
+            };
+            let built = image::build(&binary, &a.out, &a.tag, &labels)?;
+            out.report(&built, || {
+                format!(
+                    "wrote {} ({} KiB compressed layer)
+  reference {}
+  manifest {}
+load it with: podman load -i {}
+",
+                    built.archive.display(),
+                    built.compressed_size / 1024,
+                    built.reference,
+                    built.manifest_digest,
+                    built.archive.display()
+                )
+            });
         }
         Command::Verify(a) => {
             let report = runtime()?.block_on(verify::run(verify::VerifyArgs {
