@@ -32,6 +32,32 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Helper tools the tests run, kept under target/tools (not on the system).
+TOOLS="$PWD/target/tools"
+mkdir -p "$TOOLS"
+export WSPROXY_TOOLS="$TOOLS"
+
+# kubernetes-validate (PyPI): validates rendered objects against the official schemas.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  say "installing kubernetes-validate (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check kubernetes-validate
+fi
+
+# quadlet: not in bookworm's podman 4.3; the binary from trixie's podman package runs on its
+# own. Fetched with a private apt state so the system's sources stay untouched.
+if [ ! -x "$TOOLS/quadlet" ]; then
+  say "fetching quadlet from Debian trixie's podman package"
+  tx="$TOOLS/trixie-apt"
+  mkdir -p "$tx/lists/partial" "$tx/archives/partial" "$tx/x"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" > "$tx/sources.list"
+  APTO=(-o Dir::Etc::SourceList="$tx/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o Dir::State::Lists="$tx/lists" -o Dir::Cache::Archives="$tx/archives" -o APT::Sandbox::User=root)
+  apt-get "${APTO[@]}" update -qq
+  (cd "$tx" && apt-get "${APTO[@]}" download -qq podman/trixie)
+  dpkg-deb -x "$tx"/podman_*.deb "$tx/x"
+  cp "$tx/x/usr/libexec/podman/quadlet" "$TOOLS/quadlet"
+fi
+
 # Podman on this kind of host needs runc, cgroupfs and ulimits it may set: the tests pass
 # tests/podman/containers.conf through CONTAINERS_CONF (see docs/PODMAN.md).
 export CONTAINERS_CONF="$PWD/tests/podman/containers.conf"

@@ -41,6 +41,97 @@ pub enum Command {
     /// Build the relay's OCI image (no daemon, no base image).
     #[command(subcommand)]
     Image(Image),
+    /// Render Kubernetes objects or Podman units from the deployment spec.
+    #[command(after_help = "Examples:\n  wsproxyctl render --target k8s --proxy-fqdn proxy.example.com --certs ./proxy-certs --out ./k8s\n  \
+        kubectl apply -k ./k8s\n  wsproxyctl render --target podman -f deploy.yaml --out ./quadlet")]
+    Render(RenderArgs),
+    /// The deployment spec: its JSON Schema, or a commented example.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+/// Where a deployment goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    K8s,
+    Podman,
+}
+
+/// The deployment spec: `-f FILE` plus overriding flags.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SpecArgs {
+    /// Deployment description (YAML; `wsproxyctl config init` writes an example).
+    #[arg(short = 'f', long = "file", value_name = "deploy.yaml")]
+    pub file: Option<PathBuf>,
+    /// The proxy's FQDN as browsers reach it.
+    #[arg(long, value_name = "NAME")]
+    pub proxy_fqdn: Option<String>,
+    /// The engine's FQDN.
+    #[arg(long, value_name = "NAME")]
+    pub engine_fqdn: Option<String>,
+    /// Certificate directory from `certs issue`.
+    #[arg(long, value_name = "DIR")]
+    pub certs: Option<PathBuf>,
+    /// Port browsers connect to.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Relay image reference.
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// Kubernetes namespace.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Kubernetes replicas.
+    #[arg(long)]
+    pub replicas: Option<u32>,
+    /// Kubernetes Service type.
+    #[arg(long, value_enum)]
+    pub service_type: Option<crate::spec::ServiceType>,
+}
+
+impl SpecArgs {
+    pub fn overrides(&self) -> crate::spec::Overrides {
+        crate::spec::Overrides {
+            engine_fqdn: self.engine_fqdn.clone(),
+            proxy_fqdn: self.proxy_fqdn.clone(),
+            certs: self.certs.clone(),
+            port: self.port,
+            image: self.image.clone(),
+            namespace: self.namespace.clone(),
+            replicas: self.replicas,
+            service_type: self.service_type,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// What to render.
+    #[arg(long, value_enum)]
+    pub target: Target,
+    /// Output directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Kubernetes only: leave out the Secret (create it yourself; see README).
+    #[arg(long)]
+    pub without_secret: bool,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the JSON Schema of deploy.yaml.
+    #[command(after_help = "Example:\n  wsproxyctl config schema > deploy.schema.json")]
+    Schema,
+    /// Write a commented example deploy.yaml.
+    #[command(after_help = "Example:\n  wsproxyctl config init --out deploy.yaml")]
+    Init {
+        /// Where to write it (refuses to overwrite).
+        #[arg(long, value_name = "FILE", default_value = "deploy.yaml")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,5 +12,7 @@ pub mod https_get;
 pub mod image;
 pub mod output;
 pub mod pki;
+pub mod render;
+pub mod spec;
 pub mod ticket_sign;
 pub mod verify;

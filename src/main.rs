@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use wsproxyctl::cli::{Certs, Cli, Command, Image};
+use wsproxyctl::cli::{Certs, Cli, Command, ConfigCmd, Image, Target};
 use wsproxyctl::error::{Failure, Result};
 use wsproxyctl::output::Output;
-use wsproxyctl::{demo, fsutil, image, pki, verify};
+use wsproxyctl::pki::bundle::Bundle;
+use wsproxyctl::spec::DeploySpec;
+use wsproxyctl::{demo, fsutil, image, pki, render, spec, verify};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -144,6 +146,29 @@ load it with: podman load -i {}
                     built.archive.display()
                 )
             });
+        }
+        Command::Render(a) => {
+            let spec = DeploySpec::load(a.spec.file.as_deref(), &a.spec.overrides())?;
+            let files = match (a.target, a.without_secret) {
+                (Target::K8s, true) => render::k8s::files(&spec, None),
+                (Target::K8s, false) => render::k8s::files(&spec, Some(&Bundle::load(&spec.certs)?)),
+                (Target::Podman, true) => return Err(Failure::usage("--without-secret applies to --target k8s only")),
+                (Target::Podman, false) => render::podman::files(&spec, &Bundle::load(&spec.certs)?),
+            };
+            let written = render::write_all(&a.out, &files)?;
+            out.report(&serde_json::json!({ "files": written }), || {
+                written.iter().map(|p| format!("wrote {}\n", p.display())).collect::<String>()
+            });
+        }
+        Command::Config(ConfigCmd::Schema) => {
+            println!("{}", serde_json::to_string_pretty(&spec::json_schema()).expect("json"));
+        }
+        Command::Config(ConfigCmd::Init { out: path }) => {
+            if path.exists() {
+                return Err(Failure::usage(format!("{} exists: not overwriting it", path.display())));
+            }
+            fsutil::write_atomic(&path, spec::EXAMPLE.as_bytes(), 0o644)?;
+            out.report(&serde_json::json!({ "file": path }), || format!("wrote {}\n", path.display()));
         }
         Command::Verify(a) => {
             let report = runtime()?.block_on(verify::run(verify::VerifyArgs {

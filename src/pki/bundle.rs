@@ -101,14 +101,13 @@ impl Bundle {
             .collect()
     }
 
-    /// A digest of all four files: changes when any certificate or key changes (rolls pods,
-    /// restarts containers).
+    /// A digest of all four files (sha256 of their contents concatenated in key order:
+    /// ca.crt, engine.cer, tls.crt, tls.key): changes when any certificate or key changes, so
+    /// pods roll and containers restart. The Helm chart computes the same.
     pub fn checksum(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
-        for (k, v) in self.secret_data() {
-            h.update(k.as_bytes());
-            h.update((v.len() as u64).to_be_bytes());
+        for (_, v) in self.secret_data() {
             h.update(&v);
         }
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()

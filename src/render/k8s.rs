@@ -1,0 +1,307 @@
+//! Kubernetes objects for the relay, as k8s-openapi types: Namespace, Secret, ConfigMap,
+//! Deployment, Service, PodDisruptionBudget, NetworkPolicy.
+//!
+//! Security follows the "restricted" Pod Security Standard: non-root (65532), read-only root
+//! filesystem, no capabilities, no privilege escalation, RuntimeDefault seccomp, no service
+//! account token. A checksum of the certificates and configuration on the pod template makes
+//! a rotation roll the pods; maxUnavailable 0 keeps consoles reachable while it does.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction, KeyToPath, Namespace,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
+    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::ByteString;
+
+use super::{labels, relay_conf, selector, sha256_hex, CertPaths, File, NAME};
+use crate::pki::bundle::{Bundle, SECRET_CA, SECRET_CERT, SECRET_ENGINE, SECRET_KEY};
+use crate::spec::{DeploySpec, ServiceType};
+
+pub const SECRET_NAME: &str = "wsproxy-certs";
+pub const CONFIGMAP_NAME: &str = "wsproxy-config";
+pub const CERT_DIR: &str = "/etc/wsproxy/certs";
+pub const CONF_DIR: &str = "/etc/wsproxy/conf.d";
+pub const CHECKSUM_CERTS: &str = "wsproxyctl.ovirt.org/certs-checksum";
+pub const CHECKSUM_CONFIG: &str = "wsproxyctl.ovirt.org/config-checksum";
+
+fn meta(spec: &DeploySpec, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(spec.namespace.clone()),
+        labels: Some(labels(spec)),
+        ..Default::default()
+    }
+}
+
+/// The relay configuration as the pods see it.
+pub fn conf(spec: &DeploySpec) -> String {
+    relay_conf(
+        spec,
+        &CertPaths {
+            cert: &format!("{CERT_DIR}/{SECRET_CERT}"),
+            key: &format!("{CERT_DIR}/{SECRET_KEY}"),
+            engine: &format!("{CERT_DIR}/{SECRET_ENGINE}"),
+        },
+    )
+}
+
+/// Every object, in apply order, as JSON values.
+pub fn objects(spec: &DeploySpec, bundle: Option<&Bundle>) -> Vec<serde_json::Value> {
+    let to = |v: serde_json::Result<serde_json::Value>| v.expect("k8s-openapi types serialize");
+    let mut out = vec![to(serde_json::to_value(namespace(spec)))];
+    if let Some(b) = bundle {
+        out.push(to(serde_json::to_value(secret(spec, b))));
+    }
+    out.push(to(serde_json::to_value(config_map(spec))));
+    out.push(to(serde_json::to_value(deployment(spec, bundle.map(|b| b.checksum())))));
+    out.push(to(serde_json::to_value(service(spec))));
+    out.push(to(serde_json::to_value(pdb(spec))));
+    out.push(to(serde_json::to_value(network_policy(spec))));
+    out
+}
+
+pub fn namespace(spec: &DeploySpec) -> Namespace {
+    let mut l = labels(spec);
+    l.insert("pod-security.kubernetes.io/enforce".into(), "restricted".into());
+    Namespace {
+        metadata: ObjectMeta { name: Some(spec.namespace.clone()), labels: Some(l), ..Default::default() },
+        ..Default::default()
+    }
+}
+
+pub fn secret(spec: &DeploySpec, bundle: &Bundle) -> Secret {
+    Secret {
+        metadata: meta(spec, SECRET_NAME),
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(bundle.secret_data().into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
+        ..Default::default()
+    }
+}
+
+pub fn config_map(spec: &DeploySpec) -> ConfigMap {
+    ConfigMap {
+        metadata: meta(spec, CONFIGMAP_NAME),
+        data: Some(BTreeMap::from([("10-setup.conf".to_string(), conf(spec))])),
+        ..Default::default()
+    }
+}
+
+fn quantity(s: &str) -> Quantity {
+    Quantity(s.to_string())
+}
+
+pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployment {
+    let mut annotations = BTreeMap::from([(CHECKSUM_CONFIG.to_string(), sha256_hex(conf(spec).as_bytes()))]);
+    if let Some(sum) = certs_checksum {
+        annotations.insert(CHECKSUM_CERTS.to_string(), sum);
+    }
+    let probe = |initial: i32, period: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/healthz".into()),
+            port: IntOrString::String("wss".into()),
+            scheme: Some("HTTPS".into()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(initial),
+        period_seconds: Some(period),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(3),
+        ..Default::default()
+    };
+    let r = &spec.resources;
+    let container = Container {
+        name: NAME.into(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: Some(if spec.image_is_registry() { "IfNotPresent" } else { "Never" }.into()),
+        args: Some(vec!["--config".into(), CONF_DIR.into()]),
+        ports: Some(vec![ContainerPort {
+            name: Some("wss".into()),
+            container_port: spec.port as i32,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        readiness_probe: Some(probe(1, 5)),
+        liveness_probe: Some(probe(5, 10)),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), quantity(&r.requests.cpu)),
+                ("memory".to_string(), quantity(&r.requests.memory)),
+            ])),
+            limits: Some(BTreeMap::from([
+                ("cpu".to_string(), quantity(&r.limits.cpu)),
+                ("memory".to_string(), quantity(&r.limits.memory)),
+            ])),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount { name: "certs".into(), mount_path: CERT_DIR.into(), read_only: Some(true), ..Default::default() },
+            VolumeMount { name: "config".into(), mount_path: CONF_DIR.into(), read_only: Some(true), ..Default::default() },
+        ]),
+        ..Default::default()
+    };
+    let items = [SECRET_CERT, SECRET_KEY, SECRET_CA, SECRET_ENGINE]
+        .iter()
+        .map(|k| KeyToPath { key: k.to_string(), path: k.to_string(), mode: None })
+        .collect();
+    Deployment {
+        metadata: meta(spec, NAME),
+        spec: Some(DeploymentSpec {
+            replicas: Some(spec.replicas as i32),
+            selector: LabelSelector { match_labels: Some(selector()), ..Default::default() },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels(spec)), annotations: Some(annotations), ..Default::default() }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    termination_grace_period_seconds: Some(45),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(crate::image::UID as i64),
+                        run_as_group: Some(crate::image::UID as i64),
+                        fs_group: Some(crate::image::UID as i64),
+                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                        ..Default::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(vec![
+                        Volume {
+                            name: "certs".into(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(SECRET_NAME.into()),
+                                default_mode: Some(0o440),
+                                items: Some(items),
+                                optional: Some(false),
+                            }),
+                            ..Default::default()
+                        },
+                        Volume {
+                            name: "config".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: CONFIGMAP_NAME.into(),
+                                default_mode: Some(0o444),
+                                optional: Some(false),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                    ]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn service(spec: &DeploySpec) -> Service {
+    Service {
+        metadata: meta(spec, NAME),
+        spec: Some(ServiceSpec {
+            type_: Some(match spec.service.kind {
+                ServiceType::LoadBalancer => "LoadBalancer",
+                ServiceType::NodePort => "NodePort",
+            }
+            .into()),
+            // Keep the browser's address: per-client limits and logs need it.
+            external_traffic_policy: Some("Local".into()),
+            selector: Some(selector()),
+            ports: Some(vec![ServicePort {
+                name: Some("wss".into()),
+                port: spec.port as i32,
+                target_port: Some(IntOrString::String("wss".into())),
+                protocol: Some("TCP".into()),
+                node_port: spec.service.node_port.map(i32::from),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn pdb(spec: &DeploySpec) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: meta(spec, NAME),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector { match_labels: Some(selector()), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn network_policy(spec: &DeploySpec) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: meta(spec, NAME),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector { match_labels: Some(selector()), ..Default::default() }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                ports: Some(vec![NetworkPolicyPort {
+                    port: Some(IntOrString::Int(spec.port as i32)),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// File name for an object: `NN-kind.yaml`.
+fn file_name(index: usize, obj: &serde_json::Value) -> String {
+    let kind = obj["kind"].as_str().unwrap_or("object").to_ascii_lowercase();
+    format!("{:02}-{kind}.yaml", index * 10)
+}
+
+/// YAML text of one object.
+pub fn to_yaml(obj: &serde_json::Value) -> String {
+    serde_yaml::to_string(obj).expect("JSON values serialize as YAML")
+}
+
+/// One file per object plus a kustomization.yaml listing them.
+pub fn files(spec: &DeploySpec, bundle: Option<&Bundle>) -> Vec<File> {
+    let header = "# Rendered by `wsproxyctl render --target k8s`; edit the deployment spec, not this file.\n";
+    let objs = objects(spec, bundle);
+    let mut files: Vec<File> = objs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| File {
+            name: file_name(i, o),
+            contents: format!("{header}{}", to_yaml(o)),
+            mode: if o["kind"] == "Secret" { 0o600 } else { 0o644 },
+        })
+        .collect();
+    let mut kustomization = format!("{header}apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n");
+    for f in &files {
+        kustomization.push_str(&format!("  - {}\n", f.name));
+    }
+    files.push(File { name: "kustomization.yaml".into(), contents: kustomization, mode: 0o644 });
+    files
+}

@@ -1,0 +1,79 @@
+//! Everything a deployment is rendered into, from one [`DeploySpec`]: the relay's oVirt-format
+//! configuration, Kubernetes objects ([`k8s`]) and Podman units ([`podman`]). Pure functions:
+//! spec and certificates in, text out; writing files is the caller's.
+
+pub mod k8s;
+pub mod podman;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::fsutil::{ensure_dir, write_atomic};
+use crate::spec::DeploySpec;
+
+pub const APP: &str = "ovirt-websocket-proxy";
+pub const NAME: &str = "wsproxy";
+pub const MANAGED_BY: &str = "wsproxyctl";
+
+/// Where the relay finds its files inside a container.
+pub struct CertPaths<'a> {
+    pub cert: &'a str,
+    pub key: &'a str,
+    pub engine: &'a str,
+}
+
+/// The relay configuration in oVirt's KEY=VALUE format (the same keys engine-setup writes).
+pub fn relay_conf(spec: &DeploySpec, paths: &CertPaths) -> String {
+    let mut s = String::from("# Rendered by wsproxyctl from the deployment spec (oVirt ovirt-websocket-proxy format).\n");
+    s.push_str(&format!("PROXY_HOST=*\nPROXY_PORT={}\n", spec.port));
+    s.push_str(&format!("SSL_CERTIFICATE={}\nSSL_KEY={}\nCERT_FOR_DATA_VERIFICATION={}\n", paths.cert, paths.key, paths.engine));
+    s.push_str("SSL_ONLY=True\nSSL_MIN_VERSION=TLSv1.2\n");
+    if !spec.target_allow.is_empty() {
+        s.push_str(&format!("WSPROXY_TARGET_ALLOW={}\n", spec.target_allow.join(",")));
+    }
+    s.push_str("WSPROXY_LOG_FORMAT=json\n");
+    s
+}
+
+/// Labels on every object: the standard app labels plus the spec's own.
+pub fn labels(spec: &DeploySpec) -> BTreeMap<String, String> {
+    let mut l = spec.labels.clone();
+    l.insert("app.kubernetes.io/name".into(), APP.into());
+    l.insert("app.kubernetes.io/instance".into(), NAME.into());
+    l.insert("app.kubernetes.io/managed-by".into(), MANAGED_BY.into());
+    l
+}
+
+/// The labels that select the relay's pods (stable across upgrades).
+pub fn selector() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), APP.to_string()),
+        ("app.kubernetes.io/instance".to_string(), NAME.to_string()),
+    ])
+}
+
+/// A rendered file.
+pub struct File {
+    pub name: String,
+    pub contents: String,
+    pub mode: u32,
+}
+
+/// Write rendered files into `dir` (atomically each).
+pub fn write_all(dir: &Path, files: &[File]) -> Result<Vec<std::path::PathBuf>> {
+    ensure_dir(dir)?;
+    let mut written = Vec::new();
+    for f in files {
+        let path = dir.join(&f.name);
+        write_atomic(&path, f.contents.as_bytes(), f.mode)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// sha256 hex of text.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}

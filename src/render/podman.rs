@@ -1,0 +1,205 @@
+//! Podman outputs: a [`ContainerPlan`] (what the container is: image, secrets, port,
+//! hardening) rendered as a Quadlet `wsproxy.container` unit for systemd hosts, and as a Pod
+//! manifest for `podman kube play` on hosts without systemd. `deploy --target podman` creates
+//! the same container through the API from the same plan, so the three cannot disagree.
+
+use std::collections::BTreeMap;
+
+use super::{labels, relay_conf, CertPaths, File, NAME};
+use crate::pki::bundle::Bundle;
+use crate::spec::DeploySpec;
+
+pub const CONTAINER_NAME: &str = "wsproxy";
+pub const SECRET_PREFIX: &str = "wsproxy";
+pub const CONF_SECRET: &str = "wsproxy-conf";
+pub const SECRETS_DIR: &str = "/run/secrets";
+/// Label on everything deploy creates, so undeploy removes exactly that.
+pub const OWNER_LABEL: &str = "io.ovirt.wsproxyctl.managed";
+/// Label carrying the digest of certificates + configuration (a change restarts the container).
+pub const CHECKSUM_LABEL: &str = "io.ovirt.wsproxyctl.checksum";
+
+/// A podman secret the container gets, readable only by the relay's user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMount {
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+/// Everything about the relay container.
+#[derive(Debug, Clone)]
+pub struct ContainerPlan {
+    pub name: String,
+    pub image: String,
+    pub args: Vec<String>,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub secrets: Vec<SecretMount>,
+    pub labels: BTreeMap<String, String>,
+    pub auto_update: bool,
+    pub checksum: String,
+}
+
+/// The relay configuration inside the container (secrets are files under /run/secrets).
+pub fn conf(spec: &DeploySpec) -> String {
+    conf_in(spec, SECRETS_DIR)
+}
+
+/// The relay configuration when the secret files are in `dir`.
+pub fn conf_in(spec: &DeploySpec, dir: &str) -> String {
+    let path = |n: &str| format!("{dir}/{SECRET_PREFIX}-{n}");
+    relay_conf(spec, &CertPaths { cert: &path("tls-crt"), key: &path("tls-key"), engine: &path("engine-cer") })
+}
+
+/// Where the kube-play Pod mounts its files.
+pub const KUBE_FILES_DIR: &str = "/etc/wsproxy/files";
+
+/// Plan the container for a spec and its certificates.
+pub fn plan(spec: &DeploySpec, bundle: &Bundle) -> ContainerPlan {
+    let conf = conf(spec);
+    let mut secrets: Vec<SecretMount> = bundle
+        .podman_secrets(SECRET_PREFIX)
+        .into_iter()
+        .map(|(name, data, _)| SecretMount { name, data })
+        .collect();
+    secrets.push(SecretMount { name: CONF_SECRET.into(), data: conf.clone().into_bytes() });
+    let checksum = super::sha256_hex(format!("{}{}{}", bundle.checksum(), super::sha256_hex(conf.as_bytes()), spec.image).as_bytes());
+    let mut l = labels(spec);
+    l.insert(OWNER_LABEL.into(), "true".into());
+    l.insert(CHECKSUM_LABEL.into(), checksum.clone());
+    ContainerPlan {
+        name: CONTAINER_NAME.into(),
+        image: spec.image.clone(),
+        args: vec!["--config".into(), format!("{SECRETS_DIR}/{CONF_SECRET}")],
+        host_port: spec.port,
+        container_port: spec.port,
+        secrets,
+        labels: l,
+        auto_update: spec.image_is_registry(),
+        checksum,
+    }
+}
+
+/// The Quadlet unit.
+pub fn quadlet(plan: &ContainerPlan) -> String {
+    let uid = crate::image::UID;
+    let mut s = String::from(
+        "# Rendered by `wsproxyctl render --target podman`. Install into /etc/containers/systemd/,\n\
+         # then `systemctl daemon-reload && systemctl start wsproxy`. The secrets it names are\n\
+         # created by `wsproxyctl deploy --target podman` (or `podman secret create`).\n",
+    );
+    s.push_str("[Unit]\nDescription=oVirt websocket proxy (wsproxy)\nWants=network-online.target\nAfter=network-online.target\n\n");
+    s.push_str("[Container]\n");
+    s.push_str(&format!("ContainerName={}\nImage={}\n", plan.name, plan.image));
+    s.push_str(&format!("Exec={}\n", plan.args.join(" ")));
+    s.push_str(&format!("PublishPort={}:{}\n", plan.host_port, plan.container_port));
+    for secret in &plan.secrets {
+        s.push_str(&format!("Secret={},uid={uid},gid={uid},mode=0400\n", secret.name));
+    }
+    s.push_str(&format!("User={uid}\nGroup={uid}\n"));
+    s.push_str("ReadOnly=true\n");
+    s.push_str("# Podman mounts each secret as a file under /run/secrets: on a read-only root that needs a tmpfs.\n");
+    s.push_str(&format!("Tmpfs={SECRETS_DIR}:size=1m,mode=0755\n"));
+    s.push_str("DropCapability=all\nNoNewPrivileges=true\n");
+    if plan.auto_update {
+        s.push_str("AutoUpdate=registry\n");
+    }
+    for (k, v) in &plan.labels {
+        s.push_str(&format!("Label={k}={v}\n"));
+    }
+    s.push_str("\n[Service]\nRestart=on-failure\nRestartSec=2\nTimeoutStopSec=45\n\n");
+    s.push_str("[Install]\nWantedBy=multi-user.target default.target\n");
+    s
+}
+
+/// A Pod (+ its Secret) for `podman kube play` on hosts without systemd.
+pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
+    use k8s_openapi::api::core::v1::{
+        Capabilities, Container, ContainerPort, KeyToPath, Pod, PodSecurityContext, PodSpec, Secret, SecretVolumeSource,
+        SecurityContext, Volume, VolumeMount,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let uid = crate::image::UID as i64;
+    let mut l = labels(spec);
+    l.insert(OWNER_LABEL.into(), "true".into());
+    let secret = Secret {
+        metadata: ObjectMeta { name: Some("wsproxy-files".into()), labels: Some(l.clone()), ..Default::default() },
+        // stringData: podman 4.3 leaves `data` base64 text undecoded in mounted files.
+        string_data: Some(
+            plan.secrets
+                .iter()
+                .map(|s| {
+                    let text = if s.name == CONF_SECRET { conf_in(spec, KUBE_FILES_DIR) } else { String::from_utf8_lossy(&s.data).to_string() };
+                    (s.name.clone(), text)
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let pod = Pod {
+        metadata: ObjectMeta { name: Some(NAME.into()), labels: Some(l), ..Default::default() },
+        spec: Some(PodSpec {
+            restart_policy: Some("OnFailure".into()),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(uid),
+                run_as_group: Some(uid),
+                ..Default::default()
+            }),
+            containers: vec![Container {
+                name: CONTAINER_NAME.into(),
+                image: Some(plan.image.clone()),
+                args: Some(vec!["--config".into(), format!("{KUBE_FILES_DIR}/{CONF_SECRET}")]),
+                ports: Some(vec![ContainerPort {
+                    container_port: plan.container_port as i32,
+                    host_port: Some(plan.host_port as i32),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
+                security_context: Some(SecurityContext {
+                    allow_privilege_escalation: Some(false),
+                    read_only_root_filesystem: Some(true),
+                    run_as_non_root: Some(true),
+                    capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+                    ..Default::default()
+                }),
+                volume_mounts: Some(vec![VolumeMount {
+                    name: "files".into(),
+                    mount_path: KUBE_FILES_DIR.into(),
+                    read_only: Some(true),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }],
+            volumes: Some(vec![Volume {
+                name: "files".into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some("wsproxy-files".into()),
+                    // podman 4.3 panics on a secret volume without `optional`.
+                    optional: Some(false),
+                    items: Some(
+                        plan.secrets.iter().map(|s| KeyToPath { key: s.name.clone(), path: s.name.clone(), mode: None }).collect(),
+                    ),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    format!(
+        "# Rendered by `wsproxyctl render --target podman` for `podman kube play` (hosts without systemd).\n\
+         # It holds the proxy's private key: keep it 0600.\n---\n{}---\n{}",
+        serde_yaml::to_string(&secret).expect("serialize"),
+        serde_yaml::to_string(&pod).expect("serialize")
+    )
+}
+
+/// The rendered files.
+pub fn files(spec: &DeploySpec, bundle: &Bundle) -> Vec<File> {
+    let plan = plan(spec, bundle);
+    vec![
+        File { name: "wsproxy.container".into(), contents: quadlet(&plan), mode: 0o644 },
+        File { name: "wsproxy-pod.yaml".into(), contents: kube_play(spec, &plan), mode: 0o600 },
+    ]
+}

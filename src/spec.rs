@@ -1,0 +1,375 @@
+//! The deployment description: one typed value that feeds every output (flags, `-f deploy.yaml`,
+//! Kubernetes objects, Helm's values.schema.json, Quadlet units), so they cannot drift apart.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Failure, Result};
+
+pub const DEFAULT_IMAGE: &str = crate::image::DEFAULT_TAG;
+pub const DEFAULT_NAMESPACE: &str = "ovirt-websocket-proxy";
+pub const DEFAULT_PORT: u16 = 6100;
+
+/// How a Kubernetes Service exposes the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default, clap::ValueEnum)]
+pub enum ServiceType {
+    #[default]
+    LoadBalancer,
+    NodePort,
+}
+
+/// CPU and memory for the relay container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceAmounts {
+    /// CPU in Kubernetes quantity form, e.g. `100m` or `1`.
+    pub cpu: String,
+    /// Memory in Kubernetes quantity form, e.g. `64Mi`.
+    pub memory: String,
+}
+
+/// Requests and limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    pub requests: ResourceAmounts,
+    pub limits: ResourceAmounts,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            requests: ResourceAmounts { cpu: "100m".into(), memory: "64Mi".into() },
+            limits: ResourceAmounts { cpu: "2".into(), memory: "512Mi".into() },
+        }
+    }
+}
+
+/// The Kubernetes Service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Service {
+    /// LoadBalancer (default) or NodePort.
+    #[serde(rename = "type", default)]
+    pub kind: ServiceType,
+    /// Fixed node port (30000-32767) for NodePort services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<u16>,
+}
+
+/// Where and how the Podman target runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Podman {
+    /// Podman API: unix:///run/podman/podman.sock (default: the local socket) or ssh://user@host[:port].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// SSH private key for ssh:// hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<PathBuf>,
+}
+
+/// A deployment of the oVirt websocket proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploySpec {
+    /// The engine's FQDN (where `engine-config -s WebSocketProxy=...` is run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_fqdn: Option<String>,
+    /// The proxy's FQDN as browsers reach it; must be in the proxy certificate.
+    #[serde(default)]
+    pub proxy_fqdn: String,
+    /// Port browsers connect to.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Certificate directory made by `wsproxyctl certs issue` (ca.pem, websocket-proxy.cer,
+    /// websocket-proxy.key.nopass, engine.cer).
+    #[serde(default = "default_certs")]
+    pub certs: PathBuf,
+    /// Relay image reference.
+    #[serde(default = "default_image")]
+    pub image: String,
+    /// Kubernetes namespace.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Relay replicas on Kubernetes.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// Kubernetes Service.
+    #[serde(default)]
+    pub service: Service,
+    /// Container resources.
+    #[serde(default)]
+    pub resources: Resources,
+    /// Where tickets may send the relay: CIDRs, host names, `*.suffix` (empty: anywhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_allow: Vec<String>,
+    /// Extra labels on every object.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The Podman target.
+    #[serde(default)]
+    pub podman: Podman,
+}
+
+fn default_port() -> u16 {
+    DEFAULT_PORT
+}
+fn default_certs() -> PathBuf {
+    PathBuf::from("./proxy-certs")
+}
+fn default_image() -> String {
+    DEFAULT_IMAGE.into()
+}
+fn default_namespace() -> String {
+    DEFAULT_NAMESPACE.into()
+}
+fn default_replicas() -> u32 {
+    2
+}
+
+/// Flag overrides (each `None` leaves the file's value).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub engine_fqdn: Option<String>,
+    pub proxy_fqdn: Option<String>,
+    pub certs: Option<PathBuf>,
+    pub port: Option<u16>,
+    pub image: Option<String>,
+    pub namespace: Option<String>,
+    pub replicas: Option<u32>,
+    pub service_type: Option<ServiceType>,
+    pub podman_host: Option<String>,
+    pub identity: Option<PathBuf>,
+}
+
+impl DeploySpec {
+    /// Read `-f FILE` (if any), apply flags, validate.
+    pub fn load(file: Option<&Path>, o: &Overrides) -> Result<DeploySpec> {
+        let mut spec: DeploySpec = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+                let text = if text.trim().is_empty() { "{}" } else { &text };
+                let mut spec: DeploySpec =
+                    serde_yaml::from_str(text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                // Relative certificate paths are relative to the file.
+                if spec.certs.is_relative() {
+                    if let Some(dir) = path.parent() {
+                        spec.certs = dir.join(&spec.certs);
+                    }
+                }
+                spec
+            }
+            None => serde_yaml::from_str("{}").expect("defaults"),
+        };
+        if let Some(v) = &o.proxy_fqdn {
+            spec.proxy_fqdn = v.clone();
+        }
+        if let Some(v) = &o.engine_fqdn {
+            spec.engine_fqdn = Some(v.clone());
+        }
+        if let Some(v) = &o.certs {
+            spec.certs = v.clone();
+        }
+        if let Some(v) = o.port {
+            spec.port = v;
+        }
+        if let Some(v) = &o.image {
+            spec.image = v.clone();
+        }
+        if let Some(v) = &o.namespace {
+            spec.namespace = v.clone();
+        }
+        if let Some(v) = o.replicas {
+            spec.replicas = v;
+        }
+        if let Some(v) = o.service_type {
+            spec.service.kind = v;
+        }
+        if let Some(v) = &o.podman_host {
+            spec.podman.host = Some(v.clone());
+        }
+        if let Some(v) = &o.identity {
+            spec.podman.identity = Some(v.clone());
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Check values serde cannot: names, ranges, patterns.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &str, why: String| Err(Failure::usage(format!("{field}: {why}")));
+        if self.proxy_fqdn.is_empty() {
+            return bad("proxyFqdn", "missing: give --proxy-fqdn or proxyFqdn: in the file".into());
+        }
+        if let Err(e) = crate::pki::validate_dns_name(&self.proxy_fqdn) {
+            return bad("proxyFqdn", e);
+        }
+        if let Some(engine) = &self.engine_fqdn {
+            if let Err(e) = crate::pki::validate_dns_name(engine) {
+                return bad("engineFqdn", e);
+            }
+        }
+        if self.port == 0 {
+            return bad("port", "must be 1-65535".into());
+        }
+        if self.replicas == 0 {
+            return bad("replicas", "must be at least 1".into());
+        }
+        let label_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+        };
+        if !label_ok(&self.namespace) {
+            return bad("namespace", format!("{:?} is not a Kubernetes namespace name (lower case, digits, -)", self.namespace));
+        }
+        if self.image.trim().is_empty() || self.image.contains(char::is_whitespace) {
+            return bad("image", format!("{:?} is not an image reference", self.image));
+        }
+        if let Err(e) = wsproxy::allow::TargetAllowList::parse(&self.target_allow.join(",")) {
+            return bad("targetAllow", e);
+        }
+        if let Some(np) = self.service.node_port {
+            if !(30000..=32767).contains(&np) {
+                return bad("service.nodePort", format!("{np} is outside 30000-32767"));
+            }
+        }
+        for (field, q) in [
+            ("resources.requests.cpu", &self.resources.requests.cpu),
+            ("resources.limits.cpu", &self.resources.limits.cpu),
+            ("resources.requests.memory", &self.resources.requests.memory),
+            ("resources.limits.memory", &self.resources.limits.memory),
+        ] {
+            let ok = !q.is_empty()
+                && q.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>().is_ok()
+                && ["", "m", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"].contains(&q.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.'));
+            if !ok {
+                return bad(field, format!("{q:?} is not a Kubernetes quantity (e.g. 100m, 64Mi)"));
+            }
+        }
+        for (k, v) in &self.labels {
+            if k.is_empty() || k.len() > 253 || v.len() > 63 {
+                return bad("labels", format!("{k}={v} is not a valid label"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the image comes from a registry (not a local-only `localhost/` name).
+    pub fn image_is_registry(&self) -> bool {
+        let first = self.image.split('/').next().unwrap_or("");
+        self.image.contains('/') && first != "localhost" && (first.contains('.') || first.contains(':'))
+    }
+}
+
+/// The JSON Schema of the spec (`config schema`, Helm's values.schema.json).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(DeploySpec)).expect("schema serializes")
+}
+
+/// A commented example (`config init`).
+pub const EXAMPLE: &str = r#"# wsproxyctl deployment description (wsproxyctl config schema prints its JSON Schema).
+# Flags override these values: --proxy-fqdn --certs --port --image --namespace --replicas.
+
+# The engine, where `engine-config -s WebSocketProxy=...` is run.
+engineFqdn: engine.example.com
+# The proxy host's name as browsers reach it (must be in the proxy certificate).
+proxyFqdn: proxy.example.com
+# Port browsers connect to (oVirt's default is 6100).
+port: 6100
+# Made by `wsproxyctl certs issue` (relative to this file).
+certs: ./proxy-certs
+# The relay image: `wsproxyctl image build` makes localhost/ovirt-websocket-proxy:latest.
+image: localhost/ovirt-websocket-proxy:latest
+
+# Kubernetes
+namespace: ovirt-websocket-proxy
+replicas: 2
+service:
+  type: LoadBalancer        # or NodePort (then optionally nodePort: 30610)
+resources:
+  requests: { cpu: 100m, memory: 64Mi }
+  limits: { cpu: "2", memory: 512Mi }
+
+# Where tickets may send the relay: the hypervisors' networks or names. Empty allows all.
+targetAllow:
+  - 192.168.10.0/24
+  - "*.hosts.example.com"
+
+# Extra labels on every object.
+labels: {}
+
+# Podman: the separate host's API (ssh://user@host or unix:///run/podman/podman.sock).
+podman:
+  host: ssh://root@proxy.example.com
+  identity: ~/.ssh/id_ed25519
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str, o: &Overrides) -> Result<DeploySpec> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("deploy.yaml");
+        std::fs::write(&f, text).unwrap();
+        DeploySpec::load(Some(&f), o)
+    }
+
+    #[test]
+    fn example_parses() {
+        let s = load_text(EXAMPLE, &Overrides::default()).unwrap();
+        assert_eq!(s.proxy_fqdn, "proxy.example.com");
+        assert_eq!(s.target_allow.len(), 2);
+        assert!(s.certs.ends_with("proxy-certs"));
+    }
+
+    #[test]
+    fn flags_override_and_complete() {
+        let o = Overrides { proxy_fqdn: Some("p.example".into()), port: Some(7000), replicas: Some(3), ..Default::default() };
+        let s = DeploySpec::load(None, &o).unwrap();
+        assert_eq!((s.proxy_fqdn.as_str(), s.port, s.replicas), ("p.example", 7000, 3));
+        assert_eq!(s.namespace, DEFAULT_NAMESPACE);
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let e = load_text("proxyFqdn: p.example\nport: sixty\n", &Overrides::default()).unwrap_err();
+        assert!(e.message.contains("port") && e.message.contains("line 2"), "{}", e.message);
+        let e = load_text("proxyFqdn: p.example\nreplica: 2\n", &Overrides::default()).unwrap_err();
+        assert!(e.message.contains("unknown field `replica`") && e.message.contains("line 2"), "{}", e.message);
+        let e = load_text("proxyFqdn: not a name\n", &Overrides::default()).unwrap_err();
+        assert!(e.message.contains("proxyFqdn"), "{}", e.message);
+        let e = DeploySpec::load(None, &Overrides::default()).unwrap_err();
+        assert!(e.message.contains("--proxy-fqdn"), "{}", e.message);
+        let e = load_text("proxyFqdn: p.example\nresources:\n  requests: {cpu: lots, memory: 1Mi}\n  limits: {cpu: '1', memory: 1Mi}\n", &Overrides::default()).unwrap_err();
+        assert!(e.message.contains("resources.requests.cpu"), "{}", e.message);
+        let e = load_text("proxyFqdn: p.example\ntargetAllow: ['10.0.0.0/99']\n", &Overrides::default()).unwrap_err();
+        assert!(e.message.contains("targetAllow"), "{}", e.message);
+    }
+
+    #[test]
+    fn registry_detection() {
+        let mut s = DeploySpec::load(None, &Overrides { proxy_fqdn: Some("p.example".into()), ..Default::default() }).unwrap();
+        assert!(!s.image_is_registry());
+        s.image = "quay.io/ovirt/websocket-proxy:1.0".into();
+        assert!(s.image_is_registry());
+        s.image = "registry.local:5000/wsproxy".into();
+        assert!(s.image_is_registry());
+    }
+
+    #[test]
+    fn schema_has_the_fields() {
+        let schema = json_schema().to_string();
+        for f in ["proxyFqdn", "targetAllow", "replicas", "nodePort", "LoadBalancer"] {
+            assert!(schema.contains(f), "{f}");
+        }
+    }
+}
