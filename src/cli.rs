@@ -48,6 +48,61 @@ pub enum Command {
     /// The deployment spec: its JSON Schema, or a commented example.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Deploy the relay to a podman host (local or over ssh) or a Kubernetes cluster, verify it.
+    #[command(after_help = "Examples:\n  wsproxyctl deploy --target podman --host ssh://root@proxy.example.com --identity ~/.ssh/id_ed25519 \\\n    \
+        --proxy-fqdn proxy.example.com --certs ./proxy-certs --image-archive wsproxy.oci.tar\n  \
+        wsproxyctl deploy --target podman -f deploy.yaml --configure-engine")]
+    Deploy(DeployArgs),
+    /// Remove what deploy created, and nothing else.
+    #[command(after_help = "Example:\n  wsproxyctl undeploy --target podman --host ssh://root@proxy.example.com")]
+    Undeploy(UndeployArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Where to deploy.
+    #[arg(long, value_enum)]
+    pub target: Target,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Podman API: unix:///path/podman.sock (default: the local socket) or ssh://user@host[:port].
+    #[arg(long, value_name = "URI")]
+    pub host: Option<String>,
+    /// SSH private key for ssh:// hosts.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Load the image from this archive (from `wsproxyctl image build`) instead of pulling it.
+    #[arg(long, value_name = "FILE")]
+    pub image_archive: Option<PathBuf>,
+    /// Skip the verification at the end.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Engine key to sign a test ticket during verification (on the engine host:
+    /// /etc/pki/ovirt-engine/keys/engine_id_rsa).
+    #[arg(long, value_name = "FILE")]
+    pub verify_engine_key: Option<PathBuf>,
+    /// A VNC server the proxy host can reach: verification expects its RFB banner through the proxy.
+    #[arg(long, value_name = "HOST:PORT", requires = "verify_engine_key")]
+    pub verify_vnc: Option<String>,
+    /// Remove the deployment again when verification fails.
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// Run engine-config and restart the engine (run deploy on the engine host).
+    #[arg(long)]
+    pub configure_engine: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UndeployArgs {
+    /// Where it was deployed.
+    #[arg(long, value_enum)]
+    pub target: Target,
+    /// Podman API, as for deploy.
+    #[arg(long, value_name = "URI")]
+    pub host: Option<String>,
+    /// SSH private key for ssh:// hosts.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 }
 
 /// Where a deployment goes.

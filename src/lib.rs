@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod deploy;
 pub mod error;
 pub mod fsutil;
 pub mod https_get;

@@ -10,7 +10,7 @@ use wsproxyctl::error::{Failure, Result};
 use wsproxyctl::output::Output;
 use wsproxyctl::pki::bundle::Bundle;
 use wsproxyctl::spec::DeploySpec;
-use wsproxyctl::{demo, fsutil, image, pki, render, spec, verify};
+use wsproxyctl::{demo, deploy, fsutil, image, pki, render, spec, verify};
 
 fn main() -> ExitCode {
     // Like other command-line tools, end quietly when the reader of our output goes away
@@ -151,6 +151,41 @@ load it with: podman load -i {}
                     built.manifest_digest,
                     built.archive.display()
                 )
+            });
+        }
+        Command::Deploy(a) => {
+            let mut overrides = a.spec.overrides();
+            overrides.podman_host = a.host.clone();
+            overrides.identity = a.identity.clone();
+            let spec = DeploySpec::load(a.spec.file.as_deref(), &overrides)?;
+            let opts = deploy::DeployOptions {
+                image_archive: a.image_archive,
+                no_verify: a.no_verify,
+                verify_engine_key: a.verify_engine_key,
+                verify_vnc: a.verify_vnc,
+                rollback_on_failure: a.rollback_on_failure,
+                configure_engine: a.configure_engine,
+            };
+            let report = match a.target {
+                Target::Podman => runtime()?.block_on(deploy::podman(&spec, &opts, out))?,
+                Target::K8s => return Err(Failure::environment("deploy --target k8s is not available in this build yet: use `render --target k8s` and `kubectl apply -k`")),
+            };
+            out.report(&report, || deploy::render(&report, opts.configure_engine));
+        }
+        Command::Undeploy(a) => {
+            let removed = match a.target {
+                Target::Podman => runtime()?.block_on(async {
+                    let docker = deploy::podman::connect(a.host.as_deref(), a.identity.as_deref()).await?;
+                    deploy::podman::undeploy(&docker).await
+                })?,
+                Target::K8s => return Err(Failure::environment("undeploy --target k8s is not available in this build yet: kubectl delete -k")),
+            };
+            out.report(&serde_json::json!({ "removed": removed }), || {
+                if removed.is_empty() {
+                    "nothing to remove: no container or volume created by wsproxyctl on that host\n".to_string()
+                } else {
+                    removed.iter().map(|r| format!("removed {r}\n")).collect()
+                }
             });
         }
         Command::Render(a) => {

@@ -31,6 +31,13 @@ impl Output {
         }
     }
 
+    /// Text for people only (nothing under --json or --quiet).
+    pub fn report_text(&self, text: &str) {
+        if !self.json && !self.quiet {
+            print!("{text}");
+        }
+    }
+
     pub fn error(&self, failure: &Failure) {
         if self.json {
             eprintln!("{}", serde_json::json!({ "error": failure.message, "exit_code": failure.exit_code() }));

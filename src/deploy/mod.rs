@@ -1,0 +1,205 @@
+//! `deploy` and `undeploy`: put the relay where the spec says, verify it as a browser would,
+//! and tell the engine. Each step prints one line when it starts and one when it ends; a failed
+//! step names itself, the cause and the fix, and nothing is left half-deployed without saying so.
+
+pub mod engine;
+pub mod podman;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{Failure, Result};
+use crate::output::Output;
+use crate::pki::bundle::Bundle;
+use crate::spec::DeploySpec;
+use crate::verify;
+
+/// Options of `deploy` beyond the spec.
+#[derive(Debug, Default, Clone)]
+pub struct DeployOptions {
+    pub image_archive: Option<PathBuf>,
+    pub no_verify: bool,
+    pub verify_engine_key: Option<PathBuf>,
+    pub verify_vnc: Option<String>,
+    pub rollback_on_failure: bool,
+    pub configure_engine: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepReport {
+    pub step: String,
+    pub ok: bool,
+    pub millis: u64,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeployReport {
+    pub target: String,
+    pub host: String,
+    pub change: Option<podman::Change>,
+    pub steps: Vec<StepReport>,
+    pub verify: Option<verify::Report>,
+    pub engine: Vec<String>,
+    pub ok: bool,
+}
+
+/// Runs steps, printing each as it starts and ends.
+pub struct Steps<'a> {
+    out: &'a Output,
+    pub done: Vec<StepReport>,
+}
+
+impl<'a> Steps<'a> {
+    pub fn new(out: &'a Output) -> Self {
+        Steps { out, done: Vec::new() }
+    }
+
+    /// Run one step; its error is returned with the step's name in front.
+    pub async fn run<T, F>(&mut self, name: &str, fut: F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<(T, String)>>,
+    {
+        self.out.step(&format!("==> {name} ..."));
+        let start = Instant::now();
+        let result = fut.await;
+        let millis = start.elapsed().as_millis() as u64;
+        match result {
+            Ok((value, detail)) => {
+                self.out.step(&format!("    ok ({millis} ms): {detail}"));
+                self.done.push(StepReport { step: name.into(), ok: true, millis, detail });
+                Ok(value)
+            }
+            Err(e) => {
+                self.out.step(&format!("    FAILED ({millis} ms)"));
+                self.done.push(StepReport { step: name.into(), ok: false, millis, detail: e.message.clone() });
+                Err(Failure { kind: e.kind, message: format!("{name}: {}", e.message) })
+            }
+        }
+    }
+}
+
+/// Verify the deployed proxy as a browser would (retrying briefly while it starts).
+async fn verify_deployed(spec: &DeploySpec, opts: &DeployOptions) -> Result<verify::Report> {
+    let args = || verify::VerifyArgs {
+        proxy: format!("wss://{}:{}", spec.proxy_fqdn, spec.port),
+        ca: Some(spec.certs.join(crate::pki::CA_FILE)),
+        engine_cert: None,
+        engine_key: opts.verify_engine_key.clone(),
+        vnc: opts.verify_vnc.clone(),
+        timeout: Duration::from_secs(10),
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let report = verify::run(args()).await?;
+        if report.ok || Instant::now() > deadline {
+            return Ok(report);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// `deploy --target podman`.
+pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Result<DeployReport> {
+    let host = podman::describe_host(spec.podman.host.as_deref());
+    let mut steps = Steps::new(out);
+    let bundle = steps
+        .run("check certificates", async {
+            let b = Bundle::load(&spec.certs)?;
+            Ok((b, format!("{} complete, key matches, chains to the CA, no CA key", spec.certs.display())))
+        })
+        .await?;
+    let docker = steps
+        .run(&format!("connect to podman at {host}"), async {
+            let d = podman::connect(spec.podman.host.as_deref(), spec.podman.identity.as_deref()).await?;
+            Ok((d, "API answers".to_string()))
+        })
+        .await?;
+    steps
+        .run("image", async {
+            let detail = podman::ensure_image(&docker, &spec.image, opts.image_archive.as_deref(), spec.image_is_registry()).await?;
+            Ok(((), detail))
+        })
+        .await?;
+    let plan = crate::render::podman::plan(spec, &bundle);
+    let change = steps
+        .run("relay container", async {
+            let change = podman::apply(&docker, &plan).await?;
+            let detail = match change {
+                podman::Change::Unchanged => "already running with these certificates and settings: nothing changed".to_string(),
+                podman::Change::Created => format!("created and started {} (port {})", plan.name, plan.host_port),
+                podman::Change::Replaced => "certificates or settings changed: replaced and restarted".to_string(),
+            };
+            Ok((change, detail))
+        })
+        .await?;
+
+    let mut report = DeployReport {
+        target: "podman".into(),
+        host: host.clone(),
+        change: Some(change),
+        steps: Vec::new(),
+        verify: None,
+        engine: Vec::new(),
+        ok: true,
+    };
+    if !opts.no_verify {
+        let verified = steps
+            .run("verify", async {
+                let r = verify_deployed(spec, opts).await?;
+                let summary = if r.ok { "a browser can reach consoles through it".to_string() } else { "FAILED".to_string() };
+                Ok((r, summary))
+            })
+            .await?;
+        if !verified.ok {
+            out.report_text(&verified.render());
+            let logs = podman::logs(&docker, &plan.name).await;
+            let mut message = format!("verify failed for wss://{}:{}", spec.proxy_fqdn, spec.port);
+            if opts.rollback_on_failure {
+                let removed = podman::undeploy(&docker).await?;
+                message.push_str(&format!("; rolled back (removed {})", removed.join(", ")));
+            } else {
+                message.push_str("; the relay is left running for inspection (`wsproxyctl undeploy --target podman` removes it)");
+            }
+            if !logs.trim().is_empty() {
+                message.push_str(&format!("\nrelay log:\n{logs}"));
+            }
+            return Err(Failure::check(message));
+        }
+        report.verify = Some(verified);
+    }
+    report.engine = if opts.configure_engine {
+        let line = steps
+            .run("configure the engine", async {
+                let msg = engine::configure(&spec.proxy_fqdn, spec.port)?;
+                Ok((msg.clone(), msg))
+            })
+            .await?;
+        vec![line]
+    } else {
+        engine::commands(&spec.proxy_fqdn, spec.port).to_vec()
+    };
+    report.steps = steps.done;
+    Ok(report)
+}
+
+/// Human summary of a deploy.
+pub fn render(r: &DeployReport, configured: bool) -> String {
+    let mut s = String::new();
+    if let Some(v) = &r.verify {
+        s.push_str(&v.render());
+    }
+    if configured {
+        for line in &r.engine {
+            s.push_str(&format!("engine: {line}\n"));
+        }
+    } else {
+        s.push_str("Now point the engine at the proxy (on the engine host):\n");
+        for line in &r.engine {
+            s.push_str(&format!("  {line}\n"));
+        }
+    }
+    s
+}

@@ -1,0 +1,312 @@
+//! `deploy --target podman`: the relay container on the separate host, through the podman API
+//! (Docker-compatible, via bollard), locally over a unix socket or remotely over ssh.
+//!
+//! Why a volume and not podman secrets for the certificates: the Docker-compatible container
+//! API that bollard speaks cannot attach secrets to a container. The certificates go into a
+//! volume (`wsproxy-certs`) through the archive API, owned by the relay's uid with mode 0400,
+//! mounted read-only at /run/secrets: the same paths the Quadlet unit's `Secret=` lines give,
+//! so one relay configuration serves both.
+//!
+//! Everything created carries the label `io.ovirt.wsproxyctl.managed=true`; undeploy removes
+//! exactly that. A checksum label (certificates + configuration + image) makes a second deploy
+//! with the same inputs a no-op and a changed certificate a replace-and-restart.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ImportImageOptions, ListContainersOptions, ListVolumesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, UploadToContainerOptions,
+};
+use bollard::{ClientVersion, Docker};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use crate::error::{Failure, Result};
+use crate::render::podman::{ContainerPlan, CHECKSUM_LABEL, OWNER_LABEL, SECRETS_DIR};
+
+pub const VOLUME: &str = "wsproxy-certs";
+const LOADER: &str = "wsproxy-certs-loader";
+/// podman 4.3's Docker-compatible API level; newer podman accepts it too.
+const API: ClientVersion = ClientVersion { major_version: 1, minor_version: 41 };
+
+/// Where the podman API is.
+pub fn describe_host(host: Option<&str>) -> String {
+    host.map(str::to_string).unwrap_or_else(|| default_socket().unwrap_or_else(|| "unix:///run/podman/podman.sock".into()))
+}
+
+fn default_socket() -> Option<String> {
+    let mut candidates = vec!["/run/podman/podman.sock".to_string()];
+    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
+        candidates.push(format!("{}/podman/podman.sock", x.to_string_lossy()));
+    }
+    candidates.into_iter().find(|p| Path::new(p).exists()).map(|p| format!("unix://{p}"))
+}
+
+/// Connect and check the API answers.
+pub async fn connect(host: Option<&str>, identity: Option<&Path>) -> Result<Docker> {
+    let uri = describe_host(host);
+    let docker = if let Some(path) = uri.strip_prefix("unix://") {
+        if !Path::new(path).exists() {
+            return Err(Failure::environment(format!(
+                "no podman API socket at {path}: start it with `systemctl enable --now podman.socket` \
+                 (or `podman system service --time=0 unix://{path}`), or pass --host"
+            )));
+        }
+        Docker::connect_with_unix(&uri, 120, &API)
+    } else if uri.starts_with("ssh://") {
+        Docker::connect_with_ssh(&uri, 120, &API, identity.map(|p| p.display().to_string()))
+    } else {
+        return Err(Failure::usage(format!("--host {uri:?}: use unix:///path/to/podman.sock or ssh://user@host[:port]")));
+    }
+    .map_err(|e| Failure::environment(format!("cannot use the podman API at {uri}: {e}")))?;
+    let version = docker.version().await.map_err(|e| {
+        let hint = if uri.starts_with("ssh://") {
+            "is sshd reachable with that key, and does the host have `podman-docker` (its `docker system dial-stdio`) and an active podman.socket?"
+        } else {
+            "is the podman service running?"
+        };
+        Failure::environment(format!("the podman API at {uri} does not answer: {e}; {hint}"))
+    })?;
+    let is_podman = version.components.iter().flatten().any(|c| c.name.to_ascii_lowercase().contains("podman"));
+    if !is_podman {
+        return Err(Failure::environment(format!("{uri} is not podman (it says {:?}); deploy --target podman needs podman", version.version)));
+    }
+    Ok(docker)
+}
+
+fn owner_filter() -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![format!("{OWNER_LABEL}=true")])])
+}
+
+/// What deploy found and did.
+#[derive(Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Change {
+    Unchanged,
+    Created,
+    Replaced,
+}
+
+/// The relay container as deploy last left it.
+async fn current(docker: &Docker, name: &str) -> Result<Option<(String, bool)>> {
+    let list = docker
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(owner_filter()), ..Default::default() }))
+        .await
+        .map_err(|e| Failure::environment(format!("listing containers: {e}")))?;
+    Ok(list.into_iter().find(|c| c.names.iter().flatten().any(|n| n.trim_start_matches('/') == name)).map(|c| {
+        let sum = c.labels.and_then(|l| l.get(CHECKSUM_LABEL).cloned()).unwrap_or_default();
+        let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
+        (sum, running)
+    }))
+}
+
+/// Make sure the image is on the host: load it from an archive, pull a registry reference, or
+/// find it already there.
+pub async fn ensure_image(docker: &Docker, image: &str, archive: Option<&Path>, registry: bool) -> Result<String> {
+    if let Some(path) = archive {
+        let bytes = std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read --image-archive {}: {e}", path.display())))?;
+        let mut stream = docker.import_image(ImportImageOptions { quiet: true, ..Default::default() }, bollard::body_full(Bytes::from(bytes)), None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| Failure::environment(format!("loading {} into podman: {e}", path.display())))?;
+        }
+        docker.inspect_image(image).await.map_err(|_| {
+            Failure::usage(format!(
+                "{} does not hold {image}: build it with `wsproxyctl image build --tag {image}` or pass --image with its tag",
+                path.display()
+            ))
+        })?;
+        return Ok(format!("loaded {image} from {}", path.display()));
+    }
+    if docker.inspect_image(image).await.is_ok() {
+        return Ok(format!("{image} is present"));
+    }
+    if !registry {
+        return Err(Failure::usage(format!(
+            "{image} is not on the podman host: pass --image-archive from `wsproxyctl image build`, or a registry --image"
+        )));
+    }
+    let mut stream = docker.create_image(Some(CreateImageOptions { from_image: Some(image.to_string()), ..Default::default() }), None, None);
+    while let Some(item) = stream.next().await {
+        item.map_err(|e| Failure::environment(format!("pulling {image}: {e}")))?;
+    }
+    Ok(format!("pulled {image}"))
+}
+
+fn secrets_tar(plan: &ContainerPlan) -> Vec<u8> {
+    let uid = crate::image::UID as u64;
+    let mut b = tar::Builder::new(Vec::new());
+    for s in &plan.secrets {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(&s.name).expect("plain names");
+        h.set_size(s.data.len() as u64);
+        h.set_mode(0o400);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, &s.data[..]).expect("in memory");
+    }
+    b.into_inner().expect("in memory")
+}
+
+fn labels(plan: &ContainerPlan) -> HashMap<String, String> {
+    plan.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+async fn remove_container(docker: &Docker, name: &str) {
+    let _ = docker.remove_container(name, Some(RemoveContainerOptions { force: true, v: false, ..Default::default() })).await;
+}
+
+/// Fill the certificates volume through a stopped helper container's archive API.
+async fn load_volume(docker: &Docker, plan: &ContainerPlan) -> Result<()> {
+    let _ = docker.remove_volume(VOLUME, Some(RemoveVolumeOptions { force: true })).await;
+    docker
+        .create_volume(bollard::models::VolumeCreateRequest {
+            name: Some(VOLUME.into()),
+            labels: Some(labels(plan)),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Failure::environment(format!("creating volume {VOLUME}: {e}")))?;
+    remove_container(docker, LOADER).await;
+    let body = ContainerCreateBody {
+        image: Some(plan.image.clone()),
+        cmd: Some(vec!["--version".into()]),
+        labels: Some(labels(plan)),
+        host_config: Some(HostConfig {
+            mounts: Some(vec![Mount {
+                typ: Some(MountType::VOLUME),
+                source: Some(VOLUME.into()),
+                target: Some(SECRETS_DIR.into()),
+                read_only: Some(false),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    docker
+        .create_container(Some(CreateContainerOptions { name: Some(LOADER.into()), ..Default::default() }), body)
+        .await
+        .map_err(|e| Failure::environment(format!("creating the certificate loader: {e}")))?;
+    let uploaded = docker
+        .upload_to_container(
+            LOADER,
+            Some(UploadToContainerOptions { path: SECRETS_DIR.into(), ..Default::default() }),
+            bollard::body_full(Bytes::from(secrets_tar(plan))),
+        )
+        .await;
+    remove_container(docker, LOADER).await;
+    uploaded.map_err(|e| Failure::environment(format!("copying the certificates into volume {VOLUME}: {e}")))
+}
+
+/// Create (or replace) and start the relay container. Returns what changed.
+pub async fn apply(docker: &Docker, plan: &ContainerPlan) -> Result<Change> {
+    let change = match current(docker, &plan.name).await? {
+        Some((sum, true)) if sum == plan.checksum => return Ok(Change::Unchanged),
+        Some(_) => Change::Replaced,
+        None => {
+            // A container of that name that deploy did not create is not ours to replace.
+            if docker.inspect_container(&plan.name, None).await.is_ok() {
+                return Err(Failure::usage(format!(
+                    "a container named {} exists on the host but was not created by wsproxyctl: remove or rename it first",
+                    plan.name
+                )));
+            }
+            Change::Created
+        }
+    };
+    remove_container(docker, &plan.name).await;
+    load_volume(docker, plan).await?;
+    let port = format!("{}/tcp", plan.container_port);
+    let body = ContainerCreateBody {
+        image: Some(plan.image.clone()),
+        cmd: Some(plan.args.clone()),
+        user: Some(format!("{0}:{0}", crate::image::UID)),
+        labels: Some(labels(plan)),
+        exposed_ports: Some(vec![port.clone()]),
+        stop_signal: Some("SIGTERM".into()),
+        stop_timeout: Some(45),
+        host_config: Some(HostConfig {
+            port_bindings: Some(HashMap::from([(
+                port,
+                Some(vec![PortBinding { host_ip: Some(String::new()), host_port: Some(plan.host_port.to_string()) }]),
+            )])),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::ON_FAILURE), maximum_retry_count: Some(0) }),
+            mounts: Some(vec![Mount {
+                typ: Some(MountType::VOLUME),
+                source: Some(VOLUME.into()),
+                target: Some(SECRETS_DIR.into()),
+                read_only: Some(true),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    docker
+        .create_container(Some(CreateContainerOptions { name: Some(plan.name.clone()), ..Default::default() }), body)
+        .await
+        .map_err(|e| Failure::environment(format!("creating container {}: {e}", plan.name)))?;
+    docker
+        .start_container(&plan.name, None)
+        .await
+        .map_err(|e| Failure::environment(format!("starting container {}: {e}", plan.name)))?;
+    // The relay either listens within moments or exits with its reason: report that reason.
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let info = docker.inspect_container(&plan.name, None).await.map_err(|e| Failure::environment(e.to_string()))?;
+        let state = info.state.unwrap_or_default();
+        if state.running == Some(false) {
+            let logs = logs(docker, &plan.name).await;
+            return Err(Failure::environment(format!("the relay container exited at start:\n{logs}")));
+        }
+        if state.running == Some(true) && state.started_at.is_some() {
+            break;
+        }
+    }
+    Ok(change)
+}
+
+/// The last lines the relay printed.
+pub async fn logs(docker: &Docker, name: &str) -> String {
+    let mut out = String::new();
+    let mut stream = docker.logs(name, Some(LogsOptions { stdout: true, stderr: true, tail: "20".into(), ..Default::default() }));
+    while let Some(Ok(chunk)) = stream.next().await {
+        out.push_str(&chunk.to_string());
+    }
+    out
+}
+
+/// Remove what deploy created (by label), nothing else. Returns what was removed.
+pub async fn undeploy(docker: &Docker) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let list = docker
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(owner_filter()), ..Default::default() }))
+        .await
+        .map_err(|e| Failure::environment(format!("listing containers: {e}")))?;
+    for c in list {
+        if let Some(id) = c.id {
+            let name = c.names.and_then(|n| n.first().cloned()).unwrap_or(id.clone());
+            remove_container(docker, &id).await;
+            removed.push(format!("container {}", name.trim_start_matches('/')));
+        }
+    }
+    let volumes = docker
+        .list_volumes(Some(ListVolumesOptions { filters: Some(owner_filter()) }))
+        .await
+        .map_err(|e| Failure::environment(format!("listing volumes: {e}")))?;
+    for v in volumes.volumes.unwrap_or_default() {
+        docker
+            .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))
+            .await
+            .map_err(|e| Failure::environment(format!("removing volume {}: {e}", v.name)))?;
+        removed.push(format!("volume {}", v.name));
+    }
+    Ok(removed)
+}
