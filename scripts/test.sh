@@ -20,6 +20,9 @@ declare -A PKG=(
   [containernetworking-plugins]=/usr/lib/cni/bridge
   [iptables]=/usr/sbin/iptables
   [catatonit]=/usr/bin/catatonit
+  [openssh-server]=/usr/sbin/sshd
+  [openssh-client]=/usr/bin/ssh
+  [iproute2]=/usr/sbin/ip
 )
 missing=()
 for pkg in "${!PKG[@]}"; do

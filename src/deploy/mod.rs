@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod podman;
+pub mod ssh_transport;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

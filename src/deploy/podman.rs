@@ -57,14 +57,19 @@ pub async fn connect(host: Option<&str>, identity: Option<&Path>) -> Result<Dock
         }
         Docker::connect_with_unix(&uri, 120, &API)
     } else if uri.starts_with("ssh://") {
-        Docker::connect_with_ssh(&uri, 120, &API, identity.map(|p| p.display().to_string()))
+        return connect_checked(super::ssh_transport::connect(&uri, identity, &API)?, &uri).await;
     } else {
         return Err(Failure::usage(format!("--host {uri:?}: use unix:///path/to/podman.sock or ssh://user@host[:port]")));
     }
     .map_err(|e| Failure::environment(format!("cannot use the podman API at {uri}: {e}")))?;
+    connect_checked(docker, &uri).await
+}
+
+/// Check that the API answers and is podman.
+async fn connect_checked(docker: Docker, uri: &str) -> Result<Docker> {
     let version = docker.version().await.map_err(|e| {
         let hint = if uri.starts_with("ssh://") {
-            "is sshd reachable with that key, and does the host have `podman-docker` (its `docker system dial-stdio`) and an active podman.socket?"
+            "can you `ssh` there with that key, and does the host run podman with an active podman.socket (systemctl enable --now podman.socket)?"
         } else {
             "is the podman service running?"
         };

@@ -9,6 +9,8 @@
 //!
 //! Missing tools are reported by name with the command that installs them.
 
+pub mod hosts;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -78,3 +78,28 @@ pub fn issue_localhost(pki: &testkit::Pki, out: &Path) {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// Podman with the project's containers.conf (runc, cgroupfs, ulimits this host allows).
+pub fn podman() -> Command {
+    testkit::require_tool("podman");
+    let mut c = Command::new("podman");
+    c.env("CONTAINERS_CONF", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/podman/containers.conf"));
+    c
+}
+
+/// Build the relay image archive once per test binary (the static relay build is the slow part).
+pub fn image_archive(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsproxy-image-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{}.tar", tag.replace(['/', ':'], "_")));
+    if out.is_file() {
+        return out;
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["image", "build", "-q", "--out", s(&out), "--tag", tag])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}

@@ -1,0 +1,231 @@
+//! Test hosts made by the test itself: a network namespace standing in for a hypervisor (reached
+//! from containers through a veth pair, in 198.18.0.0/15, the benchmarking range), an sshd on a
+//! loopback port standing in for the separate proxy host, and the podman API service behind it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{require_tool, run, wait_port};
+
+/// A network namespace with one veth link to the host: host side `.1`, namespace side `.2`.
+pub struct NetnsHost {
+    pub name: String,
+    pub host_ip: String,
+    pub ns_ip: String,
+    veth: String,
+}
+
+impl NetnsHost {
+    pub fn new(tag: &str) -> NetnsHost {
+        require_tool("ip");
+        let id = std::process::id() % 200 + 20;
+        let name = format!("wsp{tag}{}", std::process::id());
+        let veth = format!("wv{tag}{}", std::process::id() % 100000);
+        let (host_ip, ns_ip) = (format!("198.18.{id}.1"), format!("198.18.{id}.2"));
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let _ = Command::new("ip").args(["link", "del", &veth]).output();
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let peer = format!("{veth}p");
+        run(Command::new("ip").args(["link", "add", &veth, "type", "veth", "peer", "name", &peer]));
+        run(Command::new("ip").args(["link", "set", &peer, "netns", &name]));
+        run(Command::new("ip").args(["addr", "add", &format!("{host_ip}/30"), "dev", &veth]));
+        run(Command::new("ip").args(["link", "set", &veth, "up"]));
+        let ns = |args: &[&str]| run(Command::new("ip").args(["netns", "exec", &name]).args(args));
+        ns(&["ip", "addr", "add", &format!("{ns_ip}/30"), "dev", &peer]);
+        ns(&["ip", "link", "set", &peer, "up"]);
+        ns(&["ip", "link", "set", "lo", "up"]);
+        ns(&["ip", "route", "add", "default", "via", &host_ip]);
+        NetnsHost { name, host_ip, ns_ip, veth }
+    }
+
+    /// A command that runs inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+}
+
+impl Drop for NetnsHost {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.veth]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// Xvnc inside a namespace, listening on its address.
+pub struct NetnsXvnc {
+    pub addr: String,
+    pub port: u16,
+    pub display: u32,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl NetnsXvnc {
+    pub fn start(host: &NetnsHost, password: &str, colour: Option<&str>) -> NetnsXvnc {
+        require_tool("Xvnc");
+        let dir = tempfile::tempdir().unwrap();
+        let passwd = dir.path().join("passwd");
+        let mut p = Command::new("vncpasswd").arg("-f").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        {
+            use std::io::Write;
+            p.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        }
+        std::fs::write(&passwd, p.wait_with_output().unwrap().stdout).unwrap();
+        let port = 5900;
+        let display = 900 + std::process::id() % 90;
+        let child = host
+            .command("Xvnc")
+            .arg(format!(":{display}"))
+            .args(["-rfbport", &port.to_string(), "-interface", &host.ns_ip, "-geometry", "640x400", "-depth", "24"])
+            .args(["-SecurityTypes", "VncAuth", "-nolisten", "tcp", "-AlwaysShared", "-PasswordFile"])
+            .arg(&passwd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..250 {
+            let ok = host.command("sh").args(["-c", &format!("exec 3<>/dev/tcp/{}/{port}", host.ns_ip)]).output().map(|o| o.status.success());
+            if ok.unwrap_or(false) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(c) = colour {
+            run(host.command("xsetroot").env("DISPLAY", format!(":{display}")).args(["-solid", c]));
+        }
+        NetnsXvnc { addr: host.ns_ip.clone(), port, display, child, _dir: dir }
+    }
+}
+
+impl Drop for NetnsXvnc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `podman system service` on a socket, with the project's containers.conf.
+pub struct PodmanService {
+    pub socket: PathBuf,
+    child: Option<Child>,
+}
+
+pub fn containers_conf() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/podman/containers.conf")
+}
+
+impl PodmanService {
+    /// Serve the API at `socket` (unless something already answers there).
+    pub fn start(socket: &Path) -> PodmanService {
+        require_tool("podman");
+        if let Some(dir) = socket.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return PodmanService { socket: socket.to_path_buf(), child: None };
+        }
+        let _ = std::fs::remove_file(socket);
+        let child = Command::new("podman")
+            .env("CONTAINERS_CONF", containers_conf())
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..250 {
+            if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PodmanService { socket: socket.to_path_buf(), child: Some(child) }
+    }
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// sshd on a loopback port, root login with a fresh key (the "separate host" of deploy tests).
+pub struct SshHost {
+    pub port: u16,
+    pub identity: PathBuf,
+    /// A directory with an `ssh` wrapper that keeps host keys out of the user's known_hosts.
+    pub ssh_wrapper_dir: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SshHost {
+    pub fn start() -> SshHost {
+        require_tool("ssh-keygen");
+        assert!(Path::new("/usr/sbin/sshd").is_file(), "sshd is not installed: run `bash scripts/test.sh` (installs openssh-server)");
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(p("host_key")));
+        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(p("id")));
+        std::fs::copy(p("id.pub"), p("authorized_keys")).unwrap();
+        let port = crate::free_port();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        std::fs::write(
+            p("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile {}\n\
+                 SetEnv PATH=/usr/sbin:/usr/bin:/sbin:/bin CONTAINERS_CONF={}\n",
+                p("host_key").display(),
+                p("authorized_keys").display(),
+                p("sshd.pid").display(),
+                containers_conf().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(p("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_port(port, Duration::from_secs(10));
+        let wrapper_dir = p("bin");
+        std::fs::create_dir_all(&wrapper_dir).unwrap();
+        let wrapper = wrapper_dir.join("ssh");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -o UserKnownHostsFile={} -o StrictHostKeyChecking=accept-new \"$@\"\n",
+                p("known_hosts").display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        SshHost { port, identity: p("id"), ssh_wrapper_dir: wrapper_dir, child, _dir: dir }
+    }
+
+    pub fn uri(&self) -> String {
+        format!("ssh://root@127.0.0.1:{}", self.port)
+    }
+
+    /// PATH for a client process: the ssh wrapper first.
+    pub fn client_path(&self) -> String {
+        format!("{}:{}", self.ssh_wrapper_dir.display(), std::env::var("PATH").unwrap_or_default())
+    }
+}
+
+impl Drop for SshHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,161 @@
+//! `deploy --target podman` to a separate host over ssh, as an engine admin runs it: sshd on a
+//! loopback port is the proxy host (podman's API behind `docker system dial-stdio`), a network
+//! namespace holds the VM's VNC server (real Xvnc). Deploy, verify to that VNC server, a
+//! hand-made ticket through the deployed relay, redeploy (no change), rotation (restart, still
+//! verifies), undeploy (nothing left), and a failed verify rolled back.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{image_archive, issue_localhost, podman, s, stderr, stdout};
+use testkit::hosts::{NetnsHost, NetnsXvnc, PodmanService, SshHost};
+use testkit::{connect_ws, free_port, rfb_handshake, sign_ticket, Pki, TicketSpec, WsOutcome};
+
+fn deploy(ssh: &SshHost, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
+        .env("PATH", ssh.client_path())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn managed_left() -> String {
+    let c = podman().args(["ps", "-a", "-q", "--filter", "label=io.ovirt.wsproxyctl.managed=true"]).output().unwrap();
+    let v = podman().args(["volume", "ls", "-q", "--filter", "label=io.ovirt.wsproxyctl.managed=true"]).output().unwrap();
+    format!("{}{}", stdout(&c), stdout(&v)).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let certs = dir.path().join("certs");
+    issue_localhost(&pki, &certs);
+    let tag = format!("localhost/wsproxy-deploy-test:{}", std::process::id());
+    let archive = image_archive(&tag);
+
+    let hv = NetnsHost::new("d");
+    let vnc = NetnsXvnc::start(&hv, "vmpass", None);
+    let _api = PodmanService::start(Path::new("/run/podman/podman.sock"));
+    let ssh = SshHost::start();
+    let port = free_port();
+    let port_s = port.to_string();
+    let vnc_addr = format!("{}:{}", vnc.addr, vnc.port);
+    let base = [
+        "deploy", "--target", "podman", "--host", &ssh.uri(), "--identity", s(&ssh.identity), "--proxy-fqdn", "localhost",
+        "--port", &port_s, "--certs", s(&certs), "--image", &tag,
+    ];
+    let with = |extra: &[&str]| -> Vec<String> { base.iter().chain(extra).map(|x| x.to_string()).collect() };
+    let full = with(&["--image-archive", s(&archive), "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]);
+    let run_deploy = |a: &[String]| deploy(&ssh, &a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let result = std::panic::AssertUnwindSafe(async {
+        // First deploy: created, verified all the way to the VNC server's banner.
+        let o = run_deploy(&full);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        let text = stdout(&o);
+        assert!(text.contains("[ok] engine ticket accepted") && text.contains("RFB 003.008"), "{text}");
+        assert!(text.contains("engine-config -s WebSocketProxy=localhost:"), "{text}");
+        assert!(stderr(&o).contains("created and started"), "{}", stderr(&o));
+
+        // An independent client with a ticket signed by openssl, the RFB handshake with the VM's password.
+        let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new(&vnc.addr, vnc.port));
+        let WsOutcome::Open(mut ws) = connect_ws(&format!("wss://localhost:{port}/{ticket}"), Some(&certs.join("ca.pem"))).await else {
+            panic!("the deployed relay refused a good ticket")
+        };
+        let init = rfb_handshake(&mut ws, "vmpass").await.expect("RFB through the deployed relay");
+        assert_eq!((init.width, init.height), (640, 400));
+
+        // Same inputs again: nothing changes, and it says so.
+        let o = run_deploy(&with(&["--json", "--no-verify"]));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["change"], "Unchanged", "{v}");
+
+        // Rotation: new certificate, replaced and restarted, still verifies, new serial served.
+        let serial = |p: u16| -> String {
+            let o = Command::new("sh")
+                .arg("-c")
+                .arg(format!("openssl s_client -connect 127.0.0.1:{p} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial"))
+                .output()
+                .unwrap();
+            stdout(&o)
+        };
+        let before = serial(port);
+        let o = common::ctl(&[
+            "certs", "issue", "--force", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.ca_key), "--fqdn", "localhost",
+            "--san", "127.0.0.1", "--engine-cert", s(&pki.engine_cert), "--out", s(&certs),
+        ]);
+        assert!(o.status.success());
+        let o = run_deploy(&with(&["--json", "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]));
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["change"], "Replaced", "{v}");
+        assert_eq!(v["verify"]["ok"], true);
+        assert_ne!(serial(port), before, "the new certificate is served");
+
+        // Undeploy: nothing of ours is left.
+        let o = deploy(&ssh, &["undeploy", "--target", "podman", "--host", &ssh.uri(), "--identity", s(&ssh.identity)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("removed container wsproxy"), "{}", stdout(&o));
+        assert_eq!(managed_left(), "", "undeploy must leave nothing");
+
+        // A deploy whose verification fails is rolled back when asked.
+        let closed = format!("{}:5999", vnc.addr);
+        let o = run_deploy(&with(&["--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &closed, "--rollback-on-failure"]));
+        assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+        assert!(stderr(&o).contains("rolled back"), "{}", stderr(&o));
+        assert_eq!(managed_left(), "", "rollback must leave nothing");
+    })
+    .catch_unwind_compat()
+    .await;
+    let _ = podman().args(["rm", "-f", "wsproxy"]).output();
+    let _ = podman().args(["volume", "rm", "-f", "wsproxy-certs"]).output();
+    let _ = podman().args(["rmi", "-f", &tag]).output();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn unreachable_hosts_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let certs = dir.path().join("certs");
+    issue_localhost(&pki, &certs);
+    let o = common::ctl(&[
+        "deploy", "--target", "podman", "--host", "unix:///nonexistent/podman.sock", "--proxy-fqdn", "localhost", "--certs", s(&certs),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("podman.socket"), "{}", stderr(&o));
+    let o = common::ctl(&["deploy", "--target", "podman", "--host", "tcp://x:1", "--proxy-fqdn", "localhost", "--certs", s(&certs)]);
+    assert_eq!(o.status.code(), Some(2));
+    // A certificate directory holding the CA key as the proxy key is refused before anything happens.
+    std::fs::copy(&pki.ca_key, certs.join("websocket-proxy.key.nopass")).unwrap();
+    let o = common::ctl(&["deploy", "--target", "podman", "--proxy-fqdn", "localhost", "--certs", s(&certs)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("check certificates") && stderr(&o).contains("must never leave the engine"), "{}", stderr(&o));
+}
+
+/// `catch_unwind` for a future without pulling in futures' full feature set.
+trait CatchUnwindCompat: std::future::Future + Sized {
+    fn catch_unwind_compat(self) -> CatchUnwind<Self> {
+        CatchUnwind(Box::pin(self))
+    }
+}
+impl<F: std::future::Future> CatchUnwindCompat for std::panic::AssertUnwindSafe<F> {}
+
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+}
