@@ -23,6 +23,10 @@ declare -A PKG=(
   [openssh-server]=/usr/sbin/sshd
   [openssh-client]=/usr/bin/ssh
   [iproute2]=/usr/sbin/ip
+  [chromium]=/usr/bin/chromium
+  [libnss3-tools]=/usr/bin/certutil
+  [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+  [nodejs]=/usr/bin/node
 )
 missing=()
 for pkg in "${!PKG[@]}"; do
@@ -80,9 +84,15 @@ os.chmod(sys.argv[2], 0o755)
 PY
 fi
 
+# noVNC and playwright-core for the browser test (versions pinned by package-lock.json).
+if [ ! -f tests/browser/node_modules/@novnc/novnc/core/rfb.js ] || [ ! -d tests/browser/node_modules/playwright-core ]; then
+  say "installing noVNC and playwright-core (npm ci in tests/browser)"
+  (cd tests/browser && npm ci --no-audit --no-fund --silent)
+fi
+
 # Podman on this kind of host needs runc, cgroupfs and ulimits it may set: the tests pass
 # tests/podman/containers.conf through CONTAINERS_CONF (see docs/PODMAN.md).
 export CONTAINERS_CONF="$PWD/tests/podman/containers.conf"
 
 say "cargo test --workspace"
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"

@@ -62,7 +62,7 @@ async fn rfb_handshake_through_wss_to_xvnc_and_bad_tickets_refused() {
     };
     let init = rfb_handshake(&mut ws, PASSWORD).await.expect("RFB handshake through the relay");
     assert_eq!((init.width, init.height), (320, 200));
-    ws.close(None).await.ok();
+    ws.send(Message::Close(None)).await.ok();
 
     // Percent-encoded form of the same kind of ticket works too (noVNC may encode the path).
     let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));

@@ -13,10 +13,12 @@ pub fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
 }
 
-/// The VNC password file format: the password DES-encrypted with VNC's fixed key.
+/// The VNC password file format: the password DES-encrypted with VNC's fixed key. VNC's DES
+/// takes key bytes with their bits reversed, so the fixed key is reversed for standard DES.
 pub fn password_file(password: &str) -> [u8; 8] {
     const FIXED: [u8; 8] = [23, 82, 107, 6, 35, 78, 88, 7];
-    let cipher = des::Des::new_from_slice(&FIXED).expect("8-byte key");
+    let key = FIXED.map(u8::reverse_bits);
+    let cipher = des::Des::new_from_slice(&key).expect("8-byte key");
     let mut block = [0u8; 8];
     for (b, p) in block.iter_mut().zip(password.bytes()) {
         *b = p;

@@ -65,6 +65,11 @@ pub struct NetnsXvnc {
 
 impl NetnsXvnc {
     pub fn start(host: &NetnsHost, password: &str, colour: Option<&str>) -> NetnsXvnc {
+        Self::start_with(host, password, colour, 5900, None)
+    }
+
+    /// Xvnc on `port`; with `x509` = (cert, key), VeNCrypt X509Vnc only (as libvirt's vnc_tls).
+    pub fn start_with(host: &NetnsHost, password: &str, colour: Option<&str>, port: u16, x509: Option<(&Path, &Path)>) -> NetnsXvnc {
         require_tool("Xvnc");
         let dir = tempfile::tempdir().unwrap();
         let passwd = dir.path().join("passwd");
@@ -74,14 +79,21 @@ impl NetnsXvnc {
             p.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
         }
         std::fs::write(&passwd, p.wait_with_output().unwrap().stdout).unwrap();
-        let port = 5900;
-        let display = 900 + std::process::id() % 90;
-        let child = host
-            .command("Xvnc")
-            .arg(format!(":{display}"))
+        let display = 900 + (std::process::id() % 40) * 2 + u32::from(port % 2);
+        let mut cmd = host.command("Xvnc");
+        cmd.arg(format!(":{display}"))
             .args(["-rfbport", &port.to_string(), "-interface", &host.ns_ip, "-geometry", "640x400", "-depth", "24"])
-            .args(["-SecurityTypes", "VncAuth", "-nolisten", "tcp", "-AlwaysShared", "-PasswordFile"])
-            .arg(&passwd)
+            .args(["-nolisten", "tcp", "-AlwaysShared", "-PasswordFile"])
+            .arg(&passwd);
+        match x509 {
+            None => {
+                cmd.args(["-SecurityTypes", "VncAuth"]);
+            }
+            Some((cert, key)) => {
+                cmd.args(["-SecurityTypes", "X509Vnc", "-X509Cert"]).arg(cert).arg("-X509Key").arg(key);
+            }
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
