@@ -90,6 +90,18 @@ pub struct DeployArgs {
     /// Run engine-config and restart the engine (run deploy on the engine host).
     #[arg(long)]
     pub configure_engine: bool,
+    /// Kubernetes: kubeconfig context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Kubernetes: server-side dry run (validated by the API server, nothing persisted).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Kubernetes: load --image-archive into this kind cluster first.
+    #[arg(long, value_name = "CLUSTER")]
+    pub load_into_kind: Option<String>,
+    /// Kubernetes: seconds to wait for the Deployment to become available.
+    #[arg(long, default_value_t = 180)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +115,12 @@ pub struct UndeployArgs {
     /// SSH private key for ssh:// hosts.
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
+    /// Kubernetes: kubeconfig context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Kubernetes: the namespace deploy used.
+    #[arg(long, value_name = "NS", default_value = crate::spec::DEFAULT_NAMESPACE)]
+    pub namespace: String,
 }
 
 /// Where a deployment goes.

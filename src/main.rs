@@ -168,7 +168,15 @@ load it with: podman load -i {}
             };
             let report = match a.target {
                 Target::Podman => runtime()?.block_on(deploy::podman(&spec, &opts, out))?,
-                Target::K8s => return Err(Failure::environment("deploy --target k8s is not available in this build yet: use `render --target k8s` and `kubectl apply -k`")),
+                Target::K8s => {
+                    let k8s_opts = deploy::K8sOptions {
+                        context: a.context,
+                        dry_run: a.dry_run,
+                        load_into_kind: a.load_into_kind,
+                        timeout: std::time::Duration::from_secs(a.timeout),
+                    };
+                    runtime()?.block_on(deploy::kubernetes(&spec, &opts, &k8s_opts, out))?
+                }
             };
             out.report(&report, || deploy::render(&report, opts.configure_engine));
         }
@@ -178,7 +186,10 @@ load it with: podman load -i {}
                     let docker = deploy::podman::connect(a.host.as_deref(), a.identity.as_deref()).await?;
                     deploy::podman::undeploy(&docker).await
                 })?,
-                Target::K8s => return Err(Failure::environment("undeploy --target k8s is not available in this build yet: kubectl delete -k")),
+                Target::K8s => runtime()?.block_on(async {
+                    let client = deploy::k8s::client(a.context.as_deref()).await?;
+                    deploy::k8s::undeploy(&client, &a.namespace).await
+                })?,
             };
             out.report(&serde_json::json!({ "removed": removed }), || {
                 if removed.is_empty() {

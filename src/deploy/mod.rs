@@ -3,6 +3,7 @@
 //! step names itself, the cause and the fix, and nothing is left half-deployed without saying so.
 
 pub mod engine;
+pub mod k8s;
 pub mod podman;
 pub mod ssh_transport;
 
@@ -184,6 +185,109 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
     };
     report.steps = steps.done;
     Ok(report)
+}
+
+/// Options of `deploy --target k8s`.
+#[derive(Debug, Default, Clone)]
+pub struct K8sOptions {
+    pub context: Option<String>,
+    pub dry_run: bool,
+    pub load_into_kind: Option<String>,
+    pub timeout: Duration,
+}
+
+/// `deploy --target k8s`, with a client (a real cluster, or a scripted API in tests).
+pub async fn kubernetes_with(
+    client: &kube::Client,
+    spec: &DeploySpec,
+    opts: &DeployOptions,
+    k8s_opts: &K8sOptions,
+    out: &Output,
+) -> Result<DeployReport> {
+    let mut steps = Steps::new(out);
+    let bundle = steps
+        .run("check certificates", async {
+            let b = Bundle::load(&spec.certs)?;
+            Ok((b, format!("{} complete, key matches, chains to the CA, no CA key", spec.certs.display())))
+        })
+        .await?;
+    let objects = crate::render::k8s::objects(spec, Some(&bundle));
+    let mode = if k8s_opts.dry_run { "server-side dry run" } else { "server-side apply" };
+    let applied = steps
+        .run(&format!("{mode} (field manager {})", k8s::FIELD_MANAGER), async {
+            let applied = k8s::apply(client, &spec.namespace, &objects, k8s_opts.dry_run).await?;
+            let detail = applied.join(", ");
+            Ok((applied, detail))
+        })
+        .await?;
+    let mut report = DeployReport {
+        target: "k8s".into(),
+        host: format!("namespace {}", spec.namespace),
+        change: None,
+        steps: Vec::new(),
+        verify: None,
+        engine: Vec::new(),
+        ok: true,
+    };
+    if k8s_opts.dry_run {
+        report.steps = steps.done;
+        report.engine = vec![format!("dry run: the API server accepted {} objects; nothing was changed", applied.len())];
+        return Ok(report);
+    }
+    steps
+        .run("wait for Deployment/wsproxy", async {
+            let p = k8s::wait_available(client, &spec.namespace, k8s_opts.timeout, out).await?;
+            Ok(((), p))
+        })
+        .await?;
+    let address = steps
+        .run("service address", async {
+            let a = k8s::service_address(client, &spec.namespace).await?;
+            Ok((a.clone(), a))
+        })
+        .await?;
+    if !opts.no_verify {
+        let verified = steps
+            .run("verify", async {
+                let r = verify_deployed(spec, opts).await?;
+                let summary = if r.ok { "a browser can reach consoles through it".to_string() } else { "FAILED".to_string() };
+                Ok((r, summary))
+            })
+            .await?;
+        if !verified.ok {
+            out.report_text(&verified.render());
+            return Err(Failure::check(format!(
+                "verify failed for wss://{}:{} (the Service is at {address}): does {} resolve to it?",
+                spec.proxy_fqdn, spec.port, spec.proxy_fqdn
+            )));
+        }
+        report.verify = Some(verified);
+    }
+    report.engine = engine::commands(&spec.proxy_fqdn, spec.port).to_vec();
+    report.steps = steps.done;
+    Ok(report)
+}
+
+/// `deploy --target k8s` against the cluster of the kubeconfig.
+pub async fn kubernetes(spec: &DeploySpec, opts: &DeployOptions, k8s_opts: &K8sOptions, out: &Output) -> Result<DeployReport> {
+    if let Some(cluster) = &k8s_opts.load_into_kind {
+        let archive = opts
+            .image_archive
+            .as_ref()
+            .ok_or_else(|| Failure::usage("--load-into-kind needs --image-archive (from `wsproxyctl image build`)"))?;
+        out.step(&format!("==> kind load image-archive into {cluster} ..."));
+        let status = std::process::Command::new("kind")
+            .args(["load", "image-archive"])
+            .arg(archive)
+            .args(["--name", cluster])
+            .status()
+            .map_err(|e| Failure::environment(format!("cannot run kind: {e}: install kind or drop --load-into-kind")))?;
+        if !status.success() {
+            return Err(Failure::environment(format!("kind load image-archive into {cluster} failed")));
+        }
+    }
+    let client = k8s::client(k8s_opts.context.as_deref()).await?;
+    kubernetes_with(&client, spec, opts, k8s_opts, out).await
 }
 
 /// Human summary of a deploy.

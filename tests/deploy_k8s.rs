@@ -1,0 +1,184 @@
+//! `deploy --target k8s` against a scripted API server (kube's tower-test pattern): the test
+//! plays the API server and asserts every request: server-side apply with the field manager,
+//! forced, the dry-run flag, the exact rendered objects; the wait on Deployment status; the
+//! Service address; undeploy deleting by label. (A live cluster cannot run on these machines;
+//! the kind suite in tests/kind.rs covers that on runners that have kind.)
+
+mod common;
+
+use http::{Method, Request, Response};
+use kube::client::Body;
+use serde_json::{json, Value};
+use testkit::Pki;
+use tower_test::mock;
+use wsproxyctl::deploy::{self, DeployOptions, K8sOptions};
+use wsproxyctl::output::Output;
+use wsproxyctl::pki::bundle::Bundle;
+use wsproxyctl::spec::{DeploySpec, Overrides};
+
+type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+fn respond(send: mock::SendResponse<Response<Body>>, status: u16, body: Value) {
+    send.send_response(Response::builder().status(status).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap());
+}
+
+async fn body_json(req: Request<Body>) -> Value {
+    use http_body_util::BodyExt;
+    let bytes = req.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+fn query(req: &Request<Body>) -> String {
+    req.uri().query().unwrap_or_default().to_string()
+}
+
+/// Expect one server-side apply per rendered object, in order.
+async fn expect_applies(handle: &mut Handle, expected: &[Value], dry_run: bool) {
+    for obj in expected {
+        let (req, send) = handle.next_request().await.expect("an apply request");
+        assert_eq!(req.method(), Method::PATCH);
+        let q = query(&req);
+        assert!(q.contains("fieldManager=wsproxyctl") && q.contains("force=true"), "{q}");
+        assert_eq!(q.contains("dryRun=All"), dry_run, "{q}");
+        assert_eq!(req.headers()["content-type"], "application/apply-patch+yaml");
+        let kind = obj["kind"].as_str().unwrap();
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        let path = req.uri().path().to_string();
+        assert!(path.ends_with(&format!("/{name}")), "{kind}: {path}");
+        if kind != "Namespace" {
+            assert!(path.contains("/namespaces/consoles/"), "{kind}: {path}");
+        }
+        let sent = body_json(req).await;
+        assert_eq!(&sent, obj, "{kind} body is the rendered object");
+        respond(send, 200, sent);
+    }
+}
+
+fn setup() -> (tempfile::TempDir, DeploySpec, Bundle) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let certs = dir.path().join("certs");
+    common::issue_localhost(&pki, &certs);
+    let spec = DeploySpec::load(
+        None,
+        &Overrides { proxy_fqdn: Some("proxy.example.com".into()), certs: Some(certs.clone()), namespace: Some("consoles".into()), replicas: Some(2), ..Default::default() },
+    )
+    .unwrap();
+    let bundle = Bundle::load(&certs).unwrap();
+    (dir, spec, bundle)
+}
+
+#[tokio::test]
+async fn apply_waits_for_rollout_and_reports_the_service() {
+    let (_dir, spec, bundle) = setup();
+    let expected = wsproxyctl::render::k8s::objects(&spec, Some(&bundle));
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let api = tokio::spawn(async move {
+        expect_applies(&mut handle, &expected, false).await;
+        // Deployment progresses: 0/2, then 2/2 available.
+        for available in [0, 2] {
+            let (req, send) = handle.next_request().await.expect("deployment get");
+            assert_eq!(req.method(), Method::GET);
+            assert_eq!(req.uri().path(), "/apis/apps/v1/namespaces/consoles/deployments/wsproxy");
+            respond(send, 200, json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "wsproxy", "namespace": "consoles", "generation": 1},
+                "spec": {"replicas": 2},
+                "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": available}
+            }));
+        }
+        let (req, send) = handle.next_request().await.expect("service get");
+        assert_eq!(req.uri().path(), "/api/v1/namespaces/consoles/services/wsproxy");
+        respond(send, 200, json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "wsproxy"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 6100}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}
+        }));
+    });
+    let opts = DeployOptions { no_verify: true, ..Default::default() };
+    let k8s = K8sOptions { timeout: std::time::Duration::from_secs(30), ..Default::default() };
+    let report = deploy::kubernetes_with(&client, &spec, &opts, &k8s, &Output::new(false, true)).await.unwrap();
+    api.await.unwrap();
+    let steps: Vec<&str> = report.steps.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(steps[2], "wait for Deployment/wsproxy");
+    assert_eq!(report.steps[3].detail, "192.0.2.10:6100 (load balancer)");
+    assert!(report.engine[0].contains("WebSocketProxy=proxy.example.com:6100"));
+}
+
+#[tokio::test]
+async fn dry_run_sends_dry_run_and_stops() {
+    let (_dir, spec, bundle) = setup();
+    let expected = wsproxyctl::render::k8s::objects(&spec, Some(&bundle));
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let api = tokio::spawn(async move {
+        expect_applies(&mut handle, &expected, true).await;
+        // Nothing else may be asked.
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(300), handle.next_request()).await.is_err());
+    });
+    let k8s = K8sOptions { dry_run: true, timeout: std::time::Duration::from_secs(5), ..Default::default() };
+    let report = deploy::kubernetes_with(&client, &spec, &DeployOptions::default(), &k8s, &Output::new(false, true)).await.unwrap();
+    api.await.unwrap();
+    assert!(report.engine[0].contains("dry run"), "{:?}", report.engine);
+}
+
+#[tokio::test]
+async fn refusals_and_timeouts_say_what_to_do() {
+    let (_dir, spec, _bundle) = setup();
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let api = tokio::spawn(async move {
+        let (_req, send) = handle.next_request().await.unwrap();
+        respond(send, 403, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": "namespaces is forbidden: User \"dev\" cannot patch resource", "reason": "Forbidden", "code": 403}));
+    });
+    let err = deploy::kubernetes_with(&client, &spec, &DeployOptions::default(), &K8sOptions::default(), &Output::new(false, true))
+        .await
+        .unwrap_err();
+    api.await.unwrap();
+    assert!(err.message.contains("forbidden") && err.message.contains("rights"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn undeploy_deletes_by_label() {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let api = tokio::spawn(async move {
+        let mut deleted = Vec::new();
+        loop {
+            let Some((req, send)) = handle.next_request().await else { break };
+            let path = req.uri().path().to_string();
+            let q = query(&req);
+            match *req.method() {
+                Method::GET if path == "/api/v1/namespaces/consoles" => {
+                    respond(send, 200, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "consoles",
+                        "labels": {"app.kubernetes.io/managed-by": "wsproxyctl"}}}));
+                }
+                Method::GET => {
+                    assert!(q.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dwsproxyctl"), "{path}?{q}");
+                    let kind = path.rsplit('/').next().unwrap().to_string();
+                    let items = if kind == "deployments" || kind == "secrets" {
+                        vec![json!({"metadata": {"name": "wsproxy-obj"}})]
+                    } else {
+                        vec![]
+                    };
+                    respond(send, 200, json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}));
+                }
+                Method::DELETE => {
+                    deleted.push(path.clone());
+                    respond(send, 200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}));
+                    if path == "/api/v1/namespaces/consoles" {
+                        break;
+                    }
+                }
+                _ => panic!("unexpected {} {path}", req.method()),
+            }
+        }
+        deleted
+    });
+    let removed = wsproxyctl::deploy::k8s::undeploy(&client, "consoles").await.unwrap();
+    let deleted = api.await.unwrap();
+    assert_eq!(removed, ["Deployment/wsproxy-obj", "Secret/wsproxy-obj", "Namespace/consoles"]);
+    assert_eq!(deleted.len(), 3);
+}
