@@ -27,6 +27,7 @@ declare -A PKG=(
   [libnss3-tools]=/usr/bin/certutil
   [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
   [nodejs]=/usr/bin/node
+  [socat]=/usr/bin/socat
 )
 missing=()
 for pkg in "${!PKG[@]}"; do
@@ -48,6 +49,12 @@ export WSPROXY_TOOLS="$TOOLS"
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
   say "installing kubernetes-validate (PyPI)"
   python3 -m pip install -q --disable-pip-version-check kubernetes-validate
+fi
+
+# websockify (PyPI): the incumbent Python proxy, a peer in the benchmark's smoke run.
+if ! command -v websockify >/dev/null 2>&1; then
+  say "installing websockify (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check websockify==0.13.0
 fi
 
 # quadlet: not in bookworm's podman 4.3; the binary from trixie's podman package runs on its

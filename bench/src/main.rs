@@ -1,0 +1,553 @@
+//! wsproxy-bench: the relay measured side by side with direct TCP, a socat relay and
+//! websockify, on this machine, in one run. Prints a table; `--json FILE` keeps the figures.
+//!
+//!   bash scripts/bench.sh            # full run (>= 1 GiB per direction per system, 3 runs)
+//!   wsproxy-bench --smoke ...        # tiny sizes, for the test suite
+//!
+//! The client here is written for the harness (ws_client.rs); tickets are signed like the
+//! engine's (RSA-PSS SHA-256, maximum salt) with an RSA-2048 engine key made here.
+
+mod pki;
+mod sink;
+mod ws_client;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use sink::Mode;
+
+/// Sizes of one run.
+#[derive(Clone, Copy)]
+struct Sizes {
+    bulk_bytes: u64,
+    runs: usize,
+    round_trips: usize,
+    setups: usize,
+    idle_sessions: usize,
+}
+
+const FULL: Sizes = Sizes { bulk_bytes: 1 << 30, runs: 3, round_trips: 10_000, setups: 3000, idle_sessions: 8000 };
+const SMOKE: Sizes = Sizes { bulk_bytes: 4 << 20, runs: 1, round_trips: 200, setups: 20, idle_sessions: 50 };
+const MSG: usize = 64 * 1024;
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// One way of reaching the sinks.
+#[derive(Clone)]
+enum System {
+    Direct,
+    Socat { ports: Ports },
+    Relay { port: u16, tls: Option<Arc<rustls::ClientConfig>>, tickets: Arc<pki::Tickets> },
+    Websockify { ports: Ports },
+}
+
+/// A listener per sink mode (for relays whose target is fixed).
+#[derive(Clone, Copy)]
+struct Ports {
+    discard: u16,
+    source: u16,
+    echo: u16,
+    hello: u16,
+}
+
+impl Ports {
+    fn of(&self, m: Mode) -> u16 {
+        match m {
+            Mode::Discard => self.discard,
+            Mode::Source => self.source,
+            Mode::Echo => self.echo,
+            Mode::Hello => self.hello,
+        }
+    }
+}
+
+/// A connected client: raw bytes, or websocket frames.
+struct Conn {
+    io: Box<dyn Io>,
+    ws: bool,
+    rbuf: Vec<u8>,
+    pending: Vec<u8>,
+}
+
+impl Conn {
+    async fn send(&mut self, data: &[u8], framed: Option<&[u8]>) -> std::io::Result<()> {
+        if self.ws {
+            match framed {
+                Some(f) => self.io.write_all(f).await,
+                None => {
+                    let mut f = Vec::with_capacity(data.len() + 14);
+                    ws_client::frame(data, rand::random(), &mut f);
+                    self.io.write_all(&f).await
+                }
+            }
+        } else {
+            self.io.write_all(data).await
+        }
+    }
+
+    /// Receive exactly `n` bytes of payload.
+    async fn recv(&mut self, mut n: usize) -> std::io::Result<()> {
+        if !self.ws {
+            let mut buf = vec![0u8; n.min(256 * 1024)];
+            while n > 0 {
+                let want = n.min(buf.len());
+                let k = self.io.read(&mut buf[..want]).await?;
+                if k == 0 {
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed"));
+                }
+                n -= k;
+            }
+            return Ok(());
+        }
+        let take = self.pending.len().min(n);
+        self.pending.drain(..take);
+        n -= take;
+        while n > 0 {
+            let op = ws_client::read_frame(&mut self.io, &mut self.rbuf).await?;
+            match op {
+                0x8 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed by relay")),
+                0x9 | 0xA => continue,
+                _ => {}
+            }
+            let k = self.rbuf.len().min(n);
+            n -= k;
+            if k < self.rbuf.len() {
+                self.pending.extend_from_slice(&self.rbuf[k..]);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl System {
+    fn name(&self) -> String {
+        match self {
+            System::Direct => "direct TCP".into(),
+            System::Socat { .. } => "socat relay".into(),
+            System::Relay { tls: None, .. } => "wsproxy ws".into(),
+            System::Relay { tls: Some(_), .. } => "wsproxy wss".into(),
+            System::Websockify { .. } => "websockify ws".into(),
+        }
+    }
+
+    async fn connect(&self, sinks: &Ports, mode: Mode) -> std::io::Result<Conn> {
+        let raw = |io: Box<dyn Io>| Conn { io, ws: false, rbuf: Vec::new(), pending: Vec::new() };
+        match self {
+            System::Direct => Ok(raw(Box::new(tcp(sinks.of(mode)).await?))),
+            System::Socat { ports } => Ok(raw(Box::new(tcp(ports.of(mode)).await?))),
+            System::Websockify { ports } => {
+                let mut s = tcp(ports.of(mode)).await?;
+                let code = ws_client::handshake(&mut s, "localhost", "").await?;
+                if code != 101 {
+                    return Err(std::io::Error::other(format!("websockify answered {code}")));
+                }
+                Ok(Conn { io: Box::new(s), ws: true, rbuf: Vec::new(), pending: Vec::new() })
+            }
+            System::Relay { port, tls, tickets } => {
+                let ticket = tickets.next(sinks.of(mode));
+                let s = tcp(*port).await?;
+                let mut io: Box<dyn Io> = match tls {
+                    None => Box::new(s),
+                    Some(cfg) => {
+                        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                        Box::new(tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, s).await?)
+                    }
+                };
+                let code = ws_client::handshake(&mut io, "localhost", &ticket).await?;
+                if code != 101 {
+                    return Err(std::io::Error::other(format!("relay answered {code}")));
+                }
+                Ok(Conn { io, ws: true, rbuf: Vec::new(), pending: Vec::new() })
+            }
+        }
+    }
+}
+
+async fn tcp(port: u16) -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect(("127.0.0.1", port)).await?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// MB/s browser->VM.
+async fn bulk_send(sys: &System, sinks: &Ports, bytes: u64) -> std::io::Result<f64> {
+    let mut c = sys.connect(sinks, Mode::Discard).await?;
+    let payload = vec![0x5au8; MSG];
+    let mut framed = Vec::with_capacity(MSG + 14);
+    ws_client::frame(&payload, [1, 2, 3, 4], &mut framed);
+    let start = Instant::now();
+    c.send(&bytes.to_be_bytes(), None).await?;
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(MSG as u64) as usize;
+        if n == MSG {
+            c.send(&payload, Some(&framed)).await?;
+        } else {
+            c.send(&payload[..n], None).await?;
+        }
+        left -= n as u64;
+    }
+    c.recv(1).await?;
+    Ok(bytes as f64 / start.elapsed().as_secs_f64() / 1e6)
+}
+
+/// MB/s VM->browser.
+async fn bulk_recv(sys: &System, sinks: &Ports, bytes: u64) -> std::io::Result<f64> {
+    let mut c = sys.connect(sinks, Mode::Source).await?;
+    let start = Instant::now();
+    c.send(&bytes.to_be_bytes(), None).await?;
+    c.recv(bytes as usize).await?;
+    Ok(bytes as f64 / start.elapsed().as_secs_f64() / 1e6)
+}
+
+/// Round-trip times of 10-byte messages, microseconds: (p50, p99).
+async fn latency(sys: &System, sinks: &Ports, n: usize) -> std::io::Result<(f64, f64)> {
+    let mut c = sys.connect(sinks, Mode::Echo).await?;
+    let msg = [9u8; 10];
+    let mut framed = Vec::new();
+    ws_client::frame(&msg, [5, 6, 7, 8], &mut framed);
+    let mut rtts = Vec::with_capacity(n);
+    for i in 0..n + 100 {
+        let t = Instant::now();
+        c.send(&msg, Some(&framed)).await?;
+        c.recv(10).await?;
+        if i >= 100 {
+            rtts.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    rtts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok((rtts[rtts.len() / 2], rtts[rtts.len() * 99 / 100]))
+}
+
+/// Sessions per second: connect (+TLS +ticket) until the target's first byte arrives.
+async fn setup_rate(sys: &System, sinks: &Ports, n: usize) -> std::io::Result<f64> {
+    let conc = std::env::var("BENCH_CONC").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..conc {
+        let sys = sys.clone();
+        let sinks = *sinks;
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            while i < n {
+                let mut c = tokio::time::timeout(Duration::from_secs(10), sys.connect(&sinks, Mode::Hello))
+                    .await
+                    .map_err(|_| std::io::Error::other("connect timed out"))??;
+                tokio::time::timeout(Duration::from_secs(10), c.recv(1)).await.map_err(|_| std::io::Error::other("no first byte from the target"))??;
+                i += conc;
+            }
+            Ok::<_, std::io::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap()?;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Relay RSS growth per idle session with `n` sessions open.
+async fn idle_memory(sys: &System, sinks: &Ports, pid: u32, n: usize) -> std::io::Result<(u64, f64)> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_bytes(pid);
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut c = sys.connect(sinks, Mode::Hello).await?;
+        c.recv(1).await?;
+        conns.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_bytes(pid);
+    drop(conns);
+    Ok((after, after.saturating_sub(before) as f64 / n as f64))
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain rlimit syscalls on a local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+struct Spawned(Child);
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_listening(port: u16) -> bool {
+    for _ in 0..500 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+fn spawn(cmd: &mut Command) -> Option<Spawned> {
+    cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok().map(Spawned)
+}
+
+async fn socat(sinks: &Ports) -> Option<(Vec<Spawned>, Ports)> {
+    let mut children = Vec::new();
+    let mut ports = [0u16; 4];
+    for (i, target) in [sinks.discard, sinks.source, sinks.echo, sinks.hello].iter().enumerate() {
+        let p = free_port();
+        children.push(spawn(Command::new("socat").arg(format!("TCP-LISTEN:{p},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=1024")).arg(format!("TCP:127.0.0.1:{target},nodelay")))?);
+        wait_listening(p).await;
+        ports[i] = p;
+    }
+    Some((children, Ports { discard: ports[0], source: ports[1], echo: ports[2], hello: ports[3] }))
+}
+
+async fn websockify(sinks: &Ports) -> Option<(Vec<Spawned>, Ports)> {
+    let mut children = Vec::new();
+    let mut ports = [0u16; 4];
+    for (i, target) in [sinks.discard, sinks.source, sinks.echo, sinks.hello].iter().enumerate() {
+        let p = free_port();
+        children.push(spawn(Command::new("websockify").arg(format!("127.0.0.1:{p}")).arg(format!("127.0.0.1:{target}")))?);
+        if !wait_listening(p).await {
+            return None;
+        }
+        ports[i] = p;
+    }
+    Some((children, Ports { discard: ports[0], source: ports[1], echo: ports[2], hello: ports[3] }))
+}
+
+/// Start the relay; returns the process, port and cold start time to /healthz ready.
+async fn relay(bin: &Path, dir: &Path, tls: bool, key: &str) -> (Spawned, u16, Duration) {
+    let port = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.args(["--proxy-host", "127.0.0.1", "--proxy-port", &port.to_string()])
+        .arg("--cert-for-data-verification")
+        .arg(dir.join("engine.cer"))
+        .args(["--wsproxy-max-sessions-per-ip", "0", "--wsproxy-max-sessions", "20000", "--wsproxy-cert-reload-interval", "0"]);
+    if tls {
+        cmd.arg("--ssl-certificate").arg(dir.join(format!("proxy-{key}.cer"))).arg("--ssl-key").arg(dir.join(format!("proxy-{key}.key")));
+    }
+    let start = Instant::now();
+    let child = spawn(&mut cmd).expect("start wsproxy");
+    // Ready = /healthz answers (plain GET; over TLS the connect alone shows the listener).
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await {
+            if tls {
+                break;
+            }
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+            let mut b = [0u8; 12];
+            if s.read_exact(&mut b).await.is_ok() && &b[9..12] == b"200" {
+                break;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "wsproxy did not start");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    (child, port, start.elapsed())
+}
+
+#[derive(Default, Clone)]
+struct Row {
+    name: String,
+    send: Option<f64>,
+    recv: Option<f64>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    setups: Option<f64>,
+    idle: Option<(u64, f64)>,
+}
+
+impl Row {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "system": self.name, "send_mb_s": self.send, "recv_mb_s": self.recv,
+            "rtt_p50_us": self.p50, "rtt_p99_us": self.p99, "setups_per_s": self.setups,
+            "idle_rss_bytes": self.idle.map(|i| i.0), "idle_bytes_per_session": self.idle.map(|i| i.1),
+        })
+    }
+}
+
+fn fmt(v: Option<f64>, prec: usize) -> String {
+    v.map(|v| format!("{v:.prec$}")).unwrap_or_else(|| "-".into())
+}
+
+async fn measure(sys: &System, sinks: &Ports, sizes: Sizes, relay_pid: Option<u32>, row: &mut Row) {
+    eprintln!("measuring {} ...", row.name);
+    let mut sends = Vec::new();
+    let mut recvs = Vec::new();
+    for _ in 0..sizes.runs {
+        sends.push(bulk_send(sys, sinks, sizes.bulk_bytes).await.expect("bulk send"));
+        recvs.push(bulk_recv(sys, sinks, sizes.bulk_bytes).await.expect("bulk recv"));
+    }
+    row.send = Some(median(sends));
+    row.recv = Some(median(recvs));
+    eprintln!("  bulk done");
+    let (p50, p99) = latency(sys, sinks, sizes.round_trips).await.expect("latency");
+    eprintln!("  latency done");
+    row.p50 = Some(p50);
+    row.p99 = Some(p99);
+    row.setups = Some(setup_rate(sys, sinks, sizes.setups).await.expect("setup rate"));
+    if let Some(pid) = relay_pid {
+        row.idle = Some(idle_memory(sys, sinks, pid, sizes.idle_sessions).await.expect("idle sessions"));
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let relay_bin = PathBuf::from(value("--relay").unwrap_or_else(|| "target/release/wsproxy".into()));
+    if !relay_bin.is_file() {
+        eprintln!("wsproxy-bench: no relay binary at {} (build it: cargo build --release -p wsproxy, or pass --relay)", relay_bin.display());
+        std::process::exit(3);
+    }
+    let sizes = if smoke { SMOKE } else { FULL };
+    raise_fd_limit();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async move {
+        let dir = tempfile_dir();
+        eprintln!("making certificates and signing tickets ...");
+        let engine = pki::write_all(&dir);
+        let sinks = Ports {
+            discard: sink::start(Mode::Discard).await,
+            source: sink::start(Mode::Source).await,
+            echo: sink::start(Mode::Echo).await,
+            hello: sink::start(Mode::Hello).await,
+        };
+        let tickets = Arc::new(pki::Tickets::new(&engine, &[
+            (sinks.hello, 3 * sizes.setups + 2 * sizes.idle_sessions + 10),
+            (sinks.discard, 2 * sizes.runs + 2),
+            (sinks.source, 2 * sizes.runs + 2),
+            (sinks.echo, 4),
+        ]));
+        let mut rows = Vec::new();
+
+        let mut row = Row { name: "direct TCP".into(), ..Default::default() };
+        measure(&System::Direct, &sinks, Sizes { idle_sessions: 0, ..sizes }, None, &mut row).await;
+        rows.push(row);
+
+        match socat(&sinks).await {
+            Some((_children, ports)) => {
+                let sys = System::Socat { ports };
+                let mut row = Row { name: sys.name(), ..Default::default() };
+                measure(&sys, &sinks, sizes, None, &mut row).await;
+                rows.push(row);
+            }
+            None => eprintln!("socat not installed (apt-get install socat): row skipped"),
+        }
+
+        let mut cold = Vec::new();
+        for (tls, key) in [(false, "ecdsa"), (true, "ecdsa"), (true, "rsa")] {
+            let (child, port, started) = relay(&relay_bin, &dir, tls, key).await;
+            cold.push(started);
+            let client_tls = tls.then(|| pki::client_config(&dir));
+            let sys = System::Relay { port, tls: client_tls, tickets: tickets.clone() };
+            let mut row = Row { name: format!("{}{}", sys.name(), if key == "rsa" { " (RSA-2048 cert)" } else { "" }), ..Default::default() };
+            if key == "rsa" {
+                row.setups = Some(setup_rate(&sys, &sinks, sizes.setups).await.expect("setup rate"));
+            } else {
+                measure(&sys, &sinks, sizes, Some(child.0.id()), &mut row).await;
+            }
+            rows.push(row);
+            drop(child);
+        }
+
+        match websockify(&sinks).await {
+            Some((_children, ports)) => {
+                let sys = System::Websockify { ports };
+                let mut row = Row { name: sys.name(), ..Default::default() };
+                measure(&sys, &sinks, Sizes { idle_sessions: 0, setups: sizes.setups.min(500), ..sizes }, None, &mut row).await;
+                rows.push(row);
+            }
+            None => eprintln!("websockify not installed (pip install websockify): row skipped"),
+        }
+
+        println!(
+            "\nwsproxy-bench ({} MiB per direction x {} runs, {} round trips, {} setups, {} idle sessions; {} cores)",
+            sizes.bulk_bytes >> 20, sizes.runs, sizes.round_trips, sizes.setups, sizes.idle_sessions,
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        );
+        println!("{:<30} {:>12} {:>12} {:>9} {:>9} {:>11} {:>13}", "system", "send MB/s", "recv MB/s", "p50 us", "p99 us", "setups/s", "idle B/sess");
+        for r in &rows {
+            println!(
+                "{:<30} {:>12} {:>12} {:>9} {:>9} {:>11} {:>13}",
+                r.name, fmt(r.send, 0), fmt(r.recv, 0), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.setups, 0),
+                r.idle.map(|i| format!("{:.0}", i.1)).unwrap_or_else(|| "-".into())
+            );
+        }
+        println!("relay cold start to ready: {}", cold.iter().map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3)).collect::<Vec<_>>().join(", "));
+        ratios(&rows);
+        if let Some(path) = value("--json") {
+            let doc = serde_json::json!({ "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+                "cold_start_ms": cold.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>() });
+            std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+/// The targets, as ratios from this run.
+fn ratios(rows: &[Row]) {
+    let get = |name: &str| rows.iter().find(|r| r.name == name);
+    let (Some(direct), Some(socat), Some(ws), Some(wss)) = (get("direct TCP"), get("socat relay"), get("wsproxy ws"), get("wsproxy wss")) else {
+        return;
+    };
+    let wsk = get("websockify ws");
+    let min = |a: Option<f64>, b: Option<f64>| a.unwrap_or(0.0).min(b.unwrap_or(0.0));
+    let socat_bulk = min(socat.send, socat.recv);
+    let check = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!("\ntargets (ratios within this run):");
+    let ws_ratio = min(ws.send, ws.recv) / socat_bulk;
+    println!("  ws bulk >= 80% of socat:            {:.0}%  {}", ws_ratio * 100.0, check(ws_ratio >= 0.8));
+    let wss_ratio = min(wss.send, wss.recv) / socat_bulk;
+    println!("  wss bulk >= 50% of socat:           {:.0}%  {}", wss_ratio * 100.0, check(wss_ratio >= 0.5));
+    if let Some(w) = wsk {
+        let r = ws.send.unwrap_or(0.0) / w.send.unwrap_or(f64::MAX);
+        println!("  browser->VM >= 4x websockify:       {r:.1}x  {}", check(r >= 4.0));
+        let r = ws.p99.unwrap_or(f64::MAX) / w.p99.unwrap_or(1.0);
+        println!("  p99 <= 60% of websockify:           {:.0}%  {}", r * 100.0, check(r <= 0.6));
+    }
+    let added = ws.p50.unwrap_or(0.0) - direct.p50.unwrap_or(0.0);
+    let socat_added = socat.p50.unwrap_or(0.0) - direct.p50.unwrap_or(0.0);
+    println!("  added p50 <= socat's + 15 us:       {added:.1} us vs {:.1} us  {}", socat_added + 15.0, check(added <= socat_added + 15.0));
+    println!("  wss setups >= 1000/s (ECDSA):       {:.0}/s  {}", wss.setups.unwrap_or(0.0), check(wss.setups.unwrap_or(0.0) >= 1000.0));
+    if let Some(i) = ws.idle {
+        println!("  ws idle session <= 16 KiB:          {:.1} KiB  {}", i.1 / 1024.0, check(i.1 <= 16.0 * 1024.0));
+    }
+    if let Some(i) = wss.idle {
+        println!("  wss idle session <= 32 KiB:         {:.1} KiB  {}", i.1 / 1024.0, check(i.1 <= 32.0 * 1024.0));
+    }
+}
+
+fn tempfile_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wsproxy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The benchmark, as one command: builds the relay and the harness in release mode, installs
+# the peers (socat from Debian, websockify from PyPI) if missing, and prints the table.
+#   bash scripts/bench.sh [--json results.json]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v socat >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq socat; }
+command -v websockify >/dev/null || python3 -m pip install -q --disable-pip-version-check websockify==0.13.0
+cargo build --release --locked -p wsproxy -p wsproxy-bench
+exec target/release/wsproxy-bench --relay target/release/wsproxy "$@"
