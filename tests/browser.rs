@@ -64,9 +64,20 @@ fn open_in_browser(page: &Page, url: &str, password: &str, shot: &str, expect_co
         "page_cert": page.certs.join("websocket-proxy.cer"), "page_key": page.certs.join("websocket-proxy.key.nopass"),
         "screenshot": artifacts().join(format!("novnc-{shot}.png")),
     });
-    let o = Command::new("node").arg(browser_dir().join("novnc_check.mjs")).arg(cfg.to_string()).output().unwrap();
-    assert!(o.status.success(), "browser run failed: {}{}", stdout(&o), stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap_or("{}")).unwrap();
+    let run_once = || {
+        let o = Command::new("node").arg(browser_dir().join("novnc_check.mjs")).arg(cfg.to_string()).output().unwrap();
+        assert!(o.status.success(), "browser run failed: {}{}", stdout(&o), stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap_or("{}")).unwrap();
+        v
+    };
+    // The test page (served by the node script itself, before any relay traffic) once failed to
+    // load on a loaded machine; that alone is retried, once, and reported if it recurs.
+    let mut v = run_once();
+    if v["events"][0] == "page-not-loaded" {
+        eprintln!("test page did not load, retrying once: {}", v["console"]);
+        v = run_once();
+        assert_ne!(v["events"][0], "page-not-loaded", "the test page did not load twice: {}", v["console"]);
+    }
     Seen {
         events: v["events"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect(),
         pixel: v["pixel"].as_array().map(|p| [p[0].as_i64().unwrap(), p[1].as_i64().unwrap(), p[2].as_i64().unwrap()]),

@@ -242,3 +242,99 @@ fn refuses_to_start_with_ssl_only_and_missing_files() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("CERT_FOR_DATA_VERIFICATION is not set"));
 }
+
+/// A KubeVirt-style VNC websocket endpoint: TLS with a certificate from the test CA, checks the
+/// bearer-token subprotocol, greets with an RFB banner and echoes binary messages.
+async fn fake_kubevirt(pki: &Pki, dir: &Path) -> (u16, tokio::sync::mpsc::UnboundedReceiver<(String, String)>) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let (key, cert) = (dir.join("kv.key"), dir.join("kv.cer"));
+    pki.issue("virt-api.test", "subjectAltName=IP:127.0.0.1", &key, &cert, "rsa:2048");
+    let certified = wsproxy::tls::load_certified_key(&cert, &key).unwrap();
+    let config = wsproxy::tls::server_config(
+        std::sync::Arc::new(wsproxy::reload::Reloadable::new(certified)),
+        wsproxy::config::TlsMinVersion::Tls12,
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(tcp).await.unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new((String::new(), String::new())));
+        let s2 = seen.clone();
+        let mut ws = tokio_tungstenite::accept_hdr_async(tls, move |req: &Request, mut resp: Response| {
+            let protocols = req.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+            *s2.lock().unwrap() = (req.uri().path().to_string(), protocols);
+            resp.headers_mut().insert("sec-websocket-protocol", "plain.kubevirt.io".parse().unwrap());
+            Ok(resp)
+        })
+        .await
+        .unwrap();
+        tx.send(seen.lock().unwrap().clone()).unwrap();
+        ws.send(Message::Binary(b"RFB 003.008\n".to_vec().into())).await.unwrap();
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Binary(b) = msg {
+                ws.send(Message::Binary(b)).await.unwrap();
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubevirt_target_gets_the_token_as_subprotocol_and_relays_messages() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (kv_port, mut seen) = fake_kubevirt(&pki, dir.path()).await;
+    let port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, &format!("WSPROXY_TARGET_CA={}\n", pki.ca_cert.display()));
+    let relay = start_relay(dir.path(), &confd, port);
+    let path = "/apis/subresources.kubevirt.io/v1/namespaces/vms/virtualmachineinstances/vm1/vnc";
+    let ticket = sign_ticket(
+        &pki.engine_key,
+        &TicketSpec { kubevirt: Some((path, "s3cr3t-token")), ..TicketSpec::new("127.0.0.1", kv_port) },
+    );
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
+    let (got_path, protocols) = seen.recv().await.unwrap();
+    assert_eq!(got_path, path);
+    // base64url("s3cr3t-token"), unpadded.
+    assert!(protocols.contains("base64url.bearer.authorization.k8s.io.czNjcjN0LXRva2Vu"), "{protocols}");
+    assert!(protocols.contains("plain.kubevirt.io"), "{protocols}");
+    let mut buf = Vec::new();
+    assert_eq!(testkit::read_exact(&mut ws, &mut buf, 12).await.unwrap(), b"RFB 003.008\n");
+    ws.send(Message::Binary(b"ping-through".to_vec().into())).await.unwrap();
+    assert_eq!(testkit::read_exact(&mut ws, &mut buf, 12).await.unwrap(), b"ping-through");
+    let _ = ws.next();
+    assert!(!relay.log_text().contains("s3cr3t-token"), "the token must not be logged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_sessions_bytes_and_rejections() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vnc = Xvnc::start(PASSWORD, VncSecurity::VncAuth);
+    let port = free_port();
+    let metrics_port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, &format!("WSPROXY_METRICS_LISTEN=127.0.0.1:{metrics_port}\n"));
+    let _relay = start_relay(dir.path(), &confd, port);
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
+    rfb_handshake(&mut ws, PASSWORD).await.unwrap();
+    let expired = sign_ticket(&pki.engine_key, &TicketSpec { valid_from: -120, valid_to: -60, ..TicketSpec::new("127.0.0.1", vnc.port) });
+    let _ = raw_upgrade(port, &format!("/{expired}"), &pki.ca_cert).await;
+    let out = Command::new("curl").args(["-sS"]).arg(format!("http://127.0.0.1:{metrics_port}/metrics")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |line: &str| -> f64 {
+        text.lines().find(|l| l.starts_with(line)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(-1.0)
+    };
+    assert_eq!(value("wsproxy_sessions_active "), 1.0, "{text}");
+    assert_eq!(value("wsproxy_sessions_total "), 1.0, "{text}");
+    assert!(value("wsproxy_bytes_total{direction=\"to_browser\"}") > 20.0, "{text}");
+    assert!(value("wsproxy_bytes_total{direction=\"to_target\"}") > 20.0, "{text}");
+    assert_eq!(value("wsproxy_ticket_rejections_total{reason=\"expired\"}"), 1.0, "{text}");
+    assert_eq!(value("wsproxy_target_connect_seconds_count"), 1.0, "{text}");
+}

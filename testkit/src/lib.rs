@@ -135,11 +135,13 @@ pub struct TicketSpec<'a> {
     pub valid_to: i64,
     /// `max` as the engine does; `digest` to make a ticket the engine would not.
     pub salt_len: &'a str,
+    /// KubeVirt console: (path, token).
+    pub kubevirt: Option<(&'a str, &'a str)>,
 }
 
 impl<'a> TicketSpec<'a> {
     pub fn new(host: &'a str, port: u16) -> Self {
-        TicketSpec { host, port, ssl_target: false, valid_from: -5, valid_to: 30, salt_len: "max" }
+        TicketSpec { host, port, ssl_target: false, valid_from: -5, valid_to: 30, salt_len: "max", kubevirt: None }
     }
 }
 
@@ -157,9 +159,12 @@ fn url_encode(s: &str) -> String {
 pub fn sign_ticket(engine_key: &Path, spec: &TicketSpec) -> String {
     require_tool("openssl");
     let salt = STANDARD.encode(std::array::from_fn::<u8, 8, _>(|i| (now() as u8).wrapping_add(i as u8 * 31)));
-    let data = url_encode(
-        &serde_json::json!({"host": spec.host, "port": spec.port.to_string(), "ssl_target": spec.ssl_target}).to_string(),
-    );
+    let mut fields = serde_json::json!({"host": spec.host, "port": spec.port.to_string(), "ssl_target": spec.ssl_target});
+    if let Some((path, token)) = spec.kubevirt {
+        fields["path"] = path.into();
+        fields["token"] = token.into();
+    }
+    let data = url_encode(&fields.to_string());
     let valid_from = engine_time(now() + spec.valid_from);
     let valid_to = engine_time(now() + spec.valid_to);
     let message = format!("{salt}{valid_from}{valid_to}{data}");

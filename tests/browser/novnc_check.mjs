@@ -71,7 +71,15 @@ try {
   page.on('pageerror', (e) => out.page_errors.push(String(e)));
   page.on('console', (m) => out.console.push(m.type() + ': ' + m.text()));
   await page.goto(`https://localhost:${server.address().port}/`);
-  await page.waitForFunction(() => typeof window.start === 'function');
+  const loaded = await page.waitForFunction(() => typeof window.start === 'function', null, { timeout: 30000 })
+    .then(() => true, () => false);
+  if (!loaded) {
+    out.events = ['page-not-loaded'];
+    console.log(JSON.stringify(out));
+    await browser.close();
+    server.close();
+    process.exit(0);
+  }
   await page.evaluate(({ url, password }) => window.start(url, password), { url: cfg.url, password: cfg.password });
   // Wait for the outcome: connected, or disconnected.
   await page.waitForFunction(() => window.result.events.some((e) => e === 'connect' || e.startsWith('disconnect')),
