@@ -53,6 +53,19 @@ pub enum Command {
         --proxy-fqdn proxy.example.com --certs ./proxy-certs --image-archive wsproxy.oci.tar\n  \
         wsproxyctl deploy --target podman -f deploy.yaml --configure-engine")]
     Deploy(DeployArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Example:\n  wsproxyctl completions bash > /etc/bash_completion.d/wsproxyctl")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages generated from these definitions.
+    #[command(after_help = "Example:\n  wsproxyctl manpage --out /usr/local/share/man/man1")]
+    Manpage {
+        /// Directory for wsproxyctl.1 and one page per verb.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Remove what deploy created, and nothing else.
     #[command(after_help = "Example:\n  wsproxyctl undeploy --target podman --host ssh://root@proxy.example.com")]
     Undeploy(UndeployArgs),

@@ -193,10 +193,34 @@ load it with: podman load -i {}
             };
             out.report(&serde_json::json!({ "removed": removed }), || {
                 if removed.is_empty() {
-                    "nothing to remove: no container or volume created by wsproxyctl on that host\n".to_string()
+                    "nothing to remove: nothing created by wsproxyctl was found there\n".to_string()
                 } else {
                     removed.iter().map(|r| format!("removed {r}\n")).collect()
                 }
+            });
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "wsproxyctl", &mut std::io::stdout());
+        }
+        Command::Manpage { out: dir } => {
+            use clap::CommandFactory;
+            fsutil::ensure_dir(&dir)?;
+            let cmd = Cli::command();
+            let mut written = Vec::new();
+            let mut pages = vec![(format!("{}.1", cmd.get_name()), cmd.clone())];
+            for sub in cmd.get_subcommands() {
+                pages.push((format!("{}-{}.1", cmd.get_name(), sub.get_name()), sub.clone().name(format!("{}-{}", cmd.get_name(), sub.get_name()))));
+            }
+            for (name, page) in pages {
+                let mut buf = Vec::new();
+                clap_mangen::Man::new(page).render(&mut buf).map_err(|e| Failure::environment(e.to_string()))?;
+                let path = dir.join(name);
+                fsutil::write_atomic(&path, &buf, 0o644)?;
+                written.push(path);
+            }
+            out.report(&serde_json::json!({ "files": written }), || {
+                written.iter().map(|p| format!("wrote {}\n", p.display())).collect()
             });
         }
         Command::Render(a) => {
