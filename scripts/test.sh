@@ -102,4 +102,12 @@ fi
 export CONTAINERS_CONF="$PWD/tests/podman/containers.conf"
 
 say "cargo test --workspace"
-cargo test --workspace --locked --no-fail-fast "$@"
+status=0
+cargo test --workspace --locked --no-fail-fast "$@" || status=$?
+
+# Fuzz targets (ticket, config, VeNCrypt, HTTP head), briefly, from the checked-in corpus.
+if [ "${WSPROXY_SKIP_FUZZ:-0}" != 1 ]; then
+  say "fuzzing, 10 s per target (scripts/fuzz.sh; WSPROXY_SKIP_FUZZ=1 skips)"
+  bash scripts/fuzz.sh 10 || status=$?
+fi
+exit "$status"
