@@ -3,14 +3,10 @@
 
 mod common;
 
-use common::{ctl_async, issue_localhost, stderr, stdout, InProcessRelay};
+use common::{args, ctl_async, issue_localhost, stderr, stdout, InProcessRelay};
 use futures_util::SinkExt;
 use testkit::{connect_ws, read_exact, rfb_handshake, sign_ticket, Pki, TicketSpec, WsOutcome};
 use tokio_tungstenite::tungstenite::Message;
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|a| a.to_string()).collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_once_with_builtin_vnc_and_with_xvnc() {
@@ -49,8 +45,7 @@ async fn builtin_vnc_server_shows_the_test_pattern_through_the_relay() {
     let pki = Pki::new(dir.path());
     let certs = dir.path().join("certs");
     issue_localhost(&pki, &certs);
-    let settings = InProcessRelay::tls_settings(&certs);
-    let relay = InProcessRelay::start(&settings.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    let relay = InProcessRelay::start_tls(&certs).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let vnc_port = listener.local_addr().unwrap().port();
     tokio::spawn(wsproxyctl::demo::rfb_server::serve(listener, "pattern".into()));

@@ -8,16 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{ctl, issue_localhost, s, stderr};
+use common::{ctl, issue_localhost, podman, s, stderr};
 use testkit::{free_port, Pki};
-
-/// Podman with the project's containers.conf (runc, cgroupfs, ulimits this host allows).
-pub fn podman() -> Command {
-    testkit::require_tool("podman");
-    let mut c = Command::new("podman");
-    c.env("CONTAINERS_CONF", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/podman/containers.conf"));
-    c
-}
 
 /// Build the image once for all tests here (the static relay build is the slow part).
 fn image_archive() -> &'static (PathBuf, String) {
@@ -148,15 +140,7 @@ fn podman_loads_and_runs_it_non_root_without_shell_serving_healthz() {
         panic!("podman run: {}", stderr(&o));
     }
     let result = std::panic::catch_unwind(|| {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let mut last = Err(String::new());
-        for _ in 0..100 {
-            last = rt.block_on(testkit::raw_get(port, "localhost", "/healthz", &certs.join("ca.pem")));
-            if matches!(&last, Ok((200, _))) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        let last = common::wait_healthz(port, &certs.join("ca.pem"));
         let logs = podman().args(["logs", &name]).output().unwrap();
         assert_eq!(last, Ok((200, "ok\n".to_string())), "logs: {}", stderr(&logs));
         // The relay process runs as 65532 with no capabilities.

@@ -144,8 +144,7 @@ async fn issued_pair_serves_tls_in_wsproxy_to_a_client_trusting_only_the_ca() {
     let o = issue(&pki, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
 
-    let settings = common::InProcessRelay::tls_settings(&out);
-    let relay = common::InProcessRelay::start(&settings.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    let relay = common::InProcessRelay::start_tls(&out).await;
     let port = relay.port;
 
     let (status, body) = testkit::raw_get(port, "localhost", "/healthz", &out.join("ca.pem")).await.unwrap();

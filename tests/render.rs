@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ctl, issue_localhost, s, stderr};
+use common::{ctl, issue_localhost, podman, s, stderr};
 use testkit::{free_port, run, Pki};
 
 /// Helper binaries installed by scripts/test.sh (quadlet, helm).
@@ -18,13 +18,6 @@ pub fn tool(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(path.is_file(), "{} is missing: run `bash scripts/test.sh`, which installs it", path.display());
     path
-}
-
-fn podman() -> Command {
-    testkit::require_tool("podman");
-    let mut c = Command::new("podman");
-    c.env("CONTAINERS_CONF", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/podman/containers.conf"));
-    c
 }
 
 fn render(target: &str, out: &Path, extra: &[&str]) {
@@ -225,15 +218,7 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
         cleanup();
         panic!("podman run {args:?}: {}", stderr(&o));
     }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut last = Err(String::new());
-    for _ in 0..100 {
-        last = rt.block_on(testkit::raw_get(port, "localhost", "/healthz", &certs.join("ca.pem")));
-        if matches!(&last, Ok((200, _))) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let last = common::wait_healthz(port, &certs.join("ca.pem"));
     let logs = podman().args(["logs", "wsproxy"]).output().unwrap();
     cleanup();
     assert_eq!(last, Ok((200, "ok\n".to_string())), "{}", stderr(&logs));

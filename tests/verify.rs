@@ -3,12 +3,8 @@
 
 mod common;
 
-use common::{ctl_async, issue_localhost, s, stderr, stdout, InProcessRelay};
+use common::{args, ctl_async, issue_localhost, s, stderr, stdout, InProcessRelay};
 use testkit::{Pki, VncSecurity, Xvnc};
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|a| a.to_string()).collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_passes_through_a_working_proxy_and_names_failures() {
@@ -17,7 +13,7 @@ async fn verify_passes_through_a_working_proxy_and_names_failures() {
     let certs = dir.path().join("certs");
     issue_localhost(&pki, &certs);
     let settings = InProcessRelay::tls_settings(&certs);
-    let relay = InProcessRelay::start(&settings.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    let relay = InProcessRelay::start_tls(&certs).await;
     let vnc = Xvnc::start("pw", VncSecurity::VncAuth);
     let proxy = format!("wss://localhost:{}", relay.port);
     let ca = certs.join("ca.pem");

@@ -103,6 +103,21 @@ async fn verify_deployed(spec: &DeploySpec, opts: &DeployOptions) -> Result<veri
     }
 }
 
+/// The verify step of both targets; a failed report is also shown to people.
+async fn verify_step(steps: &mut Steps<'_>, spec: &DeploySpec, opts: &DeployOptions) -> Result<verify::Report> {
+    let report = steps
+        .run("verify", async {
+            let r = verify_deployed(spec, opts).await?;
+            let summary = if r.ok { "a browser can reach consoles through it".to_string() } else { "FAILED".to_string() };
+            Ok((r, summary))
+        })
+        .await?;
+    if !report.ok {
+        steps.out.report_text(&report.render());
+    }
+    Ok(report)
+}
+
 /// `deploy --target podman`.
 pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Result<DeployReport> {
     let host = podman::describe_host(spec.podman.host.as_deref());
@@ -148,15 +163,8 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
         ok: true,
     };
     if !opts.no_verify {
-        let verified = steps
-            .run("verify", async {
-                let r = verify_deployed(spec, opts).await?;
-                let summary = if r.ok { "a browser can reach consoles through it".to_string() } else { "FAILED".to_string() };
-                Ok((r, summary))
-            })
-            .await?;
+        let verified = verify_step(&mut steps, spec, opts).await?;
         if !verified.ok {
-            out.report_text(&verified.render());
             let logs = podman::logs(&docker, &plan.name).await;
             let mut message = format!("verify failed for wss://{}:{}", spec.proxy_fqdn, spec.port);
             if opts.rollback_on_failure {
@@ -247,15 +255,8 @@ pub async fn kubernetes_with(
         })
         .await?;
     if !opts.no_verify {
-        let verified = steps
-            .run("verify", async {
-                let r = verify_deployed(spec, opts).await?;
-                let summary = if r.ok { "a browser can reach consoles through it".to_string() } else { "FAILED".to_string() };
-                Ok((r, summary))
-            })
-            .await?;
+        let verified = verify_step(&mut steps, spec, opts).await?;
         if !verified.ok {
-            out.report_text(&verified.render());
             return Err(Failure::check(format!(
                 "verify failed for wss://{}:{} (the Service is at {address}): does {} resolve to it?",
                 spec.proxy_fqdn, spec.port, spec.proxy_fqdn

@@ -94,6 +94,18 @@ pub fn config_map(spec: &DeploySpec) -> ConfigMap {
     }
 }
 
+/// The container security context every rendering uses: no privilege escalation, read-only
+/// root, non-root, no capabilities.
+pub fn hardened() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
 fn quantity(s: &str) -> Quantity {
     Quantity(s.to_string())
 }
@@ -141,13 +153,7 @@ pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployme
             ])),
             ..Default::default()
         }),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
-            ..Default::default()
-        }),
+        security_context: Some(hardened()),
         volume_mounts: Some(vec![
             VolumeMount { name: "certs".into(), mount_path: CERT_DIR.into(), read_only: Some(true), ..Default::default() },
             VolumeMount { name: "config".into(), mount_path: CONF_DIR.into(), read_only: Some(true), ..Default::default() },

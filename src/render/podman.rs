@@ -114,8 +114,8 @@ pub fn quadlet(plan: &ContainerPlan) -> String {
 /// A Pod (+ its Secret) for `podman kube play` on hosts without systemd.
 pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
     use k8s_openapi::api::core::v1::{
-        Capabilities, Container, ContainerPort, KeyToPath, Pod, PodSecurityContext, PodSpec, Secret, SecretVolumeSource,
-        SecurityContext, Volume, VolumeMount,
+        Container, ContainerPort, KeyToPath, Pod, PodSecurityContext, PodSpec, Secret, SecretVolumeSource, Volume,
+        VolumeMount,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     let uid = crate::image::UID as i64;
@@ -155,13 +155,7 @@ pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
                     protocol: Some("TCP".into()),
                     ..Default::default()
                 }]),
-                security_context: Some(SecurityContext {
-                    allow_privilege_escalation: Some(false),
-                    read_only_root_filesystem: Some(true),
-                    run_as_non_root: Some(true),
-                    capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
-                    ..Default::default()
-                }),
+                security_context: Some(super::k8s::hardened()),
                 volume_mounts: Some(vec![VolumeMount {
                     name: "files".into(),
                     mount_path: KUBE_FILES_DIR.into(),

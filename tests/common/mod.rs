@@ -103,3 +103,31 @@ pub fn image_archive(tag: &str) -> std::path::PathBuf {
     assert!(o.status.success(), "{}", stderr(&o));
     out
 }
+
+/// Owned argument list for `ctl_async`.
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|a| a.to_string()).collect()
+}
+
+/// Poll https://localhost:PORT/healthz (trusting `ca`) until it answers 200 or ~10 s pass;
+/// returns the last answer. For relays started in containers.
+pub fn wait_healthz(port: u16, ca: &Path) -> Result<(u16, String), String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut last = Err(String::new());
+    for _ in 0..100 {
+        last = rt.block_on(testkit::raw_get(port, "localhost", "/healthz", ca));
+        if matches!(&last, Ok((200, _))) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    last
+}
+
+impl InProcessRelay {
+    /// A TLS relay on the files of a `certs issue` directory.
+    pub async fn start_tls(certs: &Path) -> InProcessRelay {
+        let settings = Self::tls_settings(certs);
+        Self::start(&settings.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await
+    }
+}
