@@ -28,6 +28,7 @@ declare -A PKG=(
   [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
   [nodejs]=/usr/bin/node
   [socat]=/usr/bin/socat
+  [skopeo]=/usr/bin/skopeo
 )
 missing=()
 for pkg in "${!PKG[@]}"; do

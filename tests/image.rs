@@ -74,6 +74,22 @@ fn archive_is_small_reproducible_and_holds_only_the_relay() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["manifest_digest"].as_str().unwrap(), format!("sha256:{manifest_digest}"));
 
+    // skopeo reads it as an OCI archive and copies it blob by blob, checking every digest, as
+    // a push to a registry would.
+    testkit::require_tool("skopeo");
+    let o = Command::new("skopeo").arg("inspect").arg(format!("oci-archive:{}", archive.display())).output().unwrap();
+    assert!(o.status.success(), "skopeo inspect: {}", stderr(&o));
+    let inspected: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(inspected["Labels"]["org.opencontainers.image.title"], "ovirt-websocket-proxy");
+    let copy = archive.with_file_name("copied-layout");
+    let o = Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci-archive:{}", archive.display()))
+        .arg(format!("oci:{}:copied", copy.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "skopeo copy: {}", stderr(&o));
+
     // A dynamically linked binary is refused with the command that builds a static one.
     let o = ctl(&["image", "build", "--out", s(&again), "--binary", env!("CARGO_BIN_EXE_wsproxyctl")]);
     assert_eq!(o.status.code(), Some(2));

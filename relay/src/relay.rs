@@ -1,6 +1,6 @@
 //! The byte pump between a browser's websocket and a connected target.
 //!
-//! Design (see docs/PERFORMANCE.md): one task per session drives both directions with
+//! Design (see docs/BENCHMARKS.md for figures and limits): one task per session drives both directions with
 //! `select!`, so an idle session is one small future and no buffers: the target side waits for
 //! readiness before allocating a chunk, and the websocket side keeps tungstenite's buffers
 //! small. Each target read becomes one binary message (up to 64 KiB), handed to tungstenite
