@@ -111,7 +111,11 @@ impl Conn {
         while n > 0 {
             let op = ws_client::read_frame(&mut self.io, &mut self.rbuf).await?;
             match op {
-                0x8 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed by relay")),
+                0x8 => {
+                    let code = if self.rbuf.len() >= 2 { u16::from_be_bytes([self.rbuf[0], self.rbuf[1]]) } else { 1005 };
+                    let reason = String::from_utf8_lossy(self.rbuf.get(2..).unwrap_or_default()).to_string();
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("closed by relay: {code} {reason}")));
+                }
                 0x9 | 0xA => continue,
                 _ => {}
             }
@@ -173,6 +177,18 @@ async fn tcp(port: u16) -> std::io::Result<TcpStream> {
     let s = TcpStream::connect(("127.0.0.1", port)).await?;
     s.set_nodelay(true)?;
     Ok(s)
+}
+
+/// The log of the relay being measured, printed when a measurement fails.
+static RELAY_LOG: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+fn fail(what: &str, e: std::io::Error) -> ! {
+    if let Some(path) = RELAY_LOG.lock().unwrap().clone() {
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        eprintln!("relay log (last lines):\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
+    panic!("{what}: {e}");
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -353,8 +369,11 @@ async fn relay(bin: &Path, dir: &Path, tls: bool, key: &str) -> (Spawned, u16, D
     if tls {
         cmd.arg("--ssl-certificate").arg(dir.join(format!("proxy-{key}.cer"))).arg("--ssl-key").arg(dir.join(format!("proxy-{key}.key")));
     }
+    let log = dir.join(format!("relay-{port}.log"));
+    cmd.stderr(std::fs::File::create(&log).expect("relay log"));
+    *RELAY_LOG.lock().unwrap() = Some(log);
     let start = Instant::now();
-    let child = spawn(&mut cmd).expect("start wsproxy");
+    let child = Spawned(cmd.stdout(Stdio::null()).spawn().expect("start wsproxy"));
     // Ready = /healthz answers (plain GET; over TLS the connect alone shows the listener).
     loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await {
@@ -403,19 +422,19 @@ async fn measure(sys: &System, sinks: &Ports, sizes: Sizes, relay_pid: Option<u3
     let mut sends = Vec::new();
     let mut recvs = Vec::new();
     for _ in 0..sizes.runs {
-        sends.push(bulk_send(sys, sinks, sizes.bulk_bytes).await.expect("bulk send"));
-        recvs.push(bulk_recv(sys, sinks, sizes.bulk_bytes).await.expect("bulk recv"));
+        sends.push(bulk_send(sys, sinks, sizes.bulk_bytes).await.unwrap_or_else(|e| fail("bulk send", e)));
+        recvs.push(bulk_recv(sys, sinks, sizes.bulk_bytes).await.unwrap_or_else(|e| fail("bulk recv", e)));
     }
     row.send = Some(median(sends));
     row.recv = Some(median(recvs));
     eprintln!("  bulk done");
-    let (p50, p99) = latency(sys, sinks, sizes.round_trips).await.expect("latency");
+    let (p50, p99) = latency(sys, sinks, sizes.round_trips).await.unwrap_or_else(|e| fail("latency", e));
     eprintln!("  latency done");
     row.p50 = Some(p50);
     row.p99 = Some(p99);
-    row.setups = Some(setup_rate(sys, sinks, sizes.setups).await.expect("setup rate"));
+    row.setups = Some(setup_rate(sys, sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
     if let Some(pid) = relay_pid {
-        row.idle = Some(idle_memory(sys, sinks, pid, sizes.idle_sessions).await.expect("idle sessions"));
+        row.idle = Some(idle_memory(sys, sinks, pid, sizes.idle_sessions).await.unwrap_or_else(|e| fail("idle sessions", e)));
     }
 }
 
@@ -471,7 +490,7 @@ fn main() {
             let sys = System::Relay { port, tls: client_tls, tickets: tickets.clone() };
             let mut row = Row { name: format!("{}{}", sys.name(), if key == "rsa" { " (RSA-2048 cert)" } else { "" }), ..Default::default() };
             if key == "rsa" {
-                row.setups = Some(setup_rate(&sys, &sinks, sizes.setups).await.expect("setup rate"));
+                row.setups = Some(setup_rate(&sys, &sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
             } else {
                 measure(&sys, &sinks, sizes, Some(child.0.id()), &mut row).await;
             }
