@@ -9,6 +9,7 @@
 
 mod pki;
 mod sink;
+mod soak;
 mod ws_client;
 
 use std::path::{Path, PathBuf};
@@ -89,6 +90,32 @@ impl Conn {
         } else {
             self.io.write_all(data).await
         }
+    }
+
+    /// Receive exactly `n` bytes of payload and return them.
+    async fn recv_into(&mut self, n: usize) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(n);
+        if !self.ws {
+            out.resize(n, 0);
+            self.io.read_exact(&mut out).await?;
+            return Ok(out);
+        }
+        let take = self.pending.len().min(n);
+        out.extend(self.pending.drain(..take));
+        while out.len() < n {
+            let op = ws_client::read_frame(&mut self.io, &mut self.rbuf).await?;
+            match op {
+                0x8 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed by relay")),
+                0x9 | 0xA => continue,
+                _ => {}
+            }
+            let k = self.rbuf.len().min(n - out.len());
+            out.extend_from_slice(&self.rbuf[..k]);
+            if k < self.rbuf.len() {
+                self.pending.extend_from_slice(&self.rbuf[k..]);
+            }
+        }
+        Ok(out)
     }
 
     /// Receive exactly `n` bytes of payload.
@@ -449,6 +476,13 @@ fn main() {
     }
     let sizes = if smoke { SMOKE } else { FULL };
     raise_fd_limit();
+    if args.iter().any(|a| a == "--soak") {
+        let seconds: u64 = value("--soak-seconds").and_then(|v| v.parse().ok()).unwrap_or(60);
+        let sessions: usize = value("--soak-sessions").and_then(|v| v.parse().ok()).unwrap_or(500);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let ok = rt.block_on(soak_main(&relay_bin, seconds, sessions));
+        std::process::exit(if ok { 0 } else { 1 });
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {
         let dir = tempfile_dir();
@@ -530,6 +564,33 @@ fn main() {
         }
         let _ = std::fs::remove_dir_all(&dir);
     });
+}
+
+/// `--soak`: one wss relay, good and foreign tickets, the soak run.
+async fn soak_main(relay_bin: &Path, seconds: u64, sessions: usize) -> bool {
+    let dir = tempfile_dir();
+    eprintln!("making certificates and signing tickets ...");
+    let engine = pki::write_all(&dir);
+    let foreign = pki::foreign_key();
+    let sinks = Ports {
+        discard: sink::start(Mode::Discard).await,
+        source: sink::start(Mode::Source).await,
+        echo: sink::start(Mode::Echo).await,
+        hello: sink::start(Mode::Hello).await,
+    };
+    let churn = (seconds as usize * 1000 / 20) / 2 + 50;
+    let good_tickets = Arc::new(pki::Tickets::new(&engine, &[(sinks.echo, sessions), (sinks.hello, churn)]));
+    let bad_tickets = Arc::new(pki::Tickets::new(&foreign, &[(sinks.hello, churn)]));
+    let (child, port, _) = relay(relay_bin, &dir, true, "ecdsa").await;
+    let tls = Some(pki::client_config(&dir));
+    let good = System::Relay { port, tls: tls.clone(), tickets: good_tickets };
+    let bad = System::Relay { port, tls, tickets: bad_tickets };
+    eprintln!("soak: {sessions} sessions for {seconds} s ...");
+    let result = soak::run(good, bad, sinks, child.0.id(), sessions, seconds).await;
+    println!("{}", result.report);
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+    result.ok
 }
 
 /// The targets, as ratios from this run.

@@ -46,6 +46,11 @@ pub fn write_all(dir: &Path) -> RsaPrivateKey {
     engine
 }
 
+/// An RSA key the relay does not trust (tickets it signs must be refused).
+pub fn foreign_key() -> RsaPrivateKey {
+    RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap()
+}
+
 /// A TLS client trusting the bench CA.
 pub fn client_config(dir: &Path) -> Arc<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
