@@ -71,19 +71,29 @@ pub enum Command {
     Undeploy(UndeployArgs),
 }
 
+/// Where a deployment is: the target, and how to reach it.
 #[derive(Debug, Args)]
-pub struct DeployArgs {
-    /// Where to deploy.
+pub struct Place {
+    /// podman or k8s.
     #[arg(long, value_enum)]
     pub target: Target,
-    #[command(flatten)]
-    pub spec: SpecArgs,
     /// Podman API: unix:///path/podman.sock (default: the local socket) or ssh://user@host[:port].
     #[arg(long, value_name = "URI")]
     pub host: Option<String>,
     /// SSH private key for ssh:// hosts.
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
+    /// Kubernetes: kubeconfig context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub place: Place,
+    #[command(flatten)]
+    pub spec: SpecArgs,
     /// Load the image from this archive (from `wsproxyctl image build`) instead of pulling it.
     #[arg(long, value_name = "FILE")]
     pub image_archive: Option<PathBuf>,
@@ -103,9 +113,6 @@ pub struct DeployArgs {
     /// Run engine-config and restart the engine (run deploy on the engine host).
     #[arg(long)]
     pub configure_engine: bool,
-    /// Kubernetes: kubeconfig context.
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
     /// Kubernetes: server-side dry run (validated by the API server, nothing persisted).
     #[arg(long)]
     pub dry_run: bool,
@@ -119,18 +126,8 @@ pub struct DeployArgs {
 
 #[derive(Debug, Args)]
 pub struct UndeployArgs {
-    /// Where it was deployed.
-    #[arg(long, value_enum)]
-    pub target: Target,
-    /// Podman API, as for deploy.
-    #[arg(long, value_name = "URI")]
-    pub host: Option<String>,
-    /// SSH private key for ssh:// hosts.
-    #[arg(long, value_name = "FILE")]
-    pub identity: Option<PathBuf>,
-    /// Kubernetes: kubeconfig context.
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub place: Place,
     /// Kubernetes: the namespace deploy used.
     #[arg(long, value_name = "NS", default_value = crate::spec::DEFAULT_NAMESPACE)]
     pub namespace: String,

@@ -155,8 +155,8 @@ load it with: podman load -i {}
         }
         Command::Deploy(a) => {
             let mut overrides = a.spec.overrides();
-            overrides.podman_host = a.host.clone();
-            overrides.identity = a.identity.clone();
+            overrides.podman_host = a.place.host.clone();
+            overrides.identity = a.place.identity.clone();
             let spec = DeploySpec::load(a.spec.file.as_deref(), &overrides)?;
             let opts = deploy::DeployOptions {
                 image_archive: a.image_archive,
@@ -166,11 +166,11 @@ load it with: podman load -i {}
                 rollback_on_failure: a.rollback_on_failure,
                 configure_engine: a.configure_engine,
             };
-            let report = match a.target {
+            let report = match a.place.target {
                 Target::Podman => runtime()?.block_on(deploy::podman(&spec, &opts, out))?,
                 Target::K8s => {
                     let k8s_opts = deploy::K8sOptions {
-                        context: a.context,
+                        context: a.place.context,
                         dry_run: a.dry_run,
                         load_into_kind: a.load_into_kind,
                         timeout: std::time::Duration::from_secs(a.timeout),
@@ -181,13 +181,13 @@ load it with: podman load -i {}
             out.report(&report, || deploy::render(&report, opts.configure_engine));
         }
         Command::Undeploy(a) => {
-            let removed = match a.target {
+            let removed = match a.place.target {
                 Target::Podman => runtime()?.block_on(async {
-                    let docker = deploy::podman::connect(a.host.as_deref(), a.identity.as_deref()).await?;
+                    let docker = deploy::podman::connect(a.place.host.as_deref(), a.place.identity.as_deref()).await?;
                     deploy::podman::undeploy(&docker).await
                 })?,
                 Target::K8s => runtime()?.block_on(async {
-                    let client = deploy::k8s::client(a.context.as_deref()).await?;
+                    let client = deploy::k8s::client(a.place.context.as_deref()).await?;
                     deploy::k8s::undeploy(&client, &a.namespace).await
                 })?,
             };

@@ -103,6 +103,16 @@ async fn verify_deployed(spec: &DeploySpec, opts: &DeployOptions) -> Result<veri
     }
 }
 
+/// The certificate check that starts both targets.
+async fn check_certificates(steps: &mut Steps<'_>, spec: &DeploySpec) -> Result<Bundle> {
+    steps
+        .run("check certificates", async {
+            let b = Bundle::load(&spec.certs)?;
+            Ok((b, format!("{} complete, key matches, chains to the CA, no CA key", spec.certs.display())))
+        })
+        .await
+}
+
 /// The verify step of both targets; a failed report is also shown to people.
 async fn verify_step(steps: &mut Steps<'_>, spec: &DeploySpec, opts: &DeployOptions) -> Result<verify::Report> {
     let report = steps
@@ -122,12 +132,7 @@ async fn verify_step(steps: &mut Steps<'_>, spec: &DeploySpec, opts: &DeployOpti
 pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Result<DeployReport> {
     let host = podman::describe_host(spec.podman.host.as_deref());
     let mut steps = Steps::new(out);
-    let bundle = steps
-        .run("check certificates", async {
-            let b = Bundle::load(&spec.certs)?;
-            Ok((b, format!("{} complete, key matches, chains to the CA, no CA key", spec.certs.display())))
-        })
-        .await?;
+    let bundle = check_certificates(&mut steps, spec).await?;
     let docker = steps
         .run(&format!("connect to podman at {host}"), async {
             let d = podman::connect(spec.podman.host.as_deref(), spec.podman.identity.as_deref()).await?;
@@ -213,12 +218,7 @@ pub async fn kubernetes_with(
     out: &Output,
 ) -> Result<DeployReport> {
     let mut steps = Steps::new(out);
-    let bundle = steps
-        .run("check certificates", async {
-            let b = Bundle::load(&spec.certs)?;
-            Ok((b, format!("{} complete, key matches, chains to the CA, no CA key", spec.certs.display())))
-        })
-        .await?;
+    let bundle = check_certificates(&mut steps, spec).await?;
     let objects = crate::render::k8s::objects(spec, Some(&bundle));
     let mode = if k8s_opts.dry_run { "server-side dry run" } else { "server-side apply" };
     let applied = steps
