@@ -342,7 +342,7 @@ fn packaging_never_includes_the_ca_key() {
     }
     let secrets = bundle.podman_secrets("wsproxy");
     assert_eq!(secrets.len(), 4);
-    assert!(secrets.iter().all(|(_, v, _)| *v != ca_key));
+    assert!(secrets.iter().all(|(_, v)| *v != ca_key));
     // ...and a directory whose proxy key *is* the CA key is refused outright.
     std::fs::copy(&pki.ca_key, out.join("websocket-proxy.key.nopass")).unwrap();
     let err = Bundle::load(&out).unwrap_err();

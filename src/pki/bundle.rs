@@ -85,20 +85,9 @@ impl Bundle {
         ])
     }
 
-    /// Podman secrets: (secret name, contents, file name inside the container).
-    pub fn podman_secrets(&self, prefix: &str) -> Vec<(String, Vec<u8>, &'static str)> {
-        self.secret_data()
-            .into_iter()
-            .map(|(key, data)| {
-                let file = match key.as_str() {
-                    SECRET_CERT => SECRET_CERT,
-                    SECRET_KEY => SECRET_KEY,
-                    SECRET_CA => SECRET_CA,
-                    _ => SECRET_ENGINE,
-                };
-                (format!("{prefix}-{}", key.replace('.', "-")), data, file)
-            })
-            .collect()
+    /// Podman secrets: (secret name, contents); `tls.crt` becomes `PREFIX-tls-crt`.
+    pub fn podman_secrets(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        self.secret_data().into_iter().map(|(key, data)| (format!("{prefix}-{}", key.replace('.', "-")), data)).collect()
     }
 
     /// A digest of all four files (sha256 of their contents concatenated in key order:

@@ -59,7 +59,7 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle) -> ContainerPlan {
     let mut secrets: Vec<SecretMount> = bundle
         .podman_secrets(SECRET_PREFIX)
         .into_iter()
-        .map(|(name, data, _)| SecretMount { name, data })
+        .map(|(name, data)| SecretMount { name, data })
         .collect();
     secrets.push(SecretMount { name: CONF_SECRET.into(), data: conf.clone().into_bytes() });
     let checksum = super::sha256_hex(format!("{}{}{}", bundle.checksum(), super::sha256_hex(conf.as_bytes()), spec.image).as_bytes());
