@@ -152,16 +152,9 @@ impl Relay {
         loop {
             tokio::select! {
                 _ = &mut stop => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let state = state.clone();
-                        tokio::spawn(async move { handle(tcp, peer, state).await });
-                    }
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                accepted = accept(&listener) => if let Some((tcp, peer)) = accepted {
+                    let state = state.clone();
+                    tokio::spawn(async move { handle(tcp, peer, state).await });
                 }
             }
         }
@@ -185,6 +178,19 @@ impl Relay {
             t.abort();
         }
         tracing::info!("stopped");
+    }
+}
+
+/// Accept one connection; on an error (EMFILE and friends) log it and back off instead of
+/// spinning. Both the relay and the metrics listener use it.
+async fn accept(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
+    match listener.accept().await {
+        Ok(accepted) => Some(accepted),
+        Err(e) => {
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            None
+        }
     }
 }
 
@@ -388,7 +394,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
 
 async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
-        let Ok((mut tcp, _)) = listener.accept().await else { continue };
+        let Some((mut tcp, _)) = accept(&listener).await else { continue };
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let head = tokio::time::timeout(Duration::from_secs(5), http::read_head(&mut tcp)).await;
