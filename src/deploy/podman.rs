@@ -156,6 +156,17 @@ fn secrets_tar(plan: &ContainerPlan) -> Vec<u8> {
     b.into_inner().expect("in memory")
 }
 
+/// The certificates volume at the secrets path: writable for the loader, read-only for the relay.
+fn certs_mount(read_only: bool) -> Mount {
+    Mount {
+        typ: Some(MountType::VOLUME),
+        source: Some(VOLUME.into()),
+        target: Some(SECRETS_DIR.into()),
+        read_only: Some(read_only),
+        ..Default::default()
+    }
+}
+
 fn labels(plan: &ContainerPlan) -> HashMap<String, String> {
     plan.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
@@ -181,13 +192,7 @@ async fn load_volume(docker: &Docker, plan: &ContainerPlan) -> Result<()> {
         cmd: Some(vec!["--version".into()]),
         labels: Some(labels(plan)),
         host_config: Some(HostConfig {
-            mounts: Some(vec![Mount {
-                typ: Some(MountType::VOLUME),
-                source: Some(VOLUME.into()),
-                target: Some(SECRETS_DIR.into()),
-                read_only: Some(false),
-                ..Default::default()
-            }]),
+            mounts: Some(vec![certs_mount(false)]),
             ..Default::default()
         }),
         ..Default::default()
@@ -243,13 +248,7 @@ pub async fn apply(docker: &Docker, plan: &ContainerPlan) -> Result<Change> {
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
             restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::ON_FAILURE), maximum_retry_count: Some(0) }),
-            mounts: Some(vec![Mount {
-                typ: Some(MountType::VOLUME),
-                source: Some(VOLUME.into()),
-                target: Some(SECRETS_DIR.into()),
-                read_only: Some(true),
-                ..Default::default()
-            }]),
+            mounts: Some(vec![certs_mount(true)]),
             ..Default::default()
         }),
         ..Default::default()
