@@ -77,7 +77,15 @@ struct Conn {
 }
 
 impl Conn {
+    /// Send and flush: over TLS, a write may leave records inside rustls when the socket is
+    /// full, and only a flush pushes them out. (Without it, a bulk send that ends in a read
+    /// could wait forever for its own last bytes: the "stalled wss session" of earlier runs.)
     async fn send(&mut self, data: &[u8], framed: Option<&[u8]>) -> std::io::Result<()> {
+        self.write(data, framed).await?;
+        self.io.flush().await
+    }
+
+    async fn write(&mut self, data: &[u8], framed: Option<&[u8]>) -> std::io::Result<()> {
         if self.ws {
             match framed {
                 Some(f) => self.io.write_all(f).await,

@@ -10,6 +10,7 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, host: &str,
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: YmVuY2htYXJrLWtleS0xMjM=\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
     );
     s.write_all(req.as_bytes()).await?;
+    s.flush().await?;
     let mut head = Vec::with_capacity(256);
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
