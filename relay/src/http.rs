@@ -113,6 +113,16 @@ pub async fn respond_with<S: AsyncWrite + Unpin>(
 }
 
 /// The 101 response completing a websocket upgrade.
+/// `Sec-WebSocket-Accept` for a client's key (RFC 6455 section 4.2.2).
+pub fn accept_key(client_key: &str) -> String {
+    use base64::Engine as _;
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(client_key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
 pub fn switching_protocols(accept_key: &str, protocol: Option<&str>) -> String {
     let mut head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n"
@@ -175,5 +185,10 @@ mod tests {
         assert_eq!(read_head(&mut reader).await.unwrap_err(), HeadError::TooLarge);
         let mut closed: &[u8] = b"GET / HT";
         assert_eq!(read_head(&mut closed).await.unwrap_err(), HeadError::Closed);
+    }
+
+    #[test]
+    fn accept_key_matches_the_rfc_example() {
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 }

@@ -3,12 +3,13 @@
 //! A browser running noVNC opens `wss://proxy:6100/<ticket>`; the relay verifies the ticket
 //! the engine signed, connects the VM's console (plain TCP, VeNCrypt-TLS or a KubeVirt
 //! websocket) and relays bytes. The modules follow that path: [`config`] -> [`server`]
-//! ([`http`], [`ticket`], [`sessions`]) -> [`target`] ([`vencrypt`]) -> [`relay`].
+//! ([`http`], [`ticket`], [`sessions`]) -> [`target`] ([`vencrypt`]) -> [`relay`] ([`browser`], [`wsframe`]).
 //!
 //! This crate deliberately depends on no Kubernetes or container API: it is what ships in the
 //! image.
 
 pub mod allow;
+pub mod browser;
 pub mod config;
 pub mod http;
 pub mod metrics;
@@ -21,6 +22,7 @@ pub mod target;
 pub mod ticket;
 pub mod tls;
 pub mod vencrypt;
+pub mod wsframe;
 
 pub use config::Config;
 pub use server::Relay;

@@ -1,28 +1,34 @@
 //! The byte pump between a browser's websocket and a connected target.
 //!
-//! Design (see docs/BENCHMARKS.md for figures and limits): one task per session drives both directions with
-//! `select!`, so an idle session is one small future and no buffers: the target side waits for
-//! readiness before allocating a chunk, and the websocket side keeps tungstenite's buffers
-//! small. Each target read becomes one binary message (up to 64 KiB), handed to tungstenite
-//! without copying (`Bytes`). Keepalive pings find vanished browsers; an idle timeout ends
-//! sessions nobody uses; shutdown closes with 1001 after the drain grace.
+//! Design (figures in docs/BENCHMARKS.md): one future per session drives both directions
+//! from a single poll function, so neither direction ever waits on the other: a slow target
+//! stops only the browser->target side (backpressure), never the pings or the other way.
+//! Reads go into one scratch buffer per thread, frames are decoded and unmasked in place
+//! ([`crate::wsframe`]) and written straight on; only what a peer did not take at once is
+//! copied into a per-session buffer, which is released again when drained. An idle session
+//! therefore holds no buffer. Target reads (up to 64 KiB) become one binary frame each,
+//! header and payload contiguous in the scratch buffer: one write per message.
 
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use bytes::Bytes;
+use bytes::{Buf, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::browser::{BrowserSocket, Received};
 use crate::metrics::Metrics;
-use crate::target::{ByteStream, Connected};
+use crate::target::{ByteStream, Connected, CHUNK};
 use crate::vencrypt;
+use crate::wsframe::{self, code, opcode, Kind};
 
 /// How the browser encodes RFB in websocket messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,84 +54,9 @@ pub struct Outcome {
     pub reason: String,
 }
 
-/// Close the browser side with a code and reason, not waiting long for a vanished peer.
-pub async fn close<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, code: CloseCode, reason: &str) {
-    // Close reasons are limited to 123 bytes by RFC 6455.
-    let mut reason = reason.to_string();
-    while reason.len() > 123 {
-        reason.pop();
-    }
-    let frame = CloseFrame { code, reason: reason.into() };
-    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(frame))).await;
-}
-
-fn encode(encoding: Encoding, data: Bytes) -> Message {
-    match encoding {
-        Encoding::Binary => Message::Binary(data),
-        Encoding::Base64 => Message::Text(STANDARD.encode(&data).into()),
-    }
-}
-
-fn decode(encoding: Encoding, msg: Message) -> Result<Option<Bytes>, String> {
-    match (msg, encoding) {
-        (Message::Binary(b), _) => Ok(Some(b)),
-        (Message::Text(t), Encoding::Base64) => STANDARD
-            .decode(t.as_str().trim())
-            .map(|v| Some(Bytes::from(v)))
-            .map_err(|_| "browser sent invalid base64".to_string()),
-        (Message::Text(_), Encoding::Binary) => Err("browser sent a text message on a binary session".into()),
-        _ => Ok(None),
-    }
-}
-
-/// Read at least `n` bytes of RFB from the browser into `pending`.
-async fn read_browser<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut WebSocketStream<S>,
-    encoding: Encoding,
-    pending: &mut Vec<u8>,
-    n: usize,
-) -> Result<(), String> {
-    while pending.len() < n {
-        match ws.next().await {
-            Some(Ok(Message::Close(_))) | None => return Err("browser closed during the RFB greeting".into()),
-            Some(Ok(msg)) => {
-                if let Some(data) = decode(encoding, msg)? {
-                    pending.extend_from_slice(&data);
-                }
-            }
-            Some(Err(e)) => return Err(format!("browser: {e}")),
-        }
-    }
-    Ok(())
-}
-
-/// Greet the browser as a plain RFB server offering one security type (the VeNCrypt bridge).
-/// Returns bytes the browser sent beyond its security choice.
-async fn greet_browser<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut WebSocketStream<S>,
-    encoding: Encoding,
-    security: u8,
-) -> Result<Vec<u8>, String> {
-    let send_err = |e: tokio_tungstenite::tungstenite::Error| format!("browser: {e}");
-    ws.send(encode(encoding, Bytes::from_static(vencrypt::RFB_VERSION))).await.map_err(send_err)?;
-    let mut pending = Vec::new();
-    read_browser(ws, encoding, &mut pending, 12).await?;
-    vencrypt::check_browser_version(&pending[..12])?;
-    pending.drain(..12);
-    ws.send(encode(encoding, Bytes::copy_from_slice(&vencrypt::browser_security_offer(security))))
-        .await
-        .map_err(send_err)?;
-    read_browser(ws, encoding, &mut pending, 1).await?;
-    if pending[0] != security {
-        return Err(format!("browser chose security type {} but only {security} was offered", pending[0]));
-    }
-    pending.drain(..1);
-    Ok(pending)
-}
-
 /// Relay until either side ends, the session idles out, or shutdown is forced.
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut WebSocketStream<S>,
+    ws: &mut BrowserSocket<S>,
     target: Connected,
     encoding: Encoding,
     timing: Timing,
@@ -134,24 +65,84 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Outcome {
     let mut outcome = Outcome::default();
     match target {
-        Connected::Plain(stream) => pump_bytes(ws, stream, encoding, timing, metrics, shutdown, &mut outcome).await,
+        Connected::Plain(mut stream) => pump_bytes(ws, &mut stream, encoding, timing, metrics, shutdown, &mut outcome).await,
         Connected::VeNCrypt { mut stream, browser_security } => match greet_browser(ws, encoding, browser_security).await {
             Ok(early) => {
                 if !early.is_empty() && stream.write_all(&early).await.is_err() {
                     outcome.reason = "target closed during the RFB greeting".into();
+                    ws.close(code::ERROR, "target closed during the RFB greeting").await;
                     return outcome;
                 }
                 outcome.to_target += early.len() as u64;
-                pump_bytes(ws, stream, encoding, timing, metrics, shutdown, &mut outcome).await
+                pump_bytes(ws, &mut stream, encoding, timing, metrics, shutdown, &mut outcome).await
             }
             Err(why) => {
-                close(ws, CloseCode::Protocol, &why).await;
+                ws.close(code::PROTOCOL, &why).await;
                 outcome.reason = why;
             }
         },
         Connected::KubeVirt(kv) => pump_messages(ws, *kv, encoding, timing, metrics, shutdown, &mut outcome).await,
     }
     outcome
+}
+
+/// Bytes of browser data (decoding base64 messages), slow path.
+async fn read_browser<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut BrowserSocket<S>,
+    encoding: Encoding,
+    text: &mut Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    loop {
+        match ws.recv().await {
+            Received::Gone(why) => return Err(why),
+            Received::Data { bytes, text: false, .. } => return Ok(bytes),
+            Received::Data { bytes, text: true, end } => {
+                if encoding == Encoding::Binary {
+                    return Err(TEXT_ON_BINARY.into());
+                }
+                text.extend_from_slice(&bytes);
+                if end {
+                    let decoded = decode_base64(text)?;
+                    text.clear();
+                    return Ok(decoded);
+                }
+            }
+        }
+    }
+}
+
+const TEXT_ON_BINARY: &str = "browser sent a text message on a binary session";
+
+fn decode_base64(text: &[u8]) -> Result<Vec<u8>, String> {
+    STANDARD.decode(text.trim_ascii()).map_err(|_| "browser sent invalid base64".to_string())
+}
+
+/// Greet the browser as a plain RFB server offering one security type (the VeNCrypt bridge).
+/// Returns bytes the browser sent beyond its security choice.
+async fn greet_browser<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut BrowserSocket<S>,
+    encoding: Encoding,
+    security: u8,
+) -> Result<Vec<u8>, String> {
+    let base64 = encoding == Encoding::Base64;
+    let send_err = |e: std::io::Error| format!("browser: {e}");
+    ws.send_data(base64, vencrypt::RFB_VERSION).await.map_err(send_err)?;
+    let mut pending = Vec::new();
+    let mut text = Vec::new();
+    while pending.len() < 12 {
+        pending.extend(read_browser(ws, encoding, &mut text).await?);
+    }
+    vencrypt::check_browser_version(&pending[..12])?;
+    pending.drain(..12);
+    ws.send_data(base64, &vencrypt::browser_security_offer(security)).await.map_err(send_err)?;
+    while pending.is_empty() {
+        pending.extend(read_browser(ws, encoding, &mut text).await?);
+    }
+    if pending[0] != security {
+        return Err(format!("browser chose security type {} but only {security} was offered", pending[0]));
+    }
+    pending.drain(..1);
+    Ok(pending)
 }
 
 /// Periodic housekeeping: pings and the idle check share one timer.
@@ -166,121 +157,390 @@ fn housekeeping(timing: Timing) -> Option<tokio::time::Interval> {
     Some(interval)
 }
 
+async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// What housekeeping decided.
 enum Tick {
     Continue,
     Ping,
-    End(CloseCode, &'static str),
+    End(u16, &'static str),
 }
 
+/// `last_browser`: when the browser was last heard, or last waited for (time spent waiting
+/// on a slow target is not the browser's silence).
 fn on_tick(timing: Timing, last_data: Instant, last_browser: Instant) -> Tick {
     if let Some(idle) = timing.idle_timeout {
         if last_data.elapsed() >= idle {
-            return Tick::End(CloseCode::Normal, "idle timeout (WSPROXY_IDLE_TIMEOUT)");
+            return Tick::End(code::NORMAL, "idle timeout (WSPROXY_IDLE_TIMEOUT)");
         }
     }
     if let Some(ping) = timing.ping_interval {
         if last_browser.elapsed() >= ping * 2 + Duration::from_secs(1) {
-            return Tick::End(CloseCode::Away, "browser stopped answering pings");
+            return Tick::End(code::AWAY, "browser stopped answering pings");
         }
         return Tick::Ping;
     }
     Tick::Continue
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How the byte pump ended.
+enum End {
+    /// Close the browser side with this code and reason; `log` goes to the session line.
+    Close { code: u16, reason: String, log: String },
+    /// The browser closed; its answer is queued.
+    BrowserClosed,
+    /// The browser cannot be written to any more.
+    Gone(String),
+}
+
+fn target_lost(e: impl std::fmt::Display, what: &str) -> End {
+    End::Close { code: code::ERROR, reason: format!("target connection lost: {e}"), log: format!("target {what}: {e}") }
+}
+
+/// Room before a target chunk in the scratch buffer for the frame header.
+const HEADROOM: usize = wsframe::MAX_SERVER_HEADER;
+
+thread_local! {
+    /// One read buffer per worker thread, shared by every session polled on it: a poll never
+    /// polls another session, so the borrow is never contended.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; HEADROOM + CHUNK].into_boxed_slice());
+}
+
+/// Rounds of progress in one poll before yielding to other sessions.
+const ROUNDS: usize = 16;
+
+struct BytePump<'a, S> {
+    ws: &'a mut BrowserSocket<S>,
+    target: &'a mut ByteStream,
+    base64: bool,
+    /// Browser data the target has not taken yet.
+    to_target: BytesMut,
+    /// A base64 message being collected.
+    text: Vec<u8>,
+    browser_dirty: bool,
+    target_dirty: bool,
+    last_data: Instant,
+    last_browser: Instant,
+    to_target_bytes: u64,
+    to_browser_bytes: u64,
+    metrics: &'a Metrics,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        SCRATCH.with(|s| self.poll_with(cx, &mut s.borrow_mut()))
+    }
+
+    fn poll_with(&mut self, cx: &mut Context<'_>, scratch: &mut [u8]) -> Poll<End> {
+        for _ in 0..ROUNDS {
+            let mut progress = false;
+            if let Err(end) = self.write_browser(cx, &mut progress) {
+                return Poll::Ready(end);
+            }
+            if self.ws.out.is_empty() {
+                if let Err(end) = self.target_to_browser(cx, scratch, &mut progress) {
+                    return Poll::Ready(end);
+                }
+            }
+            if !self.to_target.is_empty() {
+                if let Err(end) = self.write_target(cx, &mut progress) {
+                    return Poll::Ready(end);
+                }
+            }
+            if self.to_target.is_empty() {
+                if let Err(end) = self.browser_to_target(cx, scratch, &mut progress) {
+                    return Poll::Ready(end);
+                }
+            }
+            if !progress {
+                return match self.flush(cx) {
+                    Ok(()) => Poll::Pending,
+                    Err(end) => Poll::Ready(end),
+                };
+            }
+        }
+        // Busy both ways: let other sessions run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Queued frames to the browser.
+    fn write_browser(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Result<(), End> {
+        if self.ws.out.is_empty() {
+            return Ok(());
+        }
+        match Pin::new(&mut self.ws.io).poll_write(cx, &self.ws.out) {
+            Poll::Ready(Ok(0)) => Err(End::Gone("browser: connection closed".into())),
+            Poll::Ready(Ok(n)) => {
+                self.ws.out.advance(n);
+                if self.ws.out.is_empty() {
+                    self.ws.out = BytesMut::new();
+                }
+                self.browser_dirty = true;
+                *progress = true;
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(End::Gone(format!("browser: {e}"))),
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    /// One target read becomes one frame, written at once; what the browser does not take
+    /// waits in `out` (and no further target read happens until it is gone).
+    fn target_to_browser(&mut self, cx: &mut Context<'_>, scratch: &mut [u8], progress: &mut bool) -> Result<(), End> {
+        let mut rb = ReadBuf::new(&mut scratch[HEADROOM..]);
+        match Pin::new(&mut *self.target).poll_read(cx, &mut rb) {
+            Poll::Pending => Ok(()),
+            Poll::Ready(Err(e)) => Err(target_lost(e, "read")),
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Err(End::Close {
+                        code: code::NORMAL,
+                        reason: "target closed the connection".into(),
+                        log: "target closed".into(),
+                    });
+                }
+                *progress = true;
+                self.last_data = Instant::now();
+                self.to_browser_bytes += n as u64;
+                self.metrics.bytes_to_browser.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                if self.base64 {
+                    self.ws.queue_data(true, &scratch[HEADROOM..HEADROOM + n]);
+                    return Ok(());
+                }
+                let start = wsframe::header_before(&mut scratch[..HEADROOM], opcode::BINARY, n);
+                let frame = &scratch[start..HEADROOM + n];
+                match Pin::new(&mut self.ws.io).poll_write(cx, frame) {
+                    Poll::Ready(Ok(w)) => {
+                        self.browser_dirty = true;
+                        self.ws.out.extend_from_slice(&frame[w..]);
+                        Ok(())
+                    }
+                    Poll::Ready(Err(e)) => Err(End::Gone(format!("browser: {e}"))),
+                    Poll::Pending => {
+                        self.ws.out.extend_from_slice(frame);
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    fn write_target(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Result<(), End> {
+        match Pin::new(&mut *self.target).poll_write(cx, &self.to_target) {
+            Poll::Ready(Ok(0)) => Err(target_lost("connection closed", "write")),
+            Poll::Ready(Ok(n)) => {
+                self.to_target.advance(n);
+                if self.to_target.is_empty() {
+                    self.to_target = BytesMut::new();
+                    // The browser was not read while the target was slow: not its silence.
+                    self.last_browser = Instant::now();
+                }
+                self.target_dirty = true;
+                *progress = true;
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(target_lost(e, "write")),
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    /// Read the browser into the scratch buffer (after any partial frame kept from before),
+    /// decode in place, hand payload on.
+    fn browser_to_target(&mut self, cx: &mut Context<'_>, scratch: &mut [u8], progress: &mut bool) -> Result<(), End> {
+        let mut carried = std::mem::take(&mut self.ws.pending);
+        if !carried.is_empty() {
+            // Bytes that came with the upgrade, or a partial frame: decode what is complete.
+            let used = self.decode(cx, &mut carried)?;
+            carried.advance(used);
+            if !self.to_target.is_empty() {
+                self.ws.pending = carried;
+                return Ok(());
+            }
+        }
+        let k = carried.len();
+        scratch[..k].copy_from_slice(&carried);
+        let mut rb = ReadBuf::new(&mut scratch[k..]);
+        match Pin::new(&mut self.ws.io).poll_read(cx, &mut rb) {
+            Poll::Pending => {
+                self.ws.pending = carried;
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(End::Gone(format!("browser: {e}"))),
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Err(End::Gone("browser disconnected".into()));
+                }
+                *progress = true;
+                self.last_browser = Instant::now();
+                let total = k + n;
+                let used = self.decode(cx, &mut scratch[..total])?;
+                carried.clear();
+                carried.extend_from_slice(&scratch[used..total]);
+                if carried.capacity() > 0 && carried.is_empty() {
+                    carried = BytesMut::new();
+                }
+                self.ws.pending = carried;
+                Ok(())
+            }
+        }
+    }
+
+    /// Decode every complete frame in `buf`; returns how many bytes were used (the rest is
+    /// the start of a frame).
+    fn decode(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Result<usize, End> {
+        let mut at = 0;
+        loop {
+            let frame = match self.ws.decoder.next(&mut buf[at..]) {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(at),
+                Err(v) => return Err(End::Close { code: v.code, reason: v.reason.into(), log: v.reason.into() }),
+            };
+            let payload = at + frame.payload.start..at + frame.payload.end;
+            at += frame.consumed;
+            match frame.kind {
+                Kind::Data { text: false, .. } => {
+                    if !payload.is_empty() {
+                        self.last_data = Instant::now();
+                        self.send_target(cx, &buf[payload])?;
+                    }
+                }
+                Kind::Data { text: true, end } => {
+                    if !self.base64 {
+                        return Err(End::Close { code: code::UNSUPPORTED, reason: TEXT_ON_BINARY.into(), log: TEXT_ON_BINARY.into() });
+                    }
+                    self.text.extend_from_slice(&buf[payload]);
+                    if end {
+                        let decoded = decode_base64(&self.text).map_err(|why| End::Close {
+                            code: code::UNSUPPORTED,
+                            reason: why.clone(),
+                            log: why,
+                        })?;
+                        self.text = Vec::new();
+                        self.last_data = Instant::now();
+                        self.send_target(cx, &decoded)?;
+                    }
+                }
+                Kind::Pong => {}
+                kind => {
+                    if self.ws.on_control(kind, &buf[payload]).is_some() {
+                        return Err(End::BrowserClosed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Write browser data to the target now if nothing is waiting, else queue it.
+    fn send_target(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Result<(), End> {
+        self.to_target_bytes += data.len() as u64;
+        self.metrics.bytes_to_target.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if !self.to_target.is_empty() {
+            self.to_target.extend_from_slice(data);
+            return Ok(());
+        }
+        match Pin::new(&mut *self.target).poll_write(cx, data) {
+            Poll::Ready(Ok(0)) => Err(target_lost("connection closed", "write")),
+            Poll::Ready(Ok(n)) => {
+                self.target_dirty = true;
+                self.to_target.extend_from_slice(&data[n..]);
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(target_lost(e, "write")),
+            Poll::Pending => {
+                self.to_target.extend_from_slice(data);
+                Ok(())
+            }
+        }
+    }
+
+    /// Push out what TLS layers hold (TCP flush is a no-op).
+    fn flush(&mut self, cx: &mut Context<'_>) -> Result<(), End> {
+        if self.browser_dirty {
+            match Pin::new(&mut self.ws.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.browser_dirty = false,
+                Poll::Ready(Err(e)) => return Err(End::Gone(format!("browser: {e}"))),
+                Poll::Pending => {}
+            }
+        }
+        if self.target_dirty {
+            match Pin::new(&mut *self.target).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.target_dirty = false,
+                Poll::Ready(Err(e)) => return Err(target_lost(e, "write")),
+                Poll::Pending => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut WebSocketStream<S>,
-    mut target: ByteStream,
+    ws: &mut BrowserSocket<S>,
+    target: &mut ByteStream,
     encoding: Encoding,
     timing: Timing,
     metrics: &Metrics,
     shutdown: &mut watch::Receiver<bool>,
     outcome: &mut Outcome,
 ) {
-    use std::sync::atomic::Ordering::Relaxed;
     let mut ticker = housekeeping(timing);
-    let mut last_data = Instant::now();
-    let mut last_browser = Instant::now();
-    loop {
+    let now = Instant::now();
+    let mut pump = BytePump {
+        ws,
+        target,
+        base64: encoding == Encoding::Base64,
+        to_target: BytesMut::new(),
+        text: Vec::new(),
+        browser_dirty: false,
+        target_dirty: false,
+        last_data: now,
+        last_browser: now,
+        to_target_bytes: 0,
+        to_browser_bytes: 0,
+        metrics,
+    };
+    let end = loop {
         tokio::select! {
+            end = poll_fn(|cx| pump.poll(cx)) => break end,
             _ = shutdown.changed() => {
-                close(ws, CloseCode::Away, "proxy shutting down").await;
-                outcome.reason = "proxy shutdown".into();
-                return;
+                break End::Close { code: code::AWAY, reason: "proxy shutting down".into(), log: "proxy shutdown".into() };
             }
-            msg = ws.next() => {
-                last_browser = Instant::now();
-                let msg = match msg {
-                    None => { outcome.reason = "browser disconnected".into(); return; }
-                    Some(Err(e)) => { outcome.reason = format!("browser: {e}"); return; }
-                    Some(Ok(Message::Close(_))) => {
-                        let _ = tokio::time::timeout(Duration::from_secs(2), ws.flush()).await;
-                        outcome.reason = "browser closed".into();
-                        return;
-                    }
-                    Some(Ok(msg)) => msg,
-                };
-                match decode(encoding, msg) {
-                    Ok(Some(data)) => {
-                        last_data = last_browser;
-                        if let Err(e) = target.write_all(&data).await {
-                            close(ws, CloseCode::Error, &format!("target connection lost: {e}")).await;
-                            outcome.reason = format!("target write: {e}");
-                            return;
-                        }
-                        outcome.to_target += data.len() as u64;
-                        metrics.bytes_to_target.fetch_add(data.len() as u64, Relaxed);
-                    }
-                    Ok(None) => {}
-                    Err(why) => {
-                        close(ws, CloseCode::Unsupported, &why).await;
-                        outcome.reason = why;
-                        return;
-                    }
-                }
-            }
-            chunk = target.read_chunk() => {
-                match chunk {
-                    Ok(data) if data.is_empty() => {
-                        close(ws, CloseCode::Normal, "target closed the connection").await;
-                        outcome.reason = "target closed".into();
-                        return;
-                    }
-                    Ok(data) => {
-                        last_data = Instant::now();
-                        let n = data.len() as u64;
-                        if let Err(e) = ws.send(encode(encoding, data)).await {
-                            outcome.reason = format!("browser: {e}");
-                            return;
-                        }
-                        outcome.to_browser += n;
-                        metrics.bytes_to_browser.fetch_add(n, Relaxed);
-                    }
-                    Err(e) => {
-                        close(ws, CloseCode::Error, &format!("target connection lost: {e}")).await;
-                        outcome.reason = format!("target read: {e}");
-                        return;
-                    }
-                }
-            }
-            _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() => {
-                match on_tick(timing, last_data, last_browser) {
-                    Tick::Continue => {}
-                    Tick::Ping => { let _ = ws.send(Message::Ping(Bytes::new())).await; }
-                    Tick::End(code, why) => {
-                        close(ws, code, why).await;
-                        outcome.reason = why.into();
-                        return;
-                    }
-                }
-            }
+            _ = tick(&mut ticker) => match on_tick(timing, pump.last_data, pump.last_browser) {
+                Tick::Continue => {}
+                Tick::Ping => pump.ws.queue(opcode::PING, b""),
+                Tick::End(code, why) => break End::Close { code, reason: why.into(), log: why.into() },
+            },
         }
+    };
+    outcome.to_target += pump.to_target_bytes;
+    outcome.to_browser += pump.to_browser_bytes;
+    let to_target = std::mem::take(&mut pump.to_target);
+    match end {
+        End::Close { code, reason, log } => {
+            pump.ws.close(code, &reason).await;
+            outcome.reason = log;
+        }
+        End::BrowserClosed => {
+            // What the browser sent before its close still belongs to the VM.
+            let _ = tokio::time::timeout(Duration::from_secs(2), pump.target.write_all(&to_target)).await;
+            pump.ws.finish().await;
+            outcome.reason = "browser closed".into();
+        }
+        End::Gone(why) => outcome.reason = why,
     }
 }
 
 async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut WebSocketStream<S>,
+    ws: &mut BrowserSocket<S>,
     mut kv: WebSocketStream<ByteStream>,
     encoding: Encoding,
     timing: Timing,
@@ -289,34 +549,45 @@ async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
     outcome: &mut Outcome,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
+    let base64 = encoding == Encoding::Base64;
     let mut ticker = housekeeping(timing);
     let mut last_data = Instant::now();
     let mut last_browser = Instant::now();
-    loop {
+    let mut text = Vec::new();
+    let (code, reason, log) = loop {
         tokio::select! {
-            _ = shutdown.changed() => {
-                close(ws, CloseCode::Away, "proxy shutting down").await;
-                let _ = kv.close(None).await;
-                outcome.reason = "proxy shutdown".into();
-                return;
-            }
-            msg = ws.next() => {
+            _ = shutdown.changed() => break (code::AWAY, "proxy shutting down".to_string(), "proxy shutdown".to_string()),
+            received = ws.recv() => {
                 last_browser = Instant::now();
-                let data = match msg {
-                    Some(Ok(Message::Close(_))) | None => { let _ = kv.close(None).await; outcome.reason = "browser closed".into(); return; }
-                    Some(Err(e)) => { let _ = kv.close(None).await; outcome.reason = format!("browser: {e}"); return; }
-                    Some(Ok(msg)) => match decode(encoding, msg) {
-                        Ok(Some(data)) => data,
-                        Ok(None) => continue,
-                        Err(why) => { close(ws, CloseCode::Unsupported, &why).await; outcome.reason = why; return; }
-                    },
+                let data = match received {
+                    Received::Gone(why) => {
+                        let _ = kv.close(None).await;
+                        outcome.reason = why;
+                        ws.finish().await;
+                        return;
+                    }
+                    Received::Data { bytes, text: false, .. } => bytes,
+                    Received::Data { text: true, .. } if !base64 => {
+                        break (code::UNSUPPORTED, TEXT_ON_BINARY.into(), TEXT_ON_BINARY.into());
+                    }
+                    Received::Data { bytes, text: true, end } => {
+                        text.extend_from_slice(&bytes);
+                        if !end {
+                            continue;
+                        }
+                        match decode_base64(&std::mem::take(&mut text)) {
+                            Ok(d) => d,
+                            Err(why) => break (code::UNSUPPORTED, why.clone(), why),
+                        }
+                    }
                 };
+                if data.is_empty() {
+                    continue;
+                }
                 last_data = last_browser;
                 let n = data.len() as u64;
-                if let Err(e) = kv.send(Message::Binary(data)).await {
-                    close(ws, CloseCode::Error, &format!("target connection lost: {e}")).await;
-                    outcome.reason = format!("target: {e}");
-                    return;
+                if let Err(e) = kv.send(Message::Binary(data.into())).await {
+                    break (code::ERROR, format!("target connection lost: {e}"), format!("target: {e}"));
                 }
                 outcome.to_target += n;
                 metrics.bytes_to_target.fetch_add(n, Relaxed);
@@ -324,26 +595,28 @@ async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
             msg = kv.next() => {
                 let data = match msg {
                     Some(Ok(Message::Binary(b))) => b,
-                    Some(Ok(Message::Close(_))) | None => { close(ws, CloseCode::Normal, "target closed the connection").await; outcome.reason = "target closed".into(); return; }
-                    Some(Err(e)) => { close(ws, CloseCode::Error, &format!("target connection lost: {e}")).await; outcome.reason = format!("target: {e}"); return; }
+                    Some(Ok(Message::Close(_))) | None => break (code::NORMAL, "target closed the connection".into(), "target closed".into()),
+                    Some(Err(e)) => break (code::ERROR, format!("target connection lost: {e}"), format!("target: {e}")),
                     Some(Ok(_)) => continue,
                 };
                 last_data = Instant::now();
                 let n = data.len() as u64;
-                if let Err(e) = ws.send(encode(encoding, data)).await {
+                if let Err(e) = ws.send_data(base64, &data).await {
+                    let _ = kv.close(None).await;
                     outcome.reason = format!("browser: {e}");
                     return;
                 }
                 outcome.to_browser += n;
                 metrics.bytes_to_browser.fetch_add(n, Relaxed);
             }
-            _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() => {
-                match on_tick(timing, last_data, last_browser) {
-                    Tick::Continue => {}
-                    Tick::Ping => { let _ = ws.send(Message::Ping(Bytes::new())).await; }
-                    Tick::End(code, why) => { close(ws, code, why).await; outcome.reason = why.into(); return; }
-                }
-            }
+            _ = tick(&mut ticker) => match on_tick(timing, last_data, last_browser) {
+                Tick::Continue => {}
+                Tick::Ping => ws.queue(opcode::PING, b""),
+                Tick::End(code, why) => break (code, why.to_string(), why.to_string()),
+            },
         }
-    }
+    };
+    let _ = kv.close(None).await;
+    ws.close(code, &reason).await;
+    outcome.reason = log;
 }

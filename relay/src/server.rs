@@ -15,10 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
+use crate::browser::BrowserSocket;
+use crate::wsframe::code;
 
 use crate::config::Config;
 use crate::http::{self, HeadError, Request};
@@ -40,7 +38,6 @@ struct State {
     metrics: Arc<Metrics>,
     draining: AtomicBool,
     force_close: watch::Receiver<bool>,
-    ws_config: WebSocketConfig,
 }
 
 /// A bound, ready relay. [`Relay::serve`] runs it until the stop future completes.
@@ -113,11 +110,6 @@ impl Relay {
             tls: tls::target_client_config(config.target_ca.as_deref())?,
             timeout: config.connect_timeout,
         };
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(8 * 1024)
-            .write_buffer_size(0)
-            .max_message_size(Some(config.max_message_size))
-            .max_frame_size(Some(config.max_message_size));
         let (force_close_tx, force_close) = watch::channel(false);
         let state = Arc::new(State {
             sessions: Sessions::new(config.max_sessions, config.max_sessions_per_ip, metrics.clone()),
@@ -128,7 +120,6 @@ impl Relay {
             metrics,
             draining: AtomicBool::new(false),
             force_close,
-            ws_config,
         });
         Ok(Relay { listener, metrics_listener, state, force_close_tx, watchers })
     }
@@ -352,11 +343,11 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     } else {
         (Encoding::Binary, None)
     };
-    let response = http::switching_protocols(&derive_accept_key(key.as_bytes()), protocol);
+    let response = http::switching_protocols(&http::accept_key(&key), protocol);
     if stream.write_all(response.as_bytes()).await.is_err() || stream.flush().await.is_err() {
         return;
     }
-    let mut ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(state.ws_config)).await;
+    let mut ws = BrowserSocket::new(stream, leftover, state.config.max_message_size);
     state.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
 
@@ -371,7 +362,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
                 state.metrics.reject_ticket("target_not_allowed");
             }
             let reason = e.to_string();
-            relay::close(&mut ws, CloseCode::Error, &reason).await;
+            ws.close(code::ERROR, &reason).await;
             tracing::warn!(client = %peer, target = %target, reason = %reason, "session closed: target not reached");
             drop(slot);
             return;

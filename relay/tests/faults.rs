@@ -52,7 +52,8 @@ async fn target_killed_mid_session_closes_1011_and_others_keep_working() {
     let t = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", healthy.port));
     let WsOutcome::Open(mut c) = connect_ws(&url(port, &t), Some(&pki.ca_cert)).await else { panic!() };
     rfb_handshake(&mut c, "pw").await.expect("new session after the fault");
-    assert!(relay.log_text().contains("reason=target"), "{}", relay.log_text());
+    let log = relay.wait_log("reason=target", Duration::from_secs(5));
+    assert!(log.contains("reason=target"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

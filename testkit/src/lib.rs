@@ -445,6 +445,19 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log once it contains `needle` (a session's line is written when its close
+    /// handshake ends), or the log as it is after `within`.
+    pub fn wait_log(&self, needle: &str, within: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.log_text();
+            if text.contains(needle) || start.elapsed() > within {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Send a signal.
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
