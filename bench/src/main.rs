@@ -372,7 +372,7 @@ async fn socat(sinks: &Ports) -> Option<(Vec<Spawned>, Ports)> {
     let mut ports = [0u16; 4];
     for (i, target) in [sinks.discard, sinks.source, sinks.echo, sinks.hello].iter().enumerate() {
         let p = free_port();
-        children.push(spawn(Command::new("socat").arg(format!("TCP-LISTEN:{p},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=1024")).arg(format!("TCP:127.0.0.1:{target},nodelay")))?);
+        children.push(spawn(Command::new("socat").args(["-b", "65536"]).arg(format!("TCP-LISTEN:{p},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=1024")).arg(format!("TCP:127.0.0.1:{target},nodelay")))?);
         wait_listening(p).await;
         ports[i] = p;
     }
