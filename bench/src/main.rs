@@ -343,7 +343,16 @@ fn raise_fd_limit() {
 
 struct Spawned(Child);
 impl Drop for Spawned {
+    /// SIGTERM first (the relay drains and exits, and a profiler wrapping it can write its
+    /// data), SIGKILL after two seconds.
     fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -482,7 +491,11 @@ fn main() {
         eprintln!("wsproxy-bench: no relay binary at {} (build it: cargo build --release -p wsproxy, or pass --relay)", relay_bin.display());
         std::process::exit(3);
     }
-    let sizes = if smoke { SMOKE } else { FULL };
+    let mut sizes = if smoke { SMOKE } else { FULL };
+    // For profiling runs (docs/BENCHMARKS.md): a chosen bulk size, e.g. `--bulk-mib 256`.
+    if let Some(mib) = value("--bulk-mib").and_then(|v| v.parse::<u64>().ok()) {
+        sizes.bulk_bytes = mib << 20;
+    }
     raise_fd_limit();
     if args.iter().any(|a| a == "--soak") {
         let seconds: u64 = value("--soak-seconds").and_then(|v| v.parse().ok()).unwrap_or(60);
