@@ -106,6 +106,26 @@ say "cargo test --workspace"
 status=0
 cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 
+# Supply chain (deny.toml): licenses, duplicate versions and sources always; RustSec
+# advisories when the advisory database (github.com/RustSec/advisory-db) can be fetched. When
+# it cannot, that is said loudly and the advisories are NOT checked; any other failure fails.
+if [ ! -x "$TOOLS/bin/cargo-deny" ]; then
+  say "installing cargo-deny 0.20.2 into target/tools (a few minutes, once)"
+  cargo install --locked --quiet --root "$TOOLS" cargo-deny@0.20.2
+fi
+say "cargo deny check bans licenses sources"
+"$TOOLS/bin/cargo-deny" --offline check bans licenses sources || status=$?
+say "cargo deny check advisories"
+if ! "$TOOLS/bin/cargo-deny" check advisories 2>"$TOOLS/advisories.log"; then
+  if grep -q "failed to fetch advisory database" "$TOOLS/advisories.log"; then
+    echo "WARNING: the RustSec advisory database is unreachable from here; advisories were NOT checked:" >&2
+    grep "failed to fetch" "$TOOLS/advisories.log" | head -1 >&2
+  else
+    cat "$TOOLS/advisories.log" >&2
+    status=1
+  fi
+fi
+
 # Fuzz targets (ticket, config, VeNCrypt, HTTP head), briefly, from the checked-in corpus.
 if [ "${WSPROXY_SKIP_FUZZ:-0}" != 1 ]; then
   say "fuzzing, 10 s per target (scripts/fuzz.sh; WSPROXY_SKIP_FUZZ=1 skips)"
