@@ -13,7 +13,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --quiet
 fi
 export RUSTC_BOOTSTRAP=1
-for target in ticket config vencrypt http_head; do
+for target in ticket config vencrypt http_head ws_frames; do
   work="$(mktemp -d)"
   echo "==> fuzz $target for ${seconds}s"
   cargo fuzz run --fuzz-dir fuzz "$target" "$work" "fuzz/corpus/$target" -- \

@@ -21,6 +21,23 @@ pub const REJECT_REASONS: &[&str] = &[
     "target_not_allowed",
 ];
 
+/// Why sessions ended, in the order of [`Metrics::sessions_ended`]. Each limit that ends a
+/// session has its own label (idle timeout, ping timeout, message size).
+pub const END_REASONS: &[&str] = &[
+    "browser_closed",
+    "browser_gone",
+    "target_closed",
+    "target_error",
+    "idle_timeout",
+    "ping_timeout",
+    "message_too_big",
+    "protocol_error",
+    "shutdown",
+];
+
+/// Why targets could not be reached, in the order of [`Metrics::target_connect_failures`].
+pub const CONNECT_FAILURES: &[&str] = &["timeout", "unreachable", "not_allowed", "negotiation"];
+
 /// Upper bounds (seconds) of the target connect latency histogram.
 const CONNECT_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -41,7 +58,8 @@ pub struct Metrics {
     pub bytes_to_target: AtomicU64,
     pub bytes_to_browser: AtomicU64,
     pub ticket_rejections: [AtomicU64; 9],
-    pub target_connect_failures: AtomicU64,
+    pub target_connect_failures: [AtomicU64; 4],
+    pub sessions_ended: [AtomicU64; 9],
     refused: [AtomicU64; 5],
     connect_buckets: [AtomicU64; 14],
     connect_count: AtomicU64,
@@ -52,6 +70,20 @@ impl Metrics {
     pub fn reject_ticket(&self, reason: &str) {
         if let Some(i) = REJECT_REASONS.iter().position(|r| *r == reason) {
             self.ticket_rejections[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Count a session's end under one of [`END_REASONS`].
+    pub fn session_ended(&self, reason: &str) {
+        if let Some(i) = END_REASONS.iter().position(|r| *r == reason) {
+            self.sessions_ended[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Count a failed target connection under one of [`CONNECT_FAILURES`].
+    pub fn connect_failed(&self, cause: &str) {
+        if let Some(i) = CONNECT_FAILURES.iter().position(|r| *r == cause) {
+            self.target_connect_failures[i].fetch_add(1, Relaxed);
         }
     }
 
@@ -78,7 +110,14 @@ impl Metrics {
         };
         gauge("wsproxy_sessions_active", "gauge", "Open console sessions.", self.sessions_active.load(Relaxed));
         gauge("wsproxy_sessions_total", "counter", "Console sessions started.", self.sessions_total.load(Relaxed));
-        gauge("wsproxy_target_connect_failures_total", "counter", "Targets that could not be reached.", self.target_connect_failures.load(Relaxed));
+        let _ = writeln!(out, "# HELP wsproxy_target_connect_failures_total Targets that could not be reached, by cause.\n# TYPE wsproxy_target_connect_failures_total counter");
+        for (cause, count) in CONNECT_FAILURES.iter().zip(&self.target_connect_failures) {
+            let _ = writeln!(out, "wsproxy_target_connect_failures_total{{cause=\"{cause}\"}} {}", count.load(Relaxed));
+        }
+        let _ = writeln!(out, "# HELP wsproxy_sessions_ended_total Sessions ended, by reason.\n# TYPE wsproxy_sessions_ended_total counter");
+        for (reason, count) in END_REASONS.iter().zip(&self.sessions_ended) {
+            let _ = writeln!(out, "wsproxy_sessions_ended_total{{reason=\"{reason}\"}} {}", count.load(Relaxed));
+        }
         let _ = writeln!(out, "# HELP wsproxy_bytes_total Bytes relayed, by direction.\n# TYPE wsproxy_bytes_total counter");
         let _ = writeln!(out, "wsproxy_bytes_total{{direction=\"to_target\"}} {}", self.bytes_to_target.load(Relaxed));
         let _ = writeln!(out, "wsproxy_bytes_total{{direction=\"to_browser\"}} {}", self.bytes_to_browser.load(Relaxed));
@@ -119,5 +158,12 @@ mod tests {
         assert!(text.contains("wsproxy_target_connect_seconds_bucket{le=\"0.0025\"} 0"));
         assert!(text.contains("wsproxy_connections_refused_total{cause=\"capacity\"} 1"));
         assert_eq!(REJECT_REASONS.len(), m.ticket_rejections.len());
+        assert_eq!(END_REASONS.len(), m.sessions_ended.len());
+        assert_eq!(CONNECT_FAILURES.len(), m.target_connect_failures.len());
+        m.session_ended("idle_timeout");
+        m.connect_failed("timeout");
+        let text = m.render();
+        assert!(text.contains("wsproxy_sessions_ended_total{reason=\"idle_timeout\"} 1"), "{text}");
+        assert!(text.contains("wsproxy_target_connect_failures_total{cause=\"timeout\"} 1"), "{text}");
     }
 }

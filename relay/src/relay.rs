@@ -52,6 +52,8 @@ pub struct Outcome {
     pub to_target: u64,
     pub to_browser: u64,
     pub reason: String,
+    /// The metric label ([`crate::metrics::END_REASONS`]).
+    pub label: &'static str,
 }
 
 /// Relay until either side ends, the session idles out, or shutdown is forced.
@@ -70,6 +72,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(early) => {
                 if !early.is_empty() && stream.write_all(&early).await.is_err() {
                     outcome.reason = "target closed during the RFB greeting".into();
+                    outcome.label = "target_error";
                     ws.close(code::ERROR, "target closed during the RFB greeting").await;
                     return outcome;
                 }
@@ -79,6 +82,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Err(why) => {
                 ws.close(code::PROTOCOL, &why).await;
                 outcome.reason = why;
+                outcome.label = "protocol_error";
             }
         },
         Connected::KubeVirt(kv) => pump_messages(ws, *kv, encoding, timing, metrics, shutdown, &mut outcome).await,
@@ -170,7 +174,7 @@ async fn tick(ticker: &mut Option<tokio::time::Interval>) {
 enum Tick {
     Continue,
     Ping,
-    End(u16, &'static str),
+    End(u16, &'static str, &'static str),
 }
 
 /// `last_browser`: when the browser was last heard, or last waited for (time spent waiting
@@ -178,12 +182,12 @@ enum Tick {
 fn on_tick(timing: Timing, last_data: Instant, last_browser: Instant) -> Tick {
     if let Some(idle) = timing.idle_timeout {
         if last_data.elapsed() >= idle {
-            return Tick::End(code::NORMAL, "idle timeout (WSPROXY_IDLE_TIMEOUT)");
+            return Tick::End(code::NORMAL, "idle timeout (WSPROXY_IDLE_TIMEOUT)", "idle_timeout");
         }
     }
     if let Some(ping) = timing.ping_interval {
         if last_browser.elapsed() >= ping * 2 + Duration::from_secs(1) {
-            return Tick::End(code::AWAY, "browser stopped answering pings");
+            return Tick::End(code::AWAY, "browser stopped answering pings", "ping_timeout");
         }
         return Tick::Ping;
     }
@@ -192,8 +196,9 @@ fn on_tick(timing: Timing, last_data: Instant, last_browser: Instant) -> Tick {
 
 /// How the byte pump ended.
 enum End {
-    /// Close the browser side with this code and reason; `log` goes to the session line.
-    Close { code: u16, reason: String, log: String },
+    /// Close the browser side with this code and reason; `log` goes to the session line,
+    /// `label` to the metric.
+    Close { code: u16, reason: String, log: String, label: &'static str },
     /// The browser closed; its answer is queued.
     BrowserClosed,
     /// The browser cannot be written to any more.
@@ -201,7 +206,12 @@ enum End {
 }
 
 fn target_lost(e: impl std::fmt::Display, what: &str) -> End {
-    End::Close { code: code::ERROR, reason: format!("target connection lost: {e}"), log: format!("target {what}: {e}") }
+    End::Close {
+        code: code::ERROR,
+        reason: format!("target connection lost: {e}"),
+        log: format!("target {what}: {e}"),
+        label: "target_error",
+    }
 }
 
 /// Room before a target chunk in the scratch buffer for the frame header.
@@ -306,6 +316,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                         code: code::NORMAL,
                         reason: "target closed the connection".into(),
                         log: "target closed".into(),
+                        label: "target_closed",
                     });
                 }
                 *progress = true;
@@ -403,7 +414,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
             let frame = match self.ws.decoder.next(&mut buf[at..]) {
                 Ok(Some(f)) => f,
                 Ok(None) => return Ok(at),
-                Err(v) => return Err(End::Close { code: v.code, reason: v.reason.into(), log: v.reason.into() }),
+                Err(v) => {
+                    let label = if v.code == code::TOO_BIG { "message_too_big" } else { "protocol_error" };
+                    return Err(End::Close { code: v.code, reason: v.reason.into(), log: v.reason.into(), label });
+                }
             };
             let payload = at + frame.payload.start..at + frame.payload.end;
             at += frame.consumed;
@@ -416,7 +430,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                 }
                 Kind::Data { text: true, end } => {
                     if !self.base64 {
-                        return Err(End::Close { code: code::UNSUPPORTED, reason: TEXT_ON_BINARY.into(), log: TEXT_ON_BINARY.into() });
+                        return Err(End::Close {
+                            code: code::UNSUPPORTED,
+                            reason: TEXT_ON_BINARY.into(),
+                            log: TEXT_ON_BINARY.into(),
+                            label: "protocol_error",
+                        });
                     }
                     self.text.extend_from_slice(&buf[payload]);
                     if end {
@@ -424,6 +443,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                             code: code::UNSUPPORTED,
                             reason: why.clone(),
                             log: why,
+                            label: "protocol_error",
                         })?;
                         self.text = Vec::new();
                         self.last_data = Instant::now();
@@ -512,12 +532,12 @@ async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin>(
         tokio::select! {
             end = poll_fn(|cx| pump.poll(cx)) => break end,
             _ = shutdown.changed() => {
-                break End::Close { code: code::AWAY, reason: "proxy shutting down".into(), log: "proxy shutdown".into() };
+                break End::Close { code: code::AWAY, reason: "proxy shutting down".into(), log: "proxy shutdown".into(), label: "shutdown" };
             }
             _ = tick(&mut ticker) => match on_tick(timing, pump.last_data, pump.last_browser) {
                 Tick::Continue => {}
                 Tick::Ping => pump.ws.queue(opcode::PING, b""),
-                Tick::End(code, why) => break End::Close { code, reason: why.into(), log: why.into() },
+                Tick::End(code, why, label) => break End::Close { code, reason: why.into(), log: why.into(), label },
             },
         }
     };
@@ -525,17 +545,22 @@ async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin>(
     outcome.to_browser += pump.to_browser_bytes;
     let to_target = std::mem::take(&mut pump.to_target);
     match end {
-        End::Close { code, reason, log } => {
+        End::Close { code, reason, log, label } => {
             pump.ws.close(code, &reason).await;
             outcome.reason = log;
+            outcome.label = label;
         }
         End::BrowserClosed => {
             // What the browser sent before its close still belongs to the VM.
             let _ = tokio::time::timeout(Duration::from_secs(2), pump.target.write_all(&to_target)).await;
             pump.ws.finish().await;
             outcome.reason = "browser closed".into();
+            outcome.label = "browser_closed";
         }
-        End::Gone(why) => outcome.reason = why,
+        End::Gone(why) => {
+            outcome.reason = why;
+            outcome.label = "browser_gone";
+        }
     }
 }
 
@@ -554,21 +579,23 @@ async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
     let mut last_data = Instant::now();
     let mut last_browser = Instant::now();
     let mut text = Vec::new();
-    let (code, reason, log) = loop {
+    let close = |code: u16, reason: String, log: String, label: &'static str| End::Close { code, reason, log, label };
+    let end = loop {
         tokio::select! {
-            _ = shutdown.changed() => break (code::AWAY, "proxy shutting down".to_string(), "proxy shutdown".to_string()),
+            _ = shutdown.changed() => break close(code::AWAY, "proxy shutting down".into(), "proxy shutdown".into(), "shutdown"),
             received = ws.recv() => {
                 last_browser = Instant::now();
                 let data = match received {
                     Received::Gone(why) => {
                         let _ = kv.close(None).await;
                         outcome.reason = why;
+                        outcome.label = if ws.closed_by_browser { "browser_closed" } else { "browser_gone" };
                         ws.finish().await;
                         return;
                     }
                     Received::Data { bytes, text: false, .. } => bytes,
                     Received::Data { text: true, .. } if !base64 => {
-                        break (code::UNSUPPORTED, TEXT_ON_BINARY.into(), TEXT_ON_BINARY.into());
+                        break close(code::UNSUPPORTED, TEXT_ON_BINARY.into(), TEXT_ON_BINARY.into(), "protocol_error");
                     }
                     Received::Data { bytes, text: true, end } => {
                         text.extend_from_slice(&bytes);
@@ -577,7 +604,7 @@ async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                         }
                         match decode_base64(&std::mem::take(&mut text)) {
                             Ok(d) => d,
-                            Err(why) => break (code::UNSUPPORTED, why.clone(), why),
+                            Err(why) => break close(code::UNSUPPORTED, why.clone(), why, "protocol_error"),
                         }
                     }
                 };
@@ -587,7 +614,7 @@ async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                 last_data = last_browser;
                 let n = data.len() as u64;
                 if let Err(e) = kv.send(Message::Binary(data.into())).await {
-                    break (code::ERROR, format!("target connection lost: {e}"), format!("target: {e}"));
+                    break close(code::ERROR, format!("target connection lost: {e}"), format!("target: {e}"), "target_error");
                 }
                 outcome.to_target += n;
                 metrics.bytes_to_target.fetch_add(n, Relaxed);
@@ -595,8 +622,8 @@ async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
             msg = kv.next() => {
                 let data = match msg {
                     Some(Ok(Message::Binary(b))) => b,
-                    Some(Ok(Message::Close(_))) | None => break (code::NORMAL, "target closed the connection".into(), "target closed".into()),
-                    Some(Err(e)) => break (code::ERROR, format!("target connection lost: {e}"), format!("target: {e}")),
+                    Some(Ok(Message::Close(_))) | None => break close(code::NORMAL, "target closed the connection".into(), "target closed".into(), "target_closed"),
+                    Some(Err(e)) => break close(code::ERROR, format!("target connection lost: {e}"), format!("target: {e}"), "target_error"),
                     Some(Ok(_)) => continue,
                 };
                 last_data = Instant::now();
@@ -604,6 +631,7 @@ async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                 if let Err(e) = ws.send_data(base64, &data).await {
                     let _ = kv.close(None).await;
                     outcome.reason = format!("browser: {e}");
+                    outcome.label = "browser_gone";
                     return;
                 }
                 outcome.to_browser += n;
@@ -612,11 +640,14 @@ async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
             _ = tick(&mut ticker) => match on_tick(timing, last_data, last_browser) {
                 Tick::Continue => {}
                 Tick::Ping => ws.queue(opcode::PING, b""),
-                Tick::End(code, why) => break (code, why.to_string(), why.to_string()),
+                Tick::End(code, why, label) => break close(code, why.into(), why.into(), label),
             },
         }
     };
     let _ = kv.close(None).await;
-    ws.close(code, &reason).await;
-    outcome.reason = log;
+    if let End::Close { code, reason, log, label } = end {
+        ws.close(code, &reason).await;
+        outcome.reason = log;
+        outcome.label = label;
+    }
 }

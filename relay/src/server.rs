@@ -357,7 +357,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
             c
         }
         Err(e) => {
-            state.metrics.target_connect_failures.fetch_add(1, Ordering::Relaxed);
+            state.metrics.connect_failed(e.cause());
             if matches!(e, crate::target::ConnectError::NotAllowed(_)) {
                 state.metrics.reject_ticket("target_not_allowed");
             }
@@ -371,6 +371,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     let timing = Timing { ping_interval: state.config.ping_interval, idle_timeout: state.config.idle_timeout };
     let mut force_close = state.force_close.clone();
     let outcome = relay::run(&mut ws, connected, encoding, timing, &state.metrics, &mut force_close).await;
+    state.metrics.session_ended(outcome.label);
     tracing::info!(
         client = %peer,
         target = %target,

@@ -34,14 +34,28 @@ pub enum ConnectError {
     /// Not in WSPROXY_TARGET_ALLOW.
     NotAllowed(String),
     Unreachable(String),
+    /// No answer within WSPROXY_CONNECT_TIMEOUT.
+    TimedOut(String),
     Negotiation(String),
+}
+
+impl ConnectError {
+    /// The metric label ([`crate::metrics::CONNECT_FAILURES`]).
+    pub fn cause(&self) -> &'static str {
+        match self {
+            ConnectError::NotAllowed(_) => "not_allowed",
+            ConnectError::Unreachable(_) => "unreachable",
+            ConnectError::TimedOut(_) => "timeout",
+            ConnectError::Negotiation(_) => "negotiation",
+        }
+    }
 }
 
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConnectError::NotAllowed(t) => write!(f, "target {t} is not in WSPROXY_TARGET_ALLOW"),
-            ConnectError::Unreachable(why) => write!(f, "target unreachable: {why}"),
+            ConnectError::Unreachable(why) | ConnectError::TimedOut(why) => write!(f, "target unreachable: {why}"),
             ConnectError::Negotiation(why) => write!(f, "target negotiation failed: {why}"),
         }
     }
@@ -138,7 +152,7 @@ impl Connector {
     pub async fn connect(&self, target: &Target) -> Result<Connected, ConnectError> {
         match tokio::time::timeout(self.timeout, self.connect_inner(target)).await {
             Ok(result) => result,
-            Err(_) => Err(ConnectError::Unreachable(format!(
+            Err(_) => Err(ConnectError::TimedOut(format!(
                 "no answer from {target} within {} s (WSPROXY_CONNECT_TIMEOUT)",
                 self.timeout.as_secs()
             ))),
