@@ -86,6 +86,10 @@ pub struct Place {
     /// Kubernetes: kubeconfig context.
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+    /// Podman: where Quadlet units go (default: /etc/containers/systemd for root,
+    /// ~/.config/containers/systemd for other users).
+    #[arg(long, value_name = "DIR")]
+    pub quadlet_dir: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +114,14 @@ pub struct DeployArgs {
     /// Remove the deployment again when verification fails.
     #[arg(long)]
     pub rollback_on_failure: bool,
+    /// Podman: install a Quadlet unit and start it with systemd (the default when the host
+    /// runs systemd); fails on hosts without systemd.
+    #[arg(long, conflicts_with = "no_quadlet")]
+    pub quadlet: bool,
+    /// Podman: create and start the container directly (restart policy on-failure), even on a
+    /// host with systemd.
+    #[arg(long)]
+    pub no_quadlet: bool,
     /// Run engine-config and restart the engine (run deploy on the engine host).
     #[arg(long)]
     pub configure_engine: bool,

@@ -165,6 +165,12 @@ load it with: podman load -i {}
                 verify_vnc: a.verify_vnc,
                 rollback_on_failure: a.rollback_on_failure,
                 configure_engine: a.configure_engine,
+                install: match (a.quadlet, a.no_quadlet) {
+                    (true, _) => deploy::Install::Quadlet,
+                    (_, true) => deploy::Install::Container,
+                    _ => deploy::Install::Auto,
+                },
+                quadlet_dir: a.place.quadlet_dir.clone(),
             };
             let report = match a.place.target {
                 Target::Podman => runtime()?.block_on(deploy::podman(&spec, &opts, out))?,
@@ -182,10 +188,11 @@ load it with: podman load -i {}
         }
         Command::Undeploy(a) => {
             let removed = match a.place.target {
-                Target::Podman => runtime()?.block_on(async {
-                    let docker = deploy::podman::connect(a.place.host.as_deref(), a.place.identity.as_deref()).await?;
-                    deploy::podman::undeploy(&docker).await
-                })?,
+                Target::Podman => runtime()?.block_on(deploy::undeploy_podman(
+                    a.place.host.as_deref(),
+                    a.place.identity.as_deref(),
+                    a.place.quadlet_dir.as_deref(),
+                ))?,
                 Target::K8s => runtime()?.block_on(async {
                     let client = deploy::k8s::client(a.place.context.as_deref()).await?;
                     deploy::k8s::undeploy(&client, &a.namespace).await

@@ -27,8 +27,12 @@ fn managed_left() -> String {
     format!("{}{}", stdout(&c), stdout(&v)).trim().to_string()
 }
 
+/// Both end-to-end tests use the container name `wsproxy` and the podman API socket: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let certs = dir.path().join("certs");
@@ -73,6 +77,12 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
         assert!(o.status.success(), "{}", stderr(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["change"], "Unchanged", "{v}");
+        assert_eq!(v["mode"], "container", "no systemd on this host: the container is started directly");
+
+        // --quadlet where systemd is not running: refused up front, nothing touched.
+        let o = run_deploy(&with(&["--quadlet", "--no-verify"]));
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert!(stderr(&o).contains("does not run systemd") && stderr(&o).contains("drop --quadlet"), "{}", stderr(&o));
 
         // Rotation: new certificate, replaced and restarted, still verifies, new serial served.
         let serial = |p: u16| -> String {
@@ -113,6 +123,87 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     .await;
     let _ = podman().args(["rm", "-f", "wsproxy"]).output();
     let _ = podman().args(["volume", "rm", "-f", "wsproxy-certs"]).output();
+    let _ = podman().args(["rmi", "-f", &tag]).output();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn secrets_left() -> String {
+    let o = podman().args(["secret", "ls", "--format", "{{.Name}}"]).output().unwrap();
+    stdout(&o).lines().filter(|l| l.starts_with("wsproxy-")).collect::<Vec<_>>().join(" ")
+}
+
+/// A host whose init is systemd gets a Quadlet unit. systemd cannot run here (PID 1 is not
+/// systemd), so the ssh host's `systemctl` is tests/podman/systemd-standin/systemctl: the real
+/// quadlet generator makes the service, and its ExecStart runs with the real podman.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let certs = dir.path().join("certs");
+    issue_localhost(&pki, &certs);
+    let tag = format!("localhost/wsproxy-quadlet-test:{}", std::process::id());
+    let archive = image_archive(&tag);
+    let hv = NetnsHost::new("q");
+    let vnc = NetnsXvnc::start(&hv, "vmpass", None);
+    let _api = PodmanService::start(Path::new("/run/podman/podman.sock"));
+    let units = dir.path().join("units");
+    let state = dir.path().join("standin");
+    let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/podman/systemd-standin");
+    let ssh = SshHost::start_with_env(&[
+        ("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", standin.display())),
+        ("QUADLET", common::tool("quadlet").display().to_string()),
+        ("QUADLET_UNIT_DIRS", units.display().to_string()),
+        ("STANDIN_STATE", state.display().to_string()),
+    ]);
+    let port = free_port().to_string();
+    let vnc_addr = format!("{}:{}", vnc.addr, vnc.port);
+    let place = ["--target", "podman", "--host", &ssh.uri(), "--identity", s(&ssh.identity), "--quadlet-dir", s(&units)];
+    let spec = ["--proxy-fqdn", "localhost", "--port", &port, "--certs", s(&certs), "--image", &tag, "--json"];
+    let deploy_args = |extra: &[&str]| -> Vec<String> {
+        ["deploy"].iter().chain(&place).chain(&spec).chain(extra).map(|x| x.to_string()).collect()
+    };
+    let run = |a: Vec<String>| deploy(&ssh, &a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let result = std::panic::AssertUnwindSafe(async {
+        let o = run(deploy_args(&["--image-archive", s(&archive), "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]));
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["mode"], "quadlet", "{v}");
+        assert_eq!(v["change"], "Created", "{v}");
+        assert_eq!(v["verify"]["ok"], true, "{v}");
+        assert!(v["verify"].to_string().contains("RFB 003.008"), "{v}");
+
+        // The unit on the host is the rendered one and the real generator accepts it.
+        let unit = std::fs::read_to_string(units.join("wsproxy.container")).expect("unit installed");
+        assert!(unit.contains("Secret=wsproxy-tls-key,uid=65532,gid=65532,mode=0400"), "{unit}");
+        let o = Command::new(common::tool("quadlet")).arg("-dryrun").env("QUADLET_UNIT_DIRS", &units).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(secrets_left().contains("wsproxy-tls-key"), "{}", secrets_left());
+
+        // Same inputs: nothing changes.
+        let o = run(deploy_args(&["--no-verify"]));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["change"], "Unchanged", "{v}");
+
+        // Undeploy: unit, container and secrets gone.
+        let args: Vec<&str> = ["undeploy"].iter().chain(&place).copied().collect();
+        let o = deploy(&ssh, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("removed unit"), "{}", stdout(&o));
+        assert!(!units.join("wsproxy.container").exists());
+        assert_eq!(managed_left(), "", "undeploy must leave nothing");
+        assert_eq!(secrets_left(), "", "undeploy must remove the secrets");
+    })
+    .catch_unwind_compat()
+    .await;
+    let _ = podman().args(["rm", "-f", "wsproxy"]).output();
+    for name in wsproxyctl::render::podman::secret_names() {
+        let _ = podman().args(["secret", "rm", &name]).output();
+    }
     let _ = podman().args(["rmi", "-f", &tag]).output();
     if let Err(e) = result {
         std::panic::resume_unwind(e);

@@ -12,10 +12,7 @@ use wsproxyctl::pki::bundle::Bundle;
 use wsproxyctl::spec::{DeploySpec, Overrides};
 
 fn helm() -> Command {
-    let dir = std::env::var_os("WSPROXY_TOOLS").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools"));
-    let bin = dir.join("helm");
-    assert!(bin.is_file(), "{} is missing: run `bash scripts/test.sh`, which installs it", bin.display());
-    Command::new(bin)
+    Command::new(common::tool("helm"))
 }
 
 fn chart() -> PathBuf {

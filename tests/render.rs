@@ -7,18 +7,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ctl, issue_localhost, podman, s, stderr};
+use common::{ctl, issue_localhost, podman, s, stderr, tool};
 use testkit::{free_port, run, Pki};
 
 /// Helper binaries installed by scripts/test.sh (quadlet, helm).
-pub fn tool(name: &str) -> PathBuf {
-    let dir = std::env::var_os("WSPROXY_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools"));
-    let path = dir.join(name);
-    assert!(path.is_file(), "{} is missing: run `bash scripts/test.sh`, which installs it", path.display());
-    path
-}
 
 fn render(target: &str, out: &Path, extra: &[&str]) {
     let mut args = vec!["render", "--target", target, "--out", s(out)];

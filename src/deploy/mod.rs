@@ -3,8 +3,10 @@
 //! step names itself, the cause and the fix, and nothing is left half-deployed without saying so.
 
 pub mod engine;
+pub mod host_shell;
 pub mod k8s;
 pub mod podman;
+pub mod quadlet;
 pub mod ssh_transport;
 
 use std::path::PathBuf;
@@ -18,9 +20,21 @@ use crate::pki::bundle::Bundle;
 use crate::spec::DeploySpec;
 use crate::verify;
 
+/// How the relay is installed on a podman host.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Install {
+    /// Quadlet when the host runs systemd, else the container directly.
+    #[default]
+    Auto,
+    Quadlet,
+    Container,
+}
+
 /// Options of `deploy` beyond the spec.
 #[derive(Debug, Default, Clone)]
 pub struct DeployOptions {
+    pub install: Install,
+    pub quadlet_dir: Option<String>,
     pub image_archive: Option<PathBuf>,
     pub no_verify: bool,
     pub verify_engine_key: Option<PathBuf>,
@@ -41,6 +55,8 @@ pub struct StepReport {
 pub struct DeployReport {
     pub target: String,
     pub host: String,
+    /// podman: "quadlet" (a systemd unit) or "container" (started through the API).
+    pub mode: Option<String>,
     pub change: Option<podman::Change>,
     pub steps: Vec<StepReport>,
     pub verify: Option<verify::Report>,
@@ -145,22 +161,62 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
             Ok(((), detail))
         })
         .await?;
-    let plan = crate::render::podman::plan(spec, &bundle);
-    let change = steps
-        .run("relay container", async {
-            let change = podman::apply(&docker, &plan).await?;
-            let detail = match change {
-                podman::Change::Unchanged => "already running with these certificates and settings: nothing changed".to_string(),
-                podman::Change::Created => format!("created and started {} (port {})", plan.name, plan.host_port),
-                podman::Change::Replaced => "certificates or settings changed: replaced and restarted".to_string(),
+    let shell = host_shell::HostShell::for_host(&host, spec.podman.identity.as_deref())?;
+    let init = steps
+        .run("host init system", async {
+            let init = quadlet::detect(&shell).await?;
+            let detail = if init.systemd {
+                format!("systemd ({}), user id {}", init.state, init.uid)
+            } else {
+                format!("no systemd ({}), user id {}", init.state, init.uid)
             };
-            Ok((change, detail))
+            Ok((init, detail))
         })
         .await?;
+    let use_quadlet = match opts.install {
+        Install::Auto => init.systemd,
+        Install::Container => false,
+        Install::Quadlet if init.systemd => true,
+        Install::Quadlet => {
+            return Err(Failure::environment(format!(
+                "--quadlet: {host} does not run systemd (systemctl is-system-running: {}); drop --quadlet to create the container directly",
+                init.state
+            )))
+        }
+    };
+    let unit_dir = opts.quadlet_dir.clone().unwrap_or_else(|| init.default_unit_dir());
+    let plan = crate::render::podman::plan(spec, &bundle);
+    let describe = |change: &podman::Change, what: &str| match change {
+        podman::Change::Unchanged => "already running with these certificates and settings: nothing changed".to_string(),
+        podman::Change::Created => format!("created and started {what} (port {})", plan.host_port),
+        podman::Change::Replaced => "certificates or settings changed: replaced and restarted".to_string(),
+    };
+    let change = if use_quadlet {
+        steps
+            .run(&format!("Quadlet unit {unit_dir}/{} (systemd)", quadlet::UNIT_FILE), async {
+                let change = quadlet::install(&shell, &docker, &plan, &init, &unit_dir).await?;
+                let detail = describe(&change, quadlet::SERVICE);
+                Ok((change, detail))
+            })
+            .await?
+    } else {
+        steps
+            .run("relay container", async {
+                if init.systemd {
+                    // Switching from a unit to a plain container: the unit must not fight it.
+                    quadlet::uninstall(&shell, &init, &unit_dir).await?;
+                }
+                let change = podman::apply(&docker, &plan).await?;
+                let detail = describe(&change, &plan.name);
+                Ok((change, detail))
+            })
+            .await?
+    };
 
     let mut report = DeployReport {
         target: "podman".into(),
         host: host.clone(),
+        mode: Some(if use_quadlet { "quadlet" } else { "container" }.into()),
         change: Some(change),
         steps: Vec::new(),
         verify: None,
@@ -173,7 +229,9 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
             let logs = podman::logs(&docker, &plan.name).await;
             let mut message = format!("verify failed for wss://{}:{}", spec.proxy_fqdn, spec.port);
             if opts.rollback_on_failure {
-                let removed = podman::undeploy(&docker).await?;
+                // The unit first: systemd would otherwise restart what is removed.
+                let mut removed: Vec<String> = quadlet::uninstall(&shell, &init, &unit_dir).await?.into_iter().collect();
+                removed.extend(podman::undeploy(&docker).await?);
                 message.push_str(&format!("; rolled back (removed {})", removed.join(", ")));
             } else {
                 message.push_str("; the relay is left running for inspection (`wsproxyctl undeploy --target podman` removes it)");
@@ -198,6 +256,20 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
     };
     report.steps = steps.done;
     Ok(report)
+}
+
+/// `undeploy --target podman`: the unit (if deploy installed one), then every container,
+/// volume and secret labelled as ours.
+pub async fn undeploy_podman(host: Option<&str>, identity: Option<&std::path::Path>, quadlet_dir: Option<&str>) -> Result<Vec<String>> {
+    let uri = podman::describe_host(host);
+    let docker = podman::connect(host, identity).await?;
+    let shell = host_shell::HostShell::for_host(&uri, identity)?;
+    let init = quadlet::detect(&shell).await?;
+    let mut removed = Vec::new();
+    let dir = quadlet_dir.map(str::to_string).unwrap_or_else(|| init.default_unit_dir());
+    removed.extend(quadlet::uninstall(&shell, &init, &dir).await?);
+    removed.extend(podman::undeploy(&docker).await?);
+    Ok(removed)
 }
 
 /// Options of `deploy --target k8s`.
@@ -231,6 +303,7 @@ pub async fn kubernetes_with(
     let mut report = DeployReport {
         target: "k8s".into(),
         host: format!("namespace {}", spec.namespace),
+        mode: None,
         change: None,
         steps: Vec::new(),
         verify: None,

@@ -55,13 +55,13 @@ pub async fn connect(host: Option<&str>, identity: Option<&Path>) -> Result<Dock
                  (or `podman system service --time=0 unix://{path}`), or pass --host"
             )));
         }
-        Docker::connect_with_unix(&uri, 120, &API)
+        super::ssh_transport::connect_unix(Path::new(path), &API)?
     } else if uri.starts_with("ssh://") {
-        return connect_checked(super::ssh_transport::connect(&uri, identity, &API)?, &uri).await;
+        let link = super::ssh_transport::SshLink::new(&uri, identity)?;
+        return connect_checked(super::ssh_transport::connect(&link, &API)?, &uri).await;
     } else {
         return Err(Failure::usage(format!("--host {uri:?}: use unix:///path/to/podman.sock or ssh://user@host[:port]")));
-    }
-    .map_err(|e| Failure::environment(format!("cannot use the podman API at {uri}: {e}")))?;
+    };
     connect_checked(docker, &uri).await
 }
 
@@ -261,20 +261,76 @@ pub async fn apply(docker: &Docker, plan: &ContainerPlan) -> Result<Change> {
         .start_container(&plan.name, None)
         .await
         .map_err(|e| Failure::environment(format!("starting container {}: {e}", plan.name)))?;
-    // The relay either listens within moments or exits with its reason: report that reason.
-    for _ in 0..50 {
+    wait_running(docker, &plan.name).await?;
+    Ok(change)
+}
+
+/// The relay either listens within moments or exits with its reason: report that reason.
+pub async fn wait_running(docker: &Docker, name: &str) -> Result<()> {
+    for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let info = docker.inspect_container(&plan.name, None).await.map_err(|e| Failure::environment(e.to_string()))?;
+        let Ok(info) = docker.inspect_container(name, None).await else { continue };
         let state = info.state.unwrap_or_default();
-        if state.running == Some(false) {
-            let logs = logs(docker, &plan.name).await;
+        if state.running == Some(false) && state.finished_at.as_deref().is_some_and(|f| !f.starts_with("0001")) {
+            let logs = logs(docker, name).await;
             return Err(Failure::environment(format!("the relay container exited at start:\n{logs}")));
         }
         if state.running == Some(true) && state.started_at.is_some() {
-            break;
+            return Ok(());
         }
     }
-    Ok(change)
+    Err(Failure::environment(format!("container {name} did not start within 10 s")))
+}
+
+/// Whether a container of that name exists that deploy did not create (not ours to replace).
+pub async fn foreign_container(docker: &Docker, name: &str) -> Result<bool> {
+    if current(docker, name).await?.is_some() {
+        return Ok(false);
+    }
+    Ok(docker.inspect_container(name, None).await.is_ok())
+}
+
+/// Remove the relay container deploy created (a switch between modes).
+pub async fn remove_managed_container(docker: &Docker, name: &str) -> Result<bool> {
+    if current(docker, name).await?.is_some() {
+        remove_container(docker, name).await;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Create (or re-create) the podman secrets the Quadlet unit names, labelled as ours.
+pub async fn replace_secrets(docker: &Docker, plan: &ContainerPlan) -> Result<()> {
+    use base64::Engine as _;
+    for secret in &plan.secrets {
+        match docker.delete_secret(&secret.name).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(Failure::environment(format!("replacing podman secret {}: {e}", secret.name))),
+        }
+        docker
+            .create_secret(bollard::models::SecretSpec {
+                name: Some(secret.name.clone()),
+                data: Some(base64::engine::general_purpose::STANDARD.encode(&secret.data)),
+                labels: Some(labels(plan)),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Failure::environment(format!("creating podman secret {}: {e}", secret.name)))?;
+    }
+    Ok(())
+}
+
+/// Remove the podman secrets deploy created (by name, and only when labelled as ours).
+async fn remove_secrets(docker: &Docker) -> Vec<String> {
+    let mut removed = Vec::new();
+    for name in crate::render::podman::secret_names() {
+        let Ok(secret) = docker.inspect_secret(&name).await else { continue };
+        let ours = secret.spec.and_then(|s| s.labels).is_some_and(|l| l.get(OWNER_LABEL).map(String::as_str) == Some("true"));
+        if ours && docker.delete_secret(&name).await.is_ok() {
+            removed.push(format!("secret {name}"));
+        }
+    }
+    removed
 }
 
 /// The last lines the relay printed.
@@ -312,5 +368,6 @@ pub async fn undeploy(docker: &Docker) -> Result<Vec<String>> {
             .map_err(|e| Failure::environment(format!("removing volume {}: {e}", v.name)))?;
         removed.push(format!("volume {}", v.name));
     }
+    removed.extend(remove_secrets(docker).await);
     Ok(removed)
 }

@@ -1,4 +1,5 @@
-//! The podman API of a remote host over ssh, as a bollard custom transport.
+//! The podman API as a bollard custom transport: of a remote host over ssh, or of a local
+//! unix socket.
 //!
 //! Why not bollard's own ssh transport: it hands `user@host:port` to ssh as a host name, so any
 //! port but 22 fails, and it needs the Docker CLI (`docker system dial-stdio`) on the remote.
@@ -42,14 +43,28 @@ pub fn parse(uri: &str) -> Result<SshTarget> {
     Ok(SshTarget { user, host, port })
 }
 
-struct Transport {
+/// How to reach a host over ssh: one multiplexed connection (ControlMaster) shared by the API
+/// transport and the host shell ([`super::host_shell`]).
+#[derive(Debug, Clone)]
+pub struct SshLink {
     target: SshTarget,
     identity: Option<PathBuf>,
     control: PathBuf,
 }
 
-impl Transport {
-    fn command(&self) -> Command {
+impl SshLink {
+    pub fn new(uri: &str, identity: Option<&Path>) -> Result<SshLink> {
+        let target = parse(uri)?;
+        let control = std::env::temp_dir().join(format!("wsproxyctl-ssh-{}-%C", std::process::id()));
+        Ok(SshLink { target, identity: identity.map(Path::to_path_buf), control })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.target.host
+    }
+
+    /// `ssh [options] user@host <remote...>`, stdio piped.
+    pub fn command(&self, remote: &[&str]) -> Command {
         let mut c = Command::new("ssh");
         c.args(["-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", "ControlPersist=60"])
             .arg("-o")
@@ -64,27 +79,62 @@ impl Transport {
             Some(u) => format!("{u}@{}", self.target.host),
             None => self.target.host.clone(),
         };
-        c.arg(dest).args(["podman", "system", "dial-stdio"]);
+        c.arg(dest).args(remote);
         c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         c
+    }
+}
+
+/// Where the API is: a remote podman over ssh, or a local socket.
+enum Dial {
+    Ssh(SshLink),
+    Unix(PathBuf),
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+struct Transport {
+    dial: Dial,
+    /// `/v1.41`: bollard drops the version from request paths (it joins an absolute path onto
+    /// the versioned base), and podman serves some routes only versioned (DELETE /secrets/ID).
+    prefix: String,
+}
+
+impl Transport {
+    fn describe(&self) -> String {
+        match &self.dial {
+            Dial::Ssh(link) => format!("ssh to {}", link.host()),
+            Dial::Unix(path) => format!("podman socket {}", path.display()),
+        }
     }
 
     async fn request(&self, mut req: BollardRequest) -> std::result::Result<hyper::Response<hyper::body::Incoming>, bollard::errors::Error> {
         let io_err = |e: std::io::Error| bollard::errors::Error::IOError { err: e };
-        let mut child = self.command().spawn().map_err(io_err)?;
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = child.stdout.take().expect("piped");
-        let stderr = child.stderr.take();
-        let stream = tokio::io::join(stdout, stdin);
+        let (stream, child, stderr): (Box<dyn Io>, _, _) = match &self.dial {
+            Dial::Ssh(link) => {
+                let mut child = link.command(&["podman", "system", "dial-stdio"]).spawn().map_err(io_err)?;
+                let stdin = child.stdin.take().expect("piped");
+                let stdout = child.stdout.take().expect("piped");
+                let stderr = child.stderr.take();
+                (Box::new(tokio::io::join(stdout, stdin)), Some(child), stderr)
+            }
+            Dial::Unix(path) => (Box::new(tokio::net::UnixStream::connect(path).await.map_err(io_err)?), None, None),
+        };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| {
-            bollard::errors::Error::IOError { err: std::io::Error::other(format!("ssh to {}: {e}", self.target.host)) }
+            bollard::errors::Error::IOError { err: std::io::Error::other(format!("{}: {e}", self.describe())) }
         })?;
         tokio::spawn(async move {
             let _ = conn.await;
-            let _ = child.wait().await;
+            if let Some(mut child) = child {
+                let _ = child.wait().await;
+            }
         });
-        // HTTP/1.1 origin form: path and query only, with a Host header.
-        let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+        // HTTP/1.1 origin form: the versioned path and query, with a Host header.
+        let mut path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+        if !path.starts_with("/v1.") {
+            path = format!("{}{path}", self.prefix);
+        }
         *req.uri_mut() = path.parse().expect("path parses");
         req.headers_mut().insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("podman"));
         match sender.send_request(req).await {
@@ -96,29 +146,36 @@ impl Transport {
                     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), err.read_to_string(&mut detail)).await;
                 }
                 Err(bollard::errors::Error::IOError {
-                    err: std::io::Error::other(format!("ssh to {}: {e} {}", self.target.host, detail.trim())),
+                    err: std::io::Error::other(format!("{}: {e} {}", self.describe(), detail.trim())),
                 })
             }
         }
     }
 }
 
-/// A bollard client whose requests travel over ssh to the remote podman.
-pub fn connect(uri: &str, identity: Option<&Path>, version: &ClientVersion) -> Result<Docker> {
-    let target = parse(uri)?;
-    let control = std::env::temp_dir().join(format!("wsproxyctl-ssh-{}-%C", std::process::id()));
-    let transport = std::sync::Arc::new(Transport { target, identity: identity.map(Path::to_path_buf), control });
-    let t = transport.clone();
+fn client(dial: Dial, version: &ClientVersion) -> Result<Docker> {
+    let prefix = format!("/v{}.{}", version.major_version, version.minor_version);
+    let transport = std::sync::Arc::new(Transport { dial, prefix });
     Docker::connect_with_custom_transport(
         move |req: BollardRequest| {
-            let t = t.clone();
+            let t = transport.clone();
             async move { t.request(req).await }
         },
         Some("http://podman"),
         120,
         version,
     )
-    .map_err(|e| Failure::environment(format!("cannot set up the ssh transport: {e}")))
+    .map_err(|e| Failure::environment(format!("cannot set up the podman API transport: {e}")))
+}
+
+/// A bollard client whose requests travel over ssh to the remote podman.
+pub fn connect(link: &SshLink, version: &ClientVersion) -> Result<Docker> {
+    client(Dial::Ssh(link.clone()), version)
+}
+
+/// A bollard client for a local podman socket (same transport, so requests carry the version).
+pub fn connect_unix(path: &Path, version: &ClientVersion) -> Result<Docker> {
+    client(Dial::Unix(path.to_path_buf()), version)
 }
 
 #[cfg(test)]

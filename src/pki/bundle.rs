@@ -17,6 +17,8 @@ pub const SECRET_CERT: &str = "tls.crt";
 pub const SECRET_KEY: &str = "tls.key";
 pub const SECRET_CA: &str = "ca.crt";
 pub const SECRET_ENGINE: &str = "engine.cer";
+/// Every key of [`Bundle::secret_data`].
+pub const SECRET_KEYS: [&str; 4] = [SECRET_CERT, SECRET_KEY, SECRET_CA, SECRET_ENGINE];
 
 /// The four files a proxy needs, checked.
 #[derive(Clone)]

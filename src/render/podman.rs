@@ -50,6 +50,14 @@ pub fn conf_in(spec: &DeploySpec, dir: &str) -> String {
     relay_conf(spec, &CertPaths { cert: &path("tls-crt"), key: &path("tls-key"), engine: &path("engine-cer") })
 }
 
+/// The names of the podman secrets a plan uses (for undeploy, which has no plan).
+pub fn secret_names() -> Vec<String> {
+    let mut names: Vec<String> =
+        crate::pki::bundle::SECRET_KEYS.iter().map(|k| format!("{SECRET_PREFIX}-{}", k.replace('.', "-"))).collect();
+    names.push(CONF_SECRET.into());
+    names
+}
+
 /// Where the kube-play Pod mounts its files.
 pub const KUBE_FILES_DIR: &str = "/etc/wsproxy/files";
 

@@ -167,6 +167,16 @@ impl Drop for PodmanService {
     }
 }
 
+/// The sessions' environment as an sshd `SetEnv` value.
+fn session_env(extra: &[(&str, String)]) -> String {
+    let mut vars = vec![("PATH".to_string(), "/usr/sbin:/usr/bin:/sbin:/bin".to_string()), ("CONTAINERS_CONF".into(), containers_conf().display().to_string())];
+    for (k, v) in extra {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k.to_string(), v.clone()));
+    }
+    vars.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
 /// sshd on a loopback port, root login with a fresh key (the "separate host" of deploy tests).
 pub struct SshHost {
     pub port: u16,
@@ -179,6 +189,11 @@ pub struct SshHost {
 
 impl SshHost {
     pub fn start() -> SshHost {
+        SshHost::start_with_env(&[])
+    }
+
+    /// Like [`SshHost::start`], with extra environment for sessions (`PATH` replaces the default).
+    pub fn start_with_env(env: &[(&str, String)]) -> SshHost {
         require_tool("ssh-keygen");
         assert!(Path::new("/usr/sbin/sshd").is_file(), "sshd is not installed: run `bash scripts/test.sh` (installs openssh-server)");
         let dir = tempfile::tempdir().unwrap();
@@ -193,11 +208,11 @@ impl SshHost {
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile {}\n\
-                 SetEnv PATH=/usr/sbin:/usr/bin:/sbin:/bin CONTAINERS_CONF={}\n",
+                 SetEnv {}\n",
                 p("host_key").display(),
                 p("authorized_keys").display(),
                 p("sshd.pid").display(),
-                containers_conf().display()
+                session_env(env)
             ),
         )
         .unwrap();

@@ -131,3 +131,14 @@ impl InProcessRelay {
         Self::start(&settings.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await
     }
 }
+
+/// A helper tool scripts/test.sh installs under target/tools (quadlet, helm).
+#[allow(dead_code)]
+pub fn tool(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("WSPROXY_TOOLS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools"));
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} is missing: run `bash scripts/test.sh`, which installs it", path.display());
+    path
+}

@@ -1,0 +1,180 @@
+//! `deploy --target podman` on hosts that run systemd: the relay as a Quadlet unit, the same
+//! `wsproxy.container` text `render --target podman` writes, with the certificates as podman
+//! secrets. systemd then starts it at boot and restarts it on failure. Hosts without systemd
+//! get the container directly through the API (`podman.rs`), with a restart policy.
+//!
+//! The API cannot write unit files or talk to systemd, so this goes through the host's shell
+//! ([`super::host_shell`]): the unit is written to a temporary file and renamed, then
+//! `systemctl daemon-reload` and `systemctl restart wsproxy.service`. Root uses the system
+//! unit directory and `systemctl`, other users `~/.config/containers/systemd` and
+//! `systemctl --user`.
+
+use bollard::Docker;
+
+use super::host_shell::{quote, HostShell};
+use super::podman::{self, Change};
+use crate::error::{Failure, Result};
+use crate::render::podman::ContainerPlan;
+
+pub const UNIT_FILE: &str = "wsproxy.container";
+pub const SERVICE: &str = "wsproxy.service";
+/// Text every unit we write carries, so undeploy removes only ours.
+const MARKER: &str = "wsproxyctl";
+
+/// What the host runs as init, and as whom we are there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInit {
+    /// `systemctl is-system-running` said running/degraded/starting (not offline or absent).
+    pub systemd: bool,
+    /// What it said (for the report).
+    pub state: String,
+    pub uid: u32,
+    pub home: String,
+}
+
+impl HostInit {
+    pub fn default_unit_dir(&self) -> String {
+        if self.uid == 0 {
+            "/etc/containers/systemd".into()
+        } else {
+            format!("{}/.config/containers/systemd", self.home)
+        }
+    }
+
+    fn systemctl(&self) -> &'static str {
+        if self.uid == 0 {
+            "systemctl"
+        } else {
+            "systemctl --user"
+        }
+    }
+}
+
+/// Parse the detection script's output: uid, home, systemd state (lines).
+fn parse_init(text: &str) -> Result<HostInit> {
+    let mut lines = text.lines();
+    let uid = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| Failure::environment(format!("could not read the user id on the podman host (got {text:?})")))?;
+    let home = lines.next().unwrap_or("").trim().to_string();
+    let state = lines.next().unwrap_or("").trim().to_string();
+    let systemd = matches!(state.as_str(), "running" | "degraded" | "starting" | "initializing" | "maintenance");
+    Ok(HostInit { systemd, state: if state.is_empty() { "no systemctl".into() } else { state }, uid, home })
+}
+
+pub async fn detect(shell: &HostShell) -> Result<HostInit> {
+    let out = shell.run("id -u; printf '%s\\n' \"$HOME\"; systemctl is-system-running 2>/dev/null || true\n").await?;
+    if !out.ok {
+        return Err(Failure::environment(format!("could not inspect the podman host: {}", out.stderr.trim())));
+    }
+    parse_init(&out.stdout)
+}
+
+/// Install or update the unit and (re)start it. Idempotent: the unit text carries the
+/// checksum of certificates, configuration and image, so an unchanged unit on an active
+/// service means nothing to do.
+pub async fn install(shell: &HostShell, docker: &Docker, plan: &ContainerPlan, init: &HostInit, dir: &str) -> Result<Change> {
+    use base64::Engine as _;
+    let unit = crate::render::podman::quadlet(plan);
+    let path = format!("{dir}/{UNIT_FILE}");
+    let systemctl = init.systemctl();
+    let state = shell
+        .run(&format!("cat {} 2>/dev/null; echo; echo '--state--'; {systemctl} is-active {SERVICE} 2>/dev/null || true\n", quote(&path)))
+        .await?;
+    // `cat` prints the unit (ending in a newline), `echo` one more: the separator takes that one.
+    let (existing, active) = state.stdout.rsplit_once("\n--state--\n").unwrap_or((&state.stdout, ""));
+    if existing == unit && active.trim() == "active" {
+        return Ok(Change::Unchanged);
+    }
+    let change = if existing.trim().is_empty() { Change::Created } else { Change::Replaced };
+    if podman::foreign_container(docker, &plan.name).await? {
+        return Err(Failure::usage(format!(
+            "a container named {} exists on the host but was not created by wsproxyctl: remove or rename it first",
+            plan.name
+        )));
+    }
+    // The same relay started directly by an earlier deploy (before systemd was there).
+    podman::remove_managed_container(docker, &plan.name).await?;
+    let stop = shell.run(&format!("{systemctl} stop {SERVICE} 2>/dev/null || true\n")).await?;
+    drop(stop);
+    podman::replace_secrets(docker, plan).await?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(unit.as_bytes());
+    let tmp = format!("{dir}/.{UNIT_FILE}.tmp");
+    let script = format!(
+        "set -e\nmkdir -p {d}\nprintf '%s' {b} | base64 -d > {t}\nchmod 0644 {t}\nmv -f {t} {p}\n{systemctl} daemon-reload\n{systemctl} restart {SERVICE}\n",
+        d = quote(dir),
+        b = quote(&encoded),
+        t = quote(&tmp),
+        p = quote(&path),
+    );
+    let out = shell.run(&script).await?;
+    if !out.ok {
+        return Err(Failure::environment(format!(
+            "installing {path} and starting {SERVICE} failed: {}\n(see `{systemctl} status {SERVICE}` and `journalctl {}-u {SERVICE}` on the host)",
+            out.stderr.trim(),
+            if init.uid == 0 { "" } else { "--user " }
+        )));
+    }
+    podman::wait_running(docker, &plan.name).await?;
+    Ok(change)
+}
+
+/// Stop the service and remove the unit, if it is ours. Returns what was removed.
+pub async fn uninstall(shell: &HostShell, init: &HostInit, dir: &str) -> Result<Option<String>> {
+    let path = format!("{dir}/{UNIT_FILE}");
+    let systemctl = init.systemctl();
+    let out = shell.run(&format!("grep -q {} {} 2>/dev/null && echo ours || true\n", quote(MARKER), quote(&path))).await?;
+    if out.stdout.trim() != "ours" {
+        return Ok(None);
+    }
+    let out = shell
+        .run(&format!(
+            "{systemctl} stop {SERVICE} 2>/dev/null || true\nrm -f {}\n{systemctl} daemon-reload 2>/dev/null || true\n",
+            quote(&path)
+        ))
+        .await?;
+    if !out.ok {
+        return Err(Failure::environment(format!("removing {path}: {}", out.stderr.trim())));
+    }
+    Ok(Some(format!("unit {path}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_is_recognised_by_its_state() {
+        let root = parse_init("0\n/root\nrunning\n").unwrap();
+        assert!(root.systemd);
+        assert_eq!(root.default_unit_dir(), "/etc/containers/systemd");
+        let user = parse_init("1000\n/home/ops\ndegraded\n").unwrap();
+        assert!(user.systemd);
+        assert_eq!(user.default_unit_dir(), "/home/ops/.config/containers/systemd");
+        assert_eq!(user.systemctl(), "systemctl --user");
+        // In a container or a chroot, systemctl exists but systemd is not PID 1.
+        assert!(!parse_init("0\n/root\noffline\n").unwrap().systemd);
+        let none = parse_init("0\n/root\n").unwrap();
+        assert!(!none.systemd);
+        assert_eq!(none.state, "no systemctl");
+        assert!(parse_init("").is_err());
+    }
+
+    #[test]
+    fn the_rendered_unit_carries_the_marker() {
+        // undeploy removes only units containing the marker: the rendered header has it.
+        let plan = ContainerPlan {
+            name: "wsproxy".into(),
+            image: "localhost/wsproxy:test".into(),
+            args: vec![],
+            host_port: 6100,
+            container_port: 6100,
+            secrets: vec![],
+            labels: Default::default(),
+            auto_update: false,
+            checksum: String::new(),
+        };
+        assert!(crate::render::podman::quadlet(&plan).contains(MARKER));
+    }
+}
