@@ -20,6 +20,9 @@ pub struct Cli {
     /// Print only errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Also print what happens underneath: API requests, commands run on hosts, relay logs.
+    #[arg(long, short, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -36,7 +39,7 @@ pub enum Command {
         --vnc hypervisor1.example.com:5900")]
     Verify(VerifyArgs),
     /// Run the whole thing on this machine: throwaway engine PKI, relay, VNC test target, verify.
-    #[command(after_help = "Examples:\n  wsproxyctl demo\n  wsproxyctl demo --novnc /usr/share/novnc   # prints a URL a browser can open")]
+    #[command(after_help = "Examples:\n  wsproxyctl demo\n  wsproxyctl demo --novnc /usr/share/novnc   # prints a URL a browser can open\n  wsproxyctl demo --podman                  # the relay in a container on the local podman")]
     Demo(DemoArgs),
     /// Build the relay's OCI image (no daemon, no base image).
     #[command(subcommand)]
@@ -271,6 +274,13 @@ pub struct DemoArgs {
     /// Exit after verifying instead of running until Ctrl-C.
     #[arg(long)]
     pub once: bool,
+    /// Run the relay in a container on this machine's podman (the image is built from this
+    /// checkout unless --image-archive is given).
+    #[arg(long)]
+    pub podman: bool,
+    /// With --podman: the image archive from `wsproxyctl image build`.
+    #[arg(long, value_name = "FILE", requires = "podman")]
+    pub image_archive: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -120,6 +120,32 @@ pub struct Labels {
     pub source: String,
 }
 
+impl Labels {
+    /// This build's version and source, and the checkout's revision.
+    pub fn for_checkout(dir: &Path) -> Labels {
+        Labels {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            revision: git_revision(dir),
+            source: env!("CARGO_PKG_REPOSITORY").to_string(),
+        }
+    }
+}
+
+/// The reference (`RepoTags`) an image archive was tagged with.
+pub fn reference_in(archive: &Path) -> Result<String> {
+    let bad = |why: String| Failure::usage(format!("{}: {why}; use an archive from `wsproxyctl image build`", archive.display()));
+    let file = std::fs::File::open(archive).map_err(|e| bad(format!("cannot open it: {e}")))?;
+    let mut tar = tar::Archive::new(file);
+    for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        if entry.path().map(|p| p.as_os_str() == "manifest.json").unwrap_or(false) {
+            let manifest: serde_json::Value = serde_json::from_reader(&mut entry).map_err(|e| bad(e.to_string()))?;
+            return manifest[0]["RepoTags"][0].as_str().map(str::to_string).ok_or_else(|| bad("no RepoTags in manifest.json".into()));
+        }
+    }
+    Err(bad("no manifest.json in it".into()))
+}
+
 /// Write the OCI archive for `binary` to `out`, tagged `reference`.
 pub fn build(binary_path: &Path, out: &Path, reference: &str, labels: &Labels) -> Result<Built> {
     let binary = std::fs::read(binary_path)

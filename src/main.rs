@@ -26,7 +26,21 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
-    let out = Output::new(cli.json, cli.quiet);
+    let out = Output::new(cli.json, cli.quiet, cli.verbose);
+    if cli.verbose {
+        // Debug lines of wsproxyctl and of the in-process relay (demo) on stderr.
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let ours = tracing_subscriber::filter::Targets::new()
+            .with_target("wsproxyctl", tracing::Level::DEBUG)
+            .with_target("wsproxy", tracing::Level::DEBUG)
+            .with_default(tracing::Level::WARN);
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour).with_target(false))
+            .with(ours)
+            .init();
+    }
     match run(cli, &out) {
         Ok(code) => code,
         Err(failure) => {
@@ -113,7 +127,15 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
         Command::Demo(a) => {
             let once = a.once;
             let report = runtime()?.block_on(demo::run(
-                demo::DemoArgs { dir: a.dir, port: a.port, novnc: a.novnc, builtin_vnc: a.builtin_vnc, once },
+                demo::DemoArgs {
+                    dir: a.dir,
+                    port: a.port,
+                    novnc: a.novnc,
+                    builtin_vnc: a.builtin_vnc,
+                    once,
+                    podman: a.podman,
+                    image_archive: a.image_archive,
+                },
                 out,
             ))?;
             if once {
@@ -132,11 +154,7 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
                     image::build_static_binary(&cwd)?
                 }
             };
-            let labels = image::Labels {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                revision: image::git_revision(&cwd),
-                source: env!("CARGO_PKG_REPOSITORY").to_string(),
-            };
+            let labels = image::Labels::for_checkout(&cwd);
             let built = image::build(&binary, &a.out, &a.tag, &labels)?;
             out.report(&built, || {
                 format!(

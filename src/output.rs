@@ -1,5 +1,9 @@
-//! How results reach the user: text for people, `--json` for machines, `--quiet` for scripts.
-//! Errors always go to stderr, as `error: ...` (or a JSON object with --json).
+//! How results reach the user: text for people, `--json` for machines, `--quiet` for scripts,
+//! `-v` for what happens underneath. Errors always go to stderr, as `error: ...` (or a JSON
+//! object with --json). Colours and the progress spinner only when stderr is a terminal, and
+//! no colours when NO_COLOR is set (https://no-color.org).
+
+use std::io::IsTerminal;
 
 use serde::Serialize;
 
@@ -8,11 +12,46 @@ use crate::error::Failure;
 pub struct Output {
     json: bool,
     quiet: bool,
+    verbose: bool,
+    terminal: bool,
+    colour: bool,
+}
+
+/// What a coloured piece of text means.
+#[derive(Debug, Clone, Copy)]
+pub enum Tone {
+    Good,
+    Bad,
+    Dim,
 }
 
 impl Output {
-    pub fn new(json: bool, quiet: bool) -> Self {
-        Output { json, quiet }
+    pub fn new(json: bool, quiet: bool, verbose: bool) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Output { json, quiet, verbose, terminal, colour: terminal && !no_colour }
+    }
+
+    pub fn verbose(&self) -> bool {
+        self.verbose
+    }
+
+    /// Whether progress may be animated (a terminal, and progress lines are shown at all).
+    pub fn animate(&self) -> bool {
+        self.terminal && !self.quiet && !self.json
+    }
+
+    /// `text` in the tone's colour when colours are on.
+    pub fn paint(&self, tone: Tone, text: &str) -> String {
+        if !self.colour {
+            return text.to_string();
+        }
+        let code = match tone {
+            Tone::Good => "32",
+            Tone::Bad => "1;31",
+            Tone::Dim => "2",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
     }
 
     /// Print a result: `value` as JSON, or the text `human` builds.
@@ -42,7 +81,7 @@ impl Output {
         if self.json {
             eprintln!("{}", serde_json::json!({ "error": failure.message, "exit_code": failure.exit_code() }));
         } else {
-            eprintln!("error: {failure}");
+            eprintln!("{} {failure}", self.paint(Tone::Bad, "error:"));
         }
     }
 }

@@ -24,6 +24,23 @@ async fn demo_once_with_builtin_vnc_and_with_xvnc() {
     }
 }
 
+/// `demo --podman`: the same demo with the relay in a container on the local podman (the
+/// hardened container deploy creates, on the host network), removed again at the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_with_podman_runs_the_relay_in_a_container_and_removes_it() {
+    let tag = format!("localhost/wsproxy-demo-test:{}", std::process::id());
+    let archive = common::image_archive(&tag);
+    let o = ctl_async(args(&["demo", "--once", "--podman", "--image-archive", common::s(&archive), "--builtin-vnc", "--port", "0"])).await;
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("relay running in podman container wsproxy-demo"), "{}", stderr(&o));
+    assert!(stdout(&o).contains("[ok] engine ticket accepted"), "{}", stdout(&o));
+    let left = common::podman().args(["ps", "-a", "-q", "--filter", "name=wsproxy-demo"]).output().unwrap();
+    let volumes = common::podman().args(["volume", "ls", "-q", "--filter", "name=wsproxy-demo"]).output().unwrap();
+    let _ = common::podman().args(["rmi", "-f", &tag]).output();
+    assert_eq!(stdout(&left).trim(), "", "the demo container is removed");
+    assert_eq!(stdout(&volumes).trim(), "", "the demo volume is removed");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_keeps_a_given_directory_and_rejects_a_wrong_novnc_dir() {
     let dir = tempfile::tempdir().unwrap();

@@ -98,7 +98,7 @@ async fn apply_waits_for_rollout_and_reports_the_service() {
     });
     let opts = DeployOptions { no_verify: true, ..Default::default() };
     let k8s = K8sOptions { timeout: std::time::Duration::from_secs(30), ..Default::default() };
-    let report = deploy::kubernetes_with(&client, &spec, &opts, &k8s, &Output::new(false, true)).await.unwrap();
+    let report = deploy::kubernetes_with(&client, &spec, &opts, &k8s, &Output::new(false, true, false)).await.unwrap();
     api.await.unwrap();
     let steps: Vec<&str> = report.steps.iter().map(|s| s.step.as_str()).collect();
     assert_eq!(steps[2], "wait for Deployment/wsproxy");
@@ -118,7 +118,7 @@ async fn dry_run_sends_dry_run_and_stops() {
         assert!(tokio::time::timeout(std::time::Duration::from_millis(300), handle.next_request()).await.is_err());
     });
     let k8s = K8sOptions { dry_run: true, timeout: std::time::Duration::from_secs(5), ..Default::default() };
-    let report = deploy::kubernetes_with(&client, &spec, &DeployOptions::default(), &k8s, &Output::new(false, true)).await.unwrap();
+    let report = deploy::kubernetes_with(&client, &spec, &DeployOptions::default(), &k8s, &Output::new(false, true, false)).await.unwrap();
     api.await.unwrap();
     assert!(report.engine[0].contains("dry run"), "{:?}", report.engine);
 }
@@ -133,7 +133,7 @@ async fn refusals_and_timeouts_say_what_to_do() {
         respond(send, 403, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
             "message": "namespaces is forbidden: User \"dev\" cannot patch resource", "reason": "Forbidden", "code": 403}));
     });
-    let err = deploy::kubernetes_with(&client, &spec, &DeployOptions::default(), &K8sOptions::default(), &Output::new(false, true))
+    let err = deploy::kubernetes_with(&client, &spec, &DeployOptions::default(), &K8sOptions::default(), &Output::new(false, true, false))
         .await
         .unwrap_err();
     api.await.unwrap();

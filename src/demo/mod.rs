@@ -1,9 +1,11 @@
 //! `wsproxyctl demo`: the whole path on one machine, with nothing else installed. A throwaway
 //! engine PKI, the proxy certificate issued from it, a VNC "VM console" (Xvnc when installed,
 //! else a built-in test pattern), the relay in-process over wss, `verify` against it, and URLs
-//! a browser can open. Ctrl-C stops everything it started.
+//! a browser can open. Ctrl-C stops everything it started. With `--podman` the relay runs in a
+//! container on the local podman instead ([`in_podman`]).
 
 pub mod engine_pki;
+pub mod in_podman;
 pub mod rfb_server;
 pub mod xvnc;
 
@@ -30,6 +32,37 @@ pub struct DemoArgs {
     pub builtin_vnc: bool,
     /// Exit after verify instead of waiting for Ctrl-C.
     pub once: bool,
+    /// Run the relay in a podman container instead of in-process.
+    pub podman: bool,
+    /// With `podman`: the image archive (default: built from this checkout).
+    pub image_archive: Option<PathBuf>,
+}
+
+/// The demo's relay, wherever it runs.
+enum RelayHandle {
+    InProcess { stop: tokio::sync::oneshot::Sender<()>, task: tokio::task::JoinHandle<()> },
+    Podman(in_podman::PodmanRelay),
+}
+
+impl RelayHandle {
+    async fn stop(self) {
+        match self {
+            RelayHandle::InProcess { stop, task } => {
+                let _ = stop.send(());
+                let _ = task.await;
+            }
+            RelayHandle::Podman(relay) => relay.stop().await,
+        }
+    }
+}
+
+/// `port` if it is free on loopback, else any free port.
+fn free_or_any(port: u16) -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", port))
+        .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(port)
 }
 
 #[derive(Debug, Serialize)]
@@ -107,6 +140,64 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
         out.step(&format!("==> started the built-in VNC test pattern on 127.0.0.1:{vnc_port} (Xvnc not used)"));
     }
 
+    let (handle, port) = if args.podman {
+        let port = free_or_any(args.port);
+        let relay = in_podman::start(&dir, &certs, port, args.novnc.as_deref(), args.image_archive.as_deref(), out).await?;
+        (RelayHandle::Podman(relay), port)
+    } else {
+        start_in_process(&args, &certs, out).await?
+    };
+    let proxy = format!("wss://localhost:{port}");
+    out.step(&format!("==> relay listening on {proxy} (TLS, tickets verified with the demo engine certificate)"));
+
+    // Whatever happens from here on, the relay is stopped (and a container removed).
+    let result = async {
+        out.step("==> verifying as a browser would");
+        let report = verify::run(verify::VerifyArgs {
+            proxy: proxy.clone(),
+            ca: Some(certs.join(pki::CA_FILE)),
+            engine_cert: Some(engine.engine_cert.clone()),
+            engine_key: Some(engine.engine_key.clone()),
+            vnc: Some(format!("127.0.0.1:{vnc_port}")),
+            timeout: Duration::from_secs(10),
+        })
+        .await?;
+
+        let key = ticket_sign::load_engine_key(&engine.engine_key)?;
+        let ticket = ticket_sign::sign(&key, &Console { host: "127.0.0.1", port: vnc_port, ssl_target: false }, now(), 600);
+        let ticket_url = format!("{proxy}/{ticket}");
+        let novnc_url = args.novnc.as_ref().map(|_| {
+            let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+            format!(
+                "https://localhost:{port}/novnc/vnc.html?host=localhost&port={port}&encrypt=1&autoconnect=1&password={password}&path={}",
+                enc(&ticket)
+            )
+        });
+        let demo = DemoReport {
+            dir: dir.clone(),
+            proxy,
+            vnc: format!("127.0.0.1:{vnc_port}"),
+            vnc_password: password,
+            verify: report,
+            ticket_url,
+            novnc_url,
+        };
+
+        if !args.once {
+            out.report(&demo, || render(&demo));
+            out.step("==> running; press Ctrl-C to stop and clean up");
+            let _ = tokio::signal::ctrl_c().await;
+            out.step("==> stopping");
+        }
+        Ok(demo)
+    }
+    .await;
+    handle.stop().await;
+    result
+}
+
+/// The relay in this process (the default).
+async fn start_in_process(args: &DemoArgs, certs: &std::path::Path, out: &Output) -> Result<(RelayHandle, u16)> {
     let mut settings = wsproxy::config::Settings::default();
     let flag = wsproxy::config::Origin::Flag;
     let path_of = |p: &std::path::Path| p.display().to_string();
@@ -133,53 +224,11 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
         Err(e) => return Err(e),
     };
     let port = relay.local_addr().port();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let relay_task = tokio::spawn(relay.serve(async move {
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(relay.serve(async move {
         let _ = stop_rx.await;
     }));
-    let proxy = format!("wss://localhost:{port}");
-    out.step(&format!("==> relay listening on {proxy} (TLS, tickets verified with the demo engine certificate)"));
-
-    out.step("==> verifying as a browser would");
-    let report = verify::run(verify::VerifyArgs {
-        proxy: proxy.clone(),
-        ca: Some(certs.join(pki::CA_FILE)),
-        engine_cert: Some(engine.engine_cert.clone()),
-        engine_key: Some(engine.engine_key.clone()),
-        vnc: Some(format!("127.0.0.1:{vnc_port}")),
-        timeout: Duration::from_secs(10),
-    })
-    .await?;
-
-    let key = ticket_sign::load_engine_key(&engine.engine_key)?;
-    let ticket = ticket_sign::sign(&key, &Console { host: "127.0.0.1", port: vnc_port, ssl_target: false }, now(), 600);
-    let ticket_url = format!("{proxy}/{ticket}");
-    let novnc_url = args.novnc.as_ref().map(|_| {
-        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-        format!(
-            "https://localhost:{port}/novnc/vnc.html?host=localhost&port={port}&encrypt=1&autoconnect=1&password={password}&path={}",
-            enc(&ticket)
-        )
-    });
-    let demo = DemoReport {
-        dir: dir.clone(),
-        proxy,
-        vnc: format!("127.0.0.1:{vnc_port}"),
-        vnc_password: password,
-        verify: report,
-        ticket_url,
-        novnc_url,
-    };
-
-    if !args.once {
-        out.report(&demo, || render(&demo));
-        out.step("==> running; press Ctrl-C to stop and clean up");
-        let _ = tokio::signal::ctrl_c().await;
-        out.step("==> stopping");
-    }
-    let _ = stop_tx.send(());
-    let _ = relay_task.await;
-    Ok(demo)
+    Ok((RelayHandle::InProcess { stop, task }, port))
 }
 
 /// The human summary.

@@ -53,6 +53,7 @@ impl HostShell {
             HostShell::Local => "this host".to_string(),
             HostShell::Ssh(link) => link.host().to_string(),
         };
+        tracing::debug!("shell on {where_}:\n{}", script.trim_end());
         let mut child = cmd.spawn().map_err(|e| Failure::environment(format!("cannot run a shell on {where_}: {e}")))?;
         let mut stdin = child.stdin.take().expect("piped");
         stdin
@@ -64,6 +65,7 @@ impl HostShell {
             .await
             .map_err(|_| Failure::environment(format!("a command on {where_} did not finish within 2 minutes")))?
             .map_err(|e| Failure::environment(format!("shell on {where_}: {e}")))?;
+        tracing::debug!("shell on {where_}: exit {:?}", out.status.code());
         Ok(ShellOutput {
             ok: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -82,6 +82,7 @@ pub async fn apply(client: &Client, namespace: &str, objects: &[serde_json::Valu
         let kind = obj["kind"].as_str().unwrap_or_default();
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
         let what = format!("{kind}/{name}");
+        tracing::debug!("server-side apply {what} in {namespace} (field manager {FIELD_MANAGER}, dry run {dry_run})");
         api(client, kind, namespace)?
             .patch(name, &params, &Patch::Apply(obj))
             .await

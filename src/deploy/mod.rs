@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Failure, Result};
-use crate::output::Output;
+use crate::output::{Output, Tone};
 use crate::pki::bundle::Bundle;
 use crate::spec::DeploySpec;
 use crate::verify;
@@ -75,28 +75,55 @@ impl<'a> Steps<'a> {
         Steps { out, done: Vec::new() }
     }
 
-    /// Run one step; its error is returned with the step's name in front.
+    /// Run one step; its error is returned with the step's name in front. On a terminal a
+    /// spinner turns on the step's line while it runs (not under -v, whose lines would tear it).
     pub async fn run<T, F>(&mut self, name: &str, fut: F) -> Result<T>
     where
         F: std::future::Future<Output = Result<(T, String)>>,
     {
-        self.out.step(&format!("==> {name} ..."));
         let start = Instant::now();
-        let result = fut.await;
+        let result = if self.out.animate() && !self.out.verbose() {
+            spin(name, fut).await
+        } else {
+            self.out.step(&format!("==> {name} ..."));
+            fut.await
+        };
         let millis = start.elapsed().as_millis() as u64;
         match result {
             Ok((value, detail)) => {
-                self.out.step(&format!("    ok ({millis} ms): {detail}"));
+                self.out.step(&format!("    {} ({millis} ms): {detail}", self.out.paint(Tone::Good, "ok")));
                 self.done.push(StepReport { step: name.into(), ok: true, millis, detail });
                 Ok(value)
             }
             Err(e) => {
-                self.out.step(&format!("    FAILED ({millis} ms)"));
+                self.out.step(&format!("    {} ({millis} ms)", self.out.paint(Tone::Bad, "FAILED")));
                 self.done.push(StepReport { step: name.into(), ok: false, millis, detail: e.message.clone() });
                 Err(Failure { kind: e.kind, message: format!("{name}: {}", e.message) })
             }
         }
     }
+}
+
+/// Run `fut`, redrawing `name` with a turning spinner on stderr until it ends; the final line
+/// is the plain step line, so the transcript reads the same as without a terminal.
+async fn spin<F: std::future::Future>(name: &str, fut: F) -> F::Output {
+    use std::io::Write as _;
+    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    let mut fut = std::pin::pin!(fut);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut frame = 0;
+    let output = loop {
+        tokio::select! {
+            out = &mut fut => break out,
+            _ = tick.tick() => {
+                eprint!("\r{} {name} ...", FRAMES[frame % FRAMES.len()]);
+                let _ = std::io::stderr().flush();
+                frame += 1;
+            }
+        }
+    };
+    eprintln!("\r\x1b[2K==> {name} ...");
+    output
 }
 
 /// Verify the deployed proxy as a browser would (retrying briefly while it starts).
@@ -206,7 +233,7 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
                     // Switching from a unit to a plain container: the unit must not fight it.
                     quadlet::uninstall(&shell, &init, &unit_dir).await?;
                 }
-                let change = podman::apply(&docker, &plan).await?;
+                let change = podman::apply(&docker, &plan, &podman::Extras::default()).await?;
                 let detail = describe(&change, &plan.name);
                 Ok((change, detail))
             })

@@ -27,8 +27,23 @@ use futures_util::StreamExt;
 use crate::error::{Failure, Result};
 use crate::render::podman::{ContainerPlan, CHECKSUM_LABEL, OWNER_LABEL, SECRETS_DIR};
 
-pub const VOLUME: &str = "wsproxy-certs";
-const LOADER: &str = "wsproxy-certs-loader";
+/// The certificates volume of a relay container (`wsproxy-certs` for the deployed relay).
+pub fn volume_of(container: &str) -> String {
+    format!("{container}-certs")
+}
+
+fn loader_of(container: &str) -> String {
+    format!("{container}-certs-loader")
+}
+
+/// What the demo's container needs beyond a deployment: the host's network (to reach a VNC
+/// server on the host's loopback) and read-only bind mounts (a noVNC directory).
+#[derive(Debug, Default, Clone)]
+pub struct Extras {
+    pub host_network: bool,
+    /// (host path, container path), read-only.
+    pub binds: Vec<(String, String)>,
+}
 /// podman 4.3's Docker-compatible API level; newer podman accepts it too.
 const API: ClientVersion = ClientVersion { major_version: 1, minor_version: 41 };
 
@@ -157,10 +172,10 @@ fn secrets_tar(plan: &ContainerPlan) -> Vec<u8> {
 }
 
 /// The certificates volume at the secrets path: writable for the loader, read-only for the relay.
-fn certs_mount(read_only: bool) -> Mount {
+fn certs_mount(container: &str, read_only: bool) -> Mount {
     Mount {
         typ: Some(MountType::VOLUME),
-        source: Some(VOLUME.into()),
+        source: Some(volume_of(container)),
         target: Some(SECRETS_DIR.into()),
         read_only: Some(read_only),
         ..Default::default()
@@ -177,43 +192,45 @@ async fn remove_container(docker: &Docker, name: &str) {
 
 /// Fill the certificates volume through a stopped helper container's archive API.
 async fn load_volume(docker: &Docker, plan: &ContainerPlan) -> Result<()> {
-    let _ = docker.remove_volume(VOLUME, Some(RemoveVolumeOptions { force: true })).await;
+    let volume = volume_of(&plan.name);
+    let loader = loader_of(&plan.name);
+    let _ = docker.remove_volume(&volume, Some(RemoveVolumeOptions { force: true })).await;
     docker
         .create_volume(bollard::models::VolumeCreateRequest {
-            name: Some(VOLUME.into()),
+            name: Some(volume.clone()),
             labels: Some(labels(plan)),
             ..Default::default()
         })
         .await
-        .map_err(|e| Failure::environment(format!("creating volume {VOLUME}: {e}")))?;
-    remove_container(docker, LOADER).await;
+        .map_err(|e| Failure::environment(format!("creating volume {volume}: {e}")))?;
+    remove_container(docker, &loader).await;
     let body = ContainerCreateBody {
         image: Some(plan.image.clone()),
         cmd: Some(vec!["--version".into()]),
         labels: Some(labels(plan)),
         host_config: Some(HostConfig {
-            mounts: Some(vec![certs_mount(false)]),
+            mounts: Some(vec![certs_mount(&plan.name, false)]),
             ..Default::default()
         }),
         ..Default::default()
     };
     docker
-        .create_container(Some(CreateContainerOptions { name: Some(LOADER.into()), ..Default::default() }), body)
+        .create_container(Some(CreateContainerOptions { name: Some(loader.clone()), ..Default::default() }), body)
         .await
         .map_err(|e| Failure::environment(format!("creating the certificate loader: {e}")))?;
     let uploaded = docker
         .upload_to_container(
-            LOADER,
+            &loader,
             Some(UploadToContainerOptions { path: SECRETS_DIR.into(), ..Default::default() }),
             bollard::body_full(Bytes::from(secrets_tar(plan))),
         )
         .await;
-    remove_container(docker, LOADER).await;
-    uploaded.map_err(|e| Failure::environment(format!("copying the certificates into volume {VOLUME}: {e}")))
+    remove_container(docker, &loader).await;
+    uploaded.map_err(|e| Failure::environment(format!("copying the certificates into volume {volume}: {e}")))
 }
 
 /// Create (or replace) and start the relay container. Returns what changed.
-pub async fn apply(docker: &Docker, plan: &ContainerPlan) -> Result<Change> {
+pub async fn apply(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Result<Change> {
     let change = match current(docker, &plan.name).await? {
         Some((sum, true)) if sum == plan.checksum => return Ok(Change::Unchanged),
         Some(_) => Change::Replaced,
@@ -236,19 +253,32 @@ pub async fn apply(docker: &Docker, plan: &ContainerPlan) -> Result<Change> {
         cmd: Some(plan.args.clone()),
         user: Some(format!("{0}:{0}", crate::image::UID)),
         labels: Some(labels(plan)),
-        exposed_ports: Some(vec![port.clone()]),
+        exposed_ports: (!extras.host_network).then(|| vec![port.clone()]),
         stop_signal: Some("SIGTERM".into()),
         stop_timeout: Some(45),
         host_config: Some(HostConfig {
-            port_bindings: Some(HashMap::from([(
-                port,
-                Some(vec![PortBinding { host_ip: Some(String::new()), host_port: Some(plan.host_port.to_string()) }]),
-            )])),
+            port_bindings: (!extras.host_network).then(|| {
+                HashMap::from([(
+                    port.clone(),
+                    Some(vec![PortBinding { host_ip: Some(String::new()), host_port: Some(plan.host_port.to_string()) }]),
+                )])
+            }),
+            network_mode: extras.host_network.then(|| "host".to_string()),
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
             restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::ON_FAILURE), maximum_retry_count: Some(0) }),
-            mounts: Some(vec![certs_mount(true)]),
+            mounts: Some(
+                std::iter::once(certs_mount(&plan.name, true))
+                    .chain(extras.binds.iter().map(|(host, inside)| Mount {
+                        typ: Some(MountType::BIND),
+                        source: Some(host.clone()),
+                        target: Some(inside.clone()),
+                        read_only: Some(true),
+                        ..Default::default()
+                    }))
+                    .collect(),
+            ),
             ..Default::default()
         }),
         ..Default::default()
@@ -341,6 +371,13 @@ pub async fn logs(docker: &Docker, name: &str) -> String {
         out.push_str(&chunk.to_string());
     }
     out
+}
+
+/// Remove one relay container and its certificates volume (the demo's cleanup).
+pub async fn remove_one(docker: &Docker, name: &str) {
+    remove_container(docker, name).await;
+    remove_container(docker, &loader_of(name)).await;
+    let _ = docker.remove_volume(&volume_of(name), Some(RemoveVolumeOptions { force: true })).await;
 }
 
 /// Remove what deploy created (by label), nothing else. Returns what was removed.

@@ -135,6 +135,7 @@ impl Transport {
         if !path.starts_with("/v1.") {
             path = format!("{}{path}", self.prefix);
         }
+        tracing::debug!("podman API: {} {path} ({})", req.method(), self.describe());
         *req.uri_mut() = path.parse().expect("path parses");
         req.headers_mut().insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("podman"));
         match sender.send_request(req).await {
