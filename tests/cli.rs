@@ -60,3 +60,51 @@ fn completions_and_man_pages() {
     assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
     assert!(page.contains("rollback"), "the deploy page documents its flags");
 }
+
+/// Run wsproxyctl on a pseudo-terminal (util-linux `script`), as a person at a terminal would.
+fn on_terminal(args: &str, no_color: bool) -> String {
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &format!("{} {args}", env!("CARGO_BIN_EXE_wsproxyctl"), ), "/dev/null"]);
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    } else {
+        cmd.env_remove("NO_COLOR");
+    }
+    String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+}
+
+#[test]
+fn colours_and_the_spinner_only_on_a_terminal_and_never_with_no_color() {
+    // Red "error:" on a terminal; plain with NO_COLOR; plain when not a terminal.
+    let tty = on_terminal("verify --proxy https://x", false);
+    assert!(tty.contains("\x1b[1;31merror:\x1b[0m"), "{tty:?}");
+    let plain = on_terminal("verify --proxy https://x", true);
+    assert!(plain.contains("error:") && !plain.contains('\x1b'), "{plain:?}");
+    let piped = ctl(&["verify", "--proxy", "https://x"]);
+    assert!(!stderr(&piped).contains('\x1b'), "{}", stderr(&piped));
+
+    // Deploy steps turn a spinner on a terminal, then leave the plain step line.
+    let dir = tempfile::tempdir().unwrap();
+    let pki = testkit::Pki::new(dir.path());
+    let certs = dir.path().join("certs");
+    common::issue_localhost(&pki, &certs);
+    let args = format!("deploy --target podman --host unix:///nonexistent.sock --proxy-fqdn localhost --certs {}", s(&certs));
+    let tty = on_terminal(&args, true);
+    assert!(tty.contains("⠋ check certificates ...") && tty.contains("\r\x1b[2K==> check certificates ..."), "{tty:?}");
+    assert!(!tty.contains("\x1b[3") && !tty.contains("\x1b[1;"), "NO_COLOR: no colours, only the line clearing: {tty:?}");
+    let piped = ctl(&args.split(' ').collect::<Vec<_>>());
+    assert!(!stderr(&piped).contains('⠋') && stderr(&piped).contains("==> check certificates ..."), "{}", stderr(&piped));
+}
+
+#[test]
+fn verbose_shows_what_happens_underneath() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = ctl(&["-v", "demo", "--once", "--builtin-vnc", "--port", "0", "--dir", s(dir.path())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The in-process relay's own log lines (it logs each session at close).
+    assert!(stderr(&o).contains("session closed"), "{}", stderr(&o));
+    let quiet = ctl(&["demo", "--once", "--builtin-vnc", "--port", "0", "--dir", s(dir.path())]);
+    assert!(!stderr(&quiet).contains("session closed"), "{}", stderr(&quiet));
+    let both = ctl(&["-v", "-q", "demo", "--once"]);
+    assert_eq!(both.status.code(), Some(2), "-v and -q contradict each other");
+}

@@ -110,8 +110,11 @@ async fn spin<F: std::future::Future>(name: &str, fut: F) -> F::Output {
     use std::io::Write as _;
     const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
     let mut fut = std::pin::pin!(fut);
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut frame = 0;
+    let period = Duration::from_millis(100);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    eprint!("\r{} {name} ...", FRAMES[0]);
+    let _ = std::io::stderr().flush();
+    let mut frame = 1;
     let output = loop {
         tokio::select! {
             out = &mut fut => break out,
