@@ -35,7 +35,8 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
 
 /// Read a file the user named, with an error that says which flag it came from.
 pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {what} {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| Failure::usage(format!("cannot read {what} {}: {e}; {}", path.display(), crate::pki::input_hint(what))))
 }
 
 #[cfg(test)]

@@ -159,7 +159,12 @@ pub fn build(binary_path: &Path, out: &Path, reference: &str, labels: &Labels) -
                 binary_path.display()
             )))
         }
-        Err(why) => return Err(Failure::usage(format!("{}: {why}", binary_path.display()))),
+        Err(why) => {
+            return Err(Failure::usage(format!(
+                "{}: {why}; --binary takes the statically linked wsproxy (leave --binary out to build it from this checkout)",
+                binary_path.display()
+            )))
+        }
     }
     let epoch: u64 = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let created = time::OffsetDateTime::from_unix_timestamp(epoch as i64)

@@ -152,7 +152,9 @@ impl DeploySpec {
         let mut spec: DeploySpec = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
-                    .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+                    .map_err(|e| {
+                        Failure::usage(format!("cannot read {}: {e}; `wsproxyctl config init` writes a commented one", path.display()))
+                    })?;
                 let text = if text.trim().is_empty() { "{}" } else { &text };
                 let mut spec: DeploySpec =
                     serde_yaml::from_str(text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;

@@ -38,7 +38,7 @@ pub fn parse(uri: &str) -> Result<SshTarget> {
         _ => (hostport.to_string(), None),
     };
     if host.is_empty() {
-        return Err(Failure::usage(format!("{uri:?} names no host")));
+        return Err(Failure::usage(format!("{uri:?} names no host: use ssh://user@host[:port]")));
     }
     Ok(SshTarget { user, host, port })
 }

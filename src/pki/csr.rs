@@ -50,7 +50,10 @@ pub fn read_request(path: &Path) -> Result<(CertificateSigningRequestParams, Req
     let pem = read_input(path, "--csr")?;
     let text = String::from_utf8_lossy(&pem);
     let params = CertificateSigningRequestParams::from_pem(&text).map_err(|e| {
-        Failure::usage(format!("{} is not a valid certificate signing request (signature checked): {e}", path.display()))
+        Failure::usage(format!(
+            "{} is not a valid certificate signing request (signature checked): {e}; make one on the proxy host with `wsproxyctl certs request`",
+            path.display()
+        ))
     })?;
     let (_, der) = x509_parser::pem::parse_x509_pem(&pem).map_err(|_| Failure::usage("CSR is not PEM"))?;
     let (_, csr) = X509CertificationRequest::from_der(&der.contents).map_err(|_| Failure::usage("CSR is not DER"))?;

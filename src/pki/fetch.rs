@@ -36,7 +36,12 @@ pub struct Fetched {
 async fn download(host: &str, port: u16, path: &str, tls: std::sync::Arc<rustls::ClientConfig>, what: &str) -> Result<Vec<u8>> {
     let (status, body) = https_get::get(host, port, path, tls)
         .await
-        .map_err(|e| Failure::environment(format!("fetching the {what} from https://{host}:{port}: {e}")))?;
+        .map_err(|e| {
+            Failure::environment(format!(
+                "fetching the {what} from https://{host}:{port}: {e}; is the engine's web server reachable from here \
+                 (firewall, name resolution, --engine URL)?"
+            ))
+        })?;
     if status != 200 {
         return Err(Failure::check(format!(
             "https://{host}:{port}{path} answered HTTP {status}: is this an oVirt engine URL (https://ENGINE-FQDN)?"

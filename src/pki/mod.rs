@@ -94,7 +94,21 @@ pub fn load_private_key(path: &Path, what: &str) -> Result<KeyPair> {
 /// The DER of the first certificate in a PEM file.
 pub fn read_cert_der(path: &Path, what: &str) -> Result<Vec<u8>> {
     let bytes = read_input(path, what)?;
-    pem_cert_der(&bytes).map_err(|why| Failure::usage(format!("{what} {}: {why}", path.display())))
+    pem_cert_der(&bytes).map_err(|why| Failure::usage(format!("{what} {}: {why}; {}", path.display(), input_hint(what))))
+}
+
+/// Where an input normally comes from: the next step when it cannot be read or parsed.
+pub fn input_hint(what: &str) -> &'static str {
+    match what {
+        "--ca-cert" => "the engine CA certificate is /etc/pki/ovirt-engine/ca.pem on the engine",
+        "--ca-key" => "the engine CA key is /etc/pki/ovirt-engine/private/ca.pem on the engine",
+        "--engine-cert" => "the engine certificate is /etc/pki/ovirt-engine/certs/engine.cer on the engine",
+        "--engine-key" => "the engine's signing key is /etc/pki/ovirt-engine/keys/engine_id_rsa on the engine",
+        "--csr" => "make one on the proxy host with `wsproxyctl certs request`",
+        "--ca" => "pass the engine CA certificate (/etc/pki/ovirt-engine/ca.pem, or ca.pem from `certs issue`)",
+        CA_FILE | CERT_FILE | ENGINE_FILE | KEY_FILE => "write the directory with `wsproxyctl certs issue` (or `certs request` + `certs fetch`)",
+        _ => "check the path",
+    }
 }
 
 /// The DER of the first certificate in PEM text.
@@ -151,7 +165,13 @@ pub fn validate_dns_name(name: &str) -> std::result::Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{name:?} is not a valid DNS name (letters, digits and hyphens in dot-separated labels)"))
+        if n.contains('*') {
+            return Err(format!("{name:?}: wildcard certificates are not issued; give the proxy's own name, as browsers reach it"));
+        }
+        Err(format!(
+            "{name:?} is not a valid DNS name: give the fully qualified name browsers use for the proxy, \
+             e.g. proxy.example.com (letters, digits and hyphens in dot-separated labels)"
+        ))
     }
 }
 
