@@ -79,6 +79,39 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
         assert_eq!(v["change"], "Unchanged", "{v}");
         assert_eq!(v["mode"], "container", "no systemd on this host: the container is started directly");
 
+        // --configure-engine on "the engine host": engine-config and systemctl stand-ins that
+        // keep the engine's value in a file, as the engine keeps it in its database.
+        let engine_bin = dir.path().join("engine-bin");
+        std::fs::create_dir_all(&engine_bin).unwrap();
+        let state = engine_bin.join("engine.state");
+        std::fs::write(&state, "engine.example.com:6100\n").unwrap();
+        std::fs::write(
+            engine_bin.join("engine-config"),
+            "#!/bin/sh\nstate=\"$(dirname \"$0\")/engine.state\"\ncase \"$1\" in\n  -g) echo \"WebSocketProxy: $(cat \"$state\") version: general\" ;;\n  -s) echo \"${2#WebSocketProxy=}\" > \"$state\" ;;\n  *) exit 1 ;;\nesac\n",
+        )
+        .unwrap();
+        std::fs::write(engine_bin.join("systemctl"), "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/restarts\"\n").unwrap();
+        for f in ["engine-config", "systemctl"] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(engine_bin.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let on_engine = |a: &[String]| {
+            Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
+                .env("PATH", format!("{}:{}", engine_bin.display(), ssh.client_path()))
+                .args(a)
+                .output()
+                .unwrap()
+        };
+        let o = on_engine(&with(&["--no-verify", "--configure-engine"]));
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        let wanted = format!("localhost:{port}");
+        assert!(stdout(&o).contains(&format!("the engine pointed to engine.example.com:6100; now to {wanted}")), "{}", stdout(&o));
+        assert_eq!(std::fs::read_to_string(&state).unwrap().trim(), wanted);
+        assert_eq!(std::fs::read_to_string(engine_bin.join("restarts")).unwrap().trim(), "restart ovirt-engine");
+        let o = on_engine(&with(&["--no-verify", "--configure-engine"]));
+        assert!(stdout(&o).contains("already sends consoles"), "{}", stdout(&o));
+        assert_eq!(std::fs::read_to_string(engine_bin.join("restarts")).unwrap().lines().count(), 1, "no second restart");
+
         // --quadlet where systemd is not running: refused up front, nothing touched.
         let o = run_deploy(&with(&["--quadlet", "--no-verify"]));
         assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
