@@ -496,6 +496,9 @@ fn main() {
     if let Some(mib) = value("--bulk-mib").and_then(|v| v.parse::<u64>().ok()) {
         sizes.bulk_bytes = mib << 20;
     }
+    if let Some(n) = value("--round-trips").and_then(|v| v.parse::<usize>().ok()) {
+        sizes.round_trips = n;
+    }
     raise_fd_limit();
     if args.iter().any(|a| a == "--soak") {
         let seconds: u64 = value("--soak-seconds").and_then(|v| v.parse().ok()).unwrap_or(60);
