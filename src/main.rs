@@ -13,12 +13,6 @@ use wsproxyctl::spec::DeploySpec;
 use wsproxyctl::{demo, deploy, fsutil, image, pki, render, spec, verify};
 
 fn main() -> ExitCode {
-    // Like other command-line tools, end quietly when the reader of our output goes away
-    // (`wsproxyctl config schema | head`) instead of panicking on a broken pipe.
-    // SAFETY: setting a signal disposition to its default before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -26,6 +20,15 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
+    if matches!(cli.command, Command::Config(_) | Command::Completions { .. } | Command::Manpage { .. }) {
+        // Verbs that only print: end quietly when the reader goes away (`wsproxyctl config
+        // schema | head`), like other command-line tools, instead of panicking on a broken
+        // pipe. Not for the others: a network verb must never be killed by a peer closing.
+        // SAFETY: setting a signal disposition to its default before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let out = Output::new(cli.json, cli.quiet, cli.verbose);
     if cli.verbose {
         // Debug lines of wsproxyctl and of the in-process relay (demo) on stderr.

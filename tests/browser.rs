@@ -59,8 +59,11 @@ fn open_in_browser(page: &Page, url: &str, password: &str, shot: &str, expect_co
     require_tool("node");
     assert!(Path::new("/usr/bin/chromium").is_file(), "chromium is not installed: run `bash scripts/test.sh`");
     assert!(browser_dir().join("node_modules/@novnc/novnc/core/rfb.js").is_file(), "noVNC is not installed: run `bash scripts/test.sh` (npm ci in tests/browser)");
+    // An https:// URL is a console page that connects by itself (the demo's); wss:// is
+    // opened by the test page.
+    let app_url = url.starts_with("https://").then_some(url);
     let cfg = serde_json::json!({
-        "url": url, "password": password, "home": page.home, "expect_connect": expect_connect,
+        "url": url, "app_url": app_url, "password": password, "home": page.home, "expect_connect": expect_connect,
         "page_cert": page.certs.join("websocket-proxy.cer"), "page_key": page.certs.join("websocket-proxy.key.nopass"),
         "screenshot": artifacts().join(format!("novnc-{shot}.png")),
     });
@@ -156,4 +159,56 @@ async fn novnc_in_chromium_shows_the_vm_screen_through_the_deployed_proxy() {
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+}
+
+/// The README's first command with noVNC: `wsproxyctl demo --novnc DIR` prints a console URL;
+/// opened in headless Chromium (trusting the demo's throwaway CA) it shows the built-in test
+/// pattern. Ctrl-C then stops the demo cleanly.
+#[test]
+fn demo_console_url_shows_the_test_pattern_in_chromium() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let novnc = browser_dir().join("node_modules/@novnc/novnc");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
+        .args(["demo", "--builtin-vnc", "--port", "0", "--dir", s(&demo_dir), "--novnc", s(&novnc)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    let url = loop {
+        let line = lines.next().expect("the demo printed no console URL").unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(u) = line.trim().strip_prefix("https://") {
+            break format!("https://{u}");
+        }
+    };
+    assert!(printed.contains("a browser can open consoles through this proxy"), "{printed}");
+    let home = chromium_home_trusting(&demo_dir.join("engine-pki/ca.pem"));
+    let page = Page { home: home.path(), certs: &demo_dir.join("proxy-certs") };
+    let seen = std::panic::catch_unwind(|| open_in_browser(&page, &url, "", "demo", true));
+    // Ctrl-C, as a person would.
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(st) = child.try_wait().unwrap() {
+            status = Some(st);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let seen = seen.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    assert!(seen.events.contains(&"connect".to_string()), "the demo page did not connect: {seen:?}");
+    assert!(is_green(seen.pixel), "the canvas does not show the test pattern's green: {seen:?}");
+    let status = status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("the demo did not stop within 10 s of Ctrl-C")
+    });
+    assert!(status.success(), "the demo exited with {status} after Ctrl-C");
+    let port: u16 = url.split(':').nth(2).and_then(|p| p.split('/').next()).and_then(|p| p.parse().ok()).unwrap();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the relay still listens after Ctrl-C");
 }

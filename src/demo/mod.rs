@@ -106,6 +106,11 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
     }
 
     out.step(&format!("==> working in {}", dir.display()));
+    // The console page and noVNC's client, as the relay will serve them at /novnc/.
+    let web = match &args.novnc {
+        Some(novnc) => Some(console_site(novnc, &dir.join("web"))?),
+        None => None,
+    };
     let engine_dir = dir.join("engine-pki");
     let engine = engine_pki::create(&engine_dir)?;
     out.step(&format!("==> created a throwaway engine CA and engine signing key in {}", engine_dir.display()));
@@ -142,10 +147,10 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
 
     let (handle, port) = if args.podman {
         let port = free_or_any(args.port);
-        let relay = in_podman::start(&dir, &certs, port, args.novnc.as_deref(), args.image_archive.as_deref(), out).await?;
+        let relay = in_podman::start(&dir, &certs, port, web.as_deref(), args.image_archive.as_deref(), out).await?;
         (RelayHandle::Podman(relay), port)
     } else {
-        start_in_process(&args, &certs, out).await?
+        start_in_process(&args, &certs, web.as_deref(), out).await?
     };
     let proxy = format!("wss://localhost:{port}");
     out.step(&format!("==> relay listening on {proxy} (TLS, tickets verified with the demo engine certificate)"));
@@ -166,12 +171,9 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
         let key = ticket_sign::load_engine_key(&engine.engine_key)?;
         let ticket = ticket_sign::sign(&key, &Console { host: "127.0.0.1", port: vnc_port, ssl_target: false }, now(), 600);
         let ticket_url = format!("{proxy}/{ticket}");
-        let novnc_url = args.novnc.as_ref().map(|_| {
+        let novnc_url = web.as_ref().map(|_| {
             let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-            format!(
-                "https://localhost:{port}/novnc/vnc.html?host=localhost&port={port}&encrypt=1&autoconnect=1&password={password}&path={}",
-                enc(&ticket)
-            )
+            format!("https://localhost:{port}/novnc/console.html#path={}&password={}", enc(&ticket), enc(&password))
         });
         let demo = DemoReport {
             dir: dir.clone(),
@@ -197,7 +199,7 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
 }
 
 /// The relay in this process (the default).
-async fn start_in_process(args: &DemoArgs, certs: &std::path::Path, out: &Output) -> Result<(RelayHandle, u16)> {
+async fn start_in_process(args: &DemoArgs, certs: &std::path::Path, web: Option<&std::path::Path>, out: &Output) -> Result<(RelayHandle, u16)> {
     let mut settings = wsproxy::config::Settings::default();
     let flag = wsproxy::config::Origin::Flag;
     let path_of = |p: &std::path::Path| p.display().to_string();
@@ -207,8 +209,8 @@ async fn start_in_process(args: &DemoArgs, certs: &std::path::Path, out: &Output
     settings.set("CERT_FOR_DATA_VERIFICATION", path_of(&certs.join(pki::ENGINE_FILE)), flag.clone());
     settings.set("SSL_ONLY", "True", flag.clone());
     settings.set("WSPROXY_SHUTDOWN_GRACE", "1", flag.clone());
-    if let Some(novnc) = &args.novnc {
-        settings.set("WSPROXY_NOVNC_DIR", path_of(novnc), flag.clone());
+    if let Some(web) = web {
+        settings.set("WSPROXY_NOVNC_DIR", path_of(web), flag.clone());
     }
     let bind = |port: u16| {
         let mut s = settings.clone();
@@ -249,6 +251,38 @@ pub fn render(d: &DemoReport) -> String {
         None => s.push_str("add --novnc /usr/share/novnc (Debian package novnc) for a URL a browser can open\n"),
     }
     s
+}
+
+/// The demo's console page.
+const CONSOLE_HTML: &str = include_str!("console.html");
+
+/// Make `web`: the console page next to copies of noVNC's `core` and `vendor` (the page
+/// imports `./core/rfb.js`). Copies, not links, so a container can mount the directory.
+fn console_site(novnc: &std::path::Path, web: &std::path::Path) -> Result<PathBuf> {
+    let _ = std::fs::remove_dir_all(web);
+    for part in ["core", "vendor"] {
+        let from = novnc.join(part);
+        if from.is_dir() {
+            copy_tree(&from, &web.join(part))
+                .map_err(|e| Failure::environment(format!("copying noVNC's {part} from {} to {}: {e}", novnc.display(), web.display())))?;
+        }
+    }
+    crate::fsutil::write_atomic(&web.join("console.html"), CONSOLE_HTML.as_bytes(), 0o644)?;
+    Ok(web.to_path_buf())
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Stops a background task when dropped.

@@ -1,5 +1,5 @@
 // Opens noVNC's RFB client in headless Chromium against a wss:// console URL, as oVirt's
-// console page does, and reports what the browser saw: noVNC's events, a pixel of the
+// console page does (or opens a console page that connects by itself: cfg.app_url), and reports what the browser saw: noVNC's events, a pixel of the
 // canvas, and a screenshot. Driven by tests/browser.rs; one JSON argument, one JSON line out.
 //
 // Chromium trusts the proxy through the test CA imported into the NSS database under
@@ -70,9 +70,10 @@ try {
   const page = await browser.newPage({ viewport: { width: 640, height: 400 } });
   page.on('pageerror', (e) => out.page_errors.push(String(e)));
   page.on('console', (m) => out.console.push(m.type() + ': ' + m.text()));
-  await page.goto(`https://localhost:${server.address().port}/`);
-  const loaded = await page.waitForFunction(() => typeof window.start === 'function', null, { timeout: 30000 })
-    .then(() => true, () => false);
+  // cfg.app_url: a page that connects by itself (the demo's console URL); else our test page.
+  await page.goto(cfg.app_url || `https://localhost:${server.address().port}/`);
+  const ready = cfg.app_url ? () => typeof window.result === 'object' : () => typeof window.start === 'function';
+  const loaded = await page.waitForFunction(ready, null, { timeout: 30000 }).then(() => true, () => false);
   if (!loaded) {
     out.events = ['page-not-loaded'];
     console.log(JSON.stringify(out));
@@ -80,14 +81,16 @@ try {
     server.close();
     process.exit(0);
   }
-  await page.evaluate(({ url, password }) => window.start(url, password), { url: cfg.url, password: cfg.password });
+  if (!cfg.app_url) {
+    await page.evaluate(({ url, password }) => window.start(url, password), { url: cfg.url, password: cfg.password });
+  }
   // Wait for the outcome: connected, or disconnected.
   await page.waitForFunction(() => window.result.events.some((e) => e === 'connect' || e.startsWith('disconnect')),
                              null, { timeout: 20000 }).catch(() => {});
   const deadline = Date.now() + (cfg.expect_connect ? 10000 : 2000);
   // Give the first framebuffer update time to arrive.
   while (Date.now() < deadline) {
-    out.pixel = await page.evaluate(() => window.pixel(20, 20));
+    out.pixel = await page.evaluate(([x, y]) => window.pixel(x, y), cfg.at || [20, 20]);
     if (out.pixel && (out.pixel[0] + out.pixel[1] + out.pixel[2]) > 0) break;
     await new Promise((r) => setTimeout(r, 200));
   }
