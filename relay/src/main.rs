@@ -85,7 +85,7 @@ fn raise_fd_limit() -> Option<u64> {
             }
         }
     }
-    Some(lim.rlim_cur as u64)
+    Some(lim.rlim_cur)
 }
 
 fn main() -> ExitCode {

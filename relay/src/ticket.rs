@@ -257,7 +257,7 @@ pub fn normalize(raw: &str) -> Result<String, TicketError> {
         .collect();
     let trimmed_len = out.trim_end_matches('=').len();
     out.truncate(trimmed_len);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push('=');
     }
     Ok(out)

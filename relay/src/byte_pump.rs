@@ -1,0 +1,376 @@
+//! The byte pump between a browser's websocket and a plain or VeNCrypt target.
+//!
+//! Design (figures in docs/BENCHMARKS.md): one future per session drives both directions
+//! from a single poll function, so neither direction ever waits on the other: a slow target
+//! stops only the browser->target side (backpressure), never the pings or the other way.
+//! Reads go into one scratch buffer per thread, frames are decoded and unmasked in place
+//! ([`crate::wsframe`]) and written straight on; only what a peer did not take at once is
+//! copied into a per-session buffer, which is released again when drained. An idle session
+//! therefore holds no buffer. Target reads (up to 64 KiB) become one binary frame each,
+//! header and payload contiguous in the scratch buffer: one write per message.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::watch;
+
+use crate::browser::BrowserSocket;
+use crate::metrics::Metrics;
+use crate::relay::{decode_base64, housekeeping, on_tick, target_lost, tick, Encoding, End, Outcome, Tick, Timing, TEXT_ON_BINARY};
+use crate::target::{ByteStream, CHUNK};
+use crate::wsframe::{self, code, opcode, Kind};
+
+/// Room before a target chunk in the scratch buffer for the frame header.
+const HEADROOM: usize = wsframe::MAX_SERVER_HEADER;
+
+thread_local! {
+    /// One read buffer per worker thread, shared by every session polled on it: a poll never
+    /// polls another session, so the borrow is never contended.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; HEADROOM + CHUNK].into_boxed_slice());
+}
+
+/// Rounds of progress in one poll before yielding to other sessions.
+const ROUNDS: usize = 16;
+
+struct BytePump<'a, S> {
+    ws: &'a mut BrowserSocket<S>,
+    target: &'a mut ByteStream,
+    base64: bool,
+    /// Browser data the target has not taken yet.
+    to_target: BytesMut,
+    /// A base64 message being collected.
+    text: Vec<u8>,
+    browser_dirty: bool,
+    target_dirty: bool,
+    last_data: Instant,
+    last_browser: Instant,
+    to_target_bytes: u64,
+    to_browser_bytes: u64,
+    metrics: &'a Metrics,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        SCRATCH.with(|s| self.poll_with(cx, &mut s.borrow_mut()))
+    }
+
+    fn poll_with(&mut self, cx: &mut Context<'_>, scratch: &mut [u8]) -> Poll<End> {
+        for _ in 0..ROUNDS {
+            let mut progress = false;
+            if let Err(end) = self.write_browser(cx, &mut progress) {
+                return Poll::Ready(end);
+            }
+            if self.ws.out.is_empty() {
+                if let Err(end) = self.target_to_browser(cx, scratch, &mut progress) {
+                    return Poll::Ready(end);
+                }
+            }
+            if !self.to_target.is_empty() {
+                if let Err(end) = self.write_target(cx, &mut progress) {
+                    return Poll::Ready(end);
+                }
+            }
+            if self.to_target.is_empty() {
+                if let Err(end) = self.browser_to_target(cx, scratch, &mut progress) {
+                    return Poll::Ready(end);
+                }
+            }
+            if !progress {
+                return match self.flush(cx) {
+                    Ok(()) => Poll::Pending,
+                    Err(end) => Poll::Ready(end),
+                };
+            }
+        }
+        // Busy both ways: let other sessions run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Queued frames to the browser.
+    fn write_browser(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Result<(), End> {
+        if self.ws.out.is_empty() {
+            return Ok(());
+        }
+        match Pin::new(&mut self.ws.io).poll_write(cx, &self.ws.out) {
+            Poll::Ready(Ok(0)) => Err(End::Gone("browser: connection closed".into())),
+            Poll::Ready(Ok(n)) => {
+                self.ws.out.advance(n);
+                if self.ws.out.is_empty() {
+                    self.ws.out = BytesMut::new();
+                }
+                self.browser_dirty = true;
+                *progress = true;
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(End::Gone(format!("browser: {e}"))),
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    /// One target read becomes one frame, written at once; what the browser does not take
+    /// waits in `out` (and no further target read happens until it is gone).
+    fn target_to_browser(&mut self, cx: &mut Context<'_>, scratch: &mut [u8], progress: &mut bool) -> Result<(), End> {
+        let mut rb = ReadBuf::new(&mut scratch[HEADROOM..]);
+        match Pin::new(&mut *self.target).poll_read(cx, &mut rb) {
+            Poll::Pending => Ok(()),
+            Poll::Ready(Err(e)) => Err(target_lost(e, "read")),
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Err(End::Close {
+                        code: code::NORMAL,
+                        reason: "target closed the connection".into(),
+                        log: "target closed".into(),
+                        label: "target_closed",
+                    });
+                }
+                *progress = true;
+                self.last_data = Instant::now();
+                self.to_browser_bytes += n as u64;
+                self.metrics.bytes_to_browser.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                if self.base64 {
+                    self.ws.queue_data(true, &scratch[HEADROOM..HEADROOM + n]);
+                    return Ok(());
+                }
+                let start = wsframe::header_before(&mut scratch[..HEADROOM], opcode::BINARY, n);
+                let frame = &scratch[start..HEADROOM + n];
+                match Pin::new(&mut self.ws.io).poll_write(cx, frame) {
+                    Poll::Ready(Ok(w)) => {
+                        self.browser_dirty = true;
+                        self.ws.out.extend_from_slice(&frame[w..]);
+                        Ok(())
+                    }
+                    Poll::Ready(Err(e)) => Err(End::Gone(format!("browser: {e}"))),
+                    Poll::Pending => {
+                        self.ws.out.extend_from_slice(frame);
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    fn write_target(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Result<(), End> {
+        match Pin::new(&mut *self.target).poll_write(cx, &self.to_target) {
+            Poll::Ready(Ok(0)) => Err(target_lost("connection closed", "write")),
+            Poll::Ready(Ok(n)) => {
+                self.to_target.advance(n);
+                if self.to_target.is_empty() {
+                    self.to_target = BytesMut::new();
+                    // The browser was not read while the target was slow: not its silence.
+                    self.last_browser = Instant::now();
+                }
+                self.target_dirty = true;
+                *progress = true;
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(target_lost(e, "write")),
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    /// Read the browser into the scratch buffer (after any partial frame kept from before),
+    /// decode in place, hand payload on.
+    fn browser_to_target(&mut self, cx: &mut Context<'_>, scratch: &mut [u8], progress: &mut bool) -> Result<(), End> {
+        let mut carried = std::mem::take(&mut self.ws.pending);
+        if !carried.is_empty() {
+            // Bytes that came with the upgrade, or a partial frame: decode what is complete.
+            let used = self.decode(cx, &mut carried)?;
+            carried.advance(used);
+            if !self.to_target.is_empty() {
+                self.ws.pending = carried;
+                return Ok(());
+            }
+        }
+        let k = carried.len();
+        scratch[..k].copy_from_slice(&carried);
+        let mut rb = ReadBuf::new(&mut scratch[k..]);
+        match Pin::new(&mut self.ws.io).poll_read(cx, &mut rb) {
+            Poll::Pending => {
+                self.ws.pending = carried;
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(End::Gone(format!("browser: {e}"))),
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Err(End::Gone("browser disconnected".into()));
+                }
+                *progress = true;
+                self.last_browser = Instant::now();
+                let total = k + n;
+                let used = self.decode(cx, &mut scratch[..total])?;
+                carried.clear();
+                carried.extend_from_slice(&scratch[used..total]);
+                if carried.capacity() > 0 && carried.is_empty() {
+                    carried = BytesMut::new();
+                }
+                self.ws.pending = carried;
+                Ok(())
+            }
+        }
+    }
+
+    /// Decode every complete frame in `buf`; returns how many bytes were used (the rest is
+    /// the start of a frame).
+    fn decode(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Result<usize, End> {
+        let mut at = 0;
+        loop {
+            let frame = match self.ws.decoder.next(&mut buf[at..]) {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(at),
+                Err(v) => {
+                    let label = if v.code == code::TOO_BIG { "message_too_big" } else { "protocol_error" };
+                    return Err(End::Close { code: v.code, reason: v.reason.into(), log: v.reason.into(), label });
+                }
+            };
+            let payload = at + frame.payload.start..at + frame.payload.end;
+            at += frame.consumed;
+            match frame.kind {
+                Kind::Data { text: false, .. } => {
+                    if !payload.is_empty() {
+                        self.last_data = Instant::now();
+                        self.send_target(cx, &buf[payload])?;
+                    }
+                }
+                Kind::Data { text: true, end } => {
+                    if !self.base64 {
+                        return Err(End::Close {
+                            code: code::UNSUPPORTED,
+                            reason: TEXT_ON_BINARY.into(),
+                            log: TEXT_ON_BINARY.into(),
+                            label: "protocol_error",
+                        });
+                    }
+                    self.text.extend_from_slice(&buf[payload]);
+                    if end {
+                        let decoded = decode_base64(&self.text).map_err(|why| End::Close {
+                            code: code::UNSUPPORTED,
+                            reason: why.clone(),
+                            log: why,
+                            label: "protocol_error",
+                        })?;
+                        self.text = Vec::new();
+                        self.last_data = Instant::now();
+                        self.send_target(cx, &decoded)?;
+                    }
+                }
+                Kind::Pong => {}
+                kind => {
+                    if self.ws.on_control(kind, &buf[payload]).is_some() {
+                        return Err(End::BrowserClosed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Write browser data to the target now if nothing is waiting, else queue it.
+    fn send_target(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Result<(), End> {
+        self.to_target_bytes += data.len() as u64;
+        self.metrics.bytes_to_target.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if !self.to_target.is_empty() {
+            self.to_target.extend_from_slice(data);
+            return Ok(());
+        }
+        match Pin::new(&mut *self.target).poll_write(cx, data) {
+            Poll::Ready(Ok(0)) => Err(target_lost("connection closed", "write")),
+            Poll::Ready(Ok(n)) => {
+                self.target_dirty = true;
+                self.to_target.extend_from_slice(&data[n..]);
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(target_lost(e, "write")),
+            Poll::Pending => {
+                self.to_target.extend_from_slice(data);
+                Ok(())
+            }
+        }
+    }
+
+    /// Push out what TLS layers hold (TCP flush is a no-op).
+    fn flush(&mut self, cx: &mut Context<'_>) -> Result<(), End> {
+        if self.browser_dirty {
+            match Pin::new(&mut self.ws.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.browser_dirty = false,
+                Poll::Ready(Err(e)) => return Err(End::Gone(format!("browser: {e}"))),
+                Poll::Pending => {}
+            }
+        }
+        if self.target_dirty {
+            match Pin::new(&mut *self.target).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.target_dirty = false,
+                Poll::Ready(Err(e)) => return Err(target_lost(e, "write")),
+                Poll::Pending => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut BrowserSocket<S>,
+    target: &mut ByteStream,
+    encoding: Encoding,
+    timing: Timing,
+    metrics: &Metrics,
+    shutdown: &mut watch::Receiver<bool>,
+    outcome: &mut Outcome,
+) {
+    let mut ticker = housekeeping(timing);
+    let now = Instant::now();
+    let mut pump = BytePump {
+        ws,
+        target,
+        base64: encoding == Encoding::Base64,
+        to_target: BytesMut::new(),
+        text: Vec::new(),
+        browser_dirty: false,
+        target_dirty: false,
+        last_data: now,
+        last_browser: now,
+        to_target_bytes: 0,
+        to_browser_bytes: 0,
+        metrics,
+    };
+    let end = loop {
+        tokio::select! {
+            end = poll_fn(|cx| pump.poll(cx)) => break end,
+            _ = shutdown.changed() => {
+                break End::Close { code: code::AWAY, reason: "proxy shutting down".into(), log: "proxy shutdown".into(), label: "shutdown" };
+            }
+            _ = tick(&mut ticker) => match on_tick(timing, pump.last_data, pump.last_browser) {
+                Tick::Continue => {}
+                Tick::Ping => pump.ws.queue(opcode::PING, b""),
+                Tick::End(code, why, label) => break End::Close { code, reason: why.into(), log: why.into(), label },
+            },
+        }
+    };
+    outcome.to_target += pump.to_target_bytes;
+    outcome.to_browser += pump.to_browser_bytes;
+    let to_target = std::mem::take(&mut pump.to_target);
+    match end {
+        End::Close { code, reason, log, label } => {
+            pump.ws.close(code, &reason).await;
+            outcome.reason = log;
+            outcome.label = label;
+        }
+        End::BrowserClosed => {
+            // What the browser sent before its close still belongs to the VM.
+            let _ = tokio::time::timeout(Duration::from_secs(2), pump.target.write_all(&to_target)).await;
+            pump.ws.finish().await;
+            outcome.reason = "browser closed".into();
+            outcome.label = "browser_closed";
+        }
+        End::Gone(why) => {
+            outcome.reason = why;
+            outcome.label = "browser_gone";
+        }
+    }
+}
