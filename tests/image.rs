@@ -159,7 +159,7 @@ fn podman_loads_and_runs_it_non_root_without_shell_serving_healthz() {
         let last = common::wait_healthz(port, &certs.join("ca.pem"));
         let logs = podman().args(["logs", &name]).output().unwrap();
         assert_eq!(last, Ok((200, "ok\n".to_string())), "logs: {}", stderr(&logs));
-        // The relay process runs as 65532 with no capabilities.
+        // The relay process runs as 65532 with no capabilities, no new privileges, seccomp on.
         let pid = podman().args(["inspect", "--format", "{{.State.Pid}}", &name]).output().unwrap();
         let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -167,6 +167,8 @@ fn podman_loads_and_runs_it_non_root_without_shell_serving_healthz() {
         assert_eq!(field("Uid:"), "65532");
         assert_eq!(field("CapEff:"), "0000000000000000");
         assert_eq!(field("NoNewPrivs:"), "1");
+        // podman's default seccomp profile is in force (2 = filter mode).
+        assert_eq!(field("Seccomp:"), "2");
     });
     cleanup();
     let _ = podman().args(["rmi", "-f", tag]).output();
