@@ -105,14 +105,16 @@ pub async fn respond_with<S: AsyncWrite + Unpin>(
         reason(status),
         body.len()
     );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
+    // One write: head and body arrive together (one TLS record, one segment for small ones),
+    // so clients that read the head and what came with it see the reason too.
+    let mut whole = head.into_bytes();
+    whole.extend_from_slice(body);
+    stream.write_all(&whole).await?;
     stream.flush().await?;
     let _ = stream.shutdown().await;
     Ok(())
 }
 
-/// The 101 response completing a websocket upgrade.
 /// `Sec-WebSocket-Accept` for a client's key (RFC 6455 section 4.2.2).
 pub fn accept_key(client_key: &str) -> String {
     use base64::Engine as _;
@@ -123,6 +125,7 @@ pub fn accept_key(client_key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(h.finalize())
 }
 
+/// The 101 response completing a websocket upgrade.
 pub fn switching_protocols(accept_key: &str, protocol: Option<&str>) -> String {
     let mut head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n"

@@ -141,7 +141,13 @@ impl Connector {
     /// Whether a ticket's target may be tried at all (decided before the upgrade when the
     /// answer does not depend on name resolution).
     pub fn precheck(&self, target: &Target) -> Result<(), ConnectError> {
-        if self.allow.allows_name(&target.host) || self.allow.has_networks() {
+        let allowed = match target.host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+            // An address is decided now, before any upgrade.
+            Ok(ip) => self.allow.allows_name(&target.host) || self.allow.allows_addr(ip),
+            // A name may resolve into an allowed network: decided after resolution.
+            Err(_) => self.allow.allows_name(&target.host) || self.allow.has_networks(),
+        };
+        if allowed {
             Ok(())
         } else {
             Err(ConnectError::NotAllowed(target.to_string()))
