@@ -28,11 +28,11 @@ fn managed_left() -> String {
 }
 
 /// Both end-to-end tests use the container name `wsproxy` and the podman API socket: one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let certs = dir.path().join("certs");
@@ -172,7 +172,7 @@ fn secrets_left() -> String {
 /// quadlet generator makes the service, and its ExecStart runs with the real podman.
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let certs = dir.path().join("certs");

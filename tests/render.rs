@@ -10,8 +10,6 @@ use std::process::Command;
 use common::{ctl, issue_localhost, podman, s, stderr, tool};
 use testkit::{free_port, run, Pki};
 
-/// Helper binaries installed by scripts/test.sh (quadlet, helm).
-
 fn render(target: &str, out: &Path, extra: &[&str]) {
     let mut args = vec!["render", "--target", target, "--out", s(out)];
     args.extend_from_slice(extra);

@@ -74,7 +74,7 @@ async fn vanished_browser_is_detected_by_pings_and_the_target_side_closed() {
     // A "browser" that completes the upgrade and then stops reading and answering entirely:
     // its process is frozen (SIGSTOP), so the kernel still holds the socket open.
     let t = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", target_port));
-    let client = Command::new("sh")
+    let mut client = Command::new("sh")
         .arg("-c")
         .arg(format!(
             "printf 'GET /{t} HTTP/1.1\\r\\nHost: localhost\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n\
@@ -87,7 +87,7 @@ async fn vanished_browser_is_detected_by_pings_and_the_target_side_closed() {
     // openssl s_client carries the bytes over TLS.
     let mut tls = Command::new("openssl")
         .args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost"])
-        .stdin(client.stdout.unwrap())
+        .stdin(client.stdout.take().unwrap())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -98,6 +98,9 @@ async fn vanished_browser_is_detected_by_pings_and_the_target_side_closed() {
     let when = tokio::time::timeout(Duration::from_secs(15), closed).await.expect("target side closed within the ping bound").unwrap();
     let waited = when.duration_since(start);
     let _ = tls.kill();
+    let _ = tls.wait();
+    let _ = client.kill();
+    let _ = client.wait();
     assert!(waited < Duration::from_secs(10), "took {waited:?}");
     assert!(relay.log_text().contains("browser stopped answering pings"), "{}", relay.log_text());
 }

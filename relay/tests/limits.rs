@@ -97,14 +97,14 @@ async fn each_limit_refuses_or_closes_and_counts_in_its_metric() {
 
     // Per client address: the second session from 127.0.0.1 gets 503 before any upgrade.
     let mut a = open_from([127, 0, 0, 1], port, &ticket(), &pki).await.expect("first session");
-    let (status, body) = open_from([127, 0, 0, 1], port, &ticket(), &pki).await.err().expect("second from one address refused");
+    let Err((status, body)) = open_from([127, 0, 0, 1], port, &ticket(), &pki).await else { panic!("second from one address not refused") };
     assert_eq!(status, 503);
     assert!(body.contains("WSPROXY_MAX_SESSIONS_PER_IP"), "{body}");
     assert_eq!(metric(metrics_port, "wsproxy_connections_refused_total{cause=\"per_ip_limit\"}"), 1.0);
 
     // Overall: two sessions are the maximum; a third, from yet another address, gets 503.
     let mut b = open_from([127, 0, 0, 2], port, &ticket(), &pki).await.expect("second session");
-    let (status, body) = open_from([127, 0, 0, 3], port, &ticket(), &pki).await.err().expect("third refused");
+    let Err((status, body)) = open_from([127, 0, 0, 3], port, &ticket(), &pki).await else { panic!("third session not refused") };
     assert_eq!(status, 503);
     assert!(body.contains("WSPROXY_MAX_SESSIONS"), "{body}");
     assert_eq!(metric(metrics_port, "wsproxy_connections_refused_total{cause=\"capacity\"}"), 1.0);

@@ -46,8 +46,8 @@ impl PixelFormat {
 
     fn encode(&self, rgb: [u8; 3], out: &mut Vec<u8>) {
         let mut v: u32 = 0;
-        for i in 0..3 {
-            v |= ((rgb[i] as u32 * self.max[i] as u32 / 255) as u32) << self.shift[i];
+        for ((channel, max), shift) in rgb.iter().zip(self.max).zip(self.shift) {
+            v |= (*channel as u32 * max as u32 / 255) << shift;
         }
         match (self.bpp, self.big_endian) {
             (32, false) => out.extend_from_slice(&v.to_le_bytes()),

@@ -276,7 +276,6 @@ pub fn network_policy(spec: &DeploySpec) -> NetworkPolicy {
             }]),
             ..Default::default()
         }),
-        ..Default::default()
     }
 }
 
