@@ -183,6 +183,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
             // Bytes that came with the upgrade, or a partial frame: decode what is complete.
             let used = self.decode(cx, &mut carried)?;
             carried.advance(used);
+            // Decoding may have queued answers (pongs) or data: another round writes them.
+            *progress |= used > 0;
             if !self.to_target.is_empty() {
                 self.ws.pending = carried;
                 return Ok(());

@@ -207,3 +207,34 @@ async fn tickets_for_targets_outside_the_allow_list_are_refused() {
     assert!(reason.contains("WSPROXY_TARGET_ALLOW"), "{reason}");
     let _ = ws.send(Message::Close(None)).await;
 }
+
+/// A client may send frames right behind its upgrade request, before the 101 arrives: they
+/// must be handled like any other (here a ping, answered with its payload).
+#[tokio::test(flavor = "multi_thread")]
+async fn frames_sent_with_the_upgrade_request_are_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (_relay, port) = start(dir.path(), &pki, "");
+    let vm = target().await;
+    let t = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
+    let mut s = tls(port, &pki).await;
+    let mut bytes = format!(
+        "GET /{t} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
+    )
+    .into_bytes();
+    bytes.extend(frame(0x9, b"early", true));
+    s.write_all(&bytes).await.unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).await.unwrap(), 1);
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let mut h = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut h)).await.expect("an answer to the early ping").unwrap();
+    let mut payload = vec![0u8; (h[1] & 0x7f) as usize];
+    s.read_exact(&mut payload).await.unwrap();
+    assert_eq!((h[0] & 0x0f, payload.as_slice()), (0xA, &b"early"[..]), "a pong with the ping's payload");
+}
