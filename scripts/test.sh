@@ -29,6 +29,7 @@ declare -A PKG=(
   [nodejs]=/usr/bin/node
   [socat]=/usr/bin/socat
   [skopeo]=/usr/bin/skopeo
+  [docker-registry]=/usr/bin/docker-registry
 )
 missing=()
 for pkg in "${!PKG[@]}"; do

@@ -243,6 +243,42 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
     }
 }
 
+/// A registry reference instead of an archive: deploy pulls it (from a registry on loopback,
+/// Debian's docker-registry, with the image pushed by skopeo) and the relay answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_pulls_a_registry_image() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let certs = dir.path().join("certs");
+    issue_localhost(&pki, &certs);
+    let local = format!("localhost/wsproxy-registry-test:{}", std::process::id());
+    let archive = image_archive(&local);
+    let registry = testkit::hosts::Registry::start();
+    let remote = format!("127.0.0.1:{}/ovirt/wsproxy:{}", registry.port, std::process::id());
+    let o = Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .arg(format!("docker://{remote}"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "skopeo copy: {}", stderr(&o));
+    let socket = dir.path().join("podman.sock");
+    let _api = PodmanService::start_with_env(&socket, &[("CONTAINERS_REGISTRIES_CONF", registry.registries_conf.as_path())]);
+    let host = format!("unix://{}", socket.display());
+    let port = free_port().to_string();
+    let o = common::ctl(&[
+        "deploy", "--target", "podman", "--host", &host, "--proxy-fqdn", "localhost", "--port", &port, "--certs", s(&certs),
+        "--image", &remote,
+    ]);
+    let undeploy = common::ctl(&["undeploy", "--target", "podman", "--host", &host]);
+    let _ = podman().args(["rmi", "-f", &remote, &local]).output();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains(&format!("pulled {remote}")), "{}", stderr(&o));
+    assert!(stdout(&o).contains("[ok] healthz"), "{}", stdout(&o));
+    assert!(undeploy.status.success(), "{}", stderr(&undeploy));
+}
+
 #[test]
 fn unreachable_hosts_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();

@@ -132,6 +132,11 @@ pub fn containers_conf() -> PathBuf {
 impl PodmanService {
     /// Serve the API at `socket` (unless something already answers there).
     pub fn start(socket: &Path) -> PodmanService {
+        PodmanService::start_with_env(socket, &[])
+    }
+
+    /// Like [`PodmanService::start`], with extra environment (e.g. CONTAINERS_REGISTRIES_CONF).
+    pub fn start_with_env(socket: &Path, env: &[(&str, &Path)]) -> PodmanService {
         require_tool("podman");
         if let Some(dir) = socket.parent() {
             std::fs::create_dir_all(dir).unwrap();
@@ -142,6 +147,7 @@ impl PodmanService {
         let _ = std::fs::remove_file(socket);
         let child = Command::new("podman")
             .env("CONTAINERS_CONF", containers_conf())
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .args(["system", "service", "--time=0"])
             .arg(format!("unix://{}", socket.display()))
             .stdout(Stdio::null())
@@ -251,6 +257,54 @@ impl SshHost {
 }
 
 impl Drop for SshHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A container registry on a loopback port (Debian's docker-registry, the CNCF distribution
+/// server), plain http, storage in a temporary directory; and a registries.conf that lets
+/// podman use it without TLS.
+pub struct Registry {
+    pub port: u16,
+    pub registries_conf: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        assert!(
+            Path::new("/usr/bin/docker-registry").is_file(),
+            "docker-registry is not installed: run `bash scripts/test.sh` (installs it)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::free_port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let registries_conf = dir.path().join("registries.conf");
+        std::fs::write(&registries_conf, format!("[[registry]]\nlocation = \"127.0.0.1:{port}\"\ninsecure = true\n")).unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_port(port, Duration::from_secs(10));
+        Registry { port, registries_conf, child, _dir: dir }
+    }
+}
+
+impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
