@@ -222,9 +222,10 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["change"], "Unchanged", "{v}");
 
-        // Undeploy: unit, container and secrets gone.
-        let args: Vec<&str> = ["undeploy"].iter().chain(&place).copied().collect();
-        let o = deploy(&ssh, &args);
+        // Undeploy (not told the unit directory: the relay's label says where it is): unit,
+        // container and secrets gone.
+        let uri = ssh.uri();
+        let o = deploy(&ssh, &["undeploy", "--target", "podman", "--host", &uri, "--identity", s(&ssh.identity)]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(stdout(&o).contains("removed unit"), "{}", stdout(&o));
         assert!(!units.join("wsproxy.container").exists());

@@ -215,7 +215,10 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
         }
     };
     let unit_dir = opts.quadlet_dir.clone().unwrap_or_else(|| init.default_unit_dir());
-    let plan = crate::render::podman::plan(spec, &bundle);
+    let mut plan = crate::render::podman::plan(spec, &bundle);
+    if use_quadlet {
+        plan.labels.insert(quadlet::UNIT_DIR_LABEL.into(), unit_dir.clone());
+    }
     let describe = |change: &podman::Change, what: &str| match change {
         podman::Change::Unchanged => "already running with these certificates and settings: nothing changed".to_string(),
         podman::Change::Created => format!("created and started {what} (port {})", plan.host_port),
@@ -296,8 +299,13 @@ pub async fn undeploy_podman(host: Option<&str>, identity: Option<&std::path::Pa
     let shell = host_shell::HostShell::for_host(&uri, identity)?;
     let init = quadlet::detect(&shell).await?;
     let mut removed = Vec::new();
-    let dir = quadlet_dir.map(str::to_string).unwrap_or_else(|| init.default_unit_dir());
-    removed.extend(quadlet::uninstall(&shell, &init, &dir).await?);
+    // Units where the running relay says they are, then where we were told or the default.
+    let mut dirs = podman::managed_label_values(&docker, quadlet::UNIT_DIR_LABEL).await?;
+    dirs.push(quadlet_dir.map(str::to_string).unwrap_or_else(|| init.default_unit_dir()));
+    dirs.dedup();
+    for dir in dirs {
+        removed.extend(quadlet::uninstall(&shell, &init, &dir).await?);
+    }
     removed.extend(podman::undeploy(&docker).await?);
     Ok(removed)
 }

@@ -373,6 +373,15 @@ pub async fn logs(docker: &Docker, name: &str) -> String {
     out
 }
 
+/// Values of `label` on the containers deploy created (e.g. where their Quadlet unit is).
+pub async fn managed_label_values(docker: &Docker, label: &str) -> Result<Vec<String>> {
+    let list = docker
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(owner_filter()), ..Default::default() }))
+        .await
+        .map_err(|e| Failure::environment(format!("listing containers: {e}")))?;
+    Ok(list.into_iter().filter_map(|c| c.labels.and_then(|l| l.get(label).cloned())).collect())
+}
+
 /// Remove one relay container and its certificates volume (the demo's cleanup).
 pub async fn remove_one(docker: &Docker, name: &str) {
     remove_container(docker, name).await;

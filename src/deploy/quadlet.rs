@@ -17,6 +17,9 @@ use crate::error::{Failure, Result};
 use crate::render::podman::ContainerPlan;
 
 pub const UNIT_FILE: &str = "wsproxy.container";
+/// Label on the container naming its unit's directory, so undeploy finds a unit installed
+/// with `--quadlet-dir` without being told again.
+pub const UNIT_DIR_LABEL: &str = "io.ovirt.wsproxyctl.quadlet-dir";
 pub const SERVICE: &str = "wsproxy.service";
 /// Text every unit we write carries, so undeploy removes only ours.
 const MARKER: &str = "wsproxyctl";
