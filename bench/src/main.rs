@@ -331,6 +331,36 @@ async fn idle_memory(sys: &System, sinks: &Ports, pid: u32, n: usize) -> std::io
     Ok((after, after.saturating_sub(before) as f64 / n as f64))
 }
 
+/// `--pin-relay CPU`: the relay under test (wsproxy, socat, websockify alike) runs on that CPU
+/// and the harness (client and sinks) on the others, so the systems compete with the harness
+/// rather than share a core with it. Off by default.
+static PIN_RELAY: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+
+/// A command for a relay under test, pinned when asked.
+fn peer_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match PIN_RELAY.get().copied().flatten() {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpu.to_string()]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Keep this process (and the threads it starts) off `cpu`.
+fn avoid_cpu(cpu: usize) {
+    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read and write it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for other in (0..n).filter(|c| *c != cpu) {
+            libc::CPU_SET(other, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 fn raise_fd_limit() {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain rlimit syscalls on a local struct.
@@ -381,7 +411,7 @@ async fn socat(sinks: &Ports) -> Option<(Vec<Spawned>, Ports)> {
     let mut ports = [0u16; 4];
     for (i, target) in [sinks.discard, sinks.source, sinks.echo, sinks.hello].iter().enumerate() {
         let p = free_port();
-        children.push(spawn(Command::new("socat").args(["-b", "65536"]).arg(format!("TCP-LISTEN:{p},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=1024")).arg(format!("TCP:127.0.0.1:{target},nodelay")))?);
+        children.push(spawn(peer_command("socat").args(["-b", "65536"]).arg(format!("TCP-LISTEN:{p},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=1024")).arg(format!("TCP:127.0.0.1:{target},nodelay")))?);
         wait_listening(p).await;
         ports[i] = p;
     }
@@ -393,7 +423,7 @@ async fn websockify(sinks: &Ports) -> Option<(Vec<Spawned>, Ports)> {
     let mut ports = [0u16; 4];
     for (i, target) in [sinks.discard, sinks.source, sinks.echo, sinks.hello].iter().enumerate() {
         let p = free_port();
-        children.push(spawn(Command::new("websockify").arg(format!("127.0.0.1:{p}")).arg(format!("127.0.0.1:{target}")))?);
+        children.push(spawn(peer_command("websockify").arg(format!("127.0.0.1:{p}")).arg(format!("127.0.0.1:{target}")))?);
         if !wait_listening(p).await {
             return None;
         }
@@ -405,7 +435,7 @@ async fn websockify(sinks: &Ports) -> Option<(Vec<Spawned>, Ports)> {
 /// Start the relay; returns the process, port and cold start time to /healthz ready.
 async fn relay(bin: &Path, dir: &Path, tls: bool, key: &str) -> (Spawned, u16, Duration) {
     let port = free_port();
-    let mut cmd = Command::new(bin);
+    let mut cmd = peer_command(bin);
     cmd.args(["--proxy-host", "127.0.0.1", "--proxy-port", &port.to_string()])
         .arg("--cert-for-data-verification")
         .arg(dir.join("engine.cer"))
@@ -499,6 +529,12 @@ fn main() {
     if let Some(n) = value("--round-trips").and_then(|v| v.parse::<usize>().ok()) {
         sizes.round_trips = n;
     }
+    let pin = value("--pin-relay").and_then(|v| v.parse::<usize>().ok());
+    let _ = PIN_RELAY.set(pin);
+    if let Some(cpu) = pin {
+        avoid_cpu(cpu);
+        eprintln!("relays pinned to CPU {cpu}, the harness to the others");
+    }
     raise_fd_limit();
     if args.iter().any(|a| a == "--soak") {
         let seconds: u64 = value("--soak-seconds").and_then(|v| v.parse().ok()).unwrap_or(60);
@@ -567,9 +603,12 @@ fn main() {
         }
 
         println!(
-            "\nwsproxy-bench ({} MiB per direction x {} runs, {} round trips, {} setups, {} idle sessions; {} cores)",
+            "\nwsproxy-bench ({} MiB per direction x {} runs, {} round trips, {} setups, {} idle sessions; {})",
             sizes.bulk_bytes >> 20, sizes.runs, sizes.round_trips, sizes.setups, sizes.idle_sessions,
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+            match PIN_RELAY.get().copied().flatten() {
+                Some(cpu) => format!("relays on CPU {cpu}, harness on {} other(s)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)),
+                None => format!("{} cores shared", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)),
+            }
         );
         println!("{:<30} {:>12} {:>12} {:>9} {:>9} {:>11} {:>13}", "system", "send MB/s", "recv MB/s", "p50 us", "p99 us", "setups/s", "idle B/sess");
         for r in &rows {
