@@ -105,19 +105,6 @@ async fn server_close(s: &mut tokio_rustls::client::TlsStream<TcpStream>) -> Opt
     }
 }
 
-/// A silent VNC-like target on loopback (accepts, holds).
-async fn target() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = l.accept().await {
-            held.push(s);
-        }
-    });
-    port
-}
-
 async fn still_serves(port: u16, pki: &Pki, target: u16) {
     let t = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", target));
     assert!(
@@ -131,7 +118,7 @@ async fn the_relay_refuses_hostile_input_and_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let (relay, port) = start(dir.path(), &pki, "");
-    let vm = target().await;
+    let vm = testkit::silent_target().await;
 
     // Truncated TLS: half a ClientHello, then the connection closes; and one that stalls.
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -188,7 +175,7 @@ async fn tickets_for_targets_outside_the_allow_list_are_refused() {
     let pki = Pki::new(dir.path());
     // Only a documentation network may be reached; loopback is not allowed.
     let (_relay, port) = start(dir.path(), &pki, "WSPROXY_TARGET_ALLOW=192.0.2.0/24\n");
-    let vm = target().await;
+    let vm = testkit::silent_target().await;
 
     // An address outside the list: refused before the upgrade, nothing connected.
     let t = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
@@ -215,7 +202,7 @@ async fn frames_sent_with_the_upgrade_request_are_handled() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let (_relay, port) = start(dir.path(), &pki, "");
-    let vm = target().await;
+    let vm = testkit::silent_target().await;
     let t = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
     let mut s = tls(port, &pki).await;
     let mut bytes = format!(

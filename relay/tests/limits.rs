@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::SinkExt;
 use testkit::{close_of, client_tls, free_port, sign_ticket, Pki, Proc, TicketSpec, Ws};
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
@@ -40,19 +40,6 @@ fn metric(port: u16, line: &str) -> f64 {
         .find(|l| l.starts_with(line))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("{line} not in the metrics:\n{text}"))
-}
-
-/// A VNC-like target that accepts and then says nothing (sessions to it stay idle).
-async fn silent_target() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = l.accept().await {
-            held.push(s);
-        }
-    });
-    port
 }
 
 /// A port whose SYNs go unanswered: a listener with a backlog of one that never accepts,
@@ -92,7 +79,7 @@ async fn each_limit_refuses_or_closes_and_counts_in_its_metric() {
     )
     .unwrap();
     let relay = Proc::spawn(Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(&conf), dir.path().join("log"), port);
-    let target = silent_target().await;
+    let target = testkit::silent_target().await;
     let ticket = || sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", target));
 
     // Per client address: the second session from 127.0.0.1 gets 503 before any upgrade.

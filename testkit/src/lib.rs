@@ -295,6 +295,20 @@ pub async fn connect_ws(url: &str, ca: Option<&Path>) -> WsOutcome {
     }
 }
 
+/// A VNC-like target on loopback that accepts and then says nothing, holding every
+/// connection (sessions to it stay idle). Returns its port.
+pub async fn silent_target() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    port
+}
+
 /// Send a websocket upgrade request for `path` over TLS (trusting only `ca`) and read the
 /// whole answer: status code and body. For checking refusals, whose body explains them.
 pub async fn raw_upgrade(port: u16, path: &str, ca: &Path) -> (u16, String) {
