@@ -16,6 +16,7 @@ use testkit::{free_port, Pki, VncSecurity, Xvnc};
 const ELSEWHERE: &[(&str, &str)] = &[
     ("cargo run --release -- demo", "the set-up commands: demo is tests/demo.rs and tests/browser.rs, test.sh is this suite"),
     ("wsproxyctl deploy --target podman", "tests/deploy_podman.rs runs this deploy over ssh with the same flags"),
+    ("wsproxyctl deploy --target k8s", "needs a cluster: tests/deploy_k8s.rs against a scripted API server, tests/kind.rs on kind"),
     ("engine-config -s", "needs an engine: tests/deploy_podman.rs runs --configure-engine against engine-config stand-ins"),
 ];
 
