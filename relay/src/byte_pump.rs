@@ -34,6 +34,10 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; HEADROOM + CHUNK].into_boxed_slice());
 }
 
+/// Payloads up to this size are gathered into one target write; larger ones are written where
+/// they lie (moving them would cost more than the write saves).
+const COALESCE_BELOW: usize = 4096;
+
 /// Rounds of progress in one poll before yielding to other sessions.
 const ROUNDS: usize = 16;
 
@@ -220,18 +224,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
     }
 
     /// Decode every complete frame in `buf`; returns how many bytes were used (the rest is
-    /// the start of a frame). The payloads of all data frames in `buf` are moved together at
-    /// its front (into bytes already decoded, so nothing unread is overwritten) and handed to
-    /// the target in one write: a burst of small messages (pointer moves) costs one syscall.
+    /// the start of a frame). Small payloads are moved up behind the previous one (into bytes
+    /// already decoded, so nothing unread is overwritten) and handed to the target together: a
+    /// burst of small messages (pointer moves) costs one write. Large payloads are written
+    /// where they lie, without a copy.
     fn decode(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Result<usize, End> {
         let mut at = 0;
-        // buf[..batch] holds payload bytes not yet handed to the target.
-        let mut batch = 0;
+        // buf[batch] holds payload bytes not yet handed to the target.
+        let mut batch = 0..0;
         loop {
             let frame = match self.ws.decoder.next(&mut buf[at..]) {
                 Ok(Some(f)) => f,
                 Ok(None) => {
-                    self.send_target(cx, &buf[..batch])?;
+                    self.send_target(cx, &buf[batch])?;
                     return Ok(at);
                 }
                 Err(v) => {
@@ -245,9 +250,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                 Kind::Data { text: false, .. } => {
                     if !payload.is_empty() {
                         self.last_data = Instant::now();
-                        let len = payload.len();
-                        buf.copy_within(payload, batch);
-                        batch += len;
+                        if batch.is_empty() {
+                            batch = payload;
+                        } else if payload.len() <= COALESCE_BELOW {
+                            let len = payload.len();
+                            buf.copy_within(payload, batch.end);
+                            batch.end += len;
+                        } else {
+                            self.send_target(cx, &buf[batch])?;
+                            batch = payload;
+                        }
                     }
                 }
                 Kind::Data { text: true, end } => {
@@ -270,8 +282,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                         self.text = Vec::new();
                         self.last_data = Instant::now();
                         // In order: what came before this message first.
-                        self.send_target(cx, &buf[..batch])?;
-                        batch = 0;
+                        self.send_target(cx, &buf[std::mem::replace(&mut batch, 0..0)])?;
                         self.send_target(cx, &decoded)?;
                     }
                 }
@@ -279,7 +290,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                 kind => {
                     if self.ws.on_control(kind, &buf[payload]).is_some() {
                         // What the browser sent before its close still belongs to the VM.
-                        self.send_target(cx, &buf[..batch])?;
+                        self.send_target(cx, &buf[batch])?;
                         return Err(End::BrowserClosed);
                     }
                 }
