@@ -25,13 +25,17 @@ use crate::relay::{decode_base64, housekeeping, on_tick, target_lost, tick, Enco
 use crate::target::{ByteStream, CHUNK};
 use crate::wsframe::{self, code, opcode, Kind};
 
+/// Largest read from the browser: several 64 KiB messages per syscall under bulk load. The
+/// buffer is per worker thread, not per session, so its size costs idle sessions nothing.
+const BROWSER_READ: usize = 256 * 1024;
+
 /// Room before a target chunk in the scratch buffer for the frame header.
 const HEADROOM: usize = wsframe::MAX_SERVER_HEADER;
 
 thread_local! {
     /// One read buffer per worker thread, shared by every session polled on it: a poll never
     /// polls another session, so the borrow is never contended.
-    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; HEADROOM + CHUNK].into_boxed_slice());
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; BROWSER_READ.max(HEADROOM + CHUNK)].into_boxed_slice());
 }
 
 /// Payloads up to this size are gathered into one target write; larger ones are written where
@@ -120,7 +124,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
     /// One target read becomes one frame, written at once; what the browser does not take
     /// waits in `out` (and no further target read happens until it is gone).
     fn target_to_browser(&mut self, cx: &mut Context<'_>, scratch: &mut [u8], progress: &mut bool) -> Result<(), End> {
-        let mut rb = ReadBuf::new(&mut scratch[HEADROOM..]);
+        let mut rb = ReadBuf::new(&mut scratch[HEADROOM..HEADROOM + CHUNK]);
         match Pin::new(&mut *self.target).poll_read(cx, &mut rb) {
             Poll::Pending => Ok(()),
             Poll::Ready(Err(e)) => Err(target_lost(e, "read")),
