@@ -262,23 +262,42 @@ async fn bulk_recv(sys: &System, sinks: &Ports, bytes: u64) -> std::io::Result<f
     Ok(bytes as f64 / start.elapsed().as_secs_f64() / 1e6)
 }
 
-/// Round-trip times of 10-byte messages, microseconds: (p50, p99).
-async fn latency(sys: &System, sinks: &Ports, n: usize) -> std::io::Result<(f64, f64)> {
-    let mut c = sys.connect(sinks, Mode::Echo).await?;
+/// Round-trip times of 10-byte messages, microseconds: (p50, p99) per system. The systems
+/// take turns in rounds of 1/10 of the round trips each, so a noisy minute on this shared
+/// machine falls on all of them alike instead of on whichever was measured then.
+async fn latency_interleaved(systems: &[&System], sinks: &Ports, n: usize) -> std::io::Result<Vec<(f64, f64)>> {
     let msg = [9u8; 10];
     let mut framed = Vec::new();
     ws_client::frame(&msg, [5, 6, 7, 8], &mut framed);
-    let mut rtts = Vec::with_capacity(n);
-    for i in 0..n + 100 {
-        let t = Instant::now();
-        c.send(&msg, Some(&framed)).await?;
-        c.recv(10).await?;
-        if i >= 100 {
-            rtts.push(t.elapsed().as_secs_f64() * 1e6);
+    let mut conns = Vec::new();
+    for sys in systems {
+        let mut c = sys.connect(sinks, Mode::Echo).await?;
+        for _ in 0..100 {
+            c.send(&msg, Some(&framed)).await?;
+            c.recv(10).await?;
+        }
+        conns.push(c);
+    }
+    let rounds = 10;
+    let per_round = n.div_ceil(rounds);
+    let mut rtts: Vec<Vec<f64>> = vec![Vec::with_capacity(n); systems.len()];
+    for _ in 0..rounds {
+        for (c, samples) in conns.iter_mut().zip(rtts.iter_mut()) {
+            for _ in 0..per_round {
+                let t = Instant::now();
+                c.send(&msg, Some(&framed)).await?;
+                c.recv(10).await?;
+                samples.push(t.elapsed().as_secs_f64() * 1e6);
+            }
         }
     }
-    rtts.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Ok((rtts[rtts.len() / 2], rtts[rtts.len() * 99 / 100]))
+    Ok(rtts
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            (v[v.len() / 2], v[v.len() * 99 / 100])
+        })
+        .collect())
 }
 
 /// Sessions per second: connect (+TLS +ticket) until the target's first byte arrives.
@@ -502,10 +521,6 @@ async fn measure(sys: &System, sinks: &Ports, sizes: Sizes, relay_pid: Option<u3
     row.send = Some(median(sends));
     row.recv = Some(median(recvs));
     eprintln!("  bulk done");
-    let (p50, p99) = latency(sys, sinks, sizes.round_trips).await.unwrap_or_else(|e| fail("latency", e));
-    eprintln!("  latency done");
-    row.p50 = Some(p50);
-    row.p99 = Some(p99);
     row.setups = Some(setup_rate(sys, sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
     if let Some(pid) = relay_pid {
         row.idle = Some(idle_memory(sys, sinks, pid, sizes.idle_sessions).await.unwrap_or_else(|e| fail("idle sessions", e)));
@@ -560,17 +575,24 @@ fn main() {
             (sinks.source, 2 * sizes.runs + 2),
             (sinks.echo, 4),
         ]));
+        // Every system stays up for the whole run, so the round trips can be measured
+        // interleaved at the end (see `latency_interleaved`).
         let mut rows = Vec::new();
+        let mut systems: Vec<(usize, System)> = Vec::new();
+        let mut keep: Vec<Spawned> = Vec::new();
 
         let mut row = Row { name: "direct TCP".into(), ..Default::default() };
         measure(&System::Direct, &sinks, Sizes { idle_sessions: 0, ..sizes }, None, &mut row).await;
+        systems.push((rows.len(), System::Direct));
         rows.push(row);
 
         match socat(&sinks).await {
-            Some((_children, ports)) => {
+            Some((children, ports)) => {
+                keep.extend(children);
                 let sys = System::Socat { ports };
                 let mut row = Row { name: sys.name(), ..Default::default() };
                 measure(&sys, &sinks, sizes, None, &mut row).await;
+                systems.push((rows.len(), sys));
                 rows.push(row);
             }
             None => eprintln!("socat not installed (apt-get install socat): row skipped"),
@@ -585,22 +607,35 @@ fn main() {
             let mut row = Row { name: format!("{}{}", sys.name(), if key == "rsa" { " (RSA-2048 cert)" } else { "" }), ..Default::default() };
             if key == "rsa" {
                 row.setups = Some(setup_rate(&sys, &sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
+                drop(child);
             } else {
                 measure(&sys, &sinks, sizes, Some(child.0.id()), &mut row).await;
+                systems.push((rows.len(), sys));
+                keep.push(child);
             }
             rows.push(row);
-            drop(child);
         }
 
         match websockify(&sinks).await {
-            Some((_children, ports)) => {
+            Some((children, ports)) => {
+                keep.extend(children);
                 let sys = System::Websockify { ports };
                 let mut row = Row { name: sys.name(), ..Default::default() };
                 measure(&sys, &sinks, Sizes { idle_sessions: 0, setups: sizes.setups.min(500), ..sizes }, None, &mut row).await;
+                systems.push((rows.len(), sys));
                 rows.push(row);
             }
             None => eprintln!("websockify not installed (pip install websockify): row skipped"),
         }
+
+        eprintln!("measuring round trips, all systems interleaved ...");
+        let sys_refs: Vec<&System> = systems.iter().map(|(_, s)| s).collect();
+        let results = latency_interleaved(&sys_refs, &sinks, sizes.round_trips).await.unwrap_or_else(|e| fail("latency", e));
+        for ((index, _), (p50, p99)) in systems.iter().zip(results) {
+            rows[*index].p50 = Some(p50);
+            rows[*index].p99 = Some(p99);
+        }
+        drop(keep);
 
         println!(
             "\nwsproxy-bench ({} MiB per direction x {} runs, {} round trips, {} setups, {} idle sessions; {})",
