@@ -42,6 +42,16 @@ fn start_relay(dir: &Path, confd: &Path, port: u16) -> Proc {
     )
 }
 
+/// A relay with the engine-setup conf.d plus `extra`: its directory, PKI, process and port.
+fn relay_with(extra: &str) -> (tempfile::TempDir, Pki, Proc, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, extra);
+    let relay = start_relay(dir.path(), &confd, port);
+    (dir, pki, relay, port)
+}
+
 fn url(port: u16, ticket: &str) -> String {
     format!("wss://localhost:{port}/{ticket}")
 }
@@ -131,11 +141,7 @@ async fn vencrypt_x509vnc_target_looks_like_plain_vnc_auth_to_the_browser() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthz_over_tls_and_plain_refused_when_ssl_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let port = free_port();
-    let confd = conf_d(dir.path(), &pki, port, "");
-    let _relay = start_relay(dir.path(), &confd, port);
+    let (_dir, pki, _relay, port) = relay_with("");
 
     let out = Command::new("curl")
         .args(["-sS", "--cacert"])
@@ -344,11 +350,7 @@ async fn metrics_count_sessions_bytes_and_rejections() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bursts_of_small_messages_arrive_complete_and_in_order() {
     use tokio::io::AsyncReadExt;
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let port = free_port();
-    let confd = conf_d(dir.path(), &pki, port, "");
-    let _relay = start_relay(dir.path(), &confd, port);
+    let (_dir, pki, _relay, port) = relay_with("");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = listener.local_addr().unwrap().port();
     let expected: Vec<u8> = (0..500u32).flat_map(|i| [6u8, 0, (i >> 8) as u8, i as u8, 1, 2]).collect();
@@ -377,11 +379,7 @@ async fn base64_sessions_are_decoded_and_encoded() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let port = free_port();
-    let confd = conf_d(dir.path(), &pki, port, "");
-    let _relay = start_relay(dir.path(), &confd, port);
+    let (_dir, pki, _relay, port) = relay_with("");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = listener.local_addr().unwrap().port();
     let vm = tokio::spawn(async move {
