@@ -2,7 +2,7 @@
 //!
 //! Holds only what must outlive a poll: frames queued for the browser (`out`), bytes of a
 //! frame that arrived in part (`pending`), and the decoder's state. Both buffers are empty,
-//! and so unallocated, on an idle session. The fast byte pump (`relay.rs`) works on these
+//! and so unallocated, on an idle session. The fast byte pump (`byte_pump.rs`) works on these
 //! fields directly; the async methods here serve the slower paths (the VeNCrypt greeting,
 //! KubeVirt message relaying, closing).
 
@@ -31,8 +31,10 @@ pub struct BrowserSocket<S> {
 #[derive(Debug)]
 pub enum Received {
     Data { bytes: Vec<u8>, text: bool, end: bool },
-    /// The browser closed, vanished, or broke the protocol; the string says which.
+    /// The browser closed or vanished; the string says which.
     Gone(String),
+    /// The browser broke RFC 6455: close with the violation's code.
+    Violation(Violation),
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> BrowserSocket<S> {
@@ -107,10 +109,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BrowserSocket<S> {
                 }
             }
             match self.decoder.next(&mut self.pending) {
-                Err(v) => {
-                    self.fail(v);
-                    return Received::Gone(v.reason.into());
-                }
+                Err(v) => return Received::Violation(v),
                 Ok(Some(f)) => {
                     let frame = self.pending.split_to(f.consumed);
                     let payload = &frame[f.payload.clone()];
@@ -133,11 +132,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BrowserSocket<S> {
                 },
             }
         }
-    }
-
-    /// Queue the close frame for a protocol violation.
-    pub fn fail(&mut self, v: Violation) {
-        self.queue(opcode::CLOSE, &wsframe::close_payload(v.code, v.reason));
     }
 
     /// Send a data message now (slow path).

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::browser::BrowserSocket;
 use crate::metrics::Metrics;
-use crate::relay::{decode_base64, housekeeping, on_tick, target_lost, tick, Encoding, End, Outcome, Tick, Timing, TEXT_ON_BINARY};
+use crate::relay::{decode_base64, housekeeping, on_tick, target_lost, tick, violation_end, Encoding, End, Outcome, Tick, Timing, TEXT_ON_BINARY};
 use crate::target::{ByteStream, CHUNK};
 use crate::wsframe::{self, code, opcode, Kind};
 
@@ -243,10 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                     self.send_target(cx, &buf[batch])?;
                     return Ok(at);
                 }
-                Err(v) => {
-                    let label = if v.code == code::TOO_BIG { "message_too_big" } else { "protocol_error" };
-                    return Err(End::Close { code: v.code, reason: v.reason.into(), log: v.reason.into(), label });
-                }
+                Err(v) => return Err(violation_end(v)),
             };
             let payload = at + frame.payload.start..at + frame.payload.end;
             at += frame.consumed;

@@ -13,7 +13,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::browser::{BrowserSocket, Received};
 use crate::metrics::Metrics;
-use crate::relay::{decode_base64, housekeeping, on_tick, tick, Encoding, End, Outcome, Tick, Timing, TEXT_ON_BINARY};
+use crate::relay::{decode_base64, housekeeping, on_tick, tick, violation_end, Encoding, End, Outcome, Tick, Timing, TEXT_ON_BINARY};
 use crate::target::ByteStream;
 use crate::wsframe::{code, opcode};
 
@@ -46,6 +46,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                         ws.finish().await;
                         return;
                     }
+                    Received::Violation(v) => break violation_end(v),
                     Received::Data { bytes, text: false, .. } => bytes,
                     Received::Data { text: true, .. } if !base64 => {
                         break close(code::UNSUPPORTED, TEXT_ON_BINARY.into(), TEXT_ON_BINARY.into(), "protocol_error");

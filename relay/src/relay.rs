@@ -18,7 +18,7 @@ use crate::message_pump::pump_messages;
 use crate::metrics::Metrics;
 use crate::target::Connected;
 use crate::vencrypt;
-use crate::wsframe::code;
+use crate::wsframe::{code, Violation};
 
 /// How the browser encodes RFB in websocket messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,7 @@ async fn read_browser<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         match ws.recv().await {
             Received::Gone(why) => return Err(why),
+            Received::Violation(v) => return Err(v.reason.into()),
             Received::Data { bytes, text: false, .. } => return Ok(bytes),
             Received::Data { bytes, text: true, end } => {
                 if encoding == Encoding::Binary {
@@ -193,6 +194,12 @@ pub(crate) enum End {
     BrowserClosed,
     /// The browser cannot be written to any more.
     Gone(String),
+}
+
+/// The end of a session whose browser broke RFC 6455.
+pub(crate) fn violation_end(v: Violation) -> End {
+    let label = if v.code == code::TOO_BIG { "message_too_big" } else { "protocol_error" };
+    End::Close { code: v.code, reason: v.reason.into(), log: v.reason.into(), label }
 }
 
 pub(crate) fn target_lost(e: impl std::fmt::Display, what: &str) -> End {

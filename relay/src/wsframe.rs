@@ -84,11 +84,6 @@ impl Decoder {
         Decoder { state: State::Header, message: None, message_len: 0, max_message: max_message as u64 }
     }
 
-    /// Whether the decoder stands between frames (nothing partial is pending).
-    pub fn between_frames(&self) -> bool {
-        matches!(self.state, State::Header)
-    }
-
     /// Decode the next piece of `buf`, unmasking payload in place. `Ok(None)`: more bytes are
     /// needed and nothing was consumed. Data payload is returned as soon as any of it is
     /// there; control frames only whole.
@@ -256,14 +251,6 @@ pub fn header_before(out: &mut [u8], opcode: u8, len: usize) -> usize {
     };
     out[start] = 0x80 | opcode;
     start
-}
-
-/// Append a whole server frame.
-pub fn append_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
-    let mut head = [0u8; MAX_SERVER_HEADER];
-    let start = header_before(&mut head, opcode, payload.len());
-    out.extend_from_slice(&head[start..]);
-    out.extend_from_slice(payload);
 }
 
 /// Opcodes the relay sends.
