@@ -69,30 +69,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
 
     fn poll_with(&mut self, cx: &mut Context<'_>, scratch: &mut [u8]) -> Poll<End> {
         for _ in 0..ROUNDS {
-            let mut progress = false;
-            if let Err(end) = self.write_browser(cx, &mut progress) {
-                return Poll::Ready(end);
-            }
-            if self.ws.out.is_empty() {
-                if let Err(end) = self.target_to_browser(cx, scratch, &mut progress) {
-                    return Poll::Ready(end);
+            match self.round(cx, scratch) {
+                Err(end) => return Poll::Ready(end),
+                Ok(true) => {}
+                Ok(false) => {
+                    return match self.flush(cx) {
+                        Ok(()) => Poll::Pending,
+                        Err(end) => Poll::Ready(end),
+                    }
                 }
-            }
-            if !self.to_target.is_empty() {
-                if let Err(end) = self.write_target(cx, &mut progress) {
-                    return Poll::Ready(end);
-                }
-            }
-            if self.to_target.is_empty() {
-                if let Err(end) = self.browser_to_target(cx, scratch, &mut progress) {
-                    return Poll::Ready(end);
-                }
-            }
-            if !progress {
-                return match self.flush(cx) {
-                    Ok(()) => Poll::Pending,
-                    Err(end) => Poll::Ready(end),
-                };
             }
         }
         // Busy both ways: let other sessions run, then continue.
@@ -100,25 +85,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
         Poll::Pending
     }
 
+    /// One turn of each direction; whether anything moved.
+    fn round(&mut self, cx: &mut Context<'_>, scratch: &mut [u8]) -> Result<bool, End> {
+        let mut progress = false;
+        self.write_browser(cx, &mut progress)?;
+        if self.ws.out.is_empty() {
+            self.target_to_browser(cx, scratch, &mut progress)?;
+        }
+        if !self.to_target.is_empty() {
+            self.write_target(cx, &mut progress)?;
+        }
+        if self.to_target.is_empty() {
+            self.browser_to_target(cx, scratch, &mut progress)?;
+        }
+        Ok(progress)
+    }
+
     /// Queued frames to the browser.
     fn write_browser(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Result<(), End> {
-        if self.ws.out.is_empty() {
-            return Ok(());
+        if drain(&mut self.ws.io, cx, &mut self.ws.out).map_err(browser_gone)? {
+            self.browser_dirty = true;
+            *progress = true;
         }
-        match Pin::new(&mut self.ws.io).poll_write(cx, &self.ws.out) {
-            Poll::Ready(Ok(0)) => Err(End::Gone("browser: connection closed".into())),
-            Poll::Ready(Ok(n)) => {
-                self.ws.out.advance(n);
-                if self.ws.out.is_empty() {
-                    self.ws.out = BytesMut::new();
-                }
-                self.browser_dirty = true;
-                *progress = true;
-                Ok(())
-            }
-            Poll::Ready(Err(e)) => Err(End::Gone(format!("browser: {e}"))),
-            Poll::Pending => Ok(()),
-        }
+        Ok(())
     }
 
     /// One target read becomes one frame, written at once; what the browser does not take
@@ -148,39 +137,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                 }
                 let start = wsframe::header_before(&mut scratch[..HEADROOM], opcode::BINARY, n);
                 let frame = &scratch[start..HEADROOM + n];
-                match Pin::new(&mut self.ws.io).poll_write(cx, frame) {
-                    Poll::Ready(Ok(w)) => {
-                        self.browser_dirty = true;
-                        self.ws.out.extend_from_slice(&frame[w..]);
-                        Ok(())
-                    }
-                    Poll::Ready(Err(e)) => Err(End::Gone(format!("browser: {e}"))),
-                    Poll::Pending => {
-                        self.ws.out.extend_from_slice(frame);
-                        Ok(())
-                    }
-                }
+                self.browser_dirty |= write_or_keep(&mut self.ws.io, cx, frame, &mut self.ws.out).map_err(browser_gone)?;
+                Ok(())
             }
         }
     }
 
     fn write_target(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Result<(), End> {
-        match Pin::new(&mut *self.target).poll_write(cx, &self.to_target) {
-            Poll::Ready(Ok(0)) => Err(target_lost("connection closed", "write")),
-            Poll::Ready(Ok(n)) => {
-                self.to_target.advance(n);
-                if self.to_target.is_empty() {
-                    self.to_target = BytesMut::new();
-                    // The browser was not read while the target was slow: not its silence.
-                    self.last_browser = Instant::now();
-                }
-                self.target_dirty = true;
-                *progress = true;
-                Ok(())
+        if drain(&mut *self.target, cx, &mut self.to_target).map_err(|e| target_lost(e, "write"))? {
+            if self.to_target.is_empty() {
+                // The browser was not read while the target was slow: not its silence.
+                self.last_browser = Instant::now();
             }
-            Poll::Ready(Err(e)) => Err(target_lost(e, "write")),
-            Poll::Pending => Ok(()),
+            self.target_dirty = true;
+            *progress = true;
         }
+        Ok(())
     }
 
     /// Read the browser into the scratch buffer (after any partial frame kept from before),
@@ -206,7 +178,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                 self.ws.pending = carried;
                 Ok(())
             }
-            Poll::Ready(Err(e)) => Err(End::Gone(format!("browser: {e}"))),
+            Poll::Ready(Err(e)) => Err(browser_gone(e)),
             Poll::Ready(Ok(())) => {
                 let n = rb.filled().len();
                 if n == 0 {
@@ -216,12 +188,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                 self.last_browser = Instant::now();
                 let total = k + n;
                 let used = self.decode(cx, &mut scratch[..total])?;
-                carried.clear();
-                carried.extend_from_slice(&scratch[used..total]);
-                if carried.capacity() > 0 && carried.is_empty() {
-                    carried = BytesMut::new();
-                }
-                self.ws.pending = carried;
+                // The start of a frame (a few bytes) waits for the next read.
+                self.ws.pending = BytesMut::from(&scratch[used..total]);
                 Ok(())
             }
         }
@@ -310,19 +278,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
             self.to_target.extend_from_slice(data);
             return Ok(());
         }
-        match Pin::new(&mut *self.target).poll_write(cx, data) {
-            Poll::Ready(Ok(0)) => Err(target_lost("connection closed", "write")),
-            Poll::Ready(Ok(n)) => {
-                self.target_dirty = true;
-                self.to_target.extend_from_slice(&data[n..]);
-                Ok(())
-            }
-            Poll::Ready(Err(e)) => Err(target_lost(e, "write")),
-            Poll::Pending => {
-                self.to_target.extend_from_slice(data);
-                Ok(())
-            }
-        }
+        self.target_dirty |= write_or_keep(&mut *self.target, cx, data, &mut self.to_target).map_err(|e| target_lost(e, "write"))?;
+        Ok(())
     }
 
     /// Push out what TLS layers hold (TCP flush is a no-op).
@@ -342,6 +299,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
             }
         }
         Ok(())
+    }
+}
+
+fn browser_gone(e: std::io::Error) -> End {
+    End::Gone(format!("browser: {e}"))
+}
+
+fn closed() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::WriteZero, "connection closed")
+}
+
+/// Write `data` now; what the peer does not take is kept in `keep`. Whether anything was
+/// written.
+fn write_or_keep<W: AsyncWrite + Unpin>(io: &mut W, cx: &mut Context<'_>, data: &[u8], keep: &mut BytesMut) -> std::io::Result<bool> {
+    match Pin::new(io).poll_write(cx, data) {
+        Poll::Ready(Ok(0)) => Err(closed()),
+        Poll::Ready(Ok(n)) => {
+            keep.extend_from_slice(&data[n..]);
+            Ok(true)
+        }
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => {
+            keep.extend_from_slice(data);
+            Ok(false)
+        }
+    }
+}
+
+/// Write from `queue` what the peer takes now; an emptied queue gives its memory back.
+/// Whether anything was written.
+fn drain<W: AsyncWrite + Unpin>(io: &mut W, cx: &mut Context<'_>, queue: &mut BytesMut) -> std::io::Result<bool> {
+    if queue.is_empty() {
+        return Ok(false);
+    }
+    match Pin::new(io).poll_write(cx, queue) {
+        Poll::Ready(Ok(0)) => Err(closed()),
+        Poll::Ready(Ok(n)) => {
+            queue.advance(n);
+            if queue.is_empty() {
+                *queue = BytesMut::new();
+            }
+            Ok(true)
+        }
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Ok(false),
     }
 }
 
