@@ -262,9 +262,7 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
             let logs = podman::logs(&docker, &plan.name).await;
             let mut message = format!("verify failed for wss://{}:{}", spec.proxy_fqdn, spec.port);
             if opts.rollback_on_failure {
-                // The unit first: systemd would otherwise restart what is removed.
-                let mut removed: Vec<String> = quadlet::uninstall(&shell, &init, &unit_dir).await?.into_iter().collect();
-                removed.extend(podman::undeploy(&docker).await?);
+                let removed = remove_podman_deployment(&docker, &shell, &init, vec![unit_dir.clone()]).await?;
                 message.push_str(&format!("; rolled back (removed {})", removed.join(", ")));
             } else {
                 message.push_str("; the relay is left running for inspection (`wsproxyctl undeploy --target podman` removes it)");
@@ -298,15 +296,27 @@ pub async fn undeploy_podman(host: Option<&str>, identity: Option<&std::path::Pa
     let docker = podman::connect(host, identity).await?;
     let shell = host_shell::HostShell::for_host(&uri, identity)?;
     let init = quadlet::detect(&shell).await?;
-    let mut removed = Vec::new();
     // Units where the running relay says they are, then where we were told or the default.
     let mut dirs = podman::managed_label_values(&docker, quadlet::UNIT_DIR_LABEL).await?;
     dirs.push(quadlet_dir.map(str::to_string).unwrap_or_else(|| init.default_unit_dir()));
-    dirs.dedup();
-    for dir in dirs {
-        removed.extend(quadlet::uninstall(&shell, &init, &dir).await?);
+    remove_podman_deployment(&docker, &shell, &init, dirs).await
+}
+
+/// Remove a podman deployment: our units in `unit_dirs` first (systemd would otherwise restart
+/// what is removed), then every container, volume and secret labelled as ours.
+async fn remove_podman_deployment(
+    docker: &bollard::Docker,
+    shell: &host_shell::HostShell,
+    init: &quadlet::HostInit,
+    mut unit_dirs: Vec<String>,
+) -> Result<Vec<String>> {
+    unit_dirs.sort();
+    unit_dirs.dedup();
+    let mut removed = Vec::new();
+    for dir in unit_dirs {
+        removed.extend(quadlet::uninstall(shell, init, &dir).await?);
     }
-    removed.extend(podman::undeploy(&docker).await?);
+    removed.extend(podman::undeploy(docker).await?);
     Ok(removed)
 }
 

@@ -101,6 +101,14 @@ fn owner_filter() -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![format!("{OWNER_LABEL}=true")])])
 }
 
+/// Every container deploy created (by its owner label), running or not.
+async fn managed_containers(docker: &Docker) -> Result<Vec<bollard::models::ContainerSummary>> {
+    docker
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(owner_filter()), ..Default::default() }))
+        .await
+        .map_err(|e| Failure::environment(format!("listing containers: {e}")))
+}
+
 /// What deploy found and did.
 #[derive(Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Change {
@@ -111,10 +119,7 @@ pub enum Change {
 
 /// The relay container as deploy last left it.
 async fn current(docker: &Docker, name: &str) -> Result<Option<(String, bool)>> {
-    let list = docker
-        .list_containers(Some(ListContainersOptions { all: true, filters: Some(owner_filter()), ..Default::default() }))
-        .await
-        .map_err(|e| Failure::environment(format!("listing containers: {e}")))?;
+    let list = managed_containers(docker).await?;
     Ok(list.into_iter().find(|c| c.names.iter().flatten().any(|n| n.trim_start_matches('/') == name)).map(|c| {
         let sum = c.labels.and_then(|l| l.get(CHECKSUM_LABEL).cloned()).unwrap_or_default();
         let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
@@ -375,10 +380,7 @@ pub async fn logs(docker: &Docker, name: &str) -> String {
 
 /// Values of `label` on the containers deploy created (e.g. where their Quadlet unit is).
 pub async fn managed_label_values(docker: &Docker, label: &str) -> Result<Vec<String>> {
-    let list = docker
-        .list_containers(Some(ListContainersOptions { all: true, filters: Some(owner_filter()), ..Default::default() }))
-        .await
-        .map_err(|e| Failure::environment(format!("listing containers: {e}")))?;
+    let list = managed_containers(docker).await?;
     Ok(list.into_iter().filter_map(|c| c.labels.and_then(|l| l.get(label).cloned())).collect())
 }
 
@@ -392,10 +394,7 @@ pub async fn remove_one(docker: &Docker, name: &str) {
 /// Remove what deploy created (by label), nothing else. Returns what was removed.
 pub async fn undeploy(docker: &Docker) -> Result<Vec<String>> {
     let mut removed = Vec::new();
-    let list = docker
-        .list_containers(Some(ListContainersOptions { all: true, filters: Some(owner_filter()), ..Default::default() }))
-        .await
-        .map_err(|e| Failure::environment(format!("listing containers: {e}")))?;
+    let list = managed_containers(docker).await?;
     for c in list {
         if let Some(id) = c.id {
             let name = c.names.and_then(|n| n.first().cloned()).unwrap_or(id.clone());
