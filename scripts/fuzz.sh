@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../relay"
 seconds="${1:-10}"
 if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "==> installing cargo-fuzz"
-  cargo install cargo-fuzz --locked --quiet
+  echo "==> installing cargo-fuzz 0.13.2"
+  cargo install cargo-fuzz@0.13.2 --locked --quiet
 fi
 export RUSTC_BOOTSTRAP=1
 for target in ticket config vencrypt http_head ws_frames; do

@@ -103,6 +103,21 @@ fi
 # tests/podman/containers.conf through CONTAINERS_CONF (see docs/PODMAN.md).
 export CONTAINERS_CONF="$PWD/tests/podman/containers.conf"
 
+# cargo-deny (crates.io) checks the supply chain after the tests. Installed before the test
+# build, so its own build directory is gone again before the workspace is built.
+if [ ! -x "$TOOLS/bin/cargo-deny" ]; then
+  say "installing cargo-deny 0.20.2 into target/tools (a few minutes, once)"
+  CARGO_TARGET_DIR="$TOOLS/cargo-deny-build" cargo install --locked --quiet --root "$TOOLS" cargo-deny@0.20.2
+  rm -rf "$TOOLS/cargo-deny-build"
+fi
+
+# One build, no incremental state: it would only double the disk the test binaries take.
+export CARGO_INCREMENTAL=0
+free_mib=$(df -Pm . | awk 'NR==2 {print $4}')
+if [ "${free_mib:-0}" -lt 6144 ]; then
+  echo "WARNING: only ${free_mib} MiB free here; the build and tests need about 4 GiB" >&2
+fi
+
 say "cargo test --workspace"
 status=0
 cargo test --workspace --locked --no-fail-fast "$@" || status=$?
@@ -110,10 +125,6 @@ cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 # Supply chain (deny.toml): licenses, duplicate versions and sources always; RustSec
 # advisories when the advisory database (github.com/RustSec/advisory-db) can be fetched. When
 # it cannot, that is said loudly and the advisories are NOT checked; any other failure fails.
-if [ ! -x "$TOOLS/bin/cargo-deny" ]; then
-  say "installing cargo-deny 0.20.2 into target/tools (a few minutes, once)"
-  cargo install --locked --quiet --root "$TOOLS" cargo-deny@0.20.2
-fi
 say "cargo deny check bans licenses sources"
 "$TOOLS/bin/cargo-deny" --offline check bans licenses sources || status=$?
 say "cargo deny check advisories"
