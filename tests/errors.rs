@@ -127,6 +127,19 @@ fn cases(f: &Fixture) -> Vec<Case> {
         // demo
         Case { args: owned(vec!["demo".into(), "--once".into(), "--novnc".into(), p(root)]), ..case("demo with a wrong noVNC directory", &[], 2, "core/rfb.js", "apt-get install novnc") },
         case("demo --image-archive without --podman", &["demo", "--image-archive", "x.tar"], 2, "--podman", "Usage"),
+        // A machine without podman: no podman on PATH and no API socket (skipped where the
+        // system-wide socket exists, as the demo would rightly use it).
+        Case {
+            args: owned(vec!["demo".into(), "--once".into(), "--podman".into(), "--builtin-vnc".into(), "--port".into(), "0".into()]),
+            env: vec![("PATH", p(&root.join("empty-path"))), ("XDG_RUNTIME_DIR", p(&root.join("no-runtime-dir")))],
+            ..case(
+                if Path::new("/run/podman/podman.sock").exists() { "" } else { "demo --podman without podman" },
+                &[],
+                3,
+                "cannot run podman",
+                "apt-get install podman",
+            )
+        },
     ];
     list.retain(|c| !c.what.is_empty());
     list

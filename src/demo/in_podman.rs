@@ -89,8 +89,9 @@ pub async fn start(
     archive: Option<&Path>,
     out: &Output,
 ) -> Result<PodmanRelay> {
-    let archive = image_archive(archive, dir, out)?;
+    // podman first: a machine without it hears so before waiting for an image build.
     let (docker, service) = api(dir, out).await?;
+    let archive = image_archive(archive, dir, out)?;
     let image = crate::image::reference_in(&archive)?;
     podman::ensure_image(&docker, &image, Some(&archive), false).await?;
     let spec = DeploySpec::load(
