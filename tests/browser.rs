@@ -12,9 +12,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{image_archive, issue_localhost, podman, s, stderr, stdout};
+use common::{image_archive, podman, s, stderr, stdout};
 use testkit::hosts::{NetnsHost, NetnsXvnc, PodmanService};
-use testkit::{free_port, require_tool, run, sign_ticket, Pki, TicketSpec};
+use testkit::{free_port, require_tool, run, sign_ticket, TicketSpec};
 
 const GREEN: [i64; 3] = [0x3c, 0x8d, 0x2f];
 
@@ -93,10 +93,7 @@ fn is_green(p: Option<[i64; 3]>) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn novnc_in_chromium_shows_the_vm_screen_through_the_deployed_proxy() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let certs = dir.path().join("certs");
-    issue_localhost(&pki, &certs);
+    let common::EngineSide { dir, pki, certs } = common::engine_side();
     let tag = format!("localhost/wsproxy-browser-test:{}", std::process::id());
     let archive = image_archive(&tag);
     let socket = dir.path().join("podman.sock");

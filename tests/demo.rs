@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{args, ctl_async, issue_localhost, stderr, stdout, InProcessRelay};
+use common::{args, ctl_async, stderr, stdout, InProcessRelay};
 use futures_util::SinkExt;
-use testkit::{connect_ws, read_exact, rfb_handshake, sign_ticket, Pki, TicketSpec, WsOutcome};
+use testkit::{connect_ws, read_exact, rfb_handshake, sign_ticket, TicketSpec, WsOutcome};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -58,10 +58,7 @@ async fn demo_keeps_a_given_directory_and_rejects_a_wrong_novnc_dir() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn builtin_vnc_server_shows_the_test_pattern_through_the_relay() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let certs = dir.path().join("certs");
-    issue_localhost(&pki, &certs);
+    let common::EngineSide { dir: _dir, pki, certs } = common::engine_side();
     let relay = InProcessRelay::start_tls(&certs).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let vnc_port = listener.local_addr().unwrap().port();

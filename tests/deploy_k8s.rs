@@ -9,7 +9,6 @@ mod common;
 use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{json, Value};
-use testkit::Pki;
 use tower_test::mock;
 use wsproxyctl::deploy::{self, DeployOptions, K8sOptions};
 use wsproxyctl::output::Output;
@@ -55,10 +54,7 @@ async fn expect_applies(handle: &mut Handle, expected: &[Value], dry_run: bool) 
 }
 
 fn setup() -> (tempfile::TempDir, DeploySpec, Bundle) {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let certs = dir.path().join("certs");
-    common::issue_localhost(&pki, &certs);
+    let common::EngineSide { dir, certs, .. } = common::engine_side();
     let spec = DeploySpec::load(
         None,
         &Overrides { proxy_fqdn: Some("proxy.example.com".into()), certs: Some(certs.clone()), namespace: Some("consoles".into()), replicas: Some(2), ..Default::default() },

@@ -9,9 +9,9 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{image_archive, issue_localhost, podman, s, stderr, stdout};
+use common::{image_archive, podman, s, stderr, stdout};
 use testkit::hosts::{NetnsHost, NetnsXvnc, PodmanService, SshHost};
-use testkit::{connect_ws, free_port, rfb_handshake, sign_ticket, Pki, TicketSpec, WsOutcome};
+use testkit::{connect_ws, free_port, rfb_handshake, sign_ticket, TicketSpec, WsOutcome};
 
 fn deploy(ssh: &SshHost, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
@@ -33,10 +33,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let certs = dir.path().join("certs");
-    issue_localhost(&pki, &certs);
+    let common::EngineSide { dir, pki, certs } = common::engine_side();
     let tag = format!("localhost/wsproxy-deploy-test:{}", std::process::id());
     let archive = image_archive(&tag);
 
@@ -173,10 +170,7 @@ fn secrets_left() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let certs = dir.path().join("certs");
-    issue_localhost(&pki, &certs);
+    let common::EngineSide { dir, pki, certs } = common::engine_side();
     let tag = format!("localhost/wsproxy-quadlet-test:{}", std::process::id());
     let archive = image_archive(&tag);
     let hv = NetnsHost::new("q");
@@ -249,10 +243,7 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_pulls_a_registry_image() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let certs = dir.path().join("certs");
-    issue_localhost(&pki, &certs);
+    let common::EngineSide { dir, certs, .. } = common::engine_side();
     let local = format!("localhost/wsproxy-registry-test:{}", std::process::id());
     let archive = image_archive(&local);
     let registry = testkit::hosts::Registry::start();
@@ -282,10 +273,7 @@ async fn deploy_pulls_a_registry_image() {
 
 #[test]
 fn unreachable_hosts_say_what_to_do() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let certs = dir.path().join("certs");
-    issue_localhost(&pki, &certs);
+    let common::EngineSide { dir: _dir, pki, certs } = common::engine_side();
     let o = common::ctl(&[
         "deploy", "--target", "podman", "--host", "unix:///nonexistent/podman.sock", "--proxy-fqdn", "localhost", "--certs", s(&certs),
     ]);

@@ -6,8 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{issue_localhost, stderr};
-use testkit::Pki;
+use common::stderr;
 use wsproxyctl::pki::bundle::Bundle;
 use wsproxyctl::spec::{DeploySpec, Overrides};
 
@@ -37,10 +36,7 @@ fn values_schema_is_generated_from_the_spec() {
 
 #[test]
 fn helm_template_equals_render_for_the_same_inputs() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let certs = dir.path().join("certs");
-    issue_localhost(&pki, &certs);
+    let common::EngineSide { dir, certs, .. } = common::engine_side();
     let bundle = Bundle::load(&certs).unwrap();
 
     let specs = [

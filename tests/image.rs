@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{ctl, issue_localhost, podman, s, stderr};
-use testkit::{free_port, Pki};
+use common::{ctl, podman, s, stderr};
+use testkit::free_port;
 
 /// Build the image once for all tests here (the static relay build is the slow part).
 fn image_archive() -> &'static (PathBuf, String) {
@@ -113,10 +113,7 @@ fn podman_loads_and_runs_it_non_root_without_shell_serving_healthz() {
     assert!(!shell.status.success(), "the image must hold no shell");
 
     // Certificates from `certs issue`, handed in as podman secrets readable by uid 65532.
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let certs = dir.path().join("certs");
-    issue_localhost(&pki, &certs);
+    let common::EngineSide { dir: _dir, certs, .. } = common::engine_side();
     let suffix = std::process::id();
     let secrets = [
         (format!("wsproxy-test-crt-{suffix}"), certs.join("websocket-proxy.cer")),

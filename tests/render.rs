@@ -7,8 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ctl, issue_localhost, podman, s, stderr, tool};
-use testkit::{free_port, run, Pki};
+use common::{ctl, podman, s, stderr, tool};
+use testkit::{free_port, run};
 
 fn render(target: &str, out: &Path, extra: &[&str]) {
     let mut args = vec!["render", "--target", target, "--out", s(out)];
@@ -28,10 +28,7 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn certs() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let certs = dir.path().join("certs");
-    issue_localhost(&pki, &certs);
+    let common::EngineSide { dir, certs, .. } = common::engine_side();
     (dir, certs)
 }
 

@@ -7,16 +7,13 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{image_archive, issue_localhost, podman, s, stderr, stdout};
+use common::{image_archive, podman, s, stderr, stdout};
 use testkit::hosts::PodmanService;
-use testkit::{free_port, Pki};
+use testkit::free_port;
 
 #[test]
 fn killed_relay_is_restarted_by_podman() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let certs = dir.path().join("certs");
-    issue_localhost(&pki, &certs);
+    let common::EngineSide { dir, certs, .. } = common::engine_side();
     let tag = format!("localhost/wsproxy-restart-test:{}", std::process::id());
     let archive = image_archive(&tag);
     let socket = dir.path().join("podman.sock");

@@ -3,15 +3,12 @@
 
 mod common;
 
-use common::{args, ctl_async, issue_localhost, s, stderr, stdout, InProcessRelay};
+use common::{args, ctl_async, s, stderr, stdout, InProcessRelay};
 use testkit::{Pki, VncSecurity, Xvnc};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_passes_through_a_working_proxy_and_names_failures() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let certs = dir.path().join("certs");
-    issue_localhost(&pki, &certs);
+    let common::EngineSide { dir, pki, certs } = common::engine_side();
     let settings = InProcessRelay::tls_settings(&certs);
     let relay = InProcessRelay::start_tls(&certs).await;
     let vnc = Xvnc::start("pw", VncSecurity::VncAuth);

@@ -70,6 +70,22 @@ pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// What most tests start from: a throwaway engine PKI and the proxy's certificates for
+/// localhost issued from it by `certs issue` (in `certs`), all under `dir`.
+pub struct EngineSide {
+    pub dir: tempfile::TempDir,
+    pub pki: testkit::Pki,
+    pub certs: std::path::PathBuf,
+}
+
+pub fn engine_side() -> EngineSide {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = testkit::Pki::new(dir.path());
+    let certs = dir.path().join("certs");
+    issue_localhost(&pki, &certs);
+    EngineSide { dir, pki, certs }
+}
+
 /// `certs issue` for localhost/127.0.0.1 from a testkit PKI into `out`.
 pub fn issue_localhost(pki: &testkit::Pki, out: &Path) {
     let o = ctl(&[
