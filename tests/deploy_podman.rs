@@ -14,11 +14,35 @@ use testkit::hosts::{NetnsHost, NetnsXvnc, PodmanService, SshHost};
 use testkit::{connect_ws, free_port, rfb_handshake, sign_ticket, TicketSpec, WsOutcome};
 
 fn deploy(ssh: &SshHost, args: &[&str]) -> Output {
+    let tmp = ctl_tmpdir();
+    std::fs::create_dir_all(&tmp).unwrap();
     Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
         .env("PATH", ssh.client_path())
+        .env("TMPDIR", &tmp)
         .args(args)
         .output()
         .unwrap()
+}
+
+/// wsproxyctl's TMPDIR in these tests: where its ssh connection keeps its control socket.
+fn ctl_tmpdir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("wsproxy-deploy-test-tmp-{}", std::process::id()))
+}
+
+/// After wsproxyctl exits, its ssh master is gone and so is the directory of its socket.
+fn assert_no_ssh_left_behind() {
+    let tmp = ctl_tmpdir();
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "wsproxyctl left {left:?} in its TMPDIR");
+    let needle = format!("ControlPath={}", tmp.display());
+    let masters: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect();
+    assert!(masters.is_empty(), "an ssh master outlived wsproxyctl: {masters:?}");
+    let _ = std::fs::remove_dir(&tmp);
 }
 
 fn managed_left() -> String {
@@ -60,6 +84,7 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
         assert!(text.contains("[ok] engine ticket accepted") && text.contains("RFB 003.008"), "{text}");
         assert!(text.contains("engine-config -s WebSocketProxy=localhost:"), "{text}");
         assert!(stderr(&o).contains("created and started"), "{}", stderr(&o));
+        assert_no_ssh_left_behind();
 
         // An independent client with a ticket signed by openssl, the RFB handshake with the VM's password.
         let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new(&vnc.addr, vnc.port));

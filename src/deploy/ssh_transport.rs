@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
 use bollard::{BollardRequest, ClientVersion, Docker};
 use hyper_util::rt::TokioIo;
@@ -49,14 +50,52 @@ pub fn parse(uri: &str) -> Result<SshTarget> {
 pub struct SshLink {
     target: SshTarget,
     identity: Option<PathBuf>,
-    control: PathBuf,
+    control: Arc<ControlSocket>,
+}
+
+/// The ControlMaster's socket, in a directory made for it that only this user can enter: at a
+/// guessable path in a shared /tmp, another local user could plant a socket there and ssh
+/// would send our commands through it. When the last clone of the link goes, the master is
+/// told to exit and the directory is removed: nothing lingers after wsproxyctl.
+#[derive(Debug)]
+struct ControlSocket {
+    dir: tempfile::TempDir,
+    dest: String,
+}
+
+impl ControlSocket {
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("master")
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        if self.path().exists() {
+            let _ = std::process::Command::new("ssh")
+                .arg("-o")
+                .arg(format!("ControlPath={}", self.path().display()))
+                .args(["-O", "exit", &self.dest])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 impl SshLink {
     pub fn new(uri: &str, identity: Option<&Path>) -> Result<SshLink> {
         let target = parse(uri)?;
-        let control = std::env::temp_dir().join(format!("wsproxyctl-ssh-{}-%C", std::process::id()));
-        Ok(SshLink { target, identity: identity.map(Path::to_path_buf), control })
+        let dir = tempfile::Builder::new()
+            .prefix("wsproxyctl-ssh-")
+            .tempdir()
+            .map_err(|e| Failure::environment(format!("cannot make a private directory for the ssh connection in {}: {e}", std::env::temp_dir().display())))?;
+        let dest = match &target.user {
+            Some(u) => format!("{u}@{}", target.host),
+            None => target.host.clone(),
+        };
+        Ok(SshLink { target, identity: identity.map(Path::to_path_buf), control: Arc::new(ControlSocket { dir, dest }) })
     }
 
     pub fn host(&self) -> &str {
@@ -68,18 +107,14 @@ impl SshLink {
         let mut c = Command::new("ssh");
         c.args(["-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", "ControlPersist=60"])
             .arg("-o")
-            .arg(format!("ControlPath={}", self.control.display()));
+            .arg(format!("ControlPath={}", self.control.path().display()));
         if let Some(port) = self.target.port {
             c.arg("-p").arg(port.to_string());
         }
         if let Some(id) = &self.identity {
             c.arg("-i").arg(id).args(["-o", "IdentitiesOnly=yes"]);
         }
-        let dest = match &self.target.user {
-            Some(u) => format!("{u}@{}", self.target.host),
-            None => self.target.host.clone(),
-        };
-        c.arg(dest).args(remote);
+        c.arg(&self.control.dest).args(remote);
         c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         c
     }
@@ -156,7 +191,7 @@ impl Transport {
 
 fn client(dial: Dial, version: &ClientVersion) -> Result<Docker> {
     let prefix = format!("/v{}.{}", version.major_version, version.minor_version);
-    let transport = std::sync::Arc::new(Transport { dial, prefix });
+    let transport = Arc::new(Transport { dial, prefix });
     Docker::connect_with_custom_transport(
         move |req: BollardRequest| {
             let t = transport.clone();
