@@ -173,6 +173,7 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
         assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
         assert!(stderr(&o).contains("rolled back"), "{}", stderr(&o));
         assert_eq!(managed_left(), "", "rollback must leave nothing");
+        assert_no_ssh_left_behind();
     })
     .catch_unwind_compat()
     .await;
@@ -250,6 +251,7 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
         assert!(!units.join("wsproxy.container").exists());
         assert_eq!(managed_left(), "", "undeploy must leave nothing");
         assert_eq!(secrets_left(), "", "undeploy must remove the secrets");
+        assert_no_ssh_left_behind();
     })
     .catch_unwind_compat()
     .await;

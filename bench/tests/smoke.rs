@@ -44,5 +44,5 @@ fn smoke_run_measures_every_system() {
 }
 
 fn tempfile_path() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("wsproxy-bench-smoke-{}.json", std::process::id()))
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-smoke.json")
 }

@@ -103,10 +103,19 @@ pub fn podman() -> Command {
     c
 }
 
-/// Build the relay image archive once per test binary (the static relay build is the slow part).
+/// Build the relay image archive once per tag (the static relay build is the slow part).
+/// Archives live under target/tmp, one directory per test binary, emptied at its first use
+/// in a run: test runs leave nothing in /tmp and do not pile archives up.
 pub fn image_archive(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("wsproxy-image-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let binary = exe.file_stem().unwrap().to_string_lossy().split('-').next().unwrap_or("tests").to_string();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("images-{binary}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    });
     let out = dir.join(format!("{}.tar", tag.replace(['/', ':'], "_")));
     if out.is_file() {
         return out;
