@@ -27,9 +27,29 @@ pub fn password_file(password: &str) -> [u8; 8] {
     block
 }
 
+/// A running Xvnc. Dropping it stops it with SIGTERM, so Xvnc removes its /tmp/.X<n>-lock and
+/// X socket itself (SIGKILL would leave both behind); killed only if not gone within 2 s.
+pub struct Xvnc(Child);
+
+impl Drop for Xvnc {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id() {
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            for _ in 0..100 {
+                if !matches!(self.0.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        let _ = self.0.start_kill();
+    }
+}
+
 /// Start Xvnc on 127.0.0.1:`port` with VNC password authentication; paint the root window
 /// oVirt green when xsetroot is installed.
-pub async fn start(dir: &Path, port: u16, password: &str) -> Result<Child> {
+pub async fn start(dir: &Path, port: u16, password: &str) -> Result<Xvnc> {
     let passwd = dir.join("vnc-passwd");
     crate::fsutil::write_atomic(&passwd, &password_file(password), 0o600)?;
     let display = 100 + (port % 800);
@@ -52,7 +72,7 @@ pub async fn start(dir: &Path, port: u16, password: &str) -> Result<Child> {
                     .status()
                     .await;
             }
-            return Ok(child);
+            return Ok(Xvnc(child));
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -114,8 +114,7 @@ impl NetnsXvnc {
 
 impl Drop for NetnsXvnc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::stop_x_server(&mut self.child);
     }
 }
 

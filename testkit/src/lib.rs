@@ -240,10 +240,9 @@ impl Xvnc {
         run(Command::new("xsetroot").env("DISPLAY", format!(":{}", self.display)).args(["-solid", colour]));
     }
 
-    /// Kill the server now.
+    /// Stop the server now (see [`stop_x_server`]).
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_x_server(&mut self.child);
     }
 }
 
@@ -251,6 +250,20 @@ impl Drop for Xvnc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Stop an X server with SIGTERM so it removes its /tmp/.X<n>-lock and socket (SIGKILL leaves
+/// them behind, run after run); SIGKILL only if it has not exited within 2 s.
+pub fn stop_x_server(child: &mut Child) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    for _ in 0..100 {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A client TLS config trusting only `ca`.
