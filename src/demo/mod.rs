@@ -71,6 +71,9 @@ pub struct DemoReport {
     pub proxy: String,
     pub vnc: String,
     pub vnc_password: String,
+    /// Xvnc's X display, when Xvnc is the VM console.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_display: Option<u16>,
     pub verify: verify::Report,
     pub ticket_url: String,
     pub novnc_url: Option<String>,
@@ -134,12 +137,13 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
         .await
         .map_err(|e| Failure::environment(format!("cannot listen for the VNC server: {e}")))?;
     let vnc_port = vnc_listener.local_addr().map_err(|e| Failure::environment(e.to_string()))?.port();
-    let mut _xvnc = None;
+    let mut xvnc_server: Option<xvnc::Xvnc> = None;
     let mut _builtin = None;
     if !args.builtin_vnc && xvnc::on_path("Xvnc") {
         drop(vnc_listener);
-        _xvnc = Some(xvnc::start(&dir, vnc_port, &password).await?);
-        out.step(&format!("==> started Xvnc on 127.0.0.1:{vnc_port} (password authentication)"));
+        let server = xvnc::start(&dir, vnc_port, &password).await?;
+        out.step(&format!("==> started Xvnc on 127.0.0.1:{vnc_port} (X display :{}, password authentication)", server.display));
+        xvnc_server = Some(server);
     } else {
         _builtin = Some(AbortOnDrop(tokio::spawn(rfb_server::serve(vnc_listener, password.clone()))));
         out.step(&format!("==> started the built-in VNC test pattern on 127.0.0.1:{vnc_port} (Xvnc not used)"));
@@ -180,6 +184,7 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
             proxy,
             vnc: format!("127.0.0.1:{vnc_port}"),
             vnc_password: password,
+            x_display: xvnc_server.as_ref().map(|x| x.display),
             verify: report,
             ticket_url,
             novnc_url,

@@ -29,21 +29,25 @@ pub fn password_file(password: &str) -> [u8; 8] {
 
 /// A running Xvnc. Dropping it stops it with SIGTERM, so Xvnc removes its /tmp/.X<n>-lock and
 /// X socket itself (SIGKILL would leave both behind); killed only if not gone within 2 s.
-pub struct Xvnc(Child);
+pub struct Xvnc {
+    child: Child,
+    /// The X display it serves: X clients can draw on the demo's "VM" screen.
+    pub display: u16,
+}
 
 impl Drop for Xvnc {
     fn drop(&mut self) {
-        if let Some(pid) = self.0.id() {
+        if let Some(pid) = self.child.id() {
             // SAFETY: kill(2) on our own child's pid; no memory is involved.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
             for _ in 0..100 {
-                if !matches!(self.0.try_wait(), Ok(None)) {
+                if !matches!(self.child.try_wait(), Ok(None)) {
                     return;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
         }
-        let _ = self.0.start_kill();
+        let _ = self.child.start_kill();
     }
 }
 
@@ -52,7 +56,7 @@ impl Drop for Xvnc {
 pub async fn start(dir: &Path, port: u16, password: &str) -> Result<Xvnc> {
     let passwd = dir.join("vnc-passwd");
     crate::fsutil::write_atomic(&passwd, &password_file(password), 0o600)?;
-    let display = 100 + (port % 800);
+    let display = free_display(port);
     let child = Command::new("Xvnc")
         .arg(format!(":{display}"))
         .args(["-rfbport", &port.to_string(), "-interface", "127.0.0.1", "-geometry", "640x400", "-depth", "24"])
@@ -62,7 +66,8 @@ pub async fn start(dir: &Path, port: u16, password: &str) -> Result<Xvnc> {
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| Failure::environment(format!("cannot start Xvnc: {e}")))?;
+        .map_err(|e| Failure::environment(format!("cannot start Xvnc: {e}; or use --builtin-vnc")))?;
+    let mut xvnc = Xvnc { child, display };
     for _ in 0..250 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             if on_path("xsetroot") {
@@ -72,11 +77,26 @@ pub async fn start(dir: &Path, port: u16, password: &str) -> Result<Xvnc> {
                     .status()
                     .await;
             }
-            return Ok(Xvnc(child));
+            return Ok(xvnc);
+        }
+        if let Ok(Some(status)) = xvnc.child.try_wait() {
+            return Err(Failure::environment(format!(
+                "Xvnc exited as it started ({status}) on display :{display}: run `Xvnc :{display}` to see why, or use --builtin-vnc"
+            )));
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    Err(Failure::environment("Xvnc did not start listening within 5 s"))
+    Err(Failure::environment(format!("Xvnc did not start listening on 127.0.0.1:{port} within 5 s; use --builtin-vnc")))
+}
+
+/// An X display number between 100 and 899 that no X server holds (no lock file, no socket),
+/// starting from one derived from the port so that concurrent demos rarely race for it.
+fn free_display(port: u16) -> u16 {
+    let first = port % 800;
+    (0..800)
+        .map(|i| 100 + (first + i) % 800)
+        .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists() && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+        .unwrap_or(100 + first)
 }
 
 #[cfg(test)]
