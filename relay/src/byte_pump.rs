@@ -23,7 +23,7 @@ use crate::browser::BrowserSocket;
 use crate::metrics::Metrics;
 use crate::relay::{decode_base64, housekeeping, on_tick, target_lost, tick, violation_end, Encoding, End, Outcome, Tick, Timing, TEXT_ON_BINARY};
 use crate::target::{ByteStream, CHUNK};
-use crate::wsframe::{self, code, opcode, Kind};
+use crate::wsframe::{self, opcode, Kind};
 
 /// Largest read from the browser: several 64 KiB messages per syscall under bulk load. The
 /// buffer is per worker thread, not per session, so its size costs idle sessions nothing.
@@ -120,12 +120,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
             Poll::Ready(Ok(())) => {
                 let n = rb.filled().len();
                 if n == 0 {
-                    return Err(End::Close {
-                        code: code::NORMAL,
-                        reason: "target closed the connection".into(),
-                        log: "target closed".into(),
-                        label: "target_closed",
-                    });
+                    return Err(End::target_closed());
                 }
                 *progress = true;
                 self.last_data = Instant::now();
@@ -233,21 +228,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                 }
                 Kind::Data { text: true, end } => {
                     if !self.base64 {
-                        return Err(End::Close {
-                            code: code::UNSUPPORTED,
-                            reason: TEXT_ON_BINARY.into(),
-                            log: TEXT_ON_BINARY.into(),
-                            label: "protocol_error",
-                        });
+                        return Err(End::unsupported(TEXT_ON_BINARY));
                     }
                     self.text.extend_from_slice(&buf[payload]);
                     if end {
-                        let decoded = decode_base64(&self.text).map_err(|why| End::Close {
-                            code: code::UNSUPPORTED,
-                            reason: why.clone(),
-                            log: why,
-                            label: "protocol_error",
-                        })?;
+                        let decoded = decode_base64(&self.text).map_err(End::unsupported)?;
                         self.text = Vec::new();
                         self.last_data = Instant::now();
                         // In order: what came before this message first.
@@ -375,13 +360,11 @@ pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin>(
     let end = loop {
         tokio::select! {
             end = poll_fn(|cx| pump.poll(cx)) => break end,
-            _ = shutdown.changed() => {
-                break End::Close { code: code::AWAY, reason: "proxy shutting down".into(), log: "proxy shutdown".into(), label: "shutdown" };
-            }
+            _ = shutdown.changed() => break End::shutdown(),
             _ = tick(&mut ticker) => match on_tick(timing, pump.last_data, pump.last_browser) {
                 Tick::Continue => {}
                 Tick::Ping => pump.ws.queue(opcode::PING, b""),
-                Tick::End(code, why, label) => break End::Close { code, reason: why.into(), log: why.into(), label },
+                Tick::End(end) => break end,
             },
         }
     };

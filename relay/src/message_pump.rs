@@ -13,9 +13,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::browser::{BrowserSocket, Received};
 use crate::metrics::Metrics;
-use crate::relay::{decode_base64, housekeeping, on_tick, tick, violation_end, Encoding, End, Outcome, Tick, Timing, TEXT_ON_BINARY};
+use crate::relay::{decode_base64, housekeeping, on_tick, target_lost, tick, violation_end, Encoding, End, Outcome, Tick, Timing, TEXT_ON_BINARY};
 use crate::target::ByteStream;
-use crate::wsframe::{code, opcode};
+use crate::wsframe::opcode;
 
 pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut BrowserSocket<S>,
@@ -32,10 +32,9 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
     let mut last_data = Instant::now();
     let mut last_browser = Instant::now();
     let mut text = Vec::new();
-    let close = |code: u16, reason: String, log: String, label: &'static str| End::Close { code, reason, log, label };
     let end = loop {
         tokio::select! {
-            _ = shutdown.changed() => break close(code::AWAY, "proxy shutting down".into(), "proxy shutdown".into(), "shutdown"),
+            _ = shutdown.changed() => break End::shutdown(),
             received = ws.recv() => {
                 last_browser = Instant::now();
                 let data = match received {
@@ -48,9 +47,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                     Received::Violation(v) => break violation_end(v),
                     Received::Data { bytes, text: false, .. } => bytes,
-                    Received::Data { text: true, .. } if !base64 => {
-                        break close(code::UNSUPPORTED, TEXT_ON_BINARY.into(), TEXT_ON_BINARY.into(), "protocol_error");
-                    }
+                    Received::Data { text: true, .. } if !base64 => break End::unsupported(TEXT_ON_BINARY),
                     Received::Data { bytes, text: true, end } => {
                         text.extend_from_slice(&bytes);
                         if !end {
@@ -58,7 +55,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                         }
                         match decode_base64(&std::mem::take(&mut text)) {
                             Ok(d) => d,
-                            Err(why) => break close(code::UNSUPPORTED, why.clone(), why, "protocol_error"),
+                            Err(why) => break End::unsupported(why),
                         }
                     }
                 };
@@ -68,7 +65,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                 last_data = last_browser;
                 let n = data.len() as u64;
                 if let Err(e) = kv.send(Message::Binary(data.into())).await {
-                    break close(code::ERROR, format!("target connection lost: {e}"), format!("target: {e}"), "target_error");
+                    break target_lost(e, "write");
                 }
                 outcome.to_target += n;
                 metrics.bytes_to_target.fetch_add(n, Relaxed);
@@ -76,8 +73,8 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
             msg = kv.next() => {
                 let data = match msg {
                     Some(Ok(Message::Binary(b))) => b,
-                    Some(Ok(Message::Close(_))) | None => break close(code::NORMAL, "target closed the connection".into(), "target closed".into(), "target_closed"),
-                    Some(Err(e)) => break close(code::ERROR, format!("target connection lost: {e}"), format!("target: {e}"), "target_error"),
+                    Some(Ok(Message::Close(_))) | None => break End::target_closed(),
+                    Some(Err(e)) => break target_lost(e, "read"),
                     Some(Ok(_)) => continue,
                 };
                 last_data = Instant::now();
@@ -94,7 +91,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
             _ = tick(&mut ticker) => match on_tick(timing, last_data, last_browser) {
                 Tick::Continue => {}
                 Tick::Ping => ws.queue(opcode::PING, b""),
-                Tick::End(code, why, label) => break close(code, why.into(), why.into(), label),
+                Tick::End(end) => break end,
             },
         }
     };

@@ -165,7 +165,7 @@ pub(crate) async fn tick(ticker: &mut Option<tokio::time::Interval>) {
 pub(crate) enum Tick {
     Continue,
     Ping,
-    End(u16, &'static str, &'static str),
+    End(End),
 }
 
 /// `last_browser`: when the browser was last heard, or last waited for (time spent waiting
@@ -173,12 +173,12 @@ pub(crate) enum Tick {
 pub(crate) fn on_tick(timing: Timing, last_data: Instant, last_browser: Instant) -> Tick {
     if let Some(idle) = timing.idle_timeout {
         if last_data.elapsed() >= idle {
-            return Tick::End(code::NORMAL, "idle timeout (WSPROXY_IDLE_TIMEOUT)", "idle_timeout");
+            return Tick::End(End::close(code::NORMAL, "idle timeout (WSPROXY_IDLE_TIMEOUT)", "idle_timeout"));
         }
     }
     if let Some(ping) = timing.ping_interval {
         if last_browser.elapsed() >= ping * 2 + Duration::from_secs(1) {
-            return Tick::End(code::AWAY, "browser stopped answering pings", "ping_timeout");
+            return Tick::End(End::close(code::AWAY, "browser stopped answering pings", "ping_timeout"));
         }
         return Tick::Ping;
     }
@@ -196,10 +196,31 @@ pub(crate) enum End {
     Gone(String),
 }
 
+impl End {
+    /// A close whose reason is also what the session's log line says.
+    pub(crate) fn close(code: u16, why: impl Into<String>, label: &'static str) -> End {
+        let why = why.into();
+        End::Close { code, reason: why.clone(), log: why, label }
+    }
+
+    /// Text the session cannot take: a text message on a binary session, or bad base64.
+    pub(crate) fn unsupported(why: impl Into<String>) -> End {
+        End::close(code::UNSUPPORTED, why, "protocol_error")
+    }
+
+    pub(crate) fn shutdown() -> End {
+        End::Close { code: code::AWAY, reason: "proxy shutting down".into(), log: "proxy shutdown".into(), label: "shutdown" }
+    }
+
+    pub(crate) fn target_closed() -> End {
+        End::Close { code: code::NORMAL, reason: "target closed the connection".into(), log: "target closed".into(), label: "target_closed" }
+    }
+}
+
 /// The end of a session whose browser broke RFC 6455.
 pub(crate) fn violation_end(v: Violation) -> End {
     let label = if v.code == code::TOO_BIG { "message_too_big" } else { "protocol_error" };
-    End::Close { code: v.code, reason: v.reason.into(), log: v.reason.into(), label }
+    End::close(v.code, v.reason, label)
 }
 
 pub(crate) fn target_lost(e: impl std::fmt::Display, what: &str) -> End {
