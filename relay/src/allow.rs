@@ -62,10 +62,10 @@ impl TargetAllowList {
         if self.is_open() {
             return true;
         }
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if let Some(ip) = address(host) {
             return self.allows_addr(ip);
         }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.rules.iter().any(|rule| match rule {
             Rule::Host(h) => *h == host,
             Rule::Suffix(s) => host.ends_with(s.as_str()),
@@ -89,6 +89,11 @@ impl TargetAllowList {
     pub fn has_networks(&self) -> bool {
         self.rules.iter().any(|r| matches!(r, Rule::Net(_)))
     }
+}
+
+/// `host` as an IP address (an IPv6 literal's brackets and a trailing dot aside), if it is one.
+pub fn address(host: &str) -> Option<IpAddr> {
+    host.trim_end_matches('.').trim_start_matches('[').trim_end_matches(']').parse().ok()
 }
 
 fn is_host_name(s: &str) -> bool {

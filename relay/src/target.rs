@@ -141,12 +141,10 @@ impl Connector {
     /// Whether a ticket's target may be tried at all (decided before the upgrade when the
     /// answer does not depend on name resolution).
     pub fn precheck(&self, target: &Target) -> Result<(), ConnectError> {
-        let allowed = match target.host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
-            // An address is decided now, before any upgrade.
-            Ok(ip) => self.allow.allows_name(&target.host) || self.allow.allows_addr(ip),
-            // A name may resolve into an allowed network: decided after resolution.
-            Err(_) => self.allow.allows_name(&target.host) || self.allow.has_networks(),
-        };
+        // An address is decided now, before any upgrade; a name that may resolve into an
+        // allowed network is decided after resolution.
+        let may_resolve_in = crate::allow::address(&target.host).is_none() && self.allow.has_networks();
+        let allowed = self.allow.allows_name(&target.host) || may_resolve_in;
         if allowed {
             Ok(())
         } else {

@@ -177,16 +177,13 @@ impl Decoder {
                 if self.message_len > self.max_message {
                     return Err(Violation { code: code::TOO_BIG, reason: "message larger than WSPROXY_MAX_MESSAGE_SIZE" });
                 }
-                self.message = Some(text);
-                self.state = State::Payload { left: len, mask, phase: 0, fin };
                 if len == 0 {
-                    // An empty frame still carries the message's end.
-                    self.state = State::Header;
-                    if fin {
-                        self.message = None;
-                    }
+                    // An empty frame still carries the message's end (the state stays Header).
+                    self.message = (!fin).then_some(text);
                     return Ok(Some(Frame { consumed: head, payload: head..head, kind: Kind::Data { text, end: fin } }));
                 }
+                self.message = Some(text);
+                self.state = State::Payload { left: len, mask, phase: 0, fin };
                 // Hand back the header alone; the payload follows on the next call.
                 Ok(Some(Frame { consumed: head, payload: head..head, kind: Kind::Data { text, end: false } }))
             }
