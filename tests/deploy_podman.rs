@@ -298,6 +298,35 @@ async fn deploy_pulls_a_registry_image() {
     assert!(undeploy.status.success(), "{}", stderr(&undeploy));
 }
 
+/// A container named like the relay that deploy did not create is not replaced: deploy says
+/// so and leaves it alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_foreign_container_of_the_same_name_is_left_alone() {
+    let _serial = SERIAL.lock().await;
+    let common::EngineSide { dir, certs, .. } = common::engine_side();
+    let tag = format!("localhost/wsproxy-foreign-test:{}", std::process::id());
+    let archive = image_archive(&tag);
+    let socket = dir.path().join("podman.sock");
+    let _api = PodmanService::start(&socket);
+    let load = podman().args(["load", "-q", "-i", s(&archive)]).output().unwrap();
+    assert!(load.status.success(), "{}", stderr(&load));
+    let foreign = podman().args(["create", "--name", "wsproxy", &tag, "--version"]).output().unwrap();
+    assert!(foreign.status.success(), "{}", stderr(&foreign));
+    let id = stdout(&foreign).trim().to_string();
+    let port = free_port().to_string();
+    let o = common::ctl(&[
+        "deploy", "--target", "podman", "--host", &format!("unix://{}", socket.display()), "--proxy-fqdn", "localhost",
+        "--port", &port, "--certs", s(&certs), "--image", &tag, "--no-verify",
+    ]);
+    let still = podman().args(["inspect", "--format", "{{.Id}}", "wsproxy"]).output().unwrap();
+    let _ = podman().args(["rm", "-f", "wsproxy"]).output();
+    let _ = podman().args(["rmi", "-f", &tag]).output();
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("not created by wsproxyctl: remove or rename it first"), "{}", stderr(&o));
+    assert_eq!(stdout(&still).trim(), id, "the foreign container is untouched");
+    assert_eq!(managed_left(), "", "nothing of ours was created");
+}
+
 #[test]
 fn unreachable_hosts_say_what_to_do() {
     let common::EngineSide { dir: _dir, pki, certs } = common::engine_side();

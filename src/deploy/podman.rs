@@ -236,19 +236,10 @@ async fn load_volume(docker: &Docker, plan: &ContainerPlan) -> Result<()> {
 
 /// Create (or replace) and start the relay container. Returns what changed.
 pub async fn apply(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Result<Change> {
-    let change = match current(docker, &plan.name).await? {
+    let change = match ours(docker, &plan.name).await? {
         Some((sum, true)) if sum == plan.checksum => return Ok(Change::Unchanged),
         Some(_) => Change::Replaced,
-        None => {
-            // A container of that name that deploy did not create is not ours to replace.
-            if docker.inspect_container(&plan.name, None).await.is_ok() {
-                return Err(Failure::usage(format!(
-                    "a container named {} exists on the host but was not created by wsproxyctl: remove or rename it first",
-                    plan.name
-                )));
-            }
-            Change::Created
-        }
+        None => Change::Created,
     };
     remove_container(docker, &plan.name).await;
     load_volume(docker, plan).await?;
@@ -317,21 +308,25 @@ pub async fn wait_running(docker: &Docker, name: &str) -> Result<()> {
     Err(Failure::environment(format!("container {name} did not start within 10 s")))
 }
 
-/// Whether a container of that name exists that deploy did not create (not ours to replace).
-pub async fn foreign_container(docker: &Docker, name: &str) -> Result<bool> {
-    if current(docker, name).await?.is_some() {
-        return Ok(false);
+/// [`current`], refusing a container of that name that deploy did not create: it is not ours
+/// to replace.
+async fn ours(docker: &Docker, name: &str) -> Result<Option<(String, bool)>> {
+    let found = current(docker, name).await?;
+    if found.is_none() && docker.inspect_container(name, None).await.is_ok() {
+        return Err(Failure::usage(format!(
+            "a container named {name} exists on the host but was not created by wsproxyctl: remove or rename it first"
+        )));
     }
-    Ok(docker.inspect_container(name, None).await.is_ok())
+    Ok(found)
 }
 
-/// Remove the relay container deploy created (a switch between modes).
-pub async fn remove_managed_container(docker: &Docker, name: &str) -> Result<bool> {
-    if current(docker, name).await?.is_some() {
+/// Make way for the Quadlet unit's container: refuse a foreign one of that name, remove the
+/// relay an earlier deploy started directly (a switch between modes).
+pub async fn make_way_for_unit(docker: &Docker, name: &str) -> Result<()> {
+    if ours(docker, name).await?.is_some() {
         remove_container(docker, name).await;
-        return Ok(true);
     }
-    Ok(false)
+    Ok(())
 }
 
 /// Create (or re-create) the podman secrets the Quadlet unit names, labelled as ours.

@@ -91,16 +91,10 @@ pub async fn install(shell: &HostShell, docker: &Docker, plan: &ContainerPlan, i
         return Ok(Change::Unchanged);
     }
     let change = if existing.trim().is_empty() { Change::Created } else { Change::Replaced };
-    if podman::foreign_container(docker, &plan.name).await? {
-        return Err(Failure::usage(format!(
-            "a container named {} exists on the host but was not created by wsproxyctl: remove or rename it first",
-            plan.name
-        )));
-    }
-    // The same relay started directly by an earlier deploy (before systemd was there).
-    podman::remove_managed_container(docker, &plan.name).await?;
-    let stop = shell.run(&format!("{systemctl} stop {SERVICE} 2>/dev/null || true\n")).await?;
-    drop(stop);
+    // A foreign container of that name is refused; the same relay started directly by an
+    // earlier deploy (before systemd was there) is removed.
+    podman::make_way_for_unit(docker, &plan.name).await?;
+    shell.run(&format!("{systemctl} stop {SERVICE} 2>/dev/null || true\n")).await?;
     podman::replace_secrets(docker, plan).await?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(unit.as_bytes());
     let tmp = format!("{dir}/.{UNIT_FILE}.tmp");
