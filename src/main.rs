@@ -32,7 +32,6 @@ fn main() -> ExitCode {
     let out = Output::new(cli.json, cli.quiet, cli.verbose);
     if cli.verbose {
         // Debug lines of wsproxyctl and of the in-process relay (demo) on stderr.
-        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
         let ours = tracing_subscriber::filter::Targets::new()
@@ -40,7 +39,7 @@ fn main() -> ExitCode {
             .with_target("wsproxy", tracing::Level::DEBUG)
             .with_default(tracing::Level::WARN);
         tracing_subscriber::registry()
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour).with_target(false))
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(out.colour()).with_target(false))
             .with(ours)
             .init();
     }

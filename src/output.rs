@@ -36,6 +36,11 @@ impl Output {
         self.verbose
     }
 
+    /// Whether stderr gets colours (a terminal, and NO_COLOR unset).
+    pub fn colour(&self) -> bool {
+        self.colour
+    }
+
     /// Whether progress may be animated (a terminal, and progress lines are shown at all).
     pub fn animate(&self) -> bool {
         self.terminal && !self.quiet && !self.json
