@@ -15,18 +15,8 @@ use testkit::free_port;
 fn image_archive() -> &'static (PathBuf, String) {
     static BUILT: OnceLock<(PathBuf, String)> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("images-image");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("wsproxy.oci.tar");
         let tag = format!("localhost/wsproxy-test:{}", std::process::id());
-        let o = Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["image", "build", "--json", "--out", s(&out), "--tag", &tag])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-        (out, tag)
+        (common::image_archive(&tag), tag)
     })
 }
 

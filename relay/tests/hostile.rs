@@ -69,12 +69,19 @@ fn frame(opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
 
 /// Upgrade by hand (raw TLS) and return the stream after the 101.
 async fn upgraded(port: u16, pki: &Pki, ticket: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
+    upgraded_with(port, pki, ticket, &[]).await
+}
+
+/// [`upgraded`], with `early` bytes sent right behind the request, before the 101 arrives.
+async fn upgraded_with(port: u16, pki: &Pki, ticket: &str, early: &[u8]) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut s = tls(port, pki).await;
-    let req = format!(
+    let mut req = format!(
         "GET /{ticket} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
+    )
+    .into_bytes();
+    req.extend_from_slice(early);
+    s.write_all(&req).await.unwrap();
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -204,21 +211,7 @@ async fn frames_sent_with_the_upgrade_request_are_handled() {
     let (_relay, port) = start(dir.path(), &pki, "");
     let vm = testkit::silent_target().await;
     let t = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
-    let mut s = tls(port, &pki).await;
-    let mut bytes = format!(
-        "GET /{t} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
-    )
-    .into_bytes();
-    bytes.extend(frame(0x9, b"early", true));
-    s.write_all(&bytes).await.unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut b).await.unwrap(), 1);
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let mut s = upgraded_with(port, &pki, &t, &frame(0x9, b"early", true)).await;
     let mut h = [0u8; 2];
     tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut h)).await.expect("an answer to the early ping").unwrap();
     let mut payload = vec![0u8; (h[1] & 0x7f) as usize];
