@@ -74,7 +74,8 @@ fn open_in_browser(page: &Page, url: &str, password: &str, shot: &str, expect_co
         v
     };
     // The test page (served by the node script itself, before any relay traffic) once failed to
-    // load on a loaded machine; that alone is retried, once, and reported if it recurs.
+    // load on a loaded machine, and once its navigation was aborted with ERR_NETWORK_CHANGED
+    // (podman adding a veth): that alone is retried, once, and reported if it recurs.
     let mut v = run_once();
     if v["events"][0] == "page-not-loaded" {
         eprintln!("test page did not load, retrying once: {}", v["console"]);

@@ -71,9 +71,12 @@ try {
   page.on('pageerror', (e) => out.page_errors.push(String(e)));
   page.on('console', (m) => out.console.push(m.type() + ': ' + m.text()));
   // cfg.app_url: a page that connects by itself (the demo's console URL); else our test page.
-  await page.goto(cfg.app_url || `https://localhost:${server.address().port}/`);
+  // A navigation that fails (Chromium aborts it with ERR_NETWORK_CHANGED when podman adds a
+  // veth meanwhile) counts as a page that did not load: the caller retries that once.
+  const navigated = await page.goto(cfg.app_url || `https://localhost:${server.address().port}/`)
+    .then(() => true, (e) => { out.console.push('goto: ' + e.message.split('\n')[0]); return false; });
   const ready = cfg.app_url ? () => typeof window.result === 'object' : () => typeof window.start === 'function';
-  const loaded = await page.waitForFunction(ready, null, { timeout: 30000 }).then(() => true, () => false);
+  const loaded = navigated && await page.waitForFunction(ready, null, { timeout: 30000 }).then(() => true, () => false);
   if (!loaded) {
     out.events = ['page-not-loaded'];
     console.log(JSON.stringify(out));
