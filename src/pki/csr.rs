@@ -51,8 +51,9 @@ pub fn read_request(path: &Path) -> Result<(CertificateSigningRequestParams, Req
     let text = String::from_utf8_lossy(&pem);
     let params = CertificateSigningRequestParams::from_pem(&text).map_err(|e| {
         Failure::usage(format!(
-            "{} is not a valid certificate signing request (signature checked): {e}; make one on the proxy host with `wsproxyctl certs request`",
-            path.display()
+            "{} is not a valid certificate signing request (signature checked): {e}; {}",
+            path.display(),
+            super::input_hint("--csr")
         ))
     })?;
     let (_, der) = x509_parser::pem::parse_x509_pem(&pem).map_err(|_| Failure::usage("CSR is not PEM"))?;

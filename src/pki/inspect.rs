@@ -159,13 +159,14 @@ impl Report {
         for c in &self.checks {
             out.push_str(&format!("  [{}] {}: {}\n", if c.ok { "ok" } else { "FAIL" }, c.name, c.detail));
         }
-        out.push_str(if self.ok {
-            "all checks passed\n"
-        } else if self.checks.iter().any(|c| !c.ok && c.name.ends_with("readable") || c.name == "key file present") {
-            "some checks failed: files are missing; write them with `wsproxyctl certs issue` (or `certs request` + `certs fetch`)\n"
+        let missing = |c: &Check| !c.ok && (c.name.ends_with("readable") || c.name == "key file present");
+        if self.ok {
+            out.push_str("all checks passed\n");
+        } else if self.checks.iter().any(missing) {
+            out.push_str(&format!("some checks failed: files are missing; {}\n", super::input_hint(KEY_FILE)));
         } else {
-            "some checks failed\n"
-        });
+            out.push_str("some checks failed\n");
+        }
         out
     }
 }
