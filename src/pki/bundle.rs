@@ -20,6 +20,11 @@ pub const SECRET_ENGINE: &str = "engine.cer";
 /// Every key of [`Bundle::secret_data`].
 pub const SECRET_KEYS: [&str; 4] = [SECRET_CERT, SECRET_KEY, SECRET_CA, SECRET_ENGINE];
 
+/// The podman secret holding one of [`SECRET_KEYS`]: `tls.crt` becomes `PREFIX-tls-crt`.
+pub fn podman_secret_name(prefix: &str, key: &str) -> String {
+    format!("{prefix}-{}", key.replace('.', "-"))
+}
+
 /// The four files a proxy needs, checked.
 #[derive(Clone)]
 pub struct Bundle {
@@ -87,9 +92,9 @@ impl Bundle {
         ])
     }
 
-    /// Podman secrets: (secret name, contents); `tls.crt` becomes `PREFIX-tls-crt`.
+    /// Podman secrets: (secret name, contents), named by [`podman_secret_name`].
     pub fn podman_secrets(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
-        self.secret_data().into_iter().map(|(key, data)| (format!("{prefix}-{}", key.replace('.', "-")), data)).collect()
+        self.secret_data().into_iter().map(|(key, data)| (podman_secret_name(prefix, &key), data)).collect()
     }
 
     /// A digest of all four files (sha256 of their contents concatenated in key order:

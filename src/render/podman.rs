@@ -53,7 +53,7 @@ pub fn conf_in(spec: &DeploySpec, dir: &str) -> String {
 /// The names of the podman secrets a plan uses (for undeploy, which has no plan).
 pub fn secret_names() -> Vec<String> {
     let mut names: Vec<String> =
-        crate::pki::bundle::SECRET_KEYS.iter().map(|k| format!("{SECRET_PREFIX}-{}", k.replace('.', "-"))).collect();
+        crate::pki::bundle::SECRET_KEYS.iter().map(|k| crate::pki::bundle::podman_secret_name(SECRET_PREFIX, k)).collect();
     names.push(CONF_SECRET.into());
     names
 }
