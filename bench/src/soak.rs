@@ -26,7 +26,9 @@ struct Counters {
 }
 
 fn fds(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count() as u64)
+        .unwrap_or(0)
 }
 
 /// xorshift: cheap pseudo-random payloads, reproducible per session.
@@ -45,7 +47,14 @@ pub struct SoakResult {
 }
 
 /// Run the soak. `good` and `bad` open sessions with engine-signed and foreign tickets.
-pub async fn run(good: System, bad: System, sinks: Ports, pid: u32, sessions: usize, seconds: u64) -> SoakResult {
+pub async fn run(
+    good: System,
+    bad: System,
+    sinks: Ports,
+    pid: u32,
+    sessions: usize,
+    seconds: u64,
+) -> SoakResult {
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -119,7 +128,9 @@ pub async fn run(good: System, bad: System, sinks: Ports, pid: u32, sessions: us
     while start.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let sample = (fds(pid), super::rss_bytes(pid));
-        if start.elapsed() > Duration::from_secs(2) && start.elapsed() < Duration::from_secs(2) + window {
+        if start.elapsed() > Duration::from_secs(2)
+            && start.elapsed() < Duration::from_secs(2) + window
+        {
             early.push(sample);
         }
         if start.elapsed() > Duration::from_secs(seconds) - window {
@@ -135,11 +146,20 @@ pub async fn run(good: System, bad: System, sinks: Ports, pid: u32, sessions: us
     let (fd_early, fd_late) = (max(&early, |s| s.0), max(&late, |s| s.0));
     let (rss_early, rss_late) = (max(&early, |s| s.1), max(&late, |s| s.1));
     let c = &counters;
-    let (corrupt, bad_accepted, errors) = (c.corrupt.load(Relaxed), c.bad_accepted.load(Relaxed), c.session_errors.load(Relaxed));
+    let (corrupt, bad_accepted, errors) = (
+        c.corrupt.load(Relaxed),
+        c.bad_accepted.load(Relaxed),
+        c.session_errors.load(Relaxed),
+    );
     // Growth allowance: a few fds of churn in flight, 10% of RSS for allocator noise.
     let fd_ok = fd_late <= fd_early + 16;
     let rss_ok = rss_late <= rss_early + rss_early / 10 + 2 * 1024 * 1024;
-    let ok = corrupt == 0 && bad_accepted == 0 && errors == 0 && fd_ok && rss_ok && c.good_refused.load(Relaxed) == 0;
+    let ok = corrupt == 0
+        && bad_accepted == 0
+        && errors == 0
+        && fd_ok
+        && rss_ok
+        && c.good_refused.load(Relaxed) == 0;
     let report = format!(
         "soak: {seconds} s, {sessions} concurrent wss sessions echoing checksummed data\n\
          \x20 moved {:.1} MB both ways; corrupt/lost bytes {corrupt}; session errors {errors}\n\

@@ -30,7 +30,11 @@ pub struct BrowserSocket<S> {
 /// What the slow path's [`BrowserSocket::recv`] returns.
 #[derive(Debug)]
 pub enum Received {
-    Data { bytes: Vec<u8>, text: bool, end: bool },
+    Data {
+        bytes: Vec<u8>,
+        text: bool,
+        end: bool,
+    },
     /// The browser closed or vanished; the string says which.
     Gone(String),
     /// The browser broke RFC 6455: close with the violation's code.
@@ -90,7 +94,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BrowserSocket<S> {
             }
             Kind::Close => {
                 // Answer with the browser's own code, as RFC 6455 suggests.
-                let answer = if payload.len() >= 2 { payload[..2].to_vec() } else { Vec::new() };
+                let answer = if payload.len() >= 2 {
+                    payload[..2].to_vec()
+                } else {
+                    Vec::new()
+                };
                 self.queue(opcode::CLOSE, &answer);
                 self.closed_by_browser = true;
                 Some("browser closed".into())
@@ -115,7 +123,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BrowserSocket<S> {
                     let payload = &frame[f.payload.clone()];
                     match f.kind {
                         Kind::Data { text, end } if !payload.is_empty() || end => {
-                            return Received::Data { bytes: payload.to_vec(), text, end };
+                            return Received::Data {
+                                bytes: payload.to_vec(),
+                                text,
+                                end,
+                            };
                         }
                         Kind::Data { .. } | Kind::Pong => {}
                         kind => {

@@ -163,20 +163,33 @@ impl Settings {
     pub fn parse_text(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
-            let origin = Origin::File { path: path.to_path_buf(), line };
+            let origin = Origin::File {
+                path: path.to_path_buf(),
+                line,
+            };
             let trimmed = raw.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let trimmed = trimmed.strip_prefix("export ").unwrap_or(trimmed).trim_start();
+            let trimmed = trimmed
+                .strip_prefix("export ")
+                .unwrap_or(trimmed)
+                .trim_start();
             let Some((key, value)) = trimmed.split_once('=') else {
-                return err(format!("{origin}: expected KEY=VALUE, found {:?}", truncate(trimmed)));
+                return err(format!(
+                    "{origin}: expected KEY=VALUE, found {:?}",
+                    truncate(trimmed)
+                ));
             };
             let key = key.trim();
             if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return err(format!("{origin}: {:?} is not a valid key name", truncate(key)));
+                return err(format!(
+                    "{origin}: {:?} is not a valid key name",
+                    truncate(key)
+                ));
             }
-            let value = unquote(value.trim()).map_err(|why| ConfigError(format!("{origin}: {key}: {why}")))?;
+            let value = unquote(value.trim())
+                .map_err(|why| ConfigError(format!("{origin}: {key}: {why}")))?;
             if KEYS.iter().any(|k| k.key == key) {
                 self.set(key, value, origin);
             } else {
@@ -188,8 +201,9 @@ impl Settings {
 
     /// Read a file, or every `*.conf` file of a directory in name order.
     pub fn load_path(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| ConfigError(format!("cannot read configuration {}: {e}", path.display())))?;
+        let meta = std::fs::metadata(path).map_err(|e| {
+            ConfigError(format!("cannot read configuration {}: {e}", path.display()))
+        })?;
         if meta.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|e| ConfigError(format!("cannot list {}: {e}", path.display())))?
@@ -207,8 +221,9 @@ impl Settings {
     }
 
     fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read configuration {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!("cannot read configuration {}: {e}", path.display()))
+        })?;
         self.parse_text(&text, path)
     }
 }
@@ -245,7 +260,9 @@ fn unquote(value: &str) -> Result<String, String> {
         Err("missing closing double quote".into())
     } else if let Some(rest) = value.strip_prefix('\'') {
         match rest.split_once('\'') {
-            Some((inner, tail)) if tail.trim().is_empty() || tail.trim().starts_with('#') => Ok(inner.to_string()),
+            Some((inner, tail)) if tail.trim().is_empty() || tail.trim().starts_with('#') => {
+                Ok(inner.to_string())
+            }
             Some(_) => Err("unexpected text after closing quote".into()),
             None => Err("missing closing single quote".into()),
         }
@@ -275,7 +292,10 @@ impl Config {
         let get_nonempty = |key: &str| s.get(key).filter(|v| !v.trim().is_empty());
         let bad = |key: &str, why: &str| -> ConfigError {
             let origin = s.origin(key).map(|o| o.to_string()).unwrap_or_default();
-            ConfigError(format!("{origin}: {key}={:?}: {why}", s.get(key).unwrap_or_default()))
+            ConfigError(format!(
+                "{origin}: {key}={:?}: {why}",
+                s.get(key).unwrap_or_default()
+            ))
         };
         let boolean = |key: &str, default: bool| -> Result<bool, ConfigError> {
             match s.get(key) {
@@ -286,7 +306,10 @@ impl Config {
         let number = |key: &str, default: u64| -> Result<u64, ConfigError> {
             match get_nonempty(key) {
                 None => Ok(default),
-                Some(v) => v.trim().parse::<u64>().map_err(|_| bad(key, "expected a whole number")),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| bad(key, "expected a whole number")),
             }
         };
         let seconds = |key: &str, default: u64| -> Result<Duration, ConfigError> {
@@ -300,7 +323,11 @@ impl Config {
         let ipv6 = boolean("SOURCE_IS_IPV6", false)?;
         let host = get_nonempty("PROXY_HOST").unwrap_or("*").trim();
         let ip: IpAddr = if host == "*" {
-            if ipv6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) }
+            if ipv6 {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            }
         } else {
             host.trim_start_matches('[')
                 .trim_end_matches(']')
@@ -316,7 +343,12 @@ impl Config {
         let min_version = match get_nonempty("SSL_MIN_VERSION").map(str::trim) {
             None | Some("TLSv1.2") => TlsMinVersion::Tls12,
             Some("TLSv1.3") => TlsMinVersion::Tls13,
-            Some(_) => return Err(bad("SSL_MIN_VERSION", "expected TLSv1.2 or TLSv1.3 (older versions are not offered)")),
+            Some(_) => {
+                return Err(bad(
+                    "SSL_MIN_VERSION",
+                    "expected TLSv1.2 or TLSv1.3 (older versions are not offered)",
+                ))
+            }
         };
         let tls = match (certificate, key) {
             (Some(certificate), Some(key)) => {
@@ -347,11 +379,12 @@ impl Config {
             .map_err(|why| bad("WSPROXY_TARGET_ALLOW", &why))?;
         let metrics_listen = match get_nonempty("WSPROXY_METRICS_LISTEN") {
             None => None,
-            Some(v) => Some(
-                v.trim()
-                    .parse::<SocketAddr>()
-                    .map_err(|_| bad("WSPROXY_METRICS_LISTEN", "expected host:port, e.g. 127.0.0.1:9100"))?,
-            ),
+            Some(v) => Some(v.trim().parse::<SocketAddr>().map_err(|_| {
+                bad(
+                    "WSPROXY_METRICS_LISTEN",
+                    "expected host:port, e.g. 127.0.0.1:9100",
+                )
+            })?),
         };
         let log_format = match get_nonempty("WSPROXY_LOG_FORMAT").map(str::trim) {
             None | Some("text") => LogFormat::Text,
@@ -360,7 +393,10 @@ impl Config {
         };
         let max_message_size = number("WSPROXY_MAX_MESSAGE_SIZE", 1 << 20)?;
         if max_message_size < 1024 {
-            return Err(bad("WSPROXY_MAX_MESSAGE_SIZE", "must be at least 1024 bytes"));
+            return Err(bad(
+                "WSPROXY_MAX_MESSAGE_SIZE",
+                "must be at least 1024 bytes",
+            ));
         }
 
         Ok(Config {
@@ -412,7 +448,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.get("PROXY_PORT"), Some("6100"));
-        assert_eq!(s.get("SSL_CERTIFICATE"), Some("/etc/pki/ovirt-engine/certs/websocket-proxy.cer"));
+        assert_eq!(
+            s.get("SSL_CERTIFICATE"),
+            Some("/etc/pki/ovirt-engine/certs/websocket-proxy.cer")
+        );
         assert_eq!(s.get("SSL_ONLY"), Some("True"));
         assert_eq!(s.get("TRACE_ENABLE"), Some("False"));
         assert_eq!(s.ignored.len(), 1);
@@ -421,7 +460,10 @@ mod tests {
 
     #[test]
     fn quoting_and_comments() {
-        let s = parse("PROXY_HOST='*'\nSSL_CIPHERS=\"HIGH:\\\"x\\\"\" # note\nPROXY_PORT=6101 # trailing\n").unwrap();
+        let s = parse(
+            "PROXY_HOST='*'\nSSL_CIPHERS=\"HIGH:\\\"x\\\"\" # note\nPROXY_PORT=6101 # trailing\n",
+        )
+        .unwrap();
         assert_eq!(s.get("PROXY_HOST"), Some("*"));
         assert_eq!(s.get("SSL_CIPHERS"), Some("HIGH:\"x\""));
         assert_eq!(s.get("PROXY_PORT"), Some("6101"));
@@ -438,20 +480,32 @@ mod tests {
         let e = parse("PROXY_PORT=1\nthis is not a setting\n").unwrap_err();
         assert!(e.0.starts_with("10-setup.conf:2:"), "{e}");
         let e = parse("SSL_KEY=\"/unterminated\n").unwrap_err();
-        assert!(e.0.contains("10-setup.conf:1") && e.0.contains("closing double quote"), "{e}");
+        assert!(
+            e.0.contains("10-setup.conf:1") && e.0.contains("closing double quote"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_values_name_origin_and_key() {
         let s = parse("PROXY_PORT=61oo\n").unwrap();
         let e = Config::from_settings(&s).unwrap_err();
-        assert!(e.0.contains("10-setup.conf:1") && e.0.contains("PROXY_PORT"), "{e}");
+        assert!(
+            e.0.contains("10-setup.conf:1") && e.0.contains("PROXY_PORT"),
+            "{e}"
+        );
         let s = parse("PROXY_PORT=70000\n").unwrap();
         assert!(Config::from_settings(&s).unwrap_err().0.contains("0-65535"));
         let s = parse("SSL_MIN_VERSION=TLSv1.0\n").unwrap();
-        assert!(Config::from_settings(&s).unwrap_err().0.contains("TLSv1.2 or TLSv1.3"));
+        assert!(Config::from_settings(&s)
+            .unwrap_err()
+            .0
+            .contains("TLSv1.2 or TLSv1.3"));
         let s = parse("SSL_ONLY=maybe\n").unwrap();
-        assert!(Config::from_settings(&s).unwrap_err().0.contains("True or False"));
+        assert!(Config::from_settings(&s)
+            .unwrap_err()
+            .0
+            .contains("True or False"));
     }
 
     #[test]
@@ -466,28 +520,42 @@ mod tests {
     #[test]
     fn ipv6_wildcard() {
         let s = parse("SOURCE_IS_IPV6=True\n").unwrap();
-        assert_eq!(Config::from_settings(&s).unwrap().listen, "[::]:6100".parse().unwrap());
+        assert_eq!(
+            Config::from_settings(&s).unwrap().listen,
+            "[::]:6100".parse().unwrap()
+        );
     }
 
     #[test]
     fn ssl_only_without_files_refuses() {
         let s = parse("SSL_ONLY=True\n").unwrap();
         let e = Config::from_settings(&s).unwrap_err();
-        assert!(e.0.contains("SSL_ONLY=True") && e.0.contains("SSL_CERTIFICATE"), "{e}");
+        assert!(
+            e.0.contains("SSL_ONLY=True") && e.0.contains("SSL_CERTIFICATE"),
+            "{e}"
+        );
     }
 
     #[test]
     fn missing_certificate_file_refuses() {
-        let s = parse("SSL_CERTIFICATE=/nonexistent/cert.pem\nSSL_KEY=/nonexistent/key.pem\n").unwrap();
+        let s =
+            parse("SSL_CERTIFICATE=/nonexistent/cert.pem\nSSL_KEY=/nonexistent/key.pem\n").unwrap();
         let e = Config::from_settings(&s).unwrap_err();
-        assert!(e.0.contains("/nonexistent/cert.pem") && e.0.contains("does not exist"), "{e}");
+        assert!(
+            e.0.contains("/nonexistent/cert.pem") && e.0.contains("does not exist"),
+            "{e}"
+        );
     }
 
     #[test]
     fn conf_d_directory_in_name_order() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("20-local.conf"), "PROXY_PORT=7000\n").unwrap();
-        std::fs::write(dir.path().join("10-setup.conf"), "PROXY_PORT=6100\nPROXY_HOST=127.0.0.1\n").unwrap();
+        std::fs::write(
+            dir.path().join("10-setup.conf"),
+            "PROXY_PORT=6100\nPROXY_HOST=127.0.0.1\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("99-ignored.conf.rpmnew"), "PROXY_PORT=1\n").unwrap();
         let mut s = Settings::default();
         s.load_path(dir.path()).unwrap();

@@ -28,7 +28,9 @@ pub struct Negotiated {
 }
 
 /// Negotiate VeNCrypt up to the point where TLS starts. Errors are phrased for the log.
-pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(server: &mut S) -> Result<Negotiated, String> {
+pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &mut S,
+) -> Result<Negotiated, String> {
     let io = |e: std::io::Error| format!("VeNCrypt negotiation: {e}");
     let mut version = [0u8; 12];
     server.read_exact(&mut version).await.map_err(io)?;
@@ -42,7 +44,10 @@ pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(server: &mut S) -> Res
         let len = server.read_u32().await.map_err(io)?.min(1024) as usize;
         let mut reason = vec![0u8; len];
         server.read_exact(&mut reason).await.map_err(io)?;
-        return Err(format!("target refused the connection: {}", String::from_utf8_lossy(&reason)));
+        return Err(format!(
+            "target refused the connection: {}",
+            String::from_utf8_lossy(&reason)
+        ));
     }
     let mut types = vec![0u8; count as usize];
     server.read_exact(&mut types).await.map_err(io)?;
@@ -56,7 +61,9 @@ pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(server: &mut S) -> Res
     let major = server.read_u8().await.map_err(io)?;
     let minor = server.read_u8().await.map_err(io)?;
     if (major, minor) < (0, 2) {
-        return Err(format!("target offers VeNCrypt {major}.{minor}; 0.2 is required"));
+        return Err(format!(
+            "target offers VeNCrypt {major}.{minor}; 0.2 is required"
+        ));
     }
     server.write_all(&[0, 2]).await.map_err(io)?;
     if server.read_u8().await.map_err(io)? != 0 {
@@ -69,9 +76,15 @@ pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(server: &mut S) -> Res
         subtypes.push(server.read_u32().await.map_err(io)?);
     }
     let negotiated = if subtypes.contains(&VENCRYPT_X509_VNC) {
-        Negotiated { subtype: VENCRYPT_X509_VNC, browser_security: SECURITY_VNC_AUTH }
+        Negotiated {
+            subtype: VENCRYPT_X509_VNC,
+            browser_security: SECURITY_VNC_AUTH,
+        }
     } else if subtypes.contains(&VENCRYPT_X509_NONE) {
-        Negotiated { subtype: VENCRYPT_X509_NONE, browser_security: SECURITY_NONE }
+        Negotiated {
+            subtype: VENCRYPT_X509_NONE,
+            browser_security: SECURITY_NONE,
+        }
     } else {
         return Err(format!(
             "target offers no X509 VeNCrypt subtype (offered {subtypes:?}; X509Vnc=261 or X509None=260 needed)"
@@ -136,7 +149,13 @@ mod tests {
     #[tokio::test]
     async fn picks_x509vnc() {
         let (r, sent) = run_against(script(&[19], &[262, 261, 260], 1)).await;
-        assert_eq!(r.unwrap(), Negotiated { subtype: 261, browser_security: 2 });
+        assert_eq!(
+            r.unwrap(),
+            Negotiated {
+                subtype: 261,
+                browser_security: 2
+            }
+        );
         let mut expect = RFB_VERSION.to_vec();
         expect.push(19);
         expect.extend_from_slice(&[0, 2]);

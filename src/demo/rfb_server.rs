@@ -42,7 +42,12 @@ struct PixelFormat {
 }
 
 impl PixelFormat {
-    const DEFAULT: PixelFormat = PixelFormat { bpp: 32, big_endian: false, max: [255, 255, 255], shift: [16, 8, 0] };
+    const DEFAULT: PixelFormat = PixelFormat {
+        bpp: 32,
+        big_endian: false,
+        max: [255, 255, 255],
+        shift: [16, 8, 0],
+    };
 
     fn encode(&self, rgb: [u8; 3], out: &mut Vec<u8>) {
         let mut v: u32 = 0;
@@ -91,7 +96,9 @@ pub fn vnc_response(password: &str, challenge: &[u8; 16]) -> [u8; 16] {
 /// Serve RFB on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, password: String) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let password = password.clone();
         tokio::spawn(async move {
             let _ = session(stream, &password).await;
@@ -140,7 +147,11 @@ async fn session(mut s: TcpStream, password: &str) -> std::io::Result<()> {
                 format = PixelFormat {
                     bpp: b[3],
                     big_endian: b[5] != 0,
-                    max: [u16::from_be_bytes([b[7], b[8]]), u16::from_be_bytes([b[9], b[10]]), u16::from_be_bytes([b[11], b[12]])],
+                    max: [
+                        u16::from_be_bytes([b[7], b[8]]),
+                        u16::from_be_bytes([b[9], b[10]]),
+                        u16::from_be_bytes([b[11], b[12]]),
+                    ],
                     shift: [b[13], b[14], b[15]],
                 };
             }
@@ -210,7 +221,13 @@ mod tests {
     #[test]
     fn encodes_little_endian_rgb() {
         let mut out = Vec::new();
-        PixelFormat { bpp: 32, big_endian: false, max: [255; 3], shift: [0, 8, 16] }.encode(GREEN, &mut out);
+        PixelFormat {
+            bpp: 32,
+            big_endian: false,
+            max: [255; 3],
+            shift: [0, 8, 16],
+        }
+        .encode(GREEN, &mut out);
         assert_eq!(out, vec![0x3c, 0x8d, 0x2f, 0]);
     }
 }

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, SanType};
+use rcgen::{
+    CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, SanType,
+};
 use x509_parser::prelude::*;
 
 use super::issue::{check_names, Ca};
@@ -12,20 +14,36 @@ use crate::error::{Failure, Result};
 use crate::fsutil::{ensure_dir, read_input, write_atomic};
 
 /// Make a key and a CSR for `fqdn` (+ sans) in `out`.
-pub fn request(fqdn: &str, sans: &[String], out: &Path, key_type: KeyType, force: bool) -> Result<Vec<PathBuf>> {
+pub fn request(
+    fqdn: &str,
+    sans: &[String],
+    out: &Path,
+    key_type: KeyType,
+    force: bool,
+) -> Result<Vec<PathBuf>> {
     let san_types = check_names(fqdn, sans)?;
     let key_path = out.join(KEY_FILE);
     if key_path.exists() && !force {
-        return Err(Failure::usage(format!("{} already exists: pass --force to replace it", key_path.display())));
+        return Err(Failure::usage(format!(
+            "{} already exists: pass --force to replace it",
+            key_path.display()
+        )));
     }
     let key = generate_key(key_type)?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, fqdn);
     params.distinguished_name = dn;
-    let mut names: Vec<SanType> =
-        vec![SanType::DnsName(fqdn.to_ascii_lowercase().try_into().map_err(|_| Failure::usage("invalid --fqdn"))?)];
-    names.extend(san_types.into_iter().filter(|s| !matches!(s, SanType::DnsName(d) if d.as_str() == fqdn.to_ascii_lowercase())));
+    let mut names: Vec<SanType> = vec![SanType::DnsName(
+        fqdn.to_ascii_lowercase()
+            .try_into()
+            .map_err(|_| Failure::usage("invalid --fqdn"))?,
+    )];
+    names.extend(
+        san_types.into_iter().filter(
+            |s| !matches!(s, SanType::DnsName(d) if d.as_str() == fqdn.to_ascii_lowercase()),
+        ),
+    );
     params.subject_alt_names = names;
     let csr = params
         .serialize_request(&key)
@@ -56,8 +74,10 @@ pub fn read_request(path: &Path) -> Result<(CertificateSigningRequestParams, Req
             super::input_hint("--csr")
         ))
     })?;
-    let (_, der) = x509_parser::pem::parse_x509_pem(&pem).map_err(|_| Failure::usage("CSR is not PEM"))?;
-    let (_, csr) = X509CertificationRequest::from_der(&der.contents).map_err(|_| Failure::usage("CSR is not DER"))?;
+    let (_, der) =
+        x509_parser::pem::parse_x509_pem(&pem).map_err(|_| Failure::usage("CSR is not PEM"))?;
+    let (_, csr) = X509CertificationRequest::from_der(&der.contents)
+        .map_err(|_| Failure::usage("CSR is not DER"))?;
     let common_name = csr
         .certification_request_info
         .subject
@@ -72,7 +92,9 @@ pub fn read_request(path: &Path) -> Result<(CertificateSigningRequestParams, Req
         .map(|s| match s {
             SanType::DnsName(d) => Ok(d.as_str().to_string()),
             SanType::IpAddress(ip) => Ok(ip.to_string()),
-            other => Err(Failure::usage(format!("CSR asks for an unsupported name {other:?}: only DNS names and IPs"))),
+            other => Err(Failure::usage(format!(
+                "CSR asks for an unsupported name {other:?}: only DNS names and IPs"
+            ))),
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((params, Requested { common_name, sans }))
@@ -80,7 +102,12 @@ pub fn read_request(path: &Path) -> Result<(CertificateSigningRequestParams, Req
 
 /// Sign a CSR with the CA. The certificate carries only what the operator accepted: the CN,
 /// the DNS/IP names, serverAuth, bounded validity; nothing else the CSR asked for.
-pub fn sign(ca: &Ca, path: &Path, expect_fqdn: Option<&str>, days: u32) -> Result<(String, Requested, Option<String>)> {
+pub fn sign(
+    ca: &Ca,
+    path: &Path,
+    expect_fqdn: Option<&str>,
+    days: u32,
+) -> Result<(String, Requested, Option<String>)> {
     let (params, requested) = read_request(path)?;
     let fqdn = match (&requested.common_name, requested.sans.first()) {
         (Some(cn), _) => cn.clone(),
@@ -88,14 +115,24 @@ pub fn sign(ca: &Ca, path: &Path, expect_fqdn: Option<&str>, days: u32) -> Resul
         (None, None) => return Err(Failure::usage("the CSR names no host (no CN and no SAN)")),
     };
     if let Some(expected) = expect_fqdn {
-        if !fqdn.eq_ignore_ascii_case(expected) && !requested.sans.iter().any(|s| s.eq_ignore_ascii_case(expected)) {
+        if !fqdn.eq_ignore_ascii_case(expected)
+            && !requested
+                .sans
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(expected))
+        {
             return Err(Failure::usage(format!(
                 "the CSR is for {fqdn:?} (names {:?}), not for --fqdn {expected:?}: refusing to sign",
                 requested.sans
             )));
         }
     }
-    let sans: Vec<String> = requested.sans.iter().filter(|s| !s.eq_ignore_ascii_case(&fqdn)).cloned().collect();
+    let sans: Vec<String> = requested
+        .sans
+        .iter()
+        .filter(|s| !s.eq_ignore_ascii_case(&fqdn))
+        .cloned()
+        .collect();
     let san_types = check_names(&fqdn, &sans)?;
     let (pem, note) = ca.certify(&fqdn, &san_types, days, &params.public_key)?;
     Ok((pem, requested, note))

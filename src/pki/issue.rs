@@ -3,13 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    PublicKeyData, SanType, SerialNumber,
-};
 use ::time::{Duration, OffsetDateTime};
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+};
 
-use super::{key_matches, load_private_key, parse, parse_san, read_cert_der, validate_dns_name, KeyType, MAX_DAYS};
+use super::{
+    key_matches, load_private_key, parse, parse_san, read_cert_der, validate_dns_name, KeyType,
+    MAX_DAYS,
+};
 use super::{CA_FILE, CERT_FILE, ENGINE_FILE, KEY_FILE};
 use crate::error::{Failure, Result};
 use crate::fsutil::{ensure_dir, write_atomic};
@@ -26,7 +29,8 @@ pub struct Ca {
 impl Ca {
     pub fn load(cert: &Path, key: &Path) -> Result<Ca> {
         let cert_der = read_cert_der(cert, "--ca-cert")?;
-        let cert_pem = std::fs::read(cert).map_err(|e| Failure::usage(format!("cannot read {}: {e}", cert.display())))?;
+        let cert_pem = std::fs::read(cert)
+            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", cert.display())))?;
         let key_pair = load_private_key(key, "--ca-key")?;
         let parsed = parse(&cert_der);
         if !key_matches(&key_pair, &parsed) {
@@ -47,16 +51,29 @@ impl Ca {
             )));
         }
         if validity.not_before.timestamp() > now {
-            return Err(Failure::usage(format!("the CA certificate {} is not valid before {}", cert.display(), validity.not_before)));
+            return Err(Failure::usage(format!(
+                "the CA certificate {} is not valid before {}",
+                cert.display(),
+                validity.not_before
+            )));
         }
-        let is_ca = parsed.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca);
+        let is_ca = parsed
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|bc| bc.value.ca);
         if !is_ca {
             return Err(Failure::usage(format!(
                 "{} is not a CA certificate (no basicConstraints CA:TRUE): pass the engine CA as --ca-cert",
                 cert.display()
             )));
         }
-        Ok(Ca { not_after: validity.not_after.timestamp(), cert_der, cert_pem, key: key_pair })
+        Ok(Ca {
+            not_after: validity.not_after.timestamp(),
+            cert_der,
+            cert_pem,
+            key: key_pair,
+        })
     }
 
     /// Sign a server certificate for `fqdn` (+ `sans`) over `public_key`, valid for `days`
@@ -79,14 +96,19 @@ impl Ca {
         let ca_end = OffsetDateTime::from_unix_timestamp(self.not_after).unwrap_or(not_after);
         if ca_end < not_after {
             not_after = ca_end;
-            note = Some(format!("validity shortened to the CA's own expiry ({ca_end})"));
+            note = Some(format!(
+                "validity shortened to the CA's own expiry ({ca_end})"
+            ));
         }
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, fqdn);
         params.distinguished_name = dn;
         let mut names = vec![SanType::DnsName(
-            fqdn.trim_end_matches('.').to_ascii_lowercase().try_into().map_err(|_| Failure::usage(format!("{fqdn:?} is not a valid DNS name")))?,
+            fqdn.trim_end_matches('.')
+                .to_ascii_lowercase()
+                .try_into()
+                .map_err(|_| Failure::usage(format!("{fqdn:?} is not a valid DNS name")))?,
         )];
         for san in sans {
             if !names.contains(san) {
@@ -95,7 +117,10 @@ impl Ca {
         }
         params.subject_alt_names = names;
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.not_before = now - Duration::minutes(5);
         params.not_after = not_after;
