@@ -25,10 +25,12 @@ struct Counters {
     bad_accepted: AtomicU64,
 }
 
-fn fds(pid: u32) -> u64 {
+/// The relay's open descriptors; None when /proc cannot be read (then the soak fails: a
+/// count of 0 would pass the growth check without measuring anything).
+fn fds(pid: u32) -> Option<u64> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()
         .map(|d| d.count() as u64)
-        .unwrap_or(0)
 }
 
 /// xorshift: cheap pseudo-random payloads, reproducible per session.
@@ -125,9 +127,15 @@ pub async fn run(
     // Resource samples: first and last tenth of the run.
     let window = Duration::from_secs((seconds / 10).max(1));
     let (mut early, mut late) = (Vec::new(), Vec::new());
+    let mut unreadable = 0u64;
     while start.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let sample = (fds(pid), super::rss_bytes(pid));
+        let rss = super::rss_bytes(pid);
+        let Some(fd_count) = fds(pid).filter(|_| rss > 0) else {
+            unreadable += 1;
+            continue;
+        };
+        let sample = (fd_count, rss);
         if start.elapsed() > Duration::from_secs(2)
             && start.elapsed() < Duration::from_secs(2) + window
         {
@@ -154,7 +162,9 @@ pub async fn run(
     // Growth allowance: a few fds of churn in flight, 10% of RSS for allocator noise.
     let fd_ok = fd_late <= fd_early + 16;
     let rss_ok = rss_late <= rss_early + rss_early / 10 + 2 * 1024 * 1024;
-    let ok = corrupt == 0
+    let measured = unreadable == 0 && !early.is_empty() && !late.is_empty();
+    let ok = measured
+        && corrupt == 0
         && bad_accepted == 0
         && errors == 0
         && fd_ok
@@ -164,13 +174,14 @@ pub async fn run(
         "soak: {seconds} s, {sessions} concurrent wss sessions echoing checksummed data\n\
          \x20 moved {:.1} MB both ways; corrupt/lost bytes {corrupt}; session errors {errors}\n\
          \x20 new sessions: {} good opened, {} good refused, {} bad refused, {bad_accepted} bad accepted\n\
-         \x20 relay fds {fd_early} -> {fd_late}; RSS {:.1} -> {:.1} MiB  => {}",
+         \x20 relay fds {fd_early} -> {fd_late}; RSS {:.1} -> {:.1} MiB{}  => {}",
         c.bytes.load(Relaxed) as f64 / 1e6,
         c.good_opened.load(Relaxed),
         c.good_refused.load(Relaxed),
         c.bad_refused.load(Relaxed),
         rss_early as f64 / 1048576.0,
         rss_late as f64 / 1048576.0,
+        if measured { String::new() } else { format!(" (NOT MEASURED: /proc/{pid} unreadable in {unreadable} samples)") },
         if ok { "PASS" } else { "FAIL" }
     );
     SoakResult { ok, report }

@@ -34,7 +34,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { key: "SSL_MIN_VERSION", help: "Lowest TLS version: TLSv1.2 (default) or TLSv1.3" },
     KeySpec { key: "SSL_CIPHERS", help: "Accepted for compatibility; rustls offers only modern AEAD suites" },
     KeySpec { key: "TRACE_ENABLE", help: "Log at debug level" },
-    KeySpec { key: "TRACE_FILE", help: "Accepted for compatibility; logs go to stderr" },
+    KeySpec { key: "TRACE_FILE", help: "Accepted for compatibility and ignored (a warning at start says so): logs go to stderr" },
     KeySpec { key: "WSPROXY_TARGET_ALLOW", help: "Comma-separated CIDRs and host patterns (*.example.com) tickets may point to; empty allows all" },
     KeySpec { key: "WSPROXY_TARGET_CA", help: "PEM CA that VeNCrypt and KubeVirt targets' certificates must chain to; unset accepts any (as oVirt's proxy does)" },
     KeySpec { key: "WSPROXY_ALLOW_LEGACY_SHA1", help: "Accept old engines' `signature` (RSA PKCS#1 v1.5 SHA-1) tickets (default false)" },
@@ -192,6 +192,13 @@ impl Settings {
                 .map_err(|why| ConfigError(format!("{origin}: {key}: {why}")))?;
             if KEYS.iter().any(|k| k.key == key) {
                 self.set(key, value, origin);
+            } else if key.starts_with("WSPROXY_") {
+                // Our own prefix: a misspelt key (or one of a newer relay) must not be
+                // silently dropped. oVirt's other keys stay ignored.
+                return err(format!(
+                    "{origin}: {key} is not a key this relay knows{}; see `wsproxy --help` for the keys",
+                    nearest_key(key).map(|k| format!(" (did you mean {k}?)")).unwrap_or_default()
+                ));
             } else {
                 self.ignored.push((key.to_string(), origin));
             }
@@ -205,11 +212,25 @@ impl Settings {
             ConfigError(format!("cannot read configuration {}: {e}", path.display()))
         })?;
         if meta.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| ConfigError(format!("cannot list {}: {e}", path.display())))?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|ext| ext == "conf") && p.is_file())
-                .collect();
+            let mut files: Vec<PathBuf> = Vec::new();
+            let entries = std::fs::read_dir(path)
+                .map_err(|e| ConfigError(format!("cannot list {}: {e}", path.display())))?;
+            for entry in entries {
+                let entry = entry
+                    .map_err(|e| ConfigError(format!("cannot list {}: {e}", path.display())))?;
+                let file = entry.path();
+                if file.extension().is_some_and(|ext| ext == "conf") {
+                    // A *.conf entry that cannot be read (a dangling link, a directory) is an
+                    // error naming it, never a silently skipped setting.
+                    if !file.is_file() {
+                        return err(format!(
+                            "cannot read configuration {}: not a readable file (a dangling link or a directory?); fix or remove it",
+                            file.display()
+                        ));
+                    }
+                    files.push(file);
+                }
+            }
             files.sort();
             for file in files {
                 self.load_file(&file)?;
@@ -226,6 +247,32 @@ impl Settings {
         })?;
         self.parse_text(&text, path)
     }
+}
+
+/// The known `WSPROXY_*` key closest to `key` (edit distance at most 3), for "did you mean".
+fn nearest_key(key: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .filter(|k| k.key.starts_with("WSPROXY_"))
+        .map(|k| (edit_distance(key, k.key), k.key))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance between two ASCII key names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for j in 0..b.len() {
+            let substitute = previous + usize::from(ca != b[j]);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
 }
 
 fn truncate(s: &str) -> String {
@@ -561,6 +608,46 @@ mod tests {
         s.load_path(dir.path()).unwrap();
         let c = Config::from_settings(&s).unwrap();
         assert_eq!(c.listen, "127.0.0.1:7000".parse().unwrap());
+    }
+
+    #[test]
+    fn an_unreadable_conf_d_entry_stops_the_relay_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("10-setup.conf"), "PROXY_PORT=6100\n").unwrap();
+        std::os::unix::fs::symlink("/nonexistent/target.conf", dir.path().join("20-gone.conf"))
+            .unwrap();
+        let e = Settings::default().load_path(dir.path()).unwrap_err();
+        assert!(
+            e.0.contains("20-gone.conf") && e.0.contains("fix or remove it"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join("20-gone.conf")).unwrap();
+        std::fs::create_dir(dir.path().join("30-dir.conf")).unwrap();
+        let e = Settings::default().load_path(dir.path()).unwrap_err();
+        assert!(e.0.contains("30-dir.conf"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_wsproxy_key_is_an_error_naming_the_nearest_key() {
+        let e = parse("PACKAGE_NAME=ovirt\nWSPROXY_MAX_SESION=5\n").unwrap_err();
+        assert!(
+            e.0.contains(":2: WSPROXY_MAX_SESION")
+                && e.0.contains("did you mean WSPROXY_MAX_SESSIONS?"),
+            "{e}"
+        );
+        let e = parse("WSPROXY_FROM_THE_FUTURE=1\n").unwrap_err();
+        assert!(
+            e.0.contains("WSPROXY_FROM_THE_FUTURE is not a key this relay knows;"),
+            "{e}"
+        );
+        // oVirt's own keys the relay does not use stay ignored.
+        assert_eq!(
+            parse("PACKAGE_NAME=ovirt\nFORCE_DATA_VERIFICATION=True\n")
+                .unwrap()
+                .ignored
+                .len(),
+            2
+        );
     }
 
     #[test]

@@ -140,6 +140,9 @@ fn main() -> ExitCode {
     {
         tracing::info!("SSL_CIPHERS is ignored: rustls offers only modern AEAD cipher suites");
     }
+    if let Some(file) = settings.get("TRACE_FILE").filter(|v| !v.trim().is_empty()) {
+        tracing::warn!(trace_file = %file, "TRACE_FILE is ignored: logs go to stderr (the journal or the container log)");
+    }
     if config.target_ca.is_none() {
         tracing::debug!("WSPROXY_TARGET_CA unset: VeNCrypt/KubeVirt target certificates are not verified (as oVirt's proxy)");
     }
