@@ -61,7 +61,12 @@ pub fn describe_host(host: Option<&str>) -> String {
     })
 }
 
+/// The local podman API when no --host is given: `CONTAINER_HOST` when set (podman's own
+/// variable), else the system socket, else the user's.
 fn default_socket() -> Option<String> {
+    if let Some(host) = std::env::var_os("CONTAINER_HOST").filter(|h| !h.is_empty()) {
+        return Some(host.to_string_lossy().into_owned());
+    }
     let mut candidates = vec!["/run/podman/podman.sock".to_string()];
     if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
         candidates.push(format!("{}/podman/podman.sock", x.to_string_lossy()));
