@@ -39,7 +39,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { key: "WSPROXY_TARGET_CA", help: "PEM CA that VeNCrypt and KubeVirt targets' certificates must chain to; unset accepts any (as oVirt's proxy does)" },
     KeySpec { key: "WSPROXY_ALLOW_LEGACY_SHA1", help: "Accept old engines' `signature` (RSA PKCS#1 v1.5 SHA-1) tickets (default false)" },
     KeySpec { key: "WSPROXY_ALLOW_TICKET_REUSE", help: "Accept a ticket more than once within its validity (default false)" },
-    KeySpec { key: "WSPROXY_TICKET_SKEW", help: "Clock skew tolerated on ticket validity, seconds (default 5)" },
+    KeySpec { key: "WSPROXY_TICKET_SKEW", help: "Clock skew tolerated on ticket validity, seconds, at most 300 (default 5)" },
     KeySpec { key: "WSPROXY_MAX_SESSIONS", help: "Concurrent sessions; more get HTTP 503 (default 10000)" },
     KeySpec { key: "WSPROXY_MAX_SESSIONS_PER_IP", help: "Concurrent sessions per client address; more get HTTP 503 (default 256)" },
     KeySpec { key: "WSPROXY_HANDSHAKE_TIMEOUT", help: "Seconds for TLS and the HTTP upgrade to complete (default 10)" },
@@ -53,6 +53,10 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { key: "WSPROXY_NOVNC_DIR", help: "Serve this noVNC directory at /novnc/ (for demos and tests)" },
     KeySpec { key: "WSPROXY_LOG_FORMAT", help: "text (default) or json" },
 ];
+
+/// The largest `WSPROXY_TICKET_SKEW`: a wider window would keep every ticket usable (and
+/// remembered) for long after the engine meant it to expire.
+pub const MAX_TICKET_SKEW: Duration = Duration::from_secs(300);
 
 /// Lowest TLS protocol version accepted from browsers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -454,7 +458,12 @@ impl Config {
             target_ca: get_nonempty("WSPROXY_TARGET_CA").map(PathBuf::from),
             allow_legacy_sha1: boolean("WSPROXY_ALLOW_LEGACY_SHA1", false)?,
             allow_ticket_reuse: boolean("WSPROXY_ALLOW_TICKET_REUSE", false)?,
-            ticket_skew: seconds("WSPROXY_TICKET_SKEW", 5)?,
+            ticket_skew: match seconds("WSPROXY_TICKET_SKEW", 5)? {
+                skew if skew > MAX_TICKET_SKEW => {
+                    return Err(bad("WSPROXY_TICKET_SKEW", "at most 300 seconds: fix the clocks (NTP) instead of widening every ticket's window"))
+                }
+                skew => skew,
+            },
             max_sessions: number("WSPROXY_MAX_SESSIONS", 10_000)? as usize,
             max_sessions_per_ip: number("WSPROXY_MAX_SESSIONS_PER_IP", 256)? as usize,
             handshake_timeout: seconds("WSPROXY_HANDSHAKE_TIMEOUT", 10)?,
@@ -625,6 +634,21 @@ mod tests {
         std::fs::create_dir(dir.path().join("30-dir.conf")).unwrap();
         let e = Settings::default().load_path(dir.path()).unwrap_err();
         assert!(e.0.contains("30-dir.conf"), "{e}");
+    }
+
+    #[test]
+    fn ticket_skew_is_bounded() {
+        assert_eq!(
+            Config::from_settings(&parse("WSPROXY_TICKET_SKEW=300\n").unwrap())
+                .unwrap()
+                .ticket_skew,
+            MAX_TICKET_SKEW
+        );
+        let e = Config::from_settings(&parse("WSPROXY_TICKET_SKEW=301\n").unwrap()).unwrap_err();
+        assert!(
+            e.0.contains("WSPROXY_TICKET_SKEW") && e.0.contains("at most 300"),
+            "{e}"
+        );
     }
 
     #[test]

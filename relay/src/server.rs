@@ -420,7 +420,11 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     if !state.config.allow_ticket_reuse
-        && !state.sessions.first_use(ticket.id, ticket.valid_to, now)
+        && !state.sessions.first_use(
+            ticket.id,
+            ticket.valid_to + state.config.ticket_skew.as_secs() as i64,
+            now,
+        )
     {
         return refuse_ticket(
             &mut stream,

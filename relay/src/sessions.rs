@@ -76,16 +76,17 @@ impl Sessions {
         self.lock().active
     }
 
-    /// Record a ticket as used; false when it was already used and has not expired.
-    pub fn first_use(&self, id: [u8; 32], valid_to: i64, now: i64) -> bool {
+    /// Record a ticket as used until `keep_until` (its validTo plus the tolerated skew: as
+    /// long as it could still be accepted); false when it was already used and is still kept.
+    pub fn first_use(&self, id: [u8; 32], keep_until: i64, now: i64) -> bool {
         let mut inner = self.lock();
         if inner.used_tickets.len() > 1024 {
-            inner.used_tickets.retain(|_, until| *until >= now - 300);
+            inner.used_tickets.retain(|_, until| *until >= now);
         }
         match inner.used_tickets.get(&id) {
-            Some(until) if *until >= now - 300 => false,
+            Some(until) if *until >= now => false,
             _ => {
-                inner.used_tickets.insert(id, valid_to);
+                inner.used_tickets.insert(id, keep_until);
                 true
             }
         }
@@ -140,5 +141,13 @@ mod tests {
         assert!(s.first_use([1; 32], 100, 90));
         assert!(!s.first_use([1; 32], 100, 95));
         assert!(s.first_use([2; 32], 100, 95));
+        // Kept as long as the ticket could be accepted (validTo + skew), even after a purge.
+        for i in 0..2000u16 {
+            let mut id = [0; 32];
+            id[..2].copy_from_slice(&i.to_be_bytes());
+            id[2] = 9;
+            s.first_use(id, 50, 99);
+        }
+        assert!(!s.first_use([1; 32], 100, 100));
     }
 }

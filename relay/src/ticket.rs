@@ -196,19 +196,20 @@ impl TicketVerifier {
             }
         };
 
-        let signed_fields: Vec<&str> = string("signedFields")?.split(',').map(str::trim).collect();
-        if !signed_fields.iter().any(|f| *f == "salt" || *f == "data") {
-            return Err(TicketError::UnsignedFields);
-        }
-        let mut message = Vec::new();
-        for name in &signed_fields {
-            message.extend_from_slice(string(name)?.as_bytes());
-        }
+        let signed_fields = signed_field_names(string("signedFields")?)?;
+        // Hashed field by field: nothing grows with the input before the signature is checked.
+        let digest_of =
+            |mut hasher: Box<dyn sha2::digest::DynDigest>| -> Result<Box<[u8]>, TicketError> {
+                for name in &signed_fields {
+                    hasher.update(string(name)?.as_bytes());
+                }
+                Ok(hasher.finalize())
+            };
 
-        let signature_b64 = if fields.contains_key("v2_signature") {
+        let signature = if fields.contains_key("v2_signature") {
             let sig = decode_b64(string("v2_signature")?, "v2_signature")?;
-            self.verify_pss(&message, &sig)?;
-            string("v2_signature")?
+            self.verify_pss(&digest_of(Box::new(Sha256::new()))?, &sig)?;
+            sig
         } else if fields.contains_key("signature") {
             if !self.allow_legacy_sha1 {
                 return Err(TicketError::LegacyDisabled);
@@ -219,11 +220,14 @@ impl TicketVerifier {
                 Some(_) => return Err(TicketError::Malformed("legacy digest must be sha1".into())),
             }
             let sig = decode_b64(string("signature")?, "signature")?;
-            let hashed = Sha1::digest(&message);
             self.key
-                .verify(Pkcs1v15Sign::new::<Sha1>(), &hashed, &sig)
+                .verify(
+                    Pkcs1v15Sign::new::<Sha1>(),
+                    &digest_of(Box::new(Sha1::new()))?,
+                    &sig,
+                )
                 .map_err(|_| TicketError::BadSignature)?;
-            string("signature")?
+            sig
         } else {
             return Err(TicketError::Malformed("no v2_signature".into()));
         };
@@ -250,11 +254,14 @@ impl TicketVerifier {
         Ok(Ticket {
             target,
             valid_to,
-            id: Sha256::digest(signature_b64.as_bytes()).into(),
+            // What the engine signed, not how it was spelt: the decoded signature bytes, so
+            // no re-encoding (base64 variant, whitespace, JSON re-serialisation, field order)
+            // is a second first use.
+            id: Sha256::digest(&signature).into(),
         })
     }
 
-    fn verify_pss(&self, message: &[u8], signature: &[u8]) -> Result<(), TicketError> {
+    fn verify_pss(&self, hashed: &[u8], signature: &[u8]) -> Result<(), TicketError> {
         // The engine (Java, "RSASSA-PSS" with PSSParameterSpec salt = max) uses the maximum
         // salt length: emLen - hLen - 2, where emLen = ceil((modBits - 1) / 8).
         let mod_bits = self.key.n().bits();
@@ -262,11 +269,37 @@ impl TicketVerifier {
         let salt_len = em_len
             .checked_sub(32 + 2)
             .ok_or(TicketError::BadSignature)?;
-        let hashed = Sha256::digest(message);
         self.key
-            .verify(Pss::new_with_salt::<Sha256>(salt_len), &hashed, signature)
+            .verify(Pss::new_with_salt::<Sha256>(salt_len), hashed, signature)
             .map_err(|_| TicketError::BadSignature)
     }
+}
+
+/// The field names a ticket may sign: the ones the engine's TicketEncoder signs.
+pub const SIGNABLE_FIELDS: [&str; 4] = ["salt", "validFrom", "validTo", "data"];
+
+/// `signedFields`, checked before any work that grows with it: each name one of
+/// [`SIGNABLE_FIELDS`], none twice (so at most four), and `salt` or `data` among them.
+fn signed_field_names(list: &str) -> Result<Vec<&str>, TicketError> {
+    let mut names: Vec<&str> = Vec::with_capacity(SIGNABLE_FIELDS.len());
+    for name in list.split(',').map(str::trim) {
+        if !SIGNABLE_FIELDS.contains(&name) {
+            return Err(TicketError::Malformed(format!(
+                "signedFields names an unknown field {:?}",
+                name.chars().take(32).collect::<String>()
+            )));
+        }
+        if names.contains(&name) {
+            return Err(TicketError::Malformed(format!(
+                "signedFields names {name} twice"
+            )));
+        }
+        names.push(name);
+    }
+    if !names.iter().any(|f| *f == "salt" || *f == "data") {
+        return Err(TicketError::UnsignedFields);
+    }
+    Ok(names)
 }
 
 /// Normalize the URL path form of a ticket to standard padded base64: undo percent-encoding,
@@ -558,6 +591,49 @@ mod tests {
             verifier().verify(&t, NOW).unwrap_err(),
             TicketError::Malformed(_)
         ));
+    }
+
+    #[test]
+    fn repeated_or_unknown_signed_fields_are_refused_before_any_hashing() {
+        // The forged-ticket amplifier: one 30 KB field named thousands of times.
+        let repeated = vec!["data"; 3000].join(",");
+        for list in [
+            repeated.as_str(),
+            "salt,salt",
+            "salt,certificate",
+            "salt,v2_signature",
+            "data,",
+        ] {
+            let t = ticket_with(key(), 222, |m| {
+                m.insert("signedFields".into(), Value::String(list.into()));
+            });
+            assert!(
+                matches!(verifier().verify(&t, NOW).unwrap_err(), TicketError::Malformed(ref why) if why.contains("signedFields")),
+                "{list:.40}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_use_per_signature_however_the_ticket_is_spelt() {
+        let plain = ticket_with(key(), 222, |_| {});
+        let id = verifier().verify(&plain, NOW).unwrap().id;
+        // The same signed ticket, re-encoded: JSON field order and whitespace, a signature
+        // with line breaks, URL-safe base64 without padding.
+        let mut fields: Map<String, Value> =
+            serde_json::from_slice(&STANDARD.decode(&plain).unwrap()).unwrap();
+        let sig = fields["v2_signature"].as_str().unwrap().to_string();
+        let wrapped: String = sig
+            .as_bytes()
+            .chunks(64)
+            .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        fields.insert("v2_signature".into(), Value::String(wrapped));
+        let reordered: Map<String, Value> = fields.into_iter().rev().collect();
+        let pretty = serde_json::to_string_pretty(&Value::Object(reordered)).unwrap();
+        let respelt = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pretty);
+        assert_ne!(respelt, plain);
+        assert_eq!(verifier().verify(&respelt, NOW).unwrap().id, id);
     }
 
     #[test]
