@@ -45,6 +45,12 @@ thread_local! {
 /// they lie (moving them would cost more than the write saves).
 const COALESCE_BELOW: usize = 4096;
 
+/// Answers (pongs) waiting for the browser beyond which the browser is not read: a client that
+/// floods pings and never reads is slowed to the pace it reads at (and closed by the ping
+/// check if it never does). Pongs are never larger than the pings that asked for them, so the
+/// session's input and output buffers together stay within one read, [`BROWSER_READ`].
+const OUT_LIMIT: usize = 32 * 1024;
+
 /// Rounds of progress in one poll before yielding to other sessions.
 const ROUNDS: usize = 16;
 
@@ -98,7 +104,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
         if !self.to_target.is_empty() {
             self.write_target(cx, &mut progress)?;
         }
-        if self.to_target.is_empty() {
+        if self.to_target.is_empty() && self.ws.out.len() < OUT_LIMIT {
             self.browser_to_target(cx, scratch, &mut progress)?;
         }
         Ok(progress)
@@ -176,14 +182,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
             carried.advance(used);
             // Decoding may have queued answers (pongs) or data: another round writes them.
             *progress |= used > 0;
-            if !self.to_target.is_empty() {
+            if !self.to_target.is_empty() || self.ws.out.len() >= OUT_LIMIT {
                 self.ws.pending = carried;
                 return Ok(());
             }
         }
         let k = carried.len();
         scratch[..k].copy_from_slice(&carried);
-        let mut rb = ReadBuf::new(&mut scratch[k..]);
+        // Input kept plus output waiting plus this read stay within one read's size.
+        let room = BROWSER_READ
+            .saturating_sub(k + self.ws.out.len())
+            .max(wsframe::MAX_CLIENT_CONTROL_FRAME);
+        let end = (k + room).min(scratch.len());
+        let mut rb = ReadBuf::new(&mut scratch[k..end]);
         match Pin::new(&mut self.ws.io).poll_read(cx, &mut rb) {
             Poll::Pending => {
                 self.ws.pending = carried;
@@ -216,6 +227,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
         // buf[batch] holds payload bytes not yet handed to the target.
         let mut batch = 0..0;
         loop {
+            if self.ws.out.len() >= OUT_LIMIT {
+                // Answers pile up unread: stop here; the rest waits in `pending`.
+                self.send_target(cx, &buf[batch])?;
+                return Ok(at);
+            }
             let frame = match self.ws.decoder.next(&mut buf[at..]) {
                 Ok(Some(f)) => f,
                 Ok(None) => {

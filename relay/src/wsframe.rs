@@ -33,6 +33,9 @@ const OP_PONG: u8 = 0xA;
 /// Largest header a server frame needs (2 + 8 bytes of length; servers do not mask).
 pub const MAX_SERVER_HEADER: usize = 10;
 
+/// The largest control frame a client may send: 125 payload bytes, 2 header bytes, 4 mask bytes.
+pub const MAX_CLIENT_CONTROL_FRAME: usize = 125 + 2 + 4;
+
 /// What a browser sent that ends the session with a close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Violation {

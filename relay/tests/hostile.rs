@@ -299,3 +299,57 @@ async fn frames_sent_with_the_upgrade_request_are_handled() {
         "a pong with the ping's payload"
     );
 }
+
+/// The relay's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc readable");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Pongs go through the same bounded output as data: a client that floods pings and never
+/// reads is no longer read either (its writes stall), and the relay does not grow. Before
+/// the fix, 64 MiB of pings from such a client grew the relay by 54 MiB.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ping_flood_from_a_client_that_never_reads_is_slowed_not_buffered() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (relay, port) = start(dir.path(), &pki, "");
+    let vm = testkit::silent_target().await;
+    let t = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
+    let mut s = upgraded(port, &pki, &t).await;
+    let pid = relay.child.id();
+    let before = rss_kib(pid);
+    let batch: Vec<u8> = (0..512)
+        .flat_map(|_| frame(0x9, &[7u8; 125], true))
+        .collect();
+    let mut sent = 0usize;
+    while sent < 64 << 20 {
+        // A write that cannot finish for 3 s means the relay stopped reading: backpressure.
+        match tokio::time::timeout(Duration::from_secs(3), s.write_all(&batch)).await {
+            Ok(Ok(())) => sent += batch.len(),
+            Ok(Err(e)) => panic!("the relay closed the flood instead of slowing it: {e}"),
+            Err(_) => break,
+        }
+    }
+    let grown = rss_kib(pid).saturating_sub(before);
+    assert!(
+        sent < 32 << 20,
+        "the relay kept reading a client that never reads: {} MiB of pings taken",
+        sent >> 20
+    );
+    assert!(
+        grown < 8 * 1024,
+        "the relay grew by {grown} KiB while {} MiB of pings were sent",
+        sent >> 20
+    );
+    eprintln!(
+        "ping flood: {} KiB sent before the relay stopped reading; relay grew {grown} KiB",
+        sent >> 10
+    );
+    drop(s);
+    still_serves(port, &pki, vm).await;
+}
