@@ -77,6 +77,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HeadError> {
     Ok(Some((out, len)))
 }
 
+/// Whether `bytes` hold the empty line that ends a head (`\n\n` or `\n\r\n`).
+fn head_ended(bytes: &[u8]) -> bool {
+    bytes.windows(2).any(|w| w == b"\n\n") || bytes.windows(3).any(|w| w == b"\n\r\n")
+}
+
 /// Read a request head. Returns the request and any bytes that followed it.
 pub async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
@@ -91,9 +96,18 @@ pub async fn read_head<S: AsyncRead + Unpin>(
         if n == 0 {
             return Err(HeadError::Closed);
         }
+        // Only the new bytes (and the two before them) can complete the head: parse once it
+        // has ended, instead of re-parsing the whole buffer on every read (quadratic under a
+        // client that sends one byte at a time).
+        let first = buf.is_empty();
+        let scan_from = buf.len().saturating_sub(2);
         buf.extend_from_slice(&chunk[..n]);
-        if let Some((req, len)) = parse(&buf)? {
-            return Ok((req, buf.split_off(len)));
+        // The first read is parsed whatever it holds, so a client that does not speak HTTP
+        // is answered at once.
+        if first || head_ended(&buf[scan_from..]) {
+            if let Some((req, len)) = parse(&buf)? {
+                return Ok((req, buf.split_off(len)));
+            }
         }
         if buf.len() > MAX_HEAD {
             return Err(HeadError::TooLarge);

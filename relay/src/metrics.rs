@@ -51,6 +51,8 @@ pub enum Refusal {
     HandshakeTimeout,
     TlsFailed,
     BadRequest,
+    /// More connections in handshake than WSPROXY_MAX_HANDSHAKES: closed at once.
+    HandshakeLimit,
 }
 
 #[derive(Default)]
@@ -62,7 +64,7 @@ pub struct Metrics {
     pub ticket_rejections: [AtomicU64; 9],
     pub target_connect_failures: [AtomicU64; 4],
     pub sessions_ended: [AtomicU64; 9],
-    refused: [AtomicU64; 5],
+    refused: [AtomicU64; 6],
     connect_buckets: [AtomicU64; 14],
     connect_count: AtomicU64,
     connect_sum_micros: AtomicU64,
@@ -168,6 +170,7 @@ impl Metrics {
             "handshake_timeout",
             "tls_failed",
             "bad_request",
+            "handshake_limit",
         ]
         .iter()
         .zip(&self.refused)

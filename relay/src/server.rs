@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -38,6 +38,26 @@ struct State {
     metrics: Arc<Metrics>,
     draining: AtomicBool,
     force_close: watch::Receiver<bool>,
+    /// Connections in TLS or HTTP handshake now (bounded by WSPROXY_MAX_HANDSHAKES).
+    handshaking: AtomicUsize,
+}
+
+/// One connection counted as in handshake until it has sent its request head (or gone).
+struct Handshake(Arc<State>);
+
+impl Handshake {
+    /// None when WSPROXY_MAX_HANDSHAKES connections are already in handshake.
+    fn enter(state: &Arc<State>) -> Option<Handshake> {
+        let now = state.handshaking.fetch_add(1, Ordering::AcqRel);
+        let guard = Handshake(state.clone());
+        (now < state.config.max_handshakes).then_some(guard)
+    }
+}
+
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        self.0.handshaking.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A bound, ready relay. [`Relay::serve`] runs it until the stop future completes.
@@ -142,6 +162,7 @@ impl Relay {
             metrics,
             draining: AtomicBool::new(false),
             force_close,
+            handshaking: AtomicUsize::new(0),
         });
         Ok(Relay {
             listener,
@@ -254,24 +275,32 @@ fn now_unix() -> i64 {
 }
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>) {
+    let Some(handshake) = Handshake::enter(&state) else {
+        // Unauthenticated connections cost memory and CPU: beyond the cap, closed at once.
+        state.metrics.refuse(Refusal::HandshakeLimit);
+        tracing::debug!(client = %peer, "WSPROXY_MAX_HANDSHAKES connections already in handshake; closed");
+        return;
+    };
     let _ = tcp.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + state.config.handshake_timeout;
     let Some(acceptor) = state.tls.clone() else {
-        return serve_http(tcp, peer, state, deadline).await;
+        return serve_http(tcp, peer, state, deadline, handshake).await;
     };
     let ssl_only = state.config.tls.as_ref().is_some_and(|t| t.ssl_only);
     if !ssl_only {
         // Like websockify: a first byte of 0x16 (TLS handshake record) means TLS.
         let mut first = [0u8; 1];
         match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
-            Ok(Ok(1)) if first[0] != 0x16 => return serve_http(tcp, peer, state, deadline).await,
+            Ok(Ok(1)) if first[0] != 0x16 => {
+                return serve_http(tcp, peer, state, deadline, handshake).await
+            }
             Ok(Ok(1)) => {}
             Ok(_) => return,
             Err(_) => return state.metrics.refuse(Refusal::HandshakeTimeout),
         }
     }
     match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => serve_http(tls, peer, state, deadline).await,
+        Ok(Ok(tls)) => serve_http(tls, peer, state, deadline, handshake).await,
         Ok(Err(e)) => {
             state.metrics.refuse(Refusal::TlsFailed);
             tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
@@ -294,10 +323,11 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     state: Arc<State>,
     deadline: tokio::time::Instant,
+    handshake: Handshake,
 ) {
-    let (req, leftover) = match tokio::time::timeout_at(deadline, http::read_head(&mut stream))
-        .await
-    {
+    let head = tokio::time::timeout_at(deadline, http::read_head(&mut stream)).await;
+    drop(handshake);
+    let (req, leftover) = match head {
         Err(_) => {
             state.metrics.refuse(Refusal::HandshakeTimeout);
             tracing::debug!(client = %peer, "request head not complete within WSPROXY_HANDSHAKE_TIMEOUT");

@@ -353,3 +353,40 @@ async fn a_ping_flood_from_a_client_that_never_reads_is_slowed_not_buffered() {
     drop(s);
     still_serves(port, &pki, vm).await;
 }
+
+/// Connections that never finish their handshake are capped (WSPROXY_MAX_HANDSHAKES): beyond
+/// the cap a new connection is closed at once and counted as `handshake_limit`; once they
+/// go, good sessions open again.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_stuck_in_handshake_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let metrics = free_port();
+    let (_relay, port) = start(dir.path(), &pki, &format!("WSPROXY_MAX_HANDSHAKES=2\nWSPROXY_METRICS_LISTEN=127.0.0.1:{metrics}\nWSPROXY_HANDSHAKE_TIMEOUT=30\n"));
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        // Connected, silent: the TLS handshake waits for a ClientHello that never comes.
+        idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut third = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut b = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut b))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the third connection in handshake must be closed");
+    let mut m = TcpStream::connect(("127.0.0.1", metrics)).await.unwrap();
+    m.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    m.read_to_string(&mut text).await.unwrap();
+    assert!(
+        text.contains("wsproxy_connections_refused_total{cause=\"handshake_limit\"} 1"),
+        "{text}"
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    still_serves(port, &pki, testkit::silent_target().await).await;
+}
