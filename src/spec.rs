@@ -287,9 +287,31 @@ impl DeploySpec {
             }
         }
         for (k, v) in &self.labels {
-            if k.is_empty() || k.len() > 253 || v.len() > 63 {
-                return bad("labels", format!("{k}={v} is not a valid label"));
+            if !label_key_ok(k) || !label_value_ok(v) {
+                return bad(
+                    "labels",
+                    format!(
+                        "{k:?}: {v:?} is not a Kubernetes label (key [prefix/]name, value up to 63 of a-z A-Z 0-9 - _ . \
+                         beginning and ending with a letter or digit)"
+                    ),
+                );
             }
+        }
+        if self
+            .target_allow
+            .iter()
+            .any(|t| t.chars().any(char::is_control))
+        {
+            return bad(
+                "targetAllow",
+                "entries may not hold control characters".into(),
+            );
+        }
+        if self.image.chars().any(char::is_control) {
+            return bad(
+                "image",
+                format!("{:?} holds control characters", self.image),
+            );
         }
         Ok(())
     }
@@ -300,6 +322,33 @@ impl DeploySpec {
         self.image.contains('/')
             && first != "localhost"
             && (first.contains('.') || first.contains(':'))
+    }
+}
+
+/// A Kubernetes label name segment (also a label value when non-empty): up to 63 of
+/// `a-z A-Z 0-9 - _ .`, beginning and ending with a letter or digit. Labels are written into
+/// YAML and Quadlet units, so nothing else (no newline, no `=`, no space) may pass.
+fn label_segment_ok(s: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    s.len() <= 63
+        && edge(s.chars().next())
+        && edge(s.chars().last())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn label_value_ok(v: &str) -> bool {
+    v.is_empty() || label_segment_ok(v)
+}
+
+fn label_key_ok(k: &str) -> bool {
+    match k.rsplit_once('/') {
+        Some((prefix, name)) => {
+            prefix.len() <= 253
+                && crate::pki::validate_dns_name(prefix).is_ok()
+                && label_segment_ok(name)
+        }
+        None => label_segment_ok(k),
     }
 }
 
@@ -386,6 +435,28 @@ mod tests {
         assert_eq!(s.proxy_fqdn, "proxy.example.com");
         assert_eq!(s.target_allow.len(), 2);
         assert!(s.certs.ends_with("proxy-certs"));
+    }
+
+    #[test]
+    fn values_written_into_units_and_yaml_cannot_inject_lines() {
+        let with = |extra: &str| {
+            load_text(
+                &format!("proxyFqdn: p.example.com\n{extra}"),
+                &Overrides::default(),
+            )
+        };
+        for bad in [
+            "labels:\n  team: \"a\\n[Service]\\nExecStartPre=/bin/sh -c id\"\n",
+            "labels:\n  \"te am\": x\n",
+            "labels:\n  \"-team\": x\n",
+            "labels:\n  team: \"x=y\"\n",
+            "image: \"localhost/x:1\\u0000\"\n",
+            "image: \"localhost/x:1\\n[Service]\"\n",
+        ] {
+            assert!(with(bad).is_err(), "accepted: {bad}");
+        }
+        let ok = with("labels:\n  example.com/team: consoles\n  tier: \"\"\n").unwrap();
+        assert_eq!(ok.labels.len(), 2);
     }
 
     #[test]

@@ -391,3 +391,20 @@ fn every_deploy_and_undeploy_flag_acts_on_its_target_or_is_refused_naming_it() {
         stderr(&o)
     );
 }
+
+/// An ssh destination that ssh would read as an option (ProxyCommand runs a local command)
+/// is refused before ssh runs.
+#[test]
+fn ssh_option_injection_through_host_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    let host = format!("ssh://-oProxyCommand=touch {}", marker.display());
+    let o = ctl(&["undeploy", "--target", "podman", "--host", &host]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("may not be empty, begin with '-'"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!marker.exists(), "ssh ran the injected ProxyCommand");
+}

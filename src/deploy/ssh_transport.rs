@@ -49,6 +49,16 @@ pub fn parse(uri: &str) -> Result<SshTarget> {
             "{uri:?} names no host: use ssh://user@host[:port]"
         )));
     }
+    // ssh would read a destination or user beginning with '-' as an option
+    // (ssh://-oProxyCommand=... runs a local command); whitespace and control characters have
+    // no place in either.
+    let bad =
+        |s: &str| s.starts_with('-') || s.chars().any(|c| c.is_whitespace() || c.is_control());
+    if bad(&host) || user.as_deref().is_some_and(|u| u.is_empty() || bad(u)) {
+        return Err(Failure::usage(format!(
+            "{uri:?}: a host or user name may not be empty, begin with '-' or hold spaces or control characters: use ssh://user@host[:port]"
+        )));
+    }
     Ok(SshTarget { user, host, port })
 }
 
@@ -83,7 +93,7 @@ impl Drop for ControlSocket {
             let _ = std::process::Command::new("ssh")
                 .arg("-o")
                 .arg(format!("ControlPath={}", self.path().display()))
-                .args(["-O", "exit", &self.dest])
+                .args(["-O", "exit", "--", &self.dest])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -138,7 +148,8 @@ impl SshLink {
         if let Some(id) = &self.identity {
             c.arg("-i").arg(id).args(["-o", "IdentitiesOnly=yes"]);
         }
-        c.arg(&self.control.dest).args(remote);
+        // `--`: whatever the destination holds, ssh reads it as the destination.
+        c.arg("--").arg(&self.control.dest).args(remote);
         c.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -303,6 +314,22 @@ mod tests {
             "2001:db8::1"
         );
         assert!(parse("ssh://root@").is_err());
+        // Option injection through the destination or the user name.
+        for uri in [
+            "ssh://-oProxyCommand=touch${IFS}/tmp/pwned",
+            "ssh://-oProxyCommand=x@host",
+            "ssh://root@-p22",
+            "ssh://ro ot@host",
+            "ssh://@host",
+            "ssh://root@ho\nst",
+        ] {
+            let e = parse(uri).unwrap_err();
+            assert!(
+                e.message.contains("may not") || e.message.contains("bad port"),
+                "{uri}: {}",
+                e.message
+            );
+        }
         assert!(parse("ssh://h:port").is_err());
     }
 }
