@@ -556,9 +556,14 @@ pub struct SignArgs {
     /// Where to write the signed certificate (PEM).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// Refuse unless the CSR is for this name.
+    /// The proxy's name: the certificate's CN and first name. The CSR may ask for no name
+    /// other than this and the --san names.
     #[arg(long, value_name = "NAME")]
-    pub fqdn: Option<String>,
+    pub fqdn: String,
+    /// Another name (DNS or IP) to sign; repeat for more. Only names given here and --fqdn
+    /// are signed, whatever the CSR asks for.
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
     /// Validity in days (at most 398).
     #[arg(long, default_value_t = 398)]
     pub days: u32,

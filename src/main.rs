@@ -117,16 +117,16 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
         }
         Command::Certs(Certs::Sign(a)) => {
             let ca = pki::issue::Ca::load(&a.ca_cert, &a.ca_key)?;
-            let (pem, requested, note) = pki::csr::sign(&ca, &a.csr, a.fqdn.as_deref(), a.days)?;
+            let (pem, signed, note) = pki::csr::sign(&ca, &a.csr, &a.fqdn, &a.sans, a.days)?;
             fsutil::write_atomic(&a.out, pem.as_bytes(), 0o644)?;
             out.report(
-                &serde_json::json!({ "requested": requested, "out": a.out, "note": note }),
+                &serde_json::json!({ "signed": signed, "out": a.out, "note": note }),
                 || {
                     format!(
                         "signed {} for CN={} names={}\nwrote {}\n{}",
                         a.csr.display(),
-                        requested.common_name.clone().unwrap_or_default(),
-                        requested.sans.join(", "),
+                        signed.common_name.clone().unwrap_or_default(),
+                        signed.sans.join(", "),
                         a.out.display(),
                         note.map(|n| format!("note: {n}\n")).unwrap_or_default()
                     )

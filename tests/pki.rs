@@ -348,6 +348,8 @@ fn csr_round_trip_keeps_the_key_on_the_proxy_host() {
         s(&csr),
         "--fqdn",
         "proxy.example.test",
+        "--san",
+        "192.0.2.10",
         "--out",
         s(&cert),
     ]);
@@ -390,6 +392,56 @@ fn csr_round_trip_keeps_the_key_on_the_proxy_host() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("refusing to sign"), "{}", stderr(&o));
+    // A CSR that adds a name (the engine's own) to the proxy's: refused, naming it; without
+    // --san for the IP it asked for, that is refused too.
+    let sneaky = dir.path().join("sneaky");
+    let o = ctl(&[
+        "certs",
+        "request",
+        "--fqdn",
+        "proxy.example.test",
+        "--san",
+        "engine.example.test",
+        "--out",
+        s(&sneaky),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sign = |csr: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "certs",
+            "sign",
+            "--ca-cert",
+            s(&pki.ca_cert),
+            "--ca-key",
+            s(&pki.ca_key),
+            "--csr",
+            s(csr),
+        ];
+        args.extend_from_slice(&["--fqdn", "proxy.example.test", "--out", s(&cert)]);
+        args.extend_from_slice(extra);
+        ctl(&args)
+    };
+    let o = sign(&sneaky.join("websocket-proxy.req"), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("\"engine.example.test\"") && stderr(&o).contains("refusing to sign"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sign(&csr, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("\"192.0.2.10\""), "{}", stderr(&o));
+    // The signed names are exactly the ones given, even when the CSR asks for fewer.
+    let o = sign(
+        &csr,
+        &["--san", "192.0.2.10", "--san", "proxy2.example.test"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = openssl_text(&cert);
+    assert!(
+        text.contains("DNS:proxy2.example.test") && !text.contains("engine.example.test"),
+        "{text}"
+    );
     // A tampered CSR fails its signature check.
     let pem = std::fs::read_to_string(&csr).unwrap();
     let mut lines: Vec<String> = pem.lines().map(str::to_string).collect();
@@ -406,6 +458,8 @@ fn csr_round_trip_keeps_the_key_on_the_proxy_host() {
         s(&pki.ca_key),
         "--csr",
         s(&tampered),
+        "--fqdn",
+        "proxy.example.test",
         "--out",
         s(&cert),
     ]);
@@ -627,4 +681,67 @@ fn packaging_never_includes_the_ca_key() {
     std::fs::copy(&pki.ca_key, out.join("websocket-proxy.key.nopass")).unwrap();
     let err = Bundle::load(&out).unwrap_err();
     assert!(err.message.contains("CA's private key"), "{}", err.message);
+}
+
+/// A CA certificate exported together with its key (one PEM file holding both) is refused,
+/// and nothing is written: the engine CA key never reaches ca.pem, a Secret or a podman secret.
+/// What is written is re-encoded from the certificate's DER.
+#[test]
+fn a_certificate_input_holding_a_private_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let combined = dir.path().join("ca-with-key.pem");
+    let mut both = std::fs::read(&pki.ca_cert).unwrap();
+    both.extend(std::fs::read(&pki.ca_key).unwrap());
+    std::fs::write(&combined, &both).unwrap();
+    let out = dir.path().join("out");
+    let o = ctl(&[
+        "certs",
+        "issue",
+        "--ca-cert",
+        s(&combined),
+        "--ca-key",
+        s(&pki.ca_key),
+        "--fqdn",
+        "localhost",
+        "--engine-cert",
+        s(&pki.engine_cert),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("PRIVATE KEY"), "{}", stderr(&o));
+    assert!(!out.join("ca.pem").exists(), "nothing may be written");
+    // The same for --engine-cert.
+    let engine_with_key = dir.path().join("engine-with-key.pem");
+    let mut both = std::fs::read(&pki.engine_cert).unwrap();
+    both.extend(std::fs::read(&pki.engine_key).unwrap());
+    std::fs::write(&engine_with_key, &both).unwrap();
+    let o = issue(&pki, &out, &["--engine-cert", s(&engine_with_key)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // A good issue writes certificates alone.
+    let o = issue(&pki, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["ca.pem", "engine.cer", "websocket-proxy.cer"] {
+        let text = std::fs::read_to_string(out.join(f)).unwrap();
+        assert!(
+            text.starts_with("-----BEGIN CERTIFICATE-----") && !text.contains("PRIVATE KEY"),
+            "{f}: {text}"
+        );
+    }
+    // A bundle directory whose ca.pem was replaced by cert+key is refused by render.
+    std::fs::write(out.join("ca.pem"), std::fs::read(&combined).unwrap()).unwrap();
+    let o = ctl(&[
+        "render",
+        "--target",
+        "podman",
+        "--proxy-fqdn",
+        "localhost",
+        "--certs",
+        s(&out),
+        "--out",
+        s(&dir.path().join("r")),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("PRIVATE KEY"), "{}", stderr(&o));
 }

@@ -58,7 +58,7 @@ fn read(dir: &Path, name: &str, hint: &str) -> Result<Vec<u8>> {
 impl Bundle {
     pub fn load(dir: &Path) -> Result<Bundle> {
         let issue_hint = "create it with `wsproxyctl certs issue`";
-        let ca_pem = read(dir, CA_FILE, issue_hint)?;
+        read(dir, CA_FILE, issue_hint)?;
         let cert_pem = read(dir, CERT_FILE, issue_hint)?;
         let key_pem = read(dir, KEY_FILE, issue_hint)?;
         let engine_pem = read(
@@ -99,6 +99,11 @@ impl Bundle {
         }
         wsproxy::ticket::TicketVerifier::from_certificate_pem(&engine_pem, false, 0)
             .map_err(|e| Failure::usage(format!("{}: {e}", dir.join(ENGINE_FILE).display())))?;
+        // What goes into Secrets is the certificates alone, re-encoded from DER: a key that
+        // came along in one of these files can never be copied on.
+        let ca_pem = super::certificate_pem(&ca_der);
+        let engine_pem =
+            super::certificate_pem(&read_cert_der(&dir.join(ENGINE_FILE), ENGINE_FILE)?);
         Ok(Bundle {
             dir: dir.to_path_buf(),
             ca_pem,

@@ -100,40 +100,46 @@ pub fn read_request(path: &Path) -> Result<(CertificateSigningRequestParams, Req
     Ok((params, Requested { common_name, sans }))
 }
 
-/// Sign a CSR with the CA. The certificate carries only what the operator accepted: the CN,
-/// the DNS/IP names, serverAuth, bounded validity; nothing else the CSR asked for.
+/// Sign a CSR with the CA for exactly the names the operator gives (`fqdn` and `sans`): a
+/// CSR that asks for any other name (the engine's own, say) is refused, listing them. The
+/// certificate carries the CN, those names, serverAuth and bounded validity; nothing else the
+/// CSR asked for.
 pub fn sign(
     ca: &Ca,
     path: &Path,
-    expect_fqdn: Option<&str>,
+    fqdn: &str,
+    sans: &[String],
     days: u32,
 ) -> Result<(String, Requested, Option<String>)> {
     let (params, requested) = read_request(path)?;
-    let fqdn = match (&requested.common_name, requested.sans.first()) {
-        (Some(cn), _) => cn.clone(),
-        (None, Some(first)) => first.clone(),
-        (None, None) => return Err(Failure::usage("the CSR names no host (no CN and no SAN)")),
+    let given = |name: &str| {
+        name.eq_ignore_ascii_case(fqdn) || sans.iter().any(|s| s.eq_ignore_ascii_case(name))
     };
-    if let Some(expected) = expect_fqdn {
-        if !fqdn.eq_ignore_ascii_case(expected)
-            && !requested
-                .sans
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(expected))
-        {
-            return Err(Failure::usage(format!(
-                "the CSR is for {fqdn:?} (names {:?}), not for --fqdn {expected:?}: refusing to sign",
-                requested.sans
-            )));
-        }
-    }
-    let sans: Vec<String> = requested
-        .sans
+    let extra: Vec<&str> = requested
+        .common_name
         .iter()
-        .filter(|s| !s.eq_ignore_ascii_case(&fqdn))
+        .chain(requested.sans.iter())
+        .map(String::as_str)
+        .filter(|n| !given(n))
+        .collect();
+    if !extra.is_empty() {
+        return Err(Failure::usage(format!(
+            "the CSR asks for {} beyond --fqdn {fqdn:?}{}: refusing to sign. Sign only names this proxy serves; \
+             add --san NAME for each one it really does",
+            extra.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "),
+            if sans.is_empty() { String::new() } else { format!(" and --san {}", sans.join(", ")) }
+        )));
+    }
+    let others: Vec<String> = sans
+        .iter()
+        .filter(|s| !s.eq_ignore_ascii_case(fqdn))
         .cloned()
         .collect();
-    let san_types = check_names(&fqdn, &sans)?;
-    let (pem, note) = ca.certify(&fqdn, &san_types, days, &params.public_key)?;
-    Ok((pem, requested, note))
+    let san_types = check_names(fqdn, &others)?;
+    let (pem, note) = ca.certify(fqdn, &san_types, days, &params.public_key)?;
+    let signed = Requested {
+        common_name: Some(fqdn.to_string()),
+        sans: std::iter::once(fqdn.to_string()).chain(others).collect(),
+    };
+    Ok((pem, signed, note))
 }

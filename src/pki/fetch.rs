@@ -131,8 +131,8 @@ pub async fn run(engine: &str, trust: Option<Trust>, out: &Path) -> Result<Fetch
     ensure_dir(out)?;
     let ca_path = out.join(CA_FILE);
     let engine_path = out.join(ENGINE_FILE);
-    write_atomic(&ca_path, &ca_pem, 0o644)?;
-    write_atomic(&engine_path, &engine_pem, 0o644)?;
+    write_atomic(&ca_path, &super::certificate_pem(&ca_der), 0o644)?;
+    write_atomic(&engine_path, &super::certificate_pem(&engine_der), 0o644)?;
     Ok(Fetched {
         files: vec![ca_path, engine_path],
         ca_fingerprint: fingerprint(&ca_der),

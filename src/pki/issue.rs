@@ -29,8 +29,7 @@ pub struct Ca {
 impl Ca {
     pub fn load(cert: &Path, key: &Path) -> Result<Ca> {
         let cert_der = read_cert_der(cert, "--ca-cert")?;
-        let cert_pem = std::fs::read(cert)
-            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", cert.display())))?;
+        let cert_pem = super::certificate_pem(&cert_der);
         let key_pair = load_private_key(key, "--ca-key")?;
         let parsed = parse(&cert_der);
         if !key_matches(&key_pair, &parsed) {
@@ -182,7 +181,7 @@ pub fn run(args: &IssueArgs) -> Result<Issued> {
     let engine_pem = match &args.engine_cert {
         None => None,
         Some(path) => {
-            let pem = crate::fsutil::read_input(path, "--engine-cert")?;
+            let pem = super::certificate_pem(&read_cert_der(path, "--engine-cert")?);
             wsproxy::ticket::TicketVerifier::from_certificate_pem(&pem, false, 0)
                 .map_err(|e| Failure::usage(format!("--engine-cert {}: {e}", path.display())))?;
             Some(pem)

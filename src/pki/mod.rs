@@ -136,8 +136,20 @@ pub fn input_hint(what: &str) -> &'static str {
     }
 }
 
-/// The DER of the first certificate in PEM text.
+/// The DER of the first certificate in PEM text. Text that also holds a private key (a
+/// common export format, key and certificate in one file) is refused: certificate inputs are
+/// copied into `ca.pem`, Secrets and podman secrets, and a key must never travel with them.
 pub fn pem_cert_der(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    if bytes
+        .windows(b"PRIVATE KEY-----".len())
+        .any(|w| w == b"PRIVATE KEY-----")
+    {
+        return Err(
+            "holds a PRIVATE KEY block as well as a certificate: give the certificate alone \
+                    (openssl x509 -in FILE -out cert.pem); the key must never leave its host"
+                .into(),
+        );
+    }
     let (_, pem) =
         x509_parser::pem::parse_x509_pem(bytes).map_err(|_| "not a PEM certificate".to_string())?;
     if pem.label != "CERTIFICATE" {
@@ -146,6 +158,20 @@ pub fn pem_cert_der(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
     X509Certificate::from_der(&pem.contents)
         .map_err(|e| format!("not an X.509 certificate: {e}"))?;
     Ok(pem.contents)
+}
+
+/// A certificate as PEM, written from its DER: what is copied on is the certificate and
+/// nothing else of the file it came from.
+pub fn certificate_pem(der: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out.into_bytes()
 }
 
 /// Parse DER (known to be valid from [`pem_cert_der`]).
