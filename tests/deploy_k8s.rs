@@ -38,7 +38,44 @@ fn query(req: &Request<Body>) -> String {
 
 /// Expect one server-side apply per rendered object, in order.
 async fn expect_applies(handle: &mut Handle, expected: &[Value], dry_run: bool) {
+    expect_applies_with(handle, expected, dry_run, false).await
+}
+
+/// [`expect_applies`]; the namespace is looked up first and, when `namespace_exists`, left
+/// alone (no apply), else created with the created-by-deploy annotation.
+async fn expect_applies_with(
+    handle: &mut Handle,
+    expected: &[Value],
+    dry_run: bool,
+    namespace_exists: bool,
+) {
     for obj in expected {
+        if obj["kind"] == "Namespace" {
+            let (req, send) = handle.next_request().await.expect("a namespace lookup");
+            assert_eq!(
+                (req.method(), req.uri().path()),
+                (&Method::GET, "/api/v1/namespaces/consoles")
+            );
+            if namespace_exists {
+                respond(
+                    send,
+                    200,
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "consoles"}}),
+                );
+                continue;
+            }
+            respond(
+                send,
+                404,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "metadata": {},
+                "reason": "NotFound", "code": 404, "message": "namespaces \"consoles\" not found"}),
+            );
+        }
+        let mut obj = obj.clone();
+        if obj["kind"] == "Namespace" {
+            obj["metadata"]["annotations"][deploy::k8s::CREATED_ANNOTATION] = json!("true");
+        }
+        let obj = &obj;
         let (req, send) = handle.next_request().await.expect("an apply request");
         assert_eq!(req.method(), Method::PATCH);
         let q = query(&req);
@@ -229,7 +266,8 @@ async fn undeploy_deletes_by_label() {
                         send,
                         200,
                         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "consoles",
-                        "labels": {"app.kubernetes.io/managed-by": "wsproxyctl"}}}),
+                        "labels": {"app.kubernetes.io/managed-by": "wsproxyctl"},
+                        "annotations": {deploy::k8s::CREATED_ANNOTATION: "true"}}}),
                     );
                 }
                 Method::GET => {
@@ -298,4 +336,82 @@ async fn undeploy_deletes_by_label() {
         removed.render()
     );
     assert_eq!(deleted.len(), 3);
+}
+
+/// A namespace that existed before deploy (holding someone else's ConfigMap) is never applied
+/// to, labelled or deleted: deploy leaves it as it is, undeploy deletes only deploy's objects.
+#[tokio::test]
+async fn an_existing_namespace_and_its_foreign_objects_survive_deploy_and_undeploy() {
+    let (_dir, spec, bundle) = setup();
+    let expected = wsproxyctl::render::k8s::objects(&spec, Some(&bundle));
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let api = tokio::spawn(async move {
+        expect_applies_with(&mut handle, &expected, true, true).await;
+        // undeploy: lists by label (the foreign ConfigMap has none, so it is never listed),
+        // then looks at the namespace: labelled like ours, but not created by deploy.
+        let mut deleted = Vec::new();
+        loop {
+            let (req, send) = handle.next_request().await.expect("a request");
+            let path = req.uri().path().to_string();
+            match *req.method() {
+                Method::GET if path == "/api/v1/namespaces/consoles" => {
+                    respond(
+                        send,
+                        200,
+                        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "consoles",
+                        "labels": {"app.kubernetes.io/managed-by": "wsproxyctl"}}}),
+                    );
+                    break;
+                }
+                Method::GET => {
+                    assert!(
+                        query(&req)
+                            .contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dwsproxyctl"),
+                        "{path}"
+                    );
+                    let items = if path.ends_with("/deployments") {
+                        vec![json!({"metadata": {"name": "wsproxy"}})]
+                    } else {
+                        vec![]
+                    };
+                    respond(
+                        send,
+                        200,
+                        json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
+                    );
+                }
+                Method::DELETE => {
+                    deleted.push(path);
+                    respond(
+                        send,
+                        200,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
+                    );
+                }
+                _ => panic!("unexpected {} {path}", req.method()),
+            }
+        }
+        deleted
+    });
+    let opts = DeployOptions {
+        no_verify: true,
+        ..Default::default()
+    };
+    let k8s = K8sOptions {
+        dry_run: true,
+        timeout: std::time::Duration::from_secs(30),
+        ..Default::default()
+    };
+    let out = Output::new(true, true, false);
+    deploy::kubernetes_with(&client, &spec, &opts, &k8s, &out)
+        .await
+        .unwrap();
+    let removed = deploy::k8s::undeploy(&client, "consoles").await.unwrap();
+    let deleted = api.await.unwrap();
+    assert_eq!(
+        deleted,
+        ["/apis/apps/v1/namespaces/consoles/deployments/wsproxy"]
+    );
+    assert_eq!(removed.removed, ["Deployment/wsproxy"]);
 }

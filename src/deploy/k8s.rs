@@ -1,7 +1,8 @@
 //! `deploy --target k8s`: server-side apply of the rendered objects with the field manager
 //! `wsproxyctl` (so kubectl and other managers see who owns which field), an optional
 //! server-side dry run, a wait for the Deployment to become available with progress, and the
-//! Service's address. `undeploy` deletes by label.
+//! Service's address. `undeploy` deletes by label. A namespace that exists is left exactly
+//! as it is; one deploy creates is annotated, and only such a namespace is deleted.
 //!
 //! Objects are applied as dynamic objects from the JSON that `render` produces, so what is
 //! applied is byte for byte what `render --target k8s` writes.
@@ -17,6 +18,10 @@ use crate::error::{Failure, Result};
 use crate::output::Output;
 
 pub const FIELD_MANAGER: &str = "wsproxyctl";
+
+/// Set on a namespace deploy created (it did not exist): only such a namespace is ever
+/// deleted by undeploy. An existing namespace is never changed, labelled or deleted.
+pub const CREATED_ANNOTATION: &str = "wsproxyctl/created-namespace";
 pub const SELECTOR: &str =
     "app.kubernetes.io/managed-by=wsproxyctl,app.kubernetes.io/instance=wsproxy";
 
@@ -110,9 +115,23 @@ pub async fn apply(
         let kind = obj["kind"].as_str().unwrap_or_default();
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
         let what = format!("{kind}/{name}");
+        let mut obj = obj.clone();
+        if kind == "Namespace" {
+            // Never take over a namespace someone else made: left exactly as it is.
+            let existing = api(client, kind, namespace)?
+                .get_opt(name)
+                .await
+                .map_err(|e| kube_err(&format!("reading {what}"), e))?;
+            if existing.is_some() {
+                applied.push(format!("{what} (exists: left as it is)"));
+                continue;
+            }
+            obj["metadata"]["annotations"][CREATED_ANNOTATION] =
+                serde_json::Value::String("true".into());
+        }
         tracing::debug!("server-side apply {what} in {namespace} (field manager {FIELD_MANAGER}, dry run {dry_run})");
         api(client, kind, namespace)?
-            .patch(name, &params, &Patch::Apply(obj))
+            .patch(name, &params, &Patch::Apply(&obj))
             .await
             .map_err(|e| kube_err(&format!("applying {what}"), e))?;
         applied.push(what);
@@ -213,12 +232,13 @@ pub async fn undeploy(client: &Client, namespace: &str) -> Result<super::Removal
     }
     let namespaces = api(client, "Namespace", namespace)?;
     if let Ok(ns) = namespaces.get(namespace).await {
+        // Only a namespace deploy created; one that existed before is never deleted.
         let ours = ns
             .metadata
-            .labels
+            .annotations
             .as_ref()
-            .and_then(|l| l.get("app.kubernetes.io/managed-by"))
-            .is_some_and(|v| v == "wsproxyctl");
+            .and_then(|a| a.get(CREATED_ANNOTATION))
+            .is_some_and(|v| v == "true");
         if ours {
             let result = namespaces
                 .delete(namespace, &DeleteParams::default())
