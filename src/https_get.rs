@@ -1,13 +1,11 @@
-//! A minimal HTTPS GET over rustls, for the engine's pki-resource endpoints.
-//!
-//! Why not a full HTTP client: two small GETs of public PEM files do not justify one, and the
-//! interesting part, which certificates are trusted, must stay explicit here.
+//! An HTTPS GET over rustls, for the engine's pki-resource endpoints: hyper's HTTP/1.1 client
+//! on a rustls stream whose trust is chosen here, explicitly (a pinned CA or a CA file), not by
+//! a general-purpose client's defaults.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ClientConfig;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -39,7 +37,25 @@ pub fn parse_https_url(url: &str) -> Result<(String, u16), String> {
     }
 }
 
+/// Largest body accepted: the PEM files fetched are a few KiB.
+const MAX_BODY: usize = 1 << 20;
+
+/// The Host header: the name, with the port when it is not 443 and brackets for IPv6.
+pub fn host_header(host: &str, port: u16) -> String {
+    let name = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    if port == 443 {
+        name
+    } else {
+        format!("{name}:{port}")
+    }
+}
+
 /// GET `path` from `host:port` with the given TLS configuration. Returns status and body.
+/// HTTP/1.1 is hyper's (framing, chunked bodies, Content-Length); the body is bounded.
 pub async fn get(
     host: &str,
     port: u16,
@@ -51,69 +67,40 @@ pub async fn get(
             .await
             .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
         let name = wsproxy::tls::server_name(host)?;
-        let mut stream = TlsConnector::from(tls)
+        let stream = TlsConnector::from(tls)
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS with {host}:{port} failed: {e}"))?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\nConnection: close\r\nUser-Agent: wsproxyctl\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP with {host}:{port} failed: {e}"))?;
+        let driver = tokio::spawn(connection);
+        let request = http::Request::get(path)
+            .header(http::header::HOST, host_header(host, port))
+            .header(http::header::ACCEPT, "*/*")
+            .header(http::header::USER_AGENT, "wsproxyctl")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| format!("bad request for {path:?}: {e}"))?;
+        let response = sender
+            .send_request(request)
             .await
-            .map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        // Servers often skip close_notify; what was read until then is the answer.
-        let _ = stream.take(16 << 20).read_to_end(&mut raw).await;
-        parse_response(&raw)
+            .map_err(|e| format!("{host}:{port} answered badly: {e}"))?;
+        let status = response.status().as_u16();
+        let body = http_body_util::Limited::new(response.into_body(), MAX_BODY);
+        let body = http_body_util::BodyExt::collect(body)
+            .await
+            .map_err(|e| {
+                format!("reading the answer of {host}:{port}: {e} (at most {MAX_BODY} bytes)")
+            })?
+            .to_bytes()
+            .to_vec();
+        driver.abort();
+        Ok((status, body))
     };
     tokio::time::timeout(Duration::from_secs(20), fut)
         .await
         .map_err(|_| format!("{host}:{port} did not answer within 20 s"))?
-}
-
-fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("incomplete HTTP response")?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let body = &raw[split + 4..];
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("not an HTTP response")?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_vec()
-    };
-    Ok((status, body))
-}
-
-fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("bad chunked body")?;
-        let size_text = String::from_utf8_lossy(&data[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| "bad chunk size")?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if data.len() < size + 2 {
-            return Err("truncated chunked body".into());
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
 }
 
 #[cfg(test)]
@@ -140,13 +127,10 @@ mod tests {
     }
 
     #[test]
-    fn responses() {
-        assert_eq!(
-            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi").unwrap(),
-            (200, b"hi".to_vec())
-        );
-        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked).unwrap(), (200, b"abcde".to_vec()));
-        assert!(parse_response(b"garbage").is_err());
+    fn host_header_carries_port_and_brackets() {
+        assert_eq!(host_header("engine.example", 443), "engine.example");
+        assert_eq!(host_header("engine.example", 8443), "engine.example:8443");
+        assert_eq!(host_header("::1", 8443), "[::1]:8443");
+        assert_eq!(host_header("::1", 443), "[::1]");
     }
 }

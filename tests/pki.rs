@@ -745,3 +745,112 @@ fn a_certificate_input_holding_a_private_key_is_refused() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("PRIVATE KEY"), "{}", stderr(&o));
 }
+
+/// A TLS server that answers every request with `answer`, and records the request head.
+async fn raw_https(
+    pki: &Pki,
+    web_cert: &Path,
+    web_key: &Path,
+    answer: Vec<u8>,
+) -> (u16, Arc<std::sync::Mutex<String>>) {
+    let _ = pki;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let certified = wsproxy::tls::load_certified_key(web_cert, web_key).unwrap();
+    let config = wsproxy::tls::server_config(
+        Arc::new(wsproxy::reload::Reloadable::new(certified)),
+        wsproxy::config::TlsMinVersion::Tls12,
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let seen = Arc::new(std::sync::Mutex::new(String::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let Ok(tls) = acceptor.clone().accept(tcp).await else {
+                continue;
+            };
+            let mut tls = tls;
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n")
+                && tokio::io::AsyncReadExt::read(&mut tls, &mut b)
+                    .await
+                    .unwrap_or(0)
+                    == 1
+            {
+                head.push(b[0]);
+            }
+            *seen2.lock().unwrap() = String::from_utf8_lossy(&head).into_owned();
+            let _ = tls.write_all(&answer).await;
+            let _ = tls.shutdown().await;
+        }
+    });
+    (port, seen)
+}
+
+/// certs fetch's HTTPS client (hyper over rustls): Content-Length is honoured, the Host
+/// header carries the port, and hostile answers are errors, never panics (a chunk size of
+/// ffffffffffffffff once overflowed) or unbounded reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_https_client_survives_hostile_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (web_key, web_cert) = (dir.path().join("web.key"), dir.path().join("web.cer"));
+    pki.issue(
+        "localhost",
+        "subjectAltName=DNS:localhost",
+        &web_key,
+        &web_cert,
+        "rsa:2048",
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    let der = wsproxyctl::pki::pem_cert_der(&std::fs::read(&pki.ca_cert).unwrap()).unwrap();
+    roots.add(der.into()).unwrap();
+    let tls = wsproxy::tls::client_config_trusting(roots).unwrap();
+    let get = |answer: &[u8]| {
+        let (answer, tls, pki, web_cert, web_key) = (
+            answer.to_vec(),
+            tls.clone(),
+            &pki,
+            web_cert.clone(),
+            web_key.clone(),
+        );
+        async move {
+            let (port, seen) = raw_https(pki, &web_cert, &web_key, answer).await;
+            let got = wsproxyctl::https_get::get("localhost", port, "/pki?x=1", tls).await;
+            let seen = seen.lock().unwrap().clone();
+            (got, seen, port)
+        }
+    };
+    let (got, seen, port) =
+        get(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiTRAILING JUNK").await;
+    assert_eq!(got.unwrap(), (200, b"hi".to_vec()));
+    assert!(
+        seen.to_ascii_lowercase()
+            .contains(&format!("host: localhost:{port}\r\n")),
+        "Host with port: {seen}"
+    );
+    let (got, ..) = get(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").await;
+    assert_eq!(got.unwrap(), (200, b"abcde".to_vec()));
+    for hostile in [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab",
+        b"garbage",
+        b"HTTP/1.1 99999 OK\r\n\r\n",
+    ] {
+        let (got, ..) = get(hostile).await;
+        assert!(
+            got.is_err(),
+            "{:?} -> {got:?}",
+            String::from_utf8_lossy(hostile)
+        );
+    }
+    // A body larger than the bound is refused, not read to the end.
+    let mut big = b"HTTP/1.1 200 OK\r\nContent-Length: 4194304\r\n\r\n".to_vec();
+    big.resize(big.len() + 4194304, b'a');
+    let (got, ..) = get(&big).await;
+    assert!(got.unwrap_err().contains("at most"), "bounded");
+}
