@@ -37,6 +37,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { key: "TRACE_FILE", help: "Accepted for compatibility and ignored (a warning at start says so): logs go to stderr" },
     KeySpec { key: "WSPROXY_TARGET_ALLOW", help: "Comma-separated CIDRs and host patterns (*.example.com) tickets may point to; empty allows all" },
     KeySpec { key: "WSPROXY_TARGET_CA", help: "PEM CA that VeNCrypt and KubeVirt targets' certificates must chain to; unset accepts any (as oVirt's proxy does)" },
+    KeySpec { key: "WSPROXY_KUBEVIRT_UNVERIFIED_TLS", help: "Send KubeVirt bearer tokens without WSPROXY_TARGET_CA, to an unverified TLS peer: UNSAFE, for tests only (default false)" },
     KeySpec { key: "WSPROXY_ALLOW_LEGACY_SHA1", help: "Accept old engines' `signature` (RSA PKCS#1 v1.5 SHA-1) tickets (default false)" },
     KeySpec { key: "WSPROXY_ALLOW_TICKET_REUSE", help: "Accept a ticket more than once within its validity (default false)" },
     KeySpec { key: "WSPROXY_TICKET_SKEW", help: "Clock skew tolerated on ticket validity, seconds, at most 300 (default 5)" },
@@ -91,6 +92,8 @@ pub struct Config {
     pub engine_cert: Option<PathBuf>,
     pub target_allow: TargetAllowList,
     pub target_ca: Option<PathBuf>,
+    /// KubeVirt tokens may go to an unverified TLS peer (explicit, unsafe opt-out).
+    pub kubevirt_unverified_tls: bool,
     pub allow_legacy_sha1: bool,
     pub allow_ticket_reuse: bool,
     pub ticket_skew: Duration,
@@ -459,6 +462,7 @@ impl Config {
             engine_cert,
             target_allow,
             target_ca: get_nonempty("WSPROXY_TARGET_CA").map(PathBuf::from),
+            kubevirt_unverified_tls: boolean("WSPROXY_KUBEVIRT_UNVERIFIED_TLS", false)?,
             allow_legacy_sha1: boolean("WSPROXY_ALLOW_LEGACY_SHA1", false)?,
             allow_ticket_reuse: boolean("WSPROXY_ALLOW_TICKET_REUSE", false)?,
             ticket_skew: match seconds("WSPROXY_TICKET_SKEW", 5)? {

@@ -147,6 +147,7 @@ impl Relay {
             allow: config.target_allow.clone(),
             tls: tls::target_client_config(config.target_ca.as_deref())?,
             timeout: config.connect_timeout,
+            kubevirt_tokens: config.target_ca.is_some() || config.kubevirt_unverified_tls,
         };
         let (force_close_tx, force_close) = watch::channel(false);
         let state = Arc::new(State {

@@ -33,6 +33,9 @@ pub const CHUNK: usize = 64 * 1024;
 pub enum ConnectError {
     /// Not in WSPROXY_TARGET_ALLOW.
     NotAllowed(String),
+    /// A KubeVirt target while its TLS peer would not be verified (no WSPROXY_TARGET_CA): its
+    /// bearer token is never sent to an unverified peer.
+    UnverifiedKubeVirt(String),
     Unreachable(String),
     /// No answer within WSPROXY_CONNECT_TIMEOUT.
     TimedOut(String),
@@ -43,7 +46,7 @@ impl ConnectError {
     /// The metric label ([`crate::metrics::CONNECT_FAILURES`]).
     pub fn cause(&self) -> &'static str {
         match self {
-            ConnectError::NotAllowed(_) => "not_allowed",
+            ConnectError::NotAllowed(_) | ConnectError::UnverifiedKubeVirt(_) => "not_allowed",
             ConnectError::Unreachable(_) => "unreachable",
             ConnectError::TimedOut(_) => "timeout",
             ConnectError::Negotiation(_) => "negotiation",
@@ -55,6 +58,11 @@ impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConnectError::NotAllowed(t) => write!(f, "target {t} is not in WSPROXY_TARGET_ALLOW"),
+            ConnectError::UnverifiedKubeVirt(t) => write!(
+                f,
+                "KubeVirt target {t}: its bearer token is sent only to a verified peer: set WSPROXY_TARGET_CA \
+                 (or WSPROXY_KUBEVIRT_UNVERIFIED_TLS=true, which sends it to whoever answers)"
+            ),
             ConnectError::Unreachable(why) | ConnectError::TimedOut(why) => {
                 write!(f, "target unreachable: {why}")
             }
@@ -148,12 +156,18 @@ pub struct Connector {
     pub allow: TargetAllowList,
     pub tls: Arc<ClientConfig>,
     pub timeout: Duration,
+    /// Whether KubeVirt bearer tokens may be sent: only when `tls` verifies the peer
+    /// (WSPROXY_TARGET_CA), or when the operator opted out of that explicitly.
+    pub kubevirt_tokens: bool,
 }
 
 impl Connector {
     /// Whether a ticket's target may be tried at all (decided before the upgrade when the
     /// answer does not depend on name resolution).
     pub fn precheck(&self, target: &Target) -> Result<(), ConnectError> {
+        if target.kubevirt.is_some() && !self.kubevirt_tokens {
+            return Err(ConnectError::UnverifiedKubeVirt(target.to_string()));
+        }
         // An address is decided now, before any upgrade; a name that may resolve into an
         // allowed network is decided after resolution.
         let may_resolve_in =

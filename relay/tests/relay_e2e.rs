@@ -648,3 +648,40 @@ async fn base64_sessions_are_decoded_and_encoded() {
         .unwrap();
     assert_eq!(got, b"abcdefghi");
 }
+
+/// Without WSPROXY_TARGET_CA the relay cannot verify a KubeVirt endpoint's certificate, so a
+/// KubeVirt ticket is refused (403) before anything is sent: the bearer token never goes to
+/// an unverified peer.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubevirt_tokens_are_never_sent_to_an_unverified_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (kv_port, mut seen) = fake_kubevirt(&pki, dir.path()).await;
+    let port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, "");
+    let relay = start_relay(dir.path(), &confd, port);
+    let path = "/apis/subresources.kubevirt.io/v1/namespaces/vms/virtualmachineinstances/vm1/vnc";
+    let ticket = sign_ticket(
+        &pki.engine_key,
+        &TicketSpec {
+            kubevirt: Some((path, "s3cr3t-token")),
+            ..TicketSpec::new("127.0.0.1", kv_port)
+        },
+    );
+    let outcome = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await;
+    let WsOutcome::Refused(status, body) = outcome else {
+        panic!("a KubeVirt ticket without WSPROXY_TARGET_CA was accepted")
+    };
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), seen.recv())
+            .await
+            .is_err(),
+        "the KubeVirt endpoint was contacted"
+    );
+    assert!(
+        relay.log_text().contains("WSPROXY_TARGET_CA"),
+        "{}",
+        relay.log_text()
+    );
+}
