@@ -7,6 +7,7 @@
 //! The client here is written for the harness (ws_client.rs); tickets are signed like the
 //! engine's (RSA-PSS SHA-256, maximum salt) with an RSA-2048 engine key made here.
 
+mod load;
 mod pki;
 mod sink;
 mod soak;
@@ -30,6 +31,10 @@ struct Sizes {
     round_trips: usize,
     setups: usize,
     idle_sessions: usize,
+    /// Latency under load: sessions streaming VM->browser and browser->VM, probe round trips.
+    load_down: usize,
+    load_up: usize,
+    load_round_trips: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -38,6 +43,9 @@ const FULL: Sizes = Sizes {
     round_trips: 10_000,
     setups: 3000,
     idle_sessions: 8000,
+    load_down: 100,
+    load_up: 20,
+    load_round_trips: 5000,
 };
 const SMOKE: Sizes = Sizes {
     bulk_bytes: 4 << 20,
@@ -45,6 +53,9 @@ const SMOKE: Sizes = Sizes {
     round_trips: 200,
     setups: 20,
     idle_sessions: 50,
+    load_down: 4,
+    load_up: 2,
+    load_round_trips: 50,
 };
 const MSG: usize = 64 * 1024;
 
@@ -637,6 +648,7 @@ struct Row {
     p99: Option<f64>,
     setups: Option<f64>,
     idle: Option<(u64, f64)>,
+    load: Option<load::Load>,
 }
 
 impl Row {
@@ -645,6 +657,10 @@ impl Row {
             "system": self.name, "send_mb_s": self.send, "recv_mb_s": self.recv,
             "rtt_p50_us": self.p50, "rtt_p99_us": self.p99, "setups_per_s": self.setups,
             "idle_rss_bytes": self.idle.map(|i| i.0), "idle_bytes_per_session": self.idle.map(|i| i.1),
+            "load": self.load.map(|l| serde_json::json!({
+                "rtt_p50_us": l.p50_us, "rtt_p99_us": l.p99_us, "rtt_p999_us": l.p999_us,
+                "fairness_jain": l.fairness, "slowest_share_of_mean": l.slowest_share, "down_mb_s": l.down_mb_s,
+            })),
         })
     }
 }
@@ -710,6 +726,16 @@ fn main() {
     if let Some(n) = value("--round-trips").and_then(|v| v.parse::<usize>().ok()) {
         sizes.round_trips = n;
     }
+    // The load scenario's sizes, e.g. a smoke run with the full load: `--smoke --load-down 100`.
+    for (flag, field) in [
+        ("--load-down", &mut sizes.load_down),
+        ("--load-up", &mut sizes.load_up),
+        ("--load-round-trips", &mut sizes.load_round_trips),
+    ] {
+        if let Some(n) = value(flag).and_then(|v| v.parse::<usize>().ok()) {
+            *field = n;
+        }
+    }
     let pin = value("--pin-relay").and_then(|v| v.parse::<usize>().ok());
     let _ = PIN_RELAY.set(pin);
     if let Some(cpu) = pin {
@@ -744,14 +770,14 @@ fn main() {
         let sinks = Ports {
             discard: sink::start(Mode::Discard).await,
             source: sink::start(Mode::Source).await,
-            echo: sink::start(Mode::Echo).await,
+            echo: sink::start_on_own_thread(Mode::Echo),
             hello: sink::start(Mode::Hello).await,
         };
         let tickets = Arc::new(pki::Tickets::new(&engine, &[
             (sinks.hello, 3 * sizes.setups + 2 * sizes.idle_sessions + 10),
-            (sinks.discard, 2 * sizes.runs + 2),
-            (sinks.source, 2 * sizes.runs + 2),
-            (sinks.echo, 4),
+            (sinks.discard, 2 * sizes.runs + 2 + 2 * sizes.load_up),
+            (sinks.source, 2 * sizes.runs + 2 + 2 * sizes.load_down),
+            (sinks.echo, 4 + 2),
         ]));
         // Every system stays up for the whole run, so the round trips can be measured
         // interleaved at the end (see `latency_interleaved`).
@@ -813,6 +839,14 @@ fn main() {
             rows[*index].p50 = Some(p50);
             rows[*index].p99 = Some(p99);
         }
+        eprintln!("measuring latency under load ({} streaming down, {} up), one system at a time ...", sizes.load_down, sizes.load_up);
+        for (index, sys) in &systems {
+            let started = Instant::now();
+            let got = load::under_load(sys, &sinks, sizes.load_down, sizes.load_up, sizes.load_round_trips).await;
+            let got = got.unwrap_or_else(|e| fail("latency under load", e));
+            eprintln!("  {}: p99 {:.0} us, {:.1} s", rows[*index].name, got.p99_us, started.elapsed().as_secs_f64());
+            rows[*index].load = Some(got);
+        }
         drop(keep);
 
         println!(
@@ -829,6 +863,18 @@ fn main() {
                 "{:<30} {:>12} {:>12} {:>9} {:>9} {:>11} {:>13}",
                 r.name, fmt(r.send, 0), fmt(r.recv, 0), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.setups, 0),
                 r.idle.map(|i| format!("{:.0}", i.1)).unwrap_or_else(|| "-".into())
+            );
+        }
+        println!(
+            "\nunder load: a probe's round trips while {} sessions stream VM->browser and {} browser->VM",
+            sizes.load_down, sizes.load_up
+        );
+        println!("{:<30} {:>9} {:>9} {:>10} {:>9} {:>9} {:>12}", "system", "p50 us", "p99 us", "p99.9 us", "fairness", "slowest", "down MB/s");
+        for r in rows.iter().filter(|r| r.load.is_some()) {
+            let l = r.load.unwrap();
+            println!(
+                "{:<30} {:>9.0} {:>9.0} {:>10.0} {:>9.3} {:>8.0}% {:>12.0}",
+                r.name, l.p50_us, l.p99_us, l.p999_us, l.fairness, l.slowest_share * 100.0, l.down_mb_s
             );
         }
         println!("relay cold start to ready: {}", cold.iter().map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3)).collect::<Vec<_>>().join(", "));

@@ -32,6 +32,23 @@ pub async fn start(mode: Mode) -> u16 {
     port
 }
 
+/// [`start`] on a thread and runtime of its own: the echo target of the latency probes, so a
+/// round trip never waits behind the streaming sessions' sinks in the main runtime.
+pub fn start_on_own_thread(mode: Mode) -> u16 {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("sink runtime");
+        rt.block_on(async move {
+            tx.send(start(mode).await).expect("port");
+            std::future::pending::<()>().await
+        })
+    });
+    rx.recv().expect("sink thread started")
+}
+
 async fn serve(mut s: TcpStream, mode: Mode) -> std::io::Result<()> {
     let mut buf = vec![0u8; 256 * 1024];
     match mode {

@@ -54,6 +54,13 @@ const OUT_LIMIT: usize = 32 * 1024;
 /// Rounds of progress in one poll before yielding to other sessions.
 const ROUNDS: usize = 16;
 
+/// Bytes one session may move in one poll before it yields to the others: a session streaming
+/// at full speed must not keep a pointer move of another session waiting (per-process relays
+/// get this from the kernel's scheduler). With 16 rounds of up to 64 KiB + 256 KiB each, a
+/// poll could move 5 MiB: 100 streaming sessions made every other session's round trip wait
+/// ~0.5 s at p99 (docs/BENCHMARKS.md, "latency under load").
+const POLL_BUDGET: u64 = 64 * 1024;
+
 struct BytePump<'a, S> {
     ws: &'a mut BrowserSocket<S>,
     target: &'a mut ByteStream,
@@ -77,7 +84,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
     }
 
     fn poll_with(&mut self, cx: &mut Context<'_>, scratch: &mut [u8]) -> Poll<End> {
+        let moved_before = self.to_target_bytes + self.to_browser_bytes;
         for _ in 0..ROUNDS {
+            if self.to_target_bytes + self.to_browser_bytes - moved_before >= POLL_BUDGET {
+                break;
+            }
             match self.round(cx, scratch) {
                 Err(end) => return Poll::Ready(end),
                 Ok(true) => {}
@@ -89,7 +100,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                 }
             }
         }
-        // Busy both ways: let other sessions run, then continue.
+        // Busy (budget or rounds used up): let other sessions run, then continue. What was
+        // written is flushed first, so a TLS record never waits for this session's next turn.
+        if let Err(end) = self.flush(cx) {
+            return Poll::Ready(end);
+        }
         cx.waker().wake_by_ref();
         Poll::Pending
     }
