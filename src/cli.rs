@@ -33,12 +33,10 @@ pub enum Command {
     #[command(subcommand)]
     Certs(Certs),
     /// Check, as a browser would, that consoles can be opened through a proxy.
-    #[command(
-        after_help = "Examples:\n  wsproxyctl verify --proxy wss://proxy.example.com:6100 --ca ./proxy-certs/ca.pem\n  \
+    #[command(after_help = "Examples:\n  wsproxyctl verify --proxy wss://proxy.example.com:6100 --ca ./proxy-certs/ca.pem\n  \
         wsproxyctl verify --proxy wss://proxy.example.com:6100 --ca ca.pem \\\n    \
         --engine-cert /etc/pki/ovirt-engine/certs/engine.cer --engine-key /etc/pki/ovirt-engine/keys/engine_id_rsa \\\n    \
-        --vnc hypervisor1.example.com:5900"
-    )]
+        --vnc hypervisor1.example.com:5900")]
     Verify(VerifyArgs),
     /// Run the whole thing on this machine: throwaway engine PKI, relay, VNC test target, verify.
     #[command(
@@ -65,9 +63,7 @@ pub enum Command {
     )]
     Deploy(DeployArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
-    #[command(
-        after_help = "Example:\n  wsproxyctl completions bash > /etc/bash_completion.d/wsproxyctl"
-    )]
+    #[command(after_help = "Example:\n  wsproxyctl completions bash > /etc/bash_completion.d/wsproxyctl")]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -80,9 +76,7 @@ pub enum Command {
         out: PathBuf,
     },
     /// Remove what deploy created, and nothing else.
-    #[command(
-        after_help = "Example:\n  wsproxyctl undeploy --target podman --host ssh://root@proxy.example.com"
-    )]
+    #[command(after_help = "Example:\n  wsproxyctl undeploy --target podman --host ssh://root@proxy.example.com")]
     Undeploy(UndeployArgs),
 }
 
@@ -177,10 +171,7 @@ struct TargetFlag {
 /// A flag that does nothing for the chosen target is refused (exit 2) naming the target it
 /// belongs to, instead of being silently ignored.
 fn refuse_other_targets(target: Target, flags: &[TargetFlag]) -> Result<(), String> {
-    let foreign: Vec<&TargetFlag> = flags
-        .iter()
-        .filter(|f| f.given && f.belongs_to != target)
-        .collect();
+    let foreign: Vec<&TargetFlag> = flags.iter().filter(|f| f.given && f.belongs_to != target).collect();
     let Some(first) = foreign.first() else {
         return Ok(());
     };
@@ -207,26 +198,10 @@ impl Target {
 impl Place {
     fn target_flags(&self) -> Vec<TargetFlag> {
         vec![
-            TargetFlag {
-                name: "--host",
-                given: self.host.is_some(),
-                belongs_to: Target::Podman,
-            },
-            TargetFlag {
-                name: "--identity",
-                given: self.identity.is_some(),
-                belongs_to: Target::Podman,
-            },
-            TargetFlag {
-                name: "--quadlet-dir",
-                given: self.quadlet_dir.is_some(),
-                belongs_to: Target::Podman,
-            },
-            TargetFlag {
-                name: "--context",
-                given: self.context.is_some(),
-                belongs_to: Target::K8s,
-            },
+            TargetFlag { name: "--host", given: self.host.is_some(), belongs_to: Target::Podman },
+            TargetFlag { name: "--identity", given: self.identity.is_some(), belongs_to: Target::Podman },
+            TargetFlag { name: "--quadlet-dir", given: self.quadlet_dir.is_some(), belongs_to: Target::Podman },
+            TargetFlag { name: "--context", given: self.context.is_some(), belongs_to: Target::K8s },
         ]
     }
 }
@@ -236,46 +211,14 @@ impl DeployArgs {
     pub fn check_target_flags(&self) -> Result<(), String> {
         let mut flags = self.place.target_flags();
         flags.extend([
-            TargetFlag {
-                name: "--quadlet",
-                given: self.quadlet,
-                belongs_to: Target::Podman,
-            },
-            TargetFlag {
-                name: "--no-quadlet",
-                given: self.no_quadlet,
-                belongs_to: Target::Podman,
-            },
-            TargetFlag {
-                name: "--dry-run",
-                given: self.dry_run,
-                belongs_to: Target::K8s,
-            },
-            TargetFlag {
-                name: "--load-into-kind",
-                given: self.load_into_kind.is_some(),
-                belongs_to: Target::K8s,
-            },
-            TargetFlag {
-                name: "--timeout",
-                given: self.timeout.is_some(),
-                belongs_to: Target::K8s,
-            },
-            TargetFlag {
-                name: "--namespace",
-                given: self.spec.namespace.is_some(),
-                belongs_to: Target::K8s,
-            },
-            TargetFlag {
-                name: "--replicas",
-                given: self.spec.replicas.is_some(),
-                belongs_to: Target::K8s,
-            },
-            TargetFlag {
-                name: "--service-type",
-                given: self.spec.service_type.is_some(),
-                belongs_to: Target::K8s,
-            },
+            TargetFlag { name: "--quadlet", given: self.quadlet, belongs_to: Target::Podman },
+            TargetFlag { name: "--no-quadlet", given: self.no_quadlet, belongs_to: Target::Podman },
+            TargetFlag { name: "--dry-run", given: self.dry_run, belongs_to: Target::K8s },
+            TargetFlag { name: "--load-into-kind", given: self.load_into_kind.is_some(), belongs_to: Target::K8s },
+            TargetFlag { name: "--timeout", given: self.timeout.is_some(), belongs_to: Target::K8s },
+            TargetFlag { name: "--namespace", given: self.spec.namespace.is_some(), belongs_to: Target::K8s },
+            TargetFlag { name: "--replicas", given: self.spec.replicas.is_some(), belongs_to: Target::K8s },
+            TargetFlag { name: "--service-type", given: self.spec.service_type.is_some(), belongs_to: Target::K8s },
         ]);
         refuse_other_targets(self.place.target, &flags).map_err(|e| {
             if self.dry_run && self.place.target == Target::Podman {
@@ -284,10 +227,7 @@ impl DeployArgs {
                 e
             }
         })?;
-        if self.place.target == Target::K8s
-            && self.image_archive.is_some()
-            && self.load_into_kind.is_none()
-        {
+        if self.place.target == Target::K8s && self.image_archive.is_some() && self.load_into_kind.is_none() {
             return Err("--image-archive with --target k8s is used only by --load-into-kind: add --load-into-kind CLUSTER, or \
                         push the image to a registry the cluster pulls from and drop --image-archive"
                 .into());
@@ -300,11 +240,7 @@ impl UndeployArgs {
     /// Refuses flags of the other target (see [`refuse_other_targets`]).
     pub fn check_target_flags(&self) -> Result<(), String> {
         let mut flags = self.place.target_flags();
-        flags.push(TargetFlag {
-            name: "--namespace",
-            given: self.namespace.is_some(),
-            belongs_to: Target::K8s,
-        });
+        flags.push(TargetFlag { name: "--namespace", given: self.namespace.is_some(), belongs_to: Target::K8s });
         refuse_other_targets(self.place.target, &flags)
     }
 }
@@ -464,28 +400,20 @@ pub struct VerifyArgs {
 #[derive(Debug, Subcommand)]
 pub enum Certs {
     /// Issue the proxy's certificate from the engine CA (run on the engine host).
-    #[command(
-        after_help = "Example (on the engine):\n  wsproxyctl certs issue --ca-cert /etc/pki/ovirt-engine/ca.pem \\\n    \
+    #[command(after_help = "Example (on the engine):\n  wsproxyctl certs issue --ca-cert /etc/pki/ovirt-engine/ca.pem \\\n    \
         --ca-key /etc/pki/ovirt-engine/private/ca.pem --engine-cert /etc/pki/ovirt-engine/certs/engine.cer \\\n    \
-        --fqdn proxy.example.com --out ./proxy-certs"
-    )]
+        --fqdn proxy.example.com --out ./proxy-certs")]
     Issue(IssueArgs),
     /// Make a private key and a CSR on the proxy host (the key never leaves it).
-    #[command(
-        after_help = "Example (on the proxy host):\n  wsproxyctl certs request --fqdn proxy.example.com --out ./proxy-certs"
-    )]
+    #[command(after_help = "Example (on the proxy host):\n  wsproxyctl certs request --fqdn proxy.example.com --out ./proxy-certs")]
     Request(RequestArgs),
     /// Sign a CSR with the engine CA (run on the engine host); prints the names it signs.
-    #[command(
-        after_help = "Example (on the engine):\n  wsproxyctl certs sign --ca-cert /etc/pki/ovirt-engine/ca.pem \\\n    \
-        --ca-key /etc/pki/ovirt-engine/private/ca.pem --csr websocket-proxy.req --fqdn proxy.example.com \\\n    --out websocket-proxy.cer"
-    )]
+    #[command(after_help = "Example (on the engine):\n  wsproxyctl certs sign --ca-cert /etc/pki/ovirt-engine/ca.pem \\\n    \
+        --ca-key /etc/pki/ovirt-engine/private/ca.pem --csr websocket-proxy.req --fqdn proxy.example.com \\\n    --out websocket-proxy.cer")]
     Sign(SignArgs),
     /// Download the CA and engine certificates from the engine over verified https.
-    #[command(
-        after_help = "Example:\n  wsproxyctl certs fetch --engine https://engine.example.com \\\n    \
-        --ca-fingerprint sha256:AB:CD:... --out ./proxy-certs"
-    )]
+    #[command(after_help = "Example:\n  wsproxyctl certs fetch --engine https://engine.example.com \\\n    \
+        --ca-fingerprint sha256:AB:CD:... --out ./proxy-certs")]
     Fetch(FetchArgs),
     /// Show a certificate directory and check it; non-zero exit on problems or expiry within 30 days.
     #[command(after_help = "Example:\n  wsproxyctl certs inspect ./proxy-certs")]

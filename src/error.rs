@@ -24,22 +24,13 @@ pub struct Failure {
 
 impl Failure {
     pub fn usage(message: impl Into<String>) -> Self {
-        Failure {
-            kind: Kind::Usage,
-            message: message.into(),
-        }
+        Failure { kind: Kind::Usage, message: message.into() }
     }
     pub fn check(message: impl Into<String>) -> Self {
-        Failure {
-            kind: Kind::Check,
-            message: message.into(),
-        }
+        Failure { kind: Kind::Check, message: message.into() }
     }
     pub fn environment(message: impl Into<String>) -> Self {
-        Failure {
-            kind: Kind::Environment,
-            message: message.into(),
-        }
+        Failure { kind: Kind::Environment, message: message.into() }
     }
     pub fn exit_code(&self) -> u8 {
         match self.kind {

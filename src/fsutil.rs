@@ -11,23 +11,12 @@ use crate::error::{Failure, Result};
 /// Atomically write `contents` to `path` with `mode` (e.g. 0o600 for keys, 0o644 for
 /// certificates).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let io =
-        |e: std::io::Error| Failure::environment(format!("cannot write {}: {e}", path.display()));
+    let io = |e: std::io::Error| Failure::environment(format!("cannot write {}: {e}", path.display()));
     let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         file.write_all(contents)?;
         file.sync_all()?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
@@ -41,19 +30,12 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 
 /// Create a directory (and parents) if needed.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Failure::environment(format!("cannot create {}: {e}", dir.display())))
+    std::fs::create_dir_all(dir).map_err(|e| Failure::environment(format!("cannot create {}: {e}", dir.display())))
 }
 
 /// Read a file the user named, with an error that says which flag it came from.
 pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        Failure::usage(format!(
-            "cannot read {what} {}: {e}; {}",
-            path.display(),
-            crate::pki::input_hint(what)
-        ))
-    })
+    std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {what} {}: {e}; {}", path.display(), crate::pki::input_hint(what))))
 }
 
 #[cfg(test)]
@@ -66,17 +48,10 @@ mod tests {
         let key = dir.path().join("k.pem");
         write_atomic(&key, b"secret", 0o600).unwrap();
         assert_eq!(std::fs::read(&key).unwrap(), b"secret");
-        assert_eq!(
-            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
         write_atomic(&key, b"new", 0o600).unwrap();
         assert_eq!(std::fs::read(&key).unwrap(), b"new");
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left"
-        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
     }
 
     #[test]

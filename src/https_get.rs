@@ -11,17 +11,15 @@ use tokio_rustls::TlsConnector;
 
 /// `https://host[:port][/...]` split into host and port; only https is accepted.
 pub fn parse_https_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url.strip_prefix("https://").ok_or_else(|| {
-        format!("{url:?} must start with https:// (the engine's PKI is fetched over TLS only)")
-    })?;
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("{url:?} must start with https:// (the engine's PKI is fetched over TLS only)"))?;
     let authority = rest.split('/').next().unwrap_or("");
     if authority.is_empty() {
         return Err(format!("{url:?} names no host"));
     }
     if let Some(v6) = authority.strip_prefix('[') {
-        let (host, tail) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("{url:?}: unclosed [ in address"))?;
+        let (host, tail) = v6.split_once(']').ok_or_else(|| format!("{url:?}: unclosed [ in address"))?;
         let port = match tail.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| format!("{url:?}: bad port"))?,
             None => 443,
@@ -29,10 +27,7 @@ pub fn parse_https_url(url: &str) -> Result<(String, u16), String> {
         return Ok((host.to_string(), port));
     }
     match authority.rsplit_once(':') {
-        Some((host, port)) => Ok((
-            host.to_string(),
-            port.parse().map_err(|_| format!("{url:?}: bad port"))?,
-        )),
+        Some((host, port)) => Ok((host.to_string(), port.parse().map_err(|_| format!("{url:?}: bad port"))?)),
         None => Ok((authority.to_string(), 443)),
     }
 }
@@ -42,11 +37,7 @@ const MAX_BODY: usize = 1 << 20;
 
 /// The Host header: the name, with the port when it is not 443 and brackets for IPv6.
 pub fn host_header(host: &str, port: u16) -> String {
-    let name = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
+    let name = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
     if port == 443 {
         name
     } else {
@@ -56,25 +47,14 @@ pub fn host_header(host: &str, port: u16) -> String {
 
 /// GET `path` from `host:port` with the given TLS configuration. Returns status and body.
 /// HTTP/1.1 is hyper's (framing, chunked bodies, Content-Length); the body is bounded.
-pub async fn get(
-    host: &str,
-    port: u16,
-    path: &str,
-    tls: Arc<ClientConfig>,
-) -> Result<(u16, Vec<u8>), String> {
+pub async fn get(host: &str, port: u16, path: &str, tls: Arc<ClientConfig>) -> Result<(u16, Vec<u8>), String> {
     let fut = async {
-        let tcp = TcpStream::connect((host, port))
-            .await
-            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+        let tcp = TcpStream::connect((host, port)).await.map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
         let name = wsproxy::tls::server_name(host)?;
-        let stream = TlsConnector::from(tls)
-            .connect(name, tcp)
+        let stream = TlsConnector::from(tls).connect(name, tcp).await.map_err(|e| format!("TLS with {host}:{port} failed: {e}"))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
-            .map_err(|e| format!("TLS with {host}:{port} failed: {e}"))?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("HTTP with {host}:{port} failed: {e}"))?;
+            .map_err(|e| format!("HTTP with {host}:{port} failed: {e}"))?;
         let driver = tokio::spawn(connection);
         let request = http::Request::get(path)
             .header(http::header::HOST, host_header(host, port))
@@ -82,25 +62,18 @@ pub async fn get(
             .header(http::header::USER_AGENT, "wsproxyctl")
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .map_err(|e| format!("bad request for {path:?}: {e}"))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("{host}:{port} answered badly: {e}"))?;
+        let response = sender.send_request(request).await.map_err(|e| format!("{host}:{port} answered badly: {e}"))?;
         let status = response.status().as_u16();
         let body = http_body_util::Limited::new(response.into_body(), MAX_BODY);
         let body = http_body_util::BodyExt::collect(body)
             .await
-            .map_err(|e| {
-                format!("reading the answer of {host}:{port}: {e} (at most {MAX_BODY} bytes)")
-            })?
+            .map_err(|e| format!("reading the answer of {host}:{port}: {e} (at most {MAX_BODY} bytes)"))?
             .to_bytes()
             .to_vec();
         driver.abort();
         Ok((status, body))
     };
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .map_err(|_| format!("{host}:{port} did not answer within 20 s"))?
+    tokio::time::timeout(Duration::from_secs(20), fut).await.map_err(|_| format!("{host}:{port} did not answer within 20 s"))?
 }
 
 #[cfg(test)]
@@ -109,21 +82,10 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(
-            parse_https_url("https://engine.example").unwrap(),
-            ("engine.example".into(), 443)
-        );
-        assert_eq!(
-            parse_https_url("https://engine.example:8443/ovirt-engine").unwrap(),
-            ("engine.example".into(), 8443)
-        );
-        assert_eq!(
-            parse_https_url("https://[::1]:9/").unwrap(),
-            ("::1".into(), 9)
-        );
-        assert!(parse_https_url("http://engine.example")
-            .unwrap_err()
-            .contains("https://"));
+        assert_eq!(parse_https_url("https://engine.example").unwrap(), ("engine.example".into(), 443));
+        assert_eq!(parse_https_url("https://engine.example:8443/ovirt-engine").unwrap(), ("engine.example".into(), 8443));
+        assert_eq!(parse_https_url("https://[::1]:9/").unwrap(), ("::1".into(), 9));
+        assert!(parse_https_url("http://engine.example").unwrap_err().contains("https://"));
     }
 
     #[test]

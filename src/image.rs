@@ -33,10 +33,7 @@ pub struct Built {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether an ELF file is statically linked (has no PT_INTERP program header).
@@ -73,28 +70,13 @@ pub fn build_static_binary(workspace: &Path) -> Result<PathBuf> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(workspace)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "wsproxy",
-            "--target",
-            TARGET_TRIPLE,
-        ])
+        .args(["build", "--release", "--locked", "-p", "wsproxy", "--target", TARGET_TRIPLE])
         .status()
-        .map_err(|e| {
-            Failure::environment(format!("cannot run cargo to build the static relay: {e}"))
-        })?;
+        .map_err(|e| Failure::environment(format!("cannot run cargo to build the static relay: {e}")))?;
     if !status.success() {
-        return Err(Failure::environment(
-            "cargo could not build the static relay (see its output above)",
-        ));
+        return Err(Failure::environment("cargo could not build the static relay (see its output above)"));
     }
-    Ok(workspace
-        .join("target")
-        .join(TARGET_TRIPLE)
-        .join("release/wsproxy"))
+    Ok(workspace.join("target").join(TARGET_TRIPLE).join("release/wsproxy"))
 }
 
 fn tar_header(path: &str, size: u64, mode: u32, kind: tar::EntryType, mtime: u64) -> tar::Header {
@@ -112,44 +94,20 @@ fn tar_header(path: &str, size: u64, mode: u32, kind: tar::EntryType, mtime: u64
 
 /// Empty directories the image carries as mount points: with a read-only root filesystem the
 /// runtime cannot create them (secrets at /run/secrets, configuration at /etc/wsproxy).
-pub const MOUNT_POINTS: &[&str] = &[
-    "etc/",
-    "etc/wsproxy/",
-    "run/",
-    "run/secrets/",
-    "usr/",
-    "usr/local/",
-    "usr/local/bin/",
-];
+pub const MOUNT_POINTS: &[&str] = &["etc/", "etc/wsproxy/", "run/", "run/secrets/", "usr/", "usr/local/", "usr/local/bin/"];
 
 /// The layer: directories and the binary, fixed metadata.
 fn layer_tar(binary: &[u8], mtime: u64) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for dir in MOUNT_POINTS {
-        b.append(
-            &tar_header(dir, 0, 0o755, tar::EntryType::Directory, mtime),
-            std::io::empty(),
-        )
-        .expect("in memory");
+        b.append(&tar_header(dir, 0, 0o755, tar::EntryType::Directory, mtime), std::io::empty()).expect("in memory");
     }
-    b.append(
-        &tar_header(
-            "usr/local/bin/wsproxy",
-            binary.len() as u64,
-            0o755,
-            tar::EntryType::Regular,
-            mtime,
-        ),
-        binary,
-    )
-    .expect("in memory");
+    b.append(&tar_header("usr/local/bin/wsproxy", binary.len() as u64, 0o755, tar::EntryType::Regular, mtime), binary).expect("in memory");
     b.into_inner().expect("in memory")
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut gz: GzEncoder<Vec<u8>> = GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), Compression::best());
+    let mut gz: GzEncoder<Vec<u8>> = GzBuilder::new().mtime(0).write(Vec::new(), Compression::best());
     gz.write_all(data).expect("in memory");
     gz.finish().expect("in memory")
 }
@@ -174,27 +132,14 @@ impl Labels {
 
 /// The reference (`RepoTags`) an image archive was tagged with.
 pub fn reference_in(archive: &Path) -> Result<String> {
-    let bad = |why: String| {
-        Failure::usage(format!(
-            "{}: {why}; use an archive from `wsproxyctl image build`",
-            archive.display()
-        ))
-    };
+    let bad = |why: String| Failure::usage(format!("{}: {why}; use an archive from `wsproxyctl image build`", archive.display()));
     let file = std::fs::File::open(archive).map_err(|e| bad(format!("cannot open it: {e}")))?;
     let mut tar = tar::Archive::new(file);
     for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-        if entry
-            .path()
-            .map(|p| p.as_os_str() == "manifest.json")
-            .unwrap_or(false)
-        {
-            let manifest: serde_json::Value =
-                serde_json::from_reader(&mut entry).map_err(|e| bad(e.to_string()))?;
-            return manifest[0]["RepoTags"][0]
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| bad("no RepoTags in manifest.json".into()));
+        if entry.path().map(|p| p.as_os_str() == "manifest.json").unwrap_or(false) {
+            let manifest: serde_json::Value = serde_json::from_reader(&mut entry).map_err(|e| bad(e.to_string()))?;
+            return manifest[0]["RepoTags"][0].as_str().map(str::to_string).ok_or_else(|| bad("no RepoTags in manifest.json".into()));
         }
     }
     Err(bad("no manifest.json in it".into()))
@@ -202,12 +147,8 @@ pub fn reference_in(archive: &Path) -> Result<String> {
 
 /// Write the OCI archive for `binary` to `out`, tagged `reference`.
 pub fn build(binary_path: &Path, out: &Path, reference: &str, labels: &Labels) -> Result<Built> {
-    let binary = std::fs::read(binary_path).map_err(|e| {
-        Failure::usage(format!(
-            "cannot read the relay binary {}: {e}",
-            binary_path.display()
-        ))
-    })?;
+    let binary =
+        std::fs::read(binary_path).map_err(|e| Failure::usage(format!("cannot read the relay binary {}: {e}", binary_path.display())))?;
     match is_static_elf(&binary) {
         Ok(true) => {}
         Ok(false) => {
@@ -224,16 +165,10 @@ pub fn build(binary_path: &Path, out: &Path, reference: &str, labels: &Labels) -
             )))
         }
     }
-    let epoch: u64 = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let epoch: u64 = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let created = time::OffsetDateTime::from_unix_timestamp(epoch as i64)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
 
     let layer = layer_tar(&binary, epoch);
@@ -305,25 +240,11 @@ pub fn build(binary_path: &Path, out: &Path, reference: &str, labels: &Labels) -
 
     let mut archive = tar::Builder::new(Vec::new());
     let mut add = |path: &str, data: &[u8]| {
-        archive
-            .append(
-                &tar_header(
-                    path,
-                    data.len() as u64,
-                    0o644,
-                    tar::EntryType::Regular,
-                    epoch,
-                ),
-                data,
-            )
-            .expect("in memory");
+        archive.append(&tar_header(path, data.len() as u64, 0o644, tar::EntryType::Regular, epoch), data).expect("in memory");
     };
     add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
     add("index.json", &serde_json::to_vec(&index).expect("json"));
-    add(
-        "manifest.json",
-        &serde_json::to_vec(&docker_manifest).expect("json"),
-    );
+    add("manifest.json", &serde_json::to_vec(&docker_manifest).expect("json"));
     add(&format!("blobs/sha256/{config_digest}"), &config_bytes);
     add(&format!("blobs/sha256/{layer_digest}"), &layer_gz);
     add(&format!("blobs/sha256/{manifest_digest}"), &manifest_bytes);
@@ -358,22 +279,12 @@ mod tests {
     fn elf_detection() {
         assert!(is_static_elf(b"#!/bin/sh\n").is_err());
         let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        assert_eq!(
-            is_static_elf(&me),
-            Ok(false),
-            "test binaries are dynamically linked"
-        );
+        assert_eq!(is_static_elf(&me), Ok(false), "test binaries are dynamically linked");
     }
 
     #[test]
     fn layer_is_deterministic() {
-        assert_eq!(
-            sha256_hex(&gzip(&layer_tar(b"bin", 0))),
-            sha256_hex(&gzip(&layer_tar(b"bin", 0)))
-        );
-        assert_ne!(
-            sha256_hex(&layer_tar(b"bin", 0)),
-            sha256_hex(&layer_tar(b"bin2", 0))
-        );
+        assert_eq!(sha256_hex(&gzip(&layer_tar(b"bin", 0))), sha256_hex(&gzip(&layer_tar(b"bin", 0))));
+        assert_ne!(sha256_hex(&layer_tar(b"bin", 0)), sha256_hex(&layer_tar(b"bin2", 0)));
     }
 }

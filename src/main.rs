@@ -17,17 +17,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
-    if matches!(
-        cli.command,
-        Command::Config(_) | Command::Completions { .. } | Command::Manpage { .. }
-    ) {
+    if matches!(cli.command, Command::Config(_) | Command::Completions { .. } | Command::Manpage { .. }) {
         // Verbs that only print: end quietly when the reader goes away (`wsproxyctl config
         // schema | head`), like other command-line tools, instead of panicking on a broken
         // pipe. Not for the others: a network verb must never be killed by a peer closing.
@@ -46,12 +39,7 @@ fn main() -> ExitCode {
             .with_target("wsproxy", tracing::Level::DEBUG)
             .with_default(tracing::Level::WARN);
         tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .with_ansi(out.colour())
-                    .with_target(false),
-            )
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(out.colour()).with_target(false))
             .with(ours)
             .init();
     }
@@ -86,15 +74,8 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
                 force: a.force,
             })?;
             out.report(&issued, || {
-                let mut s = format!(
-                    "issued a certificate for {} (names: {})\n",
-                    issued.fqdn,
-                    issued.sans.join(", ")
-                );
-                s += &format!(
-                    "  valid until {}\n  sha256 {}\n",
-                    issued.not_after, issued.fingerprint
-                );
+                let mut s = format!("issued a certificate for {} (names: {})\n", issued.fqdn, issued.sans.join(", "));
+                s += &format!("  valid until {}\n  sha256 {}\n", issued.not_after, issued.fingerprint);
                 for f in &issued.files {
                     s += &format!("  wrote {}\n", f.display());
                 }
@@ -119,19 +100,16 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             let ca = pki::issue::Ca::load(&a.ca_cert, &a.ca_key)?;
             let (pem, signed, note) = pki::csr::sign(&ca, &a.csr, &a.fqdn, &a.sans, a.days)?;
             fsutil::write_atomic(&a.out, pem.as_bytes(), 0o644)?;
-            out.report(
-                &serde_json::json!({ "signed": signed, "out": a.out, "note": note }),
-                || {
-                    format!(
-                        "signed {} for CN={} names={}\nwrote {}\n{}",
-                        a.csr.display(),
-                        signed.common_name.clone().unwrap_or_default(),
-                        signed.sans.join(", "),
-                        a.out.display(),
-                        note.map(|n| format!("note: {n}\n")).unwrap_or_default()
-                    )
-                },
-            );
+            out.report(&serde_json::json!({ "signed": signed, "out": a.out, "note": note }), || {
+                format!(
+                    "signed {} for CN={} names={}\nwrote {}\n{}",
+                    a.csr.display(),
+                    signed.common_name.clone().unwrap_or_default(),
+                    signed.sans.join(", "),
+                    a.out.display(),
+                    note.map(|n| format!("note: {n}\n")).unwrap_or_default()
+                )
+            });
         }
         Command::Certs(Certs::Fetch(a)) => {
             let trust = match (a.ca_fingerprint, a.ca_cert) {
@@ -141,10 +119,7 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             };
             let fetched = runtime()?.block_on(pki::fetch::run(&a.engine, trust, &a.out))?;
             out.report(&fetched, || {
-                let mut s = format!(
-                    "engine CA {}\nengine certificate {}\n",
-                    fetched.ca_fingerprint, fetched.engine_subject
-                );
+                let mut s = format!("engine CA {}\nengine certificate {}\n", fetched.ca_fingerprint, fetched.engine_subject);
                 for f in &fetched.files {
                     s += &format!("wrote {}\n", f.display());
                 }
@@ -242,11 +217,7 @@ load it with: podman load -i {}
                 ))?,
                 Target::K8s => runtime()?.block_on(async {
                     let client = deploy::k8s::client(a.place.context.as_deref()).await?;
-                    deploy::k8s::undeploy(
-                        &client,
-                        a.namespace.as_deref().unwrap_or(spec::DEFAULT_NAMESPACE),
-                    )
-                    .await
+                    deploy::k8s::undeploy(&client, a.namespace.as_deref().unwrap_or(spec::DEFAULT_NAMESPACE)).await
                 })?,
             };
             out.report(&removed, || removed.render());
@@ -256,12 +227,7 @@ load it with: podman load -i {}
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "wsproxyctl",
-                &mut std::io::stdout(),
-            );
+            clap_complete::generate(shell, &mut Cli::command(), "wsproxyctl", &mut std::io::stdout());
         }
         Command::Manpage { out: dir } => {
             use clap::CommandFactory;
@@ -272,69 +238,41 @@ load it with: podman load -i {}
             for sub in cmd.get_subcommands() {
                 pages.push((
                     format!("{}-{}.1", cmd.get_name(), sub.get_name()),
-                    sub.clone()
-                        .name(format!("{}-{}", cmd.get_name(), sub.get_name())),
+                    sub.clone().name(format!("{}-{}", cmd.get_name(), sub.get_name())),
                 ));
             }
             for (name, page) in pages {
                 let mut buf = Vec::new();
-                clap_mangen::Man::new(page)
-                    .render(&mut buf)
-                    .map_err(|e| Failure::environment(e.to_string()))?;
+                clap_mangen::Man::new(page).render(&mut buf).map_err(|e| Failure::environment(e.to_string()))?;
                 let path = dir.join(name);
                 fsutil::write_atomic(&path, &buf, 0o644)?;
                 written.push(path);
             }
-            out.report(&serde_json::json!({ "files": written }), || {
-                written
-                    .iter()
-                    .map(|p| format!("wrote {}\n", p.display()))
-                    .collect()
-            });
+            out.report(&serde_json::json!({ "files": written }), || written.iter().map(|p| format!("wrote {}\n", p.display())).collect());
         }
         Command::Render(a) => {
             let spec = DeploySpec::load(a.spec.file.as_deref(), &a.spec.overrides())?;
             let files = match (a.target, a.without_secret) {
                 (Target::K8s, true) => render::k8s::files(&spec, None),
-                (Target::K8s, false) => {
-                    render::k8s::files(&spec, Some(&Bundle::load(&spec.certs)?))
-                }
-                (Target::Podman, true) => {
-                    return Err(Failure::usage(
-                        "--without-secret applies to --target k8s only",
-                    ))
-                }
-                (Target::Podman, false) => {
-                    render::podman::files(&spec, &Bundle::load(&spec.certs)?)
-                }
+                (Target::K8s, false) => render::k8s::files(&spec, Some(&Bundle::load(&spec.certs)?)),
+                (Target::Podman, true) => return Err(Failure::usage("--without-secret applies to --target k8s only")),
+                (Target::Podman, false) => render::podman::files(&spec, &Bundle::load(&spec.certs)?),
             };
             let written = render::write_all(&a.out, &files)?;
             out.report(&serde_json::json!({ "files": written }), || {
-                written
-                    .iter()
-                    .map(|p| format!("wrote {}\n", p.display()))
-                    .collect::<String>()
+                written.iter().map(|p| format!("wrote {}\n", p.display())).collect::<String>()
             });
         }
         Command::Config(ConfigCmd::Schema { helm }) => {
-            let schema = if helm {
-                spec::helm_values_schema()
-            } else {
-                spec::json_schema()
-            };
+            let schema = if helm { spec::helm_values_schema() } else { spec::json_schema() };
             println!("{}", serde_json::to_string_pretty(&schema).expect("json"));
         }
         Command::Config(ConfigCmd::Init { out: path }) => {
             if path.exists() {
-                return Err(Failure::usage(format!(
-                    "{} exists: not overwriting it",
-                    path.display()
-                )));
+                return Err(Failure::usage(format!("{} exists: not overwriting it", path.display())));
             }
             fsutil::write_atomic(&path, spec::EXAMPLE.as_bytes(), 0o644)?;
-            out.report(&serde_json::json!({ "file": path }), || {
-                format!("wrote {}\n", path.display())
-            });
+            out.report(&serde_json::json!({ "file": path }), || format!("wrote {}\n", path.display()));
         }
         Command::Verify(a) => {
             let report = runtime()?.block_on(verify::run(verify::VerifyArgs {

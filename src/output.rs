@@ -29,13 +29,7 @@ impl Output {
     pub fn new(json: bool, quiet: bool, verbose: bool) -> Self {
         let terminal = std::io::stderr().is_terminal();
         let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Output {
-            json,
-            quiet,
-            verbose,
-            terminal,
-            colour: terminal && !no_colour,
-        }
+        Output { json, quiet, verbose, terminal, colour: terminal && !no_colour }
     }
 
     pub fn verbose(&self) -> bool {
@@ -68,10 +62,7 @@ impl Output {
     /// Print a result: `value` as JSON, or the text `human` builds.
     pub fn report<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".into())
-            );
+            println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".into()));
         } else if !self.quiet {
             print!("{}", human());
         }
@@ -93,10 +84,7 @@ impl Output {
 
     pub fn error(&self, failure: &Failure) {
         if self.json {
-            eprintln!(
-                "{}",
-                serde_json::json!({ "error": failure.message, "exit_code": failure.exit_code() })
-            );
+            eprintln!("{}", serde_json::json!({ "error": failure.message, "exit_code": failure.exit_code() }));
         } else {
             eprintln!("{} {failure}", self.paint(Tone::Bad, "error:"));
         }

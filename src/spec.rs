@@ -14,9 +14,7 @@ pub const DEFAULT_NAMESPACE: &str = "ovirt-websocket-proxy";
 pub const DEFAULT_PORT: u16 = 6100;
 
 /// How a Kubernetes Service exposes the proxy.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default, clap::ValueEnum)]
 pub enum ServiceType {
     #[default]
     LoadBalancer,
@@ -44,14 +42,8 @@ pub struct Resources {
 impl Default for Resources {
     fn default() -> Self {
         Resources {
-            requests: ResourceAmounts {
-                cpu: "100m".into(),
-                memory: "64Mi".into(),
-            },
-            limits: ResourceAmounts {
-                cpu: "2".into(),
-                memory: "512Mi".into(),
-            },
+            requests: ResourceAmounts { cpu: "100m".into(), memory: "64Mi".into() },
+            limits: ResourceAmounts { cpu: "2".into(), memory: "512Mi".into() },
         }
     }
 }
@@ -161,14 +153,10 @@ impl DeploySpec {
         let mut spec: DeploySpec = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    Failure::usage(format!(
-                        "cannot read {}: {e}; `wsproxyctl config init` writes a commented one",
-                        path.display()
-                    ))
+                    Failure::usage(format!("cannot read {}: {e}; `wsproxyctl config init` writes a commented one", path.display()))
                 })?;
                 let text = if text.trim().is_empty() { "{}" } else { &text };
-                let mut spec: DeploySpec = serde_yaml::from_str(text)
-                    .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                let mut spec: DeploySpec = serde_yaml::from_str(text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
                 // Relative certificate paths are relative to the file.
                 if spec.certs.is_relative() {
                     if let Some(dir) = path.parent() {
@@ -217,10 +205,7 @@ impl DeploySpec {
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, why: String| Err(Failure::usage(format!("{field}: {why}")));
         if self.proxy_fqdn.is_empty() {
-            return bad(
-                "proxyFqdn",
-                "missing: give --proxy-fqdn or proxyFqdn: in the file".into(),
-            );
+            return bad("proxyFqdn", "missing: give --proxy-fqdn or proxyFqdn: in the file".into());
         }
         if let Err(e) = crate::pki::validate_dns_name(&self.proxy_fqdn) {
             return bad("proxyFqdn", e);
@@ -239,25 +224,15 @@ impl DeploySpec {
         let label_ok = |s: &str| {
             !s.is_empty()
                 && s.len() <= 63
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !s.starts_with('-')
                 && !s.ends_with('-')
         };
         if !label_ok(&self.namespace) {
-            return bad(
-                "namespace",
-                format!(
-                    "{:?} is not a Kubernetes namespace name (lower case, digits, -)",
-                    self.namespace
-                ),
-            );
+            return bad("namespace", format!("{:?} is not a Kubernetes namespace name (lower case, digits, -)", self.namespace));
         }
         if self.image.trim().is_empty() || self.image.contains(char::is_whitespace) {
-            return bad(
-                "image",
-                format!("{:?} is not an image reference", self.image),
-            );
+            return bad("image", format!("{:?} is not an image reference", self.image));
         }
         if let Err(e) = wsproxy::allow::TargetAllowList::parse(&self.target_allow.join(",")) {
             return bad("targetAllow", e);
@@ -274,16 +249,11 @@ impl DeploySpec {
             ("resources.limits.memory", &self.resources.limits.memory),
         ] {
             let ok = !q.is_empty()
-                && q.trim_end_matches(|c: char| c.is_ascii_alphabetic())
-                    .parse::<f64>()
-                    .is_ok()
+                && q.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>().is_ok()
                 && ["", "m", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"]
                     .contains(&q.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.'));
             if !ok {
-                return bad(
-                    field,
-                    format!("{q:?} is not a Kubernetes quantity (e.g. 100m, 64Mi)"),
-                );
+                return bad(field, format!("{q:?} is not a Kubernetes quantity (e.g. 100m, 64Mi)"));
             }
         }
         for (k, v) in &self.labels {
@@ -297,21 +267,11 @@ impl DeploySpec {
                 );
             }
         }
-        if self
-            .target_allow
-            .iter()
-            .any(|t| t.chars().any(char::is_control))
-        {
-            return bad(
-                "targetAllow",
-                "entries may not hold control characters".into(),
-            );
+        if self.target_allow.iter().any(|t| t.chars().any(char::is_control)) {
+            return bad("targetAllow", "entries may not hold control characters".into());
         }
         if self.image.chars().any(char::is_control) {
-            return bad(
-                "image",
-                format!("{:?} holds control characters", self.image),
-            );
+            return bad("image", format!("{:?} holds control characters", self.image));
         }
         Ok(())
     }
@@ -319,9 +279,7 @@ impl DeploySpec {
     /// Whether the image comes from a registry (not a local-only `localhost/` name).
     pub fn image_is_registry(&self) -> bool {
         let first = self.image.split('/').next().unwrap_or("");
-        self.image.contains('/')
-            && first != "localhost"
-            && (first.contains('.') || first.contains(':'))
+        self.image.contains('/') && first != "localhost" && (first.contains('.') || first.contains(':'))
     }
 }
 
@@ -333,8 +291,7 @@ fn label_segment_ok(s: &str) -> bool {
     s.len() <= 63
         && edge(s.chars().next())
         && edge(s.chars().last())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn label_value_ok(v: &str) -> bool {
@@ -343,11 +300,7 @@ fn label_value_ok(v: &str) -> bool {
 
 fn label_key_ok(k: &str) -> bool {
     match k.rsplit_once('/') {
-        Some((prefix, name)) => {
-            prefix.len() <= 253
-                && crate::pki::validate_dns_name(prefix).is_ok()
-                && label_segment_ok(name)
-        }
+        Some((prefix, name)) => prefix.len() <= 253 && crate::pki::validate_dns_name(prefix).is_ok() && label_segment_ok(name),
         None => label_segment_ok(k),
     }
 }
@@ -374,9 +327,7 @@ pub fn helm_values_schema() -> serde_json::Value {
         },
         "required": ["caCrt", "engineCer", "tlsCrt", "tlsKey"],
     });
-    schema["title"] = serde_json::json!(
-        "ovirt-websocket-proxy Helm values (generated by `wsproxyctl config schema --helm`)"
-    );
+    schema["title"] = serde_json::json!("ovirt-websocket-proxy Helm values (generated by `wsproxyctl config schema --helm`)");
     schema
 }
 
@@ -439,12 +390,7 @@ mod tests {
 
     #[test]
     fn values_written_into_units_and_yaml_cannot_inject_lines() {
-        let with = |extra: &str| {
-            load_text(
-                &format!("proxyFqdn: p.example.com\n{extra}"),
-                &Overrides::default(),
-            )
-        };
+        let with = |extra: &str| load_text(&format!("proxyFqdn: p.example.com\n{extra}"), &Overrides::default());
         for bad in [
             "labels:\n  team: \"a\\n[Service]\\nExecStartPre=/bin/sh -c id\"\n",
             "labels:\n  \"te am\": x\n",
@@ -461,63 +407,35 @@ mod tests {
 
     #[test]
     fn flags_override_and_complete() {
-        let o = Overrides {
-            proxy_fqdn: Some("p.example".into()),
-            port: Some(7000),
-            replicas: Some(3),
-            ..Default::default()
-        };
+        let o = Overrides { proxy_fqdn: Some("p.example".into()), port: Some(7000), replicas: Some(3), ..Default::default() };
         let s = DeploySpec::load(None, &o).unwrap();
-        assert_eq!(
-            (s.proxy_fqdn.as_str(), s.port, s.replicas),
-            ("p.example", 7000, 3)
-        );
+        assert_eq!((s.proxy_fqdn.as_str(), s.port, s.replicas), ("p.example", 7000, 3));
         assert_eq!(s.namespace, DEFAULT_NAMESPACE);
     }
 
     #[test]
     fn errors_name_line_and_field() {
-        let e =
-            load_text("proxyFqdn: p.example\nport: sixty\n", &Overrides::default()).unwrap_err();
-        assert!(
-            e.message.contains("port") && e.message.contains("line 2"),
-            "{}",
-            e.message
-        );
+        let e = load_text("proxyFqdn: p.example\nport: sixty\n", &Overrides::default()).unwrap_err();
+        assert!(e.message.contains("port") && e.message.contains("line 2"), "{}", e.message);
         let e = load_text("proxyFqdn: p.example\nreplica: 2\n", &Overrides::default()).unwrap_err();
-        assert!(
-            e.message.contains("unknown field `replica`") && e.message.contains("line 2"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("unknown field `replica`") && e.message.contains("line 2"), "{}", e.message);
         let e = load_text("proxyFqdn: not a name\n", &Overrides::default()).unwrap_err();
         assert!(e.message.contains("proxyFqdn"), "{}", e.message);
         let e = DeploySpec::load(None, &Overrides::default()).unwrap_err();
         assert!(e.message.contains("--proxy-fqdn"), "{}", e.message);
-        let e = load_text("proxyFqdn: p.example\nresources:\n  requests: {cpu: lots, memory: 1Mi}\n  limits: {cpu: '1', memory: 1Mi}\n", &Overrides::default()).unwrap_err();
-        assert!(
-            e.message.contains("resources.requests.cpu"),
-            "{}",
-            e.message
-        );
         let e = load_text(
-            "proxyFqdn: p.example\ntargetAllow: ['10.0.0.0/99']\n",
+            "proxyFqdn: p.example\nresources:\n  requests: {cpu: lots, memory: 1Mi}\n  limits: {cpu: '1', memory: 1Mi}\n",
             &Overrides::default(),
         )
         .unwrap_err();
+        assert!(e.message.contains("resources.requests.cpu"), "{}", e.message);
+        let e = load_text("proxyFqdn: p.example\ntargetAllow: ['10.0.0.0/99']\n", &Overrides::default()).unwrap_err();
         assert!(e.message.contains("targetAllow"), "{}", e.message);
     }
 
     #[test]
     fn registry_detection() {
-        let mut s = DeploySpec::load(
-            None,
-            &Overrides {
-                proxy_fqdn: Some("p.example".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mut s = DeploySpec::load(None, &Overrides { proxy_fqdn: Some("p.example".into()), ..Default::default() }).unwrap();
         assert!(!s.image_is_registry());
         s.image = "quay.io/ovirt/websocket-proxy:1.0".into();
         assert!(s.image_is_registry());
@@ -528,13 +446,7 @@ mod tests {
     #[test]
     fn schema_has_the_fields() {
         let schema = json_schema().to_string();
-        for f in [
-            "proxyFqdn",
-            "targetAllow",
-            "replicas",
-            "nodePort",
-            "LoadBalancer",
-        ] {
+        for f in ["proxyFqdn", "targetAllow", "replicas", "nodePort", "LoadBalancer"] {
             assert!(schema.contains(f), "{f}");
         }
     }

@@ -22,12 +22,7 @@ pub fn load_engine_key(path: &Path) -> Result<RsaPrivateKey> {
     let text = String::from_utf8_lossy(&text);
     RsaPrivateKey::from_pkcs1_pem(&text)
         .or_else(|_| RsaPrivateKey::from_pkcs8_pem(&text))
-        .map_err(|_| {
-            Failure::usage(format!(
-                "--engine-key {} is not an unencrypted RSA private key (PEM)",
-                path.display()
-            ))
-        })
+        .map_err(|_| Failure::usage(format!("--engine-key {} is not an unencrypted RSA private key (PEM)", path.display())))
 }
 
 /// The console a ticket opens.
@@ -52,9 +47,7 @@ pub fn sign(key: &RsaPrivateKey, console: &Console, now_unix: i64, lifetime_secs
     let message = format!("{salt}{valid_from}{valid_to}{data}");
     let em_len = (key.n().bits() - 1).div_ceil(8);
     let signer = BlindedSigningKey::<Sha256>::new_with_salt_len(key.clone(), em_len - 32 - 2);
-    let signature = signer
-        .sign_with_rng(&mut rand::thread_rng(), message.as_bytes())
-        .to_vec();
+    let signature = signer.sign_with_rng(&mut rand::thread_rng(), message.as_bytes()).to_vec();
     let ticket = serde_json::json!({
         "salt": salt,
         "validFrom": valid_from,
@@ -75,25 +68,9 @@ mod tests {
     fn relay_accepts_what_we_sign() {
         let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
         let now = 1_800_000_000;
-        let t = sign(
-            &key,
-            &Console {
-                host: "hv1.example",
-                port: 5901,
-                ssl_target: true,
-            },
-            now,
-            30,
-        );
+        let t = sign(&key, &Console { host: "hv1.example", port: 5901, ssl_target: true }, now, 30);
         let v = TicketVerifier::from_public_key(key.to_public_key(), false, 5);
         let ok = v.verify(&t, now).unwrap();
-        assert_eq!(
-            (
-                ok.target.host.as_str(),
-                ok.target.port,
-                ok.target.ssl_target
-            ),
-            ("hv1.example", 5901, true)
-        );
+        assert_eq!((ok.target.host.as_str(), ok.target.port, ok.target.ssl_target), ("hv1.example", 5901, true));
     }
 }

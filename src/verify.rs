@@ -50,19 +50,9 @@ impl Report {
     pub fn render(&self) -> String {
         let mut out = format!("verify {}\n", self.proxy);
         for s in &self.steps {
-            out.push_str(&format!(
-                "  [{}] {:<22} {:>5} ms  {}\n",
-                if s.ok { "ok" } else { "FAIL" },
-                s.name,
-                s.millis,
-                s.detail
-            ));
+            out.push_str(&format!("  [{}] {:<22} {:>5} ms  {}\n", if s.ok { "ok" } else { "FAIL" }, s.name, s.millis, s.detail));
         }
-        out.push_str(if self.ok {
-            "a browser can open consoles through this proxy\n"
-        } else {
-            "verification failed\n"
-        });
+        out.push_str(if self.ok { "a browser can open consoles through this proxy\n" } else { "verification failed\n" });
         out
     }
 }
@@ -74,16 +64,13 @@ pub fn parse_proxy_url(url: &str) -> Result<(bool, String, u16)> {
     } else if let Some(r) = url.strip_prefix("ws://") {
         (false, r)
     } else {
-        return Err(Failure::usage(format!(
-            "--proxy {url:?} must look like wss://HOST:PORT"
-        )));
+        return Err(Failure::usage(format!("--proxy {url:?} must look like wss://HOST:PORT")));
     };
     let authority = rest.trim_end_matches('/');
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) if !h.is_empty() => (
             h.trim_start_matches('[').trim_end_matches(']').to_string(),
-            p.parse()
-                .map_err(|_| Failure::usage(format!("--proxy {url:?}: bad port")))?,
+            p.parse().map_err(|_| Failure::usage(format!("--proxy {url:?}: bad port")))?,
         ),
         _ => (authority.to_string(), 6100),
     };
@@ -104,18 +91,13 @@ struct Target {
 
 impl Target {
     async fn connect(&self) -> std::result::Result<Box<dyn Io>, String> {
-        let tcp = TcpStream::connect(self.addr)
-            .await
-            .map_err(|e| format!("TCP {}: {e}", self.addr))?;
+        let tcp = TcpStream::connect(self.addr).await.map_err(|e| format!("TCP {}: {e}", self.addr))?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => Ok(Box::new(tcp)),
             Some(cfg) => {
                 let name = wsproxy::tls::server_name(&self.host)?;
-                let tls = tokio_rustls::TlsConnector::from(cfg.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("TLS: {e}"))?;
+                let tls = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp).await.map_err(|e| format!("TLS: {e}"))?;
                 Ok(Box::new(tls))
             }
         }
@@ -123,41 +105,23 @@ impl Target {
 
     fn ws_url(&self, path: &str) -> String {
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         format!("{scheme}://{host}:{}/{path}", self.addr.port())
     }
 
     /// Open a websocket with a ticket; Ok(first data or close) or Err(HTTP status, body).
     async fn try_ticket(&self, ticket: &str) -> std::result::Result<TicketAnswer, String> {
         let stream = self.connect().await?;
-        let mut request = self
-            .ws_url(ticket)
-            .into_client_request()
-            .map_err(|e| e.to_string())?;
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("binary"));
+        let mut request = self.ws_url(ticket).into_client_request().map_err(|e| e.to_string())?;
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("binary"));
         match tokio_tungstenite::client_async(request, stream).await {
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-                Ok(TicketAnswer::Refused(resp.status().as_u16()))
-            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Ok(TicketAnswer::Refused(resp.status().as_u16())),
             Err(e) => Err(format!("websocket: {e}")),
             Ok((mut ws, _)) => loop {
                 match ws.next().await {
                     Some(Ok(Message::Binary(b))) => return Ok(TicketAnswer::Data(b.to_vec())),
-                    Some(Ok(Message::Close(Some(f)))) => {
-                        return Ok(TicketAnswer::Closed(
-                            u16::from(f.code),
-                            f.reason.to_string(),
-                        ))
-                    }
-                    Some(Ok(Message::Close(None))) | None => {
-                        return Ok(TicketAnswer::Closed(1005, String::new()))
-                    }
+                    Some(Ok(Message::Close(Some(f)))) => return Ok(TicketAnswer::Closed(u16::from(f.code), f.reason.to_string())),
+                    Some(Ok(Message::Close(None))) | None => return Ok(TicketAnswer::Closed(1005, String::new())),
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => return Err(format!("websocket: {e}")),
                 }
@@ -176,9 +140,7 @@ fn ca_roots(path: &Path) -> Result<rustls::RootCertStore> {
     let chain = wsproxy::tls::read_chain(path).map_err(|e| Failure::usage(format!("--ca: {e}")))?;
     let mut roots = rustls::RootCertStore::empty();
     for c in chain {
-        roots
-            .add(c)
-            .map_err(|e| Failure::usage(format!("--ca {}: {e}", path.display())))?;
+        roots.add(c).map_err(|e| Failure::usage(format!("--ca {}: {e}", path.display())))?;
     }
     Ok(roots)
 }
@@ -187,12 +149,8 @@ fn ca_roots(path: &Path) -> Result<rustls::RootCertStore> {
 pub async fn run(args: VerifyArgs) -> Result<Report> {
     let (tls, host, port) = parse_proxy_url(&args.proxy)?;
     let tls_config = match (tls, &args.ca) {
-        (true, Some(ca)) => Some(
-            wsproxy::tls::client_config_trusting(ca_roots(ca)?).map_err(Failure::environment)?,
-        ),
-        (true, None) => return Err(Failure::usage(
-            "--ca ca.pem is required for wss:// (the engine CA the proxy certificate chains to)",
-        )),
+        (true, Some(ca)) => Some(wsproxy::tls::client_config_trusting(ca_roots(ca)?).map_err(Failure::environment)?),
+        (true, None) => return Err(Failure::usage("--ca ca.pem is required for wss:// (the engine CA the proxy certificate chains to)")),
         (false, _) => None,
     };
     let engine_key = match &args.engine_key {
@@ -203,75 +161,40 @@ pub async fn run(args: VerifyArgs) -> Result<Report> {
         let pem = crate::fsutil::read_input(cert, "--engine-cert")?;
         let verifier = wsproxy::ticket::TicketVerifier::from_certificate_pem(&pem, false, 5)
             .map_err(|e| Failure::usage(format!("--engine-cert: {e}")))?;
-        let probe = ticket_sign::sign(
-            key,
-            &Console {
-                host: "probe",
-                port: 1,
-                ssl_target: false,
-            },
-            now(),
-            30,
-        );
+        let probe = ticket_sign::sign(key, &Console { host: "probe", port: 1, ssl_target: false }, now(), 30);
         if verifier.verify(&probe, now()).is_err() {
-            return Err(Failure::usage(
-                "--engine-key does not belong to --engine-cert: pass the engine's key pair",
-            ));
+            return Err(Failure::usage("--engine-key does not belong to --engine-cert: pass the engine's key pair"));
         }
     }
     let vnc = match &args.vnc {
         None => None,
         Some(v) => {
-            let (h, p) = v
-                .rsplit_once(':')
-                .ok_or_else(|| Failure::usage(format!("--vnc {v:?} must be HOST:PORT")))?;
+            let (h, p) = v.rsplit_once(':').ok_or_else(|| Failure::usage(format!("--vnc {v:?} must be HOST:PORT")))?;
             Some((
                 h.trim_start_matches('[').trim_end_matches(']').to_string(),
-                p.parse::<u16>()
-                    .map_err(|_| Failure::usage(format!("--vnc {v:?}: bad port")))?,
+                p.parse::<u16>().map_err(|_| Failure::usage(format!("--vnc {v:?}: bad port")))?,
             ))
         }
     };
 
     let mut steps = Vec::new();
-    let step = |steps: &mut Vec<Step>,
-                name: &str,
-                start: Instant,
-                result: std::result::Result<String, String>|
-     -> bool {
+    let step = |steps: &mut Vec<Step>, name: &str, start: Instant, result: std::result::Result<String, String>| -> bool {
         let ok = result.is_ok();
-        steps.push(Step {
-            name: name.to_string(),
-            ok,
-            millis: start.elapsed().as_millis() as u64,
-            detail: result.unwrap_or_else(|e| e),
-        });
+        steps.push(Step { name: name.to_string(), ok, millis: start.elapsed().as_millis() as u64, detail: result.unwrap_or_else(|e| e) });
         ok
     };
     let limit = args.timeout;
 
     // DNS
     let t = Instant::now();
-    let resolved =
-        tokio::time::timeout(limit, tokio::net::lookup_host((host.as_str(), port))).await;
+    let resolved = tokio::time::timeout(limit, tokio::net::lookup_host((host.as_str(), port))).await;
     let addr = match resolved {
         Ok(Ok(mut addrs)) => addrs.next(),
         _ => None,
     };
     let Some(addr) = addr else {
-        step(
-            &mut steps,
-            "dns",
-            t,
-            Err(format!(
-                "cannot resolve {host}: check the name browsers use for the proxy"
-            )),
-        );
-        return Ok(Report {
-            proxy: args.proxy,
-            ok: false,
-            steps,
-        });
+        step(&mut steps, "dns", t, Err(format!("cannot resolve {host}: check the name browsers use for the proxy")));
+        return Ok(Report { proxy: args.proxy, ok: false, steps });
     };
     step(&mut steps, "dns", t, Ok(format!("{host} -> {}", addr.ip())));
 
@@ -280,43 +203,16 @@ pub async fn run(args: VerifyArgs) -> Result<Report> {
     match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
         Ok(Ok(_)) => step(&mut steps, "tcp", t, Ok(format!("connected to {addr}"))),
         Ok(Err(e)) => {
-            step(
-                &mut steps,
-                "tcp",
-                t,
-                Err(format!(
-                    "{addr}: {e}: is the proxy running and the port open in the firewall?"
-                )),
-            );
-            return Ok(Report {
-                proxy: args.proxy,
-                ok: false,
-                steps,
-            });
+            step(&mut steps, "tcp", t, Err(format!("{addr}: {e}: is the proxy running and the port open in the firewall?")));
+            return Ok(Report { proxy: args.proxy, ok: false, steps });
         }
         Err(_) => {
-            step(
-                &mut steps,
-                "tcp",
-                t,
-                Err(format!(
-                    "{addr}: no answer within {:?}: firewall?",
-                    args.timeout
-                )),
-            );
-            return Ok(Report {
-                proxy: args.proxy,
-                ok: false,
-                steps,
-            });
+            step(&mut steps, "tcp", t, Err(format!("{addr}: no answer within {:?}: firewall?", args.timeout)));
+            return Ok(Report { proxy: args.proxy, ok: false, steps });
         }
     };
 
-    let target = Target {
-        tls: tls_config.clone(),
-        host: host.clone(),
-        addr,
-    };
+    let target = Target { tls: tls_config.clone(), host: host.clone(), addr };
 
     // TLS
     if let Some(cfg) = &tls_config {
@@ -338,11 +234,7 @@ pub async fn run(args: VerifyArgs) -> Result<Report> {
         .await
         .unwrap_or_else(|_| Err("TLS handshake timed out".into()));
         if !step(&mut steps, "tls", t, result) {
-            return Ok(Report {
-                proxy: args.proxy,
-                ok: false,
-                steps,
-            });
+            return Ok(Report { proxy: args.proxy, ok: false, steps });
         }
     }
 
@@ -350,22 +242,16 @@ pub async fn run(args: VerifyArgs) -> Result<Report> {
     let t = Instant::now();
     let result = tokio::time::timeout(limit, async {
         let mut s = target.connect().await?;
-        s.write_all(
-            format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         let mut resp = Vec::new();
         let _ = s.read_to_end(&mut resp).await;
         let text = String::from_utf8_lossy(&resp);
         if text.starts_with("HTTP/1.1 200") {
             Ok("200 ok".to_string())
         } else {
-            Err(format!(
-                "unexpected answer: {:?}",
-                text.lines().next().unwrap_or("")
-            ))
+            Err(format!("unexpected answer: {:?}", text.lines().next().unwrap_or("")))
         }
     })
     .await
@@ -377,16 +263,7 @@ pub async fn run(args: VerifyArgs) -> Result<Report> {
         let t = Instant::now();
         let result = match &vnc {
             Some((vhost, vport)) => {
-                let ticket = ticket_sign::sign(
-                    key,
-                    &Console {
-                        host: vhost,
-                        port: *vport,
-                        ssl_target: false,
-                    },
-                    now(),
-                    30,
-                );
+                let ticket = ticket_sign::sign(key, &Console { host: vhost, port: *vport, ssl_target: false }, now(), 30);
                 match tokio::time::timeout(limit, target.try_ticket(&ticket)).await {
                     Ok(Ok(TicketAnswer::Data(d))) if d.starts_with(b"RFB ") => {
                         Ok(format!("ticket accepted, VNC server answered {:?}", String::from_utf8_lossy(&d[..d.len().min(12)]).trim()))
@@ -402,16 +279,7 @@ pub async fn run(args: VerifyArgs) -> Result<Report> {
             None => {
                 // A port nothing listens on, on the proxy's own loopback: "unreachable" proves
                 // the ticket was accepted without touching any VM.
-                let ticket = ticket_sign::sign(
-                    key,
-                    &Console {
-                        host: "127.0.0.1",
-                        port: 1,
-                        ssl_target: false,
-                    },
-                    now(),
-                    30,
-                );
+                let ticket = ticket_sign::sign(key, &Console { host: "127.0.0.1", port: 1, ssl_target: false }, now(), 30);
                 match tokio::time::timeout(limit, target.try_ticket(&ticket)).await {
                     Ok(Ok(TicketAnswer::Closed(1011, reason))) => Ok(format!("ticket accepted (closed port answered 1011: {reason})")),
                     Ok(Ok(TicketAnswer::Refused(403))) => Err("the proxy refused an engine-signed ticket (403): is its CERT_FOR_DATA_VERIFICATION this engine's certificate? are the clocks in sync?".into()),
@@ -429,24 +297,10 @@ pub async fn run(args: VerifyArgs) -> Result<Report> {
         let t = Instant::now();
         let throwaway = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
             .map_err(|e| Failure::environment(format!("cannot make a throwaway key: {e}")))?;
-        let ticket = ticket_sign::sign(
-            &throwaway,
-            &Console {
-                host: "127.0.0.1",
-                port: 1,
-                ssl_target: false,
-            },
-            now(),
-            30,
-        );
+        let ticket = ticket_sign::sign(&throwaway, &Console { host: "127.0.0.1", port: 1, ssl_target: false }, now(), 30);
         let result = match tokio::time::timeout(limit, target.try_ticket(&ticket)).await {
-            Ok(Ok(TicketAnswer::Refused(403))) => {
-                Ok("a ticket from a foreign key got 403".to_string())
-            }
-            Ok(Ok(_)) => Err(
-                "DANGER: the proxy accepted a ticket signed by a key that is not the engine's"
-                    .to_string(),
-            ),
+            Ok(Ok(TicketAnswer::Refused(403))) => Ok("a ticket from a foreign key got 403".to_string()),
+            Ok(Ok(_)) => Err("DANGER: the proxy accepted a ticket signed by a key that is not the engine's".to_string()),
             Ok(Err(e)) => Err(e),
             Err(_) => Err("no answer within the timeout".into()),
         };
@@ -454,25 +308,16 @@ pub async fn run(args: VerifyArgs) -> Result<Report> {
     }
 
     let ok = steps.iter().all(|s| s.ok);
-    Ok(Report {
-        proxy: args.proxy,
-        steps,
-        ok,
-    })
+    Ok(Report { proxy: args.proxy, steps, ok })
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn days_left(cert: &CertificateDer<'_>) -> i64 {
     use x509_parser::prelude::*;
-    X509Certificate::from_der(cert.as_ref())
-        .map(|(_, c)| crate::pki::days_left(&c))
-        .unwrap_or(-1)
+    X509Certificate::from_der(cert.as_ref()).map(|(_, c)| crate::pki::days_left(&c)).unwrap_or(-1)
 }
 
 #[cfg(test)]
@@ -481,14 +326,8 @@ mod tests {
 
     #[test]
     fn proxy_urls() {
-        assert_eq!(
-            parse_proxy_url("wss://proxy.example:6100").unwrap(),
-            (true, "proxy.example".into(), 6100)
-        );
-        assert_eq!(
-            parse_proxy_url("ws://[::1]:7000/").unwrap(),
-            (false, "::1".into(), 7000)
-        );
+        assert_eq!(parse_proxy_url("wss://proxy.example:6100").unwrap(), (true, "proxy.example".into(), 6100));
+        assert_eq!(parse_proxy_url("ws://[::1]:7000/").unwrap(), (false, "::1".into(), 7000));
         assert_eq!(parse_proxy_url("wss://proxy.example").unwrap().2, 6100);
         assert!(parse_proxy_url("https://proxy").is_err());
     }

@@ -34,10 +34,7 @@ fn chromium_home_trusting(ca: &Path) -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     let db = home.path().join(".pki/nssdb");
     std::fs::create_dir_all(&db).unwrap();
-    run(Command::new("certutil")
-        .arg("-d")
-        .arg(format!("sql:{}", db.display()))
-        .args(["-N", "--empty-password"]));
+    run(Command::new("certutil").arg("-d").arg(format!("sql:{}", db.display())).args(["-N", "--empty-password"]));
     run(Command::new("certutil")
         .arg("-d")
         .arg(format!("sql:{}", db.display()))
@@ -58,22 +55,11 @@ struct Page<'a> {
     certs: &'a Path,
 }
 
-fn open_in_browser(
-    page: &Page,
-    url: &str,
-    password: &str,
-    shot: &str,
-    expect_connect: bool,
-) -> Seen {
+fn open_in_browser(page: &Page, url: &str, password: &str, shot: &str, expect_connect: bool) -> Seen {
     require_tool("node");
+    assert!(Path::new("/usr/bin/chromium").is_file(), "chromium is not installed: run `bash scripts/test.sh`");
     assert!(
-        Path::new("/usr/bin/chromium").is_file(),
-        "chromium is not installed: run `bash scripts/test.sh`"
-    );
-    assert!(
-        browser_dir()
-            .join("node_modules/@novnc/novnc/core/rfb.js")
-            .is_file(),
+        browser_dir().join("node_modules/@novnc/novnc/core/rfb.js").is_file(),
         "noVNC is not installed: run `bash scripts/test.sh` (npm ci in tests/browser)"
     );
     // An https:// URL is a console page that connects by itself (the demo's); wss:// is
@@ -85,19 +71,9 @@ fn open_in_browser(
         "screenshot": artifacts().join(format!("novnc-{shot}.png")),
     });
     let run_once = || {
-        let o = Command::new("node")
-            .arg(browser_dir().join("novnc_check.mjs"))
-            .arg(cfg.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "browser run failed: {}{}",
-            stdout(&o),
-            stderr(&o)
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(stdout(&o).lines().last().unwrap_or("{}")).unwrap();
+        let o = Command::new("node").arg(browser_dir().join("novnc_check.mjs")).arg(cfg.to_string()).output().unwrap();
+        assert!(o.status.success(), "browser run failed: {}{}", stdout(&o), stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap_or("{}")).unwrap();
         v
     };
     // The test page (served by the node script itself, before any relay traffic) once failed to
@@ -107,26 +83,11 @@ fn open_in_browser(
     if v["events"][0] == "page-not-loaded" {
         eprintln!("test page did not load, retrying once: {}", v["console"]);
         v = run_once();
-        assert_ne!(
-            v["events"][0], "page-not-loaded",
-            "the test page did not load twice: {}",
-            v["console"]
-        );
+        assert_ne!(v["events"][0], "page-not-loaded", "the test page did not load twice: {}", v["console"]);
     }
     Seen {
-        events: v["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e.as_str().unwrap().to_string())
-            .collect(),
-        pixel: v["pixel"].as_array().map(|p| {
-            [
-                p[0].as_i64().unwrap(),
-                p[1].as_i64().unwrap(),
-                p[2].as_i64().unwrap(),
-            ]
-        }),
+        events: v["events"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect(),
+        pixel: v["pixel"].as_array().map(|p| [p[0].as_i64().unwrap(), p[1].as_i64().unwrap(), p[2].as_i64().unwrap()]),
     }
 }
 
@@ -145,21 +106,9 @@ async fn novnc_in_chromium_shows_the_vm_screen_through_the_deployed_proxy() {
     // The "hypervisor": Xvnc in its own network namespace, plain VNC auth and VeNCrypt X509Vnc.
     let hv = NetnsHost::new("b");
     let (hv_cert, hv_key) = (dir.path().join("hv.cer"), dir.path().join("hv.key"));
-    pki.issue(
-        "hv.test",
-        &format!("subjectAltName=IP:{}", hv.ns_ip),
-        &hv_key,
-        &hv_cert,
-        "rsa:2048",
-    );
+    pki.issue("hv.test", &format!("subjectAltName=IP:{}", hv.ns_ip), &hv_key, &hv_cert, "rsa:2048");
     let plain = NetnsXvnc::start_with(&hv, "vmpass", Some("#3c8d2f"), 5900, None);
-    let tls = NetnsXvnc::start_with(
-        &hv,
-        "vmpass",
-        Some("#3c8d2f"),
-        5901,
-        Some((&hv_cert, &hv_key)),
-    );
+    let tls = NetnsXvnc::start_with(&hv, "vmpass", Some("#3c8d2f"), 5901, Some((&hv_cert, &hv_key)));
 
     // Deploy exactly as a user would.
     let port = free_port();
@@ -186,13 +135,7 @@ async fn novnc_in_chromium_shows_the_vm_screen_through_the_deployed_proxy() {
     ]);
     let cleanup = || {
         let _ = Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
-            .args([
-                "undeploy",
-                "--target",
-                "podman",
-                "--host",
-                &format!("unix://{}", socket.display()),
-            ])
+            .args(["undeploy", "--target", "podman", "--host", &format!("unix://{}", socket.display())])
             .output();
         let _ = podman().args(["rmi", "-f", &tag]).output();
     };
@@ -201,68 +144,32 @@ async fn novnc_in_chromium_shows_the_vm_screen_through_the_deployed_proxy() {
         panic!("deploy failed: {}{}", stdout(&o), stderr(&o));
     }
     let home = chromium_home_trusting(&certs.join("ca.pem"));
-    let page = Page {
-        home: home.path(),
-        certs: &certs,
-    };
+    let page = Page { home: home.path(), certs: &certs };
     let url = |ticket: &str| format!("wss://localhost:{port}/{ticket}");
 
     let result = std::panic::catch_unwind(|| {
         // Plain VNC target.
         let t = sign_ticket(&pki.engine_key, &TicketSpec::new(&plain.addr, plain.port));
         let seen = open_in_browser(&page, &url(&t), "vmpass", "plain", true);
-        assert!(
-            seen.events.contains(&"connect".to_string()),
-            "noVNC did not connect: {seen:?}"
-        );
-        assert!(
-            is_green(seen.pixel),
-            "the canvas does not show the VM's colour: {seen:?}"
-        );
+        assert!(seen.events.contains(&"connect".to_string()), "noVNC did not connect: {seen:?}");
+        assert!(is_green(seen.pixel), "the canvas does not show the VM's colour: {seen:?}");
 
         // VeNCrypt X509Vnc target: the browser sees plain VNC auth and the same picture.
-        let t = sign_ticket(
-            &pki.engine_key,
-            &TicketSpec {
-                ssl_target: true,
-                ..TicketSpec::new(&tls.addr, tls.port)
-            },
-        );
+        let t = sign_ticket(&pki.engine_key, &TicketSpec { ssl_target: true, ..TicketSpec::new(&tls.addr, tls.port) });
         let seen = open_in_browser(&page, &url(&t), "vmpass", "vencrypt", true);
-        assert!(
-            seen.events.contains(&"connect".to_string()),
-            "noVNC did not connect over VeNCrypt: {seen:?}"
-        );
-        assert!(
-            is_green(seen.pixel),
-            "VeNCrypt: the canvas does not show the VM's colour: {seen:?}"
-        );
+        assert!(seen.events.contains(&"connect".to_string()), "noVNC did not connect over VeNCrypt: {seen:?}");
+        assert!(is_green(seen.pixel), "VeNCrypt: the canvas does not show the VM's colour: {seen:?}");
 
         // Negative: an expired ticket and one from a foreign key never show the picture.
-        let expired = sign_ticket(
-            &pki.engine_key,
-            &TicketSpec {
-                valid_from: -120,
-                valid_to: -60,
-                ..TicketSpec::new(&plain.addr, plain.port)
-            },
-        );
+        let expired =
+            sign_ticket(&pki.engine_key, &TicketSpec { valid_from: -120, valid_to: -60, ..TicketSpec::new(&plain.addr, plain.port) });
         let (foreign_key, _) = pki.foreign_engine();
         let foreign = sign_ticket(&foreign_key, &TicketSpec::new(&plain.addr, plain.port));
         for (name, t) in [("expired", expired), ("foreign", foreign)] {
             let seen = open_in_browser(&page, &url(&t), "vmpass", name, false);
-            assert!(
-                !seen.events.contains(&"connect".to_string()),
-                "{name}: noVNC connected: {seen:?}"
-            );
-            assert!(
-                seen.events.iter().any(|e| e.starts_with("disconnect")),
-                "{name}: no disconnect reported: {seen:?}"
-            );
-            assert!(
-                !is_green(seen.pixel),
-                "{name}: the VM's screen was shown: {seen:?}"
-            );
+            assert!(!seen.events.contains(&"connect".to_string()), "{name}: noVNC connected: {seen:?}");
+            assert!(seen.events.iter().any(|e| e.starts_with("disconnect")), "{name}: no disconnect reported: {seen:?}");
+            assert!(!is_green(seen.pixel), "{name}: the VM's screen was shown: {seen:?}");
         }
     });
     cleanup();
@@ -282,16 +189,7 @@ fn demo_console_url_shows_the_test_pattern_in_chromium() {
     let demo_dir = dir.path().join("demo");
     let novnc = browser_dir().join("node_modules/@novnc/novnc");
     let mut child = Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
-        .args([
-            "demo",
-            "--builtin-vnc",
-            "--port",
-            "0",
-            "--dir",
-            s(&demo_dir),
-            "--novnc",
-            s(&novnc),
-        ])
+        .args(["demo", "--builtin-vnc", "--port", "0", "--dir", s(&demo_dir), "--novnc", s(&novnc)])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -299,25 +197,16 @@ fn demo_console_url_shows_the_test_pattern_in_chromium() {
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut printed = String::new();
     let url = loop {
-        let line = lines
-            .next()
-            .expect("the demo printed no console URL")
-            .unwrap();
+        let line = lines.next().expect("the demo printed no console URL").unwrap();
         printed.push_str(&line);
         printed.push('\n');
         if let Some(u) = line.trim().strip_prefix("https://") {
             break format!("https://{u}");
         }
     };
-    assert!(
-        printed.contains("a browser can open consoles through this proxy"),
-        "{printed}"
-    );
+    assert!(printed.contains("a browser can open consoles through this proxy"), "{printed}");
     let home = chromium_home_trusting(&demo_dir.join("engine-pki/ca.pem"));
-    let page = Page {
-        home: home.path(),
-        certs: &demo_dir.join("proxy-certs"),
-    };
+    let page = Page { home: home.path(), certs: &demo_dir.join("proxy-certs") };
     let seen = std::panic::catch_unwind(|| open_in_browser(&page, &url, "", "demo", true));
     // Ctrl-C, as a person would.
     // SAFETY: signalling our own child process.
@@ -331,30 +220,13 @@ fn demo_console_url_shows_the_test_pattern_in_chromium() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let seen = seen.unwrap_or_else(|e| std::panic::resume_unwind(e));
-    assert!(
-        seen.events.contains(&"connect".to_string()),
-        "the demo page did not connect: {seen:?}"
-    );
-    assert!(
-        is_green(seen.pixel),
-        "the canvas does not show the test pattern's green: {seen:?}"
-    );
+    assert!(seen.events.contains(&"connect".to_string()), "the demo page did not connect: {seen:?}");
+    assert!(is_green(seen.pixel), "the canvas does not show the test pattern's green: {seen:?}");
     let status = status.unwrap_or_else(|| {
         let _ = child.kill();
         panic!("the demo did not stop within 10 s of Ctrl-C")
     });
-    assert!(
-        status.success(),
-        "the demo exited with {status} after Ctrl-C"
-    );
-    let port: u16 = url
-        .split(':')
-        .nth(2)
-        .and_then(|p| p.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "the relay still listens after Ctrl-C"
-    );
+    assert!(status.success(), "the demo exited with {status} after Ctrl-C");
+    let port: u16 = url.split(':').nth(2).and_then(|p| p.split('/').next()).and_then(|p| p.parse().ok()).unwrap();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the relay still listens after Ctrl-C");
 }

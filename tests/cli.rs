@@ -7,10 +7,7 @@ use clap::CommandFactory;
 use common::{ctl, s, stderr, stdout};
 
 fn leaves(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
-    let subs: Vec<_> = cmd
-        .get_subcommands()
-        .filter(|c| c.get_name() != "help")
-        .collect();
+    let subs: Vec<_> = cmd.get_subcommands().filter(|c| c.get_name() != "help").collect();
     if subs.is_empty() {
         out.push((path.clone(), cmd.clone()));
     }
@@ -22,17 +19,10 @@ fn leaves(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Comman
 #[test]
 fn every_verb_has_help_with_an_example() {
     let mut all = Vec::new();
-    leaves(
-        &wsproxyctl::cli::Cli::command(),
-        "wsproxyctl".into(),
-        &mut all,
-    );
+    leaves(&wsproxyctl::cli::Cli::command(), "wsproxyctl".into(), &mut all);
     assert!(all.len() >= 14, "{}", all.len());
     for (path, cmd) in all {
-        let after = cmd
-            .get_after_help()
-            .map(|h| h.to_string())
-            .unwrap_or_default();
+        let after = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
         assert!(after.contains("Example"), "`{path} --help` has no example");
         assert!(cmd.get_about().is_some(), "`{path}` has no description");
     }
@@ -49,8 +39,7 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("wss://HOST:PORT"), "{}", stderr(&o));
     let o = ctl(&["verify", "--json", "--proxy", "https://x"]);
-    let v: serde_json::Value =
-        serde_json::from_str(stderr(&o).trim()).expect("errors are JSON with --json");
+    let v: serde_json::Value = serde_json::from_str(stderr(&o).trim()).expect("errors are JSON with --json");
     assert_eq!(v["exit_code"], 2);
 }
 
@@ -58,39 +47,24 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
 fn completions_and_man_pages() {
     for shell in ["bash", "zsh", "fish"] {
         let o = ctl(&["completions", shell]);
-        assert!(
-            o.status.success() && stdout(&o).contains("deploy"),
-            "{shell}"
-        );
+        assert!(o.status.success() && stdout(&o).contains("deploy"), "{shell}");
     }
     let bash = ctl(&["completions", "bash"]);
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("c.bash");
     std::fs::write(&f, &bash.stdout).unwrap();
-    assert!(std::process::Command::new("bash")
-        .arg("-n")
-        .arg(&f)
-        .status()
-        .unwrap()
-        .success());
+    assert!(std::process::Command::new("bash").arg("-n").arg(&f).status().unwrap().success());
     let o = ctl(&["manpage", "--out", s(dir.path())]);
     assert!(o.status.success(), "{}", stderr(&o));
     let page = std::fs::read_to_string(dir.path().join("wsproxyctl-deploy.1")).unwrap();
     assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
-    assert!(
-        page.contains("rollback"),
-        "the deploy page documents its flags"
-    );
+    assert!(page.contains("rollback"), "the deploy page documents its flags");
 }
 
 /// Run wsproxyctl on a pseudo-terminal (util-linux `script`), as a person at a terminal would.
 fn on_terminal(args: &str, no_color: bool) -> String {
     let mut cmd = std::process::Command::new("script");
-    cmd.args([
-        "-qec",
-        &format!("{} {args}", env!("CARGO_BIN_EXE_wsproxyctl"),),
-        "/dev/null",
-    ]);
+    cmd.args(["-qec", &format!("{} {args}", env!("CARGO_BIN_EXE_wsproxyctl"),), "/dev/null"]);
     if no_color {
         cmd.env("NO_COLOR", "1");
     } else {
@@ -105,10 +79,7 @@ fn colours_and_the_spinner_only_on_a_terminal_and_never_with_no_color() {
     let tty = on_terminal("verify --proxy https://x", false);
     assert!(tty.contains("\x1b[1;31merror:\x1b[0m"), "{tty:?}");
     let plain = on_terminal("verify --proxy https://x", true);
-    assert!(
-        plain.contains("error:") && !plain.contains('\x1b'),
-        "{plain:?}"
-    );
+    assert!(plain.contains("error:") && !plain.contains('\x1b'), "{plain:?}");
     let piped = ctl(&["verify", "--proxy", "https://x"]);
     assert!(!stderr(&piped).contains('\x1b'), "{}", stderr(&piped));
 
@@ -117,64 +88,25 @@ fn colours_and_the_spinner_only_on_a_terminal_and_never_with_no_color() {
     let pki = testkit::Pki::new(dir.path());
     let certs = dir.path().join("certs");
     common::issue_localhost(&pki, &certs);
-    let args = format!(
-        "deploy --target podman --host unix:///nonexistent.sock --proxy-fqdn localhost --certs {}",
-        s(&certs)
-    );
+    let args = format!("deploy --target podman --host unix:///nonexistent.sock --proxy-fqdn localhost --certs {}", s(&certs));
     let tty = on_terminal(&args, true);
-    assert!(
-        tty.contains("⠋ check certificates ...")
-            && tty.contains("\r\x1b[2K==> check certificates ..."),
-        "{tty:?}"
-    );
-    assert!(
-        !tty.contains("\x1b[3") && !tty.contains("\x1b[1;"),
-        "NO_COLOR: no colours, only the line clearing: {tty:?}"
-    );
+    assert!(tty.contains("⠋ check certificates ...") && tty.contains("\r\x1b[2K==> check certificates ..."), "{tty:?}");
+    assert!(!tty.contains("\x1b[3") && !tty.contains("\x1b[1;"), "NO_COLOR: no colours, only the line clearing: {tty:?}");
     let piped = ctl(&args.split(' ').collect::<Vec<_>>());
-    assert!(
-        !stderr(&piped).contains('⠋') && stderr(&piped).contains("==> check certificates ..."),
-        "{}",
-        stderr(&piped)
-    );
+    assert!(!stderr(&piped).contains('⠋') && stderr(&piped).contains("==> check certificates ..."), "{}", stderr(&piped));
 }
 
 #[test]
 fn verbose_shows_what_happens_underneath() {
     let dir = tempfile::tempdir().unwrap();
-    let o = ctl(&[
-        "-v",
-        "demo",
-        "--once",
-        "--builtin-vnc",
-        "--port",
-        "0",
-        "--dir",
-        s(dir.path()),
-    ]);
+    let o = ctl(&["-v", "demo", "--once", "--builtin-vnc", "--port", "0", "--dir", s(dir.path())]);
     assert!(o.status.success(), "{}", stderr(&o));
     // The in-process relay's own log lines (it logs each session at close).
     assert!(stderr(&o).contains("session closed"), "{}", stderr(&o));
-    let quiet = ctl(&[
-        "demo",
-        "--once",
-        "--builtin-vnc",
-        "--port",
-        "0",
-        "--dir",
-        s(dir.path()),
-    ]);
-    assert!(
-        !stderr(&quiet).contains("session closed"),
-        "{}",
-        stderr(&quiet)
-    );
+    let quiet = ctl(&["demo", "--once", "--builtin-vnc", "--port", "0", "--dir", s(dir.path())]);
+    assert!(!stderr(&quiet).contains("session closed"), "{}", stderr(&quiet));
     let both = ctl(&["-v", "-q", "demo", "--once"]);
-    assert_eq!(
-        both.status.code(),
-        Some(2),
-        "-v and -q contradict each other"
-    );
+    assert_eq!(both.status.code(), Some(2), "-v and -q contradict each other");
 }
 
 /// Which target a deploy/undeploy flag acts on.
@@ -190,21 +122,9 @@ enum Acts {
 fn flag_table(verb: &str) -> Vec<(&'static str, Acts, Vec<&'static str>)> {
     let mut t = vec![
         ("target", Acts::Both, vec![]),
-        (
-            "host",
-            Acts::Podman,
-            vec!["--host", "unix:///nonexistent/podman.sock"],
-        ),
-        (
-            "identity",
-            Acts::Podman,
-            vec!["--identity", "/nonexistent/id"],
-        ),
-        (
-            "quadlet_dir",
-            Acts::Podman,
-            vec!["--quadlet-dir", "/nonexistent/units"],
-        ),
+        ("host", Acts::Podman, vec!["--host", "unix:///nonexistent/podman.sock"]),
+        ("identity", Acts::Podman, vec!["--identity", "/nonexistent/id"]),
+        ("quadlet_dir", Acts::Podman, vec!["--quadlet-dir", "/nonexistent/units"]),
         ("context", Acts::K8s, vec!["--context", "nowhere"]),
     ];
     if verb == "undeploy" {
@@ -212,66 +132,25 @@ fn flag_table(verb: &str) -> Vec<(&'static str, Acts, Vec<&'static str>)> {
         return t;
     }
     t.extend([
-        (
-            "file",
-            Acts::Both,
-            vec!["--file", "/nonexistent/deploy.yaml"],
-        ),
-        (
-            "proxy_fqdn",
-            Acts::Both,
-            vec!["--proxy-fqdn", "proxy.example.com"],
-        ),
-        (
-            "engine_fqdn",
-            Acts::Both,
-            vec!["--engine-fqdn", "engine.example.com"],
-        ),
+        ("file", Acts::Both, vec!["--file", "/nonexistent/deploy.yaml"]),
+        ("proxy_fqdn", Acts::Both, vec!["--proxy-fqdn", "proxy.example.com"]),
+        ("engine_fqdn", Acts::Both, vec!["--engine-fqdn", "engine.example.com"]),
         ("certs", Acts::Both, vec!["--certs", "/nonexistent/certs"]),
         ("port", Acts::Both, vec!["--port", "6100"]),
         ("image", Acts::Both, vec!["--image", "localhost/x:1"]),
         ("namespace", Acts::K8s, vec!["--namespace", "consoles"]),
         ("replicas", Acts::K8s, vec!["--replicas", "2"]),
-        (
-            "service_type",
-            Acts::K8s,
-            vec!["--service-type", "node-port"],
-        ),
-        (
-            "image_archive",
-            Acts::Both,
-            vec!["--image-archive", "/nonexistent/x.tar"],
-        ),
+        ("service_type", Acts::K8s, vec!["--service-type", "node-port"]),
+        ("image_archive", Acts::Both, vec!["--image-archive", "/nonexistent/x.tar"]),
         ("no_verify", Acts::Both, vec!["--no-verify"]),
-        (
-            "verify_engine_key",
-            Acts::Both,
-            vec!["--verify-engine-key", "/nonexistent/key"],
-        ),
-        (
-            "verify_vnc",
-            Acts::Both,
-            vec![
-                "--verify-vnc",
-                "vnc:5900",
-                "--verify-engine-key",
-                "/nonexistent/key",
-            ],
-        ),
-        (
-            "rollback_on_failure",
-            Acts::Both,
-            vec!["--rollback-on-failure"],
-        ),
+        ("verify_engine_key", Acts::Both, vec!["--verify-engine-key", "/nonexistent/key"]),
+        ("verify_vnc", Acts::Both, vec!["--verify-vnc", "vnc:5900", "--verify-engine-key", "/nonexistent/key"]),
+        ("rollback_on_failure", Acts::Both, vec!["--rollback-on-failure"]),
         ("quadlet", Acts::Podman, vec!["--quadlet"]),
         ("no_quadlet", Acts::Podman, vec!["--no-quadlet"]),
         ("configure_engine", Acts::Both, vec!["--configure-engine"]),
         ("dry_run", Acts::K8s, vec!["--dry-run"]),
-        (
-            "load_into_kind",
-            Acts::K8s,
-            vec!["--load-into-kind", "kind"],
-        ),
+        ("load_into_kind", Acts::K8s, vec!["--load-into-kind", "kind"]),
         ("timeout", Acts::K8s, vec!["--timeout", "5"]),
     ]);
     t
@@ -284,24 +163,16 @@ fn every_deploy_and_undeploy_flag_acts_on_its_target_or_is_refused_naming_it() {
     for verb in ["deploy", "undeploy"] {
         let table = flag_table(verb);
         let cmd = root.find_subcommand(verb).unwrap();
-        for arg in cmd.get_arguments().filter(|a| {
-            !a.is_global_set()
-                && !matches!(a.get_id().as_str(), "help" | "json" | "quiet" | "verbose")
-        }) {
-            assert!(
-                table.iter().any(|(id, ..)| *id == arg.get_id().as_str()),
-                "{verb} --{}: not in the flag table",
-                arg.get_id()
-            );
+        for arg in
+            cmd.get_arguments().filter(|a| !a.is_global_set() && !matches!(a.get_id().as_str(), "help" | "json" | "quiet" | "verbose"))
+        {
+            assert!(table.iter().any(|(id, ..)| *id == arg.get_id().as_str()), "{verb} --{}: not in the flag table", arg.get_id());
         }
         for (id, acts, args) in table.iter().filter(|(id, ..)| *id != "target") {
             for target in ["podman", "k8s"] {
                 // Later steps fail at once, harmlessly: no such spec file, podman socket or kubeconfig.
                 let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wsproxyctl"));
-                cmd.args([verb, "--target", target])
-                    .args(args)
-                    .env("HOME", home.path())
-                    .env("KUBECONFIG", "/nonexistent/kubeconfig");
+                cmd.args([verb, "--target", target]).args(args).env("HOME", home.path()).env("KUBECONFIG", "/nonexistent/kubeconfig");
                 if verb == "deploy" && *id != "file" {
                     cmd.args(["--file", "/nonexistent/deploy.yaml"]);
                 }
@@ -321,40 +192,19 @@ fn every_deploy_and_undeploy_flag_acts_on_its_target_or_is_refused_naming_it() {
                 .filter(|owner| *owner != target);
                 match foreign {
                     Some(owner) => {
-                        assert_eq!(
-                            o.status.code(),
-                            Some(2),
-                            "{verb} --target {target} {args:?}: {err}"
-                        );
-                        assert!(
-                            err.contains(&format!("to --target {owner} only")),
-                            "{verb} --target {target} {args:?}: {err}"
-                        );
+                        assert_eq!(o.status.code(), Some(2), "{verb} --target {target} {args:?}: {err}");
+                        assert!(err.contains(&format!("to --target {owner} only")), "{verb} --target {target} {args:?}: {err}");
                     }
                     None => {
-                        assert!(
-                            !err.contains("would do nothing"),
-                            "{verb} --target {target} {args:?} was refused: {err}"
-                        );
-                        assert!(
-                            !o.status.success(),
-                            "{verb} --target {target} {args:?} should fail later: {err}"
-                        );
+                        assert!(!err.contains("would do nothing"), "{verb} --target {target} {args:?} was refused: {err}");
+                        assert!(!o.status.success(), "{verb} --target {target} {args:?} should fail later: {err}");
                     }
                 }
             }
         }
     }
     // --image-archive alone does nothing for k8s (only --load-into-kind reads it): refused.
-    let o = ctl(&[
-        "deploy",
-        "--target",
-        "k8s",
-        "--image-archive",
-        "/x.tar",
-        "--file",
-        "/nonexistent/deploy.yaml",
-    ]);
+    let o = ctl(&["deploy", "--target", "k8s", "--image-archive", "/x.tar", "--file", "/nonexistent/deploy.yaml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--load-into-kind"), "{}", stderr(&o));
     // --engine-fqdn acts: --configure-engine refuses to run engine-config on another machine.
@@ -371,25 +221,10 @@ fn every_deploy_and_undeploy_flag_acts_on_its_target_or_is_refused_naming_it() {
         "unix:///nonexistent/podman.sock",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("engineFqdn says the engine is elsewhere.example.com"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("engineFqdn says the engine is elsewhere.example.com"), "{}", stderr(&o));
     // --dry-run with podman points at render, which shows what would be created.
-    let o = ctl(&[
-        "deploy",
-        "--target",
-        "podman",
-        "--dry-run",
-        "--file",
-        "/nonexistent/deploy.yaml",
-    ]);
-    assert!(
-        stderr(&o).contains("render --target podman"),
-        "{}",
-        stderr(&o)
-    );
+    let o = ctl(&["deploy", "--target", "podman", "--dry-run", "--file", "/nonexistent/deploy.yaml"]);
+    assert!(stderr(&o).contains("render --target podman"), "{}", stderr(&o));
 }
 
 /// An ssh destination that ssh would read as an option (ProxyCommand runs a local command)
@@ -401,10 +236,6 @@ fn ssh_option_injection_through_host_is_refused() {
     let host = format!("ssh://-oProxyCommand=touch {}", marker.display());
     let o = ctl(&["undeploy", "--target", "podman", "--host", &host]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("may not be empty, begin with '-'"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("may not be empty, begin with '-'"), "{}", stderr(&o));
     assert!(!marker.exists(), "ssh ran the injected ProxyCommand");
 }

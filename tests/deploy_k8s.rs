@@ -18,12 +18,7 @@ use wsproxyctl::spec::{DeploySpec, Overrides};
 type Handle = mock::Handle<Request<Body>, Response<Body>>;
 
 fn respond(send: mock::SendResponse<Response<Body>>, status: u16, body: Value) {
-    send.send_response(
-        Response::builder()
-            .status(status)
-            .body(Body::from(serde_json::to_vec(&body).unwrap()))
-            .unwrap(),
-    );
+    send.send_response(Response::builder().status(status).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap());
 }
 
 async fn body_json(req: Request<Body>) -> Value {
@@ -43,25 +38,13 @@ async fn expect_applies(handle: &mut Handle, expected: &[Value], dry_run: bool) 
 
 /// [`expect_applies`]; the namespace is looked up first and, when `namespace_exists`, left
 /// alone (no apply), else created with the created-by-deploy annotation.
-async fn expect_applies_with(
-    handle: &mut Handle,
-    expected: &[Value],
-    dry_run: bool,
-    namespace_exists: bool,
-) {
+async fn expect_applies_with(handle: &mut Handle, expected: &[Value], dry_run: bool, namespace_exists: bool) {
     for obj in expected {
         if obj["kind"] == "Namespace" {
             let (req, send) = handle.next_request().await.expect("a namespace lookup");
-            assert_eq!(
-                (req.method(), req.uri().path()),
-                (&Method::GET, "/api/v1/namespaces/consoles")
-            );
+            assert_eq!((req.method(), req.uri().path()), (&Method::GET, "/api/v1/namespaces/consoles"));
             if namespace_exists {
-                respond(
-                    send,
-                    200,
-                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "consoles"}}),
-                );
+                respond(send, 200, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "consoles"}}));
                 continue;
             }
             respond(
@@ -79,15 +62,9 @@ async fn expect_applies_with(
         let (req, send) = handle.next_request().await.expect("an apply request");
         assert_eq!(req.method(), Method::PATCH);
         let q = query(&req);
-        assert!(
-            q.contains("fieldManager=wsproxyctl") && q.contains("force=true"),
-            "{q}"
-        );
+        assert!(q.contains("fieldManager=wsproxyctl") && q.contains("force=true"), "{q}");
         assert_eq!(q.contains("dryRun=All"), dry_run, "{q}");
-        assert_eq!(
-            req.headers()["content-type"],
-            "application/apply-patch+yaml"
-        );
+        assert_eq!(req.headers()["content-type"], "application/apply-patch+yaml");
         let kind = obj["kind"].as_str().unwrap();
         let name = obj["metadata"]["name"].as_str().unwrap();
         let path = req.uri().path().to_string();
@@ -130,10 +107,7 @@ async fn apply_waits_for_rollout_and_reports_the_service() {
         for available in [0, 2] {
             let (req, send) = handle.next_request().await.expect("deployment get");
             assert_eq!(req.method(), Method::GET);
-            assert_eq!(
-                req.uri().path(),
-                "/apis/apps/v1/namespaces/consoles/deployments/wsproxy"
-            );
+            assert_eq!(req.uri().path(), "/apis/apps/v1/namespaces/consoles/deployments/wsproxy");
             respond(
                 send,
                 200,
@@ -146,10 +120,7 @@ async fn apply_waits_for_rollout_and_reports_the_service() {
             );
         }
         let (req, send) = handle.next_request().await.expect("service get");
-        assert_eq!(
-            req.uri().path(),
-            "/api/v1/namespaces/consoles/services/wsproxy"
-        );
+        assert_eq!(req.uri().path(), "/api/v1/namespaces/consoles/services/wsproxy");
         respond(
             send,
             200,
@@ -160,23 +131,9 @@ async fn apply_waits_for_rollout_and_reports_the_service() {
             }),
         );
     });
-    let opts = DeployOptions {
-        no_verify: true,
-        ..Default::default()
-    };
-    let k8s = K8sOptions {
-        timeout: std::time::Duration::from_secs(30),
-        ..Default::default()
-    };
-    let report = deploy::kubernetes_with(
-        &client,
-        &spec,
-        &opts,
-        &k8s,
-        &Output::new(false, true, false),
-    )
-    .await
-    .unwrap();
+    let opts = DeployOptions { no_verify: true, ..Default::default() };
+    let k8s = K8sOptions { timeout: std::time::Duration::from_secs(30), ..Default::default() };
+    let report = deploy::kubernetes_with(&client, &spec, &opts, &k8s, &Output::new(false, true, false)).await.unwrap();
     api.await.unwrap();
     let steps: Vec<&str> = report.steps.iter().map(|s| s.step.as_str()).collect();
     assert_eq!(steps[2], "wait for Deployment/wsproxy");
@@ -193,26 +150,10 @@ async fn dry_run_sends_dry_run_and_stops() {
     let api = tokio::spawn(async move {
         expect_applies(&mut handle, &expected, true).await;
         // Nothing else may be asked.
-        assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(300), handle.next_request())
-                .await
-                .is_err()
-        );
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(300), handle.next_request()).await.is_err());
     });
-    let k8s = K8sOptions {
-        dry_run: true,
-        timeout: std::time::Duration::from_secs(5),
-        ..Default::default()
-    };
-    let report = deploy::kubernetes_with(
-        &client,
-        &spec,
-        &DeployOptions::default(),
-        &k8s,
-        &Output::new(false, true, false),
-    )
-    .await
-    .unwrap();
+    let k8s = K8sOptions { dry_run: true, timeout: std::time::Duration::from_secs(5), ..Default::default() };
+    let report = deploy::kubernetes_with(&client, &spec, &DeployOptions::default(), &k8s, &Output::new(false, true, false)).await.unwrap();
     api.await.unwrap();
     assert!(report.engine[0].contains("dry run"), "{:?}", report.engine);
 }
@@ -231,21 +172,11 @@ async fn refusals_and_timeouts_say_what_to_do() {
             "message": "namespaces is forbidden: User \"dev\" cannot patch resource", "reason": "Forbidden", "code": 403}),
         );
     });
-    let err = deploy::kubernetes_with(
-        &client,
-        &spec,
-        &DeployOptions::default(),
-        &K8sOptions::default(),
-        &Output::new(false, true, false),
-    )
-    .await
-    .unwrap_err();
+    let err = deploy::kubernetes_with(&client, &spec, &DeployOptions::default(), &K8sOptions::default(), &Output::new(false, true, false))
+        .await
+        .unwrap_err();
     api.await.unwrap();
-    assert!(
-        err.message.contains("forbidden") && err.message.contains("rights"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("forbidden") && err.message.contains("rights"), "{}", err.message);
 }
 
 #[tokio::test]
@@ -271,21 +202,14 @@ async fn undeploy_deletes_by_label() {
                     );
                 }
                 Method::GET => {
-                    assert!(
-                        q.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dwsproxyctl"),
-                        "{path}?{q}"
-                    );
+                    assert!(q.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dwsproxyctl"), "{path}?{q}");
                     let kind = path.rsplit('/').next().unwrap().to_string();
                     let items = if kind == "deployments" || kind == "secrets" {
                         vec![json!({"metadata": {"name": "wsproxy-obj"}})]
                     } else {
                         vec![]
                     };
-                    respond(
-                        send,
-                        200,
-                        json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
-                    );
+                    respond(send, 200, json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}));
                 }
                 Method::DELETE if path.contains("/secrets/") => {
                     // A removal the API refuses: reported as failed, never as removed.
@@ -299,11 +223,7 @@ async fn undeploy_deletes_by_label() {
                 }
                 Method::DELETE => {
                     deleted.push(path.clone());
-                    respond(
-                        send,
-                        200,
-                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
-                    );
+                    respond(send, 200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}));
                     if path == "/api/v1/namespaces/consoles" {
                         break;
                     }
@@ -313,28 +233,12 @@ async fn undeploy_deletes_by_label() {
         }
         deleted
     });
-    let removed = wsproxyctl::deploy::k8s::undeploy(&client, "consoles")
-        .await
-        .unwrap();
+    let removed = wsproxyctl::deploy::k8s::undeploy(&client, "consoles").await.unwrap();
     let deleted = api.await.unwrap();
-    assert_eq!(
-        removed.removed,
-        ["Deployment/wsproxy-obj", "Namespace/consoles"]
-    );
+    assert_eq!(removed.removed, ["Deployment/wsproxy-obj", "Namespace/consoles"]);
     assert_eq!(removed.failed.len(), 1, "{:?}", removed.failed);
-    assert!(
-        removed.failed[0].starts_with("Secret/wsproxy-obj: ")
-            && removed.failed[0].contains("forbidden"),
-        "{:?}",
-        removed.failed
-    );
-    assert!(
-        removed
-            .render()
-            .contains("could NOT remove Secret/wsproxy-obj"),
-        "{}",
-        removed.render()
-    );
+    assert!(removed.failed[0].starts_with("Secret/wsproxy-obj: ") && removed.failed[0].contains("forbidden"), "{:?}", removed.failed);
+    assert!(removed.render().contains("could NOT remove Secret/wsproxy-obj"), "{}", removed.render());
     assert_eq!(deleted.len(), 3);
 }
 
@@ -365,53 +269,25 @@ async fn an_existing_namespace_and_its_foreign_objects_survive_deploy_and_undepl
                     break;
                 }
                 Method::GET => {
-                    assert!(
-                        query(&req)
-                            .contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dwsproxyctl"),
-                        "{path}"
-                    );
-                    let items = if path.ends_with("/deployments") {
-                        vec![json!({"metadata": {"name": "wsproxy"}})]
-                    } else {
-                        vec![]
-                    };
-                    respond(
-                        send,
-                        200,
-                        json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
-                    );
+                    assert!(query(&req).contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dwsproxyctl"), "{path}");
+                    let items = if path.ends_with("/deployments") { vec![json!({"metadata": {"name": "wsproxy"}})] } else { vec![] };
+                    respond(send, 200, json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}));
                 }
                 Method::DELETE => {
                     deleted.push(path);
-                    respond(
-                        send,
-                        200,
-                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
-                    );
+                    respond(send, 200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}));
                 }
                 _ => panic!("unexpected {} {path}", req.method()),
             }
         }
         deleted
     });
-    let opts = DeployOptions {
-        no_verify: true,
-        ..Default::default()
-    };
-    let k8s = K8sOptions {
-        dry_run: true,
-        timeout: std::time::Duration::from_secs(30),
-        ..Default::default()
-    };
+    let opts = DeployOptions { no_verify: true, ..Default::default() };
+    let k8s = K8sOptions { dry_run: true, timeout: std::time::Duration::from_secs(30), ..Default::default() };
     let out = Output::new(true, true, false);
-    deploy::kubernetes_with(&client, &spec, &opts, &k8s, &out)
-        .await
-        .unwrap();
+    deploy::kubernetes_with(&client, &spec, &opts, &k8s, &out).await.unwrap();
     let removed = deploy::k8s::undeploy(&client, "consoles").await.unwrap();
     let deleted = api.await.unwrap();
-    assert_eq!(
-        deleted,
-        ["/apis/apps/v1/namespaces/consoles/deployments/wsproxy"]
-    );
+    assert_eq!(deleted, ["/apis/apps/v1/namespaces/consoles/deployments/wsproxy"]);
     assert_eq!(removed.removed, ["Deployment/wsproxy"]);
 }

@@ -16,12 +16,7 @@ use testkit::{connect_ws, free_port, rfb_handshake, sign_ticket, TicketSpec, WsO
 fn deploy(ssh: &SshHost, args: &[&str]) -> Output {
     let tmp = ctl_tmpdir();
     std::fs::create_dir_all(&tmp).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
-        .env("PATH", ssh.client_path())
-        .env("TMPDIR", &tmp)
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_wsproxyctl")).env("PATH", ssh.client_path()).env("TMPDIR", &tmp).args(args).output().unwrap()
 }
 
 /// wsproxyctl's TMPDIR in these tests: where its ssh connection keeps its control socket.
@@ -32,10 +27,7 @@ fn ctl_tmpdir() -> std::path::PathBuf {
 /// After wsproxyctl exits, its ssh master is gone and so is the directory of its socket.
 fn assert_no_ssh_left_behind() {
     let tmp = ctl_tmpdir();
-    let left: Vec<_> = std::fs::read_dir(&tmp)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "wsproxyctl left {left:?} in its TMPDIR");
     let needle = format!("ControlPath={}", tmp.display());
     let masters: Vec<String> = std::fs::read_dir("/proc")
@@ -44,34 +36,13 @@ fn assert_no_ssh_left_behind() {
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
         .filter(|c| c.contains(&needle))
         .collect();
-    assert!(
-        masters.is_empty(),
-        "an ssh master outlived wsproxyctl: {masters:?}"
-    );
+    assert!(masters.is_empty(), "an ssh master outlived wsproxyctl: {masters:?}");
     let _ = std::fs::remove_dir(&tmp);
 }
 
 fn managed_left() -> String {
-    let c = podman()
-        .args([
-            "ps",
-            "-a",
-            "-q",
-            "--filter",
-            "label=io.ovirt.wsproxyctl.managed=true",
-        ])
-        .output()
-        .unwrap();
-    let v = podman()
-        .args([
-            "volume",
-            "ls",
-            "-q",
-            "--filter",
-            "label=io.ovirt.wsproxyctl.managed=true",
-        ])
-        .output()
-        .unwrap();
+    let c = podman().args(["ps", "-a", "-q", "--filter", "label=io.ovirt.wsproxyctl.managed=true"]).output().unwrap();
+    let v = podman().args(["volume", "ls", "-q", "--filter", "label=io.ovirt.wsproxyctl.managed=true"]).output().unwrap();
     format!("{}{}", stdout(&c), stdout(&v)).trim().to_string()
 }
 
@@ -109,17 +80,8 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
         "--image",
         &tag,
     ];
-    let with = |extra: &[&str]| -> Vec<String> {
-        base.iter().chain(extra).map(|x| x.to_string()).collect()
-    };
-    let full = with(&[
-        "--image-archive",
-        s(&archive),
-        "--verify-engine-key",
-        s(&pki.engine_key),
-        "--verify-vnc",
-        &vnc_addr,
-    ]);
+    let with = |extra: &[&str]| -> Vec<String> { base.iter().chain(extra).map(|x| x.to_string()).collect() };
+    let full = with(&["--image-archive", s(&archive), "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]);
     let run_deploy = |a: &[String]| deploy(&ssh, &a.iter().map(String::as_str).collect::<Vec<_>>());
 
     let result = std::panic::AssertUnwindSafe(async {
@@ -224,9 +186,7 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     .catch_unwind_compat()
     .await;
     let _ = podman().args(["rm", "-f", "wsproxy"]).output();
-    let _ = podman()
-        .args(["volume", "rm", "-f", "wsproxy-certs"])
-        .output();
+    let _ = podman().args(["volume", "rm", "-f", "wsproxy-certs"]).output();
     let _ = podman().args(["rmi", "-f", &tag]).output();
     if let Err(e) = result {
         std::panic::resume_unwind(e);
@@ -234,15 +194,8 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
 }
 
 fn secrets_left() -> String {
-    let o = podman()
-        .args(["secret", "ls", "--format", "{{.Name}}"])
-        .output()
-        .unwrap();
-    stdout(&o)
-        .lines()
-        .filter(|l| l.starts_with("wsproxy-"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let o = podman().args(["secret", "ls", "--format", "{{.Name}}"]).output().unwrap();
+    stdout(&o).lines().filter(|l| l.starts_with("wsproxy-")).collect::<Vec<_>>().join(" ")
 }
 
 /// A host whose init is systemd gets a Quadlet unit. systemd cannot run here (PID 1 is not
@@ -261,57 +214,21 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
     let state = dir.path().join("standin");
     let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/podman/systemd-standin");
     let ssh = SshHost::start_with_env(&[
-        (
-            "PATH",
-            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", standin.display()),
-        ),
+        ("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", standin.display())),
         ("QUADLET", common::tool("quadlet").display().to_string()),
         ("QUADLET_UNIT_DIRS", units.display().to_string()),
         ("STANDIN_STATE", state.display().to_string()),
     ]);
     let port = free_port().to_string();
     let vnc_addr = format!("{}:{}", vnc.addr, vnc.port);
-    let place = [
-        "--target",
-        "podman",
-        "--host",
-        &ssh.uri(),
-        "--identity",
-        s(&ssh.identity),
-        "--quadlet-dir",
-        s(&units),
-    ];
-    let spec = [
-        "--proxy-fqdn",
-        "localhost",
-        "--port",
-        &port,
-        "--certs",
-        s(&certs),
-        "--image",
-        &tag,
-        "--json",
-    ];
-    let deploy_args = |extra: &[&str]| -> Vec<String> {
-        ["deploy"]
-            .iter()
-            .chain(&place)
-            .chain(&spec)
-            .chain(extra)
-            .map(|x| x.to_string())
-            .collect()
-    };
+    let place = ["--target", "podman", "--host", &ssh.uri(), "--identity", s(&ssh.identity), "--quadlet-dir", s(&units)];
+    let spec = ["--proxy-fqdn", "localhost", "--port", &port, "--certs", s(&certs), "--image", &tag, "--json"];
+    let deploy_args =
+        |extra: &[&str]| -> Vec<String> { ["deploy"].iter().chain(&place).chain(&spec).chain(extra).map(|x| x.to_string()).collect() };
     let run = |a: Vec<String>| deploy(&ssh, &a.iter().map(String::as_str).collect::<Vec<_>>());
 
     let result = std::panic::AssertUnwindSafe(async {
-        let o = run(deploy_args(&[
-            "--image-archive",
-            s(&archive),
-            "--verify-engine-key",
-            s(&pki.engine_key),
-            "--verify-vnc",
-            &vnc_addr,
-        ]));
+        let o = run(deploy_args(&["--image-archive", s(&archive), "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]));
         assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["mode"], "quadlet", "{v}");
@@ -320,23 +237,11 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
         assert!(v["verify"].to_string().contains("RFB 003.008"), "{v}");
 
         // The unit on the host is the rendered one and the real generator accepts it.
-        let unit =
-            std::fs::read_to_string(units.join("wsproxy.container")).expect("unit installed");
-        assert!(
-            unit.contains("Secret=wsproxy-tls-key,uid=65532,gid=65532,mode=0400"),
-            "{unit}"
-        );
-        let o = Command::new(common::tool("quadlet"))
-            .arg("-dryrun")
-            .env("QUADLET_UNIT_DIRS", &units)
-            .output()
-            .unwrap();
+        let unit = std::fs::read_to_string(units.join("wsproxy.container")).expect("unit installed");
+        assert!(unit.contains("Secret=wsproxy-tls-key,uid=65532,gid=65532,mode=0400"), "{unit}");
+        let o = Command::new(common::tool("quadlet")).arg("-dryrun").env("QUADLET_UNIT_DIRS", &units).output().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
-        assert!(
-            secrets_left().contains("wsproxy-tls-key"),
-            "{}",
-            secrets_left()
-        );
+        assert!(secrets_left().contains("wsproxy-tls-key"), "{}", secrets_left());
 
         // Same inputs: nothing changes.
         let o = run(deploy_args(&["--no-verify"]));
@@ -347,18 +252,7 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
         // Undeploy (not told the unit directory: the relay's label says where it is): unit,
         // container and secrets gone.
         let uri = ssh.uri();
-        let o = deploy(
-            &ssh,
-            &[
-                "undeploy",
-                "--target",
-                "podman",
-                "--host",
-                &uri,
-                "--identity",
-                s(&ssh.identity),
-            ],
-        );
+        let o = deploy(&ssh, &["undeploy", "--target", "podman", "--host", &uri, "--identity", s(&ssh.identity)]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(stdout(&o).contains("removed unit"), "{}", stdout(&o));
         assert!(!units.join("wsproxy.container").exists());
@@ -387,11 +281,7 @@ async fn deploy_pulls_a_registry_image() {
     let local = format!("localhost/wsproxy-registry-test:{}", std::process::id());
     let archive = image_archive(&local);
     let registry = testkit::hosts::Registry::start();
-    let remote = format!(
-        "127.0.0.1:{}/ovirt/wsproxy:{}",
-        registry.port,
-        std::process::id()
-    );
+    let remote = format!("127.0.0.1:{}/ovirt/wsproxy:{}", registry.port, std::process::id());
     let o = Command::new("skopeo")
         .args(["copy", "--quiet", "--dest-tls-verify=false"])
         .arg(format!("docker-archive:{}", archive.display()))
@@ -400,13 +290,7 @@ async fn deploy_pulls_a_registry_image() {
         .unwrap();
     assert!(o.status.success(), "skopeo copy: {}", stderr(&o));
     let socket = dir.path().join("podman.sock");
-    let _api = PodmanService::start_with_env(
-        &socket,
-        &[(
-            "CONTAINERS_REGISTRIES_CONF",
-            registry.registries_conf.as_path(),
-        )],
-    );
+    let _api = PodmanService::start_with_env(&socket, &[("CONTAINERS_REGISTRIES_CONF", registry.registries_conf.as_path())]);
     let host = format!("unix://{}", socket.display());
     let port = free_port().to_string();
     let o = common::ctl(&[
@@ -427,11 +311,7 @@ async fn deploy_pulls_a_registry_image() {
     let undeploy = common::ctl(&["undeploy", "--target", "podman", "--host", &host]);
     let _ = podman().args(["rmi", "-f", &remote, &local]).output();
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    assert!(
-        stderr(&o).contains(&format!("pulled {remote}")),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains(&format!("pulled {remote}")), "{}", stderr(&o));
     assert!(stdout(&o).contains("[ok] healthz"), "{}", stdout(&o));
     assert!(undeploy.status.success(), "{}", stderr(&undeploy));
 }
@@ -446,15 +326,9 @@ async fn a_foreign_container_of_the_same_name_is_left_alone() {
     let archive = image_archive(&tag);
     let socket = dir.path().join("podman.sock");
     let _api = PodmanService::start(&socket);
-    let load = podman()
-        .args(["load", "-q", "-i", s(&archive)])
-        .output()
-        .unwrap();
+    let load = podman().args(["load", "-q", "-i", s(&archive)]).output().unwrap();
     assert!(load.status.success(), "{}", stderr(&load));
-    let foreign = podman()
-        .args(["create", "--name", "wsproxy", &tag, "--version"])
-        .output()
-        .unwrap();
+    let foreign = podman().args(["create", "--name", "wsproxy", &tag, "--version"]).output().unwrap();
     assert!(foreign.status.success(), "{}", stderr(&foreign));
     let id = stdout(&foreign).trim().to_string();
     let port = free_port().to_string();
@@ -474,33 +348,18 @@ async fn a_foreign_container_of_the_same_name_is_left_alone() {
         &tag,
         "--no-verify",
     ]);
-    let still = podman()
-        .args(["inspect", "--format", "{{.Id}}", "wsproxy"])
-        .output()
-        .unwrap();
+    let still = podman().args(["inspect", "--format", "{{.Id}}", "wsproxy"]).output().unwrap();
     let _ = podman().args(["rm", "-f", "wsproxy"]).output();
     let _ = podman().args(["rmi", "-f", &tag]).output();
     assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
-    assert!(
-        stderr(&o).contains("not created by wsproxyctl: remove or rename it first"),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(
-        stdout(&still).trim(),
-        id,
-        "the foreign container is untouched"
-    );
+    assert!(stderr(&o).contains("not created by wsproxyctl: remove or rename it first"), "{}", stderr(&o));
+    assert_eq!(stdout(&still).trim(), id, "the foreign container is untouched");
     assert_eq!(managed_left(), "", "nothing of ours was created");
 }
 
 #[test]
 fn unreachable_hosts_say_what_to_do() {
-    let common::EngineSide {
-        dir: _dir,
-        pki,
-        certs,
-    } = common::engine_side();
+    let common::EngineSide { dir: _dir, pki, certs } = common::engine_side();
     let o = common::ctl(&[
         "deploy",
         "--target",
@@ -514,36 +373,13 @@ fn unreachable_hosts_say_what_to_do() {
     ]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("podman.socket"), "{}", stderr(&o));
-    let o = common::ctl(&[
-        "deploy",
-        "--target",
-        "podman",
-        "--host",
-        "tcp://x:1",
-        "--proxy-fqdn",
-        "localhost",
-        "--certs",
-        s(&certs),
-    ]);
+    let o = common::ctl(&["deploy", "--target", "podman", "--host", "tcp://x:1", "--proxy-fqdn", "localhost", "--certs", s(&certs)]);
     assert_eq!(o.status.code(), Some(2));
     // A certificate directory holding the CA key as the proxy key is refused before anything happens.
     std::fs::copy(&pki.ca_key, certs.join("websocket-proxy.key.nopass")).unwrap();
-    let o = common::ctl(&[
-        "deploy",
-        "--target",
-        "podman",
-        "--proxy-fqdn",
-        "localhost",
-        "--certs",
-        s(&certs),
-    ]);
+    let o = common::ctl(&["deploy", "--target", "podman", "--proxy-fqdn", "localhost", "--certs", s(&certs)]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("check certificates")
-            && stderr(&o).contains("must never leave the engine"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("check certificates") && stderr(&o).contains("must never leave the engine"), "{}", stderr(&o));
 }
 
 /// `catch_unwind` for a future without pulling in futures' full feature set.
@@ -557,10 +393,7 @@ impl<F: std::future::Future> CatchUnwindCompat for std::panic::AssertUnwindSafe<
 struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
 impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
     type Output = std::thread::Result<F::Output>;
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         let fut = self.0.as_mut();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(std::task::Poll::Pending) => std::task::Poll::Pending,

@@ -21,21 +21,8 @@ struct Case {
     next: &'static str,
 }
 
-fn case(
-    what: &'static str,
-    args: &[&str],
-    exit: i32,
-    cause: &'static str,
-    next: &'static str,
-) -> Case {
-    Case {
-        what,
-        args: args.iter().map(|a| a.to_string()).collect(),
-        env: Vec::new(),
-        exit,
-        cause,
-        next,
-    }
+fn case(what: &'static str, args: &[&str], exit: i32, cause: &'static str, next: &'static str) -> Case {
+    Case { what, args: args.iter().map(|a| a.to_string()).collect(), env: Vec::new(), exit, cause, next }
 }
 
 struct Fixture {
@@ -52,16 +39,8 @@ fn fixture() -> Fixture {
     let certs = root.join("certs");
     issue_localhost(&pki, &certs);
     std::fs::write(root.join("garbage.pem"), "not a certificate\n").unwrap();
-    std::fs::write(
-        root.join("bad.yaml"),
-        "proxyFqdn: proxy.example.com\nport: [1, 2]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("unknown.yaml"),
-        "proxyFqdn: proxy.example.com\nprot: 6100\n",
-    )
-    .unwrap();
+    std::fs::write(root.join("bad.yaml"), "proxyFqdn: proxy.example.com\nport: [1, 2]\n").unwrap();
+    std::fs::write(root.join("unknown.yaml"), "proxyFqdn: proxy.example.com\nprot: 6100\n").unwrap();
     std::fs::write(root.join("not-elf"), "#!/bin/sh\n").unwrap();
     // A certificate directory missing its key.
     let partial = root.join("partial");
@@ -76,12 +55,7 @@ fn fixture() -> Fixture {
         std::fs::copy(certs.join(f), leaked.join(f)).unwrap();
     }
     std::fs::copy(&pki.ca_key, leaked.join("websocket-proxy.key.nopass")).unwrap();
-    Fixture {
-        _dir: dir,
-        root,
-        pki,
-        certs,
-    }
+    Fixture { _dir: dir, root, pki, certs }
 }
 
 fn p(path: &Path) -> String {
@@ -95,19 +69,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
     let out = p(&root.join("out"));
     let certs = p(&f.certs);
     let issue = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "certs",
-            "issue",
-            "--ca-cert",
-            &ca,
-            "--ca-key",
-            &ca_key,
-            "--engine-cert",
-            &engine,
-        ]
-        .iter()
-        .map(|x| x.to_string())
-        .collect();
+        let mut a: Vec<String> =
+            ["certs", "issue", "--ca-cert", &ca, "--ca-key", &ca_key, "--engine-cert", &engine].iter().map(|x| x.to_string()).collect();
         a.extend(extra.iter().map(|x| x.to_string()));
         a
     };
@@ -127,13 +90,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--out".into(),
                 out.clone(),
             ]),
-            ..case(
-                "CA key of another CA",
-                &[],
-                2,
-                "does not match the CA certificate",
-                "/etc/pki/ovirt-engine/private/ca.pem",
-            )
+            ..case("CA key of another CA", &[], 2, "does not match the CA certificate", "/etc/pki/ovirt-engine/private/ca.pem")
         },
         Case {
             args: owned(vec![
@@ -148,13 +105,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--out".into(),
                 out.clone(),
             ]),
-            ..case(
-                "missing CA certificate",
-                &[],
-                2,
-                "missing.pem",
-                "/etc/pki/ovirt-engine/ca.pem",
-            )
+            ..case("missing CA certificate", &[], 2, "missing.pem", "/etc/pki/ovirt-engine/ca.pem")
         },
         Case {
             args: owned(vec![
@@ -169,41 +120,19 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--out".into(),
                 out.clone(),
             ]),
-            ..case(
-                "CA certificate is not PEM",
-                &[],
-                2,
-                "garbage.pem",
-                "/etc/pki/ovirt-engine/ca.pem",
-            )
+            ..case("CA certificate is not PEM", &[], 2, "garbage.pem", "/etc/pki/ovirt-engine/ca.pem")
         },
-        Case {
-            args: issue(&["--fqdn", "not a name", "--out", &out]),
-            ..case("bad FQDN", &[], 2, "not a name", "fully qualified")
-        },
+        Case { args: issue(&["--fqdn", "not a name", "--out", &out]), ..case("bad FQDN", &[], 2, "not a name", "fully qualified") },
         Case {
             args: issue(&["--fqdn", "*.example.com", "--out", &out]),
             ..case("wildcard FQDN", &[], 2, "wildcard", "the proxy's own name")
         },
+        Case { args: issue(&["--fqdn", "192.0.2.1", "--out", &out]), ..case("IP address as FQDN", &[], 2, "IP address", "--san") },
         Case {
-            args: issue(&["--fqdn", "192.0.2.1", "--out", &out]),
-            ..case("IP address as FQDN", &[], 2, "IP address", "--san")
-        },
-        Case {
-            args: issue(&[
-                "--fqdn",
-                "proxy.example.com",
-                "--out",
-                &out,
-                "--days",
-                "1000",
-            ]),
+            args: issue(&["--fqdn", "proxy.example.com", "--out", &out, "--days", "1000"]),
             ..case("validity too long", &[], 2, "398", "--days")
         },
-        Case {
-            args: issue(&["--fqdn", "localhost", "--out", &certs]),
-            ..case("key exists", &[], 2, "already exists", "--force")
-        },
+        Case { args: issue(&["--fqdn", "localhost", "--out", &certs]), ..case("key exists", &[], 2, "already exists", "--force") },
         // certs sign / request
         Case {
             args: owned(vec![
@@ -220,52 +149,21 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--out".into(),
                 p(&root.join("x.cer")),
             ]),
-            ..case(
-                "CSR is not a CSR",
-                &[],
-                2,
-                "garbage.pem",
-                "wsproxyctl certs request",
-            )
+            ..case("CSR is not a CSR", &[], 2, "garbage.pem", "wsproxyctl certs request")
         },
-        case(
-            "request without a name",
-            &["certs", "request", "--out", "/tmp/x"],
-            2,
-            "--fqdn",
-            "Usage",
-        ),
+        case("request without a name", &["certs", "request", "--out", "/tmp/x"], 2, "--fqdn", "Usage"),
         // certs fetch: no pin (the engine is not contacted without one being given? it is: refused)
         case(
             "fetch from an unreachable engine",
-            &[
-                "certs",
-                "fetch",
-                "--engine",
-                "https://127.0.0.1:1",
-                "--ca-fingerprint",
-                "sha256:00",
-                "--out",
-                "/tmp/wsproxy-unused",
-            ],
+            &["certs", "fetch", "--engine", "https://127.0.0.1:1", "--ca-fingerprint", "sha256:00", "--out", "/tmp/wsproxy-unused"],
             3,
             "127.0.0.1:1",
             "reachable from here",
         ),
         // certs inspect
         Case {
-            args: owned(vec![
-                "certs".into(),
-                "inspect".into(),
-                p(&root.join("nowhere")),
-            ]),
-            ..case(
-                "inspect a missing directory",
-                &[],
-                1,
-                "nowhere",
-                "certs issue",
-            )
+            args: owned(vec!["certs".into(), "inspect".into(), p(&root.join("nowhere"))]),
+            ..case("inspect a missing directory", &[], 1, "nowhere", "certs issue")
         },
         // verify
         case(
@@ -283,20 +181,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
             "Usage",
         ),
         Case {
-            args: owned(vec![
-                "verify".into(),
-                "--proxy".into(),
-                "wss://127.0.0.1:1".into(),
-                "--ca".into(),
-                ca.clone(),
-            ]),
-            ..case(
-                "nothing listens",
-                &[],
-                1,
-                "Connection refused",
-                "is the proxy running",
-            )
+            args: owned(vec!["verify".into(), "--proxy".into(), "wss://127.0.0.1:1".into(), "--ca".into(), ca.clone()]),
+            ..case("nothing listens", &[], 1, "Connection refused", "is the proxy running")
         },
         Case {
             args: owned(vec![
@@ -306,13 +192,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--ca".into(),
                 p(&root.join("missing-ca.pem")),
             ]),
-            ..case(
-                "verify with a missing CA file",
-                &[],
-                2,
-                "missing-ca.pem",
-                "--ca",
-            )
+            ..case("verify with a missing CA file", &[], 2, "missing-ca.pem", "--ca")
         },
         // deploy / undeploy
         Case {
@@ -327,13 +207,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--certs".into(),
                 certs.clone(),
             ]),
-            ..case(
-                "no podman socket",
-                &[],
-                3,
-                "no podman API socket",
-                "systemctl enable --now podman.socket",
-            )
+            ..case("no podman socket", &[], 3, "no podman API socket", "systemctl enable --now podman.socket")
         },
         Case {
             args: owned(vec![
@@ -347,13 +221,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--certs".into(),
                 certs.clone(),
             ]),
-            ..case(
-                "unknown host scheme",
-                &[],
-                2,
-                "tcp://x:1",
-                "ssh://user@host",
-            )
+            ..case("unknown host scheme", &[], 2, "tcp://x:1", "ssh://user@host")
         },
         Case {
             args: owned(vec![
@@ -367,13 +235,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--certs".into(),
                 certs.clone(),
             ]),
-            ..case(
-                "ssh URI without a host",
-                &[],
-                2,
-                "names no host",
-                "ssh://user@host",
-            )
+            ..case("ssh URI without a host", &[], 2, "names no host", "ssh://user@host")
         },
         Case {
             args: owned(vec![
@@ -385,13 +247,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--certs".into(),
                 p(&root.join("partial")),
             ]),
-            ..case(
-                "certificate directory incomplete",
-                &[],
-                2,
-                "websocket-proxy.key.nopass",
-                "wsproxyctl certs issue",
-            )
+            ..case("certificate directory incomplete", &[], 2, "websocket-proxy.key.nopass", "wsproxyctl certs issue")
         },
         Case {
             args: owned(vec![
@@ -403,13 +259,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--certs".into(),
                 p(&root.join("leaked")),
             ]),
-            ..case(
-                "CA key among the proxy's files",
-                &[],
-                2,
-                "must never leave the engine",
-                "certs issue",
-            )
+            ..case("CA key among the proxy's files", &[], 2, "must never leave the engine", "certs issue")
         },
         Case {
             args: owned(vec![
@@ -423,13 +273,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--load-into-kind".into(),
                 "c".into(),
             ]),
-            ..case(
-                "kind load without an archive",
-                &[],
-                2,
-                "--load-into-kind",
-                "--image-archive",
-            )
+            ..case("kind load without an archive", &[], 2, "--load-into-kind", "--image-archive")
         },
         Case {
             args: owned(vec![
@@ -441,33 +285,15 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--certs".into(),
                 certs.clone(),
             ]),
-            env: vec![
-                ("KUBECONFIG", p(&root.join("no-kubeconfig"))),
-                ("HOME", p(root)),
-            ],
+            env: vec![("KUBECONFIG", p(&root.join("no-kubeconfig"))), ("HOME", p(root))],
             ..case("no kubeconfig", &[], 3, "no kubeconfig", "set KUBECONFIG")
         },
         Case {
             args: owned(vec!["undeploy".into(), "--target".into(), "k8s".into()]),
-            env: vec![
-                ("KUBECONFIG", p(&root.join("no-kubeconfig"))),
-                ("HOME", p(root)),
-            ],
-            ..case(
-                "undeploy without a kubeconfig",
-                &[],
-                3,
-                "no kubeconfig",
-                "set KUBECONFIG",
-            )
+            env: vec![("KUBECONFIG", p(&root.join("no-kubeconfig"))), ("HOME", p(root))],
+            ..case("undeploy without a kubeconfig", &[], 3, "no kubeconfig", "set KUBECONFIG")
         },
-        case(
-            "deploy without a proxy name",
-            &["deploy", "--target", "podman"],
-            2,
-            "proxy",
-            "--proxy-fqdn",
-        ),
+        case("deploy without a proxy name", &["deploy", "--target", "podman"], 2, "proxy", "--proxy-fqdn"),
         // spec files
         Case {
             args: owned(vec![
@@ -495,13 +321,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--out".into(),
                 out.clone(),
             ]),
-            ..case(
-                "spec with an unknown field",
-                &[],
-                2,
-                "prot",
-                "expected one of",
-            )
+            ..case("spec with an unknown field", &[], 2, "prot", "expected one of")
         },
         Case {
             args: owned(vec![
@@ -525,77 +345,28 @@ fn cases(f: &Fixture) -> Vec<Case> {
                 "--out".into(),
                 p(&root.join("i.tar")),
             ]),
-            ..case(
-                "image from a non-ELF file",
-                &[],
-                2,
-                "not an ELF executable",
-                "statically linked wsproxy",
-            )
+            ..case("image from a non-ELF file", &[], 2, "not an ELF executable", "statically linked wsproxy")
         },
         Case {
-            args: owned(vec![
-                "image".into(),
-                "build".into(),
-                "--binary".into(),
-                "/bin/ls".into(),
-                "--out".into(),
-                p(&root.join("i.tar")),
-            ]),
-            ..case(
-                "image from a dynamic binary",
-                &[],
-                2,
-                "dynamically linked",
-                "crt-static",
-            )
+            args: owned(vec!["image".into(), "build".into(), "--binary".into(), "/bin/ls".into(), "--out".into(), p(&root.join("i.tar"))]),
+            ..case("image from a dynamic binary", &[], 2, "dynamically linked", "crt-static")
         },
         // demo
         Case {
-            args: owned(vec![
-                "demo".into(),
-                "--once".into(),
-                "--novnc".into(),
-                p(root),
-            ]),
-            ..case(
-                "demo with a wrong noVNC directory",
-                &[],
-                2,
-                "core/rfb.js",
-                "apt-get install novnc",
-            )
+            args: owned(vec!["demo".into(), "--once".into(), "--novnc".into(), p(root)]),
+            ..case("demo with a wrong noVNC directory", &[], 2, "core/rfb.js", "apt-get install novnc")
         },
-        case(
-            "demo --image-archive without --podman",
-            &["demo", "--image-archive", "x.tar"],
-            2,
-            "--podman",
-            "Usage",
-        ),
+        case("demo --image-archive without --podman", &["demo", "--image-archive", "x.tar"], 2, "--podman", "Usage"),
         // A machine without podman: no podman on PATH and no API socket (CONTAINER_HOST points
         // at none, so a socket this machine happens to have is not used).
         Case {
-            args: owned(vec![
-                "demo".into(),
-                "--once".into(),
-                "--podman".into(),
-                "--builtin-vnc".into(),
-                "--port".into(),
-                "0".into(),
-            ]),
+            args: owned(vec!["demo".into(), "--once".into(), "--podman".into(), "--builtin-vnc".into(), "--port".into(), "0".into()]),
             env: vec![
                 ("PATH", p(&root.join("empty-path"))),
                 ("XDG_RUNTIME_DIR", p(&root.join("no-runtime-dir"))),
                 ("CONTAINER_HOST", "unix:///nonexistent/podman.sock".into()),
             ],
-            ..case(
-                "demo --podman without podman",
-                &[],
-                3,
-                "cannot run podman",
-                "apt-get install podman",
-            )
+            ..case("demo --podman without podman", &[], 3, "cannot run podman", "apt-get install podman")
         },
     ];
     list.retain(|c| !c.what.is_empty());
@@ -628,10 +399,5 @@ fn every_user_error_names_its_cause_and_the_next_step() {
         }
         assert!(!text.contains("panicked"), "{}: {text}", c.what);
     }
-    assert!(
-        failures.is_empty(),
-        "{} of the table's errors fall short:\n\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    assert!(failures.is_empty(), "{} of the table's errors fall short:\n\n{}", failures.len(), failures.join("\n\n"));
 }

@@ -26,8 +26,7 @@ fn sorted(mut objs: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
 #[test]
 fn values_schema_is_generated_from_the_spec() {
     let checked_in: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(chart().join("values.schema.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(chart().join("values.schema.json")).unwrap()).unwrap();
     assert_eq!(
         checked_in,
         wsproxyctl::spec::helm_values_schema(),
@@ -50,38 +49,14 @@ fn helm_template_equals_render_for_the_same_inputs() {
     for (i, text) in specs.iter().enumerate() {
         let file = dir.path().join(format!("deploy{i}.yaml"));
         std::fs::write(&file, text).unwrap();
-        let spec = DeploySpec::load(
-            Some(&file),
-            &Overrides {
-                certs: Some(certs.clone()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let spec = DeploySpec::load(Some(&file), &Overrides { certs: Some(certs.clone()), ..Default::default() }).unwrap();
         let rendered = sorted(wsproxyctl::render::k8s::objects(&spec, Some(&bundle)));
 
         let values = dir.path().join(format!("values{i}.yaml"));
         std::fs::write(&values, wsproxyctl::render::helm_values(&spec, &bundle)).unwrap();
-        let lint = helm()
-            .arg("lint")
-            .arg(chart())
-            .arg("-f")
-            .arg(&values)
-            .output()
-            .unwrap();
-        assert!(
-            lint.status.success(),
-            "helm lint: {}{}",
-            String::from_utf8_lossy(&lint.stdout),
-            stderr(&lint)
-        );
-        let out = helm()
-            .args(["template", "wsproxy"])
-            .arg(chart())
-            .arg("-f")
-            .arg(&values)
-            .output()
-            .unwrap();
+        let lint = helm().arg("lint").arg(chart()).arg("-f").arg(&values).output().unwrap();
+        assert!(lint.status.success(), "helm lint: {}{}", String::from_utf8_lossy(&lint.stdout), stderr(&lint));
+        let out = helm().args(["template", "wsproxy"]).arg(chart()).arg("-f").arg(&values).output().unwrap();
         assert!(out.status.success(), "helm template: {}", stderr(&out));
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let templated: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
@@ -91,27 +66,14 @@ fn helm_template_equals_render_for_the_same_inputs() {
         let templated = sorted(templated);
         assert_eq!(templated.len(), rendered.len(), "spec {i}: object count");
         for (t, r) in templated.iter().zip(&rendered) {
-            assert_eq!(
-                t, r,
-                "spec {i}: {} differs between helm template and render",
-                r["kind"]
-            );
+            assert_eq!(t, r, "spec {i}: {} differs between helm template and render", r["kind"]);
         }
 
         // The templated objects are valid for a current Kubernetes, strictly.
         let manifest = dir.path().join(format!("helm{i}.yaml"));
         std::fs::write(&manifest, &text).unwrap();
-        let o = Command::new("kubernetes-validate")
-            .args(["--strict", "-k", "1.37.0"])
-            .arg(&manifest)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            stderr(&o)
-        );
+        let o = Command::new("kubernetes-validate").args(["--strict", "-k", "1.37.0"]).arg(&manifest).output().unwrap();
+        assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
     }
 }
 
@@ -119,12 +81,7 @@ use serde::Deserialize;
 
 #[test]
 fn chart_without_certificates_says_what_to_pass() {
-    let out = helm()
-        .args(["template", "wsproxy"])
-        .arg(chart())
-        .args(["--set", "proxyFqdn=p.example.com"])
-        .output()
-        .unwrap();
+    let out = helm().args(["template", "wsproxy"]).arg(chart()).args(["--set", "proxyFqdn=p.example.com"]).output().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--set-file"), "{}", stderr(&out));
 }

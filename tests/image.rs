@@ -38,99 +38,37 @@ fn archive_entries(archive: &Path) -> Vec<(String, Vec<u8>)> {
 fn archive_is_small_reproducible_and_holds_only_the_relay() {
     let (archive, tag) = image_archive();
     let entries = archive_entries(archive);
-    let index: serde_json::Value =
-        serde_json::from_slice(&entries.iter().find(|(n, _)| n == "index.json").unwrap().1)
-            .unwrap();
-    assert_eq!(
-        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
-        tag.as_str()
-    );
-    let manifest_digest = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:")
-        .to_string();
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &entries
-            .iter()
-            .find(|(n, _)| n.ends_with(&manifest_digest))
-            .unwrap()
-            .1,
-    )
-    .unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&entries.iter().find(|(n, _)| n == "index.json").unwrap().1).unwrap();
+    assert_eq!(index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"], tag.as_str());
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&entries.iter().find(|(n, _)| n.ends_with(&manifest_digest)).unwrap().1).unwrap();
     let layer_size = manifest["layers"][0]["size"].as_u64().unwrap();
-    assert!(
-        layer_size < 10 * 1024 * 1024,
-        "compressed image {layer_size} bytes must be under 10 MiB"
-    );
+    assert!(layer_size < 10 * 1024 * 1024, "compressed image {layer_size} bytes must be under 10 MiB");
     println!("compressed layer: {} KiB", layer_size / 1024);
 
     // The layer holds the relay binary and its directories, nothing else: no shell, no libc.
-    let layer_digest = manifest["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:");
-    let layer_gz = &entries
-        .iter()
-        .find(|(n, _)| n.ends_with(layer_digest))
-        .unwrap()
-        .1;
+    let layer_digest = manifest["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let layer_gz = &entries.iter().find(|(n, _)| n.ends_with(layer_digest)).unwrap().1;
     let mut layer = tar::Archive::new(flate2::read::GzDecoder::new(&layer_gz[..]));
-    let files: Vec<String> = layer
-        .entries()
-        .unwrap()
-        .map(|e| e.unwrap().path().unwrap().display().to_string())
-        .collect();
-    assert_eq!(
-        files,
-        [
-            "etc/",
-            "etc/wsproxy/",
-            "run/",
-            "run/secrets/",
-            "usr/",
-            "usr/local/",
-            "usr/local/bin/",
-            "usr/local/bin/wsproxy"
-        ]
-    );
+    let files: Vec<String> = layer.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+    assert_eq!(files, ["etc/", "etc/wsproxy/", "run/", "run/secrets/", "usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/wsproxy"]);
 
     // Same binary, same digest.
-    let binary = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/x86_64-unknown-linux-gnu/release/wsproxy");
+    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-gnu/release/wsproxy");
     let again = archive.with_file_name("again.tar");
-    let o = ctl(&[
-        "image",
-        "build",
-        "--json",
-        "--out",
-        s(&again),
-        "--tag",
-        tag,
-        "--binary",
-        s(&binary),
-    ]);
+    let o = ctl(&["image", "build", "--json", "--out", s(&again), "--tag", tag, "--binary", s(&binary)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(
-        v["manifest_digest"].as_str().unwrap(),
-        format!("sha256:{manifest_digest}")
-    );
+    assert_eq!(v["manifest_digest"].as_str().unwrap(), format!("sha256:{manifest_digest}"));
 
     // skopeo reads it as an OCI archive and copies it blob by blob, checking every digest, as
     // a push to a registry would.
     testkit::require_tool("skopeo");
-    let o = Command::new("skopeo")
-        .arg("inspect")
-        .arg(format!("oci-archive:{}", archive.display()))
-        .output()
-        .unwrap();
+    let o = Command::new("skopeo").arg("inspect").arg(format!("oci-archive:{}", archive.display())).output().unwrap();
     assert!(o.status.success(), "skopeo inspect: {}", stderr(&o));
     let inspected: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(
-        inspected["Labels"]["org.opencontainers.image.title"],
-        "ovirt-websocket-proxy"
-    );
+    assert_eq!(inspected["Labels"]["org.opencontainers.image.title"], "ovirt-websocket-proxy");
     let copy = archive.with_file_name("copied-layout");
     let o = Command::new("skopeo")
         .arg("copy")
@@ -141,14 +79,7 @@ fn archive_is_small_reproducible_and_holds_only_the_relay() {
     assert!(o.status.success(), "skopeo copy: {}", stderr(&o));
 
     // A dynamically linked binary is refused with the command that builds a static one.
-    let o = ctl(&[
-        "image",
-        "build",
-        "--out",
-        s(&again),
-        "--binary",
-        env!("CARGO_BIN_EXE_wsproxyctl"),
-    ]);
+    let o = ctl(&["image", "build", "--out", s(&again), "--binary", env!("CARGO_BIN_EXE_wsproxyctl")]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("crt-static"), "{}", stderr(&o));
 }
@@ -159,50 +90,27 @@ fn podman_loads_and_runs_it_non_root_without_shell_serving_healthz() {
     let o = podman().args(["load", "-i", s(archive)]).output().unwrap();
     assert!(o.status.success(), "podman load: {}", stderr(&o));
 
-    let user = podman()
-        .args(["image", "inspect", "--format", "{{.Config.User}}", tag])
-        .output()
-        .unwrap();
+    let user = podman().args(["image", "inspect", "--format", "{{.Config.User}}", tag]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "65532:65532");
 
-    let help = podman()
-        .args(["run", "--rm", tag, "--help"])
-        .output()
-        .unwrap();
+    let help = podman().args(["run", "--rm", tag, "--help"]).output().unwrap();
     assert!(help.status.success(), "{}", stderr(&help));
     assert!(String::from_utf8_lossy(&help.stdout).contains("--cert-for-data-verification"));
 
-    let shell = podman()
-        .args(["run", "--rm", "--entrypoint", "/bin/sh", tag, "-c", "true"])
-        .output()
-        .unwrap();
+    let shell = podman().args(["run", "--rm", "--entrypoint", "/bin/sh", tag, "-c", "true"]).output().unwrap();
     assert!(!shell.status.success(), "the image must hold no shell");
 
     // Certificates from `certs issue`, handed in as podman secrets readable by uid 65532.
-    let common::EngineSide {
-        dir: _dir, certs, ..
-    } = common::engine_side();
+    let common::EngineSide { dir: _dir, certs, .. } = common::engine_side();
     let suffix = std::process::id();
     let secrets = [
-        (
-            format!("wsproxy-test-crt-{suffix}"),
-            certs.join("websocket-proxy.cer"),
-        ),
-        (
-            format!("wsproxy-test-key-{suffix}"),
-            certs.join("websocket-proxy.key.nopass"),
-        ),
-        (
-            format!("wsproxy-test-engine-{suffix}"),
-            certs.join("engine.cer"),
-        ),
+        (format!("wsproxy-test-crt-{suffix}"), certs.join("websocket-proxy.cer")),
+        (format!("wsproxy-test-key-{suffix}"), certs.join("websocket-proxy.key.nopass")),
+        (format!("wsproxy-test-engine-{suffix}"), certs.join("engine.cer")),
     ];
     for (name, file) in &secrets {
         let _ = podman().args(["secret", "rm", name]).output();
-        let o = podman()
-            .args(["secret", "create", name, s(file)])
-            .output()
-            .unwrap();
+        let o = podman().args(["secret", "create", name, s(file)]).output().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let port = free_port();
@@ -210,20 +118,11 @@ fn podman_loads_and_runs_it_non_root_without_shell_serving_healthz() {
     let mut run = podman();
     // --read-only: podman bind-mounts each secret as a file under /run/secrets, which it cannot
     // create on a read-only root; a small tmpfs there is the mount point.
-    run.args([
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--read-only",
-        "--tmpfs",
-        "/run/secrets:size=1m,mode=0755",
-    ])
-    .args(["--cap-drop", "ALL", "--security-opt", "no-new-privileges"])
-    .args(["-p", &format!("127.0.0.1:{port}:6100")]);
+    run.args(["run", "-d", "--name", &name, "--read-only", "--tmpfs", "/run/secrets:size=1m,mode=0755"])
+        .args(["--cap-drop", "ALL", "--security-opt", "no-new-privileges"])
+        .args(["-p", &format!("127.0.0.1:{port}:6100")]);
     for (secret, _) in &secrets {
-        run.arg("--secret")
-            .arg(format!("{secret},uid=65532,gid=65532,mode=0400"));
+        run.arg("--secret").arg(format!("{secret},uid=65532,gid=65532,mode=0400"));
     }
     run.arg(tag).args([
         "--ssl-certificate",
@@ -247,29 +146,12 @@ fn podman_loads_and_runs_it_non_root_without_shell_serving_healthz() {
     let result = std::panic::catch_unwind(|| {
         let last = common::wait_healthz(port, &certs.join("ca.pem"));
         let logs = podman().args(["logs", &name]).output().unwrap();
-        assert_eq!(
-            last,
-            Ok((200, "ok\n".to_string())),
-            "logs: {}",
-            stderr(&logs)
-        );
+        assert_eq!(last, Ok((200, "ok\n".to_string())), "logs: {}", stderr(&logs));
         // The relay process runs as 65532 with no capabilities, no new privileges, seccomp on.
-        let pid = podman()
-            .args(["inspect", "--format", "{{.State.Pid}}", &name])
-            .output()
-            .unwrap();
+        let pid = podman().args(["inspect", "--format", "{{.State.Pid}}", &name]).output().unwrap();
         let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let field = |k: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(k))
-                .unwrap()
-                .split_whitespace()
-                .nth(1)
-                .unwrap()
-                .to_string()
-        };
+        let field = |k: &str| status.lines().find(|l| l.starts_with(k)).unwrap().split_whitespace().nth(1).unwrap().to_string();
         assert_eq!(field("Uid:"), "65532");
         assert_eq!(field("CapEff:"), "0000000000000000");
         assert_eq!(field("NoNewPrivs:"), "1");

@@ -26,12 +26,8 @@ fn kind_deploy_verify_undeploy() {
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let cluster = "wsproxy";
-    let _ = Command::new("kind")
-        .args(["delete", "cluster", "--name", cluster])
-        .output();
-    run(Command::new("kind")
-        .args(["create", "cluster", "--name", cluster, "--config"])
-        .arg(root.join("kind-config.yaml")));
+    let _ = Command::new("kind").args(["delete", "cluster", "--name", cluster]).output();
+    run(Command::new("kind").args(["create", "cluster", "--name", cluster, "--config"]).arg(root.join("kind-config.yaml")));
     let dir = tempfile::tempdir().unwrap();
     let pki = testkit::Pki::new(dir.path());
     let certs = dir.path().join("certs");
@@ -41,24 +37,9 @@ fn kind_deploy_verify_undeploy() {
         .args(["build", "-t", "localhost/wsproxy-test-vnc:latest", "-f"])
         .arg(root.join("tests/kind/vnc.Containerfile"))
         .arg(root.join("tests/kind")));
-    run(Command::new("kind").args([
-        "load",
-        "docker-image",
-        "localhost/wsproxy-test-vnc:latest",
-        "--name",
-        cluster,
-    ]));
-    run(Command::new("kubectl")
-        .args(["apply", "-f"])
-        .arg(root.join("tests/kind/vnc.yaml")));
-    run(Command::new("kubectl").args([
-        "-n",
-        "wsproxy-vnc",
-        "wait",
-        "--for=condition=Ready",
-        "pod/vnc",
-        "--timeout=120s",
-    ]));
+    run(Command::new("kind").args(["load", "docker-image", "localhost/wsproxy-test-vnc:latest", "--name", cluster]));
+    run(Command::new("kubectl").args(["apply", "-f"]).arg(root.join("tests/kind/vnc.yaml")));
+    run(Command::new("kubectl").args(["-n", "wsproxy-vnc", "wait", "--for=condition=Ready", "pod/vnc", "--timeout=120s"]));
 
     let spec = dir.path().join("deploy.yaml");
     std::fs::write(&spec, format!(
@@ -83,13 +64,7 @@ fn kind_deploy_verify_undeploy() {
         "vnc.wsproxy-vnc.svc.cluster.local:5900",
     ]));
     assert!(out.contains("RFB 003.008"), "{out}");
-    let out = run(Command::new(env!("CARGO_BIN_EXE_wsproxyctl")).args([
-        "undeploy",
-        "--target",
-        "k8s",
-        "--context",
-        "kind-wsproxy",
-    ]));
+    let out = run(Command::new(env!("CARGO_BIN_EXE_wsproxyctl")).args(["undeploy", "--target", "k8s", "--context", "kind-wsproxy"]));
     assert!(out.contains("Deployment/wsproxy"), "{out}");
     run(Command::new("kind").args(["delete", "cluster", "--name", cluster]));
 }

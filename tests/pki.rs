@@ -39,19 +39,11 @@ fn issue(pki: &Pki, out: &Path, extra: &[&str]) -> Output {
 }
 
 fn openssl_verify(ca: &Path, cert: &Path) -> String {
-    String::from_utf8_lossy(&run(Command::new("openssl")
-        .arg("verify")
-        .arg("-CAfile")
-        .arg(ca)
-        .arg(cert)))
-    .to_string()
+    String::from_utf8_lossy(&run(Command::new("openssl").arg("verify").arg("-CAfile").arg(ca).arg(cert))).to_string()
 }
 
 fn openssl_text(cert: &Path) -> String {
-    String::from_utf8_lossy(&run(Command::new("openssl")
-        .args(["x509", "-noout", "-text", "-in"])
-        .arg(cert)))
-    .to_string()
+    String::from_utf8_lossy(&run(Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(cert))).to_string()
 }
 
 #[test]
@@ -60,14 +52,8 @@ fn issue_from_an_openssl_rsa_ca_pkcs8_and_pkcs1() {
     let pki = Pki::new(dir.path());
     // PKCS#8 key (openssl 3 default) and the PKCS#1 form oVirt's engine keeps.
     let pkcs1 = dir.path().join("ca-pkcs1.pem");
-    run(Command::new("openssl")
-        .args(["rsa", "-traditional", "-in"])
-        .arg(&pki.ca_key)
-        .arg("-out")
-        .arg(&pkcs1));
-    assert!(std::fs::read_to_string(&pkcs1)
-        .unwrap()
-        .contains("BEGIN RSA PRIVATE KEY"));
+    run(Command::new("openssl").args(["rsa", "-traditional", "-in"]).arg(&pki.ca_key).arg("-out").arg(&pkcs1));
+    assert!(std::fs::read_to_string(&pkcs1).unwrap().contains("BEGIN RSA PRIVATE KEY"));
 
     for (ca_key, key_type) in [(&pki.ca_key, "ecdsa-p256"), (&pkcs1, "rsa2048")] {
         let out = dir.path().join(format!("out-{key_type}"));
@@ -92,66 +78,25 @@ fn issue_from_an_openssl_rsa_ca_pkcs8_and_pkcs1() {
         let o = ctl(&args);
         assert!(o.status.success(), "{}", stderr(&o));
         let cert = out.join("websocket-proxy.cer");
-        assert_eq!(
-            openssl_verify(&out.join("ca.pem"), &cert).trim(),
-            format!("{}: OK", cert.display())
-        );
+        assert_eq!(openssl_verify(&out.join("ca.pem"), &cert).trim(), format!("{}: OK", cert.display()));
         let text = openssl_text(&cert);
         assert!(text.contains("Subject: CN = localhost"), "{text}");
-        assert!(
-            text.contains("DNS:localhost") && text.contains("IP Address:127.0.0.1"),
-            "{text}"
-        );
+        assert!(text.contains("DNS:localhost") && text.contains("IP Address:127.0.0.1"), "{text}");
         assert!(text.contains("TLS Web Server Authentication"), "{text}");
         assert!(text.contains("CA:FALSE"), "{text}");
         let key = out.join("websocket-proxy.key.nopass");
-        assert_eq!(
-            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert!(
-            std::fs::read_to_string(&key)
-                .unwrap()
-                .starts_with("-----BEGIN PRIVATE KEY-----"),
-            "PKCS#8 PEM"
-        );
-        assert_eq!(
-            std::fs::read(out.join("engine.cer")).unwrap(),
-            std::fs::read(&pki.engine_cert).unwrap()
-        );
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(std::fs::read_to_string(&key).unwrap().starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 PEM");
+        assert_eq!(std::fs::read(out.join("engine.cer")).unwrap(), std::fs::read(&pki.engine_cert).unwrap());
         // Validity at most 398 days.
-        let end = Command::new("openssl")
-            .args([
-                "x509",
-                "-noout",
-                "-checkend",
-                &(399 * 86400).to_string(),
-                "-in",
-            ])
-            .arg(&cert)
-            .output()
-            .unwrap();
-        assert!(
-            String::from_utf8_lossy(&end.stdout).contains("will expire"),
-            "must expire within 399 days"
-        );
-        let end = Command::new("openssl")
-            .args([
-                "x509",
-                "-noout",
-                "-checkend",
-                &(397 * 86400).to_string(),
-                "-in",
-            ])
-            .arg(&cert)
-            .output()
-            .unwrap();
+        let end =
+            Command::new("openssl").args(["x509", "-noout", "-checkend", &(399 * 86400).to_string(), "-in"]).arg(&cert).output().unwrap();
+        assert!(String::from_utf8_lossy(&end.stdout).contains("will expire"), "must expire within 399 days");
+        let end =
+            Command::new("openssl").args(["x509", "-noout", "-checkend", &(397 * 86400).to_string(), "-in"]).arg(&cert).output().unwrap();
         assert!(end.status.success(), "default validity is 398 days");
         // No temporary files left behind.
-        let names: Vec<String> = std::fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect();
+        let names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
         assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     }
 }
@@ -163,59 +108,19 @@ fn refusals_name_the_cause() {
     let out = dir.path().join("out");
 
     // A CA key that is not the CA's.
-    let o = ctl(&[
-        "certs",
-        "issue",
-        "--ca-cert",
-        s(&pki.ca_cert),
-        "--ca-key",
-        s(&pki.engine_key),
-        "--fqdn",
-        "localhost",
-        "--out",
-        s(&out),
-    ]);
+    let o = ctl(&["certs", "issue", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.engine_key), "--fqdn", "localhost", "--out", s(&out)]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("does not match the CA certificate"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("does not match the CA certificate"), "{}", stderr(&o));
 
     // A certificate that is not a CA.
-    let o = ctl(&[
-        "certs",
-        "issue",
-        "--ca-cert",
-        s(&pki.engine_cert),
-        "--ca-key",
-        s(&pki.engine_key),
-        "--fqdn",
-        "localhost",
-        "--out",
-        s(&out),
-    ]);
+    let o =
+        ctl(&["certs", "issue", "--ca-cert", s(&pki.engine_cert), "--ca-key", s(&pki.engine_key), "--fqdn", "localhost", "--out", s(&out)]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("not a CA certificate"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("not a CA certificate"), "{}", stderr(&o));
 
     // Not a DNS name.
     for bad in ["not a name", "10.1.2.3", "*.example.com"] {
-        let o = ctl(&[
-            "certs",
-            "issue",
-            "--ca-cert",
-            s(&pki.ca_cert),
-            "--ca-key",
-            s(&pki.ca_key),
-            "--fqdn",
-            bad,
-            "--out",
-            s(&out),
-        ]);
+        let o = ctl(&["certs", "issue", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.ca_key), "--fqdn", bad, "--out", s(&out)]);
         assert_eq!(o.status.code(), Some(2), "{bad}");
         assert!(stderr(&o).contains("--fqdn"), "{}", stderr(&o));
     }
@@ -231,29 +136,13 @@ fn refusals_name_the_cause() {
     let o = issue(&pki, &out, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
-    assert_eq!(
-        std::fs::read(out.join("websocket-proxy.key.nopass")).unwrap(),
-        key_before
-    );
+    assert_eq!(std::fs::read(out.join("websocket-proxy.key.nopass")).unwrap(), key_before);
     assert!(issue(&pki, &out, &["--force"]).status.success());
-    assert_ne!(
-        std::fs::read(out.join("websocket-proxy.key.nopass")).unwrap(),
-        key_before
-    );
+    assert_ne!(std::fs::read(out.join("websocket-proxy.key.nopass")).unwrap(), key_before);
 
     // Missing input files.
-    let o = ctl(&[
-        "certs",
-        "issue",
-        "--ca-cert",
-        "/nonexistent/ca.pem",
-        "--ca-key",
-        s(&pki.ca_key),
-        "--fqdn",
-        "localhost",
-        "--out",
-        s(&out),
-    ]);
+    let o =
+        ctl(&["certs", "issue", "--ca-cert", "/nonexistent/ca.pem", "--ca-key", s(&pki.ca_key), "--fqdn", "localhost", "--out", s(&out)]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/ca.pem"), "{}", stderr(&o));
 }
@@ -298,14 +187,10 @@ async fn issued_pair_serves_tls_in_wsproxy_to_a_client_trusting_only_the_ca() {
     let relay = common::InProcessRelay::start_tls(&out).await;
     let port = relay.port;
 
-    let (status, body) = testkit::raw_get(port, "localhost", "/healthz", &out.join("ca.pem"))
-        .await
-        .unwrap();
+    let (status, body) = testkit::raw_get(port, "localhost", "/healthz", &out.join("ca.pem")).await.unwrap();
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     // The same client refuses the certificate for a name it does not carry.
-    let err = testkit::raw_get(port, "other.example.test", "/healthz", &out.join("ca.pem"))
-        .await
-        .unwrap_err();
+    let err = testkit::raw_get(port, "other.example.test", "/healthz", &out.join("ca.pem")).await.unwrap_err();
     assert!(err.contains("certificate"), "{err}");
 }
 
@@ -314,26 +199,11 @@ fn csr_round_trip_keeps_the_key_on_the_proxy_host() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let proxy = dir.path().join("proxy-host");
-    let o = ctl(&[
-        "certs",
-        "request",
-        "--fqdn",
-        "proxy.example.test",
-        "--san",
-        "192.0.2.10",
-        "--out",
-        s(&proxy),
-    ]);
+    let o = ctl(&["certs", "request", "--fqdn", "proxy.example.test", "--san", "192.0.2.10", "--out", s(&proxy)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let csr = proxy.join("websocket-proxy.req");
-    run(Command::new("openssl")
-        .args(["req", "-verify", "-noout", "-in"])
-        .arg(&csr));
-    let key_mode = std::fs::metadata(proxy.join("websocket-proxy.key.nopass"))
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o777;
+    run(Command::new("openssl").args(["req", "-verify", "-noout", "-in"]).arg(&csr));
+    let key_mode = std::fs::metadata(proxy.join("websocket-proxy.key.nopass")).unwrap().permissions().mode() & 0o777;
     assert_eq!(key_mode, 0o600);
 
     let cert = dir.path().join("websocket-proxy.cer");
@@ -355,24 +225,15 @@ fn csr_round_trip_keeps_the_key_on_the_proxy_host() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let printed = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        printed.contains("CN=proxy.example.test") && printed.contains("192.0.2.10"),
-        "names are printed: {printed}"
-    );
+    assert!(printed.contains("CN=proxy.example.test") && printed.contains("192.0.2.10"), "names are printed: {printed}");
     assert!(openssl_verify(&pki.ca_cert, &cert).contains(": OK"));
     let text = openssl_text(&cert);
-    assert!(
-        text.contains("DNS:proxy.example.test") && text.contains("IP Address:192.0.2.10"),
-        "{text}"
-    );
+    assert!(text.contains("DNS:proxy.example.test") && text.contains("IP Address:192.0.2.10"), "{text}");
     // The certificate is for the key made on the proxy host.
     let pub_of = |args: &[&str], file: &Path| run(Command::new("openssl").args(args).arg(file));
     assert_eq!(
         pub_of(&["x509", "-noout", "-pubkey", "-in"], &cert),
-        pub_of(
-            &["pkey", "-pubout", "-in"],
-            &proxy.join("websocket-proxy.key.nopass")
-        )
+        pub_of(&["pkey", "-pubout", "-in"], &proxy.join("websocket-proxy.key.nopass"))
     );
 
     // A CSR for another name than the operator meant is refused.
@@ -395,53 +256,25 @@ fn csr_round_trip_keeps_the_key_on_the_proxy_host() {
     // A CSR that adds a name (the engine's own) to the proxy's: refused, naming it; without
     // --san for the IP it asked for, that is refused too.
     let sneaky = dir.path().join("sneaky");
-    let o = ctl(&[
-        "certs",
-        "request",
-        "--fqdn",
-        "proxy.example.test",
-        "--san",
-        "engine.example.test",
-        "--out",
-        s(&sneaky),
-    ]);
+    let o = ctl(&["certs", "request", "--fqdn", "proxy.example.test", "--san", "engine.example.test", "--out", s(&sneaky)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let sign = |csr: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "certs",
-            "sign",
-            "--ca-cert",
-            s(&pki.ca_cert),
-            "--ca-key",
-            s(&pki.ca_key),
-            "--csr",
-            s(csr),
-        ];
+        let mut args = vec!["certs", "sign", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.ca_key), "--csr", s(csr)];
         args.extend_from_slice(&["--fqdn", "proxy.example.test", "--out", s(&cert)]);
         args.extend_from_slice(extra);
         ctl(&args)
     };
     let o = sign(&sneaky.join("websocket-proxy.req"), &[]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("\"engine.example.test\"") && stderr(&o).contains("refusing to sign"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("\"engine.example.test\"") && stderr(&o).contains("refusing to sign"), "{}", stderr(&o));
     let o = sign(&csr, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("\"192.0.2.10\""), "{}", stderr(&o));
     // The signed names are exactly the ones given, even when the CSR asks for fewer.
-    let o = sign(
-        &csr,
-        &["--san", "192.0.2.10", "--san", "proxy2.example.test"],
-    );
+    let o = sign(&csr, &["--san", "192.0.2.10", "--san", "proxy2.example.test"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = openssl_text(&cert);
-    assert!(
-        text.contains("DNS:proxy2.example.test") && !text.contains("engine.example.test"),
-        "{text}"
-    );
+    assert!(text.contains("DNS:proxy2.example.test") && !text.contains("engine.example.test"), "{text}");
     // A tampered CSR fails its signature check.
     let pem = std::fs::read_to_string(&csr).unwrap();
     let mut lines: Vec<String> = pem.lines().map(str::to_string).collect();
@@ -464,11 +297,7 @@ fn csr_round_trip_keeps_the_key_on_the_proxy_host() {
         s(&cert),
     ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("not a valid certificate signing request"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("not a valid certificate signing request"), "{}", stderr(&o));
 }
 
 /// A small https server playing the engine's pki-resource endpoints.
@@ -476,11 +305,8 @@ async fn fake_engine(pki: &Pki, web_cert: PathBuf, web_key: PathBuf) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let certified = wsproxy::tls::load_certified_key(&web_cert, &web_key).unwrap();
-    let config = wsproxy::tls::server_config(
-        Arc::new(wsproxy::reload::Reloadable::new(certified)),
-        wsproxy::config::TlsMinVersion::Tls12,
-    )
-    .unwrap();
+    let config =
+        wsproxy::tls::server_config(Arc::new(wsproxy::reload::Reloadable::new(certified)), wsproxy::config::TlsMinVersion::Tls12).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let ca = std::fs::read(&pki.ca_cert).unwrap();
     let engine = std::fs::read(&pki.engine_cert).unwrap();
@@ -503,10 +329,7 @@ async fn fake_engine(pki: &Pki, web_cert: PathBuf, web_key: PathBuf) -> u16 {
                 } else {
                     b"not found".to_vec()
                 };
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
                 let mut tls = tls.into_inner();
                 let _ = tls.write_all(head.as_bytes()).await;
                 let _ = tls.write_all(&body).await;
@@ -522,37 +345,22 @@ async fn fetch_trusts_the_ca_only_through_a_pin() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let (web_key, web_cert) = (dir.path().join("web.key"), dir.path().join("web.cer"));
-    pki.issue(
-        "localhost",
-        "subjectAltName=DNS:localhost",
-        &web_key,
-        &web_cert,
-        "rsa:2048",
-    );
+    pki.issue("localhost", "subjectAltName=DNS:localhost", &web_key, &web_cert, "rsa:2048");
     let port = fake_engine(&pki, web_cert, web_key).await;
     let engine = format!("https://localhost:{port}");
-    let fp = String::from_utf8_lossy(&run(Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(&pki.ca_cert)))
-    .trim()
-    .split('=')
-    .nth(1)
-    .unwrap()
-    .to_string();
+    let fp =
+        String::from_utf8_lossy(&run(Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256", "-in"]).arg(&pki.ca_cert)))
+            .trim()
+            .split('=')
+            .nth(1)
+            .unwrap()
+            .to_string();
     let ctl_async = |args: Vec<String>| {
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
-                .args(&args)
-                .output()
-                .unwrap()
-        })
+        tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_wsproxyctl")).args(&args).output().unwrap())
     };
     let out = dir.path().join("fetched");
     let args = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = ["certs", "fetch", "--engine", &engine, "--out", s(&out)]
-            .iter()
-            .map(|x| x.to_string())
-            .collect();
+        let mut v: Vec<String> = ["certs", "fetch", "--engine", &engine, "--out", s(&out)].iter().map(|x| x.to_string()).collect();
         v.extend(extra.iter().map(|x| x.to_string()));
         v
     };
@@ -560,45 +368,27 @@ async fn fetch_trusts_the_ca_only_through_a_pin() {
     // No pin: the fingerprint is shown, nothing is trusted or written.
     let o = ctl_async(args(&[])).await.unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains(&fp) && stderr(&o).contains("--ca-fingerprint"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains(&fp) && stderr(&o).contains("--ca-fingerprint"), "{}", stderr(&o));
     assert!(!out.exists());
 
     // Wrong pin: refused.
     let wrong = format!("sha256:{}", "00:".repeat(31) + "00");
-    let o = ctl_async(args(&["--ca-fingerprint", &wrong]))
-        .await
-        .unwrap();
+    let o = ctl_async(args(&["--ca-fingerprint", &wrong])).await.unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not the pinned"), "{}", stderr(&o));
     assert!(!out.exists());
 
     // Right pin (as openssl prints it): both files written and identical to the engine's.
-    let o = ctl_async(args(&["--ca-fingerprint", &format!("sha256:{fp}")]))
-        .await
-        .unwrap();
+    let o = ctl_async(args(&["--ca-fingerprint", &format!("sha256:{fp}")])).await.unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(
-        std::fs::read(out.join("ca.pem")).unwrap(),
-        std::fs::read(&pki.ca_cert).unwrap()
-    );
-    assert_eq!(
-        std::fs::read(out.join("engine.cer")).unwrap(),
-        std::fs::read(&pki.engine_cert).unwrap()
-    );
+    assert_eq!(std::fs::read(out.join("ca.pem")).unwrap(), std::fs::read(&pki.ca_cert).unwrap());
+    assert_eq!(std::fs::read(out.join("engine.cer")).unwrap(), std::fs::read(&pki.engine_cert).unwrap());
 
     // A CA file works as the trust anchor too; a different CA file does not.
-    let o = ctl_async(args(&["--ca-cert", s(&pki.ca_cert)]))
-        .await
-        .unwrap();
+    let o = ctl_async(args(&["--ca-cert", s(&pki.ca_cert)])).await.unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let (_, foreign_cert) = pki.foreign_engine();
-    let o = ctl_async(args(&["--ca-cert", s(&foreign_cert)]))
-        .await
-        .unwrap();
+    let o = ctl_async(args(&["--ca-cert", s(&foreign_cert)])).await.unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("TLS"), "{}", stderr(&o));
 }
@@ -610,28 +400,16 @@ fn inspect_reports_and_fails_on_problems() {
     let out = dir.path().join("out");
     assert!(issue(&pki, &out, &[]).status.success());
     let o = ctl(&["certs", "inspect", s(&out)]);
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        stderr(&o)
-    );
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        text.contains("localhost") && text.contains("days left") && text.contains("chain to CA"),
-        "{text}"
-    );
+    assert!(text.contains("localhost") && text.contains("days left") && text.contains("chain to CA"), "{text}");
 
     let o = ctl(&["certs", "inspect", "--json", s(&out)]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ok"], true);
 
     // Group-readable key.
-    std::fs::set_permissions(
-        out.join("websocket-proxy.key.nopass"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
+    std::fs::set_permissions(out.join("websocket-proxy.key.nopass"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let o = ctl(&["certs", "inspect", s(&out)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stdout).contains("chmod 600"));
@@ -641,11 +419,7 @@ fn inspect_reports_and_fails_on_problems() {
     assert!(issue(&pki, &short, &["--days", "10"]).status.success());
     let o = ctl(&["certs", "inspect", s(&short)]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("expires in"),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("expires in"), "{}", String::from_utf8_lossy(&o.stdout));
 
     // Certificate from another CA.
     let (_, foreign) = pki.foreign_engine();
@@ -666,10 +440,7 @@ fn packaging_never_includes_the_ca_key() {
     std::fs::copy(&pki.ca_key, out.join("ca.key")).unwrap();
     let bundle = Bundle::load(&out).unwrap();
     let data = bundle.secret_data();
-    assert_eq!(
-        data.keys().cloned().collect::<Vec<_>>(),
-        ["ca.crt", "engine.cer", "tls.crt", "tls.key"]
-    );
+    assert_eq!(data.keys().cloned().collect::<Vec<_>>(), ["ca.crt", "engine.cer", "tls.crt", "tls.key"]);
     let ca_key = std::fs::read(&pki.ca_key).unwrap();
     for (name, value) in data.iter() {
         assert_ne!(value, &ca_key, "{name} must not be the CA key");
@@ -724,44 +495,23 @@ fn a_certificate_input_holding_a_private_key_is_refused() {
     assert!(o.status.success(), "{}", stderr(&o));
     for f in ["ca.pem", "engine.cer", "websocket-proxy.cer"] {
         let text = std::fs::read_to_string(out.join(f)).unwrap();
-        assert!(
-            text.starts_with("-----BEGIN CERTIFICATE-----") && !text.contains("PRIVATE KEY"),
-            "{f}: {text}"
-        );
+        assert!(text.starts_with("-----BEGIN CERTIFICATE-----") && !text.contains("PRIVATE KEY"), "{f}: {text}");
     }
     // A bundle directory whose ca.pem was replaced by cert+key is refused by render.
     std::fs::write(out.join("ca.pem"), std::fs::read(&combined).unwrap()).unwrap();
-    let o = ctl(&[
-        "render",
-        "--target",
-        "podman",
-        "--proxy-fqdn",
-        "localhost",
-        "--certs",
-        s(&out),
-        "--out",
-        s(&dir.path().join("r")),
-    ]);
+    let o = ctl(&["render", "--target", "podman", "--proxy-fqdn", "localhost", "--certs", s(&out), "--out", s(&dir.path().join("r"))]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("PRIVATE KEY"), "{}", stderr(&o));
 }
 
 /// A TLS server that answers every request with `answer`, and records the request head.
-async fn raw_https(
-    pki: &Pki,
-    web_cert: &Path,
-    web_key: &Path,
-    answer: Vec<u8>,
-) -> (u16, Arc<std::sync::Mutex<String>>) {
+async fn raw_https(pki: &Pki, web_cert: &Path, web_key: &Path, answer: Vec<u8>) -> (u16, Arc<std::sync::Mutex<String>>) {
     let _ = pki;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let certified = wsproxy::tls::load_certified_key(web_cert, web_key).unwrap();
-    let config = wsproxy::tls::server_config(
-        Arc::new(wsproxy::reload::Reloadable::new(certified)),
-        wsproxy::config::TlsMinVersion::Tls12,
-    )
-    .unwrap();
+    let config =
+        wsproxy::tls::server_config(Arc::new(wsproxy::reload::Reloadable::new(certified)), wsproxy::config::TlsMinVersion::Tls12).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let seen = Arc::new(std::sync::Mutex::new(String::new()));
     let seen2 = seen.clone();
@@ -774,12 +524,7 @@ async fn raw_https(
             let mut tls = tls;
             let mut head = Vec::new();
             let mut b = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n")
-                && tokio::io::AsyncReadExt::read(&mut tls, &mut b)
-                    .await
-                    .unwrap_or(0)
-                    == 1
-            {
+            while !head.ends_with(b"\r\n\r\n") && tokio::io::AsyncReadExt::read(&mut tls, &mut b).await.unwrap_or(0) == 1 {
                 head.push(b[0]);
             }
             *seen2.lock().unwrap() = String::from_utf8_lossy(&head).into_owned();
@@ -798,25 +543,13 @@ async fn the_https_client_survives_hostile_answers() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let (web_key, web_cert) = (dir.path().join("web.key"), dir.path().join("web.cer"));
-    pki.issue(
-        "localhost",
-        "subjectAltName=DNS:localhost",
-        &web_key,
-        &web_cert,
-        "rsa:2048",
-    );
+    pki.issue("localhost", "subjectAltName=DNS:localhost", &web_key, &web_cert, "rsa:2048");
     let mut roots = rustls::RootCertStore::empty();
     let der = wsproxyctl::pki::pem_cert_der(&std::fs::read(&pki.ca_cert).unwrap()).unwrap();
     roots.add(der.into()).unwrap();
     let tls = wsproxy::tls::client_config_trusting(roots).unwrap();
     let get = |answer: &[u8]| {
-        let (answer, tls, pki, web_cert, web_key) = (
-            answer.to_vec(),
-            tls.clone(),
-            &pki,
-            web_cert.clone(),
-            web_key.clone(),
-        );
+        let (answer, tls, pki, web_cert, web_key) = (answer.to_vec(), tls.clone(), &pki, web_cert.clone(), web_key.clone());
         async move {
             let (port, seen) = raw_https(pki, &web_cert, &web_key, answer).await;
             let got = wsproxyctl::https_get::get("localhost", port, "/pki?x=1", tls).await;
@@ -824,14 +557,9 @@ async fn the_https_client_survives_hostile_answers() {
             (got, seen, port)
         }
     };
-    let (got, seen, port) =
-        get(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiTRAILING JUNK").await;
+    let (got, seen, port) = get(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiTRAILING JUNK").await;
     assert_eq!(got.unwrap(), (200, b"hi".to_vec()));
-    assert!(
-        seen.to_ascii_lowercase()
-            .contains(&format!("host: localhost:{port}\r\n")),
-        "Host with port: {seen}"
-    );
+    assert!(seen.to_ascii_lowercase().contains(&format!("host: localhost:{port}\r\n")), "Host with port: {seen}");
     let (got, ..) = get(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").await;
     assert_eq!(got.unwrap(), (200, b"abcde".to_vec()));
     for hostile in [
@@ -842,11 +570,7 @@ async fn the_https_client_survives_hostile_answers() {
         b"HTTP/1.1 99999 OK\r\n\r\n",
     ] {
         let (got, ..) = get(hostile).await;
-        assert!(
-            got.is_err(),
-            "{:?} -> {got:?}",
-            String::from_utf8_lossy(hostile)
-        );
+        assert!(got.is_err(), "{:?} -> {got:?}", String::from_utf8_lossy(hostile));
     }
     // A body larger than the bound is refused, not read to the end.
     let mut big = b"HTTP/1.1 200 OK\r\nContent-Length: 4194304\r\n\r\n".to_vec();

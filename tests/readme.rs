@@ -56,8 +56,7 @@ fn words(line: &str) -> Vec<String> {
 
 #[test]
 fn every_wsproxyctl_command_in_the_readme_parses() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let mut checked = 0;
     for block in shell_blocks(&readme) {
         let joined = block.replace("\\\n", " ");
@@ -67,9 +66,7 @@ fn every_wsproxyctl_command_in_the_readme_parses() {
                 Some("wsproxyctl") => w.clone(),
                 Some("cargo") if w.iter().any(|a| a == "--") => {
                     let rest = w.iter().skip_while(|a| *a != "--").skip(1).cloned();
-                    std::iter::once("wsproxyctl".to_string())
-                        .chain(rest)
-                        .collect()
+                    std::iter::once("wsproxyctl".to_string()).chain(rest).collect()
                 }
                 _ => continue,
             };
@@ -84,13 +81,9 @@ fn every_wsproxyctl_command_in_the_readme_parses() {
 
 #[test]
 fn the_two_setup_commands_are_what_ci_runs() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     assert!(readme.contains("cargo run --release -- demo"));
     assert!(readme.contains("bash scripts/test.sh"));
     let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).unwrap();
-    assert!(
-        ci.contains("bash scripts/test.sh"),
-        ".ci/run must run the README's test command"
-    );
+    assert!(ci.contains("bash scripts/test.sh"), ".ci/run must run the README's test command");
 }

@@ -40,36 +40,18 @@ struct World {
 
 impl World {
     fn substitute(&self, text: &str) -> String {
-        text.replace(
-            "/etc/pki/ovirt-engine/",
-            &format!("{}/", self.engine_root.display()),
-        )
-        .replace("/etc/wsproxy", s(&self.wsproxy_dir))
-        .replace(
-            "proxy.example.com:6100",
-            &format!("localhost:{}", self.port),
-        )
-        .replace("PROXY_PORT=6100", &format!("PROXY_PORT={}", self.port))
-        .replace(
-            "scp root@proxy.example.com:",
-            &format!("cp {}/", self.proxy_host.display()),
-        )
-        .replace(
-            "root@proxy.example.com:",
-            &format!("{}/", self.proxy_host.display()),
-        )
-        .replace("scp ", "cp ")
-        .replace("proxy.example.com", "localhost")
-        .replace(
-            "hypervisor1.example.com:5900",
-            &format!("127.0.0.1:{}", self.vnc_port),
-        )
-        .replace(
-            "charts/ovirt-websocket-proxy",
-            s(&Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/ovirt-websocket-proxy")),
-        )
-        // No cluster here: what helm would install is rendered instead.
-        .replace("helm install", "helm template")
+        text.replace("/etc/pki/ovirt-engine/", &format!("{}/", self.engine_root.display()))
+            .replace("/etc/wsproxy", s(&self.wsproxy_dir))
+            .replace("proxy.example.com:6100", &format!("localhost:{}", self.port))
+            .replace("PROXY_PORT=6100", &format!("PROXY_PORT={}", self.port))
+            .replace("scp root@proxy.example.com:", &format!("cp {}/", self.proxy_host.display()))
+            .replace("root@proxy.example.com:", &format!("{}/", self.proxy_host.display()))
+            .replace("scp ", "cp ")
+            .replace("proxy.example.com", "localhost")
+            .replace("hypervisor1.example.com:5900", &format!("127.0.0.1:{}", self.vnc_port))
+            .replace("charts/ovirt-websocket-proxy", s(&Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/ovirt-websocket-proxy")))
+            // No cluster here: what helm would install is rendered instead.
+            .replace("helm install", "helm template")
     }
 
     /// Run one command (continuations joined) on the host a comment named last.
@@ -79,24 +61,13 @@ impl World {
         if line.contains("wsproxyctl image build") {
             // "from this checkout": the image is built where the sources are.
             cwd = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-            line = line.replace(
-                "--out wsproxy.oci.tar",
-                &format!("--out {}/wsproxy.oci.tar", host.display()),
-            );
+            line = line.replace("--out wsproxy.oci.tar", &format!("--out {}/wsproxy.oci.tar", host.display()));
         }
         let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools");
         let o = Command::new("bash")
             .args(["-euo", "pipefail", "-c", &line])
             .current_dir(&cwd)
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}:{}",
-                    self.bin.display(),
-                    tools.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
+            .env("PATH", format!("{}:{}:{}", self.bin.display(), tools.display(), std::env::var("PATH").unwrap_or_default()))
             .output()
             .unwrap();
         assert!(
@@ -110,8 +81,7 @@ impl World {
 
 /// The README's shell blocks, indentation removed.
 fn blocks() -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let mut out = Vec::new();
     let mut current: Option<(String, usize)> = None;
     for line in readme.lines() {
@@ -140,12 +110,7 @@ fn commands(block: &str) -> Vec<String> {
             cmd.pop();
             cmd.push_str(lines.next().unwrap_or("").trim_start());
         }
-        if let Some(tag) = cmd
-            .split("<<'")
-            .nth(1)
-            .and_then(|t| t.split('\'').next())
-            .map(str::to_string)
-        {
+        if let Some(tag) = cmd.split("<<'").nth(1).and_then(|t| t.split('\'').next()).map(str::to_string) {
             for body in lines.by_ref() {
                 cmd.push('\n');
                 cmd.push_str(body);
@@ -188,10 +153,7 @@ fn the_readme_runs_line_by_line() {
         std::fs::copy(from, to).unwrap();
     }
     let vnc = Xvnc::start("vmpass", VncSecurity::VncAuth);
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_wsproxyctl"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_wsproxyctl")).parent().unwrap().to_path_buf();
     let world = World {
         engine_host: dir.path().join("engine-host"),
         proxy_host: dir.path().join("proxy-host"),
@@ -205,22 +167,13 @@ fn the_readme_runs_line_by_line() {
     for d in [&world.engine_host, &world.proxy_host, &world.wsproxy_dir] {
         std::fs::create_dir_all(d).unwrap();
     }
-    assert!(
-        world.bin.join("wsproxy").is_file(),
-        "the relay binary is built with the workspace's tests"
-    );
+    assert!(world.bin.join("wsproxy").is_file(), "the relay binary is built with the workspace's tests");
 
     let mut relay: Option<Background> = None;
     let mut ran = 0;
     for block in blocks() {
-        let first = commands(&block)
-            .into_iter()
-            .find(|c| !c.trim_start().starts_with('#'))
-            .unwrap_or_default();
-        if let Some((_, why)) = ELSEWHERE
-            .iter()
-            .find(|(prefix, _)| first.starts_with(prefix))
-        {
+        let first = commands(&block).into_iter().find(|c| !c.trim_start().starts_with('#')).unwrap_or_default();
+        if let Some((_, why)) = ELSEWHERE.iter().find(|(prefix, _)| first.starts_with(prefix)) {
             eprintln!("not here: {first:.60}... ({why})");
             continue;
         }
@@ -236,21 +189,13 @@ fn the_readme_runs_line_by_line() {
                 }
                 continue;
             }
-            if let Some((_, why)) = LINES_ELSEWHERE
-                .iter()
-                .find(|(prefix, _)| trimmed.starts_with(prefix))
-            {
+            if let Some((_, why)) = LINES_ELSEWHERE.iter().find(|(prefix, _)| trimmed.starts_with(prefix)) {
                 if trimmed.starts_with("wsproxy --config") {
                     // The relay as the README runs it, with the certificates the README issued.
                     let certs = world.wsproxy_dir.join("certs");
                     std::fs::create_dir_all(&certs).unwrap();
-                    for f in [
-                        "websocket-proxy.cer",
-                        "websocket-proxy.key.nopass",
-                        "engine.cer",
-                    ] {
-                        std::fs::copy(world.engine_host.join("proxy-certs").join(f), certs.join(f))
-                            .unwrap();
+                    for f in ["websocket-proxy.cer", "websocket-proxy.key.nopass", "engine.cer"] {
+                        std::fs::copy(world.engine_host.join("proxy-certs").join(f), certs.join(f)).unwrap();
                     }
                     let line = world.substitute(trimmed);
                     let words: Vec<&str> = line.split_whitespace().collect();
@@ -275,28 +220,11 @@ fn the_readme_runs_line_by_line() {
     assert!(relay.is_some(), "the README's relay block was not found");
     // What the run left behind is what the README says it leaves.
     let issued = world.engine_host.join("proxy-certs");
-    for f in [
-        "ca.pem",
-        "websocket-proxy.cer",
-        "websocket-proxy.key.nopass",
-        "engine.cer",
-    ] {
+    for f in ["ca.pem", "websocket-proxy.cer", "websocket-proxy.key.nopass", "engine.cer"] {
         assert!(issued.join(f).is_file(), "certs issue did not write {f}");
     }
-    assert!(
-        world
-            .proxy_host
-            .join("proxy-certs/websocket-proxy.cer")
-            .is_file(),
-        "the signed certificate reached the proxy host"
-    );
-    assert!(
-        world.engine_host.join("k8s/kustomization.yaml").is_file(),
-        "render wrote the kustomize base"
-    );
-    assert!(
-        world.engine_host.join("wsproxy.oci.tar").is_file(),
-        "image build wrote the archive"
-    );
+    assert!(world.proxy_host.join("proxy-certs/websocket-proxy.cer").is_file(), "the signed certificate reached the proxy host");
+    assert!(world.engine_host.join("k8s/kustomization.yaml").is_file(), "render wrote the kustomize base");
+    assert!(world.engine_host.join("wsproxy.oci.tar").is_file(), "image build wrote the archive");
     assert!(ran >= 9, "only {ran} README commands ran");
 }

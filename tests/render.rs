@@ -21,11 +21,7 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "yaml")
-                && !p.ends_with("kustomization.yaml")
-                && !p.ends_with("deploy.yaml")
-        })
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("kustomization.yaml") && !p.ends_with("deploy.yaml"))
         .collect();
     v.sort();
     v
@@ -39,17 +35,9 @@ fn certs() -> (tempfile::TempDir, PathBuf) {
 fn kubernetes_validate(files: &[PathBuf]) {
     testkit::require_tool("kubernetes-validate");
     for version in ["1.33.0", "1.37.0"] {
-        let o = Command::new("kubernetes-validate")
-            .args(["--strict", "-k", version])
-            .args(files)
-            .output()
-            .unwrap();
+        let o = Command::new("kubernetes-validate").args(["--strict", "-k", version]).args(files).output().unwrap();
         let out = String::from_utf8_lossy(&o.stdout);
-        assert!(
-            o.status.success() && !out.contains("ERROR"),
-            "kubernetes-validate {version}:\n{out}{}",
-            stderr(&o)
-        );
+        assert!(o.status.success() && !out.contains("ERROR"), "kubernetes-validate {version}:\n{out}{}", stderr(&o));
     }
 }
 
@@ -57,31 +45,11 @@ fn kubernetes_validate(files: &[PathBuf]) {
 fn manifests_base_is_fresh() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    render(
-        "k8s",
-        dir.path(),
-        &[
-            "--without-secret",
-            "-f",
-            s(&root.join("manifests/deploy.yaml")),
-        ],
-    );
-    let fresh: Vec<_> = yaml_files(dir.path())
-        .iter()
-        .map(|p| p.file_name().unwrap().to_owned())
-        .collect();
-    let checked_in: Vec<_> = yaml_files(&root.join("manifests"))
-        .iter()
-        .map(|p| p.file_name().unwrap().to_owned())
-        .collect();
-    assert_eq!(
-        fresh, checked_in,
-        "manifests/ files differ: re-render (see manifests/deploy.yaml)"
-    );
-    for name in fresh
-        .iter()
-        .chain([std::ffi::OsString::from("kustomization.yaml")].iter())
-    {
+    render("k8s", dir.path(), &["--without-secret", "-f", s(&root.join("manifests/deploy.yaml"))]);
+    let fresh: Vec<_> = yaml_files(dir.path()).iter().map(|p| p.file_name().unwrap().to_owned()).collect();
+    let checked_in: Vec<_> = yaml_files(&root.join("manifests")).iter().map(|p| p.file_name().unwrap().to_owned()).collect();
+    assert_eq!(fresh, checked_in, "manifests/ files differ: re-render (see manifests/deploy.yaml)");
+    for name in fresh.iter().chain([std::ffi::OsString::from("kustomization.yaml")].iter()) {
         assert_eq!(
             std::fs::read_to_string(dir.path().join(name)).unwrap(),
             std::fs::read_to_string(root.join("manifests").join(name)).unwrap(),
@@ -89,16 +57,8 @@ fn manifests_base_is_fresh() {
             name.to_string_lossy()
         );
     }
-    let o = Command::new("kubectl")
-        .args(["kustomize"])
-        .arg(root.join("manifests"))
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "kubectl kustomize manifests/: {}",
-        stderr(&o)
-    );
+    let o = Command::new("kubectl").args(["kustomize"]).arg(root.join("manifests")).output().unwrap();
+    assert!(o.status.success(), "kubectl kustomize manifests/: {}", stderr(&o));
     kubernetes_validate(&yaml_files(&root.join("manifests")));
 }
 
@@ -106,124 +66,60 @@ fn manifests_base_is_fresh() {
 fn k8s_objects_are_valid_restricted_and_roll_on_certificate_change() {
     let (_keep, certs) = certs();
     let out = tempfile::tempdir().unwrap();
-    render(
-        "k8s",
-        out.path(),
-        &[
-            "--proxy-fqdn",
-            "proxy.example.com",
-            "--certs",
-            s(&certs),
-            "--replicas",
-            "3",
-        ],
-    );
+    render("k8s", out.path(), &["--proxy-fqdn", "proxy.example.com", "--certs", s(&certs), "--replicas", "3"]);
     let files = yaml_files(out.path());
     kubernetes_validate(&files);
-    let o = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(out.path())
-        .output()
-        .unwrap();
+    let o = Command::new("kubectl").arg("kustomize").arg(out.path()).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 
-    let docs: Vec<serde_json::Value> = files
-        .iter()
-        .map(|f| serde_yaml::from_str(&std::fs::read_to_string(f).unwrap()).unwrap())
-        .collect();
+    let docs: Vec<serde_json::Value> = files.iter().map(|f| serde_yaml::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()).collect();
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-    assert_eq!(
-        kinds,
-        [
-            "Namespace",
-            "Secret",
-            "ConfigMap",
-            "Deployment",
-            "Service",
-            "PodDisruptionBudget",
-            "NetworkPolicy"
-        ]
-    );
+    assert_eq!(kinds, ["Namespace", "Secret", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"]);
     let secret = &docs[1];
     assert_eq!(secret["type"], "kubernetes.io/tls");
     let keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["ca.crt", "engine.cer", "tls.crt", "tls.key"]);
-    assert_eq!(
-        std::fs::metadata(&files[1]).unwrap().permissions().mode() & 0o777,
-        0o600,
-        "Secret file is private"
-    );
+    assert_eq!(std::fs::metadata(&files[1]).unwrap().permissions().mode() & 0o777, 0o600, "Secret file is private");
 
     let dep = &docs[3]["spec"];
     assert_eq!(dep["replicas"], 3);
     assert_eq!(dep["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
     let pod = &dep["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(
-        pod["securityContext"]["seccompProfile"]["type"],
-        "RuntimeDefault"
-    );
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
     let c = &pod["containers"][0];
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/healthz");
-    assert!(
-        c["resources"]["limits"]["memory"].is_string()
-            && c["resources"]["requests"]["cpu"].is_string()
-    );
+    assert!(c["resources"]["limits"]["memory"].is_string() && c["resources"]["requests"]["cpu"].is_string());
     assert_eq!(docs[4]["spec"]["type"], "LoadBalancer");
     assert_eq!(docs[6]["spec"]["ingress"][0]["ports"][0]["port"], 6100);
     let conf = docs[2]["data"]["10-setup.conf"].as_str().unwrap();
-    assert!(
-        conf.contains("SSL_ONLY=True")
-            && conf.contains("CERT_FOR_DATA_VERIFICATION=/etc/wsproxy/certs/engine.cer"),
-        "{conf}"
-    );
+    assert!(conf.contains("SSL_ONLY=True") && conf.contains("CERT_FOR_DATA_VERIFICATION=/etc/wsproxy/certs/engine.cer"), "{conf}");
 
     // New certificates change the pod template's checksum (the Deployment rolls).
     let checksum = |dir: &Path| -> String {
-        let d: serde_json::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(dir.join("30-deployment.yaml")).unwrap())
-                .unwrap();
-        d["spec"]["template"]["metadata"]["annotations"]["wsproxyctl.ovirt.org/certs-checksum"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        let d: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("30-deployment.yaml")).unwrap()).unwrap();
+        d["spec"]["template"]["metadata"]["annotations"]["wsproxyctl.ovirt.org/certs-checksum"].as_str().unwrap().to_string()
     };
     let before = checksum(out.path());
     let (_keep2, certs2) = self::certs();
     let out2 = tempfile::tempdir().unwrap();
-    render(
-        "k8s",
-        out2.path(),
-        &[
-            "--proxy-fqdn",
-            "proxy.example.com",
-            "--certs",
-            s(&certs2),
-            "--replicas",
-            "3",
-        ],
-    );
+    render("k8s", out2.path(), &["--proxy-fqdn", "proxy.example.com", "--certs", s(&certs2), "--replicas", "3"]);
     assert_ne!(before, checksum(out2.path()));
 
     // NodePort option.
     let out3 = tempfile::tempdir().unwrap();
     let spec = out3.path().join("deploy.yaml");
-    std::fs::write(&spec, format!("proxyFqdn: proxy.example.com\ncerts: {}\nservice:\n  type: NodePort\n  nodePort: 30610\n", certs.display())).unwrap();
-    render("k8s", out3.path(), &["-f", s(&spec)]);
-    let svc: serde_json::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(out3.path().join("40-service.yaml")).unwrap(),
+    std::fs::write(
+        &spec,
+        format!("proxyFqdn: proxy.example.com\ncerts: {}\nservice:\n  type: NodePort\n  nodePort: 30610\n", certs.display()),
     )
     .unwrap();
-    assert_eq!(
-        (
-            svc["spec"]["type"].as_str(),
-            svc["spec"]["ports"][0]["nodePort"].as_u64()
-        ),
-        (Some("NodePort"), Some(30610))
-    );
+    render("k8s", out3.path(), &["-f", s(&spec)]);
+    let svc: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(out3.path().join("40-service.yaml")).unwrap()).unwrap();
+    assert_eq!((svc["spec"]["type"].as_str(), svc["spec"]["ports"][0]["nodePort"].as_u64()), (Some("NodePort"), Some(30610)));
 }
 
 use std::os::unix::fs::PermissionsExt;
@@ -233,50 +129,18 @@ fn bad_spec_files_name_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("deploy.yaml");
     std::fs::write(&spec, "proxyFqdn: proxy.example.com\nreplicas: many\n").unwrap();
-    let o = ctl(&[
-        "render",
-        "--target",
-        "k8s",
-        "--without-secret",
-        "-f",
-        s(&spec),
-        "--out",
-        s(dir.path()),
-    ]);
+    let o = ctl(&["render", "--target", "k8s", "--without-secret", "-f", s(&spec), "--out", s(dir.path())]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("replicas") && stderr(&o).contains("line 2"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("replicas") && stderr(&o).contains("line 2"), "{}", stderr(&o));
     // Missing certificates: the message says how to make them.
-    let o = ctl(&[
-        "render",
-        "--target",
-        "k8s",
-        "--proxy-fqdn",
-        "p.example.com",
-        "--certs",
-        "/nonexistent",
-        "--out",
-        s(dir.path()),
-    ]);
+    let o = ctl(&["render", "--target", "k8s", "--proxy-fqdn", "p.example.com", "--certs", "/nonexistent", "--out", s(dir.path())]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("wsproxyctl certs issue"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("wsproxyctl certs issue"), "{}", stderr(&o));
     // config init + schema.
     let init = dir.path().join("init.yaml");
     assert!(ctl(&["config", "init", "--out", s(&init)]).status.success());
-    assert_eq!(
-        ctl(&["config", "init", "--out", s(&init)]).status.code(),
-        Some(2),
-        "init refuses to overwrite"
-    );
-    let schema: serde_json::Value =
-        serde_json::from_slice(&ctl(&["config", "schema"]).stdout).unwrap();
+    assert_eq!(ctl(&["config", "init", "--out", s(&init)]).status.code(), Some(2), "init refuses to overwrite");
+    let schema: serde_json::Value = serde_json::from_slice(&ctl(&["config", "schema"]).stdout).unwrap();
     assert!(schema["properties"]["proxyFqdn"].is_object());
 }
 
@@ -287,43 +151,16 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
     let suffix = std::process::id();
     // A local image name so the run below can use the image test's archive.
     let image = format!("localhost/wsproxy-render-test:{suffix}");
-    render(
-        "podman",
-        out.path(),
-        &[
-            "--proxy-fqdn",
-            "localhost",
-            "--certs",
-            s(&certs),
-            "--image",
-            &image,
-        ],
-    );
+    render("podman", out.path(), &["--proxy-fqdn", "localhost", "--certs", s(&certs), "--image", &image]);
     let unit = std::fs::read_to_string(out.path().join("wsproxy.container")).unwrap();
-    assert!(
-        !unit.contains("AutoUpdate"),
-        "no auto-update for a local image"
-    );
+    assert!(!unit.contains("AutoUpdate"), "no auto-update for a local image");
 
     let units = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        out.path().join("wsproxy.container"),
-        units.path().join("wsproxy.container"),
-    )
-    .unwrap();
-    let o = Command::new(tool("quadlet"))
-        .arg("-dryrun")
-        .env("QUADLET_UNIT_DIRS", units.path())
-        .output()
-        .unwrap();
+    std::fs::copy(out.path().join("wsproxy.container"), units.path().join("wsproxy.container")).unwrap();
+    let o = Command::new(tool("quadlet")).arg("-dryrun").env("QUADLET_UNIT_DIRS", units.path()).output().unwrap();
     let generated = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success(), "quadlet -dryrun: {}", stderr(&o));
-    let exec = generated
-        .lines()
-        .find(|l| l.starts_with("ExecStart="))
-        .expect("ExecStart")
-        .trim_start_matches("ExecStart=")
-        .to_string();
+    let exec = generated.lines().find(|l| l.starts_with("ExecStart=")).expect("ExecStart").trim_start_matches("ExecStart=").to_string();
     for flag in [
         "--read-only",
         "--cap-drop all",
@@ -336,19 +173,10 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
     assert!(generated.contains("Restart=on-failure"));
 
     // Run exactly that command (minus the systemd plumbing this host lacks) with real secrets.
-    let binary = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/x86_64-unknown-linux-gnu/release/wsproxy");
+    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-gnu/release/wsproxy");
     let archive = out.path().join("image.tar");
     let mut build = Command::new(env!("CARGO_BIN_EXE_wsproxyctl"));
-    build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-        "image",
-        "build",
-        "-q",
-        "--out",
-        s(&archive),
-        "--tag",
-        &image,
-    ]);
+    build.current_dir(env!("CARGO_MANIFEST_DIR")).args(["image", "build", "-q", "--out", s(&archive), "--tag", &image]);
     if binary.is_file() {
         build.arg("--binary").arg(&binary);
     }
@@ -357,10 +185,7 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
     let bundle = wsproxyctl::pki::bundle::Bundle::load(&certs).unwrap();
     let spec = wsproxyctl::spec::DeploySpec::load(
         None,
-        &wsproxyctl::spec::Overrides {
-            proxy_fqdn: Some("localhost".into()),
-            ..Default::default()
-        },
+        &wsproxyctl::spec::Overrides { proxy_fqdn: Some("localhost".into()), ..Default::default() },
     )
     .unwrap();
     let plan = wsproxyctl::render::podman::plan(&spec, &bundle);
@@ -375,26 +200,11 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
     let args: Vec<String> = exec
         .split_whitespace()
         .skip(2) // "/usr/bin/podman run"
-        .filter(|a| {
-            !a.starts_with("--cgroups=")
-                && !a.starts_with("--sdnotify=")
-                && !a.starts_with("--cidfile=")
-        })
-        .map(|a| {
-            if a == "6100:6100" {
-                format!("127.0.0.1:{port}:6100")
-            } else {
-                a.to_string()
-            }
-        })
+        .filter(|a| !a.starts_with("--cgroups=") && !a.starts_with("--sdnotify=") && !a.starts_with("--cidfile="))
+        .map(|a| if a == "6100:6100" { format!("127.0.0.1:{port}:6100") } else { a.to_string() })
         .collect();
     let _ = podman().args(["rm", "-f", "wsproxy"]).output();
-    let o = podman()
-        .arg("run")
-        .arg(format!("--cidfile={}", cid.display()))
-        .args(&args)
-        .output()
-        .unwrap();
+    let o = podman().arg("run").arg(format!("--cidfile={}", cid.display())).args(&args).output().unwrap();
     let cleanup = || {
         let _ = podman().args(["rm", "-f", "wsproxy"]).output();
         for secret in &plan.secrets {
@@ -416,11 +226,7 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
 fn kube_play_pod_manifest_is_a_valid_pod_and_secret() {
     let (_keep, certs) = certs();
     let out = tempfile::tempdir().unwrap();
-    render(
-        "podman",
-        out.path(),
-        &["--proxy-fqdn", "localhost", "--certs", s(&certs)],
-    );
+    render("podman", out.path(), &["--proxy-fqdn", "localhost", "--certs", s(&certs)]);
     let text = std::fs::read_to_string(out.path().join("wsproxy-pod.yaml")).unwrap();
     let docs: Vec<&str> = text.split("\n---\n").skip(1).collect();
     assert_eq!(docs.len(), 2);

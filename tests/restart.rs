@@ -38,9 +38,7 @@ fn killed_relay_is_restarted_by_podman() {
         s(&archive),
     ]);
     let cleanup = || {
-        let _ = Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
-            .args(["undeploy", "--target", "podman", "--host", &host])
-            .output();
+        let _ = Command::new(env!("CARGO_BIN_EXE_wsproxyctl")).args(["undeploy", "--target", "podman", "--host", &host]).output();
         let _ = podman().args(["rmi", "-f", &tag]).output();
     };
     if !o.status.success() {
@@ -49,21 +47,12 @@ fn killed_relay_is_restarted_by_podman() {
     }
     let result = std::panic::catch_unwind(|| {
         let pid = |name: &str| -> String {
-            let o = podman()
-                .args(["inspect", "--format", "{{.State.Pid}}", name])
-                .output()
-                .unwrap();
+            let o = podman().args(["inspect", "--format", "{{.State.Pid}}", name]).output().unwrap();
             stdout(&o).trim().to_string()
         };
         let before = pid("wsproxy");
-        assert!(
-            before.parse::<u32>().unwrap_or(0) > 0,
-            "relay pid {before:?}"
-        );
-        Command::new("kill")
-            .args(["-KILL", &before])
-            .status()
-            .unwrap();
+        assert!(before.parse::<u32>().unwrap_or(0) > 0, "relay pid {before:?}");
+        Command::new("kill").args(["-KILL", &before]).status().unwrap();
         let killed_at = Instant::now();
         // Podman notices the exit and restarts the container; the relay answers again.
         let mut last = Err(String::new());
@@ -77,17 +66,9 @@ fn killed_relay_is_restarted_by_podman() {
                 }
             }
         }
-        assert_eq!(
-            last,
-            Ok((200, "ok\n".to_string())),
-            "not restarted: {}",
-            stdout(&podman().args(["ps", "-a"]).output().unwrap())
-        );
+        assert_eq!(last, Ok((200, "ok\n".to_string())), "not restarted: {}", stdout(&podman().args(["ps", "-a"]).output().unwrap()));
         let took = killed_at.elapsed();
-        eprintln!(
-            "relay restarted and serving {:.1} s after SIGKILL",
-            took.as_secs_f64()
-        );
+        eprintln!("relay restarted and serving {:.1} s after SIGKILL", took.as_secs_f64());
         assert!(took < Duration::from_secs(30));
     });
     cleanup();

@@ -39,13 +39,7 @@ fn percentile(sorted: &[f64], per_mille: usize) -> f64 {
 }
 
 /// Run the probe under load through `sys`.
-pub async fn under_load(
-    sys: &System,
-    sinks: &Ports,
-    down: usize,
-    up: usize,
-    round_trips: usize,
-) -> std::io::Result<Load> {
+pub async fn under_load(sys: &System, sinks: &Ports, down: usize, up: usize, round_trips: usize) -> std::io::Result<Load> {
     let window = Arc::new(AtomicBool::new(false));
     let mut receivers = Vec::new();
     let mut tasks = Vec::new();
@@ -79,20 +73,10 @@ pub async fn under_load(
     // runtime it would measure the harness's scheduler, not the system under test.
     let (probe_sys, probe_sinks, probe_window) = (sys.clone(), *sinks, window.clone());
     let probe = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("probe runtime");
-        rt.block_on(probe_round_trips(
-            &probe_sys,
-            &probe_sinks,
-            round_trips,
-            &probe_window,
-        ))
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("probe runtime");
+        rt.block_on(probe_round_trips(&probe_sys, &probe_sinks, round_trips, &probe_window))
     });
-    let (rtts, seconds) = tokio::task::spawn_blocking(move || probe.join().expect("probe thread"))
-        .await
-        .expect("join")?;
+    let (rtts, seconds) = tokio::task::spawn_blocking(move || probe.join().expect("probe thread")).await.expect("join")?;
     window.store(false, Relaxed);
     for t in tasks {
         t.abort();
@@ -114,12 +98,7 @@ pub async fn under_load(
 
 /// Round trips of 10-byte messages, one outstanding; opens `window` for the streams' counts.
 /// Returns the round trips (µs) and the seconds the window was open.
-async fn probe_round_trips(
-    sys: &System,
-    sinks: &Ports,
-    n: usize,
-    window: &AtomicBool,
-) -> std::io::Result<(Vec<f64>, f64)> {
+async fn probe_round_trips(sys: &System, sinks: &Ports, n: usize, window: &AtomicBool) -> std::io::Result<(Vec<f64>, f64)> {
     let msg = [9u8; 10];
     let mut framed = Vec::new();
     ws_client::frame(&msg, [5, 6, 7, 8], &mut framed);

@@ -47,16 +47,8 @@ const FULL: Sizes = Sizes {
     load_up: 20,
     load_round_trips: 5000,
 };
-const SMOKE: Sizes = Sizes {
-    bulk_bytes: 4 << 20,
-    runs: 1,
-    round_trips: 200,
-    setups: 20,
-    idle_sessions: 50,
-    load_down: 4,
-    load_up: 2,
-    load_round_trips: 50,
-};
+const SMOKE: Sizes =
+    Sizes { bulk_bytes: 4 << 20, runs: 1, round_trips: 200, setups: 20, idle_sessions: 50, load_down: 4, load_up: 2, load_round_trips: 50 };
 const MSG: usize = 64 * 1024;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -66,17 +58,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 #[derive(Clone)]
 enum System {
     Direct,
-    Socat {
-        ports: Ports,
-    },
-    Relay {
-        port: u16,
-        tls: Option<Arc<rustls::ClientConfig>>,
-        tickets: Arc<pki::Tickets>,
-    },
-    Websockify {
-        ports: Ports,
-    },
+    Socat { ports: Ports },
+    Relay { port: u16, tls: Option<Arc<rustls::ClientConfig>>, tickets: Arc<pki::Tickets> },
+    Websockify { ports: Ports },
 }
 
 /// A listener per sink mode (for relays whose target is fixed).
@@ -144,12 +128,7 @@ impl Conn {
         while out.len() < n {
             let op = ws_client::read_frame(&mut self.io, &mut self.rbuf).await?;
             match op {
-                0x8 => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "closed by relay",
-                    ))
-                }
+                0x8 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed by relay")),
                 0x9 | 0xA => continue,
                 _ => {}
             }
@@ -170,10 +149,7 @@ impl Conn {
                 let want = n.min(buf.len());
                 let k = self.io.read(&mut buf[..want]).await?;
                 if k == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "closed",
-                    ));
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed"));
                 }
                 n -= k;
             }
@@ -186,17 +162,9 @@ impl Conn {
             let op = ws_client::read_frame(&mut self.io, &mut self.rbuf).await?;
             match op {
                 0x8 => {
-                    let code = if self.rbuf.len() >= 2 {
-                        u16::from_be_bytes([self.rbuf[0], self.rbuf[1]])
-                    } else {
-                        1005
-                    };
-                    let reason =
-                        String::from_utf8_lossy(self.rbuf.get(2..).unwrap_or_default()).to_string();
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("closed by relay: {code} {reason}"),
-                    ));
+                    let code = if self.rbuf.len() >= 2 { u16::from_be_bytes([self.rbuf[0], self.rbuf[1]]) } else { 1005 };
+                    let reason = String::from_utf8_lossy(self.rbuf.get(2..).unwrap_or_default()).to_string();
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("closed by relay: {code} {reason}")));
                 }
                 0x9 | 0xA => continue,
                 _ => {}
@@ -223,12 +191,7 @@ impl System {
     }
 
     async fn connect(&self, sinks: &Ports, mode: Mode) -> std::io::Result<Conn> {
-        let raw = |io: Box<dyn Io>| Conn {
-            io,
-            ws: false,
-            rbuf: Vec::new(),
-            pending: Vec::new(),
-        };
+        let raw = |io: Box<dyn Io>| Conn { io, ws: false, rbuf: Vec::new(), pending: Vec::new() };
         match self {
             System::Direct => Ok(raw(Box::new(tcp(sinks.of(mode)).await?))),
             System::Socat { ports } => Ok(raw(Box::new(tcp(ports.of(mode)).await?))),
@@ -238,12 +201,7 @@ impl System {
                 if code != 101 {
                     return Err(std::io::Error::other(format!("websockify answered {code}")));
                 }
-                Ok(Conn {
-                    io: Box::new(s),
-                    ws: true,
-                    rbuf: Vec::new(),
-                    pending: Vec::new(),
-                })
+                Ok(Conn { io: Box::new(s), ws: true, rbuf: Vec::new(), pending: Vec::new() })
             }
             System::Relay { port, tls, tickets } => {
                 let ticket = tickets.next(sinks.of(mode));
@@ -252,23 +210,14 @@ impl System {
                     None => Box::new(s),
                     Some(cfg) => {
                         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-                        Box::new(
-                            tokio_rustls::TlsConnector::from(cfg.clone())
-                                .connect(name, s)
-                                .await?,
-                        )
+                        Box::new(tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, s).await?)
                     }
                 };
                 let code = ws_client::handshake(&mut io, "localhost", &ticket).await?;
                 if code != 101 {
                     return Err(std::io::Error::other(format!("relay answered {code}")));
                 }
-                Ok(Conn {
-                    io,
-                    ws: true,
-                    rbuf: Vec::new(),
-                    pending: Vec::new(),
-                })
+                Ok(Conn { io, ws: true, rbuf: Vec::new(), pending: Vec::new() })
             }
         }
     }
@@ -287,10 +236,7 @@ fn fail(what: &str, e: std::io::Error) -> ! {
     if let Some(path) = RELAY_LOG.lock().unwrap().clone() {
         let log = std::fs::read_to_string(&path).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        eprintln!(
-            "relay log (last lines):\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
+        eprintln!("relay log (last lines):\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
     }
     panic!("{what}: {e}");
 }
@@ -334,11 +280,7 @@ async fn bulk_recv(sys: &System, sinks: &Ports, bytes: u64) -> std::io::Result<f
 /// Round-trip times of 10-byte messages, microseconds: (p50, p99) per system. The systems
 /// take turns in rounds of 1/10 of the round trips each, so a noisy minute on this shared
 /// machine falls on all of them alike instead of on whichever was measured then.
-async fn latency_interleaved(
-    systems: &[&System],
-    sinks: &Ports,
-    n: usize,
-) -> std::io::Result<Vec<(f64, f64)>> {
+async fn latency_interleaved(systems: &[&System], sinks: &Ports, n: usize) -> std::io::Result<Vec<(f64, f64)>> {
     let msg = [9u8; 10];
     let mut framed = Vec::new();
     ws_client::frame(&msg, [5, 6, 7, 8], &mut framed);
@@ -375,10 +317,7 @@ async fn latency_interleaved(
 
 /// Sessions per second: connect (+TLS +ticket) until the target's first byte arrives.
 async fn setup_rate(sys: &System, sinks: &Ports, n: usize) -> std::io::Result<f64> {
-    let conc = std::env::var("BENCH_CONC")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(16);
+    let conc = std::env::var("BENCH_CONC").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..conc {
@@ -387,10 +326,9 @@ async fn setup_rate(sys: &System, sinks: &Ports, n: usize) -> std::io::Result<f6
         tasks.push(tokio::spawn(async move {
             let mut i = w;
             while i < n {
-                let mut c =
-                    tokio::time::timeout(Duration::from_secs(10), sys.connect(&sinks, Mode::Hello))
-                        .await
-                        .map_err(|_| std::io::Error::other("connect timed out"))??;
+                let mut c = tokio::time::timeout(Duration::from_secs(10), sys.connect(&sinks, Mode::Hello))
+                    .await
+                    .map_err(|_| std::io::Error::other("connect timed out"))??;
                 tokio::time::timeout(Duration::from_secs(10), c.recv(1))
                     .await
                     .map_err(|_| std::io::Error::other("no first byte from the target"))??;
@@ -408,22 +346,13 @@ async fn setup_rate(sys: &System, sinks: &Ports, n: usize) -> std::io::Result<f6
 fn rss_bytes(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
         .unwrap_or(0)
         * 1024
 }
 
 /// Relay RSS growth per idle session with `n` sessions open.
-async fn idle_memory(
-    sys: &System,
-    sinks: &Ports,
-    pid: u32,
-    n: usize,
-) -> std::io::Result<(u64, f64)> {
+async fn idle_memory(sys: &System, sinks: &Ports, pid: u32, n: usize) -> std::io::Result<(u64, f64)> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = rss_bytes(pid);
     let mut conns = Vec::with_capacity(n);
@@ -457,9 +386,7 @@ fn peer_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
 
 /// Keep this process (and the threads it starts) off `cpu`.
 fn avoid_cpu(cpu: usize) {
-    let n = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read and write it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -471,10 +398,7 @@ fn avoid_cpu(cpu: usize) {
 }
 
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain rlimit syscalls on a local struct.
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
@@ -501,11 +425,7 @@ impl Drop for Spawned {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn wait_listening(port: u16) -> bool {
@@ -519,97 +439,50 @@ async fn wait_listening(port: u16) -> bool {
 }
 
 fn spawn(cmd: &mut Command) -> Option<Spawned> {
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()
-        .map(Spawned)
+    cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok().map(Spawned)
 }
 
 async fn socat(sinks: &Ports) -> Option<(Vec<Spawned>, Ports)> {
     let mut children = Vec::new();
     let mut ports = [0u16; 4];
-    for (i, target) in [sinks.discard, sinks.source, sinks.echo, sinks.hello]
-        .iter()
-        .enumerate()
-    {
+    for (i, target) in [sinks.discard, sinks.source, sinks.echo, sinks.hello].iter().enumerate() {
         let p = free_port();
         children.push(spawn(
             peer_command("socat")
                 .args(["-b", "65536"])
-                .arg(format!(
-                    "TCP-LISTEN:{p},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=1024"
-                ))
+                .arg(format!("TCP-LISTEN:{p},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=1024"))
                 .arg(format!("TCP:127.0.0.1:{target},nodelay")),
         )?);
         wait_listening(p).await;
         ports[i] = p;
     }
-    Some((
-        children,
-        Ports {
-            discard: ports[0],
-            source: ports[1],
-            echo: ports[2],
-            hello: ports[3],
-        },
-    ))
+    Some((children, Ports { discard: ports[0], source: ports[1], echo: ports[2], hello: ports[3] }))
 }
 
 async fn websockify(sinks: &Ports) -> Option<(Vec<Spawned>, Ports)> {
     let mut children = Vec::new();
     let mut ports = [0u16; 4];
-    for (i, target) in [sinks.discard, sinks.source, sinks.echo, sinks.hello]
-        .iter()
-        .enumerate()
-    {
+    for (i, target) in [sinks.discard, sinks.source, sinks.echo, sinks.hello].iter().enumerate() {
         let p = free_port();
-        children.push(spawn(
-            peer_command("websockify")
-                .arg(format!("127.0.0.1:{p}"))
-                .arg(format!("127.0.0.1:{target}")),
-        )?);
+        children.push(spawn(peer_command("websockify").arg(format!("127.0.0.1:{p}")).arg(format!("127.0.0.1:{target}")))?);
         if !wait_listening(p).await {
             return None;
         }
         ports[i] = p;
     }
-    Some((
-        children,
-        Ports {
-            discard: ports[0],
-            source: ports[1],
-            echo: ports[2],
-            hello: ports[3],
-        },
-    ))
+    Some((children, Ports { discard: ports[0], source: ports[1], echo: ports[2], hello: ports[3] }))
 }
 
 /// Start the relay; returns the process, port and cold start time to /healthz ready.
 async fn relay(bin: &Path, dir: &Path, tls: bool, key: &str) -> (Spawned, u16, Duration) {
     let port = free_port();
     let mut cmd = peer_command(bin);
-    cmd.args([
-        "--proxy-host",
-        "127.0.0.1",
-        "--proxy-port",
-        &port.to_string(),
-    ])
-    .arg("--cert-for-data-verification")
-    .arg(dir.join("engine.cer"))
-    .args([
-        "--wsproxy-max-sessions-per-ip",
-        "0",
-        "--wsproxy-max-sessions",
-        "20000",
-        "--wsproxy-cert-reload-interval",
-        "0",
-    ]);
+    cmd.args(["--proxy-host", "127.0.0.1", "--proxy-port", &port.to_string()])
+        .arg("--cert-for-data-verification")
+        .arg(dir.join("engine.cer"))
+        .args(["--wsproxy-max-sessions-per-ip", "0", "--wsproxy-max-sessions", "20000", "--wsproxy-cert-reload-interval", "0"]);
     if tls {
-        cmd.arg("--ssl-certificate")
-            .arg(dir.join(format!("proxy-{key}.cer")))
-            .arg("--ssl-key")
-            .arg(dir.join(format!("proxy-{key}.key")));
+        cmd.arg("--ssl-certificate").arg(dir.join(format!("proxy-{key}.cer"))).arg("--ssl-key").arg(dir.join(format!("proxy-{key}.key")));
     }
     let log = dir.join(format!("relay-{port}.log"));
     cmd.stderr(std::fs::File::create(&log).expect("relay log"));
@@ -622,18 +495,13 @@ async fn relay(bin: &Path, dir: &Path, tls: bool, key: &str) -> (Spawned, u16, D
             if tls {
                 break;
             }
-            let _ = s
-                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                .await;
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
             let mut b = [0u8; 12];
             if s.read_exact(&mut b).await.is_ok() && &b[9..12] == b"200" {
                 break;
             }
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "wsproxy did not start"
-        );
+        assert!(start.elapsed() < Duration::from_secs(10), "wsproxy did not start");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     (child, port, start.elapsed())
@@ -666,8 +534,7 @@ impl Row {
 }
 
 fn fmt(v: Option<f64>, prec: usize) -> String {
-    v.map(|v| format!("{v:.prec$}"))
-        .unwrap_or_else(|| "-".into())
+    v.map(|v| format!("{v:.prec$}")).unwrap_or_else(|| "-".into())
 }
 
 async fn measure(sys: &System, sinks: &Ports, sizes: Sizes, relay_pid: Option<u32>, row: &mut Row) {
@@ -675,47 +542,28 @@ async fn measure(sys: &System, sinks: &Ports, sizes: Sizes, relay_pid: Option<u3
     let mut sends = Vec::new();
     let mut recvs = Vec::new();
     for _ in 0..sizes.runs {
-        sends.push(
-            bulk_send(sys, sinks, sizes.bulk_bytes)
-                .await
-                .unwrap_or_else(|e| fail("bulk send", e)),
-        );
-        recvs.push(
-            bulk_recv(sys, sinks, sizes.bulk_bytes)
-                .await
-                .unwrap_or_else(|e| fail("bulk recv", e)),
-        );
+        sends.push(bulk_send(sys, sinks, sizes.bulk_bytes).await.unwrap_or_else(|e| fail("bulk send", e)));
+        recvs.push(bulk_recv(sys, sinks, sizes.bulk_bytes).await.unwrap_or_else(|e| fail("bulk recv", e)));
     }
     row.send = Some(median(sends));
     row.recv = Some(median(recvs));
     eprintln!("  bulk done");
-    row.setups = Some(
-        setup_rate(sys, sinks, sizes.setups)
-            .await
-            .unwrap_or_else(|e| fail("setup rate", e)),
-    );
+    row.setups = Some(setup_rate(sys, sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
     if let Some(pid) = relay_pid {
-        row.idle = Some(
-            idle_memory(sys, sinks, pid, sizes.idle_sessions)
-                .await
-                .unwrap_or_else(|e| fail("idle sessions", e)),
-        );
+        row.idle = Some(idle_memory(sys, sinks, pid, sizes.idle_sessions).await.unwrap_or_else(|e| fail("idle sessions", e)));
     }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = args.iter().any(|a| a == "--smoke");
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let relay_bin =
-        PathBuf::from(value("--relay").unwrap_or_else(|| "target/release/wsproxy".into()));
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let relay_bin = PathBuf::from(value("--relay").unwrap_or_else(|| "target/release/wsproxy".into()));
     if !relay_bin.is_file() {
-        eprintln!("wsproxy-bench: no relay binary at {} (build it: cargo build --release -p wsproxy, or pass --relay)", relay_bin.display());
+        eprintln!(
+            "wsproxy-bench: no relay binary at {} (build it: cargo build --release -p wsproxy, or pass --relay)",
+            relay_bin.display()
+        );
         std::process::exit(3);
     }
     let mut sizes = if smoke { SMOKE } else { FULL };
@@ -727,11 +575,9 @@ fn main() {
         sizes.round_trips = n;
     }
     // The load scenario's sizes, e.g. a smoke run with the full load: `--smoke --load-down 100`.
-    for (flag, field) in [
-        ("--load-down", &mut sizes.load_down),
-        ("--load-up", &mut sizes.load_up),
-        ("--load-round-trips", &mut sizes.load_round_trips),
-    ] {
+    for (flag, field) in
+        [("--load-down", &mut sizes.load_down), ("--load-up", &mut sizes.load_up), ("--load-round-trips", &mut sizes.load_round_trips)]
+    {
         if let Some(n) = value(flag).and_then(|v| v.parse::<usize>().ok()) {
             *field = n;
         }
@@ -744,25 +590,13 @@ fn main() {
     }
     raise_fd_limit();
     if args.iter().any(|a| a == "--soak") {
-        let seconds: u64 = value("--soak-seconds")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(60);
-        let sessions: usize = value("--soak-sessions")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(500);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let seconds: u64 = value("--soak-seconds").and_then(|v| v.parse().ok()).unwrap_or(60);
+        let sessions: usize = value("--soak-sessions").and_then(|v| v.parse().ok()).unwrap_or(500);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let ok = rt.block_on(soak_main(&relay_bin, seconds, sessions));
         std::process::exit(if ok { 0 } else { 1 });
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {
         let dir = tempfile_dir();
         eprintln!("making certificates and signing tickets ...");
@@ -773,12 +607,15 @@ fn main() {
             echo: sink::start_on_own_thread(Mode::Echo),
             hello: sink::start(Mode::Hello).await,
         };
-        let tickets = Arc::new(pki::Tickets::new(&engine, &[
-            (sinks.hello, 3 * sizes.setups + 2 * sizes.idle_sessions + 10),
-            (sinks.discard, 2 * sizes.runs + 2 + 2 * sizes.load_up),
-            (sinks.source, 2 * sizes.runs + 2 + 2 * sizes.load_down),
-            (sinks.echo, 4 + 2),
-        ]));
+        let tickets = Arc::new(pki::Tickets::new(
+            &engine,
+            &[
+                (sinks.hello, 3 * sizes.setups + 2 * sizes.idle_sessions + 10),
+                (sinks.discard, 2 * sizes.runs + 2 + 2 * sizes.load_up),
+                (sinks.source, 2 * sizes.runs + 2 + 2 * sizes.load_down),
+                (sinks.echo, 4 + 2),
+            ],
+        ));
         // Every system stays up for the whole run, so the round trips can be measured
         // interleaved at the end (see `latency_interleaved`).
         let mut rows = Vec::new();
@@ -808,7 +645,8 @@ fn main() {
             cold.push(started);
             let client_tls = tls.then(|| pki::client_config(&dir));
             let sys = System::Relay { port, tls: client_tls, tickets: tickets.clone() };
-            let mut row = Row { name: format!("{}{}", sys.name(), if key == "rsa" { " (RSA-2048 cert)" } else { "" }), ..Default::default() };
+            let mut row =
+                Row { name: format!("{}{}", sys.name(), if key == "rsa" { " (RSA-2048 cert)" } else { "" }), ..Default::default() };
             if key == "rsa" {
                 row.setups = Some(setup_rate(&sys, &sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
                 drop(child);
@@ -851,17 +689,32 @@ fn main() {
 
         println!(
             "\nwsproxy-bench ({} MiB per direction x {} runs, {} round trips, {} setups, {} idle sessions; {})",
-            sizes.bulk_bytes >> 20, sizes.runs, sizes.round_trips, sizes.setups, sizes.idle_sessions,
+            sizes.bulk_bytes >> 20,
+            sizes.runs,
+            sizes.round_trips,
+            sizes.setups,
+            sizes.idle_sessions,
             match PIN_RELAY.get().copied().flatten() {
-                Some(cpu) => format!("relays on CPU {cpu}, harness on {} other(s)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)),
+                Some(cpu) => format!(
+                    "relays on CPU {cpu}, harness on {} other(s)",
+                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+                ),
                 None => format!("{} cores shared", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)),
             }
         );
-        println!("{:<30} {:>12} {:>12} {:>9} {:>9} {:>11} {:>13}", "system", "send MB/s", "recv MB/s", "p50 us", "p99 us", "setups/s", "idle B/sess");
+        println!(
+            "{:<30} {:>12} {:>12} {:>9} {:>9} {:>11} {:>13}",
+            "system", "send MB/s", "recv MB/s", "p50 us", "p99 us", "setups/s", "idle B/sess"
+        );
         for r in &rows {
             println!(
                 "{:<30} {:>12} {:>12} {:>9} {:>9} {:>11} {:>13}",
-                r.name, fmt(r.send, 0), fmt(r.recv, 0), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.setups, 0),
+                r.name,
+                fmt(r.send, 0),
+                fmt(r.recv, 0),
+                fmt(r.p50, 1),
+                fmt(r.p99, 1),
+                fmt(r.setups, 0),
                 r.idle.map(|i| format!("{:.0}", i.1)).unwrap_or_else(|| "-".into())
             );
         }
@@ -869,15 +722,27 @@ fn main() {
             "\nunder load: a probe's round trips while {} sessions stream VM->browser and {} browser->VM",
             sizes.load_down, sizes.load_up
         );
-        println!("{:<30} {:>9} {:>9} {:>10} {:>9} {:>9} {:>12}", "system", "p50 us", "p99 us", "p99.9 us", "fairness", "slowest", "down MB/s");
+        println!(
+            "{:<30} {:>9} {:>9} {:>10} {:>9} {:>9} {:>12}",
+            "system", "p50 us", "p99 us", "p99.9 us", "fairness", "slowest", "down MB/s"
+        );
         for r in rows.iter().filter(|r| r.load.is_some()) {
             let l = r.load.unwrap();
             println!(
                 "{:<30} {:>9.0} {:>9.0} {:>10.0} {:>9.3} {:>8.0}% {:>12.0}",
-                r.name, l.p50_us, l.p99_us, l.p999_us, l.fairness, l.slowest_share * 100.0, l.down_mb_s
+                r.name,
+                l.p50_us,
+                l.p99_us,
+                l.p999_us,
+                l.fairness,
+                l.slowest_share * 100.0,
+                l.down_mb_s
             );
         }
-        println!("relay cold start to ready: {}", cold.iter().map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3)).collect::<Vec<_>>().join(", "));
+        println!(
+            "relay cold start to ready: {}",
+            cold.iter().map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3)).collect::<Vec<_>>().join(", ")
+        );
         ratios(&rows);
         if let Some(path) = value("--json") {
             let doc = serde_json::json!({ "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
@@ -901,23 +766,12 @@ async fn soak_main(relay_bin: &Path, seconds: u64, sessions: usize) -> bool {
         hello: sink::start(Mode::Hello).await,
     };
     let churn = (seconds as usize * 1000 / 20) / 2 + 50;
-    let good_tickets = Arc::new(pki::Tickets::new(
-        &engine,
-        &[(sinks.echo, sessions), (sinks.hello, churn)],
-    ));
+    let good_tickets = Arc::new(pki::Tickets::new(&engine, &[(sinks.echo, sessions), (sinks.hello, churn)]));
     let bad_tickets = Arc::new(pki::Tickets::new(&foreign, &[(sinks.hello, churn)]));
     let (child, port, _) = relay(relay_bin, &dir, true, "ecdsa").await;
     let tls = Some(pki::client_config(&dir));
-    let good = System::Relay {
-        port,
-        tls: tls.clone(),
-        tickets: good_tickets,
-    };
-    let bad = System::Relay {
-        port,
-        tls,
-        tickets: bad_tickets,
-    };
+    let good = System::Relay { port, tls: tls.clone(), tickets: good_tickets };
+    let bad = System::Relay { port, tls, tickets: bad_tickets };
     eprintln!("soak: {sessions} sessions for {seconds} s ...");
     let result = soak::run(good, bad, sinks, child.0.id(), sessions, seconds).await;
     println!("{}", result.report);
@@ -929,12 +783,8 @@ async fn soak_main(relay_bin: &Path, seconds: u64, sessions: usize) -> bool {
 /// The targets, as ratios from this run.
 fn ratios(rows: &[Row]) {
     let get = |name: &str| rows.iter().find(|r| r.name == name);
-    let (Some(direct), Some(socat), Some(ws), Some(wss)) = (
-        get("direct TCP"),
-        get("socat relay"),
-        get("wsproxy ws"),
-        get("wsproxy wss"),
-    ) else {
+    let (Some(direct), Some(socat), Some(ws), Some(wss)) = (get("direct TCP"), get("socat relay"), get("wsproxy ws"), get("wsproxy wss"))
+    else {
         return;
     };
     let wsk = get("websockify ws");
@@ -943,55 +793,24 @@ fn ratios(rows: &[Row]) {
     let check = |ok: bool| if ok { "met" } else { "MISSED" };
     println!("\ntargets (ratios within this run):");
     let ws_ratio = min(ws.send, ws.recv) / socat_bulk;
-    println!(
-        "  ws bulk >= 80% of socat:            {:.0}%  {}",
-        ws_ratio * 100.0,
-        check(ws_ratio >= 0.8)
-    );
+    println!("  ws bulk >= 80% of socat:            {:.0}%  {}", ws_ratio * 100.0, check(ws_ratio >= 0.8));
     let wss_ratio = min(wss.send, wss.recv) / socat_bulk;
-    println!(
-        "  wss bulk >= 50% of socat:           {:.0}%  {}",
-        wss_ratio * 100.0,
-        check(wss_ratio >= 0.5)
-    );
+    println!("  wss bulk >= 50% of socat:           {:.0}%  {}", wss_ratio * 100.0, check(wss_ratio >= 0.5));
     if let Some(w) = wsk {
         let r = ws.send.unwrap_or(0.0) / w.send.unwrap_or(f64::MAX);
-        println!(
-            "  browser->VM >= 4x websockify:       {r:.1}x  {}",
-            check(r >= 4.0)
-        );
+        println!("  browser->VM >= 4x websockify:       {r:.1}x  {}", check(r >= 4.0));
         let r = ws.p99.unwrap_or(f64::MAX) / w.p99.unwrap_or(1.0);
-        println!(
-            "  p99 <= 60% of websockify:           {:.0}%  {}",
-            r * 100.0,
-            check(r <= 0.6)
-        );
+        println!("  p99 <= 60% of websockify:           {:.0}%  {}", r * 100.0, check(r <= 0.6));
     }
     let added = ws.p50.unwrap_or(0.0) - direct.p50.unwrap_or(0.0);
     let socat_added = socat.p50.unwrap_or(0.0) - direct.p50.unwrap_or(0.0);
-    println!(
-        "  added p50 <= socat's + 15 us:       {added:.1} us vs {:.1} us  {}",
-        socat_added + 15.0,
-        check(added <= socat_added + 15.0)
-    );
-    println!(
-        "  wss setups >= 1000/s (ECDSA):       {:.0}/s  {}",
-        wss.setups.unwrap_or(0.0),
-        check(wss.setups.unwrap_or(0.0) >= 1000.0)
-    );
+    println!("  added p50 <= socat's + 15 us:       {added:.1} us vs {:.1} us  {}", socat_added + 15.0, check(added <= socat_added + 15.0));
+    println!("  wss setups >= 1000/s (ECDSA):       {:.0}/s  {}", wss.setups.unwrap_or(0.0), check(wss.setups.unwrap_or(0.0) >= 1000.0));
     if let Some(i) = ws.idle {
-        println!(
-            "  ws idle session <= 16 KiB:          {:.1} KiB  {}",
-            i.1 / 1024.0,
-            check(i.1 <= 16.0 * 1024.0)
-        );
+        println!("  ws idle session <= 16 KiB:          {:.1} KiB  {}", i.1 / 1024.0, check(i.1 <= 16.0 * 1024.0));
     }
     if let Some(i) = wss.idle {
-        println!(
-            "  wss idle session <= 32 KiB:         {:.1} KiB  {}",
-            i.1 / 1024.0,
-            check(i.1 <= 32.0 * 1024.0)
-        );
+        println!("  wss idle session <= 32 KiB:         {:.1} KiB  {}", i.1 / 1024.0, check(i.1 <= 32.0 * 1024.0));
     }
 }
 

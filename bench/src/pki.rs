@@ -17,11 +17,7 @@ use sha2::Sha256;
 fn rsa_pair() -> (RsaPrivateKey, rcgen::KeyPair) {
     let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
     let der = key.to_pkcs8_der().unwrap();
-    let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-        &der.as_bytes().into(),
-        &rcgen::PKCS_RSA_SHA256,
-    )
-    .unwrap();
+    let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der.as_bytes().into(), &rcgen::PKCS_RSA_SHA256).unwrap();
     (key, pair)
 }
 
@@ -30,8 +26,7 @@ pub fn write_all(dir: &Path) -> RsaPrivateKey {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "bench CA");
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "bench CA");
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
@@ -47,11 +42,7 @@ pub fn write_all(dir: &Path) -> RsaPrivateKey {
     leaf(&rsa_proxy, "proxy-rsa");
     let (engine, engine_pair) = rsa_pair();
     let params = rcgen::CertificateParams::new(vec!["engine.bench".to_string()]).unwrap();
-    std::fs::write(
-        dir.join("engine.cer"),
-        params.signed_by(&engine_pair, &issuer).unwrap().pem(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("engine.cer"), params.signed_by(&engine_pair, &issuer).unwrap().pem()).unwrap();
     engine
 }
 
@@ -68,13 +59,11 @@ pub fn client_config(dir: &Path) -> Arc<rustls::ClientConfig> {
         roots.add(c.unwrap()).unwrap();
     }
     Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
     )
 }
 
@@ -91,34 +80,20 @@ fn utc(unix: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 fn sign(key: &RsaPrivateKey, port: u16) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let salt = STANDARD.encode(rand::random::<[u8; 8]>());
     let data = format!("%7B%22host%22%3A%22127.0.0.1%22%2C%22port%22%3A%22{port}%22%7D");
     let (from, to) = (utc(now - 5), utc(now + 3600));
     let message = format!("{salt}{from}{to}{data}");
     let signer = BlindedSigningKey::<Sha256>::new_with_salt_len(key.clone(), 256 - 32 - 2);
-    let sig = signer
-        .sign_with_rng(&mut rand::thread_rng(), message.as_bytes())
-        .to_vec();
+    let sig = signer.sign_with_rng(&mut rand::thread_rng(), message.as_bytes()).to_vec();
     let json = serde_json::json!({"salt": salt, "validFrom": from, "validTo": to, "data": data,
         "signedFields": "salt,validFrom,validTo,data", "v2_signature": STANDARD.encode(sig)});
-    STANDARD
-        .encode(json.to_string())
-        .replace('+', "%2B")
-        .replace('/', "%2F")
-        .replace('=', "%3D")
+    STANDARD.encode(json.to_string()).replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
 }
 
 /// Pre-signed single-use tickets per target port.
@@ -128,22 +103,12 @@ pub struct Tickets {
 
 impl Tickets {
     pub fn new(key: &RsaPrivateKey, wanted: &[(u16, usize)]) -> Tickets {
-        let pool = wanted
-            .iter()
-            .map(|(port, n)| (*port, (0..*n).map(|_| sign(key, *port)).collect()))
-            .collect();
-        Tickets {
-            pool: Mutex::new(pool),
-        }
+        let pool = wanted.iter().map(|(port, n)| (*port, (0..*n).map(|_| sign(key, *port)).collect())).collect();
+        Tickets { pool: Mutex::new(pool) }
     }
 
     pub fn next(&self, port: u16) -> String {
-        self.pool
-            .lock()
-            .unwrap()
-            .get_mut(&port)
-            .and_then(Vec::pop)
-            .expect("enough tickets were signed")
+        self.pool.lock().unwrap().get_mut(&port).and_then(Vec::pop).expect("enough tickets were signed")
     }
 }
 

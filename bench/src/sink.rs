@@ -37,10 +37,7 @@ pub async fn start(mode: Mode) -> u16 {
 pub fn start_on_own_thread(mode: Mode) -> u16 {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("sink runtime");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("sink runtime");
         rt.block_on(async move {
             tx.send(start(mode).await).expect("port");
             std::future::pending::<()>().await

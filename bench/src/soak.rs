@@ -28,9 +28,7 @@ struct Counters {
 /// The relay's open descriptors; None when /proc cannot be read (then the soak fails: a
 /// count of 0 would pass the growth check without measuring anything).
 fn fds(pid: u32) -> Option<u64> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .ok()
-        .map(|d| d.count() as u64)
+    std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|d| d.count() as u64)
 }
 
 /// xorshift: cheap pseudo-random payloads, reproducible per session.
@@ -49,14 +47,7 @@ pub struct SoakResult {
 }
 
 /// Run the soak. `good` and `bad` open sessions with engine-signed and foreign tickets.
-pub async fn run(
-    good: System,
-    bad: System,
-    sinks: Ports,
-    pid: u32,
-    sessions: usize,
-    seconds: u64,
-) -> SoakResult {
+pub async fn run(good: System, bad: System, sinks: Ports, pid: u32, sessions: usize, seconds: u64) -> SoakResult {
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -136,9 +127,7 @@ pub async fn run(
             continue;
         };
         let sample = (fd_count, rss);
-        if start.elapsed() > Duration::from_secs(2)
-            && start.elapsed() < Duration::from_secs(2) + window
-        {
+        if start.elapsed() > Duration::from_secs(2) && start.elapsed() < Duration::from_secs(2) + window {
             early.push(sample);
         }
         if start.elapsed() > Duration::from_secs(seconds) - window {
@@ -154,22 +143,12 @@ pub async fn run(
     let (fd_early, fd_late) = (max(&early, |s| s.0), max(&late, |s| s.0));
     let (rss_early, rss_late) = (max(&early, |s| s.1), max(&late, |s| s.1));
     let c = &counters;
-    let (corrupt, bad_accepted, errors) = (
-        c.corrupt.load(Relaxed),
-        c.bad_accepted.load(Relaxed),
-        c.session_errors.load(Relaxed),
-    );
+    let (corrupt, bad_accepted, errors) = (c.corrupt.load(Relaxed), c.bad_accepted.load(Relaxed), c.session_errors.load(Relaxed));
     // Growth allowance: a few fds of churn in flight, 10% of RSS for allocator noise.
     let fd_ok = fd_late <= fd_early + 16;
     let rss_ok = rss_late <= rss_early + rss_early / 10 + 2 * 1024 * 1024;
     let measured = unreadable == 0 && !early.is_empty() && !late.is_empty();
-    let ok = measured
-        && corrupt == 0
-        && bad_accepted == 0
-        && errors == 0
-        && fd_ok
-        && rss_ok
-        && c.good_refused.load(Relaxed) == 0;
+    let ok = measured && corrupt == 0 && bad_accepted == 0 && errors == 0 && fd_ok && rss_ok && c.good_refused.load(Relaxed) == 0;
     let report = format!(
         "soak: {seconds} s, {sessions} concurrent wss sessions echoing checksummed data\n\
          \x20 moved {:.1} MB both ways; corrupt/lost bytes {corrupt}; session errors {errors}\n\

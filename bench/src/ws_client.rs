@@ -4,11 +4,7 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Send the upgrade request and read the answer's status line; returns the status code.
-pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut S,
-    host: &str,
-    path: &str,
-) -> std::io::Result<u16> {
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, host: &str, path: &str) -> std::io::Result<u16> {
     let req = format!(
         "GET /{path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: YmVuY2htYXJrLWtleS0xMjM=\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
@@ -19,10 +15,7 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         if s.read(&mut b).await? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "closed during handshake",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed during handshake"));
         }
         head.push(b[0]);
         if head.len() > 8192 {
@@ -30,11 +23,7 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     let text = String::from_utf8_lossy(&head);
-    Ok(text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0))
+    Ok(text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0))
 }
 
 /// Append one masked binary frame carrying `payload` to `out`.

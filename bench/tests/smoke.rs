@@ -8,11 +8,7 @@ use std::process::Command;
 fn smoke_run_measures_every_system() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let relay = root.join("target/debug/wsproxy");
-    assert!(
-        relay.is_file(),
-        "{} missing: `cargo test --workspace` builds it",
-        relay.display()
-    );
+    assert!(relay.is_file(), "{} missing: `cargo test --workspace` builds it", relay.display());
     let json = tempfile_path();
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_wsproxy-bench"))
@@ -27,37 +23,13 @@ fn smoke_run_measures_every_system() {
     // client not flushing; see docs/BENCHMARKS.md, "Solved: the stalled wss session".)
     let o = run();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let names: Vec<&str> = v["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["system"].as_str().unwrap())
-        .collect();
-    for want in [
-        "direct TCP",
-        "socat relay",
-        "wsproxy ws",
-        "wsproxy wss",
-        "websockify ws",
-    ] {
-        assert!(
-            names.contains(&want),
-            "{want} missing from {names:?} (socat and websockify come with scripts/test.sh)"
-        );
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let names: Vec<&str> = v["rows"].as_array().unwrap().iter().map(|r| r["system"].as_str().unwrap()).collect();
+    for want in ["direct TCP", "socat relay", "wsproxy ws", "wsproxy wss", "websockify ws"] {
+        assert!(names.contains(&want), "{want} missing from {names:?} (socat and websockify come with scripts/test.sh)");
     }
-    let ws = v["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["system"] == "wsproxy ws")
-        .unwrap();
+    let ws = v["rows"].as_array().unwrap().iter().find(|r| r["system"] == "wsproxy ws").unwrap();
     assert!(ws["send_mb_s"].as_f64().unwrap() > 0.0 && ws["idle_bytes_per_session"].is_number());
     assert!(out.contains("targets (ratios within this run)"), "{out}");
 }

@@ -30,28 +30,20 @@ impl TargetAllowList {
     /// `*.suffix` patterns.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut rules = Vec::new();
-        for item in text
-            .split([',', ' '])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
+        for item in text.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()) {
             let rule = if let Ok(net) = item.parse::<IpNet>() {
                 Rule::Net(net)
             } else if let Ok(ip) = item.parse::<IpAddr>() {
                 Rule::Net(IpNet::from(ip))
             } else if let Some(suffix) = item.strip_prefix("*.") {
                 if !is_host_name(suffix) {
-                    return Err(format!(
-                        "{item:?} is not a CIDR, an IP address or a host pattern"
-                    ));
+                    return Err(format!("{item:?} is not a CIDR, an IP address or a host pattern"));
                 }
                 Rule::Suffix(format!(".{}", suffix.to_ascii_lowercase()))
             } else if is_host_name(item) {
                 Rule::Host(item.to_ascii_lowercase())
             } else {
-                return Err(format!(
-                    "{item:?} is not a CIDR, an IP address or a host pattern"
-                ));
+                return Err(format!("{item:?} is not a CIDR, an IP address or a host pattern"));
             };
             rules.push(rule);
         }
@@ -90,9 +82,7 @@ impl TargetAllowList {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        self.rules
-            .iter()
-            .any(|rule| matches!(rule, Rule::Net(net) if net.contains(&ip)))
+        self.rules.iter().any(|rule| matches!(rule, Rule::Net(net) if net.contains(&ip)))
     }
 
     /// Whether any rule is a CIDR (so names may be allowed by their resolved address).
@@ -103,11 +93,7 @@ impl TargetAllowList {
 
 /// `host` as an IP address (an IPv6 literal's brackets and a trailing dot aside), if it is one.
 pub fn address(host: &str) -> Option<IpAddr> {
-    host.trim_end_matches('.')
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()
+    host.trim_end_matches('.').trim_start_matches('[').trim_end_matches(']').parse().ok()
 }
 
 fn is_host_name(s: &str) -> bool {
@@ -135,9 +121,7 @@ mod tests {
 
     #[test]
     fn cidrs_names_and_patterns() {
-        let a =
-            TargetAllowList::parse("192.168.10.0/24, hv1.lab.example, *.hosts.example 127.0.0.1")
-                .unwrap();
+        let a = TargetAllowList::parse("192.168.10.0/24, hv1.lab.example, *.hosts.example 127.0.0.1").unwrap();
         assert!(a.allows_name("192.168.10.7"));
         assert!(!a.allows_name("192.168.11.7"));
         assert!(a.allows_name("HV1.lab.example"));

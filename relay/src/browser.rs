@@ -94,11 +94,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BrowserSocket<S> {
             }
             Kind::Close => {
                 // Answer with the browser's own code, as RFC 6455 suggests.
-                let answer = if payload.len() >= 2 {
-                    payload[..2].to_vec()
-                } else {
-                    Vec::new()
-                };
+                let answer = if payload.len() >= 2 { payload[..2].to_vec() } else { Vec::new() };
                 self.queue(opcode::CLOSE, &answer);
                 self.closed_by_browser = true;
                 Some("browser closed".into())
@@ -123,11 +119,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BrowserSocket<S> {
                     let payload = &frame[f.payload.clone()];
                     match f.kind {
                         Kind::Data { text, end } if !payload.is_empty() || end => {
-                            return Received::Data {
-                                bytes: payload.to_vec(),
-                                text,
-                                end,
-                            };
+                            return Received::Data { bytes: payload.to_vec(), text, end };
                         }
                         Kind::Data { .. } | Kind::Pong => {}
                         kind => {

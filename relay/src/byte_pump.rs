@@ -22,8 +22,7 @@ use tokio::sync::watch;
 use crate::browser::BrowserSocket;
 use crate::metrics::Metrics;
 use crate::relay::{
-    decode_base64, housekeeping, on_tick, target_lost, tick, violation_end, Encoding, End, Outcome,
-    Tick, Timing, TEXT_ON_BINARY,
+    decode_base64, housekeeping, on_tick, target_lost, tick, violation_end, Encoding, End, Outcome, Tick, Timing, TEXT_ON_BINARY,
 };
 use crate::target::{ByteStream, CHUNK};
 use crate::wsframe::{self, opcode, Kind};
@@ -136,12 +135,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
 
     /// One target read becomes one frame, written at once; what the browser does not take
     /// waits in `out` (and no further target read happens until it is gone).
-    fn target_to_browser(
-        &mut self,
-        cx: &mut Context<'_>,
-        scratch: &mut [u8],
-        progress: &mut bool,
-    ) -> Result<(), End> {
+    fn target_to_browser(&mut self, cx: &mut Context<'_>, scratch: &mut [u8], progress: &mut bool) -> Result<(), End> {
         let mut rb = ReadBuf::new(&mut scratch[HEADROOM..HEADROOM + CHUNK]);
         match Pin::new(&mut *self.target).poll_read(cx, &mut rb) {
             Poll::Pending => Ok(()),
@@ -154,17 +148,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                 *progress = true;
                 self.last_data = Instant::now();
                 self.to_browser_bytes += n as u64;
-                self.metrics
-                    .bytes_to_browser
-                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                self.metrics.bytes_to_browser.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 if self.base64 {
                     self.ws.queue_data(true, &scratch[HEADROOM..HEADROOM + n]);
                     return Ok(());
                 }
                 let start = wsframe::header_before(&mut scratch[..HEADROOM], opcode::BINARY, n);
                 let frame = &scratch[start..HEADROOM + n];
-                self.browser_dirty |= write_or_keep(&mut self.ws.io, cx, frame, &mut self.ws.out)
-                    .map_err(browser_gone)?;
+                self.browser_dirty |= write_or_keep(&mut self.ws.io, cx, frame, &mut self.ws.out).map_err(browser_gone)?;
                 Ok(())
             }
         }
@@ -184,12 +175,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
 
     /// Read the browser into the scratch buffer (after any partial frame kept from before),
     /// decode in place, hand payload on.
-    fn browser_to_target(
-        &mut self,
-        cx: &mut Context<'_>,
-        scratch: &mut [u8],
-        progress: &mut bool,
-    ) -> Result<(), End> {
+    fn browser_to_target(&mut self, cx: &mut Context<'_>, scratch: &mut [u8], progress: &mut bool) -> Result<(), End> {
         let mut carried = std::mem::take(&mut self.ws.pending);
         if !carried.is_empty() {
             // Bytes that came with the upgrade, or a partial frame: decode what is complete.
@@ -205,9 +191,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
         let k = carried.len();
         scratch[..k].copy_from_slice(&carried);
         // Input kept plus output waiting plus this read stay within one read's size.
-        let room = BROWSER_READ
-            .saturating_sub(k + self.ws.out.len())
-            .max(wsframe::MAX_CLIENT_CONTROL_FRAME);
+        let room = BROWSER_READ.saturating_sub(k + self.ws.out.len()).max(wsframe::MAX_CLIENT_CONTROL_FRAME);
         let end = (k + room).min(scratch.len());
         let mut rb = ReadBuf::new(&mut scratch[k..end]);
         match Pin::new(&mut self.ws.io).poll_read(cx, &mut rb) {
@@ -305,15 +289,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
             return Ok(());
         }
         self.to_target_bytes += data.len() as u64;
-        self.metrics
-            .bytes_to_target
-            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.bytes_to_target.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if !self.to_target.is_empty() {
             self.to_target.extend_from_slice(data);
             return Ok(());
         }
-        self.target_dirty |= write_or_keep(&mut *self.target, cx, data, &mut self.to_target)
-            .map_err(|e| target_lost(e, "write"))?;
+        self.target_dirty |= write_or_keep(&mut *self.target, cx, data, &mut self.to_target).map_err(|e| target_lost(e, "write"))?;
         Ok(())
     }
 
@@ -347,12 +328,7 @@ fn closed() -> std::io::Error {
 
 /// Write `data` now; what the peer does not take is kept in `keep`. Whether anything was
 /// written.
-fn write_or_keep<W: AsyncWrite + Unpin>(
-    io: &mut W,
-    cx: &mut Context<'_>,
-    data: &[u8],
-    keep: &mut BytesMut,
-) -> std::io::Result<bool> {
+fn write_or_keep<W: AsyncWrite + Unpin>(io: &mut W, cx: &mut Context<'_>, data: &[u8], keep: &mut BytesMut) -> std::io::Result<bool> {
     match Pin::new(io).poll_write(cx, data) {
         Poll::Ready(Ok(0)) => Err(closed()),
         Poll::Ready(Ok(n)) => {
@@ -369,11 +345,7 @@ fn write_or_keep<W: AsyncWrite + Unpin>(
 
 /// Write from `queue` what the peer takes now; an emptied queue gives its memory back.
 /// Whether anything was written.
-fn drain<W: AsyncWrite + Unpin>(
-    io: &mut W,
-    cx: &mut Context<'_>,
-    queue: &mut BytesMut,
-) -> std::io::Result<bool> {
+fn drain<W: AsyncWrite + Unpin>(io: &mut W, cx: &mut Context<'_>, queue: &mut BytesMut) -> std::io::Result<bool> {
     if queue.is_empty() {
         return Ok(false);
     }
@@ -431,20 +403,14 @@ pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin>(
     outcome.to_browser += pump.to_browser_bytes;
     let to_target = std::mem::take(&mut pump.to_target);
     match end {
-        End::Close {
-            code,
-            reason,
-            log,
-            label,
-        } => {
+        End::Close { code, reason, log, label } => {
             pump.ws.close(code, &reason).await;
             outcome.reason = log;
             outcome.label = label;
         }
         End::BrowserClosed => {
             // What the browser sent before its close still belongs to the VM.
-            let _ = tokio::time::timeout(Duration::from_secs(2), pump.target.write_all(&to_target))
-                .await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), pump.target.write_all(&to_target)).await;
             pump.ws.finish().await;
             outcome.reason = "browser closed".into();
             outcome.label = "browser_closed";

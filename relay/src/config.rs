@@ -30,14 +30,26 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { key: "SSL_CERTIFICATE", help: "PEM certificate chain presented to browsers (leaf first)" },
     KeySpec { key: "SSL_KEY", help: "PEM private key of SSL_CERTIFICATE (PKCS#8, PKCS#1 or SEC1)" },
     KeySpec { key: "CERT_FOR_DATA_VERIFICATION", help: "Engine certificate (PEM) whose key signs console tickets" },
-    KeySpec { key: "SSL_ONLY", help: "Refuse plain ws; refuse to start without certificate files (default: True when a certificate is set)" },
+    KeySpec {
+        key: "SSL_ONLY",
+        help: "Refuse plain ws; refuse to start without certificate files (default: True when a certificate is set)",
+    },
     KeySpec { key: "SSL_MIN_VERSION", help: "Lowest TLS version: TLSv1.2 (default) or TLSv1.3" },
     KeySpec { key: "SSL_CIPHERS", help: "Accepted for compatibility; rustls offers only modern AEAD suites" },
     KeySpec { key: "TRACE_ENABLE", help: "Log at debug level" },
     KeySpec { key: "TRACE_FILE", help: "Accepted for compatibility and ignored (a warning at start says so): logs go to stderr" },
-    KeySpec { key: "WSPROXY_TARGET_ALLOW", help: "Comma-separated CIDRs and host patterns (*.example.com) tickets may point to; empty allows all" },
-    KeySpec { key: "WSPROXY_TARGET_CA", help: "PEM CA that VeNCrypt and KubeVirt targets' certificates must chain to; unset accepts any (as oVirt's proxy does)" },
-    KeySpec { key: "WSPROXY_KUBEVIRT_UNVERIFIED_TLS", help: "Send KubeVirt bearer tokens without WSPROXY_TARGET_CA, to an unverified TLS peer: UNSAFE, for tests only (default false)" },
+    KeySpec {
+        key: "WSPROXY_TARGET_ALLOW",
+        help: "Comma-separated CIDRs and host patterns (*.example.com) tickets may point to; empty allows all",
+    },
+    KeySpec {
+        key: "WSPROXY_TARGET_CA",
+        help: "PEM CA that VeNCrypt and KubeVirt targets' certificates must chain to; unset accepts any (as oVirt's proxy does)",
+    },
+    KeySpec {
+        key: "WSPROXY_KUBEVIRT_UNVERIFIED_TLS",
+        help: "Send KubeVirt bearer tokens without WSPROXY_TARGET_CA, to an unverified TLS peer: UNSAFE, for tests only (default false)",
+    },
     KeySpec { key: "WSPROXY_ALLOW_LEGACY_SHA1", help: "Accept old engines' `signature` (RSA PKCS#1 v1.5 SHA-1) tickets (default false)" },
     KeySpec { key: "WSPROXY_ALLOW_TICKET_REUSE", help: "Accept a ticket more than once within its validity (default false)" },
     KeySpec { key: "WSPROXY_TICKET_SKEW", help: "Clock skew tolerated on ticket validity, seconds, at most 300 (default 5)" },
@@ -46,11 +58,17 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { key: "WSPROXY_MAX_HANDSHAKES", help: "Connections still in TLS or HTTP handshake; more are closed at once (default 1024)" },
     KeySpec { key: "WSPROXY_HANDSHAKE_TIMEOUT", help: "Seconds for TLS and the HTTP upgrade to complete (default 10)" },
     KeySpec { key: "WSPROXY_CONNECT_TIMEOUT", help: "Seconds to connect and negotiate with the target (default 10)" },
-    KeySpec { key: "WSPROXY_IDLE_TIMEOUT", help: "Close a session with no bytes either way for this many seconds; 0 disables (default 3600)" },
+    KeySpec {
+        key: "WSPROXY_IDLE_TIMEOUT",
+        help: "Close a session with no bytes either way for this many seconds; 0 disables (default 3600)",
+    },
     KeySpec { key: "WSPROXY_PING_INTERVAL", help: "Seconds between websocket pings to detect vanished browsers; 0 disables (default 30)" },
     KeySpec { key: "WSPROXY_MAX_MESSAGE_SIZE", help: "Largest websocket message accepted from a browser, bytes (default 1048576)" },
     KeySpec { key: "WSPROXY_SHUTDOWN_GRACE", help: "Seconds open sessions may continue after SIGTERM (default 30)" },
-    KeySpec { key: "WSPROXY_CERT_RELOAD_INTERVAL", help: "Seconds between checks of certificate files for changes; 0 disables (default 5)" },
+    KeySpec {
+        key: "WSPROXY_CERT_RELOAD_INTERVAL",
+        help: "Seconds between checks of certificate files for changes; 0 disables (default 5)",
+    },
     KeySpec { key: "WSPROXY_METRICS_LISTEN", help: "host:port for Prometheus metrics (plain http); unset disables" },
     KeySpec { key: "WSPROXY_NOVNC_DIR", help: "Serve this noVNC directory at /novnc/ (for demos and tests)" },
     KeySpec { key: "WSPROXY_LOG_FORMAT", help: "text (default) or json" },
@@ -173,33 +191,20 @@ impl Settings {
     pub fn parse_text(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
-            let origin = Origin::File {
-                path: path.to_path_buf(),
-                line,
-            };
+            let origin = Origin::File { path: path.to_path_buf(), line };
             let trimmed = raw.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let trimmed = trimmed
-                .strip_prefix("export ")
-                .unwrap_or(trimmed)
-                .trim_start();
+            let trimmed = trimmed.strip_prefix("export ").unwrap_or(trimmed).trim_start();
             let Some((key, value)) = trimmed.split_once('=') else {
-                return err(format!(
-                    "{origin}: expected KEY=VALUE, found {:?}",
-                    truncate(trimmed)
-                ));
+                return err(format!("{origin}: expected KEY=VALUE, found {:?}", truncate(trimmed)));
             };
             let key = key.trim();
             if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return err(format!(
-                    "{origin}: {:?} is not a valid key name",
-                    truncate(key)
-                ));
+                return err(format!("{origin}: {:?} is not a valid key name", truncate(key)));
             }
-            let value = unquote(value.trim())
-                .map_err(|why| ConfigError(format!("{origin}: {key}: {why}")))?;
+            let value = unquote(value.trim()).map_err(|why| ConfigError(format!("{origin}: {key}: {why}")))?;
             if KEYS.iter().any(|k| k.key == key) {
                 self.set(key, value, origin);
             } else if key.starts_with("WSPROXY_") {
@@ -218,16 +223,12 @@ impl Settings {
 
     /// Read a file, or every `*.conf` file of a directory in name order.
     pub fn load_path(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let meta = std::fs::metadata(path).map_err(|e| {
-            ConfigError(format!("cannot read configuration {}: {e}", path.display()))
-        })?;
+        let meta = std::fs::metadata(path).map_err(|e| ConfigError(format!("cannot read configuration {}: {e}", path.display())))?;
         if meta.is_dir() {
             let mut files: Vec<PathBuf> = Vec::new();
-            let entries = std::fs::read_dir(path)
-                .map_err(|e| ConfigError(format!("cannot list {}: {e}", path.display())))?;
+            let entries = std::fs::read_dir(path).map_err(|e| ConfigError(format!("cannot list {}: {e}", path.display())))?;
             for entry in entries {
-                let entry = entry
-                    .map_err(|e| ConfigError(format!("cannot list {}: {e}", path.display())))?;
+                let entry = entry.map_err(|e| ConfigError(format!("cannot list {}: {e}", path.display())))?;
                 let file = entry.path();
                 if file.extension().is_some_and(|ext| ext == "conf") {
                     // A *.conf entry that cannot be read (a dangling link, a directory) is an
@@ -252,9 +253,7 @@ impl Settings {
     }
 
     fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError(format!("cannot read configuration {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("cannot read configuration {}: {e}", path.display())))?;
         self.parse_text(&text, path)
     }
 }
@@ -317,9 +316,7 @@ fn unquote(value: &str) -> Result<String, String> {
         Err("missing closing double quote".into())
     } else if let Some(rest) = value.strip_prefix('\'') {
         match rest.split_once('\'') {
-            Some((inner, tail)) if tail.trim().is_empty() || tail.trim().starts_with('#') => {
-                Ok(inner.to_string())
-            }
+            Some((inner, tail)) if tail.trim().is_empty() || tail.trim().starts_with('#') => Ok(inner.to_string()),
             Some(_) => Err("unexpected text after closing quote".into()),
             None => Err("missing closing single quote".into()),
         }
@@ -349,10 +346,7 @@ impl Config {
         let get_nonempty = |key: &str| s.get(key).filter(|v| !v.trim().is_empty());
         let bad = |key: &str, why: &str| -> ConfigError {
             let origin = s.origin(key).map(|o| o.to_string()).unwrap_or_default();
-            ConfigError(format!(
-                "{origin}: {key}={:?}: {why}",
-                s.get(key).unwrap_or_default()
-            ))
+            ConfigError(format!("{origin}: {key}={:?}: {why}", s.get(key).unwrap_or_default()))
         };
         let boolean = |key: &str, default: bool| -> Result<bool, ConfigError> {
             match s.get(key) {
@@ -363,15 +357,10 @@ impl Config {
         let number = |key: &str, default: u64| -> Result<u64, ConfigError> {
             match get_nonempty(key) {
                 None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| bad(key, "expected a whole number")),
+                Some(v) => v.trim().parse::<u64>().map_err(|_| bad(key, "expected a whole number")),
             }
         };
-        let seconds = |key: &str, default: u64| -> Result<Duration, ConfigError> {
-            number(key, default).map(Duration::from_secs)
-        };
+        let seconds = |key: &str, default: u64| -> Result<Duration, ConfigError> { number(key, default).map(Duration::from_secs) };
         let optional_seconds = |key: &str, default: u64| -> Result<Option<Duration>, ConfigError> {
             let secs = number(key, default)?;
             Ok((secs > 0).then(|| Duration::from_secs(secs)))
@@ -400,12 +389,7 @@ impl Config {
         let min_version = match get_nonempty("SSL_MIN_VERSION").map(str::trim) {
             None | Some("TLSv1.2") => TlsMinVersion::Tls12,
             Some("TLSv1.3") => TlsMinVersion::Tls13,
-            Some(_) => {
-                return Err(bad(
-                    "SSL_MIN_VERSION",
-                    "expected TLSv1.2 or TLSv1.3 (older versions are not offered)",
-                ))
-            }
+            Some(_) => return Err(bad("SSL_MIN_VERSION", "expected TLSv1.2 or TLSv1.3 (older versions are not offered)")),
         };
         let tls = match (certificate, key) {
             (Some(certificate), Some(key)) => {
@@ -421,10 +405,8 @@ impl Config {
                 Some(TlsFiles { certificate, key, min_version, ssl_only })
             }
             (None, None) if ssl_only => {
-                return err(
-                    "SSL_ONLY=True but SSL_CERTIFICATE and SSL_KEY are not set: \
-                     set both to the proxy's certificate and key, or set SSL_ONLY=False to serve plain ws",
-                )
+                return err("SSL_ONLY=True but SSL_CERTIFICATE and SSL_KEY are not set: \
+                     set both to the proxy's certificate and key, or set SSL_ONLY=False to serve plain ws")
             }
             (None, None) => None,
             (Some(_), None) => return err("SSL_CERTIFICATE is set but SSL_KEY is not: set both, or neither for plain ws"),
@@ -432,16 +414,13 @@ impl Config {
         };
 
         let engine_cert = get_nonempty("CERT_FOR_DATA_VERIFICATION").map(PathBuf::from);
-        let target_allow = TargetAllowList::parse(s.get("WSPROXY_TARGET_ALLOW").unwrap_or(""))
-            .map_err(|why| bad("WSPROXY_TARGET_ALLOW", &why))?;
+        let target_allow =
+            TargetAllowList::parse(s.get("WSPROXY_TARGET_ALLOW").unwrap_or("")).map_err(|why| bad("WSPROXY_TARGET_ALLOW", &why))?;
         let metrics_listen = match get_nonempty("WSPROXY_METRICS_LISTEN") {
             None => None,
-            Some(v) => Some(v.trim().parse::<SocketAddr>().map_err(|_| {
-                bad(
-                    "WSPROXY_METRICS_LISTEN",
-                    "expected host:port, e.g. 127.0.0.1:9100",
-                )
-            })?),
+            Some(v) => {
+                Some(v.trim().parse::<SocketAddr>().map_err(|_| bad("WSPROXY_METRICS_LISTEN", "expected host:port, e.g. 127.0.0.1:9100"))?)
+            }
         };
         let log_format = match get_nonempty("WSPROXY_LOG_FORMAT").map(str::trim) {
             None | Some("text") => LogFormat::Text,
@@ -450,10 +429,7 @@ impl Config {
         };
         let max_message_size = number("WSPROXY_MAX_MESSAGE_SIZE", 1 << 20)?;
         if max_message_size < 1024 {
-            return Err(bad(
-                "WSPROXY_MAX_MESSAGE_SIZE",
-                "must be at least 1024 bytes",
-            ));
+            return Err(bad("WSPROXY_MAX_MESSAGE_SIZE", "must be at least 1024 bytes"));
         }
 
         Ok(Config {
@@ -467,7 +443,10 @@ impl Config {
             allow_ticket_reuse: boolean("WSPROXY_ALLOW_TICKET_REUSE", false)?,
             ticket_skew: match seconds("WSPROXY_TICKET_SKEW", 5)? {
                 skew if skew > MAX_TICKET_SKEW => {
-                    return Err(bad("WSPROXY_TICKET_SKEW", "at most 300 seconds: fix the clocks (NTP) instead of widening every ticket's window"))
+                    return Err(bad(
+                        "WSPROXY_TICKET_SKEW",
+                        "at most 300 seconds: fix the clocks (NTP) instead of widening every ticket's window",
+                    ))
                 }
                 skew => skew,
             },
@@ -512,10 +491,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.get("PROXY_PORT"), Some("6100"));
-        assert_eq!(
-            s.get("SSL_CERTIFICATE"),
-            Some("/etc/pki/ovirt-engine/certs/websocket-proxy.cer")
-        );
+        assert_eq!(s.get("SSL_CERTIFICATE"), Some("/etc/pki/ovirt-engine/certs/websocket-proxy.cer"));
         assert_eq!(s.get("SSL_ONLY"), Some("True"));
         assert_eq!(s.get("TRACE_ENABLE"), Some("False"));
         assert_eq!(s.ignored.len(), 1);
@@ -524,10 +500,7 @@ mod tests {
 
     #[test]
     fn quoting_and_comments() {
-        let s = parse(
-            "PROXY_HOST='*'\nSSL_CIPHERS=\"HIGH:\\\"x\\\"\" # note\nPROXY_PORT=6101 # trailing\n",
-        )
-        .unwrap();
+        let s = parse("PROXY_HOST='*'\nSSL_CIPHERS=\"HIGH:\\\"x\\\"\" # note\nPROXY_PORT=6101 # trailing\n").unwrap();
         assert_eq!(s.get("PROXY_HOST"), Some("*"));
         assert_eq!(s.get("SSL_CIPHERS"), Some("HIGH:\"x\""));
         assert_eq!(s.get("PROXY_PORT"), Some("6101"));
@@ -544,32 +517,20 @@ mod tests {
         let e = parse("PROXY_PORT=1\nthis is not a setting\n").unwrap_err();
         assert!(e.0.starts_with("10-setup.conf:2:"), "{e}");
         let e = parse("SSL_KEY=\"/unterminated\n").unwrap_err();
-        assert!(
-            e.0.contains("10-setup.conf:1") && e.0.contains("closing double quote"),
-            "{e}"
-        );
+        assert!(e.0.contains("10-setup.conf:1") && e.0.contains("closing double quote"), "{e}");
     }
 
     #[test]
     fn bad_values_name_origin_and_key() {
         let s = parse("PROXY_PORT=61oo\n").unwrap();
         let e = Config::from_settings(&s).unwrap_err();
-        assert!(
-            e.0.contains("10-setup.conf:1") && e.0.contains("PROXY_PORT"),
-            "{e}"
-        );
+        assert!(e.0.contains("10-setup.conf:1") && e.0.contains("PROXY_PORT"), "{e}");
         let s = parse("PROXY_PORT=70000\n").unwrap();
         assert!(Config::from_settings(&s).unwrap_err().0.contains("0-65535"));
         let s = parse("SSL_MIN_VERSION=TLSv1.0\n").unwrap();
-        assert!(Config::from_settings(&s)
-            .unwrap_err()
-            .0
-            .contains("TLSv1.2 or TLSv1.3"));
+        assert!(Config::from_settings(&s).unwrap_err().0.contains("TLSv1.2 or TLSv1.3"));
         let s = parse("SSL_ONLY=maybe\n").unwrap();
-        assert!(Config::from_settings(&s)
-            .unwrap_err()
-            .0
-            .contains("True or False"));
+        assert!(Config::from_settings(&s).unwrap_err().0.contains("True or False"));
     }
 
     #[test]
@@ -584,42 +545,28 @@ mod tests {
     #[test]
     fn ipv6_wildcard() {
         let s = parse("SOURCE_IS_IPV6=True\n").unwrap();
-        assert_eq!(
-            Config::from_settings(&s).unwrap().listen,
-            "[::]:6100".parse().unwrap()
-        );
+        assert_eq!(Config::from_settings(&s).unwrap().listen, "[::]:6100".parse().unwrap());
     }
 
     #[test]
     fn ssl_only_without_files_refuses() {
         let s = parse("SSL_ONLY=True\n").unwrap();
         let e = Config::from_settings(&s).unwrap_err();
-        assert!(
-            e.0.contains("SSL_ONLY=True") && e.0.contains("SSL_CERTIFICATE"),
-            "{e}"
-        );
+        assert!(e.0.contains("SSL_ONLY=True") && e.0.contains("SSL_CERTIFICATE"), "{e}");
     }
 
     #[test]
     fn missing_certificate_file_refuses() {
-        let s =
-            parse("SSL_CERTIFICATE=/nonexistent/cert.pem\nSSL_KEY=/nonexistent/key.pem\n").unwrap();
+        let s = parse("SSL_CERTIFICATE=/nonexistent/cert.pem\nSSL_KEY=/nonexistent/key.pem\n").unwrap();
         let e = Config::from_settings(&s).unwrap_err();
-        assert!(
-            e.0.contains("/nonexistent/cert.pem") && e.0.contains("does not exist"),
-            "{e}"
-        );
+        assert!(e.0.contains("/nonexistent/cert.pem") && e.0.contains("does not exist"), "{e}");
     }
 
     #[test]
     fn conf_d_directory_in_name_order() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("20-local.conf"), "PROXY_PORT=7000\n").unwrap();
-        std::fs::write(
-            dir.path().join("10-setup.conf"),
-            "PROXY_PORT=6100\nPROXY_HOST=127.0.0.1\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("10-setup.conf"), "PROXY_PORT=6100\nPROXY_HOST=127.0.0.1\n").unwrap();
         std::fs::write(dir.path().join("99-ignored.conf.rpmnew"), "PROXY_PORT=1\n").unwrap();
         let mut s = Settings::default();
         s.load_path(dir.path()).unwrap();
@@ -631,13 +578,9 @@ mod tests {
     fn an_unreadable_conf_d_entry_stops_the_relay_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("10-setup.conf"), "PROXY_PORT=6100\n").unwrap();
-        std::os::unix::fs::symlink("/nonexistent/target.conf", dir.path().join("20-gone.conf"))
-            .unwrap();
+        std::os::unix::fs::symlink("/nonexistent/target.conf", dir.path().join("20-gone.conf")).unwrap();
         let e = Settings::default().load_path(dir.path()).unwrap_err();
-        assert!(
-            e.0.contains("20-gone.conf") && e.0.contains("fix or remove it"),
-            "{e}"
-        );
+        assert!(e.0.contains("20-gone.conf") && e.0.contains("fix or remove it"), "{e}");
         std::fs::remove_file(dir.path().join("20-gone.conf")).unwrap();
         std::fs::create_dir(dir.path().join("30-dir.conf")).unwrap();
         let e = Settings::default().load_path(dir.path()).unwrap_err();
@@ -646,40 +589,19 @@ mod tests {
 
     #[test]
     fn ticket_skew_is_bounded() {
-        assert_eq!(
-            Config::from_settings(&parse("WSPROXY_TICKET_SKEW=300\n").unwrap())
-                .unwrap()
-                .ticket_skew,
-            MAX_TICKET_SKEW
-        );
+        assert_eq!(Config::from_settings(&parse("WSPROXY_TICKET_SKEW=300\n").unwrap()).unwrap().ticket_skew, MAX_TICKET_SKEW);
         let e = Config::from_settings(&parse("WSPROXY_TICKET_SKEW=301\n").unwrap()).unwrap_err();
-        assert!(
-            e.0.contains("WSPROXY_TICKET_SKEW") && e.0.contains("at most 300"),
-            "{e}"
-        );
+        assert!(e.0.contains("WSPROXY_TICKET_SKEW") && e.0.contains("at most 300"), "{e}");
     }
 
     #[test]
     fn an_unknown_wsproxy_key_is_an_error_naming_the_nearest_key() {
         let e = parse("PACKAGE_NAME=ovirt\nWSPROXY_MAX_SESION=5\n").unwrap_err();
-        assert!(
-            e.0.contains(":2: WSPROXY_MAX_SESION")
-                && e.0.contains("did you mean WSPROXY_MAX_SESSIONS?"),
-            "{e}"
-        );
+        assert!(e.0.contains(":2: WSPROXY_MAX_SESION") && e.0.contains("did you mean WSPROXY_MAX_SESSIONS?"), "{e}");
         let e = parse("WSPROXY_FROM_THE_FUTURE=1\n").unwrap_err();
-        assert!(
-            e.0.contains("WSPROXY_FROM_THE_FUTURE is not a key this relay knows;"),
-            "{e}"
-        );
+        assert!(e.0.contains("WSPROXY_FROM_THE_FUTURE is not a key this relay knows;"), "{e}");
         // oVirt's own keys the relay does not use stay ignored.
-        assert_eq!(
-            parse("PACKAGE_NAME=ovirt\nFORCE_DATA_VERIFICATION=True\n")
-                .unwrap()
-                .ignored
-                .len(),
-            2
-        );
+        assert_eq!(parse("PACKAGE_NAME=ovirt\nFORCE_DATA_VERIFICATION=True\n").unwrap().ignored.len(), 2);
     }
 
     #[test]

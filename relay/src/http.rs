@@ -52,11 +52,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HeadError> {
     };
     for h in req.headers.iter() {
         let value = String::from_utf8_lossy(h.value).trim().to_string();
-        let has_token = |token: &str| {
-            value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case(token))
-        };
+        let has_token = |token: &str| value.split(',').any(|t| t.trim().eq_ignore_ascii_case(token));
         if h.name.eq_ignore_ascii_case("upgrade") {
             out.upgrade_websocket |= has_token("websocket");
         } else if h.name.eq_ignore_ascii_case("connection") {
@@ -66,12 +62,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HeadError> {
         } else if h.name.eq_ignore_ascii_case("sec-websocket-key") {
             out.ws_key = Some(value);
         } else if h.name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            out.ws_protocols.extend(
-                value
-                    .split(',')
-                    .map(|p| p.trim().to_string())
-                    .filter(|p| !p.is_empty()),
-            );
+            out.ws_protocols.extend(value.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()));
         }
     }
     Ok(Some((out, len)))
@@ -83,16 +74,11 @@ fn head_ended(bytes: &[u8]) -> bool {
 }
 
 /// Read a request head. Returns the request and any bytes that followed it.
-pub async fn read_head<S: AsyncRead + Unpin>(
-    stream: &mut S,
-) -> Result<(Request, Vec<u8>), HeadError> {
+pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(Request, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|_| HeadError::Closed)?;
+        let n = stream.read(&mut chunk).await.map_err(|_| HeadError::Closed)?;
         if n == 0 {
             return Err(HeadError::Closed);
         }
@@ -116,21 +102,12 @@ pub async fn read_head<S: AsyncRead + Unpin>(
 }
 
 /// Write a short plain-text response and close the exchange.
-pub async fn respond<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    status: u16,
-    body: &str,
-) -> std::io::Result<()> {
+pub async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, body: &str) -> std::io::Result<()> {
     respond_with(stream, status, "text/plain; charset=utf-8", body.as_bytes()).await
 }
 
 /// Write a response with a body of a given content type.
-pub async fn respond_with<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
+pub async fn respond_with<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, content_type: &str, body: &[u8]) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
@@ -159,9 +136,8 @@ pub fn accept_key(client_key: &str) -> String {
 
 /// The 101 response completing a websocket upgrade.
 pub fn switching_protocols(accept_key: &str, protocol: Option<&str>) -> String {
-    let mut head = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n"
-    );
+    let mut head =
+        format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n");
     if let Some(p) = protocol {
         head.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
     }
@@ -203,10 +179,7 @@ mod tests {
     #[test]
     fn partial_and_invalid() {
         assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap(), None);
-        assert!(matches!(
-            parse(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"),
-            Err(HeadError::Invalid(_))
-        ));
+        assert!(matches!(parse(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"), Err(HeadError::Invalid(_))));
         let mut many = b"GET / HTTP/1.1\r\n".to_vec();
         for i in 0..100 {
             many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
@@ -220,19 +193,13 @@ mod tests {
         let mut big = b"GET /".to_vec();
         big.extend(std::iter::repeat_n(b'a', MAX_HEAD + 10));
         let mut reader = &big[..];
-        assert_eq!(
-            read_head(&mut reader).await.unwrap_err(),
-            HeadError::TooLarge
-        );
+        assert_eq!(read_head(&mut reader).await.unwrap_err(), HeadError::TooLarge);
         let mut closed: &[u8] = b"GET / HT";
         assert_eq!(read_head(&mut closed).await.unwrap_err(), HeadError::Closed);
     }
 
     #[test]
     fn accept_key_matches_the_rfc_example() {
-        assert_eq!(
-            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 }

@@ -31,29 +31,16 @@ fn command() -> Command {
                 .help("oVirt-format configuration file or conf.d directory (repeatable)"),
         );
     for key in KEYS {
-        cmd = cmd.arg(
-            Arg::new(key.key)
-                .long(flag_name(key.key))
-                .value_name("VALUE")
-                .help(format!("{} [{}]", key.help, key.key)),
-        );
+        cmd = cmd.arg(Arg::new(key.key).long(flag_name(key.key)).value_name("VALUE").help(format!("{} [{}]", key.help, key.key)));
     }
     cmd
 }
 
 fn init_logging(config: &Config) {
-    let level = if config.trace {
-        tracing::Level::DEBUG
-    } else {
-        tracing::Level::INFO
-    };
+    let level = if config.trace { tracing::Level::DEBUG } else { tracing::Level::INFO };
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(colour);
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false).with_ansi(colour);
     match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -62,10 +49,7 @@ fn init_logging(config: &Config) {
 
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM received"),
@@ -79,10 +63,7 @@ async fn stop_signal() {
 /// Raise the open-file soft limit to the hard limit: every session holds two sockets, and the
 /// usual soft limit of 1024 would cap the relay at ~500 consoles.
 fn raise_fd_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
@@ -103,11 +84,7 @@ fn main() -> ExitCode {
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
     let mut settings = Settings::default();
@@ -134,10 +111,7 @@ fn main() -> ExitCode {
     for (key, origin) in &settings.ignored {
         tracing::debug!(key = %key, at = %origin, "ignoring a key the relay does not use");
     }
-    if settings
-        .get("SSL_CIPHERS")
-        .is_some_and(|v| !v.trim().is_empty())
-    {
+    if settings.get("SSL_CIPHERS").is_some_and(|v| !v.trim().is_empty()) {
         tracing::info!("SSL_CIPHERS is ignored: rustls offers only modern AEAD cipher suites");
     }
     if let Some(file) = settings.get("TRACE_FILE").filter(|v| !v.trim().is_empty()) {
@@ -147,10 +121,7 @@ fn main() -> ExitCode {
         tracing::debug!("WSPROXY_TARGET_CA unset: VeNCrypt/KubeVirt target certificates are not verified (as oVirt's proxy)");
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wsproxy: cannot start the async runtime: {e}");

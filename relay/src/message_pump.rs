@@ -14,8 +14,7 @@ use tokio_tungstenite::WebSocketStream;
 use crate::browser::{BrowserSocket, Received};
 use crate::metrics::Metrics;
 use crate::relay::{
-    decode_base64, housekeeping, on_tick, target_lost, tick, violation_end, Encoding, End, Outcome,
-    Tick, Timing, TEXT_ON_BINARY,
+    decode_base64, housekeeping, on_tick, target_lost, tick, violation_end, Encoding, End, Outcome, Tick, Timing, TEXT_ON_BINARY,
 };
 use crate::target::ByteStream;
 use crate::wsframe::opcode;
@@ -99,13 +98,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let _ = kv.close(None).await;
-    if let End::Close {
-        code,
-        reason,
-        log,
-        label,
-    } = end
-    {
+    if let End::Close { code, reason, log, label } = end {
         ws.close(code, &reason).await;
         outcome.reason = log;
         outcome.label = label;

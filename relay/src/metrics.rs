@@ -39,9 +39,7 @@ pub const END_REASONS: &[&str] = &[
 pub const CONNECT_FAILURES: &[&str] = &["timeout", "unreachable", "not_allowed", "negotiation"];
 
 /// Upper bounds (seconds) of the target connect latency histogram.
-const CONNECT_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const CONNECT_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Why a connection was refused before it became a session.
 #[derive(Debug, Clone, Copy)]
@@ -103,102 +101,49 @@ impl Metrics {
             }
         }
         self.connect_count.fetch_add(1, Relaxed);
-        self.connect_sum_micros
-            .fetch_add(took.as_micros() as u64, Relaxed);
+        self.connect_sum_micros.fetch_add(took.as_micros() as u64, Relaxed);
     }
 
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
-        gauge(
-            "wsproxy_sessions_active",
-            "gauge",
-            "Open console sessions.",
-            self.sessions_active.load(Relaxed),
-        );
-        gauge(
-            "wsproxy_sessions_total",
-            "counter",
-            "Console sessions started.",
-            self.sessions_total.load(Relaxed),
-        );
+        gauge("wsproxy_sessions_active", "gauge", "Open console sessions.", self.sessions_active.load(Relaxed));
+        gauge("wsproxy_sessions_total", "counter", "Console sessions started.", self.sessions_total.load(Relaxed));
         let _ = writeln!(out, "# HELP wsproxy_target_connect_failures_total Targets that could not be reached, by cause.\n# TYPE wsproxy_target_connect_failures_total counter");
         for (cause, count) in CONNECT_FAILURES.iter().zip(&self.target_connect_failures) {
-            let _ = writeln!(
-                out,
-                "wsproxy_target_connect_failures_total{{cause=\"{cause}\"}} {}",
-                count.load(Relaxed)
-            );
+            let _ = writeln!(out, "wsproxy_target_connect_failures_total{{cause=\"{cause}\"}} {}", count.load(Relaxed));
         }
-        let _ = writeln!(out, "# HELP wsproxy_sessions_ended_total Sessions ended, by reason.\n# TYPE wsproxy_sessions_ended_total counter");
+        let _ =
+            writeln!(out, "# HELP wsproxy_sessions_ended_total Sessions ended, by reason.\n# TYPE wsproxy_sessions_ended_total counter");
         for (reason, count) in END_REASONS.iter().zip(&self.sessions_ended) {
-            let _ = writeln!(
-                out,
-                "wsproxy_sessions_ended_total{{reason=\"{reason}\"}} {}",
-                count.load(Relaxed)
-            );
+            let _ = writeln!(out, "wsproxy_sessions_ended_total{{reason=\"{reason}\"}} {}", count.load(Relaxed));
         }
         let _ = writeln!(out, "# HELP wsproxy_bytes_total Bytes relayed, by direction.\n# TYPE wsproxy_bytes_total counter");
+        let _ = writeln!(out, "wsproxy_bytes_total{{direction=\"to_target\"}} {}", self.bytes_to_target.load(Relaxed));
+        let _ = writeln!(out, "wsproxy_bytes_total{{direction=\"to_browser\"}} {}", self.bytes_to_browser.load(Relaxed));
         let _ = writeln!(
             out,
-            "wsproxy_bytes_total{{direction=\"to_target\"}} {}",
-            self.bytes_to_target.load(Relaxed)
+            "# HELP wsproxy_ticket_rejections_total Tickets refused, by reason.\n# TYPE wsproxy_ticket_rejections_total counter"
         );
-        let _ = writeln!(
-            out,
-            "wsproxy_bytes_total{{direction=\"to_browser\"}} {}",
-            self.bytes_to_browser.load(Relaxed)
-        );
-        let _ = writeln!(out, "# HELP wsproxy_ticket_rejections_total Tickets refused, by reason.\n# TYPE wsproxy_ticket_rejections_total counter");
         for (reason, count) in REJECT_REASONS.iter().zip(&self.ticket_rejections) {
-            let _ = writeln!(
-                out,
-                "wsproxy_ticket_rejections_total{{reason=\"{reason}\"}} {}",
-                count.load(Relaxed)
-            );
+            let _ = writeln!(out, "wsproxy_ticket_rejections_total{{reason=\"{reason}\"}} {}", count.load(Relaxed));
         }
         let _ = writeln!(out, "# HELP wsproxy_connections_refused_total Connections refused before a session, by cause.\n# TYPE wsproxy_connections_refused_total counter");
-        for (cause, count) in [
-            "capacity",
-            "per_ip_limit",
-            "handshake_timeout",
-            "tls_failed",
-            "bad_request",
-            "handshake_limit",
-        ]
-        .iter()
-        .zip(&self.refused)
+        for (cause, count) in
+            ["capacity", "per_ip_limit", "handshake_timeout", "tls_failed", "bad_request", "handshake_limit"].iter().zip(&self.refused)
         {
-            let _ = writeln!(
-                out,
-                "wsproxy_connections_refused_total{{cause=\"{cause}\"}} {}",
-                count.load(Relaxed)
-            );
+            let _ = writeln!(out, "wsproxy_connections_refused_total{{cause=\"{cause}\"}} {}", count.load(Relaxed));
         }
         let _ = writeln!(out, "# HELP wsproxy_target_connect_seconds Time to connect and negotiate with targets.\n# TYPE wsproxy_target_connect_seconds histogram");
         for (bound, count) in CONNECT_BUCKETS.iter().zip(&self.connect_buckets) {
-            let _ = writeln!(
-                out,
-                "wsproxy_target_connect_seconds_bucket{{le=\"{bound}\"}} {}",
-                count.load(Relaxed)
-            );
+            let _ = writeln!(out, "wsproxy_target_connect_seconds_bucket{{le=\"{bound}\"}} {}", count.load(Relaxed));
         }
         let count = self.connect_count.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "wsproxy_target_connect_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "wsproxy_target_connect_seconds_sum {}",
-            self.connect_sum_micros.load(Relaxed) as f64 / 1e6
-        );
+        let _ = writeln!(out, "wsproxy_target_connect_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "wsproxy_target_connect_seconds_sum {}", self.connect_sum_micros.load(Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "wsproxy_target_connect_seconds_count {count}");
         out
     }
@@ -226,13 +171,7 @@ mod tests {
         m.session_ended("idle_timeout");
         m.connect_failed("timeout");
         let text = m.render();
-        assert!(
-            text.contains("wsproxy_sessions_ended_total{reason=\"idle_timeout\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("wsproxy_target_connect_failures_total{cause=\"timeout\"} 1"),
-            "{text}"
-        );
+        assert!(text.contains("wsproxy_sessions_ended_total{reason=\"idle_timeout\"} 1"), "{text}");
+        assert!(text.contains("wsproxy_target_connect_failures_total{cause=\"timeout\"} 1"), "{text}");
     }
 }

@@ -57,41 +57,17 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Outcome {
     let mut outcome = Outcome::default();
     match target {
-        Connected::Plain(mut stream) => {
-            pump_bytes(
-                ws,
-                &mut stream,
-                encoding,
-                timing,
-                metrics,
-                shutdown,
-                &mut outcome,
-            )
-            .await
-        }
-        Connected::VeNCrypt {
-            mut stream,
-            browser_security,
-        } => match greet_browser(ws, encoding, browser_security).await {
+        Connected::Plain(mut stream) => pump_bytes(ws, &mut stream, encoding, timing, metrics, shutdown, &mut outcome).await,
+        Connected::VeNCrypt { mut stream, browser_security } => match greet_browser(ws, encoding, browser_security).await {
             Ok(early) => {
                 if !early.is_empty() && stream.write_all(&early).await.is_err() {
                     outcome.reason = "target closed during the RFB greeting".into();
                     outcome.label = "target_error";
-                    ws.close(code::ERROR, "target closed during the RFB greeting")
-                        .await;
+                    ws.close(code::ERROR, "target closed during the RFB greeting").await;
                     return outcome;
                 }
                 outcome.to_target += early.len() as u64;
-                pump_bytes(
-                    ws,
-                    &mut stream,
-                    encoding,
-                    timing,
-                    metrics,
-                    shutdown,
-                    &mut outcome,
-                )
-                .await
+                pump_bytes(ws, &mut stream, encoding, timing, metrics, shutdown, &mut outcome).await
             }
             Err(why) => {
                 ws.close(code::PROTOCOL, &why).await;
@@ -99,9 +75,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 outcome.label = "protocol_error";
             }
         },
-        Connected::KubeVirt(kv) => {
-            pump_messages(ws, *kv, encoding, timing, metrics, shutdown, &mut outcome).await
-        }
+        Connected::KubeVirt(kv) => pump_messages(ws, *kv, encoding, timing, metrics, shutdown, &mut outcome).await,
     }
     outcome
 }
@@ -116,14 +90,8 @@ async fn read_browser<S: AsyncRead + AsyncWrite + Unpin>(
         match ws.recv().await {
             Received::Gone(why) => return Err(why),
             Received::Violation(v) => return Err(v.reason.into()),
-            Received::Data {
-                bytes, text: false, ..
-            } => return Ok(bytes),
-            Received::Data {
-                bytes,
-                text: true,
-                end,
-            } => {
+            Received::Data { bytes, text: false, .. } => return Ok(bytes),
+            Received::Data { bytes, text: true, end } => {
                 if encoding == Encoding::Binary {
                     return Err(TEXT_ON_BINARY.into());
                 }
@@ -141,9 +109,7 @@ async fn read_browser<S: AsyncRead + AsyncWrite + Unpin>(
 pub(crate) const TEXT_ON_BINARY: &str = "browser sent a text message on a binary session";
 
 pub(crate) fn decode_base64(text: &[u8]) -> Result<Vec<u8>, String> {
-    STANDARD
-        .decode(text.trim_ascii())
-        .map_err(|_| "browser sent invalid base64".to_string())
+    STANDARD.decode(text.trim_ascii()).map_err(|_| "browser sent invalid base64".to_string())
 }
 
 /// Greet the browser as a plain RFB server offering one security type (the VeNCrypt bridge).
@@ -155,9 +121,7 @@ async fn greet_browser<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<Vec<u8>, String> {
     let base64 = encoding == Encoding::Base64;
     let send_err = |e: std::io::Error| format!("browser: {e}");
-    ws.send_data(base64, vencrypt::RFB_VERSION)
-        .await
-        .map_err(send_err)?;
+    ws.send_data(base64, vencrypt::RFB_VERSION).await.map_err(send_err)?;
     let mut pending = Vec::new();
     let mut text = Vec::new();
     while pending.len() < 12 {
@@ -165,17 +129,12 @@ async fn greet_browser<S: AsyncRead + AsyncWrite + Unpin>(
     }
     vencrypt::check_browser_version(&pending[..12])?;
     pending.drain(..12);
-    ws.send_data(base64, &vencrypt::browser_security_offer(security))
-        .await
-        .map_err(send_err)?;
+    ws.send_data(base64, &vencrypt::browser_security_offer(security)).await.map_err(send_err)?;
     while pending.is_empty() {
         pending.extend(read_browser(ws, encoding, &mut text).await?);
     }
     if pending[0] != security {
-        return Err(format!(
-            "browser chose security type {} but only {security} was offered",
-            pending[0]
-        ));
+        return Err(format!("browser chose security type {} but only {security} was offered", pending[0]));
     }
     pending.drain(..1);
     Ok(pending)
@@ -214,20 +173,12 @@ pub(crate) enum Tick {
 pub(crate) fn on_tick(timing: Timing, last_data: Instant, last_browser: Instant) -> Tick {
     if let Some(idle) = timing.idle_timeout {
         if last_data.elapsed() >= idle {
-            return Tick::End(End::close(
-                code::NORMAL,
-                "idle timeout (WSPROXY_IDLE_TIMEOUT)",
-                "idle_timeout",
-            ));
+            return Tick::End(End::close(code::NORMAL, "idle timeout (WSPROXY_IDLE_TIMEOUT)", "idle_timeout"));
         }
     }
     if let Some(ping) = timing.ping_interval {
         if last_browser.elapsed() >= ping * 2 + Duration::from_secs(1) {
-            return Tick::End(End::close(
-                code::AWAY,
-                "browser stopped answering pings",
-                "ping_timeout",
-            ));
+            return Tick::End(End::close(code::AWAY, "browser stopped answering pings", "ping_timeout"));
         }
         return Tick::Ping;
     }
@@ -238,12 +189,7 @@ pub(crate) fn on_tick(timing: Timing, last_data: Instant, last_browser: Instant)
 pub(crate) enum End {
     /// Close the browser side with this code and reason; `log` goes to the session line,
     /// `label` to the metric.
-    Close {
-        code: u16,
-        reason: String,
-        log: String,
-        label: &'static str,
-    },
+    Close { code: u16, reason: String, log: String, label: &'static str },
     /// The browser closed; its answer is queued.
     BrowserClosed,
     /// The browser cannot be written to any more.
@@ -254,12 +200,7 @@ impl End {
     /// A close whose reason is also what the session's log line says.
     pub(crate) fn close(code: u16, why: impl Into<String>, label: &'static str) -> End {
         let why = why.into();
-        End::Close {
-            code,
-            reason: why.clone(),
-            log: why,
-            label,
-        }
+        End::Close { code, reason: why.clone(), log: why, label }
     }
 
     /// Text the session cannot take: a text message on a binary session, or bad base64.
@@ -268,12 +209,7 @@ impl End {
     }
 
     pub(crate) fn shutdown() -> End {
-        End::Close {
-            code: code::AWAY,
-            reason: "proxy shutting down".into(),
-            log: "proxy shutdown".into(),
-            label: "shutdown",
-        }
+        End::Close { code: code::AWAY, reason: "proxy shutting down".into(), log: "proxy shutdown".into(), label: "shutdown" }
     }
 
     pub(crate) fn target_closed() -> End {
@@ -288,11 +224,7 @@ impl End {
 
 /// The end of a session whose browser broke RFC 6455.
 pub(crate) fn violation_end(v: Violation) -> End {
-    let label = if v.code == code::TOO_BIG {
-        "message_too_big"
-    } else {
-        "protocol_error"
-    };
+    let label = if v.code == code::TOO_BIG { "message_too_big" } else { "protocol_error" };
     End::close(v.code, v.reason, label)
 }
 

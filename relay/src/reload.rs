@@ -17,17 +17,12 @@ pub struct Reloadable<T> {
 
 impl<T> Reloadable<T> {
     pub fn new(value: T) -> Self {
-        Self {
-            current: RwLock::new(Arc::new(value)),
-        }
+        Self { current: RwLock::new(Arc::new(value)) }
     }
 
     /// The current value. Cheap: clones an `Arc`.
     pub fn get(&self) -> Arc<T> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn set(&self, value: T) {
@@ -41,18 +36,7 @@ type Stamp = Vec<Option<(SystemTime, u64, u64)>>;
 
 fn stamp(paths: &[PathBuf]) -> Stamp {
     use std::os::unix::fs::MetadataExt;
-    paths
-        .iter()
-        .map(|p| {
-            std::fs::metadata(p).ok().map(|m| {
-                (
-                    m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    m.len(),
-                    m.ino(),
-                )
-            })
-        })
-        .collect()
+    paths.iter().map(|p| std::fs::metadata(p).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len(), m.ino()))).collect()
 }
 
 /// Watch `paths` every `interval`; when any changes, call `load` and swap the value in on

@@ -70,18 +70,9 @@ pub struct Relay {
 }
 
 fn load_verifier(path: &PathBuf, config: &Config) -> Result<TicketVerifier, String> {
-    let pem = std::fs::read(path).map_err(|e| {
-        format!(
-            "cannot read CERT_FOR_DATA_VERIFICATION {}: {e}",
-            path.display()
-        )
-    })?;
-    TicketVerifier::from_certificate_pem(
-        &pem,
-        config.allow_legacy_sha1,
-        config.ticket_skew.as_secs() as i64,
-    )
-    .map_err(|e| format!("CERT_FOR_DATA_VERIFICATION {}: {e}", path.display()))
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read CERT_FOR_DATA_VERIFICATION {}: {e}", path.display()))?;
+    TicketVerifier::from_certificate_pem(&pem, config.allow_legacy_sha1, config.ticket_skew.as_secs() as i64)
+        .map_err(|e| format!("CERT_FOR_DATA_VERIFICATION {}: {e}", path.display()))
 }
 
 impl Relay {
@@ -97,13 +88,9 @@ impl Relay {
         if let Some(interval) = config.cert_reload_interval {
             let cfg = config.clone();
             let path = engine_cert.clone();
-            watchers.push(reload::watch(
-                verifier.clone(),
-                vec![engine_cert.clone()],
-                interval,
-                "engine certificate",
-                move || load_verifier(&path, &cfg),
-            ));
+            watchers.push(reload::watch(verifier.clone(), vec![engine_cert.clone()], interval, "engine certificate", move || {
+                load_verifier(&path, &cfg)
+            }));
         }
 
         let tls = match &config.tls {
@@ -113,34 +100,23 @@ impl Relay {
                 let current = Arc::new(Reloadable::new(certified));
                 if let Some(interval) = config.cert_reload_interval {
                     let (c, k) = (files.certificate.clone(), files.key.clone());
-                    watchers.push(reload::watch(
-                        current.clone(),
-                        vec![c.clone(), k.clone()],
-                        interval,
-                        "proxy certificate",
-                        move || tls::load_certified_key(&c, &k),
-                    ));
+                    watchers.push(reload::watch(current.clone(), vec![c.clone(), k.clone()], interval, "proxy certificate", move || {
+                        tls::load_certified_key(&c, &k)
+                    }));
                 }
-                Some(TlsAcceptor::from(Arc::new(tls::server_config(
-                    current,
-                    files.min_version,
-                )?)))
+                Some(TlsAcceptor::from(Arc::new(tls::server_config(current, files.min_version)?)))
             }
         };
 
-        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
-            format!(
-                "cannot listen on {} (PROXY_HOST/PROXY_PORT): {e}",
-                config.listen
-            )
-        })?;
-        let metrics_listener =
-            match config.metrics_listen {
-                None => None,
-                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
-                    format!("cannot listen on {addr} (WSPROXY_METRICS_LISTEN): {e}")
-                })?),
-            };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {} (PROXY_HOST/PROXY_PORT): {e}", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            None => None,
+            Some(addr) => {
+                Some(TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} (WSPROXY_METRICS_LISTEN): {e}"))?)
+            }
+        };
 
         let metrics = Arc::new(Metrics::default());
         let connector = Connector {
@@ -151,11 +127,7 @@ impl Relay {
         };
         let (force_close_tx, force_close) = watch::channel(false);
         let state = Arc::new(State {
-            sessions: Sessions::new(
-                config.max_sessions,
-                config.max_sessions_per_ip,
-                metrics.clone(),
-            ),
+            sessions: Sessions::new(config.max_sessions, config.max_sessions_per_ip, metrics.clone()),
             config,
             verifier,
             tls,
@@ -165,41 +137,24 @@ impl Relay {
             force_close,
             handshaking: AtomicUsize::new(0),
         });
-        Ok(Relay {
-            listener,
-            metrics_listener,
-            state,
-            force_close_tx,
-            watchers,
-        })
+        Ok(Relay { listener, metrics_listener, state, force_close_tx, watchers })
     }
 
     /// The address the relay listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listener.local_addr().expect("bound listener has an address")
     }
 
     /// The metrics listener's address, when enabled.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serve until `stop` completes, then drain: no new connections, open sessions get the
     /// shutdown grace to finish, then are closed with 1001.
     pub async fn serve(self, stop: impl std::future::Future<Output = ()>) {
-        let Relay {
-            listener,
-            metrics_listener,
-            state,
-            force_close_tx,
-            watchers,
-        } = self;
-        let metrics_task =
-            metrics_listener.map(|l| tokio::spawn(serve_metrics(l, state.metrics.clone())));
+        let Relay { listener, metrics_listener, state, force_close_tx, watchers } = self;
+        let metrics_task = metrics_listener.map(|l| tokio::spawn(serve_metrics(l, state.metrics.clone())));
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -214,25 +169,14 @@ impl Relay {
         state.draining.store(true, Ordering::SeqCst);
         let grace = state.config.shutdown_grace;
         let open = state.sessions.active();
-        tracing::info!(
-            open_sessions = open,
-            grace_secs = grace.as_secs(),
-            "stopping: no new connections, draining sessions"
-        );
+        tracing::info!(open_sessions = open, grace_secs = grace.as_secs(), "stopping: no new connections, draining sessions");
         let deadline = tokio::time::Instant::now() + grace;
         wait_sessions_closed(&state.sessions, deadline).await;
         let left = state.sessions.active();
         if left > 0 {
-            tracing::info!(
-                open_sessions = left,
-                "grace period over, closing the remaining sessions"
-            );
+            tracing::info!(open_sessions = left, "grace period over, closing the remaining sessions");
             let _ = force_close_tx.send(true);
-            wait_sessions_closed(
-                &state.sessions,
-                tokio::time::Instant::now() + Duration::from_secs(5),
-            )
-            .await;
+            wait_sessions_closed(&state.sessions, tokio::time::Instant::now() + Duration::from_secs(5)).await;
         }
         for w in watchers {
             w.abort();
@@ -269,10 +213,7 @@ async fn wait_sessions_closed(sessions: &Sessions, deadline: tokio::time::Instan
 }
 
 fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>) {
@@ -292,9 +233,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>) {
         // Like websockify: a first byte of 0x16 (TLS handshake record) means TLS.
         let mut first = [0u8; 1];
         match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
-            Ok(Ok(1)) if first[0] != 0x16 => {
-                return serve_http(tcp, peer, state, deadline, handshake).await
-            }
+            Ok(Ok(1)) if first[0] != 0x16 => return serve_http(tcp, peer, state, deadline, handshake).await,
             Ok(Ok(1)) => {}
             Ok(_) => return,
             Err(_) => return state.metrics.refuse(Refusal::HandshakeTimeout),
@@ -356,8 +295,7 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
     }
     if let Some(dir) = &state.config.novnc_dir {
         if path_only == "/novnc" || path_only.starts_with("/novnc/") {
-            let _ =
-                static_files::serve(&mut stream, dir, path_only.trim_start_matches("/novnc")).await;
+            let _ = static_files::serve(&mut stream, dir, path_only.trim_start_matches("/novnc")).await;
             return;
         }
     }
@@ -368,62 +306,31 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
     upgrade(stream, peer, state, req, leftover).await
 }
 
-async fn refuse_ticket<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    state: &State,
-    peer: SocketAddr,
-    label: &str,
-    why: &str,
-) {
+async fn refuse_ticket<S: AsyncWrite + Unpin>(stream: &mut S, state: &State, peer: SocketAddr, label: &str, why: &str) {
     state.metrics.reject_ticket(label);
     tracing::warn!(client = %peer, reason = %label, detail = %why, "ticket refused");
     let _ = http::respond(stream, 403, &format!("forbidden: {why}\n")).await;
 }
 
-async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    peer: SocketAddr,
-    state: Arc<State>,
-    req: Request,
-    leftover: Vec<u8>,
-) {
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: SocketAddr, state: Arc<State>, req: Request, leftover: Vec<u8>) {
     let now = now_unix();
     let ticket = match state.verifier.get().verify(ticket_of(&req.path), now) {
         Ok(t) => t,
-        Err(e) => {
-            return refuse_ticket(&mut stream, &state, peer, e.reason(), &e.to_string()).await
-        }
+        Err(e) => return refuse_ticket(&mut stream, &state, peer, e.reason(), &e.to_string()).await,
     };
     let target = ticket.target;
     if let Err(e) = state.connector.precheck(&target) {
-        return refuse_ticket(
-            &mut stream,
-            &state,
-            peer,
-            "target_not_allowed",
-            &e.to_string(),
-        )
-        .await;
+        return refuse_ticket(&mut stream, &state, peer, "target_not_allowed", &e.to_string()).await;
     }
     if !(req.upgrade_websocket && req.connection_upgrade) {
-        let _ = http::respond(
-            &mut stream,
-            426,
-            "this URL is a websocket endpoint: connect with noVNC\n",
-        )
-        .await;
+        let _ = http::respond(&mut stream, 426, "this URL is a websocket endpoint: connect with noVNC\n").await;
         return;
     }
     let key = match (&req.ws_version, &req.ws_key) {
         (Some(v), Some(k)) if v == "13" && !k.is_empty() => k.clone(),
         _ => {
             state.metrics.refuse(Refusal::BadRequest);
-            let _ = http::respond(
-                &mut stream,
-                400,
-                "websocket version 13 with a Sec-WebSocket-Key is required\n",
-            )
-            .await;
+            let _ = http::respond(&mut stream, 400, "websocket version 13 with a Sec-WebSocket-Key is required\n").await;
             return;
         }
     };
@@ -435,14 +342,8 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(slot) => slot,
         Err(full) => {
             let (refusal, msg) = match full {
-                Full::Global => (
-                    Refusal::Capacity,
-                    "too many sessions (WSPROXY_MAX_SESSIONS)\n",
-                ),
-                Full::PerIp => (
-                    Refusal::PerIpLimit,
-                    "too many sessions from this address (WSPROXY_MAX_SESSIONS_PER_IP)\n",
-                ),
+                Full::Global => (Refusal::Capacity, "too many sessions (WSPROXY_MAX_SESSIONS)\n"),
+                Full::PerIp => (Refusal::PerIpLimit, "too many sessions from this address (WSPROXY_MAX_SESSIONS_PER_IP)\n"),
             };
             state.metrics.refuse(refusal);
             tracing::warn!(client = %peer, "{}", msg.trim_end());
@@ -451,20 +352,9 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     if !state.config.allow_ticket_reuse
-        && !state.sessions.first_use(
-            ticket.id,
-            ticket.valid_to + state.config.ticket_skew.as_secs() as i64,
-            now,
-        )
+        && !state.sessions.first_use(ticket.id, ticket.valid_to + state.config.ticket_skew.as_secs() as i64, now)
     {
-        return refuse_ticket(
-            &mut stream,
-            &state,
-            peer,
-            "reused",
-            "ticket already used (open the console again for a new one)",
-        )
-        .await;
+        return refuse_ticket(&mut stream, &state, peer, "reused", "ticket already used (open the console again for a new one)").await;
     }
 
     let (encoding, protocol) = if req.ws_protocols.iter().any(|p| p == "binary") {
@@ -499,20 +389,9 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     };
-    let timing = Timing {
-        ping_interval: state.config.ping_interval,
-        idle_timeout: state.config.idle_timeout,
-    };
+    let timing = Timing { ping_interval: state.config.ping_interval, idle_timeout: state.config.idle_timeout };
     let mut force_close = state.force_close.clone();
-    let outcome = relay::run(
-        &mut ws,
-        connected,
-        encoding,
-        timing,
-        &state.metrics,
-        &mut force_close,
-    )
-    .await;
+    let outcome = relay::run(&mut ws, connected, encoding, timing, &state.metrics, &mut force_close).await;
     state.metrics.session_ended(outcome.label);
     tracing::info!(
         client = %peer,
@@ -533,18 +412,11 @@ async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let head =
-                tokio::time::timeout(Duration::from_secs(5), http::read_head(&mut tcp)).await;
+            let head = tokio::time::timeout(Duration::from_secs(5), http::read_head(&mut tcp)).await;
             if let Ok(Ok((req, _))) = head {
                 if req.path == "/metrics" {
                     let body = metrics.render();
-                    let _ = http::respond_with(
-                        &mut tcp,
-                        200,
-                        "text/plain; version=0.0.4",
-                        body.as_bytes(),
-                    )
-                    .await;
+                    let _ = http::respond_with(&mut tcp, 200, "text/plain; version=0.0.4", body.as_bytes()).await;
                 } else {
                     let _ = http::respond(&mut tcp, 404, "metrics are at /metrics\n").await;
                 }

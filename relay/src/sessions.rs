@@ -39,13 +39,7 @@ pub enum Full {
 
 impl Sessions {
     pub fn new(max: usize, max_per_ip: usize, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Self {
-            max,
-            max_per_ip,
-            inner: Mutex::new(Inner::default()),
-            released: Notify::new(),
-            metrics,
-        })
+        Arc::new(Self { max, max_per_ip, inner: Mutex::new(Inner::default()), released: Notify::new(), metrics })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -65,10 +59,7 @@ impl Sessions {
         *count += 1;
         inner.active += 1;
         self.metrics.sessions_active.fetch_add(1, Relaxed);
-        Ok(Slot {
-            sessions: self.clone(),
-            ip,
-        })
+        Ok(Slot { sessions: self.clone(), ip })
     }
 
     /// Open sessions now.

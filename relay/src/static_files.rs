@@ -26,15 +26,9 @@ fn content_type(path: &Path) -> &'static str {
 /// Resolve a request path (after `/novnc`) to a file inside `dir`, or None when it would leave
 /// the directory or names a hidden file.
 pub fn resolve(dir: &Path, rel: &str) -> Option<std::path::PathBuf> {
-    let rel = percent_encoding::percent_decode_str(rel)
-        .decode_utf8()
-        .ok()?;
+    let rel = percent_encoding::percent_decode_str(rel).decode_utf8().ok()?;
     let rel = rel.trim_start_matches('/');
-    let rel = if rel.is_empty() || rel.ends_with('/') {
-        format!("{rel}vnc.html")
-    } else {
-        rel.to_string()
-    };
+    let rel = if rel.is_empty() || rel.ends_with('/') { format!("{rel}vnc.html") } else { rel.to_string() };
     let mut out = dir.to_path_buf();
     for component in Path::new(&rel).components() {
         match component {
@@ -46,11 +40,7 @@ pub fn resolve(dir: &Path, rel: &str) -> Option<std::path::PathBuf> {
 }
 
 /// Answer one request for a static file.
-pub async fn serve<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    dir: &Path,
-    rel: &str,
-) -> std::io::Result<()> {
+pub async fn serve<S: AsyncWrite + Unpin>(stream: &mut S, dir: &Path, rel: &str) -> std::io::Result<()> {
     let Some(path) = resolve(dir, rel) else {
         return http::respond(stream, 404, "not found\n").await;
     };
@@ -68,10 +58,7 @@ mod tests {
     fn stays_inside() {
         let d = Path::new("/srv/novnc");
         assert_eq!(resolve(d, "/"), Some("/srv/novnc/vnc.html".into()));
-        assert_eq!(
-            resolve(d, "/core/rfb.js"),
-            Some("/srv/novnc/core/rfb.js".into())
-        );
+        assert_eq!(resolve(d, "/core/rfb.js"), Some("/srv/novnc/core/rfb.js".into()));
         assert_eq!(resolve(d, "/../etc/passwd"), None);
         assert_eq!(resolve(d, "/%2e%2e/etc/passwd"), None);
         assert_eq!(resolve(d, "/.git/config"), None);

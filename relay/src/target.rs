@@ -101,11 +101,7 @@ impl ByteStream {
 }
 
 impl AsyncWrite for ByteStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             ByteStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             ByteStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -126,11 +122,7 @@ impl AsyncWrite for ByteStream {
 }
 
 impl AsyncRead for ByteStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             ByteStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             ByteStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -143,10 +135,7 @@ pub enum Connected {
     /// Relay bytes as they are.
     Plain(ByteStream),
     /// VeNCrypt was terminated here: greet the browser with plain RFB security first.
-    VeNCrypt {
-        stream: ByteStream,
-        browser_security: u8,
-    },
+    VeNCrypt { stream: ByteStream, browser_security: u8 },
     /// A KubeVirt VNC websocket: relay messages.
     KubeVirt(Box<WebSocketStream<ByteStream>>),
 }
@@ -170,8 +159,7 @@ impl Connector {
         }
         // An address is decided now, before any upgrade; a name that may resolve into an
         // allowed network is decided after resolution.
-        let may_resolve_in =
-            crate::allow::address(&target.host).is_none() && self.allow.has_networks();
+        let may_resolve_in = crate::allow::address(&target.host).is_none() && self.allow.has_networks();
         let allowed = self.allow.allows_name(&target.host) || may_resolve_in;
         if allowed {
             Ok(())
@@ -195,25 +183,13 @@ impl Connector {
         let tcp = self.connect_tcp(target).await?;
         if let Some(kubevirt) = &target.kubevirt {
             let tls = self.start_tls(tcp, &target.host).await?;
-            let url = format!(
-                "wss://{}:{}{}",
-                bracket(&target.host),
-                target.port,
-                kubevirt.path
-            );
-            let mut request = url
-                .into_client_request()
-                .map_err(|e| ConnectError::Negotiation(format!("bad KubeVirt URL: {e}")))?;
-            let protocols = format!(
-                "base64url.bearer.authorization.k8s.io.{}, plain.kubevirt.io",
-                URL_SAFE_NO_PAD.encode(kubevirt.token.as_bytes())
-            );
-            let value = HeaderValue::from_str(&protocols).map_err(|_| {
-                ConnectError::Negotiation("token is not a valid header value".into())
-            })?;
-            request
-                .headers_mut()
-                .insert("Sec-WebSocket-Protocol", value);
+            let url = format!("wss://{}:{}{}", bracket(&target.host), target.port, kubevirt.path);
+            let mut request = url.into_client_request().map_err(|e| ConnectError::Negotiation(format!("bad KubeVirt URL: {e}")))?;
+            let protocols =
+                format!("base64url.bearer.authorization.k8s.io.{}, plain.kubevirt.io", URL_SAFE_NO_PAD.encode(kubevirt.token.as_bytes()));
+            let value =
+                HeaderValue::from_str(&protocols).map_err(|_| ConnectError::Negotiation("token is not a valid header value".into()))?;
+            request.headers_mut().insert("Sec-WebSocket-Protocol", value);
             let (ws, _) = tokio_tungstenite::client_async(request, ByteStream::Tls(Box::new(tls)))
                 .await
                 .map_err(|e| ConnectError::Negotiation(format!("KubeVirt websocket: {e}")))?;
@@ -221,14 +197,9 @@ impl Connector {
         }
         if target.ssl_target {
             let mut tcp = tcp;
-            let negotiated = vencrypt::negotiate(&mut tcp)
-                .await
-                .map_err(ConnectError::Negotiation)?;
+            let negotiated = vencrypt::negotiate(&mut tcp).await.map_err(ConnectError::Negotiation)?;
             let tls = self.start_tls(tcp, &target.host).await?;
-            return Ok(Connected::VeNCrypt {
-                stream: ByteStream::Tls(Box::new(tls)),
-                browser_security: negotiated.browser_security,
-            });
+            return Ok(Connected::VeNCrypt { stream: ByteStream::Tls(Box::new(tls)), browser_security: negotiated.browser_security });
         }
         Ok(Connected::Plain(ByteStream::Tcp(tcp)))
     }
@@ -239,10 +210,7 @@ impl Connector {
             .map_err(|e| ConnectError::Unreachable(format!("cannot resolve {}: {e}", target.host)))?
             .collect();
         let name_allowed = self.allow.allows_name(&target.host);
-        let allowed: Vec<SocketAddr> = addrs
-            .into_iter()
-            .filter(|a| name_allowed || self.allow.allows_addr(a.ip()))
-            .collect();
+        let allowed: Vec<SocketAddr> = addrs.into_iter().filter(|a| name_allowed || self.allow.allows_addr(a.ip())).collect();
         if allowed.is_empty() {
             return Err(ConnectError::NotAllowed(target.to_string()));
         }
@@ -256,16 +224,10 @@ impl Connector {
                 Err(e) => last = Some(format!("{addr}: {e}")),
             }
         }
-        Err(ConnectError::Unreachable(
-            last.unwrap_or_else(|| "no address".into()),
-        ))
+        Err(ConnectError::Unreachable(last.unwrap_or_else(|| "no address".into())))
     }
 
-    async fn start_tls(
-        &self,
-        tcp: TcpStream,
-        host: &str,
-    ) -> Result<TlsStream<TcpStream>, ConnectError> {
+    async fn start_tls(&self, tcp: TcpStream, host: &str) -> Result<TlsStream<TcpStream>, ConnectError> {
         let name = crate::tls::server_name(host).map_err(ConnectError::Negotiation)?;
         TlsConnector::from(self.tls.clone())
             .connect(name, tcp)

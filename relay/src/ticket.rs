@@ -65,10 +65,9 @@ impl fmt::Display for TicketError {
                 "ticket signature does not verify with CERT_FOR_DATA_VERIFICATION \
                  (is it the engine's current certificate?)"
             ),
-            TicketError::LegacyDisabled => write!(
-                f,
-                "legacy SHA-1 ticket refused (set WSPROXY_ALLOW_LEGACY_SHA1=true for engines older than 4.4)"
-            ),
+            TicketError::LegacyDisabled => {
+                write!(f, "legacy SHA-1 ticket refused (set WSPROXY_ALLOW_LEGACY_SHA1=true for engines older than 4.4)")
+            }
             TicketError::Expired => write!(f, "ticket expired (check the clocks of engine and proxy)"),
             TicketError::NotYetValid => write!(f, "ticket not yet valid (check the clocks of engine and proxy)"),
             TicketError::BadData(why) => write!(f, "ticket data is not a console target: {why}"),
@@ -101,21 +100,14 @@ impl fmt::Debug for Target {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("ssl_target", &self.ssl_target)
-            .field(
-                "kubevirt_path",
-                &self.kubevirt.as_ref().map(|k| k.path.as_str()),
-            )
+            .field("kubevirt_path", &self.kubevirt.as_ref().map(|k| k.path.as_str()))
             .finish()
     }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         match (&self.kubevirt, self.ssl_target) {
             (Some(k), _) => write!(f, "wss://{host}:{}{}", self.port, k.path),
             (None, true) => write!(f, "vencrypt://{host}:{}", self.port),
@@ -154,33 +146,17 @@ impl fmt::Debug for TicketVerifier {
 
 impl TicketVerifier {
     /// From the engine certificate (PEM), as in CERT_FOR_DATA_VERIFICATION.
-    pub fn from_certificate_pem(
-        pem: &[u8],
-        allow_legacy_sha1: bool,
-        skew_secs: i64,
-    ) -> Result<Self, String> {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(pem)
-            .map_err(|e| format!("not a PEM certificate: {e}"))?;
-        let cert = pem
-            .parse_x509()
-            .map_err(|e| format!("not an X.509 certificate: {e}"))?;
-        let key = RsaPublicKey::from_public_key_der(cert.public_key().raw).map_err(|e| {
-            format!("the certificate's key is not RSA (engine tickets are RSA-signed): {e}")
-        })?;
-        Ok(Self {
-            key,
-            allow_legacy_sha1,
-            skew_secs,
-        })
+    pub fn from_certificate_pem(pem: &[u8], allow_legacy_sha1: bool, skew_secs: i64) -> Result<Self, String> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
+        let cert = pem.parse_x509().map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let key = RsaPublicKey::from_public_key_der(cert.public_key().raw)
+            .map_err(|e| format!("the certificate's key is not RSA (engine tickets are RSA-signed): {e}"))?;
+        Ok(Self { key, allow_legacy_sha1, skew_secs })
     }
 
     /// From an RSA public key directly.
     pub fn from_public_key(key: RsaPublicKey, allow_legacy_sha1: bool, skew_secs: i64) -> Self {
-        Self {
-            key,
-            allow_legacy_sha1,
-            skew_secs,
-        }
+        Self { key, allow_legacy_sha1, skew_secs }
     }
 
     /// Decode and verify a ticket taken from the URL path (without the leading `/`).
@@ -189,22 +165,19 @@ impl TicketVerifier {
         let string = |name: &str| -> Result<&str, TicketError> {
             match fields.get(name) {
                 Some(Value::String(s)) => Ok(s.as_str()),
-                Some(_) => Err(TicketError::Malformed(format!(
-                    "field {name} is not a string"
-                ))),
+                Some(_) => Err(TicketError::Malformed(format!("field {name} is not a string"))),
                 None => Err(TicketError::Malformed(format!("field {name} is missing"))),
             }
         };
 
         let signed_fields = signed_field_names(string("signedFields")?)?;
         // Hashed field by field: nothing grows with the input before the signature is checked.
-        let digest_of =
-            |mut hasher: Box<dyn sha2::digest::DynDigest>| -> Result<Box<[u8]>, TicketError> {
-                for name in &signed_fields {
-                    hasher.update(string(name)?.as_bytes());
-                }
-                Ok(hasher.finalize())
-            };
+        let digest_of = |mut hasher: Box<dyn sha2::digest::DynDigest>| -> Result<Box<[u8]>, TicketError> {
+            for name in &signed_fields {
+                hasher.update(string(name)?.as_bytes());
+            }
+            Ok(hasher.finalize())
+        };
 
         let signature = if fields.contains_key("v2_signature") {
             let sig = decode_b64(string("v2_signature")?, "v2_signature")?;
@@ -221,11 +194,7 @@ impl TicketVerifier {
             }
             let sig = decode_b64(string("signature")?, "signature")?;
             self.key
-                .verify(
-                    Pkcs1v15Sign::new::<Sha1>(),
-                    &digest_of(Box::new(Sha1::new()))?,
-                    &sig,
-                )
+                .verify(Pkcs1v15Sign::new::<Sha1>(), &digest_of(Box::new(Sha1::new()))?, &sig)
                 .map_err(|_| TicketError::BadSignature)?;
             sig
         } else {
@@ -237,9 +206,7 @@ impl TicketVerifier {
             if signed_fields.contains(&name) {
                 string(name)
             } else {
-                Err(TicketError::Malformed(format!(
-                    "field {name} is not signed"
-                )))
+                Err(TicketError::Malformed(format!("field {name} is not signed")))
             }
         };
         let valid_from = parse_time(signed("validFrom")?, "validFrom")?;
@@ -266,12 +233,8 @@ impl TicketVerifier {
         // salt length: emLen - hLen - 2, where emLen = ceil((modBits - 1) / 8).
         let mod_bits = self.key.n().bits();
         let em_len = (mod_bits - 1).div_ceil(8);
-        let salt_len = em_len
-            .checked_sub(32 + 2)
-            .ok_or(TicketError::BadSignature)?;
-        self.key
-            .verify(Pss::new_with_salt::<Sha256>(salt_len), hashed, signature)
-            .map_err(|_| TicketError::BadSignature)
+        let salt_len = em_len.checked_sub(32 + 2).ok_or(TicketError::BadSignature)?;
+        self.key.verify(Pss::new_with_salt::<Sha256>(salt_len), hashed, signature).map_err(|_| TicketError::BadSignature)
     }
 }
 
@@ -290,9 +253,7 @@ fn signed_field_names(list: &str) -> Result<Vec<&str>, TicketError> {
             )));
         }
         if names.contains(&name) {
-            return Err(TicketError::Malformed(format!(
-                "signedFields names {name} twice"
-            )));
+            return Err(TicketError::Malformed(format!("signedFields names {name} twice")));
         }
         names.push(name);
     }
@@ -306,9 +267,7 @@ fn signed_field_names(list: &str) -> Result<Vec<&str>, TicketError> {
 /// accept the URL-safe alphabet, drop whitespace, restore padding.
 pub fn normalize(raw: &str) -> Result<String, TicketError> {
     if raw.len() > MAX_TICKET_LEN {
-        return Err(TicketError::Malformed(format!(
-            "longer than {MAX_TICKET_LEN} characters"
-        )));
+        return Err(TicketError::Malformed(format!("longer than {MAX_TICKET_LEN} characters")));
     }
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
@@ -336,8 +295,7 @@ fn decode_fields(raw: &str) -> Result<Map<String, Value>, TicketError> {
         .decode(normalized.as_bytes())
         .or_else(|_| STANDARD_NO_PAD.decode(normalized.trim_end_matches('=').as_bytes()))
         .map_err(|_| TicketError::Malformed("not base64".into()))?;
-    let text =
-        std::str::from_utf8(&bytes).map_err(|_| TicketError::Malformed("not UTF-8".into()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| TicketError::Malformed("not UTF-8".into()))?;
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(TicketError::Malformed("not a JSON object".into())),
@@ -347,9 +305,7 @@ fn decode_fields(raw: &str) -> Result<Map<String, Value>, TicketError> {
 
 fn decode_b64(text: &str, field: &str) -> Result<Vec<u8>, TicketError> {
     let cleaned: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    STANDARD
-        .decode(cleaned.as_bytes())
-        .map_err(|_| TicketError::Malformed(format!("{field} is not base64")))
+    STANDARD.decode(cleaned.as_bytes()).map_err(|_| TicketError::Malformed(format!("{field} is not base64")))
 }
 
 /// Parse the engine's `yyyyMMddHHmmss` UTC timestamps into unix seconds.
@@ -363,10 +319,7 @@ pub fn parse_time(text: &str, field: &str) -> Result<i64, TicketError> {
 /// Format unix seconds as the engine's `yyyyMMddHHmmss` UTC.
 pub fn format_time(unix: i64) -> String {
     let format = format_description!("[year][month][day][hour][minute][second]");
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(format).ok())
-        .unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(format).ok()).unwrap_or_default()
 }
 
 /// Decode the `data` field: a URL-encoded JSON object describing the console target.
@@ -375,28 +328,15 @@ pub fn parse_data(data: &str) -> Result<Target, TicketError> {
     let decoded = percent_encoding::percent_decode_str(&plus_as_space)
         .decode_utf8()
         .map_err(|_| TicketError::BadData("percent-encoding is not UTF-8".into()))?;
-    let value: Value =
-        serde_json::from_str(&decoded).map_err(|_| TicketError::BadData("not JSON".into()))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| TicketError::BadData("not a JSON object".into()))?;
+    let value: Value = serde_json::from_str(&decoded).map_err(|_| TicketError::BadData("not JSON".into()))?;
+    let obj = value.as_object().ok_or_else(|| TicketError::BadData("not a JSON object".into()))?;
 
     let host = match obj.get("host") {
-        Some(Value::String(h)) if !h.trim().is_empty() => h
-            .trim()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
+        Some(Value::String(h)) if !h.trim().is_empty() => h.trim().trim_start_matches('[').trim_end_matches(']').to_string(),
         _ => return Err(TicketError::BadData("host is missing".into())),
     };
-    if host.len() > 253
-        || host
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '@')
-    {
-        return Err(TicketError::BadData(
-            "host is not a host name or address".into(),
-        ));
+    if host.len() > 253 || host.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '@') {
+        return Err(TicketError::BadData("host is not a host name or address".into()));
     }
     let port = match obj.get("port") {
         Some(Value::String(p)) => p.trim().parse::<u16>().ok(),
@@ -421,19 +361,11 @@ pub fn parse_data(data: &str) -> Result<Target, TicketError> {
                 None | Some(Value::Null) => String::new(),
                 Some(_) => return Err(TicketError::BadData("token is not a string".into())),
             };
-            Some(KubeVirt {
-                path: path.clone(),
-                token,
-            })
+            Some(KubeVirt { path: path.clone(), token })
         }
         _ => None,
     };
-    Ok(Target {
-        host,
-        port,
-        ssl_target,
-        kubevirt,
-    })
+    Ok(Target { host, port, ssl_target, kubevirt })
 }
 
 #[cfg(test)]
@@ -460,37 +392,19 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000;
 
-    fn ticket_with(
-        key: &RsaPrivateKey,
-        salt_len: usize,
-        edit: impl FnOnce(&mut Map<String, Value>),
-    ) -> String {
+    fn ticket_with(key: &RsaPrivateKey, salt_len: usize, edit: impl FnOnce(&mut Map<String, Value>)) -> String {
         let data = "%7B%22host%22%3A%22127.0.0.1%22%2C%22port%22%3A%225900%22%2C%22ssl_target%22%3Afalse%7D";
         let mut m = Map::new();
-        m.insert(
-            "salt".into(),
-            Value::String(STANDARD.encode([1u8, 2, 3, 4, 5, 6, 7, 8])),
-        );
+        m.insert("salt".into(), Value::String(STANDARD.encode([1u8, 2, 3, 4, 5, 6, 7, 8])));
         m.insert("validFrom".into(), Value::String(format_time(NOW - 10)));
         m.insert("validTo".into(), Value::String(format_time(NOW + 10)));
         m.insert("data".into(), Value::String(data.into()));
-        m.insert(
-            "signedFields".into(),
-            Value::String("salt,validFrom,validTo,data".into()),
-        );
-        let message: String = ["salt", "validFrom", "validTo", "data"]
-            .iter()
-            .map(|f| m[*f].as_str().unwrap().to_string())
-            .collect();
+        m.insert("signedFields".into(), Value::String("salt,validFrom,validTo,data".into()));
+        let message: String = ["salt", "validFrom", "validTo", "data"].iter().map(|f| m[*f].as_str().unwrap().to_string()).collect();
         let signer = BlindedSigningKey::<Sha256>::new_with_salt_len(key.clone(), salt_len);
-        let sig = signer
-            .sign_with_rng(&mut StdRng::seed_from_u64(1), message.as_bytes())
-            .to_vec();
+        let sig = signer.sign_with_rng(&mut StdRng::seed_from_u64(1), message.as_bytes()).to_vec();
         m.insert("v2_signature".into(), Value::String(STANDARD.encode(sig)));
-        m.insert(
-            "certificate".into(),
-            Value::String("-----BEGIN CERTIFICATE-----\nignored\n".into()),
-        );
+        m.insert("certificate".into(), Value::String("-----BEGIN CERTIFICATE-----\nignored\n".into()));
         edit(&mut m);
         STANDARD.encode(serde_json::to_vec(&Value::Object(m)).unwrap())
     }
@@ -501,9 +415,7 @@ mod tests {
 
     #[test]
     fn accepts_max_salt_ticket() {
-        let t = verifier()
-            .verify(&ticket_with(key(), 222, |_| {}), NOW)
-            .unwrap();
+        let t = verifier().verify(&ticket_with(key(), 222, |_| {}), NOW).unwrap();
         assert_eq!(t.target.host, "127.0.0.1");
         assert_eq!(t.target.port, 5900);
         assert!(!t.target.ssl_target);
@@ -512,25 +424,16 @@ mod tests {
 
     #[test]
     fn digest_length_salt_is_not_the_engine_format() {
-        let e = verifier()
-            .verify(&ticket_with(key(), 32, |_| {}), NOW)
-            .unwrap_err();
+        let e = verifier().verify(&ticket_with(key(), 32, |_| {}), NOW).unwrap_err();
         assert_eq!(e, TicketError::BadSignature);
     }
 
     #[test]
     fn url_safe_and_percent_encoded_forms() {
         let t = ticket_with(key(), 222, |_| {});
-        let url_safe = t
-            .replace('+', "-")
-            .replace('/', "_")
-            .trim_end_matches('=')
-            .to_string();
+        let url_safe = t.replace('+', "-").replace('/', "_").trim_end_matches('=').to_string();
         assert!(verifier().verify(&url_safe, NOW).is_ok());
-        let pct = t
-            .replace('+', "%2B")
-            .replace('/', "%2F")
-            .replace('=', "%3D");
+        let pct = t.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
         assert!(verifier().verify(&pct, NOW).is_ok());
     }
 
@@ -538,72 +441,42 @@ mod tests {
     fn window_and_skew() {
         let t = ticket_with(key(), 222, |_| {});
         assert!(verifier().verify(&t, NOW + 15).is_ok(), "within skew");
-        assert_eq!(
-            verifier().verify(&t, NOW + 16).unwrap_err(),
-            TicketError::Expired
-        );
+        assert_eq!(verifier().verify(&t, NOW + 16).unwrap_err(), TicketError::Expired);
         assert!(verifier().verify(&t, NOW - 15).is_ok());
-        assert_eq!(
-            verifier().verify(&t, NOW - 16).unwrap_err(),
-            TicketError::NotYetValid
-        );
+        assert_eq!(verifier().verify(&t, NOW - 16).unwrap_err(), TicketError::NotYetValid);
     }
 
     #[test]
     fn foreign_key_and_embedded_certificate_are_not_trusted() {
         let t = ticket_with(other_key(), 222, |_| {});
-        assert_eq!(
-            verifier().verify(&t, NOW).unwrap_err(),
-            TicketError::BadSignature
-        );
+        assert_eq!(verifier().verify(&t, NOW).unwrap_err(), TicketError::BadSignature);
     }
 
     #[test]
     fn tampered_data_fails() {
         let t = ticket_with(key(), 222, |m| {
-            m.insert(
-                "data".into(),
-                Value::String("%7B%22host%22%3A%2210.0.0.1%22%2C%22port%22%3A%2222%22%7D".into()),
-            );
+            m.insert("data".into(), Value::String("%7B%22host%22%3A%2210.0.0.1%22%2C%22port%22%3A%2222%22%7D".into()));
         });
-        assert_eq!(
-            verifier().verify(&t, NOW).unwrap_err(),
-            TicketError::BadSignature
-        );
+        assert_eq!(verifier().verify(&t, NOW).unwrap_err(), TicketError::BadSignature);
     }
 
     #[test]
     fn signed_fields_must_cover_salt_or_data() {
         let t = ticket_with(key(), 222, |m| {
-            m.insert(
-                "signedFields".into(),
-                Value::String("validFrom,validTo".into()),
-            );
+            m.insert("signedFields".into(), Value::String("validFrom,validTo".into()));
         });
-        assert_eq!(
-            verifier().verify(&t, NOW).unwrap_err(),
-            TicketError::UnsignedFields
-        );
+        assert_eq!(verifier().verify(&t, NOW).unwrap_err(), TicketError::UnsignedFields);
         let t = ticket_with(key(), 222, |m| {
             m.remove("signedFields");
         });
-        assert!(matches!(
-            verifier().verify(&t, NOW).unwrap_err(),
-            TicketError::Malformed(_)
-        ));
+        assert!(matches!(verifier().verify(&t, NOW).unwrap_err(), TicketError::Malformed(_)));
     }
 
     #[test]
     fn repeated_or_unknown_signed_fields_are_refused_before_any_hashing() {
         // The forged-ticket amplifier: one 30 KB field named thousands of times.
         let repeated = vec!["data"; 3000].join(",");
-        for list in [
-            repeated.as_str(),
-            "salt,salt",
-            "salt,certificate",
-            "salt,v2_signature",
-            "data,",
-        ] {
+        for list in [repeated.as_str(), "salt,salt", "salt,certificate", "salt,v2_signature", "data,"] {
             let t = ticket_with(key(), 222, |m| {
                 m.insert("signedFields".into(), Value::String(list.into()));
             });
@@ -620,14 +493,9 @@ mod tests {
         let id = verifier().verify(&plain, NOW).unwrap().id;
         // The same signed ticket, re-encoded: JSON field order and whitespace, a signature
         // with line breaks, URL-safe base64 without padding.
-        let mut fields: Map<String, Value> =
-            serde_json::from_slice(&STANDARD.decode(&plain).unwrap()).unwrap();
+        let mut fields: Map<String, Value> = serde_json::from_slice(&STANDARD.decode(&plain).unwrap()).unwrap();
         let sig = fields["v2_signature"].as_str().unwrap().to_string();
-        let wrapped: String = sig
-            .as_bytes()
-            .chunks(64)
-            .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
-            .collect();
+        let wrapped: String = sig.as_bytes().chunks(64).map(|c| format!("{}\n", std::str::from_utf8(c).unwrap())).collect();
         fields.insert("v2_signature".into(), Value::String(wrapped));
         let reordered: Map<String, Value> = fields.into_iter().rev().collect();
         let pretty = serde_json::to_string_pretty(&Value::Object(reordered)).unwrap();
@@ -639,17 +507,9 @@ mod tests {
     #[test]
     fn garbage() {
         for raw in ["", "!!!", "aGVsbG8=", "W10=", "eyJhIjoxfQ=="] {
-            assert!(
-                matches!(
-                    verifier().verify(raw, NOW).unwrap_err(),
-                    TicketError::Malformed(_)
-                ),
-                "{raw}"
-            );
+            assert!(matches!(verifier().verify(raw, NOW).unwrap_err(), TicketError::Malformed(_)), "{raw}");
         }
-        assert!(verifier()
-            .verify(&"A".repeat(MAX_TICKET_LEN + 1), NOW)
-            .is_err());
+        assert!(verifier().verify(&"A".repeat(MAX_TICKET_LEN + 1), NOW).is_err());
     }
 
     #[test]
@@ -658,49 +518,25 @@ mod tests {
         m.insert("salt".into(), Value::String("c2FsdHNhbHQ=".into()));
         m.insert("validFrom".into(), Value::String(format_time(NOW - 10)));
         m.insert("validTo".into(), Value::String(format_time(NOW + 10)));
-        m.insert(
-            "data".into(),
-            Value::String("%7B%22host%22%3A%22h%22%2C%22port%22%3A%225900%22%7D".into()),
-        );
-        m.insert(
-            "signedFields".into(),
-            Value::String("salt,validFrom,validTo,data".into()),
-        );
-        let message: String = ["salt", "validFrom", "validTo", "data"]
-            .iter()
-            .map(|f| m[*f].as_str().unwrap())
-            .collect();
-        let sig = key()
-            .sign(
-                Pkcs1v15Sign::new::<Sha1>(),
-                &Sha1::digest(message.as_bytes()),
-            )
-            .unwrap();
+        m.insert("data".into(), Value::String("%7B%22host%22%3A%22h%22%2C%22port%22%3A%225900%22%7D".into()));
+        m.insert("signedFields".into(), Value::String("salt,validFrom,validTo,data".into()));
+        let message: String = ["salt", "validFrom", "validTo", "data"].iter().map(|f| m[*f].as_str().unwrap()).collect();
+        let sig = key().sign(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(message.as_bytes())).unwrap();
         m.insert("signature".into(), Value::String(STANDARD.encode(sig)));
         m.insert("digest".into(), Value::String("sha1".into()));
         let t = STANDARD.encode(serde_json::to_vec(&Value::Object(m)).unwrap());
-        assert_eq!(
-            verifier().verify(&t, NOW).unwrap_err(),
-            TicketError::LegacyDisabled
-        );
+        assert_eq!(verifier().verify(&t, NOW).unwrap_err(), TicketError::LegacyDisabled);
         let legacy = TicketVerifier::from_public_key(key().to_public_key(), true, 5);
         assert_eq!(legacy.verify(&t, NOW).unwrap().target.host, "h");
     }
 
     #[test]
     fn data_forms() {
-        let t =
-            parse_data("%7B%22host%22%3A%22hv%22%2C%22port%22%3A5901%2C%22ssl_target%22%3Atrue%7D")
-                .unwrap();
+        let t = parse_data("%7B%22host%22%3A%22hv%22%2C%22port%22%3A5901%2C%22ssl_target%22%3Atrue%7D").unwrap();
         assert_eq!((t.host.as_str(), t.port, t.ssl_target), ("hv", 5901, true));
-        let t =
-            parse_data(r#"{"host":"virt-api","port":"443","path":"/apis/x/vnc","token":"s3cret"}"#)
-                .unwrap();
+        let t = parse_data(r#"{"host":"virt-api","port":"443","path":"/apis/x/vnc","token":"s3cret"}"#).unwrap();
         assert_eq!(t.kubevirt.as_ref().unwrap().path, "/apis/x/vnc");
-        assert!(
-            !format!("{t:?}").contains("s3cret"),
-            "token must not be printed"
-        );
+        assert!(!format!("{t:?}").contains("s3cret"), "token must not be printed");
         assert!(parse_data(r#"{"host":"h","port":"0"}"#).is_err());
         assert!(parse_data(r#"{"host":"h","port":"99999"}"#).is_err());
         assert!(parse_data(r#"{"port":"1"}"#).is_err());

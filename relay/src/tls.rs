@@ -38,26 +38,13 @@ pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 /// Load the certificate chain and key, and check that they belong together.
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
     let chain = read_chain(cert)?;
-    let key_bytes =
-        std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
-    let key_der = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|_| {
-        format!(
-            "{} is not a PEM private key (PKCS#8, PKCS#1 or SEC1)",
-            key.display()
-        )
-    })?;
-    let signing = provider()
-        .key_provider
-        .load_private_key(key_der)
-        .map_err(|e| format!("{}: unsupported private key: {e}", key.display()))?;
+    let key_bytes = std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_bytes)
+        .map_err(|_| format!("{} is not a PEM private key (PKCS#8, PKCS#1 or SEC1)", key.display()))?;
+    let signing =
+        provider().key_provider.load_private_key(key_der).map_err(|e| format!("{}: unsupported private key: {e}", key.display()))?;
     let certified = CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|_| {
-        format!(
-            "the key in {} does not belong to the certificate in {}",
-            key.display(),
-            cert.display()
-        )
-    })?;
+    certified.keys_match().map_err(|_| format!("the key in {} does not belong to the certificate in {}", key.display(), cert.display()))?;
     Ok(certified)
 }
 
@@ -78,10 +65,7 @@ impl ResolvesServerCert for SwappableCert {
 }
 
 /// The browser-facing TLS configuration.
-pub fn server_config(
-    cert: Arc<Reloadable<CertifiedKey>>,
-    min: TlsMinVersion,
-) -> Result<ServerConfig, String> {
+pub fn server_config(cert: Arc<Reloadable<CertifiedKey>>, min: TlsMinVersion) -> Result<ServerConfig, String> {
     let versions: &[&'static rustls::SupportedProtocolVersion] = match min {
         TlsMinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsMinVersion::Tls13 => &[&rustls::version::TLS13],
@@ -101,23 +85,16 @@ pub fn server_config(
 /// match the host; without one, any certificate is accepted (as oVirt's proxy does), but the
 /// handshake signatures are still checked.
 pub fn target_client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+    let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(|e| e.to_string())?;
     let config = match ca {
         Some(path) => {
             let mut roots = RootCertStore::empty();
             for cert in read_chain(path)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
             }
             return client_config_trusting(roots);
         }
-        None => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
-            .with_no_client_auth(),
+        None => builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate(provider()))).with_no_client_auth(),
     };
     Ok(Arc::new(config))
 }
@@ -134,8 +111,7 @@ pub fn client_config_trusting(roots: RootCertStore) -> Result<Arc<ClientConfig>,
 
 /// The server name to present and check for a target host (a name or an IP literal).
 pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
-    ServerName::try_from(host.to_string())
-        .map_err(|_| format!("{host:?} is not a valid TLS server name"))
+    ServerName::try_from(host.to_string()).map_err(|_| format!("{host:?} is not a valid TLS server name"))
 }
 
 #[derive(Debug)]
@@ -159,12 +135,7 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -173,12 +144,7 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

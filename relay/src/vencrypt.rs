@@ -28,9 +28,7 @@ pub struct Negotiated {
 }
 
 /// Negotiate VeNCrypt up to the point where TLS starts. Errors are phrased for the log.
-pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
-    server: &mut S,
-) -> Result<Negotiated, String> {
+pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(server: &mut S) -> Result<Negotiated, String> {
     let io = |e: std::io::Error| format!("VeNCrypt negotiation: {e}");
     let mut version = [0u8; 12];
     server.read_exact(&mut version).await.map_err(io)?;
@@ -44,26 +42,19 @@ pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
         let len = server.read_u32().await.map_err(io)?.min(1024) as usize;
         let mut reason = vec![0u8; len];
         server.read_exact(&mut reason).await.map_err(io)?;
-        return Err(format!(
-            "target refused the connection: {}",
-            String::from_utf8_lossy(&reason)
-        ));
+        return Err(format!("target refused the connection: {}", String::from_utf8_lossy(&reason)));
     }
     let mut types = vec![0u8; count as usize];
     server.read_exact(&mut types).await.map_err(io)?;
     if !types.contains(&SECURITY_VENCRYPT) {
-        return Err(format!(
-            "ticket says ssl_target but the target does not offer VeNCrypt (security types {types:?})"
-        ));
+        return Err(format!("ticket says ssl_target but the target does not offer VeNCrypt (security types {types:?})"));
     }
     server.write_u8(SECURITY_VENCRYPT).await.map_err(io)?;
 
     let major = server.read_u8().await.map_err(io)?;
     let minor = server.read_u8().await.map_err(io)?;
     if (major, minor) < (0, 2) {
-        return Err(format!(
-            "target offers VeNCrypt {major}.{minor}; 0.2 is required"
-        ));
+        return Err(format!("target offers VeNCrypt {major}.{minor}; 0.2 is required"));
     }
     server.write_all(&[0, 2]).await.map_err(io)?;
     if server.read_u8().await.map_err(io)? != 0 {
@@ -76,19 +67,11 @@ pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
         subtypes.push(server.read_u32().await.map_err(io)?);
     }
     let negotiated = if subtypes.contains(&VENCRYPT_X509_VNC) {
-        Negotiated {
-            subtype: VENCRYPT_X509_VNC,
-            browser_security: SECURITY_VNC_AUTH,
-        }
+        Negotiated { subtype: VENCRYPT_X509_VNC, browser_security: SECURITY_VNC_AUTH }
     } else if subtypes.contains(&VENCRYPT_X509_NONE) {
-        Negotiated {
-            subtype: VENCRYPT_X509_NONE,
-            browser_security: SECURITY_NONE,
-        }
+        Negotiated { subtype: VENCRYPT_X509_NONE, browser_security: SECURITY_NONE }
     } else {
-        return Err(format!(
-            "target offers no X509 VeNCrypt subtype (offered {subtypes:?}; X509Vnc=261 or X509None=260 needed)"
-        ));
+        return Err(format!("target offers no X509 VeNCrypt subtype (offered {subtypes:?}; X509Vnc=261 or X509None=260 needed)"));
     };
     server.write_u32(negotiated.subtype).await.map_err(io)?;
     if server.read_u8().await.map_err(io)? != 1 {
@@ -108,10 +91,9 @@ pub fn browser_security_offer(security: u8) -> [u8; 2] {
 pub fn check_browser_version(version: &[u8]) -> Result<(), String> {
     match version {
         b"RFB 003.008\n" | b"RFB 003.007\n" => Ok(()),
-        other => Err(format!(
-            "browser answered RFB version {:?}; 3.7 or 3.8 is needed for VeNCrypt targets",
-            String::from_utf8_lossy(other)
-        )),
+        other => {
+            Err(format!("browser answered RFB version {:?}; 3.7 or 3.8 is needed for VeNCrypt targets", String::from_utf8_lossy(other)))
+        }
     }
 }
 
@@ -149,13 +131,7 @@ mod tests {
     #[tokio::test]
     async fn picks_x509vnc() {
         let (r, sent) = run_against(script(&[19], &[262, 261, 260], 1)).await;
-        assert_eq!(
-            r.unwrap(),
-            Negotiated {
-                subtype: 261,
-                browser_security: 2
-            }
-        );
+        assert_eq!(r.unwrap(), Negotiated { subtype: 261, browser_security: 2 });
         let mut expect = RFB_VERSION.to_vec();
         expect.push(19);
         expect.extend_from_slice(&[0, 2]);

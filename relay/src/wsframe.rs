@@ -44,10 +44,7 @@ pub struct Violation {
 }
 
 fn violation(reason: &'static str) -> Violation {
-    Violation {
-        code: code::PROTOCOL,
-        reason,
-    }
+    Violation { code: code::PROTOCOL, reason }
 }
 
 /// One decoded piece of input. `payload` indexes the buffer given to [`Decoder::next`] and is
@@ -75,12 +72,7 @@ pub enum Kind {
 #[derive(Debug, Clone, Copy)]
 enum State {
     Header,
-    Payload {
-        left: u64,
-        mask: [u8; 4],
-        phase: usize,
-        fin: bool,
-    },
+    Payload { left: u64, mask: [u8; 4], phase: usize, fin: bool },
 }
 
 /// Streaming decoder of client (masked) frames.
@@ -95,12 +87,7 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(max_message: usize) -> Self {
-        Decoder {
-            state: State::Header,
-            message: None,
-            message_len: 0,
-            max_message: max_message as u64,
-        }
+        Decoder { state: State::Header, message: None, message_len: 0, max_message: max_message as u64 }
     }
 
     /// Decode the next piece of `buf`, unmasking payload in place. `Ok(None)`: more bytes are
@@ -109,12 +96,7 @@ impl Decoder {
     pub fn next(&mut self, buf: &mut [u8]) -> Result<Option<Frame>, Violation> {
         match self.state {
             State::Header => self.header(buf),
-            State::Payload {
-                left,
-                mask,
-                phase,
-                fin,
-            } => {
+            State::Payload { left, mask, phase, fin } => {
                 let n = (left.min(buf.len() as u64)) as usize;
                 if n == 0 && left > 0 {
                     return Ok(None);
@@ -123,24 +105,11 @@ impl Decoder {
                 let left = left - n as u64;
                 let text = self.message.unwrap_or(false);
                 let end = left == 0 && fin;
-                self.state = if left == 0 {
-                    State::Header
-                } else {
-                    State::Payload {
-                        left,
-                        mask,
-                        phase: (phase + n) % 4,
-                        fin,
-                    }
-                };
+                self.state = if left == 0 { State::Header } else { State::Payload { left, mask, phase: (phase + n) % 4, fin } };
                 if end {
                     self.message = None;
                 }
-                Ok(Some(Frame {
-                    consumed: n,
-                    payload: 0..n,
-                    kind: Kind::Data { text, end },
-                }))
+                Ok(Some(Frame { consumed: n, payload: 0..n, kind: Kind::Data { text, end } }))
             }
         }
     }
@@ -196,11 +165,7 @@ impl Decoder {
                     OP_PING => Kind::Ping,
                     _ => Kind::Pong,
                 };
-                Ok(Some(Frame {
-                    consumed: total,
-                    payload: head..total,
-                    kind,
-                }))
+                Ok(Some(Frame { consumed: total, payload: head..total, kind }))
             }
             OP_TEXT | OP_BINARY | OP_CONTINUATION => {
                 let text = match (opcode, self.message) {
@@ -208,47 +173,25 @@ impl Decoder {
                         self.message_len += len;
                         text
                     }
-                    (OP_CONTINUATION, None) => {
-                        return Err(violation(
-                            "continuation frame without a message to continue",
-                        ))
-                    }
-                    (_, Some(_)) => {
-                        return Err(violation("new message before the previous one ended"))
-                    }
+                    (OP_CONTINUATION, None) => return Err(violation("continuation frame without a message to continue")),
+                    (_, Some(_)) => return Err(violation("new message before the previous one ended")),
                     (op, None) => {
                         self.message_len = len;
                         op == OP_TEXT
                     }
                 };
                 if self.message_len > self.max_message {
-                    return Err(Violation {
-                        code: code::TOO_BIG,
-                        reason: "message larger than WSPROXY_MAX_MESSAGE_SIZE",
-                    });
+                    return Err(Violation { code: code::TOO_BIG, reason: "message larger than WSPROXY_MAX_MESSAGE_SIZE" });
                 }
                 if len == 0 {
                     // An empty frame still carries the message's end (the state stays Header).
                     self.message = (!fin).then_some(text);
-                    return Ok(Some(Frame {
-                        consumed: head,
-                        payload: head..head,
-                        kind: Kind::Data { text, end: fin },
-                    }));
+                    return Ok(Some(Frame { consumed: head, payload: head..head, kind: Kind::Data { text, end: fin } }));
                 }
                 self.message = Some(text);
-                self.state = State::Payload {
-                    left: len,
-                    mask,
-                    phase: 0,
-                    fin,
-                };
+                self.state = State::Payload { left: len, mask, phase: 0, fin };
                 // Hand back the header alone; the payload follows on the next call.
-                Ok(Some(Frame {
-                    consumed: head,
-                    payload: head..head,
-                    kind: Kind::Data { text, end: false },
-                }))
+                Ok(Some(Frame { consumed: head, payload: head..head, kind: Kind::Data { text, end: false } }))
             }
             _ => Err(violation("unknown opcode")),
         }
@@ -359,11 +302,7 @@ mod tests {
     }
 
     /// Feed `input` in pieces of `step` bytes, as a socket might; collect data and events.
-    fn decode_all(
-        input: &[u8],
-        step: usize,
-        max: usize,
-    ) -> Result<(Vec<u8>, Vec<Kind>), Violation> {
+    fn decode_all(input: &[u8], step: usize, max: usize) -> Result<(Vec<u8>, Vec<Kind>), Violation> {
         let mut d = Decoder::new(max);
         let mut pending: Vec<u8> = Vec::new();
         let (mut data, mut kinds) = (Vec::new(), Vec::new());
@@ -373,13 +312,7 @@ mod tests {
                 if matches!(f.kind, Kind::Data { .. }) {
                     data.extend_from_slice(&pending[f.payload.clone()]);
                 }
-                if f.kind
-                    != (Kind::Data {
-                        text: false,
-                        end: false,
-                    })
-                    || !f.payload.is_empty()
-                {
+                if f.kind != (Kind::Data { text: false, end: false }) || !f.payload.is_empty() {
                     kinds.push(f.kind);
                 }
                 pending.drain(..f.consumed);
@@ -397,14 +330,7 @@ mod tests {
                 let step = step.min(frame.len().max(1));
                 let (data, kinds) = decode_all(&frame, step, 1 << 20).unwrap();
                 assert_eq!(data, payload, "len {len} step {step}");
-                assert_eq!(
-                    kinds.last(),
-                    Some(&Kind::Data {
-                        text: false,
-                        end: true
-                    }),
-                    "len {len} step {step}"
-                );
+                assert_eq!(kinds.last(), Some(&Kind::Data { text: false, end: true }), "len {len} step {step}");
             }
         }
     }
@@ -415,41 +341,19 @@ mod tests {
         input.extend(client(true, OP_PING, b"are you there", [9, 9, 9, 9]));
         input.extend(client(false, OP_CONTINUATION, b"wor", [5, 6, 7, 8]));
         input.extend(client(true, OP_CONTINUATION, b"ld", [0, 0, 0, 1]));
-        input.extend(client(
-            true,
-            OP_CLOSE,
-            &close_payload(1000, "bye"),
-            [4, 3, 2, 1],
-        ));
+        input.extend(client(true, OP_CLOSE, &close_payload(1000, "bye"), [4, 3, 2, 1]));
         let (data, kinds) = decode_all(&input, 5, 1024).unwrap();
         assert_eq!(data, b"hello world");
         assert!(kinds.contains(&Kind::Ping));
-        assert_eq!(
-            kinds
-                .iter()
-                .filter(|k| **k
-                    == Kind::Data {
-                        text: false,
-                        end: true
-                    })
-                .count(),
-            1
-        );
+        assert_eq!(kinds.iter().filter(|k| **k == Kind::Data { text: false, end: true }).count(), 1);
         assert_eq!(kinds.last(), Some(&Kind::Close));
     }
 
     #[test]
     fn text_messages_are_marked() {
-        let (data, kinds) =
-            decode_all(&client(true, OP_TEXT, b"AAEC", [7, 7, 7, 7]), 64, 1024).unwrap();
+        let (data, kinds) = decode_all(&client(true, OP_TEXT, b"AAEC", [7, 7, 7, 7]), 64, 1024).unwrap();
         assert_eq!(data, b"AAEC");
-        assert_eq!(
-            kinds.last(),
-            Some(&Kind::Data {
-                text: true,
-                end: true
-            })
-        );
+        assert_eq!(kinds.last(), Some(&Kind::Data { text: true, end: true }));
     }
 
     #[test]
@@ -474,64 +378,24 @@ mod tests {
                 code::PROTOCOL,
                 "reserved",
             ),
+            (client(true, 0x3, b"x", [1, 1, 1, 1]), code::PROTOCOL, "opcode"),
+            (client(false, OP_PING, b"x", [1, 1, 1, 1]), code::PROTOCOL, "fragmented control"),
+            (client(true, OP_PING, &[0u8; 126], [1, 1, 1, 1]), code::PROTOCOL, "125"),
+            (client(true, OP_CONTINUATION, b"x", [1, 1, 1, 1]), code::PROTOCOL, "continuation"),
             (
-                client(true, 0x3, b"x", [1, 1, 1, 1]),
-                code::PROTOCOL,
-                "opcode",
-            ),
-            (
-                client(false, OP_PING, b"x", [1, 1, 1, 1]),
-                code::PROTOCOL,
-                "fragmented control",
-            ),
-            (
-                client(true, OP_PING, &[0u8; 126], [1, 1, 1, 1]),
-                code::PROTOCOL,
-                "125",
-            ),
-            (
-                client(true, OP_CONTINUATION, b"x", [1, 1, 1, 1]),
-                code::PROTOCOL,
-                "continuation",
-            ),
-            (
-                [
-                    client(false, OP_BINARY, b"x", [1, 1, 1, 1]),
-                    client(true, OP_BINARY, b"y", [1, 1, 1, 1]),
-                ]
-                .concat(),
+                [client(false, OP_BINARY, b"x", [1, 1, 1, 1]), client(true, OP_BINARY, b"y", [1, 1, 1, 1])].concat(),
                 code::PROTOCOL,
                 "new message",
             ),
+            (client(true, OP_BINARY, &[0u8; 2000], [1, 1, 1, 1]), code::TOO_BIG, "WSPROXY_MAX_MESSAGE_SIZE"),
             (
-                client(true, OP_BINARY, &[0u8; 2000], [1, 1, 1, 1]),
+                [client(false, OP_BINARY, &[0u8; 800], [1, 1, 1, 1]), client(true, OP_CONTINUATION, &[0u8; 800], [1, 1, 1, 1])].concat(),
                 code::TOO_BIG,
                 "WSPROXY_MAX_MESSAGE_SIZE",
             ),
-            (
-                [
-                    client(false, OP_BINARY, &[0u8; 800], [1, 1, 1, 1]),
-                    client(true, OP_CONTINUATION, &[0u8; 800], [1, 1, 1, 1]),
-                ]
-                .concat(),
-                code::TOO_BIG,
-                "WSPROXY_MAX_MESSAGE_SIZE",
-            ),
-            (
-                client(true, OP_CLOSE, &[3], [1, 1, 1, 1]),
-                code::PROTOCOL,
-                "one-byte",
-            ),
-            (
-                client(true, OP_CLOSE, &close_payload(1005, ""), [1, 1, 1, 1]),
-                code::PROTOCOL,
-                "invalid code",
-            ),
-            (
-                client(true, OP_CLOSE, &[0x03, 0xe8, 0xff], [1, 1, 1, 1]),
-                code::PROTOCOL,
-                "UTF-8",
-            ),
+            (client(true, OP_CLOSE, &[3], [1, 1, 1, 1]), code::PROTOCOL, "one-byte"),
+            (client(true, OP_CLOSE, &close_payload(1005, ""), [1, 1, 1, 1]), code::PROTOCOL, "invalid code"),
+            (client(true, OP_CLOSE, &[0x03, 0xe8, 0xff], [1, 1, 1, 1]), code::PROTOCOL, "UTF-8"),
         ];
         for (input, want_code, want_reason) in cases {
             let err = decode_all(&input, input.len(), 1024).unwrap_err();
@@ -542,13 +406,7 @@ mod tests {
 
     #[test]
     fn headers_fit_their_lengths() {
-        for (len, want) in [
-            (0usize, 2usize),
-            (125, 2),
-            (126, 4),
-            (65535, 4),
-            (65536, 10),
-        ] {
+        for (len, want) in [(0usize, 2usize), (125, 2), (126, 4), (65535, 4), (65536, 10)] {
             let mut buf = [0u8; MAX_SERVER_HEADER];
             let start = header_before(&mut buf, opcode::BINARY, len);
             assert_eq!(MAX_SERVER_HEADER - start, want, "len {len}");
@@ -564,11 +422,7 @@ mod tests {
                 let orig: Vec<u8> = (0..len as u8).collect();
                 let mut fast = orig.clone();
                 unmask(&mut fast, mask, phase);
-                let slow: Vec<u8> = orig
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| b ^ mask[(phase + i) % 4])
-                    .collect();
+                let slow: Vec<u8> = orig.iter().enumerate().map(|(i, b)| b ^ mask[(phase + i) % 4]).collect();
                 assert_eq!(fast, slow);
             }
         }

@@ -7,10 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use testkit::{
-    client_tls, close_of, connect_ws, free_port, raw_upgrade, sign_ticket, Pki, Proc, TicketSpec,
-    WsOutcome,
-};
+use testkit::{client_tls, close_of, connect_ws, free_port, raw_upgrade, sign_ticket, Pki, Proc, TicketSpec, WsOutcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -29,26 +26,14 @@ fn start(dir: &std::path::Path, pki: &Pki, extra: &str) -> (Proc, u16) {
         ),
     )
     .unwrap();
-    (
-        Proc::spawn(
-            Command::new(env!("CARGO_BIN_EXE_wsproxy"))
-                .arg("--config")
-                .arg(&conf),
-            dir.join("log"),
-            port,
-        ),
-        port,
-    )
+    (Proc::spawn(Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(&conf), dir.join("log"), port), port)
 }
 
 /// A TLS connection trusting the test CA, for writing arbitrary bytes after the handshake.
 async fn tls(port: u16, pki: &Pki) -> tokio_rustls::client::TlsStream<TcpStream> {
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    tokio_rustls::TlsConnector::from(client_tls(&pki.ca_cert))
-        .connect(name, tcp)
-        .await
-        .unwrap()
+    tokio_rustls::TlsConnector::from(client_tls(&pki.ca_cert)).connect(name, tcp).await.unwrap()
 }
 
 /// Write `bytes`, then read the answer until the relay closes (bounded).
@@ -83,21 +68,12 @@ fn frame(opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
 }
 
 /// Upgrade by hand (raw TLS) and return the stream after the 101.
-async fn upgraded(
-    port: u16,
-    pki: &Pki,
-    ticket: &str,
-) -> tokio_rustls::client::TlsStream<TcpStream> {
+async fn upgraded(port: u16, pki: &Pki, ticket: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
     upgraded_with(port, pki, ticket, &[]).await
 }
 
 /// [`upgraded`], with `early` bytes sent right behind the request, before the 101 arrives.
-async fn upgraded_with(
-    port: u16,
-    pki: &Pki,
-    ticket: &str,
-    early: &[u8],
-) -> tokio_rustls::client::TlsStream<TcpStream> {
+async fn upgraded_with(port: u16, pki: &Pki, ticket: &str, early: &[u8]) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut s = tls(port, pki).await;
     let mut req = format!(
         "GET /{ticket} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -112,11 +88,7 @@ async fn upgraded_with(
         assert_eq!(s.read(&mut b).await.unwrap(), 1, "closed before the 101");
         head.push(b[0]);
     }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
     s
 }
 
@@ -124,10 +96,7 @@ async fn upgraded_with(
 async fn server_close(s: &mut tokio_rustls::client::TlsStream<TcpStream>) -> Option<(u16, String)> {
     loop {
         let mut h = [0u8; 2];
-        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut h))
-            .await
-            .ok()?
-            .ok()?;
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut h)).await.ok()?.ok()?;
         let mut len = (h[1] & 0x7f) as usize;
         if len == 126 {
             let mut l = [0u8; 2];
@@ -146,10 +115,7 @@ async fn server_close(s: &mut tokio_rustls::client::TlsStream<TcpStream>) -> Opt
 async fn still_serves(port: u16, pki: &Pki, target: u16) {
     let t = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", target));
     assert!(
-        matches!(
-            connect_ws(&format!("wss://localhost:{port}/{t}"), Some(&pki.ca_cert)).await,
-            WsOutcome::Open(_)
-        ),
+        matches!(connect_ws(&format!("wss://localhost:{port}/{t}"), Some(&pki.ca_cert)).await, WsOutcome::Open(_)),
         "the relay stopped serving good sessions"
     );
 }
@@ -163,65 +129,34 @@ async fn the_relay_refuses_hostile_input_and_keeps_serving() {
 
     // Truncated TLS: half a ClientHello, then the connection closes; and one that stalls.
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(&[
-        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
-    ])
-    .await
-    .unwrap();
+    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]).await.unwrap();
     drop(s);
     let mut stalled = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    stalled
-        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
-        .await
-        .unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).await.unwrap();
     let mut b = [0u8; 16];
-    let n = tokio::time::timeout(Duration::from_secs(6), stalled.read(&mut b))
-        .await
-        .expect("stalled TLS dropped by the handshake timeout");
+    let n = tokio::time::timeout(Duration::from_secs(6), stalled.read(&mut b)).await.expect("stalled TLS dropped by the handshake timeout");
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
     still_serves(port, &pki, vm).await;
 
     // Huge head: 431, not a buffer without bound.
-    let huge = format!(
-        "GET /x HTTP/1.1\r\nHost: localhost\r\nX-Fill: {}\r\n\r\n",
-        "a".repeat(64 * 1024)
-    );
-    assert!(answer_to(port, &pki, huge.as_bytes())
-        .await
-        .starts_with("HTTP/1.1 431"));
+    let huge = format!("GET /x HTTP/1.1\r\nHost: localhost\r\nX-Fill: {}\r\n\r\n", "a".repeat(64 * 1024));
+    assert!(answer_to(port, &pki, huge.as_bytes()).await.starts_with("HTTP/1.1 431"));
     // Not HTTP at all: 400.
-    assert!(answer_to(port, &pki, b"\x00\x01\x02 binary junk\r\n\r\n")
-        .await
-        .starts_with("HTTP/1.1 400"));
+    assert!(answer_to(port, &pki, b"\x00\x01\x02 binary junk\r\n\r\n").await.starts_with("HTTP/1.1 400"));
     // Not a websocket upgrade: a good ticket without the upgrade headers gets 426; POST 405.
     let t = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
-    let plain = answer_to(
-        port,
-        &pki,
-        format!("GET /{t} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
-    )
-    .await;
+    let plain = answer_to(port, &pki, format!("GET /{t} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).await;
     assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");
-    let post = answer_to(
-        port,
-        &pki,
-        b"POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
-    )
-    .await;
+    let post = answer_to(port, &pki, b"POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n").await;
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
     still_serves(port, &pki, vm).await;
 
     // Frames a server must refuse: unmasked data, a 126-byte ping. Each closes with 1002.
-    for (what, bad) in [
-        ("unmasked", frame(0x2, b"hello", false)),
-        ("long ping", frame(0x9, &[0u8; 126], true)),
-    ] {
+    for (what, bad) in [("unmasked", frame(0x2, b"hello", false)), ("long ping", frame(0x9, &[0u8; 126], true))] {
         let t = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
         let mut s = upgraded(port, &pki, &t).await;
         s.write_all(&bad).await.unwrap();
-        let (code, reason) = server_close(&mut s)
-            .await
-            .unwrap_or_else(|| panic!("{what}: no close frame"));
+        let (code, reason) = server_close(&mut s).await.unwrap_or_else(|| panic!("{what}: no close frame"));
         assert_eq!(code, 1002, "{what}: {reason}");
     }
 
@@ -236,16 +171,9 @@ async fn the_relay_refuses_hostile_input_and_keeps_serving() {
     let (code, _) = server_close(&mut s).await.expect("the close is answered");
     assert_eq!(code, 1000);
     let log = relay.wait_log("reason=browser closed", Duration::from_secs(5));
-    assert!(
-        log.contains("to_target=0"),
-        "nothing after the close reached the target:\n{log}"
-    );
+    assert!(log.contains("to_target=0"), "nothing after the close reached the target:\n{log}");
     still_serves(port, &pki, vm).await;
-    assert!(
-        !relay.log_text().contains("panicked"),
-        "{}",
-        relay.log_text()
-    );
+    assert!(!relay.log_text().contains("panicked"), "{}", relay.log_text());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -265,9 +193,7 @@ async fn tickets_for_targets_outside_the_allow_list_are_refused() {
     // A name that resolves outside the list: resolved after the upgrade, then refused (1011)
     // without connecting, so DNS cannot be used to reach around the list.
     let t = sign_ticket(&pki.engine_key, &TicketSpec::new("localhost", vm));
-    let WsOutcome::Open(mut ws) =
-        connect_ws(&format!("wss://localhost:{port}/{t}"), Some(&pki.ca_cert)).await
-    else {
+    let WsOutcome::Open(mut ws) = connect_ws(&format!("wss://localhost:{port}/{t}"), Some(&pki.ca_cert)).await else {
         panic!("names are resolved after the upgrade")
     };
     let (code, reason) = close_of(&mut ws).await.expect("a close frame");
@@ -287,26 +213,16 @@ async fn frames_sent_with_the_upgrade_request_are_handled() {
     let t = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
     let mut s = upgraded_with(port, &pki, &t, &frame(0x9, b"early", true)).await;
     let mut h = [0u8; 2];
-    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut h))
-        .await
-        .expect("an answer to the early ping")
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut h)).await.expect("an answer to the early ping").unwrap();
     let mut payload = vec![0u8; (h[1] & 0x7f) as usize];
     s.read_exact(&mut payload).await.unwrap();
-    assert_eq!(
-        (h[0] & 0x0f, payload.as_slice()),
-        (0xA, &b"early"[..]),
-        "a pong with the ping's payload"
-    );
+    assert_eq!((h[0] & 0x0f, payload.as_slice()), (0xA, &b"early"[..]), "a pong with the ping's payload");
 }
 
 /// The relay's resident memory, from /proc.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc readable");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
@@ -323,9 +239,7 @@ async fn a_ping_flood_from_a_client_that_never_reads_is_slowed_not_buffered() {
     let mut s = upgraded(port, &pki, &t).await;
     let pid = relay.child.id();
     let before = rss_kib(pid);
-    let batch: Vec<u8> = (0..512)
-        .flat_map(|_| frame(0x9, &[7u8; 125], true))
-        .collect();
+    let batch: Vec<u8> = (0..512).flat_map(|_| frame(0x9, &[7u8; 125], true)).collect();
     let mut sent = 0usize;
     while sent < 64 << 20 {
         // A write that cannot finish for 3 s means the relay stopped reading: backpressure.
@@ -336,20 +250,9 @@ async fn a_ping_flood_from_a_client_that_never_reads_is_slowed_not_buffered() {
         }
     }
     let grown = rss_kib(pid).saturating_sub(before);
-    assert!(
-        sent < 32 << 20,
-        "the relay kept reading a client that never reads: {} MiB of pings taken",
-        sent >> 20
-    );
-    assert!(
-        grown < 8 * 1024,
-        "the relay grew by {grown} KiB while {} MiB of pings were sent",
-        sent >> 20
-    );
-    eprintln!(
-        "ping flood: {} KiB sent before the relay stopped reading; relay grew {grown} KiB",
-        sent >> 10
-    );
+    assert!(sent < 32 << 20, "the relay kept reading a client that never reads: {} MiB of pings taken", sent >> 20);
+    assert!(grown < 8 * 1024, "the relay grew by {grown} KiB while {} MiB of pings were sent", sent >> 20);
+    eprintln!("ping flood: {} KiB sent before the relay stopped reading; relay grew {grown} KiB", sent >> 10);
     drop(s);
     still_serves(port, &pki, vm).await;
 }
@@ -362,7 +265,11 @@ async fn connections_stuck_in_handshake_are_capped() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let metrics = free_port();
-    let (_relay, port) = start(dir.path(), &pki, &format!("WSPROXY_MAX_HANDSHAKES=2\nWSPROXY_METRICS_LISTEN=127.0.0.1:{metrics}\nWSPROXY_HANDSHAKE_TIMEOUT=30\n"));
+    let (_relay, port) = start(
+        dir.path(),
+        &pki,
+        &format!("WSPROXY_MAX_HANDSHAKES=2\nWSPROXY_METRICS_LISTEN=127.0.0.1:{metrics}\nWSPROXY_HANDSHAKE_TIMEOUT=30\n"),
+    );
     let mut idle = Vec::new();
     for _ in 0..2 {
         // Connected, silent: the TLS handshake waits for a ClientHello that never comes.
@@ -371,21 +278,13 @@ async fn connections_stuck_in_handshake_are_capped() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut third = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let mut b = [0u8; 1];
-    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut b))
-        .await
-        .expect("closed at once")
-        .unwrap_or(0);
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut b)).await.expect("closed at once").unwrap_or(0);
     assert_eq!(n, 0, "the third connection in handshake must be closed");
     let mut m = TcpStream::connect(("127.0.0.1", metrics)).await.unwrap();
-    m.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    m.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut text = String::new();
     m.read_to_string(&mut text).await.unwrap();
-    assert!(
-        text.contains("wsproxy_connections_refused_total{cause=\"handshake_limit\"} 1"),
-        "{text}"
-    );
+    assert!(text.contains("wsproxy_connections_refused_total{cause=\"handshake_limit\"} 1"), "{text}");
     drop(idle);
     tokio::time::sleep(Duration::from_millis(300)).await;
     still_serves(port, &pki, testkit::silent_target().await).await;

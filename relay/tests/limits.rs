@@ -16,34 +16,17 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Open a wss session from a chosen loopback source address (per-IP limits see it).
-async fn open_from(
-    source: [u8; 4],
-    port: u16,
-    ticket: &str,
-    pki: &Pki,
-) -> Result<Box<Ws>, (u16, String)> {
+async fn open_from(source: [u8; 4], port: u16, ticket: &str, pki: &Pki) -> Result<Box<Ws>, (u16, String)> {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::from((source, 0))).unwrap();
-    let tcp = socket
-        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
-        .await
-        .unwrap();
-    let mut request = format!("wss://localhost:{port}/{ticket}")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("binary"));
+    let tcp = socket.connect(SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
+    let mut request = format!("wss://localhost:{port}/{ticket}").into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("binary"));
     let connector = tokio_tungstenite::Connector::Rustls(client_tls(&pki.ca_cert));
-    match tokio_tungstenite::client_async_tls_with_config(request, tcp, None, Some(connector)).await
-    {
+    match tokio_tungstenite::client_async_tls_with_config(request, tcp, None, Some(connector)).await {
         Ok((ws, _)) => Ok(Box::new(ws)),
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            let body = resp
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).to_string())
-                .unwrap_or_default();
+            let body = resp.body().as_ref().map(|b| String::from_utf8_lossy(b).to_string()).unwrap_or_default();
             Err((resp.status().as_u16(), body))
         }
         Err(e) => panic!("wss connection failed: {e}"),
@@ -51,11 +34,7 @@ async fn open_from(
 }
 
 fn metric(port: u16, line: &str) -> f64 {
-    let out = Command::new("curl")
-        .args(["-sS"])
-        .arg(format!("http://127.0.0.1:{port}/metrics"))
-        .output()
-        .unwrap();
+    let out = Command::new("curl").args(["-sS"]).arg(format!("http://127.0.0.1:{port}/metrics")).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     text.lines()
         .find(|l| l.starts_with(line))
@@ -72,12 +51,7 @@ async fn unanswering_target() -> (u16, Vec<tokio::net::TcpStream>) {
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
     for _ in 0..4 {
-        if let Ok(Ok(s)) = tokio::time::timeout(
-            Duration::from_millis(300),
-            tokio::net::TcpStream::connect(addr),
-        )
-        .await
-        {
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(addr)).await {
             fillers.push(s);
         }
     }
@@ -104,57 +78,27 @@ async fn each_limit_refuses_or_closes_and_counts_in_its_metric() {
         ),
     )
     .unwrap();
-    let relay = Proc::spawn(
-        Command::new(env!("CARGO_BIN_EXE_wsproxy"))
-            .arg("--config")
-            .arg(&conf),
-        dir.path().join("log"),
-        port,
-    );
+    let relay = Proc::spawn(Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(&conf), dir.path().join("log"), port);
     let target = testkit::silent_target().await;
     let ticket = || sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", target));
 
     // Per client address: the second session from 127.0.0.1 gets 503 before any upgrade.
-    let mut a = open_from([127, 0, 0, 1], port, &ticket(), &pki)
-        .await
-        .expect("first session");
-    let Err((status, body)) = open_from([127, 0, 0, 1], port, &ticket(), &pki).await else {
-        panic!("second from one address not refused")
-    };
+    let mut a = open_from([127, 0, 0, 1], port, &ticket(), &pki).await.expect("first session");
+    let Err((status, body)) = open_from([127, 0, 0, 1], port, &ticket(), &pki).await else { panic!("second from one address not refused") };
     assert_eq!(status, 503);
     assert!(body.contains("WSPROXY_MAX_SESSIONS_PER_IP"), "{body}");
-    assert_eq!(
-        metric(
-            metrics_port,
-            "wsproxy_connections_refused_total{cause=\"per_ip_limit\"}"
-        ),
-        1.0
-    );
+    assert_eq!(metric(metrics_port, "wsproxy_connections_refused_total{cause=\"per_ip_limit\"}"), 1.0);
 
     // Overall: two sessions are the maximum; a third, from yet another address, gets 503.
-    let mut b = open_from([127, 0, 0, 2], port, &ticket(), &pki)
-        .await
-        .expect("second session");
-    let Err((status, body)) = open_from([127, 0, 0, 3], port, &ticket(), &pki).await else {
-        panic!("third session not refused")
-    };
+    let mut b = open_from([127, 0, 0, 2], port, &ticket(), &pki).await.expect("second session");
+    let Err((status, body)) = open_from([127, 0, 0, 3], port, &ticket(), &pki).await else { panic!("third session not refused") };
     assert_eq!(status, 503);
     assert!(body.contains("WSPROXY_MAX_SESSIONS"), "{body}");
-    assert_eq!(
-        metric(
-            metrics_port,
-            "wsproxy_connections_refused_total{cause=\"capacity\"}"
-        ),
-        1.0
-    );
+    assert_eq!(metric(metrics_port, "wsproxy_connections_refused_total{cause=\"capacity\"}"), 1.0);
 
     // Message size: a 2000-byte message against a 1024-byte limit closes with 1009.
-    a.send(Message::Binary(vec![0u8; 2000].into()))
-        .await
-        .unwrap();
-    let (code, reason) = close_of(&mut a)
-        .await
-        .expect("close after an oversized message");
+    a.send(Message::Binary(vec![0u8; 2000].into())).await.unwrap();
+    let (code, reason) = close_of(&mut a).await.expect("close after an oversized message");
     assert_eq!(code, 1009, "{reason}");
     assert!(reason.contains("WSPROXY_MAX_MESSAGE_SIZE"), "{reason}");
 
@@ -163,64 +107,25 @@ async fn each_limit_refuses_or_closes_and_counts_in_its_metric() {
     let (code, reason) = close_of(&mut b).await.expect("idle session closed");
     assert_eq!(code, 1000, "{reason}");
     assert!(reason.contains("WSPROXY_IDLE_TIMEOUT"), "{reason}");
-    assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
     relay.wait_log("idle timeout", Duration::from_secs(5));
-    assert_eq!(
-        metric(
-            metrics_port,
-            "wsproxy_sessions_ended_total{reason=\"message_too_big\"}"
-        ),
-        1.0
-    );
-    assert_eq!(
-        metric(
-            metrics_port,
-            "wsproxy_sessions_ended_total{reason=\"idle_timeout\"}"
-        ),
-        1.0
-    );
+    assert_eq!(metric(metrics_port, "wsproxy_sessions_ended_total{reason=\"message_too_big\"}"), 1.0);
+    assert_eq!(metric(metrics_port, "wsproxy_sessions_ended_total{reason=\"idle_timeout\"}"), 1.0);
 
     // Handshake (slowloris): a connection that sends nothing is dropped after about 1 s.
-    let mut lazy = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let mut lazy = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(Duration::from_secs(5), lazy.read(&mut buf))
-        .await
-        .expect("dropped within the bound");
+    let n = tokio::time::timeout(Duration::from_secs(5), lazy.read(&mut buf)).await.expect("dropped within the bound");
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
-    assert_eq!(
-        metric(
-            metrics_port,
-            "wsproxy_connections_refused_total{cause=\"handshake_timeout\"}"
-        ),
-        1.0
-    );
+    assert_eq!(metric(metrics_port, "wsproxy_connections_refused_total{cause=\"handshake_timeout\"}"), 1.0);
 
     // Connect timeout: a target that never answers the SYN; the browser gets 1011 after ~1 s.
     let (dead, _fillers) = unanswering_target().await;
-    let mut c = open_from(
-        [127, 0, 0, 4],
-        port,
-        &sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", dead)),
-        &pki,
-    )
-    .await
-    .expect("upgraded before the target is tried");
-    let (code, reason) = close_of(&mut c)
+    let mut c = open_from([127, 0, 0, 4], port, &sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", dead)), &pki)
         .await
-        .expect("close when the target does not answer");
+        .expect("upgraded before the target is tried");
+    let (code, reason) = close_of(&mut c).await.expect("close when the target does not answer");
     assert_eq!(code, 1011, "{reason}");
     assert!(reason.contains("WSPROXY_CONNECT_TIMEOUT"), "{reason}");
-    assert_eq!(
-        metric(
-            metrics_port,
-            "wsproxy_target_connect_failures_total{cause=\"timeout\"}"
-        ),
-        1.0
-    );
+    assert_eq!(metric(metrics_port, "wsproxy_target_connect_failures_total{cause=\"timeout\"}"), 1.0);
 }

@@ -9,8 +9,7 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use testkit::Signal;
 use testkit::{
-    close_of, connect_ws, free_port, raw_upgrade, rfb_handshake, sign_ticket, Pki, Proc,
-    TicketSpec, VncSecurity, WsOutcome, Xvnc,
+    close_of, connect_ws, free_port, raw_upgrade, rfb_handshake, sign_ticket, Pki, Proc, TicketSpec, VncSecurity, WsOutcome, Xvnc,
 };
 use tokio_tungstenite::tungstenite::Message;
 
@@ -31,22 +30,12 @@ fn conf_d(dir: &Path, pki: &Pki, port: u16, extra: &str) -> std::path::PathBuf {
         ),
     )
     .unwrap();
-    std::fs::write(
-        confd.join("20-test.conf"),
-        format!("PROXY_HOST=127.0.0.1\n{extra}"),
-    )
-    .unwrap();
+    std::fs::write(confd.join("20-test.conf"), format!("PROXY_HOST=127.0.0.1\n{extra}")).unwrap();
     confd
 }
 
 fn start_relay(dir: &Path, confd: &Path, port: u16) -> Proc {
-    Proc::spawn(
-        Command::new(env!("CARGO_BIN_EXE_wsproxy"))
-            .arg("--config")
-            .arg(confd),
-        dir.join("wsproxy.log"),
-        port,
-    )
+    Proc::spawn(Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(confd), dir.join("wsproxy.log"), port)
 }
 
 /// A relay with the engine-setup conf.d plus `extra`: its directory, PKI, process and port.
@@ -77,64 +66,32 @@ async fn rfb_handshake_through_wss_to_xvnc_and_bad_tickets_refused() {
     let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else {
         panic!("good ticket refused; log:\n{}", relay.log_text())
     };
-    let init = rfb_handshake(&mut ws, PASSWORD)
-        .await
-        .expect("RFB handshake through the relay");
+    let init = rfb_handshake(&mut ws, PASSWORD).await.expect("RFB handshake through the relay");
     assert_eq!((init.width, init.height), (320, 200));
     ws.send(Message::Close(None)).await.ok();
 
     // Percent-encoded form of the same kind of ticket works too (noVNC may encode the path).
     let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
-    let encoded = ticket
-        .replace('+', "%2B")
-        .replace('/', "%2F")
-        .replace('=', "%3D");
-    assert!(matches!(
-        connect_ws(&url(port, &encoded), Some(&pki.ca_cert)).await,
-        WsOutcome::Open(_)
-    ));
+    let encoded = ticket.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    assert!(matches!(connect_ws(&url(port, &encoded), Some(&pki.ca_cert)).await, WsOutcome::Open(_)));
 
     // Refusals, each a 403 before any upgrade.
     let (foreign_key, _) = pki.foreign_engine();
     let cases = [
         (
             "expired",
-            sign_ticket(
-                &pki.engine_key,
-                &TicketSpec {
-                    valid_from: -120,
-                    valid_to: -60,
-                    ..TicketSpec::new("127.0.0.1", vnc.port)
-                },
-            ),
+            sign_ticket(&pki.engine_key, &TicketSpec { valid_from: -120, valid_to: -60, ..TicketSpec::new("127.0.0.1", vnc.port) }),
             "expired",
         ),
         (
             "not yet valid",
-            sign_ticket(
-                &pki.engine_key,
-                &TicketSpec {
-                    valid_from: 60,
-                    valid_to: 120,
-                    ..TicketSpec::new("127.0.0.1", vnc.port)
-                },
-            ),
+            sign_ticket(&pki.engine_key, &TicketSpec { valid_from: 60, valid_to: 120, ..TicketSpec::new("127.0.0.1", vnc.port) }),
             "not yet valid",
         ),
-        (
-            "foreign key",
-            sign_ticket(&foreign_key, &TicketSpec::new("127.0.0.1", vnc.port)),
-            "signature",
-        ),
+        ("foreign key", sign_ticket(&foreign_key, &TicketSpec::new("127.0.0.1", vnc.port)), "signature"),
         (
             "digest-length salt",
-            sign_ticket(
-                &pki.engine_key,
-                &TicketSpec {
-                    salt_len: "digest",
-                    ..TicketSpec::new("127.0.0.1", vnc.port)
-                },
-            ),
+            sign_ticket(&pki.engine_key, &TicketSpec { salt_len: "digest", ..TicketSpec::new("127.0.0.1", vnc.port) }),
             "signature",
         ),
         ("garbage", "bm90IGEgdGlja2V0".to_string(), "malformed"),
@@ -146,34 +103,20 @@ async fn rfb_handshake_through_wss_to_xvnc_and_bad_tickets_refused() {
     }
     // Reusing a ticket is refused.
     let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
-    assert!(matches!(
-        connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await,
-        WsOutcome::Open(_)
-    ));
-    assert!(matches!(
-        connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await,
-        WsOutcome::Refused(403, _)
-    ));
+    assert!(matches!(connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await, WsOutcome::Open(_)));
+    assert!(matches!(connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await, WsOutcome::Refused(403, _)));
 
     // A valid ticket to a closed port: upgrade succeeds, then 1011 with a reason.
     let closed = free_port();
     let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", closed));
-    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else {
-        panic!()
-    };
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
     let (code, reason) = close_of(&mut ws).await.expect("close frame");
     assert_eq!(code, 1011);
     assert!(reason.contains("unreachable"), "{reason}");
 
     let log = relay.log_text();
-    assert!(
-        log.contains("ticket refused") && log.contains("reason=expired"),
-        "{log}"
-    );
-    assert!(
-        !log.contains(&ticket),
-        "the log must never contain a ticket"
-    );
+    assert!(log.contains("ticket refused") && log.contains("reason=expired"), "{log}");
+    assert!(!log.contains(&ticket), "the log must never contain a ticket");
     assert!(log.contains("session closed"), "{log}");
 }
 
@@ -183,50 +126,23 @@ async fn vencrypt_x509vnc_target_looks_like_plain_vnc_auth_to_the_browser() {
     let pki = Pki::new(dir.path());
     let hv_cert = dir.path().join("hv.cer");
     let hv_key = dir.path().join("hv.key");
-    pki.issue(
-        "hv.test",
-        "subjectAltName=DNS:hv.test,IP:127.0.0.1",
-        &hv_key,
-        &hv_cert,
-        "rsa:2048",
-    );
-    let vnc = Xvnc::start(
-        PASSWORD,
-        VncSecurity::X509Vnc {
-            cert: &hv_cert,
-            key: &hv_key,
-        },
-    );
+    pki.issue("hv.test", "subjectAltName=DNS:hv.test,IP:127.0.0.1", &hv_key, &hv_cert, "rsa:2048");
+    let vnc = Xvnc::start(PASSWORD, VncSecurity::X509Vnc { cert: &hv_cert, key: &hv_key });
     let port = free_port();
     // The hypervisor certificate must chain to the engine CA when WSPROXY_TARGET_CA is set.
-    let confd = conf_d(
-        dir.path(),
-        &pki,
-        port,
-        &format!("WSPROXY_TARGET_CA={}\n", pki.ca_cert.display()),
-    );
+    let confd = conf_d(dir.path(), &pki, port, &format!("WSPROXY_TARGET_CA={}\n", pki.ca_cert.display()));
     let relay = start_relay(dir.path(), &confd, port);
 
-    let ticket = sign_ticket(
-        &pki.engine_key,
-        &TicketSpec {
-            ssl_target: true,
-            ..TicketSpec::new("127.0.0.1", vnc.port)
-        },
-    );
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec { ssl_target: true, ..TicketSpec::new("127.0.0.1", vnc.port) });
     let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else {
         panic!("refused; log:\n{}", relay.log_text())
     };
-    let init = rfb_handshake(&mut ws, PASSWORD)
-        .await
-        .unwrap_or_else(|e| panic!("{e}; log:\n{}", relay.log_text()));
+    let init = rfb_handshake(&mut ws, PASSWORD).await.unwrap_or_else(|e| panic!("{e}; log:\n{}", relay.log_text()));
     assert_eq!((init.width, init.height), (320, 200));
 
     // Without ssl_target the browser would see VeNCrypt (type 19) and noVNC could not use it.
     let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
-    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else {
-        panic!()
-    };
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
     let err = rfb_handshake(&mut ws, PASSWORD).await.unwrap_err();
     assert!(err.contains("not offered"), "{err}");
 }
@@ -241,19 +157,11 @@ async fn healthz_over_tls_and_plain_refused_when_ssl_only() {
         .arg(format!("https://localhost:{port}/healthz"))
         .output()
         .expect("curl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
 
     // SSL_ONLY=True: a plain HTTP request gets no HTTP answer.
-    let out = Command::new("curl")
-        .args(["-sS", "-m", "5"])
-        .arg(format!("http://localhost:{port}/healthz"))
-        .output()
-        .unwrap();
+    let out = Command::new("curl").args(["-sS", "-m", "5"]).arg(format!("http://localhost:{port}/healthz")).output().unwrap();
     assert!(!out.status.success());
 }
 
@@ -267,31 +175,21 @@ async fn sigterm_drains_open_sessions_then_exits_zero() {
     let mut relay = start_relay(dir.path(), &confd, port);
 
     let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
-    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else {
-        panic!()
-    };
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
     relay.signal(Signal::SIGTERM);
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The open session keeps working during the grace period...
-    rfb_handshake(&mut ws, PASSWORD)
-        .await
-        .expect("session survives SIGTERM during the grace period");
-    assert!(
-        relay.child.try_wait().unwrap().is_none(),
-        "relay must wait for the open session"
-    );
+    rfb_handshake(&mut ws, PASSWORD).await.expect("session survives SIGTERM during the grace period");
+    assert!(relay.child.try_wait().unwrap().is_none(), "relay must wait for the open session");
     // ...new connections are not accepted...
     let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
     assert!(refused.is_err(), "listener must be closed after SIGTERM");
     // ...and once the session ends the relay exits 0.
     ws.send(Message::Close(None)).await.ok();
     drop(ws);
-    let status = relay.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| {
-        panic!(
-            "relay did not exit after the last session; log:\n{}",
-            relay.log_text()
-        )
-    });
+    let status = relay
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("relay did not exit after the last session; log:\n{}", relay.log_text()));
     assert!(status.success(), "{status}: {}", relay.log_text());
 }
 
@@ -317,19 +215,11 @@ async fn certificate_files_are_reloaded_without_dropping_sessions() {
     assert!(before.starts_with("serial="), "{before}");
 
     let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
-    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else {
-        panic!()
-    };
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
 
     // Rotate: new key and certificate written over the old paths (as an operator would).
     let (new_key, new_cert) = (dir.path().join("new.key"), dir.path().join("new.cer"));
-    pki.issue(
-        "localhost",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        &new_key,
-        &new_cert,
-        "rsa:2048",
-    );
+    pki.issue("localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1", &new_key, &new_cert, "rsa:2048");
     std::fs::rename(&new_key, &pki.proxy_key).unwrap();
     std::fs::rename(&new_cert, &pki.proxy_cert).unwrap();
     let mut after = before.clone();
@@ -340,26 +230,15 @@ async fn certificate_files_are_reloaded_without_dropping_sessions() {
             break;
         }
     }
-    assert_ne!(
-        after,
-        before,
-        "new certificate not served; log:\n{}",
-        relay.log_text()
-    );
+    assert_ne!(after, before, "new certificate not served; log:\n{}", relay.log_text());
     // The session opened before the rotation still works.
-    rfb_handshake(&mut ws, PASSWORD)
-        .await
-        .expect("session survives certificate rotation");
+    rfb_handshake(&mut ws, PASSWORD).await.expect("session survives certificate rotation");
 
     // Garbage over the certificate: the last good one is kept, and the log says so.
     std::fs::write(&pki.proxy_cert, "garbage").unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(serial(), after, "last good certificate must be kept");
-    assert!(
-        relay.log_text().contains("keeping the last good version"),
-        "{}",
-        relay.log_text()
-    );
+    assert!(relay.log_text().contains("keeping the last good version"), "{}", relay.log_text());
 }
 
 #[test]
@@ -367,24 +246,13 @@ fn refuses_to_start_with_ssl_only_and_missing_files() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("10-setup.conf");
     std::fs::write(&conf, "SSL_ONLY=True\nSSL_CERTIFICATE=/nonexistent/websocket-proxy.cer\nSSL_KEY=/nonexistent/key\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wsproxy"))
-        .arg("--config")
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(&conf).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("/nonexistent/websocket-proxy.cer") && err.contains("wsproxyctl certs issue"),
-        "{err}"
-    );
+    assert!(err.contains("/nonexistent/websocket-proxy.cer") && err.contains("wsproxyctl certs issue"), "{err}");
 
     std::fs::write(&conf, "PROXY_PORT=0\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wsproxy"))
-        .arg("--config")
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(&conf).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("CERT_FOR_DATA_VERIFICATION is not set"));
 }
@@ -392,20 +260,11 @@ fn refuses_to_start_with_ssl_only_and_missing_files() {
 /// A KubeVirt-style VNC websocket endpoint: TLS with a certificate from the test CA, checks the
 /// bearer-token subprotocol, greets with an RFB banner and echoes binary messages.
 #[allow(clippy::result_large_err)] // tungstenite's accept callback returns its ErrorResponse
-async fn fake_kubevirt(
-    pki: &Pki,
-    dir: &Path,
-) -> (u16, tokio::sync::mpsc::UnboundedReceiver<(String, String)>) {
+async fn fake_kubevirt(pki: &Pki, dir: &Path) -> (u16, tokio::sync::mpsc::UnboundedReceiver<(String, String)>) {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
     let (key, cert) = (dir.join("kv.key"), dir.join("kv.cer"));
-    pki.issue(
-        "virt-api.test",
-        "subjectAltName=IP:127.0.0.1",
-        &key,
-        &cert,
-        "rsa:2048",
-    );
+    pki.issue("virt-api.test", "subjectAltName=IP:127.0.0.1", &key, &cert, "rsa:2048");
     let certified = wsproxy::tls::load_certified_key(&cert, &key).unwrap();
     let config = wsproxy::tls::server_config(
         std::sync::Arc::new(wsproxy::reload::Reloadable::new(certified)),
@@ -421,26 +280,16 @@ async fn fake_kubevirt(
         let tls = acceptor.accept(tcp).await.unwrap();
         let seen = std::sync::Arc::new(std::sync::Mutex::new((String::new(), String::new())));
         let s2 = seen.clone();
-        let mut ws =
-            tokio_tungstenite::accept_hdr_async(tls, move |req: &Request, mut resp: Response| {
-                let protocols = req
-                    .headers()
-                    .get("sec-websocket-protocol")
-                    .map(|v| v.to_str().unwrap().to_string())
-                    .unwrap_or_default();
-                *s2.lock().unwrap() = (req.uri().path().to_string(), protocols);
-                resp.headers_mut().insert(
-                    "sec-websocket-protocol",
-                    "plain.kubevirt.io".parse().unwrap(),
-                );
-                Ok(resp)
-            })
-            .await
-            .unwrap();
+        let mut ws = tokio_tungstenite::accept_hdr_async(tls, move |req: &Request, mut resp: Response| {
+            let protocols = req.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+            *s2.lock().unwrap() = (req.uri().path().to_string(), protocols);
+            resp.headers_mut().insert("sec-websocket-protocol", "plain.kubevirt.io".parse().unwrap());
+            Ok(resp)
+        })
+        .await
+        .unwrap();
         tx.send(seen.lock().unwrap().clone()).unwrap();
-        ws.send(Message::Binary(b"RFB 003.008\n".to_vec().into()))
-            .await
-            .unwrap();
+        ws.send(Message::Binary(b"RFB 003.008\n".to_vec().into())).await.unwrap();
         while let Some(Ok(msg)) = ws.next().await {
             if let Message::Binary(b) = msg {
                 ws.send(Message::Binary(b)).await.unwrap();
@@ -456,49 +305,23 @@ async fn kubevirt_target_gets_the_token_as_subprotocol_and_relays_messages() {
     let pki = Pki::new(dir.path());
     let (kv_port, mut seen) = fake_kubevirt(&pki, dir.path()).await;
     let port = free_port();
-    let confd = conf_d(
-        dir.path(),
-        &pki,
-        port,
-        &format!("WSPROXY_TARGET_CA={}\n", pki.ca_cert.display()),
-    );
+    let confd = conf_d(dir.path(), &pki, port, &format!("WSPROXY_TARGET_CA={}\n", pki.ca_cert.display()));
     let relay = start_relay(dir.path(), &confd, port);
     let path = "/apis/subresources.kubevirt.io/v1/namespaces/vms/virtualmachineinstances/vm1/vnc";
-    let ticket = sign_ticket(
-        &pki.engine_key,
-        &TicketSpec {
-            kubevirt: Some((path, "s3cr3t-token")),
-            ..TicketSpec::new("127.0.0.1", kv_port)
-        },
-    );
-    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else {
-        panic!()
-    };
+    let ticket =
+        sign_ticket(&pki.engine_key, &TicketSpec { kubevirt: Some((path, "s3cr3t-token")), ..TicketSpec::new("127.0.0.1", kv_port) });
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
     let (got_path, protocols) = seen.recv().await.unwrap();
     assert_eq!(got_path, path);
     // base64url("s3cr3t-token"), unpadded.
-    assert!(
-        protocols.contains("base64url.bearer.authorization.k8s.io.czNjcjN0LXRva2Vu"),
-        "{protocols}"
-    );
+    assert!(protocols.contains("base64url.bearer.authorization.k8s.io.czNjcjN0LXRva2Vu"), "{protocols}");
     assert!(protocols.contains("plain.kubevirt.io"), "{protocols}");
     let mut buf = Vec::new();
-    assert_eq!(
-        testkit::read_exact(&mut ws, &mut buf, 12).await.unwrap(),
-        b"RFB 003.008\n"
-    );
-    ws.send(Message::Binary(b"ping-through".to_vec().into()))
-        .await
-        .unwrap();
-    assert_eq!(
-        testkit::read_exact(&mut ws, &mut buf, 12).await.unwrap(),
-        b"ping-through"
-    );
+    assert_eq!(testkit::read_exact(&mut ws, &mut buf, 12).await.unwrap(), b"RFB 003.008\n");
+    ws.send(Message::Binary(b"ping-through".to_vec().into())).await.unwrap();
+    assert_eq!(testkit::read_exact(&mut ws, &mut buf, 12).await.unwrap(), b"ping-through");
     let _ = ws.send(Message::Close(None)).await;
-    assert!(
-        !relay.log_text().contains("s3cr3t-token"),
-        "the token must not be logged"
-    );
+    assert!(!relay.log_text().contains("s3cr3t-token"), "the token must not be logged");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -508,54 +331,22 @@ async fn metrics_count_sessions_bytes_and_rejections() {
     let vnc = Xvnc::start(PASSWORD, VncSecurity::VncAuth);
     let port = free_port();
     let metrics_port = free_port();
-    let confd = conf_d(
-        dir.path(),
-        &pki,
-        port,
-        &format!("WSPROXY_METRICS_LISTEN=127.0.0.1:{metrics_port}\n"),
-    );
+    let confd = conf_d(dir.path(), &pki, port, &format!("WSPROXY_METRICS_LISTEN=127.0.0.1:{metrics_port}\n"));
     let _relay = start_relay(dir.path(), &confd, port);
     let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
-    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else {
-        panic!()
-    };
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
     rfb_handshake(&mut ws, PASSWORD).await.unwrap();
-    let expired = sign_ticket(
-        &pki.engine_key,
-        &TicketSpec {
-            valid_from: -120,
-            valid_to: -60,
-            ..TicketSpec::new("127.0.0.1", vnc.port)
-        },
-    );
+    let expired = sign_ticket(&pki.engine_key, &TicketSpec { valid_from: -120, valid_to: -60, ..TicketSpec::new("127.0.0.1", vnc.port) });
     let _ = raw_upgrade(port, &format!("/{expired}"), &pki.ca_cert).await;
-    let out = Command::new("curl")
-        .args(["-sS"])
-        .arg(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .output()
-        .unwrap();
+    let out = Command::new("curl").args(["-sS"]).arg(format!("http://127.0.0.1:{metrics_port}/metrics")).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let value = |line: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(line))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(-1.0)
-    };
+    let value =
+        |line: &str| -> f64 { text.lines().find(|l| l.starts_with(line)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(-1.0) };
     assert_eq!(value("wsproxy_sessions_active "), 1.0, "{text}");
     assert_eq!(value("wsproxy_sessions_total "), 1.0, "{text}");
-    assert!(
-        value("wsproxy_bytes_total{direction=\"to_browser\"}") > 20.0,
-        "{text}"
-    );
-    assert!(
-        value("wsproxy_bytes_total{direction=\"to_target\"}") > 20.0,
-        "{text}"
-    );
-    assert_eq!(
-        value("wsproxy_ticket_rejections_total{reason=\"expired\"}"),
-        1.0,
-        "{text}"
-    );
+    assert!(value("wsproxy_bytes_total{direction=\"to_browser\"}") > 20.0, "{text}");
+    assert!(value("wsproxy_bytes_total{direction=\"to_target\"}") > 20.0, "{text}");
+    assert_eq!(value("wsproxy_ticket_rejections_total{reason=\"expired\"}"), 1.0, "{text}");
     assert_eq!(value("wsproxy_target_connect_seconds_count"), 1.0, "{text}");
 }
 
@@ -567,9 +358,7 @@ async fn bursts_of_small_messages_arrive_complete_and_in_order() {
     let (_dir, pki, _relay, port) = relay_with("");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = listener.local_addr().unwrap().port();
-    let expected: Vec<u8> = (0..500u32)
-        .flat_map(|i| [6u8, 0, (i >> 8) as u8, i as u8, 1, 2])
-        .collect();
+    let expected: Vec<u8> = (0..500u32).flat_map(|i| [6u8, 0, (i >> 8) as u8, i as u8, 1, 2]).collect();
     let want = expected.len();
     let collector = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
@@ -577,20 +366,12 @@ async fn bursts_of_small_messages_arrive_complete_and_in_order() {
         s.read_exact(&mut got).await.map(|_| got)
     });
     let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", target));
-    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else {
-        panic!()
-    };
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
     for event in expected.chunks(6) {
-        ws.feed(Message::Binary(event.to_vec().into()))
-            .await
-            .unwrap();
+        ws.feed(Message::Binary(event.to_vec().into())).await.unwrap();
     }
     ws.flush().await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(10), collector)
-        .await
-        .expect("all bytes within 10 s")
-        .unwrap()
-        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), collector).await.expect("all bytes within 10 s").unwrap().unwrap();
     assert!(got == expected, "bytes reordered or lost");
 }
 
@@ -615,37 +396,16 @@ async fn base64_sessions_are_decoded_and_encoded() {
     });
     let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", target));
     let mut request = url(port, &ticket).into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "base64".parse().unwrap());
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "base64".parse().unwrap());
     let connector = tokio_tungstenite::Connector::Rustls(testkit::client_tls(&pki.ca_cert));
-    let (mut ws, resp) =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
-            .await
-            .unwrap();
-    assert_eq!(
-        resp.headers().get("sec-websocket-protocol").unwrap(),
-        "base64"
-    );
-    let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        first,
-        Message::Text(b64.encode(b"RFB 003.008\n").into()),
-        "target bytes arrive as base64 text"
-    );
+    let (mut ws, resp) = tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector)).await.unwrap();
+    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "base64");
+    let first = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first, Message::Text(b64.encode(b"RFB 003.008\n").into()), "target bytes arrive as base64 text");
     for part in [&b"abc"[..], b"defg", b"hi"] {
-        ws.send(Message::Text(b64.encode(part).into()))
-            .await
-            .unwrap();
+        ws.send(Message::Text(b64.encode(part).into())).await.unwrap();
     }
-    let got = tokio::time::timeout(Duration::from_secs(10), vm)
-        .await
-        .unwrap()
-        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), vm).await.unwrap().unwrap();
     assert_eq!(got, b"abcdefghi");
 }
 
@@ -661,27 +421,11 @@ async fn kubevirt_tokens_are_never_sent_to_an_unverified_peer() {
     let confd = conf_d(dir.path(), &pki, port, "");
     let relay = start_relay(dir.path(), &confd, port);
     let path = "/apis/subresources.kubevirt.io/v1/namespaces/vms/virtualmachineinstances/vm1/vnc";
-    let ticket = sign_ticket(
-        &pki.engine_key,
-        &TicketSpec {
-            kubevirt: Some((path, "s3cr3t-token")),
-            ..TicketSpec::new("127.0.0.1", kv_port)
-        },
-    );
+    let ticket =
+        sign_ticket(&pki.engine_key, &TicketSpec { kubevirt: Some((path, "s3cr3t-token")), ..TicketSpec::new("127.0.0.1", kv_port) });
     let outcome = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await;
-    let WsOutcome::Refused(status, body) = outcome else {
-        panic!("a KubeVirt ticket without WSPROXY_TARGET_CA was accepted")
-    };
+    let WsOutcome::Refused(status, body) = outcome else { panic!("a KubeVirt ticket without WSPROXY_TARGET_CA was accepted") };
     assert_eq!(status, 403, "{body}");
-    assert!(
-        tokio::time::timeout(std::time::Duration::from_millis(500), seen.recv())
-            .await
-            .is_err(),
-        "the KubeVirt endpoint was contacted"
-    );
-    assert!(
-        relay.log_text().contains("WSPROXY_TARGET_CA"),
-        "{}",
-        relay.log_text()
-    );
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(500), seen.recv()).await.is_err(), "the KubeVirt endpoint was contacted");
+    assert!(relay.log_text().contains("WSPROXY_TARGET_CA"), "{}", relay.log_text());
 }

@@ -18,14 +18,10 @@ pub struct EnginePki {
 }
 
 fn rsa_pair() -> Result<(rsa::RsaPrivateKey, KeyPair)> {
-    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).map_err(|e| Failure::environment(e.to_string()))?;
+    let der = key.to_pkcs8_der().map_err(|e| Failure::environment(e.to_string()))?;
+    let pair = KeyPair::from_pkcs8_der_and_sign_algo(&der.as_bytes().into(), &rcgen::PKCS_RSA_SHA256)
         .map_err(|e| Failure::environment(e.to_string()))?;
-    let der = key
-        .to_pkcs8_der()
-        .map_err(|e| Failure::environment(e.to_string()))?;
-    let pair =
-        KeyPair::from_pkcs8_der_and_sign_algo(&der.as_bytes().into(), &rcgen::PKCS_RSA_SHA256)
-            .map_err(|e| Failure::environment(e.to_string()))?;
     Ok((key, pair))
 }
 
@@ -40,36 +36,23 @@ pub fn create(dir: &Path) -> Result<EnginePki> {
     }
     let (ca_rsa, ca_pair) = rsa_pair()?;
     let mut ca_params = CertificateParams::default();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "wsproxyctl demo engine CA (throwaway)");
+    ca_params.distinguished_name.push(DnType::CommonName, "wsproxyctl demo engine CA (throwaway)");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     ca_params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
     ca_params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(30);
     let ca_cert = ca_params.self_signed(&ca_pair).map_err(err)?;
 
     let (engine_rsa, engine_pair) = rsa_pair()?;
-    let mut engine_params =
-        CertificateParams::new(vec!["engine.demo.invalid".to_string()]).map_err(err)?;
-    engine_params
-        .distinguished_name
-        .push(DnType::CommonName, "engine.demo.invalid");
+    let mut engine_params = CertificateParams::new(vec!["engine.demo.invalid".to_string()]).map_err(err)?;
+    engine_params.distinguished_name.push(DnType::CommonName, "engine.demo.invalid");
     engine_params.not_before = ca_params.not_before;
     engine_params.not_after = ca_params.not_after;
     let issuer = Issuer::from_params(&ca_params, &ca_pair);
-    let engine_cert = engine_params
-        .signed_by(&engine_pair, &issuer)
-        .map_err(err)?;
+    let engine_cert = engine_params.signed_by(&engine_pair, &issuer).map_err(err)?;
 
     let pem = |k: &rsa::RsaPrivateKey| -> Result<String> {
-        k.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
-            .map(|p| p.to_string())
-            .map_err(|e| Failure::environment(e.to_string()))
+        k.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).map(|p| p.to_string()).map_err(|e| Failure::environment(e.to_string()))
     };
     let pki = EnginePki {
         ca_cert: dir.join("ca.pem"),

@@ -50,12 +50,11 @@ async fn api(dir: &Path, out: &Output) -> Result<(Docker, Option<ApiService>)> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .map_err(|e| Failure::environment(format!("--podman: cannot run podman ({e}): install it (apt-get install podman) or drop --podman")))?;
+        .map_err(|e| {
+            Failure::environment(format!("--podman: cannot run podman ({e}): install it (apt-get install podman) or drop --podman"))
+        })?;
     let service = ApiService(child);
-    out.step(&format!(
-        "==> started a private podman API at {}",
-        socket.display()
-    ));
+    out.step(&format!("==> started a private podman API at {}", socket.display()));
     let uri = format!("unix://{}", socket.display());
     for _ in 0..100 {
         if socket.exists() {
@@ -65,9 +64,7 @@ async fn api(dir: &Path, out: &Output) -> Result<(Docker, Option<ApiService>)> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(Failure::environment(
-        "--podman: podman's API did not come up within 10 s (try `podman info` to see why)",
-    ))
+    Err(Failure::environment("--podman: podman's API did not come up within 10 s (try `podman info` to see why)"))
 }
 
 /// The image archive: the given one, or built from this checkout.
@@ -76,34 +73,16 @@ fn image_archive(given: Option<&Path>, dir: &Path, out: &Output) -> Result<PathB
         return Ok(path.to_path_buf());
     }
     let cwd = std::env::current_dir().map_err(|e| Failure::environment(e.to_string()))?;
-    out.step(
-        "==> building the relay image (static relay from this checkout; once, then cargo's cache)",
-    );
-    let binary = crate::image::build_static_binary(&cwd).map_err(|e| {
-        Failure::usage(format!(
-            "{}; or pass --image-archive from `wsproxyctl image build`",
-            e.message
-        ))
-    })?;
+    out.step("==> building the relay image (static relay from this checkout; once, then cargo's cache)");
+    let binary = crate::image::build_static_binary(&cwd)
+        .map_err(|e| Failure::usage(format!("{}; or pass --image-archive from `wsproxyctl image build`", e.message)))?;
     let archive = dir.join("wsproxy-image.tar");
-    crate::image::build(
-        &binary,
-        &archive,
-        IMAGE,
-        &crate::image::Labels::for_checkout(&cwd),
-    )?;
+    crate::image::build(&binary, &archive, IMAGE, &crate::image::Labels::for_checkout(&cwd))?;
     Ok(archive)
 }
 
 /// Start the demo relay in podman with the demo's certificates; listens on 127.0.0.1:`port`.
-pub async fn start(
-    dir: &Path,
-    certs: &Path,
-    port: u16,
-    novnc: Option<&Path>,
-    archive: Option<&Path>,
-    out: &Output,
-) -> Result<PodmanRelay> {
+pub async fn start(dir: &Path, certs: &Path, port: u16, novnc: Option<&Path>, archive: Option<&Path>, out: &Output) -> Result<PodmanRelay> {
     // podman first: a machine without it hears so before waiting for an image build.
     let (docker, service) = api(dir, out).await?;
     let archive = image_archive(archive, dir, out)?;
@@ -123,33 +102,21 @@ pub async fn start(
     let mut plan = crate::render::podman::plan(&spec, &bundle);
     plan.name = CONTAINER.into();
     // On the host's network: listen on loopback only, and serve noVNC if given.
-    for secret in plan
-        .secrets
-        .iter_mut()
-        .filter(|s| s.name == crate::render::podman::CONF_SECRET)
-    {
-        let mut conf =
-            String::from_utf8_lossy(&secret.data).replace("PROXY_HOST=*", "PROXY_HOST=127.0.0.1");
+    for secret in plan.secrets.iter_mut().filter(|s| s.name == crate::render::podman::CONF_SECRET) {
+        let mut conf = String::from_utf8_lossy(&secret.data).replace("PROXY_HOST=*", "PROXY_HOST=127.0.0.1");
         if novnc.is_some() {
             conf.push_str(&format!("WSPROXY_NOVNC_DIR={NOVNC_INSIDE}\n"));
         }
         secret.data = conf.into_bytes();
     }
-    let extras = Extras {
-        host_network: true,
-        binds: novnc
-            .map(|d| vec![(d.display().to_string(), NOVNC_INSIDE.to_string())])
-            .unwrap_or_default(),
-    };
+    let extras =
+        Extras { host_network: true, binds: novnc.map(|d| vec![(d.display().to_string(), NOVNC_INSIDE.to_string())]).unwrap_or_default() };
     podman::remove_one(&docker, CONTAINER).await;
     podman::apply(&docker, &plan, &extras).await?;
     // Running is not yet listening: wait for the port (the relay binds within milliseconds).
     let mut listening = false;
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             listening = true;
             break;
         }
@@ -158,18 +125,10 @@ pub async fn start(
     if !listening {
         let logs = podman::logs(&docker, CONTAINER).await;
         podman::remove_one(&docker, CONTAINER).await;
-        return Err(Failure::environment(format!(
-            "the relay container does not listen on 127.0.0.1:{port}; its log:\n{logs}"
-        )));
+        return Err(Failure::environment(format!("the relay container does not listen on 127.0.0.1:{port}; its log:\n{logs}")));
     }
-    out.step(&format!(
-        "==> relay running in podman container {CONTAINER} ({image}: read-only root, uid 65532, no capabilities)"
-    ));
-    Ok(PodmanRelay {
-        docker,
-        _service: service,
-        port,
-    })
+    out.step(&format!("==> relay running in podman container {CONTAINER} ({image}: read-only root, uid 65532, no capabilities)"));
+    Ok(PodmanRelay { docker, _service: service, port })
 }
 
 impl PodmanRelay {

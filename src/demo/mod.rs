@@ -40,10 +40,7 @@ pub struct DemoArgs {
 
 /// The demo's relay, wherever it runs.
 enum RelayHandle {
-    InProcess {
-        stop: tokio::sync::oneshot::Sender<()>,
-        task: tokio::task::JoinHandle<()>,
-    },
+    InProcess { stop: tokio::sync::oneshot::Sender<()>, task: tokio::task::JoinHandle<()> },
     Podman(in_podman::PodmanRelay),
 }
 
@@ -83,10 +80,7 @@ pub struct DemoReport {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Run the demo. Returns the report once verify has run; with `once` false, keeps everything
@@ -101,9 +95,7 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
             let t = tempfile::Builder::new()
                 .prefix("wsproxyctl-demo-")
                 .tempdir()
-                .map_err(|e| {
-                    Failure::environment(format!("cannot create a temporary directory: {e}"))
-                })?;
+                .map_err(|e| Failure::environment(format!("cannot create a temporary directory: {e}")))?;
             (t.path().to_path_buf(), Some(t))
         }
     };
@@ -124,10 +116,7 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
     };
     let engine_dir = dir.join("engine-pki");
     let engine = engine_pki::create(&engine_dir)?;
-    out.step(&format!(
-        "==> created a throwaway engine CA and engine signing key in {}",
-        engine_dir.display()
-    ));
+    out.step(&format!("==> created a throwaway engine CA and engine signing key in {}", engine_dir.display()));
 
     let certs = dir.join("proxy-certs");
     pki::issue::run(&pki::issue::IssueArgs {
@@ -141,60 +130,34 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
         key_type: KeyType::EcdsaP256,
         force: true,
     })?;
-    out.step(&format!(
-        "==> issued the proxy certificate for localhost into {}",
-        certs.display()
-    ));
+    out.step(&format!("==> issued the proxy certificate for localhost into {}", certs.display()));
 
-    let password: String = (0..8)
-        .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
-        .collect();
+    let password: String = (0..8).map(|_| char::from(b'a' + rand::random::<u8>() % 26)).collect();
     let vnc_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| Failure::environment(format!("cannot listen for the VNC server: {e}")))?;
-    let vnc_port = vnc_listener
-        .local_addr()
-        .map_err(|e| Failure::environment(e.to_string()))?
-        .port();
+    let vnc_port = vnc_listener.local_addr().map_err(|e| Failure::environment(e.to_string()))?.port();
     let mut xvnc_server: Option<xvnc::Xvnc> = None;
     let mut _builtin = None;
     if !args.builtin_vnc && xvnc::on_path("Xvnc") {
         drop(vnc_listener);
         let server = xvnc::start(&dir, vnc_port, &password).await?;
-        out.step(&format!(
-            "==> started Xvnc on 127.0.0.1:{vnc_port} (X display :{}, password authentication)",
-            server.display
-        ));
+        out.step(&format!("==> started Xvnc on 127.0.0.1:{vnc_port} (X display :{}, password authentication)", server.display));
         xvnc_server = Some(server);
     } else {
-        _builtin = Some(AbortOnDrop(tokio::spawn(rfb_server::serve(
-            vnc_listener,
-            password.clone(),
-        ))));
-        out.step(&format!(
-            "==> started the built-in VNC test pattern on 127.0.0.1:{vnc_port} (Xvnc not used)"
-        ));
+        _builtin = Some(AbortOnDrop(tokio::spawn(rfb_server::serve(vnc_listener, password.clone()))));
+        out.step(&format!("==> started the built-in VNC test pattern on 127.0.0.1:{vnc_port} (Xvnc not used)"));
     }
 
     let (handle, port) = if args.podman {
         let port = free_or_any(args.port);
-        let relay = in_podman::start(
-            &dir,
-            &certs,
-            port,
-            web.as_deref(),
-            args.image_archive.as_deref(),
-            out,
-        )
-        .await?;
+        let relay = in_podman::start(&dir, &certs, port, web.as_deref(), args.image_archive.as_deref(), out).await?;
         (RelayHandle::Podman(relay), port)
     } else {
         start_in_process(&args, &certs, web.as_deref(), out).await?
     };
     let proxy = format!("wss://localhost:{port}");
-    out.step(&format!(
-        "==> relay listening on {proxy} (TLS, tickets verified with the demo engine certificate)"
-    ));
+    out.step(&format!("==> relay listening on {proxy} (TLS, tickets verified with the demo engine certificate)"));
 
     // Whatever happens from here on, the relay is stopped (and a container removed).
     let result = async {
@@ -210,27 +173,11 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
         .await?;
 
         let key = ticket_sign::load_engine_key(&engine.engine_key)?;
-        let ticket = ticket_sign::sign(
-            &key,
-            &Console {
-                host: "127.0.0.1",
-                port: vnc_port,
-                ssl_target: false,
-            },
-            now(),
-            600,
-        );
+        let ticket = ticket_sign::sign(&key, &Console { host: "127.0.0.1", port: vnc_port, ssl_target: false }, now(), 600);
         let ticket_url = format!("{proxy}/{ticket}");
         let novnc_url = web.as_ref().map(|_| {
-            let enc = |s: &str| {
-                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
-                    .to_string()
-            };
-            format!(
-                "https://localhost:{port}/novnc/console.html#path={}&password={}",
-                enc(&ticket),
-                enc(&password)
-            )
+            let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+            format!("https://localhost:{port}/novnc/console.html#path={}&password={}", enc(&ticket), enc(&password))
         });
         let demo = DemoReport {
             dir: dir.clone(),
@@ -267,17 +214,9 @@ async fn start_in_process(
     let flag = wsproxy::config::Origin::Flag;
     let path_of = |p: &std::path::Path| p.display().to_string();
     settings.set("PROXY_HOST", "127.0.0.1", flag.clone());
-    settings.set(
-        "SSL_CERTIFICATE",
-        path_of(&certs.join(pki::CERT_FILE)),
-        flag.clone(),
-    );
+    settings.set("SSL_CERTIFICATE", path_of(&certs.join(pki::CERT_FILE)), flag.clone());
     settings.set("SSL_KEY", path_of(&certs.join(pki::KEY_FILE)), flag.clone());
-    settings.set(
-        "CERT_FOR_DATA_VERIFICATION",
-        path_of(&certs.join(pki::ENGINE_FILE)),
-        flag.clone(),
-    );
+    settings.set("CERT_FOR_DATA_VERIFICATION", path_of(&certs.join(pki::ENGINE_FILE)), flag.clone());
     settings.set("SSL_ONLY", "True", flag.clone());
     settings.set("WSPROXY_SHUTDOWN_GRACE", "1", flag.clone());
     if let Some(web) = web {
@@ -285,26 +224,15 @@ async fn start_in_process(
     }
     let bind = |port: u16| {
         let mut s = settings.clone();
-        s.set(
-            "PROXY_PORT",
-            port.to_string(),
-            wsproxy::config::Origin::Flag,
-        );
+        s.set("PROXY_PORT", port.to_string(), wsproxy::config::Origin::Flag);
         async move {
-            wsproxy::Relay::bind(
-                wsproxy::Config::from_settings(&s).map_err(|e| Failure::usage(e.0))?,
-            )
-            .await
-            .map_err(Failure::environment)
+            wsproxy::Relay::bind(wsproxy::Config::from_settings(&s).map_err(|e| Failure::usage(e.0))?).await.map_err(Failure::environment)
         }
     };
     let relay = match bind(args.port).await {
         Ok(r) => r,
         Err(e) if args.port != 0 && e.message.contains("in use") => {
-            out.step(&format!(
-                "    port {} is busy, using a free port instead",
-                args.port
-            ));
+            out.step(&format!("    port {} is busy, using a free port instead", args.port));
             bind(0).await?
         }
         Err(e) => return Err(e),
@@ -327,10 +255,7 @@ pub fn render(d: &DemoReport) -> String {
         d.vnc_password,
         d.dir.join("engine-pki/ca.pem").display()
     ));
-    s.push_str(&format!(
-        "ticket URL (single use, 10 minutes):\n  {}\n",
-        d.ticket_url
-    ));
+    s.push_str(&format!("ticket URL (single use, 10 minutes):\n  {}\n", d.ticket_url));
     match &d.novnc_url {
         Some(u) => s.push_str(&format!(
             "open in a browser (trust the demo CA first, or accept the warning for this throwaway certificate):\n  {u}\n"
@@ -350,13 +275,8 @@ fn console_site(novnc: &std::path::Path, web: &std::path::Path) -> Result<PathBu
     for part in ["core", "vendor"] {
         let from = novnc.join(part);
         if from.is_dir() {
-            copy_tree(&from, &web.join(part)).map_err(|e| {
-                Failure::environment(format!(
-                    "copying noVNC's {part} from {} to {}: {e}",
-                    novnc.display(),
-                    web.display()
-                ))
-            })?;
+            copy_tree(&from, &web.join(part))
+                .map_err(|e| Failure::environment(format!("copying noVNC's {part} from {} to {}: {e}", novnc.display(), web.display())))?;
         }
     }
     crate::fsutil::write_atomic(&web.join("console.html"), CONSOLE_HTML.as_bytes(), 0o644)?;

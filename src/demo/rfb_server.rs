@@ -12,16 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 pub const WIDTH: u16 = 640;
 pub const HEIGHT: u16 = 400;
 pub const GREEN: [u8; 3] = [0x3c, 0x8d, 0x2f];
-const BARS: [[u8; 3]; 8] = [
-    [255, 255, 255],
-    [255, 255, 0],
-    [0, 255, 255],
-    [0, 255, 0],
-    [255, 0, 255],
-    [255, 0, 0],
-    [0, 0, 255],
-    [0, 0, 0],
-];
+const BARS: [[u8; 3]; 8] = [[255, 255, 255], [255, 255, 0], [0, 255, 255], [0, 255, 0], [255, 0, 255], [255, 0, 0], [0, 0, 255], [0, 0, 0]];
 
 /// The colour of a pixel of the test pattern.
 pub fn pattern(x: u16, y: u16) -> [u8; 3] {
@@ -42,12 +33,7 @@ struct PixelFormat {
 }
 
 impl PixelFormat {
-    const DEFAULT: PixelFormat = PixelFormat {
-        bpp: 32,
-        big_endian: false,
-        max: [255, 255, 255],
-        shift: [16, 8, 0],
-    };
+    const DEFAULT: PixelFormat = PixelFormat { bpp: 32, big_endian: false, max: [255, 255, 255], shift: [16, 8, 0] };
 
     fn encode(&self, rgb: [u8; 3], out: &mut Vec<u8>) {
         let mut v: u32 = 0;
@@ -147,11 +133,7 @@ async fn session(mut s: TcpStream, password: &str) -> std::io::Result<()> {
                 format = PixelFormat {
                     bpp: b[3],
                     big_endian: b[5] != 0,
-                    max: [
-                        u16::from_be_bytes([b[7], b[8]]),
-                        u16::from_be_bytes([b[9], b[10]]),
-                        u16::from_be_bytes([b[11], b[12]]),
-                    ],
+                    max: [u16::from_be_bytes([b[7], b[8]]), u16::from_be_bytes([b[9], b[10]]), u16::from_be_bytes([b[11], b[12]])],
                     shift: [b[13], b[14], b[15]],
                 };
             }
@@ -221,13 +203,7 @@ mod tests {
     #[test]
     fn encodes_little_endian_rgb() {
         let mut out = Vec::new();
-        PixelFormat {
-            bpp: 32,
-            big_endian: false,
-            max: [255; 3],
-            shift: [0, 8, 16],
-        }
-        .encode(GREEN, &mut out);
+        PixelFormat { bpp: 32, big_endian: false, max: [255; 3], shift: [0, 8, 16] }.encode(GREEN, &mut out);
         assert_eq!(out, vec![0x3c, 0x8d, 0x2f, 0]);
     }
 }

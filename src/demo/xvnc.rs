@@ -10,8 +10,7 @@ use crate::error::{Failure, Result};
 
 /// Whether a program is on PATH.
 pub fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
 }
 
 /// The VNC password file format: the password DES-encrypted with VNC's fixed key. VNC's DES
@@ -60,44 +59,19 @@ pub async fn start(dir: &Path, port: u16, password: &str) -> Result<Xvnc> {
     let display = free_display(port);
     let child = Command::new("Xvnc")
         .arg(format!(":{display}"))
-        .args([
-            "-rfbport",
-            &port.to_string(),
-            "-interface",
-            "127.0.0.1",
-            "-geometry",
-            "640x400",
-            "-depth",
-            "24",
-        ])
-        .args([
-            "-SecurityTypes",
-            "VncAuth",
-            "-nolisten",
-            "tcp",
-            "-AlwaysShared",
-            "-PasswordFile",
-        ])
+        .args(["-rfbport", &port.to_string(), "-interface", "127.0.0.1", "-geometry", "640x400", "-depth", "24"])
+        .args(["-SecurityTypes", "VncAuth", "-nolisten", "tcp", "-AlwaysShared", "-PasswordFile"])
         .arg(&passwd)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| {
-            Failure::environment(format!("cannot start Xvnc: {e}; or use --builtin-vnc"))
-        })?;
+        .map_err(|e| Failure::environment(format!("cannot start Xvnc: {e}; or use --builtin-vnc")))?;
     let mut xvnc = Xvnc { child, display };
     for _ in 0..250 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             if on_path("xsetroot") {
-                let _ = Command::new("xsetroot")
-                    .env("DISPLAY", format!(":{display}"))
-                    .args(["-solid", "#3c8d2f"])
-                    .status()
-                    .await;
+                let _ = Command::new("xsetroot").env("DISPLAY", format!(":{display}")).args(["-solid", "#3c8d2f"]).status().await;
             }
             return Ok(xvnc);
         }
@@ -108,9 +82,7 @@ pub async fn start(dir: &Path, port: u16, password: &str) -> Result<Xvnc> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    Err(Failure::environment(format!(
-        "Xvnc did not start listening on 127.0.0.1:{port} within 5 s; use --builtin-vnc"
-    )))
+    Err(Failure::environment(format!("Xvnc did not start listening on 127.0.0.1:{port} within 5 s; use --builtin-vnc")))
 }
 
 /// An X display number between 100 and 899 that no X server holds (no lock file, no socket),
@@ -119,10 +91,7 @@ fn free_display(port: u16) -> u16 {
     let first = port % 800;
     (0..800)
         .map(|i| 100 + (first + i) % 800)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-        })
+        .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists() && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
         .unwrap_or(100 + first)
 }
 
@@ -131,12 +100,6 @@ mod tests {
     #[test]
     fn password_file_matches_vncpasswd() {
         // `printf 'secret\nsecret\n' | vncpasswd -f | xxd -p` on TigerVNC 1.12.
-        assert_eq!(
-            super::password_file("secret")
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>(),
-            "2e2dbf576eb06c9e"
-        );
+        assert_eq!(super::password_file("secret").iter().map(|b| format!("{b:02x}")).collect::<String>(), "2e2dbf576eb06c9e");
     }
 }

@@ -7,10 +7,7 @@ use crate::error::{Failure, Result};
 
 /// The commands an admin runs on the engine host.
 pub fn commands(fqdn: &str, port: u16) -> [String; 2] {
-    [
-        format!("engine-config -s WebSocketProxy={fqdn}:{port}"),
-        "systemctl restart ovirt-engine".to_string(),
-    ]
+    [format!("engine-config -s WebSocketProxy={fqdn}:{port}"), "systemctl restart ovirt-engine".to_string()]
 }
 
 /// The engine's current WebSocketProxy value, from `engine-config -g WebSocketProxy`
@@ -19,27 +16,16 @@ pub fn parse_current(output: &str) -> Option<String> {
     output
         .lines()
         .find_map(|l| l.trim().strip_prefix("WebSocketProxy:"))
-        .map(|rest| {
-            rest.split("version:")
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        })
+        .map(|rest| rest.split("version:").next().unwrap_or("").trim().to_string())
         .filter(|v| !v.is_empty())
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd.output().map_err(|e| {
-        Failure::environment(format!(
-            "cannot run {what}: {e}: run --configure-engine on the engine host, as root"
-        ))
-    })?;
+    let out = cmd
+        .output()
+        .map_err(|e| Failure::environment(format!("cannot run {what}: {e}: run --configure-engine on the engine host, as root")))?;
     if !out.status.success() {
-        return Err(Failure::check(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(Failure::check(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
     }
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
@@ -58,17 +44,11 @@ pub fn this_host() -> String {
 
 /// Whether `host` (a host name, short or fully qualified) names the engine `engine_fqdn`.
 pub fn is_engine_host(host: &str, engine_fqdn: &str) -> bool {
-    let (host, engine) = (
-        host.trim_end_matches('.'),
-        engine_fqdn.trim_end_matches('.'),
-    );
+    let (host, engine) = (host.trim_end_matches('.'), engine_fqdn.trim_end_matches('.'));
     if host.contains('.') {
         host.eq_ignore_ascii_case(engine)
     } else {
-        engine
-            .split('.')
-            .next()
-            .is_some_and(|first| first.eq_ignore_ascii_case(host))
+        engine.split('.').next().is_some_and(|first| first.eq_ignore_ascii_case(host))
     }
 }
 
@@ -93,23 +73,12 @@ pub fn check_this_is_the_engine(engine_fqdn: Option<&str>) -> Result<()> {
 /// (no restart) when it already points here.
 pub fn configure(fqdn: &str, port: u16) -> Result<String> {
     let wanted = format!("{fqdn}:{port}");
-    let current = parse_current(&run(
-        Command::new("engine-config").args(["-g", "WebSocketProxy"]),
-        "engine-config -g WebSocketProxy",
-    )?);
+    let current = parse_current(&run(Command::new("engine-config").args(["-g", "WebSocketProxy"]), "engine-config -g WebSocketProxy")?);
     if current.as_deref() == Some(wanted.as_str()) {
-        return Ok(format!(
-            "the engine already sends consoles to {wanted}; nothing to change"
-        ));
+        return Ok(format!("the engine already sends consoles to {wanted}; nothing to change"));
     }
-    run(
-        Command::new("engine-config").args(["-s", &format!("WebSocketProxy={wanted}")]),
-        "engine-config -s",
-    )?;
-    run(
-        Command::new("systemctl").args(["restart", "ovirt-engine"]),
-        "systemctl restart ovirt-engine",
-    )?;
+    run(Command::new("engine-config").args(["-s", &format!("WebSocketProxy={wanted}")]), "engine-config -s")?;
+    run(Command::new("systemctl").args(["restart", "ovirt-engine"]), "systemctl restart ovirt-engine")?;
     Ok(match current {
         Some(old) => {
             format!("the engine pointed to {old}; now to {wanted} (ovirt-engine restarted)")
@@ -122,30 +91,17 @@ pub fn configure(fqdn: &str, port: u16) -> Result<String> {
 mod tests {
     #[test]
     fn parses_engine_config_output() {
-        assert_eq!(
-            super::parse_current("WebSocketProxy: engine.example:6100 version: general\n")
-                .as_deref(),
-            Some("engine.example:6100")
-        );
-        assert_eq!(
-            super::parse_current("WebSocketProxy:  version: general\n"),
-            None
-        );
+        assert_eq!(super::parse_current("WebSocketProxy: engine.example:6100 version: general\n").as_deref(), Some("engine.example:6100"));
+        assert_eq!(super::parse_current("WebSocketProxy:  version: general\n"), None);
         assert_eq!(super::parse_current("Error: no such key\n"), None);
     }
 
     #[test]
     fn engine_host_names_match_short_or_full() {
-        assert!(super::is_engine_host(
-            "engine.example.com",
-            "ENGINE.example.com."
-        ));
+        assert!(super::is_engine_host("engine.example.com", "ENGINE.example.com."));
         assert!(super::is_engine_host("engine", "engine.example.com"));
         assert!(!super::is_engine_host("proxy", "engine.example.com"));
-        assert!(!super::is_engine_host(
-            "engine.other.org",
-            "engine.example.com"
-        ));
+        assert!(!super::is_engine_host("engine.other.org", "engine.example.com"));
         assert!(!super::is_engine_host("", "engine.example.com"));
     }
 }

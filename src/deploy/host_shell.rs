@@ -54,22 +54,13 @@ impl HostShell {
             HostShell::Ssh(link) => link.host().to_string(),
         };
         tracing::debug!("shell on {where_}:\n{}", script.trim_end());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Failure::environment(format!("cannot run a shell on {where_}: {e}")))?;
+        let mut child = cmd.spawn().map_err(|e| Failure::environment(format!("cannot run a shell on {where_}: {e}")))?;
         let mut stdin = child.stdin.take().expect("piped");
-        stdin
-            .write_all(script.as_bytes())
-            .await
-            .map_err(|e| Failure::environment(format!("shell on {where_}: {e}")))?;
+        stdin.write_all(script.as_bytes()).await.map_err(|e| Failure::environment(format!("shell on {where_}: {e}")))?;
         drop(stdin);
         let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
             .await
-            .map_err(|_| {
-                Failure::environment(format!(
-                    "a command on {where_} did not finish within 2 minutes"
-                ))
-            })?
+            .map_err(|_| Failure::environment(format!("a command on {where_} did not finish within 2 minutes")))?
             .map_err(|e| Failure::environment(format!("shell on {where_}: {e}")))?;
         tracing::debug!("shell on {where_}: exit {:?}", out.status.code());
         Ok(ShellOutput {
@@ -92,13 +83,7 @@ mod tests {
     #[tokio::test]
     async fn local_scripts_run_and_quote_safely() {
         let tricky = "it's $HOME `x` \"y\"";
-        let out = HostShell::Local
-            .run(&format!(
-                "printf '%s' {}; echo oops >&2; exit 3",
-                quote(tricky)
-            ))
-            .await
-            .unwrap();
+        let out = HostShell::Local.run(&format!("printf '%s' {}; echo oops >&2; exit 3", quote(tricky))).await.unwrap();
         assert!(!out.ok);
         assert_eq!(out.stdout, tricky);
         assert_eq!(out.stderr.trim(), "oops");

@@ -22,8 +22,7 @@ pub const FIELD_MANAGER: &str = "wsproxyctl";
 /// Set on a namespace deploy created (it did not exist): only such a namespace is ever
 /// deleted by undeploy. An existing namespace is never changed, labelled or deleted.
 pub const CREATED_ANNOTATION: &str = "wsproxyctl/created-namespace";
-pub const SELECTOR: &str =
-    "app.kubernetes.io/managed-by=wsproxyctl,app.kubernetes.io/instance=wsproxy";
+pub const SELECTOR: &str = "app.kubernetes.io/managed-by=wsproxyctl,app.kubernetes.io/instance=wsproxy";
 
 /// The kinds render produces, with their API coordinates and scope, in apply order.
 pub const KINDS: &[(&str, &str, &str, &str, bool)] = &[
@@ -33,38 +32,20 @@ pub const KINDS: &[(&str, &str, &str, &str, bool)] = &[
     ("", "v1", "ConfigMap", "configmaps", true),
     ("apps", "v1", "Deployment", "deployments", true),
     ("", "v1", "Service", "services", true),
-    (
-        "policy",
-        "v1",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-        true,
-    ),
-    (
-        "networking.k8s.io",
-        "v1",
-        "NetworkPolicy",
-        "networkpolicies",
-        true,
-    ),
+    ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true),
+    ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true),
 ];
 
 fn resource(kind: &str) -> Result<(ApiResource, bool)> {
     let (group, version, kind, plural, namespaced) =
-        KINDS.iter().find(|k| k.2 == kind).ok_or_else(|| {
-            Failure::usage(format!("wsproxyctl does not apply objects of kind {kind}"))
-        })?;
+        KINDS.iter().find(|k| k.2 == kind).ok_or_else(|| Failure::usage(format!("wsproxyctl does not apply objects of kind {kind}")))?;
     let gvk = GroupVersionKind::gvk(group, version, kind);
     Ok((ApiResource::from_gvk_with_plural(&gvk, plural), *namespaced))
 }
 
 fn api(client: &Client, kind: &str, namespace: &str) -> Result<Api<DynamicObject>> {
     let (ar, namespaced) = resource(kind)?;
-    Ok(if namespaced {
-        Api::namespaced_with(client.clone(), namespace, &ar)
-    } else {
-        Api::all_with(client.clone(), &ar)
-    })
+    Ok(if namespaced { Api::namespaced_with(client.clone(), namespace, &ar) } else { Api::all_with(client.clone(), &ar) })
 }
 
 fn kube_err(what: &str, e: kube::Error) -> Failure {
@@ -80,32 +61,18 @@ fn kube_err(what: &str, e: kube::Error) -> Failure {
 
 /// A client from the kubeconfig (KUBECONFIG or ~/.kube/config), optionally for a context.
 pub async fn client(context: Option<&str>) -> Result<Client> {
-    let options = KubeConfigOptions {
-        context: context.map(str::to_string),
-        ..Default::default()
-    };
+    let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
     let config = match Kubeconfig::read() {
-        Ok(kc) => Config::from_custom_kubeconfig(kc, &options)
-            .await
-            .map_err(|e| Failure::environment(format!("kubeconfig: {e}")))?,
-        Err(e) if context.is_none() => Config::incluster().map_err(|_| {
-            Failure::environment(format!(
-                "no kubeconfig ({e}): set KUBECONFIG or create ~/.kube/config (kind does this)"
-            ))
-        })?,
+        Ok(kc) => Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| Failure::environment(format!("kubeconfig: {e}")))?,
+        Err(e) if context.is_none() => Config::incluster()
+            .map_err(|_| Failure::environment(format!("no kubeconfig ({e}): set KUBECONFIG or create ~/.kube/config (kind does this)")))?,
         Err(e) => return Err(Failure::environment(format!("kubeconfig: {e}"))),
     };
-    Client::try_from(config)
-        .map_err(|e| Failure::environment(format!("cannot build a Kubernetes client: {e}")))
+    Client::try_from(config).map_err(|e| Failure::environment(format!("cannot build a Kubernetes client: {e}")))
 }
 
 /// Server-side apply every object; with `dry_run` the server validates without persisting.
-pub async fn apply(
-    client: &Client,
-    namespace: &str,
-    objects: &[serde_json::Value],
-    dry_run: bool,
-) -> Result<Vec<String>> {
+pub async fn apply(client: &Client, namespace: &str, objects: &[serde_json::Value], dry_run: bool) -> Result<Vec<String>> {
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     if dry_run {
         params = params.dry_run();
@@ -118,16 +85,12 @@ pub async fn apply(
         let mut obj = obj.clone();
         if kind == "Namespace" {
             // Never take over a namespace someone else made: left exactly as it is.
-            let existing = api(client, kind, namespace)?
-                .get_opt(name)
-                .await
-                .map_err(|e| kube_err(&format!("reading {what}"), e))?;
+            let existing = api(client, kind, namespace)?.get_opt(name).await.map_err(|e| kube_err(&format!("reading {what}"), e))?;
             if existing.is_some() {
                 applied.push(format!("{what} (exists: left as it is)"));
                 continue;
             }
-            obj["metadata"]["annotations"][CREATED_ANNOTATION] =
-                serde_json::Value::String("true".into());
+            obj["metadata"]["annotations"][CREATED_ANNOTATION] = serde_json::Value::String("true".into());
         }
         tracing::debug!("server-side apply {what} in {namespace} (field manager {FIELD_MANAGER}, dry run {dry_run})");
         api(client, kind, namespace)?
@@ -140,37 +103,22 @@ pub async fn apply(
 }
 
 /// Wait until the Deployment has all replicas updated and available, printing progress.
-pub async fn wait_available(
-    client: &Client,
-    namespace: &str,
-    timeout: Duration,
-    out: &Output,
-) -> Result<String> {
+pub async fn wait_available(client: &Client, namespace: &str, timeout: Duration, out: &Output) -> Result<String> {
     let deployments = api(client, "Deployment", namespace)?;
     let start = Instant::now();
     let mut last = String::new();
     loop {
-        let d = deployments
-            .get("wsproxy")
-            .await
-            .map_err(|e| kube_err("reading Deployment/wsproxy", e))?;
+        let d = deployments.get("wsproxy").await.map_err(|e| kube_err("reading Deployment/wsproxy", e))?;
         let spec_replicas = d.data["spec"]["replicas"].as_i64().unwrap_or(1);
         let status = &d.data["status"];
         let get = |k: &str| status[k].as_i64().unwrap_or(0);
         let generation = d.metadata.generation.unwrap_or(0);
-        let progress = format!(
-            "{}/{spec_replicas} available, {} updated",
-            get("availableReplicas"),
-            get("updatedReplicas")
-        );
+        let progress = format!("{}/{spec_replicas} available, {} updated", get("availableReplicas"), get("updatedReplicas"));
         if progress != last {
             out.step(&format!("    {progress}"));
             last = progress.clone();
         }
-        if get("observedGeneration") >= generation
-            && get("updatedReplicas") >= spec_replicas
-            && get("availableReplicas") >= spec_replicas
-        {
+        if get("observedGeneration") >= generation && get("updatedReplicas") >= spec_replicas && get("availableReplicas") >= spec_replicas {
             return Ok(progress);
         }
         if start.elapsed() > timeout {
@@ -186,19 +134,10 @@ pub async fn wait_available(
 
 /// Where browsers reach the Service: the load balancer's address, or the node port.
 pub async fn service_address(client: &Client, namespace: &str) -> Result<String> {
-    let svc = api(client, "Service", namespace)?
-        .get("wsproxy")
-        .await
-        .map_err(|e| kube_err("reading Service/wsproxy", e))?;
+    let svc = api(client, "Service", namespace)?.get("wsproxy").await.map_err(|e| kube_err("reading Service/wsproxy", e))?;
     let port = svc.data["spec"]["ports"][0]["port"].as_i64().unwrap_or(0);
-    if let Some(ingress) = svc.data["status"]["loadBalancer"]["ingress"]
-        .as_array()
-        .and_then(|a| a.first())
-    {
-        let host = ingress["hostname"]
-            .as_str()
-            .or(ingress["ip"].as_str())
-            .unwrap_or_default();
+    if let Some(ingress) = svc.data["status"]["loadBalancer"]["ingress"].as_array().and_then(|a| a.first()) {
+        let host = ingress["hostname"].as_str().or(ingress["ip"].as_str()).unwrap_or_default();
         return Ok(format!("{host}:{port} (load balancer)"));
     }
     match svc.data["spec"]["ports"][0]["nodePort"].as_i64() {
@@ -223,27 +162,16 @@ pub async fn undeploy(client: &Client, namespace: &str) -> Result<super::Removal
         };
         for obj in list.items {
             let name = obj.metadata.name.unwrap_or_default();
-            let result = api
-                .delete(&name, &DeleteParams::default())
-                .await
-                .map(|_| ());
+            let result = api.delete(&name, &DeleteParams::default()).await.map(|_| ());
             removal.record(format!("{kind}/{name}"), result);
         }
     }
     let namespaces = api(client, "Namespace", namespace)?;
     if let Ok(ns) = namespaces.get(namespace).await {
         // Only a namespace deploy created; one that existed before is never deleted.
-        let ours = ns
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(CREATED_ANNOTATION))
-            .is_some_and(|v| v == "true");
+        let ours = ns.metadata.annotations.as_ref().and_then(|a| a.get(CREATED_ANNOTATION)).is_some_and(|v| v == "true");
         if ours {
-            let result = namespaces
-                .delete(namespace, &DeleteParams::default())
-                .await
-                .map(|_| ());
+            let result = namespaces.delete(namespace, &DeleteParams::default()).await.map(|_| ());
             removal.record(format!("Namespace/{namespace}"), result);
         }
     }

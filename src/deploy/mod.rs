@@ -72,10 +72,7 @@ pub struct Steps<'a> {
 
 impl<'a> Steps<'a> {
     pub fn new(out: &'a Output) -> Self {
-        Steps {
-            out,
-            done: Vec::new(),
-        }
+        Steps { out, done: Vec::new() }
     }
 
     /// Run one step; its error is returned with the step's name in front. On a terminal a
@@ -94,33 +91,14 @@ impl<'a> Steps<'a> {
         let millis = start.elapsed().as_millis() as u64;
         match result {
             Ok((value, detail)) => {
-                self.out.step(&format!(
-                    "    {} ({millis} ms): {detail}",
-                    self.out.paint(Tone::Good, "ok")
-                ));
-                self.done.push(StepReport {
-                    step: name.into(),
-                    ok: true,
-                    millis,
-                    detail,
-                });
+                self.out.step(&format!("    {} ({millis} ms): {detail}", self.out.paint(Tone::Good, "ok")));
+                self.done.push(StepReport { step: name.into(), ok: true, millis, detail });
                 Ok(value)
             }
             Err(e) => {
-                self.out.step(&format!(
-                    "    {} ({millis} ms)",
-                    self.out.paint(Tone::Bad, "FAILED")
-                ));
-                self.done.push(StepReport {
-                    step: name.into(),
-                    ok: false,
-                    millis,
-                    detail: e.message.clone(),
-                });
-                Err(Failure {
-                    kind: e.kind,
-                    message: format!("{name}: {}", e.message),
-                })
+                self.out.step(&format!("    {} ({millis} ms)", self.out.paint(Tone::Bad, "FAILED")));
+                self.done.push(StepReport { step: name.into(), ok: false, millis, detail: e.message.clone() });
+                Err(Failure { kind: e.kind, message: format!("{name}: {}", e.message) })
             }
         }
     }
@@ -176,31 +154,17 @@ async fn check_certificates(steps: &mut Steps<'_>, spec: &DeploySpec) -> Result<
     steps
         .run("check certificates", async {
             let b = Bundle::load(&spec.certs)?;
-            Ok((
-                b,
-                format!(
-                    "{} complete, key matches, chains to the CA, no CA key",
-                    spec.certs.display()
-                ),
-            ))
+            Ok((b, format!("{} complete, key matches, chains to the CA, no CA key", spec.certs.display())))
         })
         .await
 }
 
 /// The verify step of both targets; a failed report is also shown to people.
-async fn verify_step(
-    steps: &mut Steps<'_>,
-    spec: &DeploySpec,
-    opts: &DeployOptions,
-) -> Result<verify::Report> {
+async fn verify_step(steps: &mut Steps<'_>, spec: &DeploySpec, opts: &DeployOptions) -> Result<verify::Report> {
     let report = steps
         .run("verify", async {
             let r = verify_deployed(spec, opts).await?;
-            let summary = if r.ok {
-                "a browser can reach consoles through it".to_string()
-            } else {
-                "FAILED".to_string()
-            };
+            let summary = if r.ok { "a browser can reach consoles through it".to_string() } else { "FAILED".to_string() };
             Ok((r, summary))
         })
         .await?;
@@ -220,20 +184,13 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
     let bundle = check_certificates(&mut steps, spec).await?;
     let docker = steps
         .run(&format!("connect to podman at {host}"), async {
-            let d = podman::connect(spec.podman.host.as_deref(), spec.podman.identity.as_deref())
-                .await?;
+            let d = podman::connect(spec.podman.host.as_deref(), spec.podman.identity.as_deref()).await?;
             Ok((d, "API answers".to_string()))
         })
         .await?;
     steps
         .run("image", async {
-            let detail = podman::ensure_image(
-                &docker,
-                &spec.image,
-                opts.image_archive.as_deref(),
-                spec.image_is_registry(),
-            )
-            .await?;
+            let detail = podman::ensure_image(&docker, &spec.image, opts.image_archive.as_deref(), spec.image_is_registry()).await?;
             Ok(((), detail))
         })
         .await?;
@@ -260,34 +217,23 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
             )))
         }
     };
-    let unit_dir = opts
-        .quadlet_dir
-        .clone()
-        .unwrap_or_else(|| init.default_unit_dir());
+    let unit_dir = opts.quadlet_dir.clone().unwrap_or_else(|| init.default_unit_dir());
     let mut plan = crate::render::podman::plan(spec, &bundle);
     if use_quadlet {
-        plan.labels
-            .insert(quadlet::UNIT_DIR_LABEL.into(), unit_dir.clone());
+        plan.labels.insert(quadlet::UNIT_DIR_LABEL.into(), unit_dir.clone());
     }
     let describe = |change: &podman::Change, what: &str| match change {
-        podman::Change::Unchanged => {
-            "already running with these certificates and settings: nothing changed".to_string()
-        }
+        podman::Change::Unchanged => "already running with these certificates and settings: nothing changed".to_string(),
         podman::Change::Created => format!("created and started {what} (port {})", plan.host_port),
-        podman::Change::Replaced => {
-            "certificates or settings changed: replaced and restarted".to_string()
-        }
+        podman::Change::Replaced => "certificates or settings changed: replaced and restarted".to_string(),
     };
     let change = if use_quadlet {
         steps
-            .run(
-                &format!("Quadlet unit {unit_dir}/{} (systemd)", quadlet::UNIT_FILE),
-                async {
-                    let change = quadlet::install(&shell, &docker, &plan, &init, &unit_dir).await?;
-                    let detail = describe(&change, quadlet::SERVICE);
-                    Ok((change, detail))
-                },
-            )
+            .run(&format!("Quadlet unit {unit_dir}/{} (systemd)", quadlet::UNIT_FILE), async {
+                let change = quadlet::install(&shell, &docker, &plan, &init, &unit_dir).await?;
+                let detail = describe(&change, quadlet::SERVICE);
+                Ok((change, detail))
+            })
             .await?
     } else {
         steps
@@ -319,9 +265,7 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
             let logs = podman::logs(&docker, &plan.name).await;
             let mut message = format!("verify failed for wss://{}:{}", spec.proxy_fqdn, spec.port);
             if opts.rollback_on_failure {
-                let removed =
-                    remove_podman_deployment(&docker, &shell, &init, vec![unit_dir.clone()])
-                        .await?;
+                let removed = remove_podman_deployment(&docker, &shell, &init, vec![unit_dir.clone()]).await?;
                 message.push_str(&format!("; rolled back ({})", removed.summary()));
             } else {
                 message.push_str("; the relay is left running for inspection (`wsproxyctl undeploy --target podman` removes it)");
@@ -340,11 +284,7 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
 
 /// The last step of both targets: point the engine at the proxy (`--configure-engine`), or the
 /// commands that do it, for the report.
-async fn engine_step(
-    steps: &mut Steps<'_>,
-    spec: &DeploySpec,
-    opts: &DeployOptions,
-) -> Result<Vec<String>> {
+async fn engine_step(steps: &mut Steps<'_>, spec: &DeploySpec, opts: &DeployOptions) -> Result<Vec<String>> {
     if !opts.configure_engine {
         return Ok(engine::commands(&spec.proxy_fqdn, spec.port).to_vec());
     }
@@ -359,22 +299,14 @@ async fn engine_step(
 
 /// `undeploy --target podman`: the unit (if deploy installed one), then every container,
 /// volume and secret labelled as ours.
-pub async fn undeploy_podman(
-    host: Option<&str>,
-    identity: Option<&std::path::Path>,
-    quadlet_dir: Option<&str>,
-) -> Result<Removal> {
+pub async fn undeploy_podman(host: Option<&str>, identity: Option<&std::path::Path>, quadlet_dir: Option<&str>) -> Result<Removal> {
     let uri = podman::describe_host(host);
     let docker = podman::connect(host, identity).await?;
     let shell = host_shell::HostShell::for_host(&uri, identity)?;
     let init = quadlet::detect(&shell).await?;
     // Units where the running relay says they are, then where we were told or the default.
     let mut dirs = podman::managed_label_values(&docker, quadlet::UNIT_DIR_LABEL).await?;
-    dirs.push(
-        quadlet_dir
-            .map(str::to_string)
-            .unwrap_or_else(|| init.default_unit_dir()),
-    );
+    dirs.push(quadlet_dir.map(str::to_string).unwrap_or_else(|| init.default_unit_dir()));
     remove_podman_deployment(&docker, &shell, &init, dirs).await
 }
 
@@ -410,11 +342,7 @@ pub struct Removal {
 
 impl Removal {
     /// Count `what` as removed when `result` is Ok, else as failed with the error.
-    pub fn record<E: std::fmt::Display>(
-        &mut self,
-        what: String,
-        result: std::result::Result<(), E>,
-    ) {
+    pub fn record<E: std::fmt::Display>(&mut self, what: String, result: std::result::Result<(), E>) {
         match result {
             Ok(()) => self.removed.push(what),
             Err(e) => self.failed.push(format!("{what}: {e}")),
@@ -423,14 +351,7 @@ impl Removal {
 
     /// One line for a rollback message.
     pub fn summary(&self) -> String {
-        let mut s = format!(
-            "removed {}",
-            if self.removed.is_empty() {
-                "nothing".into()
-            } else {
-                self.removed.join(", ")
-            }
-        );
+        let mut s = format!("removed {}", if self.removed.is_empty() { "nothing".into() } else { self.removed.join(", ") });
         if !self.failed.is_empty() {
             s.push_str(&format!("; could NOT remove {}", self.failed.join("; ")));
         }
@@ -439,11 +360,7 @@ impl Removal {
 
     /// The text `undeploy` prints.
     pub fn render(&self) -> String {
-        let mut s: String = self
-            .removed
-            .iter()
-            .map(|r| format!("removed {r}\n"))
-            .collect();
+        let mut s: String = self.removed.iter().map(|r| format!("removed {r}\n")).collect();
         for f in &self.failed {
             s.push_str(&format!("could NOT remove {f}\n"));
         }
@@ -477,21 +394,13 @@ pub async fn kubernetes_with(
     let mut steps = Steps::new(out);
     let bundle = check_certificates(&mut steps, spec).await?;
     let objects = crate::render::k8s::objects(spec, Some(&bundle));
-    let mode = if k8s_opts.dry_run {
-        "server-side dry run"
-    } else {
-        "server-side apply"
-    };
+    let mode = if k8s_opts.dry_run { "server-side dry run" } else { "server-side apply" };
     let applied = steps
-        .run(
-            &format!("{mode} (field manager {})", k8s::FIELD_MANAGER),
-            async {
-                let applied =
-                    k8s::apply(client, &spec.namespace, &objects, k8s_opts.dry_run).await?;
-                let detail = applied.join(", ");
-                Ok((applied, detail))
-            },
-        )
+        .run(&format!("{mode} (field manager {})", k8s::FIELD_MANAGER), async {
+            let applied = k8s::apply(client, &spec.namespace, &objects, k8s_opts.dry_run).await?;
+            let detail = applied.join(", ");
+            Ok((applied, detail))
+        })
         .await?;
     let mut report = DeployReport {
         target: "k8s".into(),
@@ -505,10 +414,7 @@ pub async fn kubernetes_with(
     };
     if k8s_opts.dry_run {
         report.steps = steps.done;
-        report.engine = vec![format!(
-            "dry run: the API server accepted {} objects; nothing was changed",
-            applied.len()
-        )];
+        report.engine = vec![format!("dry run: the API server accepted {} objects; nothing was changed", applied.len())];
         return Ok(report);
     }
     steps
@@ -549,31 +455,21 @@ pub async fn kubernetes_with(
 }
 
 /// `deploy --target k8s` against the cluster of the kubeconfig.
-pub async fn kubernetes(
-    spec: &DeploySpec,
-    opts: &DeployOptions,
-    k8s_opts: &K8sOptions,
-    out: &Output,
-) -> Result<DeployReport> {
+pub async fn kubernetes(spec: &DeploySpec, opts: &DeployOptions, k8s_opts: &K8sOptions, out: &Output) -> Result<DeployReport> {
     if let Some(cluster) = &k8s_opts.load_into_kind {
-        let archive = opts.image_archive.as_ref().ok_or_else(|| {
-            Failure::usage("--load-into-kind needs --image-archive (from `wsproxyctl image build`)")
-        })?;
+        let archive = opts
+            .image_archive
+            .as_ref()
+            .ok_or_else(|| Failure::usage("--load-into-kind needs --image-archive (from `wsproxyctl image build`)"))?;
         out.step(&format!("==> kind load image-archive into {cluster} ..."));
         let status = std::process::Command::new("kind")
             .args(["load", "image-archive"])
             .arg(archive)
             .args(["--name", cluster])
             .status()
-            .map_err(|e| {
-                Failure::environment(format!(
-                    "cannot run kind: {e}: install kind or drop --load-into-kind"
-                ))
-            })?;
+            .map_err(|e| Failure::environment(format!("cannot run kind: {e}: install kind or drop --load-into-kind")))?;
         if !status.success() {
-            return Err(Failure::environment(format!(
-                "kind load image-archive into {cluster} failed"
-            )));
+            return Err(Failure::environment(format!("kind load image-archive into {cluster} failed")));
         }
     }
     let client = k8s::client(k8s_opts.context.as_deref()).await?;

@@ -15,14 +15,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use bollard::models::{
-    ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
-};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ImportImageOptions, ListContainersOptions,
-    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
-    UploadToContainerOptions,
+    CreateContainerOptions, CreateImageOptions, ImportImageOptions, ListContainersOptions, ListVolumesOptions, LogsOptions,
+    RemoveContainerOptions, RemoveVolumeOptions, UploadToContainerOptions,
 };
 use bollard::{ClientVersion, Docker};
 use bytes::Bytes;
@@ -49,16 +45,11 @@ pub struct Extras {
     pub binds: Vec<(String, String)>,
 }
 /// podman 4.3's Docker-compatible API level; newer podman accepts it too.
-const API: ClientVersion = ClientVersion {
-    major_version: 1,
-    minor_version: 41,
-};
+const API: ClientVersion = ClientVersion { major_version: 1, minor_version: 41 };
 
 /// Where the podman API is.
 pub fn describe_host(host: Option<&str>) -> String {
-    host.map(str::to_string).unwrap_or_else(|| {
-        default_socket().unwrap_or_else(|| "unix:///run/podman/podman.sock".into())
-    })
+    host.map(str::to_string).unwrap_or_else(|| default_socket().unwrap_or_else(|| "unix:///run/podman/podman.sock".into()))
 }
 
 /// The local podman API when no --host is given: `CONTAINER_HOST` when set (podman's own
@@ -71,10 +62,7 @@ fn default_socket() -> Option<String> {
     if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
         candidates.push(format!("{}/podman/podman.sock", x.to_string_lossy()));
     }
-    candidates
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .map(|p| format!("unix://{p}"))
+    candidates.into_iter().find(|p| Path::new(p).exists()).map(|p| format!("unix://{p}"))
 }
 
 /// Connect and check the API answers.
@@ -92,9 +80,7 @@ pub async fn connect(host: Option<&str>, identity: Option<&Path>) -> Result<Dock
         let link = super::ssh_transport::SshLink::new(&uri, identity)?;
         return connect_checked(super::ssh_transport::connect(&link, &API)?, &uri).await;
     } else {
-        return Err(Failure::usage(format!(
-            "--host {uri:?}: use unix:///path/to/podman.sock or ssh://user@host[:port]"
-        )));
+        return Err(Failure::usage(format!("--host {uri:?}: use unix:///path/to/podman.sock or ssh://user@host[:port]")));
     };
     connect_checked(docker, &uri).await
 }
@@ -109,11 +95,7 @@ async fn connect_checked(docker: Docker, uri: &str) -> Result<Docker> {
         };
         Failure::environment(format!("the podman API at {uri} does not answer: {e}; {hint}"))
     })?;
-    let is_podman = version
-        .components
-        .iter()
-        .flatten()
-        .any(|c| c.name.to_ascii_lowercase().contains("podman"));
+    let is_podman = version.components.iter().flatten().any(|c| c.name.to_ascii_lowercase().contains("podman"));
     if !is_podman {
         return Err(Failure::environment(format!(
             "{uri} is not podman (it says {:?}); deploy --target podman needs podman",
@@ -130,11 +112,7 @@ fn owner_filter() -> HashMap<String, Vec<String>> {
 /// Every container deploy created (by its owner label), running or not.
 async fn managed_containers(docker: &Docker) -> Result<Vec<bollard::models::ContainerSummary>> {
     docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(owner_filter()),
-            ..Default::default()
-        }))
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(owner_filter()), ..Default::default() }))
         .await
         .map_err(|e| Failure::environment(format!("listing containers: {e}")))
 }
@@ -150,51 +128,22 @@ pub enum Change {
 /// The relay container as deploy last left it.
 async fn current(docker: &Docker, name: &str) -> Result<Option<(String, bool)>> {
     let list = managed_containers(docker).await?;
-    Ok(list
-        .into_iter()
-        .find(|c| {
-            c.names
-                .iter()
-                .flatten()
-                .any(|n| n.trim_start_matches('/') == name)
-        })
-        .map(|c| {
-            let sum = c
-                .labels
-                .and_then(|l| l.get(CHECKSUM_LABEL).cloned())
-                .unwrap_or_default();
-            let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
-            (sum, running)
-        }))
+    Ok(list.into_iter().find(|c| c.names.iter().flatten().any(|n| n.trim_start_matches('/') == name)).map(|c| {
+        let sum = c.labels.and_then(|l| l.get(CHECKSUM_LABEL).cloned()).unwrap_or_default();
+        let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
+        (sum, running)
+    }))
 }
 
 /// Make sure the image is on the host: load it from an archive, pull a registry reference, or
 /// find it already there.
-pub async fn ensure_image(
-    docker: &Docker,
-    image: &str,
-    archive: Option<&Path>,
-    registry: bool,
-) -> Result<String> {
+pub async fn ensure_image(docker: &Docker, image: &str, archive: Option<&Path>, registry: bool) -> Result<String> {
     if let Some(path) = archive {
-        let bytes = std::fs::read(path).map_err(|e| {
-            Failure::usage(format!(
-                "cannot read --image-archive {}: {e}",
-                path.display()
-            ))
-        })?;
-        let mut stream = docker.import_image(
-            ImportImageOptions {
-                quiet: true,
-                ..Default::default()
-            },
-            bollard::body_full(Bytes::from(bytes)),
-            None,
-        );
+        let bytes = std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read --image-archive {}: {e}", path.display())))?;
+        let mut stream =
+            docker.import_image(ImportImageOptions { quiet: true, ..Default::default() }, bollard::body_full(Bytes::from(bytes)), None);
         while let Some(item) = stream.next().await {
-            item.map_err(|e| {
-                Failure::environment(format!("loading {} into podman: {e}", path.display()))
-            })?;
+            item.map_err(|e| Failure::environment(format!("loading {} into podman: {e}", path.display())))?;
         }
         docker.inspect_image(image).await.map_err(|_| {
             Failure::usage(format!(
@@ -212,14 +161,8 @@ pub async fn ensure_image(
             "{image} is not on the podman host: pass --image-archive from `wsproxyctl image build`, or a registry --image"
         )));
     }
-    let mut stream = docker.create_image(
-        Some(CreateImageOptions {
-            from_image: Some(image.to_string()),
-            ..Default::default()
-        }),
-        None,
-        None,
-    );
+    let mut stream =
+        docker.create_image(Some(CreateImageOptions { from_image: Some(image.to_string()), ..Default::default() }), None, None);
     while let Some(item) = stream.next().await {
         item.map_err(|e| Failure::environment(format!("pulling {image}: {e}")))?;
     }
@@ -255,32 +198,18 @@ fn certs_mount(container: &str, read_only: bool) -> Mount {
 }
 
 fn labels(plan: &ContainerPlan) -> HashMap<String, String> {
-    plan.labels
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+    plan.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 async fn remove_container(docker: &Docker, name: &str) {
-    let _ = docker
-        .remove_container(
-            name,
-            Some(RemoveContainerOptions {
-                force: true,
-                v: false,
-                ..Default::default()
-            }),
-        )
-        .await;
+    let _ = docker.remove_container(name, Some(RemoveContainerOptions { force: true, v: false, ..Default::default() })).await;
 }
 
 /// Fill the certificates volume through a stopped helper container's archive API.
 async fn load_volume(docker: &Docker, plan: &ContainerPlan) -> Result<()> {
     let volume = volume_of(&plan.name);
     let loader = loader_of(&plan.name);
-    let _ = docker
-        .remove_volume(&volume, Some(RemoveVolumeOptions { force: true }))
-        .await;
+    let _ = docker.remove_volume(&volume, Some(RemoveVolumeOptions { force: true })).await;
     docker
         .create_volume(bollard::models::VolumeCreateRequest {
             name: Some(volume.clone()),
@@ -294,38 +223,22 @@ async fn load_volume(docker: &Docker, plan: &ContainerPlan) -> Result<()> {
         image: Some(plan.image.clone()),
         cmd: Some(vec!["--version".into()]),
         labels: Some(labels(plan)),
-        host_config: Some(HostConfig {
-            mounts: Some(vec![certs_mount(&plan.name, false)]),
-            ..Default::default()
-        }),
+        host_config: Some(HostConfig { mounts: Some(vec![certs_mount(&plan.name, false)]), ..Default::default() }),
         ..Default::default()
     };
     docker
-        .create_container(
-            Some(CreateContainerOptions {
-                name: Some(loader.clone()),
-                ..Default::default()
-            }),
-            body,
-        )
+        .create_container(Some(CreateContainerOptions { name: Some(loader.clone()), ..Default::default() }), body)
         .await
         .map_err(|e| Failure::environment(format!("creating the certificate loader: {e}")))?;
     let uploaded = docker
         .upload_to_container(
             &loader,
-            Some(UploadToContainerOptions {
-                path: SECRETS_DIR.into(),
-                ..Default::default()
-            }),
+            Some(UploadToContainerOptions { path: SECRETS_DIR.into(), ..Default::default() }),
             bollard::body_full(Bytes::from(secrets_tar(plan))),
         )
         .await;
     remove_container(docker, &loader).await;
-    uploaded.map_err(|e| {
-        Failure::environment(format!(
-            "copying the certificates into volume {volume}: {e}"
-        ))
-    })
+    uploaded.map_err(|e| Failure::environment(format!("copying the certificates into volume {volume}: {e}")))
 }
 
 /// Create (or replace) and start the relay container. Returns what changed.
@@ -350,20 +263,14 @@ pub async fn apply(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Re
             port_bindings: (!extras.host_network).then(|| {
                 HashMap::from([(
                     port.clone(),
-                    Some(vec![PortBinding {
-                        host_ip: Some(String::new()),
-                        host_port: Some(plan.host_port.to_string()),
-                    }]),
+                    Some(vec![PortBinding { host_ip: Some(String::new()), host_port: Some(plan.host_port.to_string()) }]),
                 )])
             }),
             network_mode: extras.host_network.then(|| "host".to_string()),
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::ON_FAILURE),
-                maximum_retry_count: Some(0),
-            }),
+            restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::ON_FAILURE), maximum_retry_count: Some(0) }),
             mounts: Some(
                 std::iter::once(certs_mount(&plan.name, true))
                     .chain(extras.binds.iter().map(|(host, inside)| Mount {
@@ -380,19 +287,10 @@ pub async fn apply(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Re
         ..Default::default()
     };
     docker
-        .create_container(
-            Some(CreateContainerOptions {
-                name: Some(plan.name.clone()),
-                ..Default::default()
-            }),
-            body,
-        )
+        .create_container(Some(CreateContainerOptions { name: Some(plan.name.clone()), ..Default::default() }), body)
         .await
         .map_err(|e| Failure::environment(format!("creating container {}: {e}", plan.name)))?;
-    docker
-        .start_container(&plan.name, None)
-        .await
-        .map_err(|e| Failure::environment(format!("starting container {}: {e}", plan.name)))?;
+    docker.start_container(&plan.name, None).await.map_err(|e| Failure::environment(format!("starting container {}: {e}", plan.name)))?;
     wait_running(docker, &plan.name).await?;
     Ok(change)
 }
@@ -405,24 +303,15 @@ pub async fn wait_running(docker: &Docker, name: &str) -> Result<()> {
             continue;
         };
         let state = info.state.unwrap_or_default();
-        if state.running == Some(false)
-            && state
-                .finished_at
-                .as_deref()
-                .is_some_and(|f| !f.starts_with("0001"))
-        {
+        if state.running == Some(false) && state.finished_at.as_deref().is_some_and(|f| !f.starts_with("0001")) {
             let logs = logs(docker, name).await;
-            return Err(Failure::environment(format!(
-                "the relay container exited at start:\n{logs}"
-            )));
+            return Err(Failure::environment(format!("the relay container exited at start:\n{logs}")));
         }
         if state.running == Some(true) && state.started_at.is_some() {
             return Ok(());
         }
     }
-    Err(Failure::environment(format!(
-        "container {name} did not start within 10 s"
-    )))
+    Err(Failure::environment(format!("container {name} did not start within 10 s")))
 }
 
 /// [`current`], refusing a container of that name that deploy did not create: it is not ours
@@ -451,16 +340,8 @@ pub async fn replace_secrets(docker: &Docker, plan: &ContainerPlan) -> Result<()
     use base64::Engine as _;
     for secret in &plan.secrets {
         match docker.delete_secret(&secret.name).await {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {}
-            Err(e) => {
-                return Err(Failure::environment(format!(
-                    "replacing podman secret {}: {e}",
-                    secret.name
-                )))
-            }
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(Failure::environment(format!("replacing podman secret {}: {e}", secret.name))),
         }
         docker
             .create_secret(bollard::models::SecretSpec {
@@ -470,9 +351,7 @@ pub async fn replace_secrets(docker: &Docker, plan: &ContainerPlan) -> Result<()
                 ..Default::default()
             })
             .await
-            .map_err(|e| {
-                Failure::environment(format!("creating podman secret {}: {e}", secret.name))
-            })?;
+            .map_err(|e| Failure::environment(format!("creating podman secret {}: {e}", secret.name)))?;
     }
     Ok(())
 }
@@ -481,15 +360,7 @@ pub async fn replace_secrets(docker: &Docker, plan: &ContainerPlan) -> Result<()
 /// The last lines the relay printed.
 pub async fn logs(docker: &Docker, name: &str) -> String {
     let mut out = String::new();
-    let mut stream = docker.logs(
-        name,
-        Some(LogsOptions {
-            stdout: true,
-            stderr: true,
-            tail: "20".into(),
-            ..Default::default()
-        }),
-    );
+    let mut stream = docker.logs(name, Some(LogsOptions { stdout: true, stderr: true, tail: "20".into(), ..Default::default() }));
     while let Some(Ok(chunk)) = stream.next().await {
         out.push_str(&chunk.to_string());
     }
@@ -499,19 +370,14 @@ pub async fn logs(docker: &Docker, name: &str) -> String {
 /// Values of `label` on the containers deploy created (e.g. where their Quadlet unit is).
 pub async fn managed_label_values(docker: &Docker, label: &str) -> Result<Vec<String>> {
     let list = managed_containers(docker).await?;
-    Ok(list
-        .into_iter()
-        .filter_map(|c| c.labels.and_then(|l| l.get(label).cloned()))
-        .collect())
+    Ok(list.into_iter().filter_map(|c| c.labels.and_then(|l| l.get(label).cloned())).collect())
 }
 
 /// Remove one relay container and its certificates volume (the demo's cleanup).
 pub async fn remove_one(docker: &Docker, name: &str) {
     remove_container(docker, name).await;
     remove_container(docker, &loader_of(name)).await;
-    let _ = docker
-        .remove_volume(&volume_of(name), Some(RemoveVolumeOptions { force: true }))
-        .await;
+    let _ = docker.remove_volume(&volume_of(name), Some(RemoveVolumeOptions { force: true })).await;
 }
 
 /// Remove what deploy created (by label), nothing else. Every removal is tried; each one is
@@ -519,39 +385,25 @@ pub async fn remove_one(docker: &Docker, name: &str) {
 pub async fn undeploy(docker: &Docker, removal: &mut super::Removal) -> Result<()> {
     for c in managed_containers(docker).await? {
         if let Some(id) = c.id {
-            let name = c
-                .names
-                .and_then(|n| n.first().cloned())
-                .unwrap_or(id.clone());
+            let name = c.names.and_then(|n| n.first().cloned()).unwrap_or(id.clone());
             let what = format!("container {}", name.trim_start_matches('/'));
-            let options = RemoveContainerOptions {
-                force: true,
-                v: false,
-                ..Default::default()
-            };
+            let options = RemoveContainerOptions { force: true, v: false, ..Default::default() };
             removal.record(what, docker.remove_container(&id, Some(options)).await);
         }
     }
     let volumes = docker
-        .list_volumes(Some(ListVolumesOptions {
-            filters: Some(owner_filter()),
-        }))
+        .list_volumes(Some(ListVolumesOptions { filters: Some(owner_filter()) }))
         .await
         .map_err(|e| Failure::environment(format!("listing volumes: {e}")))?;
     for v in volumes.volumes.unwrap_or_default() {
-        let result = docker
-            .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))
-            .await;
+        let result = docker.remove_volume(&v.name, Some(RemoveVolumeOptions { force: true })).await;
         removal.record(format!("volume {}", v.name), result);
     }
     for name in crate::render::podman::secret_names() {
         let Ok(secret) = docker.inspect_secret(&name).await else {
             continue;
         };
-        let ours = secret
-            .spec
-            .and_then(|s| s.labels)
-            .is_some_and(|l| l.get(OWNER_LABEL).map(String::as_str) == Some("true"));
+        let ours = secret.spec.and_then(|s| s.labels).is_some_and(|l| l.get(OWNER_LABEL).map(String::as_str) == Some("true"));
         if ours {
             removal.record(format!("secret {name}"), docker.delete_secret(&name).await);
         }

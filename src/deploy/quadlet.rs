@@ -59,38 +59,17 @@ fn parse_init(text: &str) -> Result<HostInit> {
     let uid = lines
         .next()
         .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| {
-            Failure::environment(format!(
-                "could not read the user id on the podman host (got {text:?})"
-            ))
-        })?;
+        .ok_or_else(|| Failure::environment(format!("could not read the user id on the podman host (got {text:?})")))?;
     let home = lines.next().unwrap_or("").trim().to_string();
     let state = lines.next().unwrap_or("").trim().to_string();
-    let systemd = matches!(
-        state.as_str(),
-        "running" | "degraded" | "starting" | "initializing" | "maintenance"
-    );
-    Ok(HostInit {
-        systemd,
-        state: if state.is_empty() {
-            "no systemctl".into()
-        } else {
-            state
-        },
-        uid,
-        home,
-    })
+    let systemd = matches!(state.as_str(), "running" | "degraded" | "starting" | "initializing" | "maintenance");
+    Ok(HostInit { systemd, state: if state.is_empty() { "no systemctl".into() } else { state }, uid, home })
 }
 
 pub async fn detect(shell: &HostShell) -> Result<HostInit> {
-    let out = shell
-        .run("id -u; printf '%s\\n' \"$HOME\"; systemctl is-system-running 2>/dev/null || true\n")
-        .await?;
+    let out = shell.run("id -u; printf '%s\\n' \"$HOME\"; systemctl is-system-running 2>/dev/null || true\n").await?;
     if !out.ok {
-        return Err(Failure::environment(format!(
-            "could not inspect the podman host: {}",
-            out.stderr.trim()
-        )));
+        return Err(Failure::environment(format!("could not inspect the podman host: {}", out.stderr.trim())));
     }
     parse_init(&out.stdout)
 }
@@ -98,13 +77,7 @@ pub async fn detect(shell: &HostShell) -> Result<HostInit> {
 /// Install or update the unit and (re)start it. Idempotent: the unit text carries the
 /// checksum of certificates, configuration and image, so an unchanged unit on an active
 /// service means nothing to do.
-pub async fn install(
-    shell: &HostShell,
-    docker: &Docker,
-    plan: &ContainerPlan,
-    init: &HostInit,
-    dir: &str,
-) -> Result<Change> {
+pub async fn install(shell: &HostShell, docker: &Docker, plan: &ContainerPlan, init: &HostInit, dir: &str) -> Result<Change> {
     use base64::Engine as _;
     let unit = crate::render::podman::quadlet(plan);
     let path = format!("{dir}/{UNIT_FILE}");
@@ -113,24 +86,15 @@ pub async fn install(
         .run(&format!("cat {} 2>/dev/null; echo; echo '--state--'; {systemctl} is-active {SERVICE} 2>/dev/null || true\n", quote(&path)))
         .await?;
     // `cat` prints the unit (ending in a newline), `echo` one more: the separator takes that one.
-    let (existing, active) = state
-        .stdout
-        .rsplit_once("\n--state--\n")
-        .unwrap_or((&state.stdout, ""));
+    let (existing, active) = state.stdout.rsplit_once("\n--state--\n").unwrap_or((&state.stdout, ""));
     if existing == unit && active.trim() == "active" {
         return Ok(Change::Unchanged);
     }
-    let change = if existing.trim().is_empty() {
-        Change::Created
-    } else {
-        Change::Replaced
-    };
+    let change = if existing.trim().is_empty() { Change::Created } else { Change::Replaced };
     // A foreign container of that name is refused; the same relay started directly by an
     // earlier deploy (before systemd was there) is removed.
     podman::make_way_for_unit(docker, &plan.name).await?;
-    shell
-        .run(&format!("{systemctl} stop {SERVICE} 2>/dev/null || true\n"))
-        .await?;
+    shell.run(&format!("{systemctl} stop {SERVICE} 2>/dev/null || true\n")).await?;
     podman::replace_secrets(docker, plan).await?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(unit.as_bytes());
     let tmp = format!("{dir}/.{UNIT_FILE}.tmp");
@@ -157,13 +121,7 @@ pub async fn install(
 pub async fn uninstall(shell: &HostShell, init: &HostInit, dir: &str) -> Result<Option<String>> {
     let path = format!("{dir}/{UNIT_FILE}");
     let systemctl = init.systemctl();
-    let out = shell
-        .run(&format!(
-            "grep -q {} {} 2>/dev/null && echo ours || true\n",
-            quote(MARKER),
-            quote(&path)
-        ))
-        .await?;
+    let out = shell.run(&format!("grep -q {} {} 2>/dev/null && echo ours || true\n", quote(MARKER), quote(&path))).await?;
     if out.stdout.trim() != "ours" {
         return Ok(None);
     }
@@ -174,10 +132,7 @@ pub async fn uninstall(shell: &HostShell, init: &HostInit, dir: &str) -> Result<
         ))
         .await?;
     if !out.ok {
-        return Err(Failure::environment(format!(
-            "removing {path}: {}",
-            out.stderr.trim()
-        )));
+        return Err(Failure::environment(format!("removing {path}: {}", out.stderr.trim())));
     }
     Ok(Some(format!("unit {path}")))
 }
@@ -193,10 +148,7 @@ mod tests {
         assert_eq!(root.default_unit_dir(), "/etc/containers/systemd");
         let user = parse_init("1000\n/home/ops\ndegraded\n").unwrap();
         assert!(user.systemd);
-        assert_eq!(
-            user.default_unit_dir(),
-            "/home/ops/.config/containers/systemd"
-        );
+        assert_eq!(user.default_unit_dir(), "/home/ops/.config/containers/systemd");
         assert_eq!(user.systemctl(), "systemctl --user");
         // In a container or a chroot, systemctl exists but systemd is not PID 1.
         assert!(!parse_init("0\n/root\noffline\n").unwrap().systemd);

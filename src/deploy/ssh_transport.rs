@@ -26,9 +26,7 @@ pub struct SshTarget {
 }
 
 pub fn parse(uri: &str) -> Result<SshTarget> {
-    let rest = uri
-        .strip_prefix("ssh://")
-        .ok_or_else(|| Failure::usage(format!("{uri:?} is not ssh://user@host[:port]")))?;
+    let rest = uri.strip_prefix("ssh://").ok_or_else(|| Failure::usage(format!("{uri:?} is not ssh://user@host[:port]")))?;
     let rest = rest.trim_end_matches('/');
     let (user, hostport) = match rest.rsplit_once('@') {
         Some((u, h)) => (Some(u.to_string()), h),
@@ -37,23 +35,17 @@ pub fn parse(uri: &str) -> Result<SshTarget> {
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') || h.starts_with('[') => (
             h.trim_start_matches('[').trim_end_matches(']').to_string(),
-            Some(
-                p.parse()
-                    .map_err(|_| Failure::usage(format!("{uri:?}: bad port")))?,
-            ),
+            Some(p.parse().map_err(|_| Failure::usage(format!("{uri:?}: bad port")))?),
         ),
         _ => (hostport.to_string(), None),
     };
     if host.is_empty() {
-        return Err(Failure::usage(format!(
-            "{uri:?} names no host: use ssh://user@host[:port]"
-        )));
+        return Err(Failure::usage(format!("{uri:?} names no host: use ssh://user@host[:port]")));
     }
     // ssh would read a destination or user beginning with '-' as an option
     // (ssh://-oProxyCommand=... runs a local command); whitespace and control characters have
     // no place in either.
-    let bad =
-        |s: &str| s.starts_with('-') || s.chars().any(|c| c.is_whitespace() || c.is_control());
+    let bad = |s: &str| s.starts_with('-') || s.chars().any(|c| c.is_whitespace() || c.is_control());
     if bad(&host) || user.as_deref().is_some_and(|u| u.is_empty() || bad(u)) {
         return Err(Failure::usage(format!(
             "{uri:?}: a host or user name may not be empty, begin with '-' or hold spaces or control characters: use ssh://user@host[:port]"
@@ -105,24 +97,17 @@ impl Drop for ControlSocket {
 impl SshLink {
     pub fn new(uri: &str, identity: Option<&Path>) -> Result<SshLink> {
         let target = parse(uri)?;
-        let dir = tempfile::Builder::new()
-            .prefix("wsproxyctl-ssh-")
-            .tempdir()
-            .map_err(|e| {
-                Failure::environment(format!(
-                    "cannot make a private directory for the ssh connection in {}: {e}",
-                    std::env::temp_dir().display()
-                ))
-            })?;
+        let dir = tempfile::Builder::new().prefix("wsproxyctl-ssh-").tempdir().map_err(|e| {
+            Failure::environment(format!(
+                "cannot make a private directory for the ssh connection in {}: {e}",
+                std::env::temp_dir().display()
+            ))
+        })?;
         let dest = match &target.user {
             Some(u) => format!("{u}@{}", target.host),
             None => target.host.clone(),
         };
-        Ok(SshLink {
-            target,
-            identity: identity.map(Path::to_path_buf),
-            control: Arc::new(ControlSocket { dir, dest }),
-        })
+        Ok(SshLink { target, identity: identity.map(Path::to_path_buf), control: Arc::new(ControlSocket { dir, dest }) })
     }
 
     pub fn host(&self) -> &str {
@@ -132,16 +117,9 @@ impl SshLink {
     /// `ssh [options] user@host <remote...>`, stdio piped.
     pub fn command(&self, remote: &[&str]) -> Command {
         let mut c = Command::new("ssh");
-        c.args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ControlMaster=auto",
-            "-o",
-            "ControlPersist=60",
-        ])
-        .arg("-o")
-        .arg(format!("ControlPath={}", self.control.path().display()));
+        c.args(["-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", "ControlPersist=60"])
+            .arg("-o")
+            .arg(format!("ControlPath={}", self.control.path().display()));
         if let Some(port) = self.target.port {
             c.arg("-p").arg(port.to_string());
         }
@@ -150,10 +128,7 @@ impl SshLink {
         }
         // `--`: whatever the destination holds, ssh reads it as the destination.
         c.arg("--").arg(&self.control.dest).args(remote);
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         c
     }
 }
@@ -189,34 +164,17 @@ impl Transport {
         let io_err = |e: std::io::Error| bollard::errors::Error::IOError { err: e };
         let (stream, child, stderr): (Box<dyn Io>, _, _) = match &self.dial {
             Dial::Ssh(link) => {
-                let mut child = link
-                    .command(&["podman", "system", "dial-stdio"])
-                    .spawn()
-                    .map_err(io_err)?;
+                let mut child = link.command(&["podman", "system", "dial-stdio"]).spawn().map_err(io_err)?;
                 let stdin = child.stdin.take().expect("piped");
                 let stdout = child.stdout.take().expect("piped");
                 let stderr = child.stderr.take();
-                (
-                    Box::new(tokio::io::join(stdout, stdin)),
-                    Some(child),
-                    stderr,
-                )
+                (Box::new(tokio::io::join(stdout, stdin)), Some(child), stderr)
             }
-            Dial::Unix(path) => (
-                Box::new(
-                    tokio::net::UnixStream::connect(path)
-                        .await
-                        .map_err(io_err)?,
-                ),
-                None,
-                None,
-            ),
+            Dial::Unix(path) => (Box::new(tokio::net::UnixStream::connect(path).await.map_err(io_err)?), None, None),
         };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| bollard::errors::Error::IOError {
-                err: std::io::Error::other(format!("{}: {e}", self.describe())),
-            })?;
+            .map_err(|e| bollard::errors::Error::IOError { err: std::io::Error::other(format!("{}: {e}", self.describe())) })?;
         tokio::spawn(async move {
             let _ = conn.await;
             if let Some(mut child) = child {
@@ -224,39 +182,22 @@ impl Transport {
             }
         });
         // HTTP/1.1 origin form: the versioned path and query, with a Host header.
-        let mut path = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into());
+        let mut path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
         if !path.starts_with("/v1.") {
             path = format!("{}{path}", self.prefix);
         }
         tracing::debug!("podman API: {} {path} ({})", req.method(), self.describe());
         *req.uri_mut() = path.parse().expect("path parses");
-        req.headers_mut().insert(
-            hyper::header::HOST,
-            hyper::header::HeaderValue::from_static("podman"),
-        );
+        req.headers_mut().insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("podman"));
         match sender.send_request(req).await {
             Ok(resp) => Ok(resp),
             Err(e) => {
                 let mut detail = String::new();
                 if let Some(mut err) = stderr {
                     use tokio::io::AsyncReadExt;
-                    let _ = tokio::time::timeout(
-                        std::time::Duration::from_secs(2),
-                        err.read_to_string(&mut detail),
-                    )
-                    .await;
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), err.read_to_string(&mut detail)).await;
                 }
-                Err(bollard::errors::Error::IOError {
-                    err: std::io::Error::other(format!(
-                        "{}: {e} {}",
-                        self.describe(),
-                        detail.trim()
-                    )),
-                })
+                Err(bollard::errors::Error::IOError { err: std::io::Error::other(format!("{}: {e} {}", self.describe(), detail.trim())) })
             }
         }
     }
@@ -295,24 +236,10 @@ mod tests {
     fn uris() {
         assert_eq!(
             parse("ssh://root@proxy.example:2222").unwrap(),
-            SshTarget {
-                user: Some("root".into()),
-                host: "proxy.example".into(),
-                port: Some(2222)
-            }
+            SshTarget { user: Some("root".into()), host: "proxy.example".into(), port: Some(2222) }
         );
-        assert_eq!(
-            parse("ssh://proxy.example").unwrap(),
-            SshTarget {
-                user: None,
-                host: "proxy.example".into(),
-                port: None
-            }
-        );
-        assert_eq!(
-            parse("ssh://admin@[2001:db8::1]:22").unwrap().host,
-            "2001:db8::1"
-        );
+        assert_eq!(parse("ssh://proxy.example").unwrap(), SshTarget { user: None, host: "proxy.example".into(), port: None });
+        assert_eq!(parse("ssh://admin@[2001:db8::1]:22").unwrap().host, "2001:db8::1");
         assert!(parse("ssh://root@").is_err());
         // Option injection through the destination or the user name.
         for uri in [
@@ -324,11 +251,7 @@ mod tests {
             "ssh://root@ho\nst",
         ] {
             let e = parse(uri).unwrap_err();
-            assert!(
-                e.message.contains("may not") || e.message.contains("bad port"),
-                "{uri}: {}",
-                e.message
-            );
+            assert!(e.message.contains("may not") || e.message.contains("bad port"), "{uri}: {}", e.message);
         }
         assert!(parse("ssh://h:port").is_err());
     }

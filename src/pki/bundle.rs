@@ -9,9 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{
-    key_matches, load_private_key, parse, read_cert_der, CA_FILE, CERT_FILE, ENGINE_FILE, KEY_FILE,
-};
+use super::{key_matches, load_private_key, parse, read_cert_der, CA_FILE, CERT_FILE, ENGINE_FILE, KEY_FILE};
 use crate::error::{Failure, Result};
 
 /// Secret keys inside a Kubernetes Secret, and the file names the relay reads them as.
@@ -39,20 +37,13 @@ pub struct Bundle {
 
 impl std::fmt::Debug for Bundle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bundle")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
+        f.debug_struct("Bundle").field("dir", &self.dir).finish_non_exhaustive()
     }
 }
 
 fn read(dir: &Path, name: &str, hint: &str) -> Result<Vec<u8>> {
     let path = dir.join(name);
-    std::fs::read(&path).map_err(|e| {
-        Failure::usage(format!(
-            "{} is missing or unreadable ({e}): {hint}",
-            path.display()
-        ))
-    })
+    std::fs::read(&path).map_err(|e| Failure::usage(format!("{} is missing or unreadable ({e}): {hint}", path.display())))
 }
 
 impl Bundle {
@@ -61,11 +52,7 @@ impl Bundle {
         read(dir, CA_FILE, issue_hint)?;
         let cert_pem = read(dir, CERT_FILE, issue_hint)?;
         let key_pem = read(dir, KEY_FILE, issue_hint)?;
-        let engine_pem = read(
-            dir,
-            ENGINE_FILE,
-            "pass --engine-cert to `certs issue`, or run `wsproxyctl certs fetch`",
-        )?;
+        let engine_pem = read(dir, ENGINE_FILE, "pass --engine-cert to `certs issue`, or run `wsproxyctl certs fetch`")?;
 
         let ca_der = read_cert_der(&dir.join(CA_FILE), CA_FILE)?;
         let cert_der = read_cert_der(&dir.join(CERT_FILE), CERT_FILE)?;
@@ -85,32 +72,18 @@ impl Bundle {
             )));
         }
         if cert.verify_signature(Some(ca.public_key())).is_err() {
-            return Err(Failure::usage(format!(
-                "{} is not signed by {}",
-                dir.join(CERT_FILE).display(),
-                dir.join(CA_FILE).display()
-            )));
+            return Err(Failure::usage(format!("{} is not signed by {}", dir.join(CERT_FILE).display(), dir.join(CA_FILE).display())));
         }
         if super::days_left(&cert) < 0 {
-            return Err(Failure::usage(format!(
-                "{} has expired: re-issue it",
-                dir.join(CERT_FILE).display()
-            )));
+            return Err(Failure::usage(format!("{} has expired: re-issue it", dir.join(CERT_FILE).display())));
         }
         wsproxy::ticket::TicketVerifier::from_certificate_pem(&engine_pem, false, 0)
             .map_err(|e| Failure::usage(format!("{}: {e}", dir.join(ENGINE_FILE).display())))?;
         // What goes into Secrets is the certificates alone, re-encoded from DER: a key that
         // came along in one of these files can never be copied on.
         let ca_pem = super::certificate_pem(&ca_der);
-        let engine_pem =
-            super::certificate_pem(&read_cert_der(&dir.join(ENGINE_FILE), ENGINE_FILE)?);
-        Ok(Bundle {
-            dir: dir.to_path_buf(),
-            ca_pem,
-            cert_pem,
-            key_pem,
-            engine_pem,
-        })
+        let engine_pem = super::certificate_pem(&read_cert_der(&dir.join(ENGINE_FILE), ENGINE_FILE)?);
+        Ok(Bundle { dir: dir.to_path_buf(), ca_pem, cert_pem, key_pem, engine_pem })
     }
 
     /// Data of the Kubernetes `kubernetes.io/tls` Secret.
@@ -125,10 +98,7 @@ impl Bundle {
 
     /// Podman secrets: (secret name, contents), named by [`podman_secret_name`].
     pub fn podman_secrets(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
-        self.secret_data()
-            .into_iter()
-            .map(|(key, data)| (podman_secret_name(prefix, &key), data))
-            .collect()
+        self.secret_data().into_iter().map(|(key, data)| (podman_secret_name(prefix, &key), data)).collect()
     }
 
     /// A digest of all four files (sha256 of their contents concatenated in key order:

@@ -12,17 +12,13 @@ use std::path::{Path, PathBuf};
 use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 
-use super::{
-    fingerprint, fingerprint_matches, parse, pem_cert_der, read_cert_der, CA_FILE, ENGINE_FILE,
-};
+use super::{fingerprint, fingerprint_matches, parse, pem_cert_der, read_cert_der, CA_FILE, ENGINE_FILE};
 use crate::error::{Failure, Result};
 use crate::fsutil::{ensure_dir, write_atomic};
 use crate::https_get;
 
-pub const CA_PATH: &str =
-    "/ovirt-engine/services/pki-resource?resource=ca-certificate&format=X509-PEM-CA";
-pub const ENGINE_PATH: &str =
-    "/ovirt-engine/services/pki-resource?resource=engine-certificate&format=X509-PEM";
+pub const CA_PATH: &str = "/ovirt-engine/services/pki-resource?resource=ca-certificate&format=X509-PEM-CA";
+pub const ENGINE_PATH: &str = "/ovirt-engine/services/pki-resource?resource=engine-certificate&format=X509-PEM";
 
 /// How the engine CA is trusted.
 pub enum Trust {
@@ -37,21 +33,13 @@ pub struct Fetched {
     pub engine_subject: String,
 }
 
-async fn download(
-    host: &str,
-    port: u16,
-    path: &str,
-    tls: std::sync::Arc<rustls::ClientConfig>,
-    what: &str,
-) -> Result<Vec<u8>> {
-    let (status, body) = https_get::get(host, port, path, tls)
-        .await
-        .map_err(|e| {
-            Failure::environment(format!(
-                "fetching the {what} from https://{host}:{port}: {e}; is the engine's web server reachable from here \
+async fn download(host: &str, port: u16, path: &str, tls: std::sync::Arc<rustls::ClientConfig>, what: &str) -> Result<Vec<u8>> {
+    let (status, body) = https_get::get(host, port, path, tls).await.map_err(|e| {
+        Failure::environment(format!(
+            "fetching the {what} from https://{host}:{port}: {e}; is the engine's web server reachable from here \
                  (firewall, name resolution, --engine URL)?"
-            ))
-        })?;
+        ))
+    })?;
     if status != 200 {
         return Err(Failure::check(format!(
             "https://{host}:{port}{path} answered HTTP {status}: is this an oVirt engine URL (https://ENGINE-FQDN)?"
@@ -69,8 +57,7 @@ pub async fn run(engine: &str, trust: Option<Trust>, out: &Path) -> Result<Fetch
         Some(Trust::Fingerprint(pin)) => {
             // Fetched over an unverified connection, believed only if it matches the pin.
             let pem = download(&host, port, CA_PATH, unverified, "CA certificate").await?;
-            let der = pem_cert_der(&pem)
-                .map_err(|e| Failure::check(format!("the engine's CA resource: {e}")))?;
+            let der = pem_cert_der(&pem).map_err(|e| Failure::check(format!("the engine's CA resource: {e}")))?;
             if !fingerprint_matches(&pin, &der) {
                 return Err(Failure::check(format!(
                     "the CA served by {engine} has fingerprint {}, not the pinned {pin}: \
@@ -83,8 +70,7 @@ pub async fn run(engine: &str, trust: Option<Trust>, out: &Path) -> Result<Fetch
         }
         None => {
             let pem = download(&host, port, CA_PATH, unverified, "CA certificate").await?;
-            let der = pem_cert_der(&pem)
-                .map_err(|e| Failure::check(format!("the engine's CA resource: {e}")))?;
+            let der = pem_cert_der(&pem).map_err(|e| Failure::check(format!("the engine's CA resource: {e}")))?;
             let subject = parse(&der).subject().to_string();
             return Err(Failure::usage(format!(
                 "not trusting the engine CA on first use. {engine} serves CA \"{subject}\" with fingerprint\n  {}\n\
@@ -99,16 +85,11 @@ pub async fn run(engine: &str, trust: Option<Trust>, out: &Path) -> Result<Fetch
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from(trusted_ca_der.clone()))
-        .map_err(|e| {
-            Failure::usage(format!(
-                "the CA certificate cannot be used as a trust anchor: {e}"
-            ))
-        })?;
+        .map_err(|e| Failure::usage(format!("the CA certificate cannot be used as a trust anchor: {e}")))?;
     let verified = wsproxy::tls::client_config_trusting(roots).map_err(Failure::environment)?;
 
     let ca_pem = download(&host, port, CA_PATH, verified.clone(), "CA certificate").await?;
-    let ca_der = pem_cert_der(&ca_pem)
-        .map_err(|e| Failure::check(format!("the engine's CA resource: {e}")))?;
+    let ca_der = pem_cert_der(&ca_pem).map_err(|e| Failure::check(format!("the engine's CA resource: {e}")))?;
     if ca_der != trusted_ca_der {
         return Err(Failure::check(format!(
             "{engine} serves a different CA ({}) than the trusted one ({})",
@@ -117,16 +98,14 @@ pub async fn run(engine: &str, trust: Option<Trust>, out: &Path) -> Result<Fetch
         )));
     }
     let engine_pem = download(&host, port, ENGINE_PATH, verified, "engine certificate").await?;
-    let engine_der = pem_cert_der(&engine_pem)
-        .map_err(|e| Failure::check(format!("the engine certificate resource: {e}")))?;
+    let engine_der = pem_cert_der(&engine_pem).map_err(|e| Failure::check(format!("the engine certificate resource: {e}")))?;
     let ca = parse(&ca_der);
     let engine_cert = parse(&engine_der);
-    engine_cert.verify_signature(Some(ca.public_key())).map_err(|_| {
-        Failure::check("the engine certificate is not signed by the engine CA: refusing it as CERT_FOR_DATA_VERIFICATION")
-    })?;
-    wsproxy::ticket::TicketVerifier::from_certificate_pem(&engine_pem, false, 0).map_err(|e| {
-        Failure::check(format!("the engine certificate cannot verify tickets: {e}"))
-    })?;
+    engine_cert
+        .verify_signature(Some(ca.public_key()))
+        .map_err(|_| Failure::check("the engine certificate is not signed by the engine CA: refusing it as CERT_FOR_DATA_VERIFICATION"))?;
+    wsproxy::ticket::TicketVerifier::from_certificate_pem(&engine_pem, false, 0)
+        .map_err(|e| Failure::check(format!("the engine certificate cannot verify tickets: {e}")))?;
 
     ensure_dir(out)?;
     let ca_path = out.join(CA_FILE);

@@ -57,13 +57,7 @@ fn info(file: &str, der: &[u8]) -> CertInfo {
 pub fn run(dir: &Path) -> Report {
     let mut checks = Vec::new();
     let mut certificates = Vec::new();
-    let mut check = |name: &str, ok: bool, detail: String| {
-        checks.push(Check {
-            name: name.into(),
-            ok,
-            detail,
-        })
-    };
+    let mut check = |name: &str, ok: bool, detail: String| checks.push(Check { name: name.into(), ok, detail });
 
     let load = |name: &str| read_cert_der(&dir.join(name), name).map_err(|e| e.message);
     let ca = load(CA_FILE);
@@ -84,18 +78,10 @@ pub fn run(dir: &Path) -> Report {
             check(
                 "key file private",
                 mode & 0o077 == 0,
-                if mode & 0o077 == 0 {
-                    format!("mode {mode:o}")
-                } else {
-                    format!("mode {mode:o}: run chmod 600 {}", key_path.display())
-                },
+                if mode & 0o077 == 0 { format!("mode {mode:o}") } else { format!("mode {mode:o}: run chmod 600 {}", key_path.display()) },
             );
         }
-        Err(e) => check(
-            "key file present",
-            false,
-            format!("{}: {e}", key_path.display()),
-        ),
+        Err(e) => check("key file present", false, format!("{}: {e}", key_path.display())),
     }
 
     if let Ok(cert_der) = &cert {
@@ -104,11 +90,7 @@ pub fn run(dir: &Path) -> Report {
             Ok(k) => check(
                 "key matches certificate",
                 key_matches(k, &c),
-                if key_matches(k, &c) {
-                    "yes".into()
-                } else {
-                    format!("{KEY_FILE} is not the key of {CERT_FILE}: re-issue")
-                },
+                if key_matches(k, &c) { "yes".into() } else { format!("{KEY_FILE} is not the key of {CERT_FILE}: re-issue") },
             ),
             Err(e) => check("key readable", false, e.message.clone()),
         }
@@ -124,57 +106,26 @@ pub fn run(dir: &Path) -> Report {
                 l => format!("{l} days left"),
             },
         );
-        let server_auth = c
-            .extended_key_usage()
-            .ok()
-            .flatten()
-            .is_some_and(|e| e.value.server_auth);
-        check(
-            "serverAuth usage",
-            server_auth,
-            if server_auth {
-                "yes".into()
-            } else {
-                "missing: browsers will refuse it".into()
-            },
-        );
+        let server_auth = c.extended_key_usage().ok().flatten().is_some_and(|e| e.value.server_auth);
+        check("serverAuth usage", server_auth, if server_auth { "yes".into() } else { "missing: browsers will refuse it".into() });
         if let Ok(ca_der) = &ca {
             let cac = parse(ca_der);
-            let signed =
-                c.verify_signature(Some(cac.public_key())).is_ok() && c.issuer() == cac.subject();
+            let signed = c.verify_signature(Some(cac.public_key())).is_ok() && c.issuer() == cac.subject();
             check(
                 "chain to CA",
                 signed,
-                if signed {
-                    format!("signed by {}", cac.subject())
-                } else {
-                    format!("{CERT_FILE} is not signed by {CA_FILE}")
-                },
+                if signed { format!("signed by {}", cac.subject()) } else { format!("{CERT_FILE} is not signed by {CA_FILE}") },
             );
             if let Ok(k) = &key {
                 if key_matches(k, &cac) {
-                    check(
-                        "no CA key",
-                        false,
-                        format!(
-                            "{KEY_FILE} is the CA's private key: remove it from this directory"
-                        ),
-                    );
+                    check("no CA key", false, format!("{KEY_FILE} is the CA's private key: remove it from this directory"));
                 }
             }
         }
     }
     if let Ok(ca_der) = &ca {
         let left = days_left(&parse(ca_der));
-        check(
-            "CA valid",
-            left >= 0,
-            if left >= 0 {
-                format!("{left} days left")
-            } else {
-                "the engine CA has expired".into()
-            },
-        );
+        check("CA valid", left >= 0, if left >= 0 { format!("{left} days left") } else { "the engine CA has expired".into() });
     }
     if engine.is_ok() {
         let pem = std::fs::read(dir.join(ENGINE_FILE)).unwrap_or_default();
@@ -182,18 +133,11 @@ pub fn run(dir: &Path) -> Report {
         check(
             "engine certificate verifies tickets",
             verdict.is_ok(),
-            verdict
-                .err()
-                .unwrap_or_else(|| "RSA key, usable as CERT_FOR_DATA_VERIFICATION".into()),
+            verdict.err().unwrap_or_else(|| "RSA key, usable as CERT_FOR_DATA_VERIFICATION".into()),
         );
     }
     let ok = checks.iter().all(|c| c.ok) && ca.is_ok() && cert.is_ok() && engine.is_ok();
-    Report {
-        dir: dir.display().to_string(),
-        certificates,
-        checks,
-        ok,
-    }
+    Report { dir: dir.display().to_string(), certificates, checks, ok }
 }
 
 impl Report {
@@ -215,22 +159,13 @@ impl Report {
         }
         out.push_str("checks\n");
         for c in &self.checks {
-            out.push_str(&format!(
-                "  [{}] {}: {}\n",
-                if c.ok { "ok" } else { "FAIL" },
-                c.name,
-                c.detail
-            ));
+            out.push_str(&format!("  [{}] {}: {}\n", if c.ok { "ok" } else { "FAIL" }, c.name, c.detail));
         }
-        let missing =
-            |c: &Check| !c.ok && (c.name.ends_with("readable") || c.name == "key file present");
+        let missing = |c: &Check| !c.ok && (c.name.ends_with("readable") || c.name == "key file present");
         if self.ok {
             out.push_str("all checks passed\n");
         } else if self.checks.iter().any(missing) {
-            out.push_str(&format!(
-                "some checks failed: files are missing; {}\n",
-                super::input_hint(KEY_FILE)
-            ));
+            out.push_str(&format!("some checks failed: files are missing; {}\n", super::input_hint(KEY_FILE)));
         } else {
             out.push_str("some checks failed\n");
         }

@@ -5,14 +5,11 @@ use std::path::{Path, PathBuf};
 
 use ::time::{Duration, OffsetDateTime};
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
+    SerialNumber,
 };
 
-use super::{
-    key_matches, load_private_key, parse, parse_san, read_cert_der, validate_dns_name, KeyType,
-    MAX_DAYS,
-};
+use super::{key_matches, load_private_key, parse, parse_san, read_cert_der, validate_dns_name, KeyType, MAX_DAYS};
 use super::{CA_FILE, CERT_FILE, ENGINE_FILE, KEY_FILE};
 use crate::error::{Failure, Result};
 use crate::fsutil::{ensure_dir, write_atomic};
@@ -50,40 +47,21 @@ impl Ca {
             )));
         }
         if validity.not_before.timestamp() > now {
-            return Err(Failure::usage(format!(
-                "the CA certificate {} is not valid before {}",
-                cert.display(),
-                validity.not_before
-            )));
+            return Err(Failure::usage(format!("the CA certificate {} is not valid before {}", cert.display(), validity.not_before)));
         }
-        let is_ca = parsed
-            .basic_constraints()
-            .ok()
-            .flatten()
-            .is_some_and(|bc| bc.value.ca);
+        let is_ca = parsed.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca);
         if !is_ca {
             return Err(Failure::usage(format!(
                 "{} is not a CA certificate (no basicConstraints CA:TRUE): pass the engine CA as --ca-cert",
                 cert.display()
             )));
         }
-        Ok(Ca {
-            not_after: validity.not_after.timestamp(),
-            cert_der,
-            cert_pem,
-            key: key_pair,
-        })
+        Ok(Ca { not_after: validity.not_after.timestamp(), cert_der, cert_pem, key: key_pair })
     }
 
     /// Sign a server certificate for `fqdn` (+ `sans`) over `public_key`, valid for `days`
     /// (clamped to the CA's own expiry). Returns the PEM and a note when clamped.
-    pub fn certify(
-        &self,
-        fqdn: &str,
-        sans: &[SanType],
-        days: u32,
-        public_key: &impl PublicKeyData,
-    ) -> Result<(String, Option<String>)> {
+    pub fn certify(&self, fqdn: &str, sans: &[SanType], days: u32, public_key: &impl PublicKeyData) -> Result<(String, Option<String>)> {
         if days == 0 || days > MAX_DAYS {
             return Err(Failure::usage(format!(
                 "--days {days}: must be 1-{MAX_DAYS} (browsers refuse server certificates valid longer than {MAX_DAYS} days)"
@@ -95,9 +73,7 @@ impl Ca {
         let ca_end = OffsetDateTime::from_unix_timestamp(self.not_after).unwrap_or(not_after);
         if ca_end < not_after {
             not_after = ca_end;
-            note = Some(format!(
-                "validity shortened to the CA's own expiry ({ca_end})"
-            ));
+            note = Some(format!("validity shortened to the CA's own expiry ({ca_end})"));
         }
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -116,10 +92,7 @@ impl Ca {
         }
         params.subject_alt_names = names;
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.not_before = now - Duration::minutes(5);
         params.not_after = not_after;
@@ -130,9 +103,7 @@ impl Ca {
         params.use_authority_key_identifier_extension = true;
         let issuer = Issuer::from_ca_cert_der(&self.cert_der.clone().into(), &self.key)
             .map_err(|e| Failure::usage(format!("cannot use the CA certificate: {e}")))?;
-        let cert = params
-            .signed_by(public_key, &issuer)
-            .map_err(|e| Failure::usage(format!("cannot sign the certificate: {e}")))?;
+        let cert = params.signed_by(public_key, &issuer).map_err(|e| Failure::usage(format!("cannot sign the certificate: {e}")))?;
         Ok((cert.pem(), note))
     }
 }

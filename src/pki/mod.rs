@@ -50,9 +50,7 @@ pub fn generate_key(kind: KeyType) -> Result<KeyPair> {
         KeyType::Rsa2048 => {
             let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
                 .map_err(|e| Failure::environment(format!("cannot generate an RSA key: {e}")))?;
-            let der = key
-                .to_pkcs8_der()
-                .map_err(|e| Failure::environment(format!("cannot encode the RSA key: {e}")))?;
+            let der = key.to_pkcs8_der().map_err(|e| Failure::environment(format!("cannot encode the RSA key: {e}")))?;
             KeyPair::from_pkcs8_der_and_sign_algo(&der.as_bytes().into(), &rcgen::PKCS_RSA_SHA256)
                 .map_err(|e| Failure::environment(format!("cannot load the RSA key: {e}")))
         }
@@ -71,20 +69,11 @@ pub fn load_private_key(path: &Path, what: &str) -> Result<KeyPair> {
         )));
     }
     if text.contains("-----BEGIN RSA PRIVATE KEY-----") {
-        let rsa = rsa::RsaPrivateKey::from_pkcs1_pem(&text).map_err(|e| {
-            Failure::usage(format!(
-                "{what} {} is not a valid PKCS#1 RSA key: {e}",
-                path.display()
-            ))
-        })?;
-        let der = rsa
-            .to_pkcs8_der()
-            .map_err(|e| Failure::usage(format!("{what} {}: {e}", path.display())))?;
-        return KeyPair::from_pkcs8_der_and_sign_algo(
-            &der.as_bytes().into(),
-            &rcgen::PKCS_RSA_SHA256,
-        )
-        .map_err(|e| Failure::usage(format!("{what} {}: {e}", path.display())));
+        let rsa = rsa::RsaPrivateKey::from_pkcs1_pem(&text)
+            .map_err(|e| Failure::usage(format!("{what} {} is not a valid PKCS#1 RSA key: {e}", path.display())))?;
+        let der = rsa.to_pkcs8_der().map_err(|e| Failure::usage(format!("{what} {}: {e}", path.display())))?;
+        return KeyPair::from_pkcs8_der_and_sign_algo(&der.as_bytes().into(), &rcgen::PKCS_RSA_SHA256)
+            .map_err(|e| Failure::usage(format!("{what} {}: {e}", path.display())));
     }
     if text.contains("-----BEGIN EC PRIVATE KEY-----") {
         return Err(Failure::usage(format!(
@@ -94,32 +83,18 @@ pub fn load_private_key(path: &Path, what: &str) -> Result<KeyPair> {
         )));
     }
     if !text.contains("-----BEGIN PRIVATE KEY-----") {
-        return Err(Failure::usage(format!(
-            "{what} {} is not a PEM private key",
-            path.display()
-        )));
+        return Err(Failure::usage(format!("{what} {} is not a PEM private key", path.display())));
     }
     // RSA PKCS#8 keys need the algorithm named; others are detected.
     KeyPair::from_pem(&text)
         .or_else(|_| KeyPair::from_pem_and_sign_algo(&text, &rcgen::PKCS_RSA_SHA256))
-        .map_err(|e| {
-            Failure::usage(format!(
-                "{what} {} cannot be used for signing: {e}",
-                path.display()
-            ))
-        })
+        .map_err(|e| Failure::usage(format!("{what} {} cannot be used for signing: {e}", path.display())))
 }
 
 /// The DER of the first certificate in a PEM file.
 pub fn read_cert_der(path: &Path, what: &str) -> Result<Vec<u8>> {
     let bytes = read_input(path, what)?;
-    pem_cert_der(&bytes).map_err(|why| {
-        Failure::usage(format!(
-            "{what} {}: {why}; {}",
-            path.display(),
-            input_hint(what)
-        ))
-    })
+    pem_cert_der(&bytes).map_err(|why| Failure::usage(format!("{what} {}: {why}; {}", path.display(), input_hint(what))))
 }
 
 /// Where an input normally comes from: the next step when it cannot be read or parsed.
@@ -131,7 +106,9 @@ pub fn input_hint(what: &str) -> &'static str {
         "--engine-key" => "the engine's signing key is /etc/pki/ovirt-engine/keys/engine_id_rsa on the engine",
         "--csr" => "make one on the proxy host with `wsproxyctl certs request`",
         "--ca" => "pass the engine CA certificate (/etc/pki/ovirt-engine/ca.pem, or ca.pem from `certs issue`)",
-        CA_FILE | CERT_FILE | ENGINE_FILE | KEY_FILE => "write the directory with `wsproxyctl certs issue` (or `certs request` + `certs fetch`)",
+        CA_FILE | CERT_FILE | ENGINE_FILE | KEY_FILE => {
+            "write the directory with `wsproxyctl certs issue` (or `certs request` + `certs fetch`)"
+        }
         _ => "check the path",
     }
 }
@@ -140,23 +117,16 @@ pub fn input_hint(what: &str) -> &'static str {
 /// common export format, key and certificate in one file) is refused: certificate inputs are
 /// copied into `ca.pem`, Secrets and podman secrets, and a key must never travel with them.
 pub fn pem_cert_der(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    if bytes
-        .windows(b"PRIVATE KEY-----".len())
-        .any(|w| w == b"PRIVATE KEY-----")
-    {
-        return Err(
-            "holds a PRIVATE KEY block as well as a certificate: give the certificate alone \
+    if bytes.windows(b"PRIVATE KEY-----".len()).any(|w| w == b"PRIVATE KEY-----") {
+        return Err("holds a PRIVATE KEY block as well as a certificate: give the certificate alone \
                     (openssl x509 -in FILE -out cert.pem); the key must never leave its host"
-                .into(),
-        );
+            .into());
     }
-    let (_, pem) =
-        x509_parser::pem::parse_x509_pem(bytes).map_err(|_| "not a PEM certificate".to_string())?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(bytes).map_err(|_| "not a PEM certificate".to_string())?;
     if pem.label != "CERTIFICATE" {
         return Err(format!("PEM holds {:?}, not a CERTIFICATE", pem.label));
     }
-    X509Certificate::from_der(&pem.contents)
-        .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    X509Certificate::from_der(&pem.contents).map_err(|e| format!("not an X.509 certificate: {e}"))?;
     Ok(pem.contents)
 }
 
@@ -176,9 +146,7 @@ pub fn certificate_pem(der: &[u8]) -> Vec<u8> {
 
 /// Parse DER (known to be valid from [`pem_cert_der`]).
 pub fn parse(der: &[u8]) -> X509Certificate<'_> {
-    X509Certificate::from_der(der)
-        .map(|(_, c)| c)
-        .expect("certificate checked when read")
+    X509Certificate::from_der(der).map(|(_, c)| c).expect("certificate checked when read")
 }
 
 /// Whether a signing key is the one certified by a certificate.
@@ -188,10 +156,7 @@ pub fn key_matches(key: &KeyPair, cert: &X509Certificate<'_>) -> bool {
 
 /// SHA-256 fingerprint as `sha256:AB:CD:...`.
 pub fn fingerprint(der: &[u8]) -> String {
-    let hex: Vec<String> = Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect();
+    let hex: Vec<String> = Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect();
     format!("sha256:{}", hex.join(":"))
 }
 
@@ -214,9 +179,7 @@ pub fn fingerprint_matches(given: &str, der: &[u8]) -> bool {
 pub fn validate_dns_name(name: &str) -> std::result::Result<(), String> {
     let n = name.trim_end_matches('.');
     if n.parse::<IpAddr>().is_ok() {
-        return Err(format!(
-            "{name:?} is an IP address; give a DNS name as --fqdn and the address as --san"
-        ));
+        return Err(format!("{name:?} is an IP address; give a DNS name as --fqdn and the address as --san"));
     }
     let ok = !n.is_empty()
         && n.len() <= 253
@@ -225,14 +188,9 @@ pub fn validate_dns_name(name: &str) -> std::result::Result<(), String> {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
-        && !n
-            .split('.')
-            .next_back()
-            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
+        && !n.split('.').next_back().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
     if ok {
         Ok(())
     } else {
@@ -253,9 +211,7 @@ pub fn parse_san(value: &str) -> Result<SanType> {
     }
     validate_dns_name(value).map_err(|e| Failure::usage(format!("--san {e}")))?;
     let name = value.trim_end_matches('.').to_ascii_lowercase();
-    Ok(SanType::DnsName(name.try_into().map_err(|_| {
-        Failure::usage(format!("--san {value:?} is not a valid DNS name"))
-    })?))
+    Ok(SanType::DnsName(name.try_into().map_err(|_| Failure::usage(format!("--san {value:?} is not a valid DNS name")))?))
 }
 
 /// The DNS and IP subject alternative names of a certificate, as text.
@@ -265,12 +221,8 @@ pub fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
         for name in &ext.value.general_names {
             match name {
                 GeneralName::DNSName(d) => out.push(d.to_string()),
-                GeneralName::IPAddress(b) if b.len() == 4 => {
-                    out.push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap()).to_string())
-                }
-                GeneralName::IPAddress(b) if b.len() == 16 => {
-                    out.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap()).to_string())
-                }
+                GeneralName::IPAddress(b) if b.len() == 4 => out.push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap()).to_string()),
+                GeneralName::IPAddress(b) if b.len() == 16 => out.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap()).to_string()),
                 _ => {}
             }
         }
@@ -292,16 +244,7 @@ mod tests {
     fn dns_names() {
         assert!(validate_dns_name("proxy.example.com").is_ok());
         assert!(validate_dns_name("localhost").is_ok());
-        for bad in [
-            "",
-            "-x.example",
-            "a..b",
-            "has space.example",
-            "*.example.com",
-            "10.0.0.1",
-            "x.123",
-            "a_b.example",
-        ] {
+        for bad in ["", "-x.example", "a..b", "has space.example", "*.example.com", "10.0.0.1", "x.123", "a_b.example"] {
             assert!(validate_dns_name(bad).is_err(), "{bad}");
         }
         assert!(validate_dns_name("10.0.0.1").unwrap_err().contains("--san"));
@@ -313,26 +256,15 @@ mod tests {
         let fp = fingerprint(der);
         assert!(fp.starts_with("sha256:") && fp.len() == 7 + 64 + 31);
         assert!(fingerprint_matches(&fp, der));
-        assert!(fingerprint_matches(
-            &fp.replace(':', "")
-                .to_lowercase()
-                .replacen("sha256", "sha256:", 1),
-            der
-        ));
+        assert!(fingerprint_matches(&fp.replace(':', "").to_lowercase().replacen("sha256", "sha256:", 1), der));
         assert!(!fingerprint_matches("sha256:00", der));
         assert!(!fingerprint_matches(&fingerprint(b"other"), der));
     }
 
     #[test]
     fn sans_parse() {
-        assert!(matches!(
-            parse_san("192.0.2.7").unwrap(),
-            SanType::IpAddress(_)
-        ));
-        assert!(matches!(
-            parse_san("Proxy.Example.com").unwrap(),
-            SanType::DnsName(_)
-        ));
+        assert!(matches!(parse_san("192.0.2.7").unwrap(), SanType::IpAddress(_)));
+        assert!(matches!(parse_san("Proxy.Example.com").unwrap(), SanType::DnsName(_)));
         assert!(parse_san("bad name").is_err());
     }
 }

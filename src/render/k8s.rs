@@ -8,18 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
-};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
-    KeyToPath, Namespace, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction, KeyToPath, Namespace, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service,
     ServicePort, ServiceSpec, Volume, VolumeMount,
 };
-use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
-};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -38,12 +33,7 @@ pub const CHECKSUM_CERTS: &str = "wsproxyctl.ovirt.org/certs-checksum";
 pub const CHECKSUM_CONFIG: &str = "wsproxyctl.ovirt.org/config-checksum";
 
 fn meta(spec: &DeploySpec, name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: Some(spec.namespace.clone()),
-        labels: Some(labels(spec)),
-        ..Default::default()
-    }
+    ObjectMeta { name: Some(name.to_string()), namespace: Some(spec.namespace.clone()), labels: Some(labels(spec)), ..Default::default() }
 }
 
 /// The relay configuration as the pods see it.
@@ -66,10 +56,7 @@ pub fn objects(spec: &DeploySpec, bundle: Option<&Bundle>) -> Vec<serde_json::Va
         out.push(to(serde_json::to_value(secret(spec, b))));
     }
     out.push(to(serde_json::to_value(config_map(spec))));
-    out.push(to(serde_json::to_value(deployment(
-        spec,
-        bundle.map(|b| b.checksum()),
-    ))));
+    out.push(to(serde_json::to_value(deployment(spec, bundle.map(|b| b.checksum())))));
     out.push(to(serde_json::to_value(service(spec))));
     out.push(to(serde_json::to_value(pdb(spec))));
     out.push(to(serde_json::to_value(network_policy(spec))));
@@ -78,31 +65,15 @@ pub fn objects(spec: &DeploySpec, bundle: Option<&Bundle>) -> Vec<serde_json::Va
 
 pub fn namespace(spec: &DeploySpec) -> Namespace {
     let mut l = labels(spec);
-    l.insert(
-        "pod-security.kubernetes.io/enforce".into(),
-        "restricted".into(),
-    );
-    Namespace {
-        metadata: ObjectMeta {
-            name: Some(spec.namespace.clone()),
-            labels: Some(l),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    l.insert("pod-security.kubernetes.io/enforce".into(), "restricted".into());
+    Namespace { metadata: ObjectMeta { name: Some(spec.namespace.clone()), labels: Some(l), ..Default::default() }, ..Default::default() }
 }
 
 pub fn secret(spec: &DeploySpec, bundle: &Bundle) -> Secret {
     Secret {
         metadata: meta(spec, SECRET_NAME),
         type_: Some("kubernetes.io/tls".into()),
-        data: Some(
-            bundle
-                .secret_data()
-                .into_iter()
-                .map(|(k, v)| (k, ByteString(v)))
-                .collect(),
-        ),
+        data: Some(bundle.secret_data().into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
         ..Default::default()
     }
 }
@@ -122,10 +93,7 @@ pub fn hardened() -> SecurityContext {
         allow_privilege_escalation: Some(false),
         read_only_root_filesystem: Some(true),
         run_as_non_root: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Default::default()
-        }),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
         ..Default::default()
     }
 }
@@ -135,10 +103,7 @@ fn quantity(s: &str) -> Quantity {
 }
 
 pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployment {
-    let mut annotations = BTreeMap::from([(
-        CHECKSUM_CONFIG.to_string(),
-        sha256_hex(conf(spec).as_bytes()),
-    )]);
+    let mut annotations = BTreeMap::from([(CHECKSUM_CONFIG.to_string(), sha256_hex(conf(spec).as_bytes()))]);
     if let Some(sum) = certs_checksum {
         annotations.insert(CHECKSUM_CERTS.to_string(), sum);
     }
@@ -159,14 +124,7 @@ pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployme
     let container = Container {
         name: NAME.into(),
         image: Some(spec.image.clone()),
-        image_pull_policy: Some(
-            if spec.image_is_registry() {
-                "IfNotPresent"
-            } else {
-                "Never"
-            }
-            .into(),
-        ),
+        image_pull_policy: Some(if spec.image_is_registry() { "IfNotPresent" } else { "Never" }.into()),
         args: Some(vec!["--config".into(), CONF_DIR.into()]),
         ports: Some(vec![ContainerPort {
             name: Some("wss".into()),
@@ -189,37 +147,20 @@ pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployme
         }),
         security_context: Some(hardened()),
         volume_mounts: Some(vec![
-            VolumeMount {
-                name: "certs".into(),
-                mount_path: CERT_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "config".into(),
-                mount_path: CONF_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
+            VolumeMount { name: "certs".into(), mount_path: CERT_DIR.into(), read_only: Some(true), ..Default::default() },
+            VolumeMount { name: "config".into(), mount_path: CONF_DIR.into(), read_only: Some(true), ..Default::default() },
         ]),
         ..Default::default()
     };
     let items = [SECRET_CERT, SECRET_KEY, SECRET_CA, SECRET_ENGINE]
         .iter()
-        .map(|k| KeyToPath {
-            key: k.to_string(),
-            path: k.to_string(),
-            mode: None,
-        })
+        .map(|k| KeyToPath { key: k.to_string(), path: k.to_string(), mode: None })
         .collect();
     Deployment {
         metadata: meta(spec, NAME),
         spec: Some(DeploymentSpec {
             replicas: Some(spec.replicas as i32),
-            selector: LabelSelector {
-                match_labels: Some(selector()),
-                ..Default::default()
-            },
+            selector: LabelSelector { match_labels: Some(selector()), ..Default::default() },
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDeployment {
@@ -228,11 +169,7 @@ pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployme
                 }),
             }),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(spec)),
-                    annotations: Some(annotations),
-                    ..Default::default()
-                }),
+                metadata: Some(ObjectMeta { labels: Some(labels(spec)), annotations: Some(annotations), ..Default::default() }),
                 spec: Some(PodSpec {
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
@@ -242,10 +179,7 @@ pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployme
                         run_as_user: Some(crate::image::UID as i64),
                         run_as_group: Some(crate::image::UID as i64),
                         fs_group: Some(crate::image::UID as i64),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..Default::default()
-                        }),
+                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
                         ..Default::default()
                     }),
                     containers: vec![container],
@@ -313,10 +247,7 @@ pub fn pdb(spec: &DeploySpec) -> PodDisruptionBudget {
         metadata: meta(spec, NAME),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),
-            selector: Some(LabelSelector {
-                match_labels: Some(selector()),
-                ..Default::default()
-            }),
+            selector: Some(LabelSelector { match_labels: Some(selector()), ..Default::default() }),
             ..Default::default()
         }),
         ..Default::default()
@@ -327,10 +258,7 @@ pub fn network_policy(spec: &DeploySpec) -> NetworkPolicy {
     NetworkPolicy {
         metadata: meta(spec, NAME),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(selector()),
-                ..Default::default()
-            }),
+            pod_selector: Some(LabelSelector { match_labels: Some(selector()), ..Default::default() }),
             policy_types: Some(vec!["Ingress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 ports: Some(vec![NetworkPolicyPort {
@@ -347,10 +275,7 @@ pub fn network_policy(spec: &DeploySpec) -> NetworkPolicy {
 
 /// File name for an object: `NN-kind.yaml`.
 fn file_name(index: usize, obj: &serde_json::Value) -> String {
-    let kind = obj["kind"]
-        .as_str()
-        .unwrap_or("object")
-        .to_ascii_lowercase();
+    let kind = obj["kind"].as_str().unwrap_or("object").to_ascii_lowercase();
     format!("{:02}-{kind}.yaml", index * 10)
 }
 
@@ -372,16 +297,10 @@ pub fn files(spec: &DeploySpec, bundle: Option<&Bundle>) -> Vec<File> {
             mode: if o["kind"] == "Secret" { 0o600 } else { 0o644 },
         })
         .collect();
-    let mut kustomization = format!(
-        "{header}apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
-    );
+    let mut kustomization = format!("{header}apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n");
     for f in &files {
         kustomization.push_str(&format!("  - {}\n", f.name));
     }
-    files.push(File {
-        name: "kustomization.yaml".into(),
-        contents: kustomization,
-        mode: 0o644,
-    });
+    files.push(File { name: "kustomization.yaml".into(), contents: kustomization, mode: 0o644 });
     files
 }

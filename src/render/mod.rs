@@ -25,20 +25,12 @@ pub struct CertPaths<'a> {
 
 /// The relay configuration in oVirt's KEY=VALUE format (the same keys engine-setup writes).
 pub fn relay_conf(spec: &DeploySpec, paths: &CertPaths) -> String {
-    let mut s = String::from(
-        "# Rendered by wsproxyctl from the deployment spec (oVirt ovirt-websocket-proxy format).\n",
-    );
+    let mut s = String::from("# Rendered by wsproxyctl from the deployment spec (oVirt ovirt-websocket-proxy format).\n");
     s.push_str(&format!("PROXY_HOST=*\nPROXY_PORT={}\n", spec.port));
-    s.push_str(&format!(
-        "SSL_CERTIFICATE={}\nSSL_KEY={}\nCERT_FOR_DATA_VERIFICATION={}\n",
-        paths.cert, paths.key, paths.engine
-    ));
+    s.push_str(&format!("SSL_CERTIFICATE={}\nSSL_KEY={}\nCERT_FOR_DATA_VERIFICATION={}\n", paths.cert, paths.key, paths.engine));
     s.push_str("SSL_ONLY=True\nSSL_MIN_VERSION=TLSv1.2\n");
     if !spec.target_allow.is_empty() {
-        s.push_str(&format!(
-            "WSPROXY_TARGET_ALLOW={}\n",
-            spec.target_allow.join(",")
-        ));
+        s.push_str(&format!("WSPROXY_TARGET_ALLOW={}\n", spec.target_allow.join(",")));
     }
     s.push_str("WSPROXY_LOG_FORMAT=json\n");
     s
@@ -55,10 +47,7 @@ pub fn labels(spec: &DeploySpec) -> BTreeMap<String, String> {
 
 /// The labels that select the relay's pods (stable across upgrades).
 pub fn selector() -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), APP.to_string()),
-        ("app.kubernetes.io/instance".to_string(), NAME.to_string()),
-    ])
+    BTreeMap::from([("app.kubernetes.io/name".to_string(), APP.to_string()), ("app.kubernetes.io/instance".to_string(), NAME.to_string())])
 }
 
 /// A rendered file.
@@ -104,8 +93,5 @@ pub fn helm_values(spec: &DeploySpec, bundle: &crate::pki::bundle::Bundle) -> St
 /// sha256 hex of text.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }

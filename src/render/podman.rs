@@ -47,22 +47,13 @@ pub fn conf(spec: &DeploySpec) -> String {
 /// The relay configuration when the secret files are in `dir`.
 pub fn conf_in(spec: &DeploySpec, dir: &str) -> String {
     let path = |n: &str| format!("{dir}/{SECRET_PREFIX}-{n}");
-    relay_conf(
-        spec,
-        &CertPaths {
-            cert: &path("tls-crt"),
-            key: &path("tls-key"),
-            engine: &path("engine-cer"),
-        },
-    )
+    relay_conf(spec, &CertPaths { cert: &path("tls-crt"), key: &path("tls-key"), engine: &path("engine-cer") })
 }
 
 /// The names of the podman secrets a plan uses (for undeploy, which has no plan).
 pub fn secret_names() -> Vec<String> {
-    let mut names: Vec<String> = crate::pki::bundle::SECRET_KEYS
-        .iter()
-        .map(|k| crate::pki::bundle::podman_secret_name(SECRET_PREFIX, k))
-        .collect();
+    let mut names: Vec<String> =
+        crate::pki::bundle::SECRET_KEYS.iter().map(|k| crate::pki::bundle::podman_secret_name(SECRET_PREFIX, k)).collect();
     names.push(CONF_SECRET.into());
     names
 }
@@ -73,24 +64,10 @@ pub const KUBE_FILES_DIR: &str = "/etc/wsproxy/files";
 /// Plan the container for a spec and its certificates.
 pub fn plan(spec: &DeploySpec, bundle: &Bundle) -> ContainerPlan {
     let conf = conf(spec);
-    let mut secrets: Vec<SecretMount> = bundle
-        .podman_secrets(SECRET_PREFIX)
-        .into_iter()
-        .map(|(name, data)| SecretMount { name, data })
-        .collect();
-    secrets.push(SecretMount {
-        name: CONF_SECRET.into(),
-        data: conf.clone().into_bytes(),
-    });
-    let checksum = super::sha256_hex(
-        format!(
-            "{}{}{}",
-            bundle.checksum(),
-            super::sha256_hex(conf.as_bytes()),
-            spec.image
-        )
-        .as_bytes(),
-    );
+    let mut secrets: Vec<SecretMount> =
+        bundle.podman_secrets(SECRET_PREFIX).into_iter().map(|(name, data)| SecretMount { name, data }).collect();
+    secrets.push(SecretMount { name: CONF_SECRET.into(), data: conf.clone().into_bytes() });
+    let checksum = super::sha256_hex(format!("{}{}{}", bundle.checksum(), super::sha256_hex(conf.as_bytes()), spec.image).as_bytes());
     let mut l = labels(spec);
     l.insert(OWNER_LABEL.into(), "true".into());
     l.insert(CHECKSUM_LABEL.into(), checksum.clone());
@@ -117,20 +94,11 @@ pub fn quadlet(plan: &ContainerPlan) -> String {
     );
     s.push_str("[Unit]\nDescription=oVirt websocket proxy (wsproxy)\nWants=network-online.target\nAfter=network-online.target\n\n");
     s.push_str("[Container]\n");
-    s.push_str(&format!(
-        "ContainerName={}\nImage={}\n",
-        plan.name, plan.image
-    ));
+    s.push_str(&format!("ContainerName={}\nImage={}\n", plan.name, plan.image));
     s.push_str(&format!("Exec={}\n", plan.args.join(" ")));
-    s.push_str(&format!(
-        "PublishPort={}:{}\n",
-        plan.host_port, plan.container_port
-    ));
+    s.push_str(&format!("PublishPort={}:{}\n", plan.host_port, plan.container_port));
     for secret in &plan.secrets {
-        s.push_str(&format!(
-            "Secret={},uid={uid},gid={uid},mode=0400\n",
-            secret.name
-        ));
+        s.push_str(&format!("Secret={},uid={uid},gid={uid},mode=0400\n", secret.name));
     }
     s.push_str(&format!("User={uid}\nGroup={uid}\n"));
     s.push_str("ReadOnly=true\n");
@@ -151,29 +119,21 @@ pub fn quadlet(plan: &ContainerPlan) -> String {
 /// A Pod (+ its Secret) for `podman kube play` on hosts without systemd.
 pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
     use k8s_openapi::api::core::v1::{
-        Container, ContainerPort, KeyToPath, Pod, PodSecurityContext, PodSpec, Secret,
-        SecretVolumeSource, Volume, VolumeMount,
+        Container, ContainerPort, KeyToPath, Pod, PodSecurityContext, PodSpec, Secret, SecretVolumeSource, Volume, VolumeMount,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     let uid = crate::image::UID as i64;
     let mut l = labels(spec);
     l.insert(OWNER_LABEL.into(), "true".into());
     let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("wsproxy-files".into()),
-            labels: Some(l.clone()),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some("wsproxy-files".into()), labels: Some(l.clone()), ..Default::default() },
         // stringData: podman 4.3 leaves `data` base64 text undecoded in mounted files.
         string_data: Some(
             plan.secrets
                 .iter()
                 .map(|s| {
-                    let text = if s.name == CONF_SECRET {
-                        conf_in(spec, KUBE_FILES_DIR)
-                    } else {
-                        String::from_utf8_lossy(&s.data).to_string()
-                    };
+                    let text =
+                        if s.name == CONF_SECRET { conf_in(spec, KUBE_FILES_DIR) } else { String::from_utf8_lossy(&s.data).to_string() };
                     (s.name.clone(), text)
                 })
                 .collect(),
@@ -181,11 +141,7 @@ pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
         ..Default::default()
     };
     let pod = Pod {
-        metadata: ObjectMeta {
-            name: Some(NAME.into()),
-            labels: Some(l),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some(NAME.into()), labels: Some(l), ..Default::default() },
         spec: Some(PodSpec {
             restart_policy: Some("OnFailure".into()),
             security_context: Some(PodSecurityContext {
@@ -197,10 +153,7 @@ pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
             containers: vec![Container {
                 name: CONTAINER_NAME.into(),
                 image: Some(plan.image.clone()),
-                args: Some(vec![
-                    "--config".into(),
-                    format!("{KUBE_FILES_DIR}/{CONF_SECRET}"),
-                ]),
+                args: Some(vec!["--config".into(), format!("{KUBE_FILES_DIR}/{CONF_SECRET}")]),
                 ports: Some(vec![ContainerPort {
                     container_port: plan.container_port as i32,
                     host_port: Some(plan.host_port as i32),
@@ -222,16 +175,7 @@ pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
                     secret_name: Some("wsproxy-files".into()),
                     // podman 4.3 panics on a secret volume without `optional`.
                     optional: Some(false),
-                    items: Some(
-                        plan.secrets
-                            .iter()
-                            .map(|s| KeyToPath {
-                                key: s.name.clone(),
-                                path: s.name.clone(),
-                                mode: None,
-                            })
-                            .collect(),
-                    ),
+                    items: Some(plan.secrets.iter().map(|s| KeyToPath { key: s.name.clone(), path: s.name.clone(), mode: None }).collect()),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -252,15 +196,7 @@ pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
 pub fn files(spec: &DeploySpec, bundle: &Bundle) -> Vec<File> {
     let plan = plan(spec, bundle);
     vec![
-        File {
-            name: "wsproxy.container".into(),
-            contents: quadlet(&plan),
-            mode: 0o644,
-        },
-        File {
-            name: "wsproxy-pod.yaml".into(),
-            contents: kube_play(spec, &plan),
-            mode: 0o600,
-        },
+        File { name: "wsproxy.container".into(), contents: quadlet(&plan), mode: 0o644 },
+        File { name: "wsproxy-pod.yaml".into(), contents: kube_play(spec, &plan), mode: 0o600 },
     ]
 }

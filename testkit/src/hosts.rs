@@ -36,12 +36,7 @@ impl NetnsHost {
         ns(&["ip", "link", "set", &peer, "up"]);
         ns(&["ip", "link", "set", "lo", "up"]);
         ns(&["ip", "route", "add", "default", "via", &host_ip]);
-        NetnsHost {
-            name,
-            host_ip,
-            ns_ip,
-            veth,
-        }
+        NetnsHost { name, host_ip, ns_ip, veth }
     }
 
     /// A command that runs inside the namespace.
@@ -54,12 +49,8 @@ impl NetnsHost {
 
 impl Drop for NetnsHost {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.veth])
-            .output();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
+        let _ = Command::new("ip").args(["link", "del", &self.veth]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
 }
 
@@ -78,44 +69,20 @@ impl NetnsXvnc {
     }
 
     /// Xvnc on `port`; with `x509` = (cert, key), VeNCrypt X509Vnc only (as libvirt's vnc_tls).
-    pub fn start_with(
-        host: &NetnsHost,
-        password: &str,
-        colour: Option<&str>,
-        port: u16,
-        x509: Option<(&Path, &Path)>,
-    ) -> NetnsXvnc {
+    pub fn start_with(host: &NetnsHost, password: &str, colour: Option<&str>, port: u16, x509: Option<(&Path, &Path)>) -> NetnsXvnc {
         require_tool("Xvnc");
         let dir = tempfile::tempdir().unwrap();
         let passwd = dir.path().join("passwd");
-        let mut p = Command::new("vncpasswd")
-            .arg("-f")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut p = Command::new("vncpasswd").arg("-f").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         {
             use std::io::Write;
-            p.stdin
-                .take()
-                .unwrap()
-                .write_all(format!("{password}\n").as_bytes())
-                .unwrap();
+            p.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
         }
         std::fs::write(&passwd, p.wait_with_output().unwrap().stdout).unwrap();
         let display = 900 + (std::process::id() % 40) * 2 + u32::from(port % 2);
         let mut cmd = host.command("Xvnc");
         cmd.arg(format!(":{display}"))
-            .args([
-                "-rfbport",
-                &port.to_string(),
-                "-interface",
-                &host.ns_ip,
-                "-geometry",
-                "640x400",
-                "-depth",
-                "24",
-            ])
+            .args(["-rfbport", &port.to_string(), "-interface", &host.ns_ip, "-geometry", "640x400", "-depth", "24"])
             .args(["-nolisten", "tcp", "-AlwaysShared", "-PasswordFile"])
             .arg(&passwd);
         match x509 {
@@ -123,41 +90,22 @@ impl NetnsXvnc {
                 cmd.args(["-SecurityTypes", "VncAuth"]);
             }
             Some((cert, key)) => {
-                cmd.args(["-SecurityTypes", "X509Vnc", "-X509Cert"])
-                    .arg(cert)
-                    .arg("-X509Key")
-                    .arg(key);
+                cmd.args(["-SecurityTypes", "X509Vnc", "-X509Cert"]).arg(cert).arg("-X509Key").arg(key);
             }
         }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         for _ in 0..250 {
-            let ok = host
-                .command("sh")
-                .args(["-c", &format!("exec 3<>/dev/tcp/{}/{port}", host.ns_ip)])
-                .output()
-                .map(|o| o.status.success());
+            let ok =
+                host.command("sh").args(["-c", &format!("exec 3<>/dev/tcp/{}/{port}", host.ns_ip)]).output().map(|o| o.status.success());
             if ok.unwrap_or(false) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         if let Some(c) = colour {
-            run(host
-                .command("xsetroot")
-                .env("DISPLAY", format!(":{display}"))
-                .args(["-solid", c]));
+            run(host.command("xsetroot").env("DISPLAY", format!(":{display}")).args(["-solid", c]));
         }
-        NetnsXvnc {
-            addr: host.ns_ip.clone(),
-            port,
-            display,
-            child,
-            _dir: dir,
-        }
+        NetnsXvnc { addr: host.ns_ip.clone(), port, display, child, _dir: dir }
     }
 }
 
@@ -190,10 +138,7 @@ impl PodmanService {
             std::fs::create_dir_all(dir).unwrap();
         }
         if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-            return PodmanService {
-                socket: socket.to_path_buf(),
-                child: None,
-            };
+            return PodmanService { socket: socket.to_path_buf(), child: None };
         }
         let _ = std::fs::remove_file(socket);
         let child = Command::new("podman")
@@ -211,10 +156,7 @@ impl PodmanService {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        PodmanService {
-            socket: socket.to_path_buf(),
-            child: Some(child),
-        }
+        PodmanService { socket: socket.to_path_buf(), child: Some(child) }
     }
 }
 
@@ -230,23 +172,14 @@ impl Drop for PodmanService {
 /// The sessions' environment as an sshd `SetEnv` value.
 fn session_env(extra: &[(&str, String)]) -> String {
     let mut vars = vec![
-        (
-            "PATH".to_string(),
-            "/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
-        ),
-        (
-            "CONTAINERS_CONF".into(),
-            containers_conf().display().to_string(),
-        ),
+        ("PATH".to_string(), "/usr/sbin:/usr/bin:/sbin:/bin".to_string()),
+        ("CONTAINERS_CONF".into(), containers_conf().display().to_string()),
     ];
     for (k, v) in extra {
         vars.retain(|(name, _)| name != k);
         vars.push((k.to_string(), v.clone()));
     }
-    vars.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    vars.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
 /// sshd on a loopback port, root login with a fresh key (the "separate host" of deploy tests).
@@ -267,18 +200,11 @@ impl SshHost {
     /// Like [`SshHost::start`], with extra environment for sessions (`PATH` replaces the default).
     pub fn start_with_env(env: &[(&str, String)]) -> SshHost {
         require_tool("ssh-keygen");
-        assert!(
-            Path::new("/usr/sbin/sshd").is_file(),
-            "sshd is not installed: run `bash scripts/test.sh` (installs openssh-server)"
-        );
+        assert!(Path::new("/usr/sbin/sshd").is_file(), "sshd is not installed: run `bash scripts/test.sh` (installs openssh-server)");
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n);
-        run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(p("host_key")));
-        run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(p("id")));
+        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(p("host_key")));
+        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(p("id")));
         std::fs::copy(p("id.pub"), p("authorized_keys")).unwrap();
         let port = crate::free_port();
         std::fs::create_dir_all("/run/sshd").unwrap();
@@ -316,13 +242,7 @@ impl SshHost {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        SshHost {
-            port,
-            identity: p("id"),
-            ssh_wrapper_dir: wrapper_dir,
-            child,
-            _dir: dir,
-        }
+        SshHost { port, identity: p("id"), ssh_wrapper_dir: wrapper_dir, child, _dir: dir }
     }
 
     pub fn uri(&self) -> String {
@@ -331,11 +251,7 @@ impl SshHost {
 
     /// PATH for a client process: the ssh wrapper first.
     pub fn client_path(&self) -> String {
-        format!(
-            "{}:{}",
-            self.ssh_wrapper_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        )
+        format!("{}:{}", self.ssh_wrapper_dir.display(), std::env::var("PATH").unwrap_or_default())
     }
 }
 
@@ -374,25 +290,11 @@ impl Registry {
         )
         .unwrap();
         let registries_conf = dir.path().join("registries.conf");
-        std::fs::write(
-            &registries_conf,
-            format!("[[registry]]\nlocation = \"127.0.0.1:{port}\"\ninsecure = true\n"),
-        )
-        .unwrap();
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        std::fs::write(&registries_conf, format!("[[registry]]\nlocation = \"127.0.0.1:{port}\"\ninsecure = true\n")).unwrap();
+        let child =
+            Command::new("/usr/bin/docker-registry").arg("serve").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         wait_port(port, Duration::from_secs(10));
-        Registry {
-            port,
-            registries_conf,
-            child,
-            _dir: dir,
-        }
+        Registry { port, registries_conf, child, _dir: dir }
     }
 }
 

@@ -29,9 +29,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Fail clearly when a tool the tests need is not installed.
 pub fn require_tool(tool: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
-        .unwrap_or(false);
+    let found = std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file())).unwrap_or(false);
     assert!(
         found,
         "`{tool}` is not installed: run `bash scripts/test.sh` (the README's test command), which installs \
@@ -41,34 +39,21 @@ pub fn require_tool(tool: &str) {
 
 /// Run a command, panicking with its stderr when it fails.
 pub fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Wait until something accepts TCP connections on the port.
 pub fn wait_port(port: u16, within: Duration) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < within,
-            "nothing listens on 127.0.0.1:{port} after {within:?}"
-        );
+        assert!(start.elapsed() < within, "nothing listens on 127.0.0.1:{port} after {within:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -91,17 +76,7 @@ impl Pki {
         require_tool("openssl");
         let p = |name: &str| dir.join(name);
         run(Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "3650",
-                "-subj",
-                "/CN=Test Engine CA",
-            ])
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", "/CN=Test Engine CA"])
             .arg("-keyout")
             .arg(p("ca.key"))
             .arg("-out")
@@ -115,20 +90,8 @@ impl Pki {
             engine_cert: p("engine.cer"),
             engine_key: p("engine_id_rsa"),
         };
-        pki.issue(
-            "localhost",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            &pki.proxy_key,
-            &pki.proxy_cert,
-            "rsa:2048",
-        );
-        pki.issue(
-            "engine.test",
-            "subjectAltName=DNS:engine.test",
-            &pki.engine_key,
-            &pki.engine_cert,
-            "rsa:2048",
-        );
+        pki.issue("localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1", &pki.proxy_key, &pki.proxy_cert, "rsa:2048");
+        pki.issue("engine.test", "subjectAltName=DNS:engine.test", &pki.engine_key, &pki.engine_cert, "rsa:2048");
         pki
     }
 
@@ -163,17 +126,7 @@ impl Pki {
         let key = self.dir.join("foreign.key");
         let cert = self.dir.join("foreign.cer");
         run(Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=Foreign",
-            ])
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=Foreign"])
             .arg("-keyout")
             .arg(&key)
             .arg("-out")
@@ -184,23 +137,12 @@ impl Pki {
 
 fn engine_time(unix: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{:04}{:02}{:02}{:02}{:02}{:02}", t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
 }
 
 /// Unix seconds now.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// What to put in a ticket.
@@ -219,24 +161,14 @@ pub struct TicketSpec<'a> {
 
 impl<'a> TicketSpec<'a> {
     pub fn new(host: &'a str, port: u16) -> Self {
-        TicketSpec {
-            host,
-            port,
-            ssl_target: false,
-            valid_from: -5,
-            valid_to: 30,
-            salt_len: "max",
-            kubevirt: None,
-        }
+        TicketSpec { host, port, ssl_target: false, valid_from: -5, valid_to: 30, salt_len: "max", kubevirt: None }
     }
 }
 
 fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
             b' ' => "+".to_string(),
             _ => format!("%{b:02X}"),
         })
@@ -246,9 +178,7 @@ fn url_encode(s: &str) -> String {
 /// Make an engine-style ticket, signed with `openssl dgst` (RSA-PSS, SHA-256, MGF1-SHA-256).
 pub fn sign_ticket(engine_key: &Path, spec: &TicketSpec) -> String {
     require_tool("openssl");
-    let salt = STANDARD.encode(std::array::from_fn::<u8, 8, _>(|i| {
-        (now() as u8).wrapping_add(i as u8 * 31)
-    }));
+    let salt = STANDARD.encode(std::array::from_fn::<u8, 8, _>(|i| (now() as u8).wrapping_add(i as u8 * 31)));
     let mut fields = serde_json::json!({"host": spec.host, "port": spec.port.to_string(), "ssl_target": spec.ssl_target});
     if let Some((path, token)) = spec.kubevirt {
         fields["path"] = path.into();
@@ -262,13 +192,7 @@ pub fn sign_ticket(engine_key: &Path, spec: &TicketSpec) -> String {
     let msg = dir.path().join("msg");
     std::fs::write(&msg, message).unwrap();
     let sig = run(Command::new("openssl")
-        .args([
-            "dgst",
-            "-sha256",
-            "-sigopt",
-            "rsa_padding_mode:pss",
-            "-sigopt",
-        ])
+        .args(["dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss", "-sigopt"])
         .arg(format!("rsa_pss_saltlen:{}", spec.salt_len))
         .args(["-sigopt", "rsa_mgf1_md:sha256", "-sign"])
         .arg(engine_key)
@@ -306,20 +230,10 @@ impl Xvnc {
         require_tool("vncpasswd");
         let dir = tempfile::tempdir().unwrap();
         let passwd = dir.path().join("passwd");
-        let mut child = Command::new("vncpasswd")
-            .arg("-f")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = Command::new("vncpasswd").arg("-f").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         {
             use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(format!("{password}\n{password}\n").as_bytes())
-                .unwrap();
+            child.stdin.take().unwrap().write_all(format!("{password}\n{password}\n").as_bytes()).unwrap();
         }
         let out = child.wait_with_output().unwrap();
         std::fs::write(&passwd, out.stdout).unwrap();
@@ -327,16 +241,7 @@ impl Xvnc {
         let display = 100 + (port as u32 % 800);
         let mut cmd = Command::new("Xvnc");
         cmd.arg(format!(":{display}"))
-            .args([
-                "-rfbport",
-                &port.to_string(),
-                "-interface",
-                "127.0.0.1",
-                "-geometry",
-                "320x200",
-                "-depth",
-                "24",
-            ])
+            .args(["-rfbport", &port.to_string(), "-interface", "127.0.0.1", "-geometry", "320x200", "-depth", "24"])
             .arg("-PasswordFile")
             .arg(&passwd)
             .args(["-nolisten", "tcp", "-AlwaysShared"]);
@@ -345,33 +250,18 @@ impl Xvnc {
                 cmd.args(["-SecurityTypes", "VncAuth"]);
             }
             VncSecurity::X509Vnc { cert, key } => {
-                cmd.args(["-SecurityTypes", "X509Vnc"])
-                    .arg("-X509Cert")
-                    .arg(cert)
-                    .arg("-X509Key")
-                    .arg(key);
+                cmd.args(["-SecurityTypes", "X509Vnc"]).arg("-X509Cert").arg(cert).arg("-X509Key").arg(key);
             }
         }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Xvnc");
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start Xvnc");
         wait_port(port, Duration::from_secs(10));
-        Xvnc {
-            port,
-            display,
-            child,
-            _dir: dir,
-        }
+        Xvnc { port, display, child, _dir: dir }
     }
 
     /// Fill the root window with a colour (needs `xsetroot`).
     pub fn solid(&self, colour: &str) {
         require_tool("xsetroot");
-        run(Command::new("xsetroot")
-            .env("DISPLAY", format!(":{}", self.display))
-            .args(["-solid", colour]));
+        run(Command::new("xsetroot").env("DISPLAY", format!(":{}", self.display)).args(["-solid", colour]));
     }
 
     /// Stop the server now (see [`stop_x_server`]).
@@ -389,10 +279,7 @@ impl Drop for Xvnc {
 /// Stop an X server with SIGTERM so it removes its /tmp/.X<n>-lock and socket (SIGKILL leaves
 /// them behind, run after run); SIGKILL only if it has not exited within 2 s.
 pub fn stop_x_server(child: &mut Child) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
     for _ in 0..100 {
         if !matches!(child.try_wait(), Ok(None)) {
             return;
@@ -433,18 +320,12 @@ pub enum WsOutcome {
 /// Connect to `url` (ws:// or wss://, `ca` required for wss) offering the `binary` subprotocol.
 pub async fn connect_ws(url: &str, ca: Option<&Path>) -> WsOutcome {
     let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("binary"));
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("binary"));
     let connector = ca.map(|ca| tokio_tungstenite::Connector::Rustls(client_tls(ca)));
     match tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector).await {
         Ok((ws, _)) => WsOutcome::Open(Box::new(ws)),
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            let body = resp
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).to_string())
-                .unwrap_or_default();
+            let body = resp.body().as_ref().map(|b| String::from_utf8_lossy(b).to_string()).unwrap_or_default();
             WsOutcome::Refused(resp.status().as_u16(), body)
         }
         Err(e) => panic!("websocket connection to {url} failed: {e}"),
@@ -471,10 +352,7 @@ pub async fn raw_upgrade(port: u16, path: &str, ca: &Path) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let tcp = TokioTcp::connect(("127.0.0.1", port)).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(client_tls(ca))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client_tls(ca)).connect(name, tcp).await.unwrap();
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
@@ -483,53 +361,25 @@ pub async fn raw_upgrade(port: u16, path: &str, ca: &Path) -> (u16, String) {
     let mut response = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut response)).await;
     let text = String::from_utf8_lossy(&response).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
 }
 
 /// HTTPS GET of `path` on 127.0.0.1:`port`, presenting and checking `server_name`, trusting
 /// only `ca`. Returns status and body, or the TLS error.
-pub async fn raw_get(
-    port: u16,
-    server_name: &str,
-    path: &str,
-    ca: &Path,
-) -> Result<(u16, String), String> {
+pub async fn raw_get(port: u16, server_name: &str, path: &str, ca: &Path) -> Result<(u16, String), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let tcp = TokioTcp::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
-        .map_err(|e| e.to_string())?;
-    let mut tls = tokio_rustls::TlsConnector::from(client_tls(ca))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n");
-    tls.write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    let tcp = TokioTcp::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).map_err(|e| e.to_string())?;
+    let mut tls = tokio_rustls::TlsConnector::from(client_tls(ca)).connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
     let mut response = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut response)).await;
     let text = String::from_utf8_lossy(&response).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((status, body))
 }
 
@@ -540,10 +390,7 @@ pub async fn read_exact(ws: &mut Ws, buf: &mut Vec<u8>, n: usize) -> Result<Vec<
             Err(_) => return Err("timed out waiting for RFB data".into()),
             Ok(Some(Ok(Message::Binary(b)))) => buf.extend_from_slice(&b),
             Ok(Some(Ok(Message::Close(frame)))) => {
-                return Err(format!(
-                    "closed: {:?}",
-                    frame.map(|f| (u16::from(f.code), f.reason.to_string()))
-                ))
+                return Err(format!("closed: {:?}", frame.map(|f| (u16::from(f.code), f.reason.to_string()))))
             }
             Ok(Some(Ok(_))) => {}
             Ok(Some(Err(e))) => return Err(e.to_string()),
@@ -580,15 +427,10 @@ pub async fn rfb_handshake(ws: &mut Ws, password: &str) -> Result<ServerInit, St
     let mut buf = Vec::new();
     let version = read_exact(ws, &mut buf, 12).await?;
     if &version[..4] != b"RFB " {
-        return Err(format!(
-            "not an RFB banner: {:?}",
-            String::from_utf8_lossy(&version)
-        ));
+        return Err(format!("not an RFB banner: {:?}", String::from_utf8_lossy(&version)));
     }
     let send = |data: Vec<u8>| Message::Binary(data.into());
-    ws.send(send(b"RFB 003.008\n".to_vec()))
-        .await
-        .map_err(|e| e.to_string())?;
+    ws.send(send(b"RFB 003.008\n".to_vec())).await.map_err(|e| e.to_string())?;
     let count = read_exact(ws, &mut buf, 1).await?[0] as usize;
     if count == 0 {
         return Err("server refused".into());
@@ -599,9 +441,7 @@ pub async fn rfb_handshake(ws: &mut Ws, password: &str) -> Result<ServerInit, St
     }
     ws.send(send(vec![2])).await.map_err(|e| e.to_string())?;
     let challenge = read_exact(ws, &mut buf, 16).await?;
-    ws.send(send(vnc_auth_response(password, &challenge)))
-        .await
-        .map_err(|e| e.to_string())?;
+    ws.send(send(vnc_auth_response(password, &challenge))).await.map_err(|e| e.to_string())?;
     let result = read_exact(ws, &mut buf, 4).await?;
     if result != [0, 0, 0, 0] {
         return Err("VNC authentication failed".into());
@@ -620,13 +460,8 @@ pub async fn rfb_handshake(ws: &mut Ws, password: &str) -> Result<ServerInit, St
 /// Wait for the close frame (or end) of a session, returning its code and reason.
 pub async fn close_of(ws: &mut Ws) -> Option<(u16, String)> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(20), ws.next())
-            .await
-            .ok()?
-        {
-            Some(Ok(Message::Close(Some(f)))) => {
-                return Some((u16::from(f.code), f.reason.to_string()))
-            }
+        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await.ok()? {
+            Some(Ok(Message::Close(Some(f)))) => return Some((u16::from(f.code), f.reason.to_string())),
             Some(Ok(Message::Close(None))) | None => return None,
             Some(Ok(_)) => continue,
             Some(Err(_)) => return None,
@@ -644,22 +479,14 @@ impl Proc {
     /// Spawn with stderr sent to a log file; waits for `port` to listen.
     pub fn spawn(cmd: &mut Command, log: PathBuf, port: u16) -> Proc {
         let file = std::fs::File::create(&log).unwrap();
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let child = cmd.stdout(Stdio::null()).stderr(file).spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         let mut proc = Proc { child, log };
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = proc.child.try_wait() {
                 panic!("{cmd:?} exited with {status}: {}", proc.log_text());
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "not listening on {port}: {}",
-                proc.log_text()
-            );
+            assert!(start.elapsed() < Duration::from_secs(10), "not listening on {port}: {}", proc.log_text());
             std::thread::sleep(Duration::from_millis(20));
         }
         proc

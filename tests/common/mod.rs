@@ -19,35 +19,21 @@ impl InProcessRelay {
         for (k, v) in settings {
             s.set(k, *v, wsproxy::config::Origin::Flag);
         }
-        let relay = wsproxy::Relay::bind(wsproxy::Config::from_settings(&s).unwrap())
-            .await
-            .unwrap();
+        let relay = wsproxy::Relay::bind(wsproxy::Config::from_settings(&s).unwrap()).await.unwrap();
         let port = relay.local_addr().port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(relay.serve(async move {
             let _ = rx.await;
         }));
-        InProcessRelay {
-            port,
-            stop: Some(tx),
-        }
+        InProcessRelay { port, stop: Some(tx) }
     }
 
     /// TLS settings from a certificate directory made by `certs issue`.
     pub fn tls_settings(dir: &Path) -> Vec<(&'static str, String)> {
         vec![
-            (
-                "SSL_CERTIFICATE",
-                dir.join("websocket-proxy.cer").display().to_string(),
-            ),
-            (
-                "SSL_KEY",
-                dir.join("websocket-proxy.key.nopass").display().to_string(),
-            ),
-            (
-                "CERT_FOR_DATA_VERIFICATION",
-                dir.join("engine.cer").display().to_string(),
-            ),
+            ("SSL_CERTIFICATE", dir.join("websocket-proxy.cer").display().to_string()),
+            ("SSL_KEY", dir.join("websocket-proxy.key.nopass").display().to_string()),
+            ("CERT_FOR_DATA_VERIFICATION", dir.join("engine.cer").display().to_string()),
         ]
     }
 }
@@ -62,22 +48,12 @@ impl Drop for InProcessRelay {
 
 /// Run the wsproxyctl binary.
 pub fn ctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
-        .args(args)
-        .output()
-        .expect("run wsproxyctl")
+    Command::new(env!("CARGO_BIN_EXE_wsproxyctl")).args(args).output().expect("run wsproxyctl")
 }
 
 /// Run the wsproxyctl binary off the async runtime.
 pub async fn ctl_async(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_wsproxyctl")).args(&args).output().unwrap()).await.unwrap()
 }
 
 pub fn stderr(o: &Output) -> String {
@@ -133,10 +109,7 @@ pub fn issue_localhost(pki: &testkit::Pki, out: &Path) {
 pub fn podman() -> Command {
     testkit::require_tool("podman");
     let mut c = Command::new("podman");
-    c.env(
-        "CONTAINERS_CONF",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/podman/containers.conf"),
-    );
+    c.env("CONTAINERS_CONF", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/podman/containers.conf"));
     c
 }
 
@@ -147,14 +120,7 @@ pub fn image_archive(tag: &str) -> std::path::PathBuf {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
-        let binary = exe
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .split('-')
-            .next()
-            .unwrap_or("tests")
-            .to_string();
+        let binary = exe.file_stem().unwrap().to_string_lossy().split('-').next().unwrap_or("tests").to_string();
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("images-{binary}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -197,13 +163,7 @@ impl InProcessRelay {
     /// A TLS relay on the files of a `certs issue` directory.
     pub async fn start_tls(certs: &Path) -> InProcessRelay {
         let settings = Self::tls_settings(certs);
-        Self::start(
-            &settings
-                .iter()
-                .map(|(k, v)| (*k, v.as_str()))
-                .collect::<Vec<_>>(),
-        )
-        .await
+        Self::start(&settings.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await
     }
 }
 
@@ -214,10 +174,6 @@ pub fn tool(name: &str) -> std::path::PathBuf {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools"));
     let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run `bash scripts/test.sh`, which installs it",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is missing: run `bash scripts/test.sh`, which installs it", path.display());
     path
 }
