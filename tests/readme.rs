@@ -87,3 +87,32 @@ fn the_two_setup_commands_are_what_ci_runs() {
     let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).unwrap();
     assert!(ci.contains("bash scripts/test.sh"), ".ci/run must run the README's test command");
 }
+
+/// Every metric label the README lists is one the relay exposes (its /metrics text lists
+/// every label, zeros included), and every label the relay exposes is in the README.
+#[test]
+fn the_readme_lists_exactly_the_metric_labels_the_relay_exposes() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("- Metrics (`WSPROXY_METRICS_LISTEN`)").expect("the metrics paragraph");
+    let paragraph = &readme[start..start + readme[start..].find("\n\n").unwrap()];
+    let exposed = wsproxy::metrics::Metrics::default().render();
+    let exposed_labels: std::collections::BTreeSet<String> = exposed
+        .lines()
+        .filter(|l| !l.contains("le=\""))
+        .filter_map(|l| l.split_once("=\"").map(|(_, rest)| rest.split('"').next().unwrap().to_string()))
+        .collect();
+    // In the README: `name{label}` (`a`, `b`, ...): the lists in parentheses.
+    let mut listed = std::collections::BTreeSet::new();
+    for group in paragraph.split('(').skip(1) {
+        let group = group.split(')').next().unwrap();
+        if group.contains("WSPROXY") || group.contains("tested in") {
+            continue;
+        }
+        listed.extend(group.split(',').map(|w| w.trim().trim_matches('`').to_string()).filter(|w| !w.is_empty()));
+    }
+    let directions: std::collections::BTreeSet<String> = ["to_target", "to_browser"].map(String::from).into();
+    let missing_in_readme: Vec<_> = exposed_labels.difference(&listed).filter(|l| !directions.contains(*l)).collect();
+    let missing_in_relay: Vec<_> = listed.difference(&exposed_labels).collect();
+    assert!(missing_in_relay.is_empty(), "the README lists labels the relay does not expose: {missing_in_relay:?}");
+    assert!(missing_in_readme.is_empty(), "the relay exposes labels the README does not list: {missing_in_readme:?}");
+}

@@ -193,6 +193,25 @@ async fn sigterm_drains_open_sessions_then_exits_zero() {
     assert!(status.success(), "{status}: {}", relay.log_text());
 }
 
+/// When WSPROXY_SHUTDOWN_GRACE runs out, sessions still open (the client does not close)
+/// are closed with 1001 "going away", and the relay exits.
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_open_after_the_grace_period_are_closed_with_1001() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vm = testkit::silent_target().await;
+    let port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, "WSPROXY_SHUTDOWN_GRACE=1\n");
+    let mut relay = start_relay(dir.path(), &confd, port);
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
+    relay.signal(Signal::SIGTERM);
+    let (code, reason) = testkit::close_of(&mut ws).await.expect("a close frame when the grace period ends");
+    assert_eq!(code, 1001, "{reason}");
+    let status = relay.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| panic!("relay did not exit; log:\n{}", relay.log_text()));
+    assert!(status.success(), "{status}: {}", relay.log_text());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn certificate_files_are_reloaded_without_dropping_sessions() {
     let dir = tempfile::tempdir().unwrap();
