@@ -212,6 +212,42 @@ async fn sessions_open_after_the_grace_period_are_closed_with_1001() {
     assert!(status.success(), "{status}: {}", relay.log_text());
 }
 
+/// CERT_FOR_DATA_VERIFICATION is reloaded like the TLS files: once the engine certificate
+/// file is replaced, tickets of the new engine key are accepted and the old key's refused,
+/// and a session opened with the old key stays open.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replaced_engine_certificate_verifies_tickets_without_dropping_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vm = testkit::silent_target().await;
+    let port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, "WSPROXY_CERT_RELOAD_INTERVAL=1\n");
+    let _relay = start_relay(dir.path(), &confd, port);
+    let old_key = dir.path().join("old-engine.key");
+    std::fs::copy(&pki.engine_key, &old_key).unwrap();
+    let ticket = |key: &Path| sign_ticket(key, &TicketSpec::new("127.0.0.1", vm));
+    let WsOutcome::Open(mut open) = connect_ws(&url(port, &ticket(&old_key)), Some(&pki.ca_cert)).await else { panic!() };
+    // A new engine key and certificate, moved over the configured file in one rename.
+    let (new_key, new_cert) = (dir.path().join("engine2.key"), dir.path().join("engine2.cer"));
+    pki.issue("engine2.example.test", "subjectAltName=DNS:engine2.example.test", &new_key, &new_cert, "rsa:2048");
+    std::fs::rename(&new_cert, &pki.engine_cert).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match connect_ws(&url(port, &ticket(&new_key)), Some(&pki.ca_cert)).await {
+            WsOutcome::Open(_) => break,
+            WsOutcome::Refused(..) if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(300)).await,
+            WsOutcome::Refused(status, body) => panic!("the new engine key's ticket is still refused: {status} {body}"),
+        }
+    }
+    let WsOutcome::Refused(status, _) = connect_ws(&url(port, &ticket(&old_key)), Some(&pki.ca_cert)).await else {
+        panic!("a ticket of the replaced engine key was accepted")
+    };
+    assert_eq!(status, 403);
+    open.send(Message::Ping(b"still here".to_vec().into())).await.expect("the old session is open");
+    let pong = tokio::time::timeout(Duration::from_secs(5), futures_util::StreamExt::next(&mut open)).await.expect("an answer");
+    assert!(matches!(pong, Some(Ok(Message::Pong(_)))), "{pong:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn certificate_files_are_reloaded_without_dropping_sessions() {
     let dir = tempfile::tempdir().unwrap();
