@@ -13,6 +13,9 @@ use std::time::Instant;
 use super::{ws_client, Ports, System, MSG};
 use crate::sink::Mode;
 
+/// The shortest time the probe runs (and the streams are counted).
+const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One system's figures under load.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Load {
@@ -110,7 +113,8 @@ async fn probe_round_trips(sys: &System, sinks: &Ports, n: usize, window: &Atomi
     window.store(true, Relaxed);
     let start = Instant::now();
     let mut rtts = Vec::with_capacity(n);
-    for _ in 0..n {
+    // At least n round trips, and at least a second: the streams' shares need time to show.
+    while rtts.len() < n || start.elapsed() < MIN_WINDOW {
         let t = Instant::now();
         probe.send(&msg, Some(&framed)).await?;
         probe.recv(10).await?;

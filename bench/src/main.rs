@@ -11,6 +11,7 @@ mod load;
 mod pki;
 mod sink;
 mod soak;
+mod stamp;
 mod ws_client;
 
 use std::path::{Path, PathBuf};
@@ -687,8 +688,10 @@ fn main() {
         }
         drop(keep);
 
+        let stamp = stamp::Stamp::now(&relay_bin);
+        println!("\n{}", stamp.line());
         println!(
-            "\nwsproxy-bench ({} MiB per direction x {} runs, {} round trips, {} setups, {} idle sessions; {})",
+            "wsproxy-bench ({} MiB per direction x {} runs, {} round trips, {} setups, {} idle sessions; {})",
             sizes.bulk_bytes >> 20,
             sizes.runs,
             sizes.round_trips,
@@ -745,7 +748,7 @@ fn main() {
         );
         ratios(&rows);
         if let Some(path) = value("--json") {
-            let doc = serde_json::json!({ "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+            let doc = serde_json::json!({ "stamp": stamp.json(), "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
                 "cold_start_ms": cold.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>() });
             std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
         }
@@ -774,7 +777,7 @@ async fn soak_main(relay_bin: &Path, seconds: u64, sessions: usize) -> bool {
     let bad = System::Relay { port, tls, tickets: bad_tickets };
     eprintln!("soak: {sessions} sessions for {seconds} s ...");
     let result = soak::run(good, bad, sinks, child.0.id(), sessions, seconds).await;
-    println!("{}", result.report);
+    println!("{}\n{}", stamp::Stamp::now(relay_bin).line(), result.report);
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
     result.ok

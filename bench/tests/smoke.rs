@@ -25,6 +25,16 @@ fn smoke_run_measures_every_system() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // Every figure is stamped with what it was measured on.
+    for key in ["commit", "relay_profile", "cores", "kernel"] {
+        assert!(!v["stamp"][key].is_null() && v["stamp"][key] != "unknown", "stamp.{key} missing: {}", v["stamp"]);
+    }
+    assert_eq!(v["stamp"]["relay_profile"], "debug");
+    // The latency-under-load figures are there for every system.
+    for row in v["rows"].as_array().unwrap().iter().filter(|r| r["system"] != "wsproxy wss (RSA-2048 cert)") {
+        assert!(row["load"]["rtt_p99_us"].as_f64().is_some_and(|p| p > 0.0), "{row}");
+        assert!(row["load"]["fairness_jain"].as_f64().is_some_and(|f| f > 0.0 && f <= 1.0), "{row}");
+    }
     let names: Vec<&str> = v["rows"].as_array().unwrap().iter().map(|r| r["system"].as_str().unwrap()).collect();
     for want in ["direct TCP", "socat relay", "wsproxy ws", "wsproxy wss", "websockify ws"] {
         assert!(names.contains(&want), "{want} missing from {names:?} (socat and websockify come with scripts/test.sh)");
