@@ -46,6 +46,22 @@ fn managed_left() -> String {
     format!("{}{}", stdout(&c), stdout(&v)).trim().to_string()
 }
 
+/// The relay container deploy made runs hardened, read from the kernel's view of its process
+/// (/proc/PID/status) and from podman: uid 65532, no effective capabilities, no_new_privs, a
+/// seccomp filter, a read-only root.
+fn assert_hardened(name: &str) {
+    let inspect = |format: &str| stdout(&podman().args(["inspect", "--format", format, name]).output().unwrap()).trim().to_string();
+    assert_eq!(inspect("{{.HostConfig.ReadonlyRootfs}}"), "true", "read-only root");
+    let pid = inspect("{{.State.Pid}}");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the relay's /proc status");
+    let field =
+        |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.split_whitespace().collect::<Vec<_>>()).unwrap_or_default();
+    assert_eq!(field("Uid:").first().copied(), Some("65532"), "{status}");
+    assert_eq!(field("CapEff:"), ["0000000000000000"], "no effective capabilities");
+    assert_eq!(field("NoNewPrivs:"), ["1"], "no-new-privileges");
+    assert_eq!(field("Seccomp:"), ["2"], "a seccomp filter");
+}
+
 /// Both end-to-end tests use the container name `wsproxy` and the podman API socket: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -93,6 +109,7 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
         assert!(text.contains("engine-config -s WebSocketProxy=localhost:"), "{text}");
         assert!(stderr(&o).contains("created and started"), "{}", stderr(&o));
         assert_no_ssh_left_behind();
+        assert_hardened("wsproxy");
 
         // An independent client with a ticket signed by openssl, the RFB handshake with the VM's password.
         let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new(&vnc.addr, vnc.port));
@@ -235,6 +252,7 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
         assert_eq!(v["change"], "Created", "{v}");
         assert_eq!(v["verify"]["ok"], true, "{v}");
         assert!(v["verify"].to_string().contains("RFB 003.008"), "{v}");
+        assert_hardened("wsproxy");
 
         // The unit on the host is the rendered one and the real generator accepts it.
         let unit = std::fs::read_to_string(units.join("wsproxy.container")).expect("unit installed");
