@@ -227,6 +227,23 @@ impl DeployArgs {
                 e
             }
         })?;
+        // Flags that another flag makes do nothing.
+        let verifying = [
+            ("--rollback-on-failure", self.rollback_on_failure),
+            ("--verify-engine-key", self.verify_engine_key.is_some()),
+            ("--verify-vnc", self.verify_vnc.is_some()),
+        ];
+        let idle: Vec<&str> = verifying.iter().filter(|(_, given)| *given).map(|(name, _)| *name).collect();
+        if self.no_verify && !idle.is_empty() {
+            return Err(format!("--no-verify skips the verification that {} act(s) on: drop one or the other", idle.join(", ")));
+        }
+        if self.dry_run && (self.configure_engine || !idle.is_empty()) {
+            let mut names = idle;
+            if self.configure_engine {
+                names.push("--configure-engine");
+            }
+            return Err(format!("--dry-run changes and verifies nothing, so {} would do nothing: drop it", names.join(", ")));
+        }
         if self.place.target == Target::K8s && self.image_archive.is_some() && self.load_into_kind.is_none() {
             return Err("--image-archive with --target k8s is used only by --load-into-kind: add --load-into-kind CLUSTER, or \
                         push the image to a registry the cluster pulls from and drop --image-archive"

@@ -222,6 +222,19 @@ fn every_deploy_and_undeploy_flag_acts_on_its_target_or_is_refused_naming_it() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("engineFqdn says the engine is elsewhere.example.com"), "{}", stderr(&o));
+    // Flags another flag makes idle are refused too.
+    for args in [
+        &["--no-verify", "--rollback-on-failure"][..],
+        &["--no-verify", "--verify-engine-key", "/x.key"],
+        &["--dry-run", "--configure-engine"],
+        &["--dry-run", "--rollback-on-failure"],
+    ] {
+        let mut all = vec!["deploy", "--target", "k8s", "--file", "/nonexistent/deploy.yaml"];
+        all.extend_from_slice(args);
+        let o = ctl(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("drop"), "{args:?}: {}", stderr(&o));
+    }
     // --dry-run with podman points at render, which shows what would be created.
     let o = ctl(&["deploy", "--target", "podman", "--dry-run", "--file", "/nonexistent/deploy.yaml"]);
     assert!(stderr(&o).contains("render --target podman"), "{}", stderr(&o));
