@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{key_matches, load_private_key, parse, read_cert_der, CA_FILE, CERT_FILE, ENGINE_FILE, KEY_FILE};
+use super::{cert_der_of, key_matches, load_private_key, parse, CA_FILE, CERT_FILE, ENGINE_FILE, KEY_FILE};
 use crate::error::{Failure, Result};
 
 /// Secret keys inside a Kubernetes Secret, and the file names the relay reads them as.
@@ -49,13 +49,13 @@ fn read(dir: &Path, name: &str, hint: &str) -> Result<Vec<u8>> {
 impl Bundle {
     pub fn load(dir: &Path) -> Result<Bundle> {
         let issue_hint = "create it with `wsproxyctl certs issue`";
-        read(dir, CA_FILE, issue_hint)?;
+        let ca_read = read(dir, CA_FILE, issue_hint)?;
         let cert_pem = read(dir, CERT_FILE, issue_hint)?;
         let key_pem = read(dir, KEY_FILE, issue_hint)?;
-        let engine_pem = read(dir, ENGINE_FILE, "pass --engine-cert to `certs issue`, or run `wsproxyctl certs fetch`")?;
+        let engine_read = read(dir, ENGINE_FILE, "pass --engine-cert to `certs issue`, or run `wsproxyctl certs fetch`")?;
 
-        let ca_der = read_cert_der(&dir.join(CA_FILE), CA_FILE)?;
-        let cert_der = read_cert_der(&dir.join(CERT_FILE), CERT_FILE)?;
+        let ca_der = cert_der_of(&ca_read, &dir.join(CA_FILE), CA_FILE)?;
+        let cert_der = cert_der_of(&cert_pem, &dir.join(CERT_FILE), CERT_FILE)?;
         let (ca, cert) = (parse(&ca_der), parse(&cert_der));
         let key = load_private_key(&dir.join(KEY_FILE), KEY_FILE)?;
         if key_matches(&key, &ca) {
@@ -77,12 +77,12 @@ impl Bundle {
         if super::days_left(&cert) < 0 {
             return Err(Failure::usage(format!("{} has expired: re-issue it", dir.join(CERT_FILE).display())));
         }
-        wsproxy::ticket::TicketVerifier::from_certificate_pem(&engine_pem, false, 0)
-            .map_err(|e| Failure::usage(format!("{}: {e}", dir.join(ENGINE_FILE).display())))?;
         // What goes into Secrets is the certificates alone, re-encoded from DER: a key that
         // came along in one of these files can never be copied on.
+        wsproxy::ticket::TicketVerifier::from_certificate_pem(&engine_read, false, 0)
+            .map_err(|e| Failure::usage(format!("{}: {e}", dir.join(ENGINE_FILE).display())))?;
         let ca_pem = super::certificate_pem(&ca_der);
-        let engine_pem = super::certificate_pem(&read_cert_der(&dir.join(ENGINE_FILE), ENGINE_FILE)?);
+        let engine_pem = super::certificate_pem(&cert_der_of(&engine_read, &dir.join(ENGINE_FILE), ENGINE_FILE)?);
         Ok(Bundle { dir: dir.to_path_buf(), ca_pem, cert_pem, key_pem, engine_pem })
     }
 

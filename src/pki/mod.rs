@@ -93,8 +93,12 @@ pub fn load_private_key(path: &Path, what: &str) -> Result<KeyPair> {
 
 /// The DER of the first certificate in a PEM file.
 pub fn read_cert_der(path: &Path, what: &str) -> Result<Vec<u8>> {
-    let bytes = read_input(path, what)?;
-    pem_cert_der(&bytes).map_err(|why| Failure::usage(format!("{what} {}: {why}; {}", path.display(), input_hint(what))))
+    cert_der_of(&read_input(path, what)?, path, what)
+}
+
+/// [`pem_cert_der`] of bytes already read from `path`, with the same error as [`read_cert_der`].
+pub fn cert_der_of(bytes: &[u8], path: &Path, what: &str) -> Result<Vec<u8>> {
+    pem_cert_der(bytes).map_err(|why| Failure::usage(format!("{what} {}: {why}; {}", path.display(), input_hint(what))))
 }
 
 /// Where an input normally comes from: the next step when it cannot be read or parsed.
