@@ -201,8 +201,14 @@ fn labels(plan: &ContainerPlan) -> HashMap<String, String> {
     plan.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+/// Stop and remove a container (its volumes stay), saying whether podman did.
+async fn force_remove(docker: &Docker, name: &str) -> std::result::Result<(), bollard::errors::Error> {
+    docker.remove_container(name, Some(RemoveContainerOptions { force: true, v: false, ..Default::default() })).await
+}
+
+/// [`force_remove`] where a container that is not there is fine.
 async fn remove_container(docker: &Docker, name: &str) {
-    let _ = docker.remove_container(name, Some(RemoveContainerOptions { force: true, v: false, ..Default::default() })).await;
+    let _ = force_remove(docker, name).await;
 }
 
 /// Fill the certificates volume through a stopped helper container's archive API.
@@ -387,8 +393,7 @@ pub async fn undeploy(docker: &Docker, removal: &mut super::Removal) -> Result<(
         if let Some(id) = c.id {
             let name = c.names.and_then(|n| n.first().cloned()).unwrap_or(id.clone());
             let what = format!("container {}", name.trim_start_matches('/'));
-            let options = RemoveContainerOptions { force: true, v: false, ..Default::default() };
-            removal.record(what, docker.remove_container(&id, Some(options)).await);
+            removal.record(what, force_remove(docker, &id).await);
         }
     }
     let volumes = docker
