@@ -2,7 +2,7 @@
 //!
 //! Holds only what must outlive a poll: frames queued for the browser (`out`), bytes of a
 //! frame that arrived in part (`pending`), and the decoder's state. Both buffers are empty,
-//! and so unallocated, on an idle session. The fast byte pump (`byte_pump.rs`) works on these
+//! and so unallocated, on an idle session. The fast byte pump (`session/byte_pump.rs`) works on these
 //! fields directly; the async methods here serve the slower paths (the VeNCrypt greeting,
 //! KubeVirt message relaying, closing).
 

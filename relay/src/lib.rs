@@ -3,21 +3,19 @@
 //! A browser running noVNC opens `wss://proxy:6100/<ticket>`; the relay verifies the ticket
 //! the engine signed, connects the VM's console (plain TCP, VeNCrypt-TLS or a KubeVirt
 //! websocket) and relays bytes. The modules follow that path: [`config`] -> [`server`]
-//! ([`http`], [`ticket`], [`sessions`]) -> [`target`] ([`vencrypt`]) -> [`relay`] ([`byte_pump`] or [`message_pump`], [`browser`], [`wsframe`]).
+//! ([`http`], [`ticket`], [`sessions`]) -> [`target`] ([`vencrypt`]) -> [`session`] (a byte or message pump, [`browser`], [`wsframe`]).
 //!
 //! This crate deliberately depends on no Kubernetes or container API: it is what ships in the
 //! image.
 
 pub mod allow;
 pub mod browser;
-pub mod byte_pump;
 pub mod config;
 pub mod http;
-pub mod message_pump;
 pub mod metrics;
-pub mod relay;
 pub mod reload;
 pub mod server;
+pub mod session;
 pub mod sessions;
 pub mod static_files;
 pub mod target;

@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::session::EndReason;
+
 /// Ticket rejection reasons, in the order of [`Metrics::ticket_rejections`]; labels from
 /// [`crate::ticket::TicketError::reason`] plus the relay's own refusals.
 pub const REJECT_REASONS: &[&str] = &[
@@ -19,20 +21,6 @@ pub const REJECT_REASONS: &[&str] = &[
     "bad_data",
     "reused",
     "target_not_allowed",
-];
-
-/// Why sessions ended, in the order of [`Metrics::sessions_ended`]. Each limit that ends a
-/// session has its own label (idle timeout, ping timeout, message size).
-pub const END_REASONS: &[&str] = &[
-    "browser_closed",
-    "browser_gone",
-    "target_closed",
-    "target_error",
-    "idle_timeout",
-    "ping_timeout",
-    "message_too_big",
-    "protocol_error",
-    "shutdown",
 ];
 
 /// Why targets could not be reached, in the order of [`Metrics::target_connect_failures`].
@@ -61,7 +49,7 @@ pub struct Metrics {
     pub bytes_to_browser: AtomicU64,
     pub ticket_rejections: [AtomicU64; 9],
     pub target_connect_failures: [AtomicU64; 4],
-    pub sessions_ended: [AtomicU64; 9],
+    pub sessions_ended: [AtomicU64; EndReason::ALL.len()],
     refused: [AtomicU64; 6],
     connect_buckets: [AtomicU64; 14],
     connect_count: AtomicU64,
@@ -75,11 +63,9 @@ impl Metrics {
         }
     }
 
-    /// Count a session's end under one of [`END_REASONS`].
-    pub fn session_ended(&self, reason: &str) {
-        if let Some(i) = END_REASONS.iter().position(|r| *r == reason) {
-            self.sessions_ended[i].fetch_add(1, Relaxed);
-        }
+    /// Count a session's end under its reason.
+    pub fn session_ended(&self, reason: EndReason) {
+        self.sessions_ended[reason as usize].fetch_add(1, Relaxed);
     }
 
     /// Count a failed target connection under one of [`CONNECT_FAILURES`].
@@ -118,8 +104,8 @@ impl Metrics {
         }
         let _ =
             writeln!(out, "# HELP wsproxy_sessions_ended_total Sessions ended, by reason.\n# TYPE wsproxy_sessions_ended_total counter");
-        for (reason, count) in END_REASONS.iter().zip(&self.sessions_ended) {
-            let _ = writeln!(out, "wsproxy_sessions_ended_total{{reason=\"{reason}\"}} {}", count.load(Relaxed));
+        for (reason, count) in EndReason::ALL.iter().zip(&self.sessions_ended) {
+            let _ = writeln!(out, "wsproxy_sessions_ended_total{{reason=\"{}\"}} {}", reason.as_str(), count.load(Relaxed));
         }
         let _ = writeln!(out, "# HELP wsproxy_bytes_total Bytes relayed, by direction.\n# TYPE wsproxy_bytes_total counter");
         let _ = writeln!(out, "wsproxy_bytes_total{{direction=\"to_target\"}} {}", self.bytes_to_target.load(Relaxed));
@@ -166,9 +152,8 @@ mod tests {
         assert!(text.contains("wsproxy_target_connect_seconds_bucket{le=\"0.0025\"} 0"));
         assert!(text.contains("wsproxy_connections_refused_total{cause=\"capacity\"} 1"));
         assert_eq!(REJECT_REASONS.len(), m.ticket_rejections.len());
-        assert_eq!(END_REASONS.len(), m.sessions_ended.len());
         assert_eq!(CONNECT_FAILURES.len(), m.target_connect_failures.len());
-        m.session_ended("idle_timeout");
+        m.session_ended(EndReason::IdleTimeout);
         m.connect_failed("timeout");
         let text = m.render();
         assert!(text.contains("wsproxy_sessions_ended_total{reason=\"idle_timeout\"} 1"), "{text}");

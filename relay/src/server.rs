@@ -21,8 +21,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::Config;
 use crate::http::{self, HeadError, Request};
 use crate::metrics::{Metrics, Refusal};
-use crate::relay::{self, Encoding, Timing};
 use crate::reload::{self, Reloadable};
+use crate::session::{self, Encoding, Timing};
 use crate::sessions::{Full, Sessions};
 use crate::target::Connector;
 use crate::ticket::TicketVerifier;
@@ -391,7 +391,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: SocketA
     };
     let timing = Timing { ping_interval: state.config.ping_interval, idle_timeout: state.config.idle_timeout };
     let mut force_close = state.force_close.clone();
-    let outcome = relay::run(&mut ws, connected, encoding, timing, &state.metrics, &mut force_close).await;
+    let outcome = session::run(&mut ws, connected, encoding, timing, &state.metrics, &mut force_close).await;
     state.metrics.session_ended(outcome.label);
     tracing::info!(
         client = %peer,
@@ -399,6 +399,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: SocketA
         to_target = outcome.to_target,
         to_browser = outcome.to_browser,
         duration_ms = started.elapsed().as_millis() as u64,
+        end = outcome.label.as_str(),
         reason = %outcome.reason,
         "session closed"
     );

@@ -19,11 +19,11 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
+use super::encoding::{decode_base64, Encoding, TEXT_ON_BINARY};
+use super::ending::{End, EndReason, Outcome};
+use super::timing::{housekeeping, on_tick, tick, Tick, Timing};
 use crate::browser::BrowserSocket;
 use crate::metrics::Metrics;
-use crate::relay::{
-    decode_base64, housekeeping, on_tick, target_lost, tick, violation_end, Encoding, End, Outcome, Tick, Timing, TEXT_ON_BINARY,
-};
 use crate::target::{ByteStream, CHUNK};
 use crate::wsframe::{self, opcode, Kind};
 
@@ -139,7 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
         let mut rb = ReadBuf::new(&mut scratch[HEADROOM..HEADROOM + CHUNK]);
         match Pin::new(&mut *self.target).poll_read(cx, &mut rb) {
             Poll::Pending => Ok(()),
-            Poll::Ready(Err(e)) => Err(target_lost(e, "read")),
+            Poll::Ready(Err(e)) => Err(End::target_lost(e, "read")),
             Poll::Ready(Ok(())) => {
                 let n = rb.filled().len();
                 if n == 0 {
@@ -162,7 +162,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
     }
 
     fn write_target(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Result<(), End> {
-        if drain(&mut *self.target, cx, &mut self.to_target).map_err(|e| target_lost(e, "write"))? {
+        if drain(&mut *self.target, cx, &mut self.to_target).map_err(|e| End::target_lost(e, "write"))? {
             if self.to_target.is_empty() {
                 // The browser was not read while the target was slow: not its silence.
                 self.last_browser = Instant::now();
@@ -237,7 +237,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
                     self.send_target(cx, &buf[batch])?;
                     return Ok(at);
                 }
-                Err(v) => return Err(violation_end(v)),
+                Err(v) => return Err(End::violation(v)),
             };
             let payload = at + frame.payload.start..at + frame.payload.end;
             at += frame.consumed;
@@ -294,7 +294,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
             self.to_target.extend_from_slice(data);
             return Ok(());
         }
-        self.target_dirty |= write_or_keep(&mut *self.target, cx, data, &mut self.to_target).map_err(|e| target_lost(e, "write"))?;
+        self.target_dirty |= write_or_keep(&mut *self.target, cx, data, &mut self.to_target).map_err(|e| End::target_lost(e, "write"))?;
         Ok(())
     }
 
@@ -310,7 +310,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
         if self.target_dirty {
             match Pin::new(&mut *self.target).poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.target_dirty = false,
-                Poll::Ready(Err(e)) => return Err(target_lost(e, "write")),
+                Poll::Ready(Err(e)) => return Err(End::target_lost(e, "write")),
                 Poll::Pending => {}
             }
         }
@@ -413,11 +413,11 @@ pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin>(
             let _ = tokio::time::timeout(Duration::from_secs(2), pump.target.write_all(&to_target)).await;
             pump.ws.finish().await;
             outcome.reason = "browser closed".into();
-            outcome.label = "browser_closed";
+            outcome.label = EndReason::BrowserClosed;
         }
         End::Gone(why) => {
             outcome.reason = why;
-            outcome.label = "browser_gone";
+            outcome.label = EndReason::BrowserGone;
         }
     }
 }

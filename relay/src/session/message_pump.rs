@@ -11,11 +11,11 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::encoding::{decode_base64, Encoding, TEXT_ON_BINARY};
+use super::ending::{End, EndReason, Outcome};
+use super::timing::{housekeeping, on_tick, tick, Tick, Timing};
 use crate::browser::{BrowserSocket, Received};
 use crate::metrics::Metrics;
-use crate::relay::{
-    decode_base64, housekeeping, on_tick, target_lost, tick, violation_end, Encoding, End, Outcome, Tick, Timing, TEXT_ON_BINARY,
-};
 use crate::target::ByteStream;
 use crate::wsframe::opcode;
 
@@ -43,11 +43,11 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                     Received::Gone(why) => {
                         let _ = kv.close(None).await;
                         outcome.reason = why;
-                        outcome.label = if ws.closed_by_browser { "browser_closed" } else { "browser_gone" };
+                        outcome.label = if ws.closed_by_browser { EndReason::BrowserClosed } else { EndReason::BrowserGone };
                         ws.finish().await;
                         return;
                     }
-                    Received::Violation(v) => break violation_end(v),
+                    Received::Violation(v) => break End::violation(v),
                     Received::Data { bytes, text: false, .. } => bytes,
                     Received::Data { text: true, .. } if !base64 => break End::unsupported(TEXT_ON_BINARY),
                     Received::Data { bytes, text: true, end } => {
@@ -67,7 +67,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                 last_data = last_browser;
                 let n = data.len() as u64;
                 if let Err(e) = kv.send(Message::Binary(data.into())).await {
-                    break target_lost(e, "write");
+                    break End::target_lost(e, "write");
                 }
                 outcome.to_target += n;
                 metrics.bytes_to_target.fetch_add(n, Relaxed);
@@ -76,7 +76,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                 let data = match msg {
                     Some(Ok(Message::Binary(b))) => b,
                     Some(Ok(Message::Close(_))) | None => break End::target_closed(),
-                    Some(Err(e)) => break target_lost(e, "read"),
+                    Some(Err(e)) => break End::target_lost(e, "read"),
                     Some(Ok(_)) => continue,
                 };
                 last_data = Instant::now();
@@ -84,7 +84,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                 if let Err(e) = ws.send_data(base64, &data).await {
                     let _ = kv.close(None).await;
                     outcome.reason = format!("browser: {e}");
-                    outcome.label = "browser_gone";
+                    outcome.label = EndReason::BrowserGone;
                     return;
                 }
                 outcome.to_browser += n;
@@ -98,9 +98,20 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let _ = kv.close(None).await;
-    if let End::Close { code, reason, log, label } = end {
-        ws.close(code, &reason).await;
-        outcome.reason = log;
-        outcome.label = label;
+    match end {
+        End::Close { code, reason, log, label } => {
+            ws.close(code, &reason).await;
+            outcome.reason = log;
+            outcome.label = label;
+        }
+        End::BrowserClosed => {
+            ws.finish().await;
+            outcome.reason = "browser closed".into();
+            outcome.label = EndReason::BrowserClosed;
+        }
+        End::Gone(why) => {
+            outcome.reason = why;
+            outcome.label = EndReason::BrowserGone;
+        }
     }
 }

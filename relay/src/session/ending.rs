@@ -1,0 +1,128 @@
+//! How a session ends: the reasons (one enum, so a misspelt label cannot vanish from the
+//! metrics), what a pump hands back ([`End`]) and what the session's log line reports
+//! ([`Outcome`]). A leaf: it depends only on [`crate::wsframe`]'s close codes.
+
+use crate::wsframe::{code, Violation};
+
+/// Why a session ended: the `reason` label of `wsproxy_sessions_ended_total` and the
+/// session's log line. Each limit that ends a session has its own reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndReason {
+    BrowserClosed,
+    /// The browser vanished (reset, write error); also what a session reports until its pump
+    /// says otherwise.
+    #[default]
+    BrowserGone,
+    TargetClosed,
+    TargetError,
+    IdleTimeout,
+    PingTimeout,
+    MessageTooBig,
+    ProtocolError,
+    Shutdown,
+}
+
+impl EndReason {
+    /// Every reason, in the order of the metric's counters.
+    pub const ALL: [EndReason; 9] = [
+        EndReason::BrowserClosed,
+        EndReason::BrowserGone,
+        EndReason::TargetClosed,
+        EndReason::TargetError,
+        EndReason::IdleTimeout,
+        EndReason::PingTimeout,
+        EndReason::MessageTooBig,
+        EndReason::ProtocolError,
+        EndReason::Shutdown,
+    ];
+
+    /// The stable label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::BrowserClosed => "browser_closed",
+            EndReason::BrowserGone => "browser_gone",
+            EndReason::TargetClosed => "target_closed",
+            EndReason::TargetError => "target_error",
+            EndReason::IdleTimeout => "idle_timeout",
+            EndReason::PingTimeout => "ping_timeout",
+            EndReason::MessageTooBig => "message_too_big",
+            EndReason::ProtocolError => "protocol_error",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// How a session ended, for the close log line.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub to_target: u64,
+    pub to_browser: u64,
+    pub reason: String,
+    pub label: EndReason,
+}
+
+/// How a pump ended.
+pub(crate) enum End {
+    /// Close the browser side with this code and reason; `log` goes to the session line,
+    /// `label` to the metric.
+    Close { code: u16, reason: String, log: String, label: EndReason },
+    /// The browser closed; its answer is queued.
+    BrowserClosed,
+    /// The browser cannot be written to any more.
+    Gone(String),
+}
+
+impl End {
+    /// A close whose reason is also what the session's log line says.
+    pub(crate) fn close(code: u16, why: impl Into<String>, label: EndReason) -> End {
+        let why = why.into();
+        End::Close { code, reason: why.clone(), log: why, label }
+    }
+
+    /// Text the session cannot take: a text message on a binary session, or bad base64.
+    pub(crate) fn unsupported(why: impl Into<String>) -> End {
+        End::close(code::UNSUPPORTED, why, EndReason::ProtocolError)
+    }
+
+    pub(crate) fn shutdown() -> End {
+        End::Close { code: code::AWAY, reason: "proxy shutting down".into(), log: "proxy shutdown".into(), label: EndReason::Shutdown }
+    }
+
+    pub(crate) fn target_closed() -> End {
+        End::Close {
+            code: code::NORMAL,
+            reason: "target closed the connection".into(),
+            log: "target closed".into(),
+            label: EndReason::TargetClosed,
+        }
+    }
+
+    /// The end of a session whose browser broke RFC 6455.
+    pub(crate) fn violation(v: Violation) -> End {
+        let label = if v.code == code::TOO_BIG { EndReason::MessageTooBig } else { EndReason::ProtocolError };
+        End::close(v.code, v.reason, label)
+    }
+
+    pub(crate) fn target_lost(e: impl std::fmt::Display, what: &str) -> End {
+        End::Close {
+            code: code::ERROR,
+            reason: format!("target connection lost: {e}"),
+            log: format!("target {what}: {e}"),
+            label: EndReason::TargetError,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EndReason;
+
+    #[test]
+    fn every_reason_is_listed_once_with_its_own_label() {
+        let labels: std::collections::BTreeSet<_> = EndReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(labels.len(), EndReason::ALL.len());
+        for (i, r) in EndReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} is out of order in ALL");
+        }
+    }
+}
