@@ -8,17 +8,18 @@
 //! This crate deliberately depends on no Kubernetes or container API: it is what ships in the
 //! image.
 
+// Public: what wsproxyctl, the tests, the fuzz targets and the `wsproxy` binary use.
 pub mod allow;
-pub mod browser;
+mod browser;
 pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod reload;
 pub mod server;
-pub mod session;
-pub mod sessions;
+mod session;
+mod sessions;
 pub mod static_files;
-pub mod target;
+mod target;
 pub mod ticket;
 pub mod tls;
 pub mod vencrypt;

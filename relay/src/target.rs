@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
 use rustls::ClientConfig;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -75,29 +74,6 @@ impl std::fmt::Display for ConnectError {
 pub enum ByteStream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl ByteStream {
-    /// Read the next chunk. For TCP, no buffer is held while waiting, so idle sessions cost
-    /// no buffer memory; TLS streams need one (rustls decrypts into it).
-    pub async fn read_chunk(&mut self) -> std::io::Result<Bytes> {
-        match self {
-            ByteStream::Tcp(tcp) => loop {
-                tcp.readable().await?;
-                let mut buf = BytesMut::with_capacity(CHUNK);
-                match tcp.try_read_buf(&mut buf) {
-                    Ok(_) => return Ok(buf.freeze()),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(e),
-                }
-            },
-            ByteStream::Tls(tls) => {
-                let mut buf = BytesMut::with_capacity(16 * 1024);
-                tls.read_buf(&mut buf).await?;
-                Ok(buf.freeze())
-            }
-        }
-    }
 }
 
 impl AsyncWrite for ByteStream {
