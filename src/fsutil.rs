@@ -33,11 +33,6 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Failure::environment(format!("cannot create {}: {e}", dir.display())))
 }
 
-/// Read a file the user named, with an error that says which flag it came from.
-pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {what} {}: {e}; {}", path.display(), crate::pki::input_hint(what))))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use crate::error::{Failure, Result};
 
 /// Read the engine's RSA signing key (PKCS#1 as /etc/pki/ovirt-engine/keys/engine_id_rsa, or PKCS#8).
 pub fn load_engine_key(path: &Path) -> Result<RsaPrivateKey> {
-    let text = crate::fsutil::read_input(path, "--engine-key")?;
+    let text = crate::pki::input::read(path, crate::pki::input::Input::EngineKey)?;
     let text = String::from_utf8_lossy(&text);
     RsaPrivateKey::from_pkcs1_pem(&text)
         .or_else(|_| RsaPrivateKey::from_pkcs8_pem(&text))

@@ -158,7 +158,7 @@ pub async fn run(args: VerifyArgs) -> Result<Report> {
         None => None,
     };
     if let (Some(key), Some(cert)) = (&engine_key, &args.engine_cert) {
-        let pem = crate::fsutil::read_input(cert, "--engine-cert")?;
+        let pem = crate::pki::input::read(cert, crate::pki::input::Input::EngineCert)?;
         let verifier = wsproxy::ticket::TicketVerifier::from_certificate_pem(&pem, false, 5)
             .map_err(|e| Failure::usage(format!("--engine-cert: {e}")))?;
         let probe = ticket_sign::sign(key, &Console { host: "probe", port: 1, ssl_target: false }, now(), 30);

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{cert_der_of, key_matches, load_private_key, parse, CA_FILE, CERT_FILE, ENGINE_FILE, KEY_FILE};
+use super::input::{cert_der_of, load_private_key, Input};
+use super::{key_matches, parse, CA_FILE, CERT_FILE, ENGINE_FILE, KEY_FILE};
 use crate::error::{Failure, Result};
 
 /// Secret keys inside a Kubernetes Secret, and the file names the relay reads them as.
@@ -54,10 +55,10 @@ impl Bundle {
         let key_pem = read(dir, KEY_FILE, issue_hint)?;
         let engine_read = read(dir, ENGINE_FILE, "pass --engine-cert to `certs issue`, or run `wsproxyctl certs fetch`")?;
 
-        let ca_der = cert_der_of(&ca_read, &dir.join(CA_FILE), CA_FILE)?;
-        let cert_der = cert_der_of(&cert_pem, &dir.join(CERT_FILE), CERT_FILE)?;
+        let ca_der = cert_der_of(&ca_read, &dir.join(CA_FILE), Input::BundleFile(CA_FILE))?;
+        let cert_der = cert_der_of(&cert_pem, &dir.join(CERT_FILE), Input::BundleFile(CERT_FILE))?;
         let (ca, cert) = (parse(&ca_der), parse(&cert_der));
-        let key = load_private_key(&dir.join(KEY_FILE), KEY_FILE)?;
+        let key = load_private_key(&dir.join(KEY_FILE), Input::BundleFile(KEY_FILE))?;
         if key_matches(&key, &ca) {
             return Err(Failure::usage(format!(
                 "{} is the engine CA's private key: it must never leave the engine. Issue a proxy key with `wsproxyctl certs issue`",
@@ -82,7 +83,7 @@ impl Bundle {
         wsproxy::ticket::TicketVerifier::from_certificate_pem(&engine_read, false, 0)
             .map_err(|e| Failure::usage(format!("{}: {e}", dir.join(ENGINE_FILE).display())))?;
         let ca_pem = super::certificate_pem(&ca_der);
-        let engine_pem = super::certificate_pem(&cert_der_of(&engine_read, &dir.join(ENGINE_FILE), ENGINE_FILE)?);
+        let engine_pem = super::certificate_pem(&cert_der_of(&engine_read, &dir.join(ENGINE_FILE), Input::BundleFile(ENGINE_FILE))?);
         Ok(Bundle { dir: dir.to_path_buf(), ca_pem, cert_pem, key_pem, engine_pem })
     }
 

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use rcgen::{CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, SanType};
 use x509_parser::prelude::*;
 
+use super::input::{self, Input};
 use super::issue::{check_names, Ca};
 use super::{generate_key, KeyType, CSR_FILE, KEY_FILE};
 use crate::error::{Failure, Result};
-use crate::fsutil::{ensure_dir, read_input, write_atomic};
+use crate::fsutil::{ensure_dir, write_atomic};
 
 /// Make a key and a CSR for `fqdn` (+ sans) in `out`.
 pub fn request(fqdn: &str, sans: &[String], out: &Path, key_type: KeyType, force: bool) -> Result<Vec<PathBuf>> {
@@ -44,13 +45,13 @@ pub struct Requested {
 
 /// Read and verify a CSR: its signature must be valid, its names valid DNS names or IPs.
 pub fn read_request(path: &Path) -> Result<(CertificateSigningRequestParams, Requested)> {
-    let pem = read_input(path, "--csr")?;
+    let pem = input::read(path, Input::Csr)?;
     let text = String::from_utf8_lossy(&pem);
     let params = CertificateSigningRequestParams::from_pem(&text).map_err(|e| {
         Failure::usage(format!(
             "{} is not a valid certificate signing request (signature checked): {e}; {}",
             path.display(),
-            super::input_hint("--csr")
+            Input::Csr.hint()
         ))
     })?;
     let (_, der) = x509_parser::pem::parse_x509_pem(&pem).map_err(|_| Failure::usage("CSR is not PEM"))?;

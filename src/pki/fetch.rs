@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 
-use super::{fingerprint, fingerprint_matches, parse, pem_cert_der, read_cert_der, CA_FILE, ENGINE_FILE};
+use super::input::{read_cert_der, Input};
+use super::{fingerprint, fingerprint_matches, parse, pem_cert_der, CA_FILE, ENGINE_FILE};
 use crate::error::{Failure, Result};
 use crate::fsutil::{ensure_dir, write_atomic};
 use crate::https_get;
@@ -53,7 +54,7 @@ pub async fn run(engine: &str, trust: Option<Trust>, out: &Path) -> Result<Fetch
     let unverified = wsproxy::tls::target_client_config(None).map_err(Failure::environment)?;
 
     let trusted_ca_der = match trust {
-        Some(Trust::CaFile(path)) => read_cert_der(&path, "--ca-cert")?,
+        Some(Trust::CaFile(path)) => read_cert_der(&path, Input::CaCert)?,
         Some(Trust::Fingerprint(pin)) => {
             // Fetched over an unverified connection, believed only if it matches the pin.
             let pem = download(&host, port, CA_PATH, unverified, "CA certificate").await?;

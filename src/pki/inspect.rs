@@ -7,7 +7,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{days_left, fingerprint, key_matches, load_private_key, parse, read_cert_der, sans};
+use super::input::{load_private_key, read_cert_der, Input};
+use super::{days_left, fingerprint, key_matches, parse, sans};
 use super::{CA_FILE, CERT_FILE, ENGINE_FILE, KEY_FILE};
 
 /// Days before expiry at which inspect fails.
@@ -59,7 +60,7 @@ pub fn run(dir: &Path) -> Report {
     let mut certificates = Vec::new();
     let mut check = |name: &str, ok: bool, detail: String| checks.push(Check { name: name.into(), ok, detail });
 
-    let load = |name: &str| read_cert_der(&dir.join(name), name).map_err(|e| e.message);
+    let load = |name: &'static str| read_cert_der(&dir.join(name), Input::BundleFile(name)).map_err(|e| e.message);
     let ca = load(CA_FILE);
     let cert = load(CERT_FILE);
     let engine = load(ENGINE_FILE);
@@ -71,7 +72,7 @@ pub fn run(dir: &Path) -> Report {
     }
 
     let key_path = dir.join(KEY_FILE);
-    let key = load_private_key(&key_path, KEY_FILE);
+    let key = load_private_key(&key_path, Input::BundleFile(KEY_FILE));
     match std::fs::metadata(&key_path) {
         Ok(meta) => {
             let mode = meta.permissions().mode() & 0o777;
@@ -165,7 +166,7 @@ impl Report {
         if self.ok {
             out.push_str("all checks passed\n");
         } else if self.checks.iter().any(missing) {
-            out.push_str(&format!("some checks failed: files are missing; {}\n", super::input_hint(KEY_FILE)));
+            out.push_str(&format!("some checks failed: files are missing; {}\n", Input::BundleFile(KEY_FILE).hint()));
         } else {
             out.push_str("some checks failed\n");
         }

@@ -9,7 +9,8 @@ use rcgen::{
     SerialNumber,
 };
 
-use super::{key_matches, load_private_key, parse, parse_san, read_cert_der, validate_dns_name, KeyType, MAX_DAYS};
+use super::input::{load_private_key, read_cert_der, Input};
+use super::{key_matches, parse, parse_san, validate_dns_name, KeyType, MAX_DAYS};
 use super::{CA_FILE, CERT_FILE, ENGINE_FILE, KEY_FILE};
 use crate::error::{Failure, Result};
 use crate::fsutil::{ensure_dir, write_atomic};
@@ -25,9 +26,9 @@ pub struct Ca {
 
 impl Ca {
     pub fn load(cert: &Path, key: &Path) -> Result<Ca> {
-        let cert_der = read_cert_der(cert, "--ca-cert")?;
+        let cert_der = read_cert_der(cert, Input::CaCert)?;
         let cert_pem = super::certificate_pem(&cert_der);
-        let key_pair = load_private_key(key, "--ca-key")?;
+        let key_pair = load_private_key(key, Input::CaKey)?;
         let parsed = parse(&cert_der);
         if !key_matches(&key_pair, &parsed) {
             return Err(Failure::usage(format!(
@@ -152,7 +153,7 @@ pub fn run(args: &IssueArgs) -> Result<Issued> {
     let engine_pem = match &args.engine_cert {
         None => None,
         Some(path) => {
-            let pem = super::certificate_pem(&read_cert_der(path, "--engine-cert")?);
+            let pem = super::certificate_pem(&read_cert_der(path, Input::EngineCert)?);
             wsproxy::ticket::TicketVerifier::from_certificate_pem(&pem, false, 0)
                 .map_err(|e| Failure::usage(format!("--engine-cert {}: {e}", path.display())))?;
             Some(pem)

@@ -8,20 +8,18 @@
 pub mod bundle;
 pub mod csr;
 pub mod fetch;
+pub mod input;
 pub mod inspect;
 pub mod issue;
 
 use std::net::IpAddr;
-use std::path::Path;
 
 use rcgen::{KeyPair, SanType};
-use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::EncodePrivateKey;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::*;
 
 use crate::error::{Failure, Result};
-use crate::fsutil::read_input;
 
 pub const CA_FILE: &str = "ca.pem";
 pub const CERT_FILE: &str = "websocket-proxy.cer";
@@ -54,66 +52,6 @@ pub fn generate_key(kind: KeyType) -> Result<KeyPair> {
             KeyPair::from_pkcs8_der_and_sign_algo(&der.as_bytes().into(), &rcgen::PKCS_RSA_SHA256)
                 .map_err(|e| Failure::environment(format!("cannot load the RSA key: {e}")))
         }
-    }
-}
-
-/// Read a PEM private key (PKCS#8, or RSA PKCS#1 as oVirt's CA key is) into a signing key.
-pub fn load_private_key(path: &Path, what: &str) -> Result<KeyPair> {
-    let bytes = read_input(path, what)?;
-    let text = String::from_utf8_lossy(&bytes);
-    if text.contains("ENCRYPTED") {
-        return Err(Failure::usage(format!(
-            "{what} {} is encrypted; decrypt it first (openssl pkey -in {} -out plain.pem)",
-            path.display(),
-            path.display()
-        )));
-    }
-    if text.contains("-----BEGIN RSA PRIVATE KEY-----") {
-        let rsa = rsa::RsaPrivateKey::from_pkcs1_pem(&text)
-            .map_err(|e| Failure::usage(format!("{what} {} is not a valid PKCS#1 RSA key: {e}", path.display())))?;
-        let der = rsa.to_pkcs8_der().map_err(|e| Failure::usage(format!("{what} {}: {e}", path.display())))?;
-        return KeyPair::from_pkcs8_der_and_sign_algo(&der.as_bytes().into(), &rcgen::PKCS_RSA_SHA256)
-            .map_err(|e| Failure::usage(format!("{what} {}: {e}", path.display())));
-    }
-    if text.contains("-----BEGIN EC PRIVATE KEY-----") {
-        return Err(Failure::usage(format!(
-            "{what} {} is a SEC1 EC key; convert it to PKCS#8 (openssl pkcs8 -topk8 -nocrypt -in {} -out key.pem)",
-            path.display(),
-            path.display()
-        )));
-    }
-    if !text.contains("-----BEGIN PRIVATE KEY-----") {
-        return Err(Failure::usage(format!("{what} {} is not a PEM private key", path.display())));
-    }
-    // RSA PKCS#8 keys need the algorithm named; others are detected.
-    KeyPair::from_pem(&text)
-        .or_else(|_| KeyPair::from_pem_and_sign_algo(&text, &rcgen::PKCS_RSA_SHA256))
-        .map_err(|e| Failure::usage(format!("{what} {} cannot be used for signing: {e}", path.display())))
-}
-
-/// The DER of the first certificate in a PEM file.
-pub fn read_cert_der(path: &Path, what: &str) -> Result<Vec<u8>> {
-    cert_der_of(&read_input(path, what)?, path, what)
-}
-
-/// [`pem_cert_der`] of bytes already read from `path`, with the same error as [`read_cert_der`].
-pub fn cert_der_of(bytes: &[u8], path: &Path, what: &str) -> Result<Vec<u8>> {
-    pem_cert_der(bytes).map_err(|why| Failure::usage(format!("{what} {}: {why}; {}", path.display(), input_hint(what))))
-}
-
-/// Where an input normally comes from: the next step when it cannot be read or parsed.
-pub fn input_hint(what: &str) -> &'static str {
-    match what {
-        "--ca-cert" => "the engine CA certificate is /etc/pki/ovirt-engine/ca.pem on the engine",
-        "--ca-key" => "the engine CA key is /etc/pki/ovirt-engine/private/ca.pem on the engine",
-        "--engine-cert" => "the engine certificate is /etc/pki/ovirt-engine/certs/engine.cer on the engine",
-        "--engine-key" => "the engine's signing key is /etc/pki/ovirt-engine/keys/engine_id_rsa on the engine",
-        "--csr" => "make one on the proxy host with `wsproxyctl certs request`",
-        "--ca" => "pass the engine CA certificate (/etc/pki/ovirt-engine/ca.pem, or ca.pem from `certs issue`)",
-        CA_FILE | CERT_FILE | ENGINE_FILE | KEY_FILE => {
-            "write the directory with `wsproxyctl certs issue` (or `certs request` + `certs fetch`)"
-        }
-        _ => "check the path",
     }
 }
 
