@@ -5,8 +5,11 @@
 //! (`/etc/ovirt-engine/ovirt-websocket-proxy.conf.d/*.conf`), so parsing is shell-like and
 //! lenient about keys it does not know (PACKAGE_NAME and friends), but strict about the values
 //! of keys it does know: a typo in a port must stop the relay with the file and line, not start
-//! it on a default. Every key is listed once in [`KEYS`]; the command line derives one flag per
-//! key from that table, so flags and files can never drift apart.
+//! it on a default. Every key is defined once in [`key`] (name, help, default) and listed in
+//! [`KEYS`]; the command line derives one flag per key from that table, `--help` appends the
+//! defaults from it, and wsproxyctl renders configurations through it, so flags, files, help and
+//! rendered configurations can never drift apart. Parsing does no I/O; [`Config::check_files`]
+//! runs at start-up.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,62 +19,166 @@ use std::time::Duration;
 
 use crate::allow::TargetAllowList;
 
-/// One configuration key: its name in oVirt files, and what it means (used for `--help`).
-pub struct KeySpec {
-    pub key: &'static str,
+/// One configuration key: its name in oVirt files, what it means and its default. Defined once
+/// here and used by the relay's parser, its `--help` (the default is appended, not typed twice)
+/// and by wsproxyctl when it renders a configuration, so nothing can write a key the relay
+/// does not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub name: &'static str,
     pub help: &'static str,
+    /// The value an unset key takes, spelt as in a file and parsed like one; `None` when there
+    /// is none or it depends on other keys (the help says how).
+    pub default: Option<&'static str>,
 }
 
-/// Every key the relay understands. Keys without the `WSPROXY_` prefix are oVirt's own.
-pub const KEYS: &[KeySpec] = &[
-    KeySpec { key: "PROXY_HOST", help: "Address to listen on; `*` means all addresses (default *)" },
-    KeySpec { key: "PROXY_PORT", help: "Port to listen on (default 6100)" },
-    KeySpec { key: "SOURCE_IS_IPV6", help: "With PROXY_HOST=*, listen on IPv6 [::] (dual stack) instead of 0.0.0.0" },
-    KeySpec { key: "SSL_CERTIFICATE", help: "PEM certificate chain presented to browsers (leaf first)" },
-    KeySpec { key: "SSL_KEY", help: "PEM private key of SSL_CERTIFICATE (PKCS#8, PKCS#1 or SEC1)" },
-    KeySpec { key: "CERT_FOR_DATA_VERIFICATION", help: "Engine certificate (PEM) whose key signs console tickets" },
-    KeySpec {
-        key: "SSL_ONLY",
-        help: "Refuse plain ws; refuse to start without certificate files (default: True when a certificate is set)",
-    },
-    KeySpec { key: "SSL_MIN_VERSION", help: "Lowest TLS version: TLSv1.2 (default) or TLSv1.3" },
-    KeySpec { key: "SSL_CIPHERS", help: "Accepted for compatibility; rustls offers only modern AEAD suites" },
-    KeySpec { key: "TRACE_ENABLE", help: "Log at debug level" },
-    KeySpec { key: "TRACE_FILE", help: "Accepted for compatibility and ignored (a warning at start says so): logs go to stderr" },
-    KeySpec {
-        key: "WSPROXY_TARGET_ALLOW",
+impl Key {
+    /// The help text with the default appended: what `wsproxy --help` shows.
+    pub fn help_with_default(&self) -> String {
+        match self.default {
+            Some(d) => format!("{} (default {d})", self.help),
+            None => self.help.to_string(),
+        }
+    }
+
+    /// One line of an oVirt-format file: `NAME=value`.
+    pub fn line(&self, value: impl fmt::Display) -> String {
+        format!("{}={value}\n", self.name)
+    }
+}
+
+/// Every key, by name. Keys without the `WSPROXY_` prefix are oVirt's own.
+pub mod key {
+    use super::Key;
+
+    pub const PROXY_HOST: Key = Key { name: "PROXY_HOST", help: "Address to listen on; `*` means all addresses", default: Some("*") };
+    pub const PROXY_PORT: Key = Key { name: "PROXY_PORT", help: "Port to listen on", default: Some("6100") };
+    pub const SOURCE_IS_IPV6: Key = Key {
+        name: "SOURCE_IS_IPV6",
+        help: "With PROXY_HOST=*, listen on IPv6 [::] (dual stack) instead of 0.0.0.0",
+        default: Some("False"),
+    };
+    pub const SSL_CERTIFICATE: Key =
+        Key { name: "SSL_CERTIFICATE", help: "PEM certificate chain presented to browsers (leaf first)", default: None };
+    pub const SSL_KEY: Key = Key { name: "SSL_KEY", help: "PEM private key of SSL_CERTIFICATE (PKCS#8, PKCS#1 or SEC1)", default: None };
+    pub const CERT_FOR_DATA_VERIFICATION: Key =
+        Key { name: "CERT_FOR_DATA_VERIFICATION", help: "Engine certificate (PEM) whose key signs console tickets", default: None };
+    pub const SSL_ONLY: Key = Key {
+        name: "SSL_ONLY",
+        help: "Refuse plain ws; refuse to start without certificate files (default True when a certificate is set, else False)",
+        default: None,
+    };
+    pub const SSL_MIN_VERSION: Key =
+        Key { name: "SSL_MIN_VERSION", help: "Lowest TLS version: TLSv1.2 or TLSv1.3", default: Some("TLSv1.2") };
+    pub const SSL_CIPHERS: Key =
+        Key { name: "SSL_CIPHERS", help: "Accepted for compatibility; rustls offers only modern AEAD suites", default: None };
+    pub const TRACE_ENABLE: Key = Key { name: "TRACE_ENABLE", help: "Log at debug level", default: Some("False") };
+    pub const TRACE_FILE: Key = Key {
+        name: "TRACE_FILE",
+        help: "Accepted for compatibility and ignored (a warning at start says so): logs go to stderr",
+        default: None,
+    };
+    pub const WSPROXY_TARGET_ALLOW: Key = Key {
+        name: "WSPROXY_TARGET_ALLOW",
         help: "Comma-separated CIDRs and host patterns (*.example.com) tickets may point to; empty allows all",
-    },
-    KeySpec {
-        key: "WSPROXY_TARGET_CA",
+        default: None,
+    };
+    pub const WSPROXY_TARGET_CA: Key = Key {
+        name: "WSPROXY_TARGET_CA",
         help: "PEM CA that VeNCrypt and KubeVirt targets' certificates must chain to; unset accepts any (as oVirt's proxy does)",
-    },
-    KeySpec {
-        key: "WSPROXY_KUBEVIRT_UNVERIFIED_TLS",
-        help: "Send KubeVirt bearer tokens without WSPROXY_TARGET_CA, to an unverified TLS peer: UNSAFE, for tests only (default false)",
-    },
-    KeySpec { key: "WSPROXY_ALLOW_LEGACY_SHA1", help: "Accept old engines' `signature` (RSA PKCS#1 v1.5 SHA-1) tickets (default false)" },
-    KeySpec { key: "WSPROXY_ALLOW_TICKET_REUSE", help: "Accept a ticket more than once within its validity (default false)" },
-    KeySpec { key: "WSPROXY_TICKET_SKEW", help: "Clock skew tolerated on ticket validity, seconds, at most 300 (default 5)" },
-    KeySpec { key: "WSPROXY_MAX_SESSIONS", help: "Concurrent sessions; more get HTTP 503 (default 10000)" },
-    KeySpec { key: "WSPROXY_MAX_SESSIONS_PER_IP", help: "Concurrent sessions per client address; more get HTTP 503 (default 256)" },
-    KeySpec { key: "WSPROXY_MAX_HANDSHAKES", help: "Connections still in TLS or HTTP handshake; more are closed at once (default 1024)" },
-    KeySpec { key: "WSPROXY_HANDSHAKE_TIMEOUT", help: "Seconds for TLS and the HTTP upgrade to complete (default 10)" },
-    KeySpec { key: "WSPROXY_CONNECT_TIMEOUT", help: "Seconds to connect and negotiate with the target (default 10)" },
-    KeySpec {
-        key: "WSPROXY_IDLE_TIMEOUT",
-        help: "Close a session with no bytes either way for this many seconds; 0 disables (default 3600)",
-    },
-    KeySpec { key: "WSPROXY_PING_INTERVAL", help: "Seconds between websocket pings to detect vanished browsers; 0 disables (default 30)" },
-    KeySpec { key: "WSPROXY_MAX_MESSAGE_SIZE", help: "Largest websocket message accepted from a browser, bytes (default 1048576)" },
-    KeySpec { key: "WSPROXY_SHUTDOWN_GRACE", help: "Seconds open sessions may continue after SIGTERM (default 30)" },
-    KeySpec {
-        key: "WSPROXY_CERT_RELOAD_INTERVAL",
-        help: "Seconds between checks of certificate files for changes; 0 disables (default 5)",
-    },
-    KeySpec { key: "WSPROXY_METRICS_LISTEN", help: "host:port for Prometheus metrics (plain http); unset disables" },
-    KeySpec { key: "WSPROXY_NOVNC_DIR", help: "Serve this noVNC directory at /novnc/ (for demos and tests)" },
-    KeySpec { key: "WSPROXY_LOG_FORMAT", help: "text (default) or json" },
+        default: None,
+    };
+    pub const WSPROXY_KUBEVIRT_UNVERIFIED_TLS: Key = Key {
+        name: "WSPROXY_KUBEVIRT_UNVERIFIED_TLS",
+        help: "Send KubeVirt bearer tokens without WSPROXY_TARGET_CA, to an unverified TLS peer: UNSAFE, for tests only",
+        default: Some("False"),
+    };
+    pub const WSPROXY_ALLOW_LEGACY_SHA1: Key = Key {
+        name: "WSPROXY_ALLOW_LEGACY_SHA1",
+        help: "Accept old engines' `signature` (RSA PKCS#1 v1.5 SHA-1) tickets",
+        default: Some("False"),
+    };
+    pub const WSPROXY_ALLOW_TICKET_REUSE: Key =
+        Key { name: "WSPROXY_ALLOW_TICKET_REUSE", help: "Accept a ticket more than once within its validity", default: Some("False") };
+    pub const WSPROXY_TICKET_SKEW: Key =
+        Key { name: "WSPROXY_TICKET_SKEW", help: "Clock skew tolerated on ticket validity, seconds, at most 300", default: Some("5") };
+    pub const WSPROXY_MAX_SESSIONS: Key =
+        Key { name: "WSPROXY_MAX_SESSIONS", help: "Concurrent sessions; more get HTTP 503", default: Some("10000") };
+    pub const WSPROXY_MAX_SESSIONS_PER_IP: Key = Key {
+        name: "WSPROXY_MAX_SESSIONS_PER_IP",
+        help: "Concurrent sessions per client address; more get HTTP 503",
+        default: Some("256"),
+    };
+    pub const WSPROXY_MAX_HANDSHAKES: Key = Key {
+        name: "WSPROXY_MAX_HANDSHAKES",
+        help: "Connections still in TLS or HTTP handshake; more are closed at once",
+        default: Some("1024"),
+    };
+    pub const WSPROXY_HANDSHAKE_TIMEOUT: Key =
+        Key { name: "WSPROXY_HANDSHAKE_TIMEOUT", help: "Seconds for TLS and the HTTP upgrade to complete", default: Some("10") };
+    pub const WSPROXY_CONNECT_TIMEOUT: Key =
+        Key { name: "WSPROXY_CONNECT_TIMEOUT", help: "Seconds to connect and negotiate with the target", default: Some("10") };
+    pub const WSPROXY_IDLE_TIMEOUT: Key = Key {
+        name: "WSPROXY_IDLE_TIMEOUT",
+        help: "Close a session with no bytes either way for this many seconds; 0 disables",
+        default: Some("3600"),
+    };
+    pub const WSPROXY_PING_INTERVAL: Key = Key {
+        name: "WSPROXY_PING_INTERVAL",
+        help: "Seconds between websocket pings to detect vanished browsers; 0 disables",
+        default: Some("30"),
+    };
+    pub const WSPROXY_MAX_MESSAGE_SIZE: Key = Key {
+        name: "WSPROXY_MAX_MESSAGE_SIZE",
+        help: "Largest websocket message accepted from a browser, bytes",
+        default: Some("1048576"),
+    };
+    pub const WSPROXY_SHUTDOWN_GRACE: Key =
+        Key { name: "WSPROXY_SHUTDOWN_GRACE", help: "Seconds open sessions may continue after SIGTERM", default: Some("30") };
+    pub const WSPROXY_CERT_RELOAD_INTERVAL: Key = Key {
+        name: "WSPROXY_CERT_RELOAD_INTERVAL",
+        help: "Seconds between checks of certificate files for changes; 0 disables",
+        default: Some("5"),
+    };
+    pub const WSPROXY_METRICS_LISTEN: Key =
+        Key { name: "WSPROXY_METRICS_LISTEN", help: "host:port for Prometheus metrics (plain http); unset disables", default: None };
+    pub const WSPROXY_NOVNC_DIR: Key =
+        Key { name: "WSPROXY_NOVNC_DIR", help: "Serve this noVNC directory at /novnc/ (for demos and tests)", default: None };
+    pub const WSPROXY_LOG_FORMAT: Key = Key { name: "WSPROXY_LOG_FORMAT", help: "text or json", default: Some("text") };
+}
+
+/// Every key the relay understands, in `--help` order.
+pub const KEYS: &[Key] = &[
+    key::PROXY_HOST,
+    key::PROXY_PORT,
+    key::SOURCE_IS_IPV6,
+    key::SSL_CERTIFICATE,
+    key::SSL_KEY,
+    key::CERT_FOR_DATA_VERIFICATION,
+    key::SSL_ONLY,
+    key::SSL_MIN_VERSION,
+    key::SSL_CIPHERS,
+    key::TRACE_ENABLE,
+    key::TRACE_FILE,
+    key::WSPROXY_TARGET_ALLOW,
+    key::WSPROXY_TARGET_CA,
+    key::WSPROXY_KUBEVIRT_UNVERIFIED_TLS,
+    key::WSPROXY_ALLOW_LEGACY_SHA1,
+    key::WSPROXY_ALLOW_TICKET_REUSE,
+    key::WSPROXY_TICKET_SKEW,
+    key::WSPROXY_MAX_SESSIONS,
+    key::WSPROXY_MAX_SESSIONS_PER_IP,
+    key::WSPROXY_MAX_HANDSHAKES,
+    key::WSPROXY_HANDSHAKE_TIMEOUT,
+    key::WSPROXY_CONNECT_TIMEOUT,
+    key::WSPROXY_IDLE_TIMEOUT,
+    key::WSPROXY_PING_INTERVAL,
+    key::WSPROXY_MAX_MESSAGE_SIZE,
+    key::WSPROXY_SHUTDOWN_GRACE,
+    key::WSPROXY_CERT_RELOAD_INTERVAL,
+    key::WSPROXY_METRICS_LISTEN,
+    key::WSPROXY_NOVNC_DIR,
+    key::WSPROXY_LOG_FORMAT,
 ];
 
 /// The largest `WSPROXY_TICKET_SKEW`: a wider window would keep every ticket usable (and
@@ -174,17 +281,17 @@ pub struct Settings {
 
 impl Settings {
     /// Set a key, overriding any earlier value.
-    pub fn set(&mut self, key: &str, value: impl Into<String>, origin: Origin) {
-        self.values.insert(key.to_string(), (value.into(), origin));
+    pub fn set(&mut self, key: Key, value: impl Into<String>, origin: Origin) {
+        self.values.insert(key.name.to_string(), (value.into(), origin));
     }
 
     /// The value of a key, if set.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(|(v, _)| v.as_str())
+    pub fn get(&self, key: Key) -> Option<&str> {
+        self.values.get(key.name).map(|(v, _)| v.as_str())
     }
 
-    fn origin(&self, key: &str) -> Option<&Origin> {
-        self.values.get(key).map(|(_, o)| o)
+    fn origin(&self, key: Key) -> Option<&Origin> {
+        self.values.get(key.name).map(|(_, o)| o)
     }
 
     /// Parse the text of one oVirt-format file into these settings.
@@ -205,8 +312,8 @@ impl Settings {
                 return err(format!("{origin}: {:?} is not a valid key name", truncate(key)));
             }
             let value = unquote(value.trim()).map_err(|why| ConfigError(format!("{origin}: {key}: {why}")))?;
-            if KEYS.iter().any(|k| k.key == key) {
-                self.set(key, value, origin);
+            if let Some(known) = KEYS.iter().find(|k| k.name == key) {
+                self.set(*known, value, origin);
             } else if key.starts_with("WSPROXY_") {
                 // Our own prefix: a misspelt key (or one of a newer relay) must not be
                 // silently dropped. oVirt's other keys stay ignored.
@@ -261,8 +368,8 @@ impl Settings {
 /// The known `WSPROXY_*` key closest to `key` (edit distance at most 3), for "did you mean".
 fn nearest_key(key: &str) -> Option<&'static str> {
     KEYS.iter()
-        .filter(|k| k.key.starts_with("WSPROXY_"))
-        .map(|k| (edit_distance(key, k.key), k.key))
+        .filter(|k| k.name.starts_with("WSPROXY_"))
+        .map(|k| (edit_distance(key, k.name), k.name))
         .filter(|(d, _)| *d <= 3)
         .min()
         .map(|(_, k)| k)
@@ -341,33 +448,35 @@ pub fn parse_bool(value: &str) -> Option<bool> {
 
 impl Config {
     /// Build a typed configuration from raw settings, reporting the first bad value with its
-    /// origin.
+    /// origin. No I/O: whether the files exist is [`Config::check_files`]'s job, at start-up.
     pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
-        let get_nonempty = |key: &str| s.get(key).filter(|v| !v.trim().is_empty());
-        let bad = |key: &str, why: &str| -> ConfigError {
-            let origin = s.origin(key).map(|o| o.to_string()).unwrap_or_default();
-            ConfigError(format!("{origin}: {key}={:?}: {why}", s.get(key).unwrap_or_default()))
+        // A set, non-empty value, else the key's default (parsed like a file's value).
+        let value = |k: Key| s.get(k).filter(|v| !v.trim().is_empty()).or(k.default).map(str::trim);
+        let path = |k: Key| value(k).map(PathBuf::from);
+        let bad = |k: Key, why: &str| -> ConfigError {
+            let origin = s.origin(k).map(|o| o.to_string()).unwrap_or_else(|| "default".into());
+            ConfigError(format!("{origin}: {}={:?}: {why}", k.name, value(k).unwrap_or_default()))
         };
-        let boolean = |key: &str, default: bool| -> Result<bool, ConfigError> {
-            match s.get(key) {
-                None => Ok(default),
-                Some(v) => parse_bool(v).ok_or_else(|| bad(key, "expected True or False")),
+        let boolean = |k: Key| -> Result<bool, ConfigError> {
+            match s.get(k).or(k.default) {
+                None => Ok(false),
+                Some(v) => parse_bool(v).ok_or_else(|| bad(k, "expected True or False")),
             }
         };
-        let number = |key: &str, default: u64| -> Result<u64, ConfigError> {
-            match get_nonempty(key) {
-                None => Ok(default),
-                Some(v) => v.trim().parse::<u64>().map_err(|_| bad(key, "expected a whole number")),
+        let number = |k: Key| -> Result<u64, ConfigError> {
+            match value(k) {
+                None => Err(bad(k, "a number is required")),
+                Some(v) => v.parse::<u64>().map_err(|_| bad(k, "expected a whole number")),
             }
         };
-        let seconds = |key: &str, default: u64| -> Result<Duration, ConfigError> { number(key, default).map(Duration::from_secs) };
-        let optional_seconds = |key: &str, default: u64| -> Result<Option<Duration>, ConfigError> {
-            let secs = number(key, default)?;
+        let seconds = |k: Key| -> Result<Duration, ConfigError> { number(k).map(Duration::from_secs) };
+        let optional_seconds = |k: Key| -> Result<Option<Duration>, ConfigError> {
+            let secs = number(k)?;
             Ok((secs > 0).then(|| Duration::from_secs(secs)))
         };
 
-        let ipv6 = boolean("SOURCE_IS_IPV6", false)?;
-        let host = get_nonempty("PROXY_HOST").unwrap_or("*").trim();
+        let ipv6 = boolean(key::SOURCE_IS_IPV6)?;
+        let host = value(key::PROXY_HOST).unwrap_or("*").trim();
         let ip: IpAddr = if host == "*" {
             if ipv6 {
                 IpAddr::V6(Ipv6Addr::UNSPECIFIED)
@@ -378,32 +487,25 @@ impl Config {
             host.trim_start_matches('[')
                 .trim_end_matches(']')
                 .parse()
-                .map_err(|_| bad("PROXY_HOST", "expected * or an IP address to listen on"))?
+                .map_err(|_| bad(key::PROXY_HOST, "expected * or an IP address to listen on"))?
         };
-        let port = number("PROXY_PORT", 6100)?;
-        let port = u16::try_from(port).map_err(|_| bad("PROXY_PORT", "a port is 0-65535"))?;
+        let port = number(key::PROXY_PORT)?;
+        let port = u16::try_from(port).map_err(|_| bad(key::PROXY_PORT, "a port is 0-65535"))?;
 
-        let certificate = get_nonempty("SSL_CERTIFICATE").map(PathBuf::from);
-        let key = get_nonempty("SSL_KEY").map(PathBuf::from);
-        let ssl_only = boolean("SSL_ONLY", certificate.is_some() || key.is_some())?;
-        let min_version = match get_nonempty("SSL_MIN_VERSION").map(str::trim) {
+        let certificate = path(key::SSL_CERTIFICATE);
+        let private_key = path(key::SSL_KEY);
+        // SSL_ONLY's default depends on the other keys: on when a certificate is configured.
+        let ssl_only = match s.get(key::SSL_ONLY) {
+            None => certificate.is_some() || private_key.is_some(),
+            Some(_) => boolean(key::SSL_ONLY)?,
+        };
+        let min_version = match value(key::SSL_MIN_VERSION).map(str::trim) {
             None | Some("TLSv1.2") => TlsMinVersion::Tls12,
             Some("TLSv1.3") => TlsMinVersion::Tls13,
-            Some(_) => return Err(bad("SSL_MIN_VERSION", "expected TLSv1.2 or TLSv1.3 (older versions are not offered)")),
+            Some(_) => return Err(bad(key::SSL_MIN_VERSION, "expected TLSv1.2 or TLSv1.3 (older versions are not offered)")),
         };
-        let tls = match (certificate, key) {
-            (Some(certificate), Some(key)) => {
-                for (name, path) in [("SSL_CERTIFICATE", &certificate), ("SSL_KEY", &key)] {
-                    if !path.is_file() {
-                        return err(format!(
-                            "{name}={} does not exist or is not a file; \
-                             issue the proxy certificate with `wsproxyctl certs issue` and point {name} at it",
-                            path.display()
-                        ));
-                    }
-                }
-                Some(TlsFiles { certificate, key, min_version, ssl_only })
-            }
+        let tls = match (certificate, private_key) {
+            (Some(certificate), Some(key)) => Some(TlsFiles { certificate, key, min_version, ssl_only }),
             (None, None) if ssl_only => {
                 return err("SSL_ONLY=True but SSL_CERTIFICATE and SSL_KEY are not set: \
                      set both to the proxy's certificate and key, or set SSL_ONLY=False to serve plain ws")
@@ -413,23 +515,23 @@ impl Config {
             (None, Some(_)) => return err("SSL_KEY is set but SSL_CERTIFICATE is not: set both, or neither for plain ws"),
         };
 
-        let engine_cert = get_nonempty("CERT_FOR_DATA_VERIFICATION").map(PathBuf::from);
+        let engine_cert = path(key::CERT_FOR_DATA_VERIFICATION);
         let target_allow =
-            TargetAllowList::parse(s.get("WSPROXY_TARGET_ALLOW").unwrap_or("")).map_err(|why| bad("WSPROXY_TARGET_ALLOW", &why))?;
-        let metrics_listen = match get_nonempty("WSPROXY_METRICS_LISTEN") {
+            TargetAllowList::parse(value(key::WSPROXY_TARGET_ALLOW).unwrap_or("")).map_err(|why| bad(key::WSPROXY_TARGET_ALLOW, &why))?;
+        let metrics_listen = match value(key::WSPROXY_METRICS_LISTEN) {
             None => None,
-            Some(v) => {
-                Some(v.trim().parse::<SocketAddr>().map_err(|_| bad("WSPROXY_METRICS_LISTEN", "expected host:port, e.g. 127.0.0.1:9100"))?)
-            }
+            Some(v) => Some(
+                v.trim().parse::<SocketAddr>().map_err(|_| bad(key::WSPROXY_METRICS_LISTEN, "expected host:port, e.g. 127.0.0.1:9100"))?,
+            ),
         };
-        let log_format = match get_nonempty("WSPROXY_LOG_FORMAT").map(str::trim) {
+        let log_format = match value(key::WSPROXY_LOG_FORMAT).map(str::trim) {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(_) => return Err(bad("WSPROXY_LOG_FORMAT", "expected text or json")),
+            Some(_) => return Err(bad(key::WSPROXY_LOG_FORMAT, "expected text or json")),
         };
-        let max_message_size = number("WSPROXY_MAX_MESSAGE_SIZE", 1 << 20)?;
+        let max_message_size = number(key::WSPROXY_MAX_MESSAGE_SIZE)?;
         if max_message_size < 1024 {
-            return Err(bad("WSPROXY_MAX_MESSAGE_SIZE", "must be at least 1024 bytes"));
+            return Err(bad(key::WSPROXY_MAX_MESSAGE_SIZE, "must be at least 1024 bytes"));
         }
 
         Ok(Config {
@@ -437,34 +539,53 @@ impl Config {
             tls,
             engine_cert,
             target_allow,
-            target_ca: get_nonempty("WSPROXY_TARGET_CA").map(PathBuf::from),
-            kubevirt_unverified_tls: boolean("WSPROXY_KUBEVIRT_UNVERIFIED_TLS", false)?,
-            allow_legacy_sha1: boolean("WSPROXY_ALLOW_LEGACY_SHA1", false)?,
-            allow_ticket_reuse: boolean("WSPROXY_ALLOW_TICKET_REUSE", false)?,
-            ticket_skew: match seconds("WSPROXY_TICKET_SKEW", 5)? {
+            target_ca: path(key::WSPROXY_TARGET_CA),
+            kubevirt_unverified_tls: boolean(key::WSPROXY_KUBEVIRT_UNVERIFIED_TLS)?,
+            allow_legacy_sha1: boolean(key::WSPROXY_ALLOW_LEGACY_SHA1)?,
+            allow_ticket_reuse: boolean(key::WSPROXY_ALLOW_TICKET_REUSE)?,
+            ticket_skew: match seconds(key::WSPROXY_TICKET_SKEW)? {
                 skew if skew > MAX_TICKET_SKEW => {
                     return Err(bad(
-                        "WSPROXY_TICKET_SKEW",
+                        key::WSPROXY_TICKET_SKEW,
                         "at most 300 seconds: fix the clocks (NTP) instead of widening every ticket's window",
                     ))
                 }
                 skew => skew,
             },
-            max_sessions: number("WSPROXY_MAX_SESSIONS", 10_000)? as usize,
-            max_sessions_per_ip: number("WSPROXY_MAX_SESSIONS_PER_IP", 256)? as usize,
-            max_handshakes: number("WSPROXY_MAX_HANDSHAKES", 1024)?.max(1) as usize,
-            handshake_timeout: seconds("WSPROXY_HANDSHAKE_TIMEOUT", 10)?,
-            connect_timeout: seconds("WSPROXY_CONNECT_TIMEOUT", 10)?,
-            idle_timeout: optional_seconds("WSPROXY_IDLE_TIMEOUT", 3600)?,
-            ping_interval: optional_seconds("WSPROXY_PING_INTERVAL", 30)?,
+            max_sessions: number(key::WSPROXY_MAX_SESSIONS)? as usize,
+            max_sessions_per_ip: number(key::WSPROXY_MAX_SESSIONS_PER_IP)? as usize,
+            max_handshakes: number(key::WSPROXY_MAX_HANDSHAKES)?.max(1) as usize,
+            handshake_timeout: seconds(key::WSPROXY_HANDSHAKE_TIMEOUT)?,
+            connect_timeout: seconds(key::WSPROXY_CONNECT_TIMEOUT)?,
+            idle_timeout: optional_seconds(key::WSPROXY_IDLE_TIMEOUT)?,
+            ping_interval: optional_seconds(key::WSPROXY_PING_INTERVAL)?,
             max_message_size: max_message_size as usize,
-            shutdown_grace: seconds("WSPROXY_SHUTDOWN_GRACE", 30)?,
-            cert_reload_interval: optional_seconds("WSPROXY_CERT_RELOAD_INTERVAL", 5)?,
+            shutdown_grace: seconds(key::WSPROXY_SHUTDOWN_GRACE)?,
+            cert_reload_interval: optional_seconds(key::WSPROXY_CERT_RELOAD_INTERVAL)?,
             metrics_listen,
-            novnc_dir: get_nonempty("WSPROXY_NOVNC_DIR").map(PathBuf::from),
-            trace: boolean("TRACE_ENABLE", false)?,
+            novnc_dir: path(key::WSPROXY_NOVNC_DIR),
+            trace: boolean(key::TRACE_ENABLE)?,
             log_format,
         })
+    }
+
+    /// The files the configuration names exist (checked at start-up, before anything binds),
+    /// with the next step when one does not.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        if let Some(tls) = &self.tls {
+            for (k, path) in [(key::SSL_CERTIFICATE, &tls.certificate), (key::SSL_KEY, &tls.key)] {
+                if !path.is_file() {
+                    return err(format!(
+                        "{}={} does not exist or is not a file; \
+                         issue the proxy certificate with `wsproxyctl certs issue` and point {} at it",
+                        k.name,
+                        path.display(),
+                        k.name
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -490,10 +611,10 @@ mod tests {
              SSL_ONLY=True\nPACKAGE_NAME=\"ovirt-engine\"\nexport TRACE_ENABLE=False\n",
         )
         .unwrap();
-        assert_eq!(s.get("PROXY_PORT"), Some("6100"));
-        assert_eq!(s.get("SSL_CERTIFICATE"), Some("/etc/pki/ovirt-engine/certs/websocket-proxy.cer"));
-        assert_eq!(s.get("SSL_ONLY"), Some("True"));
-        assert_eq!(s.get("TRACE_ENABLE"), Some("False"));
+        assert_eq!(s.get(key::PROXY_PORT), Some("6100"));
+        assert_eq!(s.get(key::SSL_CERTIFICATE), Some("/etc/pki/ovirt-engine/certs/websocket-proxy.cer"));
+        assert_eq!(s.get(key::SSL_ONLY), Some("True"));
+        assert_eq!(s.get(key::TRACE_ENABLE), Some("False"));
         assert_eq!(s.ignored.len(), 1);
         assert_eq!(s.ignored[0].0, "PACKAGE_NAME");
     }
@@ -501,15 +622,15 @@ mod tests {
     #[test]
     fn quoting_and_comments() {
         let s = parse("PROXY_HOST='*'\nSSL_CIPHERS=\"HIGH:\\\"x\\\"\" # note\nPROXY_PORT=6101 # trailing\n").unwrap();
-        assert_eq!(s.get("PROXY_HOST"), Some("*"));
-        assert_eq!(s.get("SSL_CIPHERS"), Some("HIGH:\"x\""));
-        assert_eq!(s.get("PROXY_PORT"), Some("6101"));
+        assert_eq!(s.get(key::PROXY_HOST), Some("*"));
+        assert_eq!(s.get(key::SSL_CIPHERS), Some("HIGH:\"x\""));
+        assert_eq!(s.get(key::PROXY_PORT), Some("6101"));
     }
 
     #[test]
     fn later_lines_win() {
         let s = parse("PROXY_PORT=1\nPROXY_PORT=2\n").unwrap();
-        assert_eq!(s.get("PROXY_PORT"), Some("2"));
+        assert_eq!(s.get(key::PROXY_PORT), Some("2"));
     }
 
     #[test]
@@ -556,13 +677,6 @@ mod tests {
     }
 
     #[test]
-    fn missing_certificate_file_refuses() {
-        let s = parse("SSL_CERTIFICATE=/nonexistent/cert.pem\nSSL_KEY=/nonexistent/key.pem\n").unwrap();
-        let e = Config::from_settings(&s).unwrap_err();
-        assert!(e.0.contains("/nonexistent/cert.pem") && e.0.contains("does not exist"), "{e}");
-    }
-
-    #[test]
     fn conf_d_directory_in_name_order() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("20-local.conf"), "PROXY_PORT=7000\n").unwrap();
@@ -602,6 +716,35 @@ mod tests {
         assert!(e.0.contains("WSPROXY_FROM_THE_FUTURE is not a key this relay knows;"), "{e}");
         // oVirt's own keys the relay does not use stay ignored.
         assert_eq!(parse("PACKAGE_NAME=ovirt\nFORCE_DATA_VERIFICATION=True\n").unwrap().ignored.len(), 2);
+    }
+
+    #[test]
+    fn every_key_is_defined_once_and_its_default_is_what_an_unset_key_gives() {
+        let names: std::collections::BTreeSet<_> = KEYS.iter().map(|k| k.name).collect();
+        assert_eq!(names.len(), KEYS.len(), "a key is listed twice");
+        for k in KEYS {
+            assert!(!(k.default.is_some() && k.help.contains("(default")), "{}: the default is typed twice", k.name);
+        }
+        // Each default, written into a file, gives the same configuration as leaving it unset.
+        let unset = Config::from_settings(&Settings::default()).unwrap();
+        let mut written = Settings::default();
+        let text: String = KEYS.iter().filter_map(|k| k.default.map(|d| k.line(d))).collect();
+        written.parse_text(&text, Path::new("defaults.conf")).unwrap();
+        let explicit = Config::from_settings(&written).unwrap();
+        assert_eq!(format!("{unset:?}"), format!("{explicit:?}"));
+        assert_eq!(unset.listen.port().to_string(), key::PROXY_PORT.default.unwrap());
+        assert_eq!(unset.max_message_size.to_string(), key::WSPROXY_MAX_MESSAGE_SIZE.default.unwrap());
+        assert!(key::WSPROXY_IDLE_TIMEOUT.help_with_default().ends_with("; 0 disables (default 3600)"));
+    }
+
+    #[test]
+    fn parsing_does_no_io_and_start_up_checks_the_files() {
+        let mut s = Settings::default();
+        s.set(key::SSL_CERTIFICATE, "/nonexistent/proxy.cer", Origin::Flag);
+        s.set(key::SSL_KEY, "/nonexistent/proxy.key", Origin::Flag);
+        let c = Config::from_settings(&s).unwrap();
+        let e = c.check_files().unwrap_err();
+        assert!(e.0.starts_with("SSL_CERTIFICATE=/nonexistent/proxy.cer does not exist") && e.0.contains("certs issue"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, Command};
-use wsproxy::config::{flag_name, Config, LogFormat, Origin, Settings, KEYS};
+use wsproxy::config::{flag_name, key, Config, LogFormat, Origin, Settings, KEYS};
 use wsproxy::Relay;
 
 fn command() -> Command {
@@ -31,7 +31,11 @@ fn command() -> Command {
                 .help("oVirt-format configuration file or conf.d directory (repeatable)"),
         );
     for key in KEYS {
-        cmd = cmd.arg(Arg::new(key.key).long(flag_name(key.key)).value_name("VALUE").help(format!("{} [{}]", key.help, key.key)));
+        cmd = cmd.arg(Arg::new(key.name).long(flag_name(key.name)).value_name("VALUE").help(format!(
+            "{} [{}]",
+            key.help_with_default(),
+            key.name
+        )));
     }
     cmd
 }
@@ -95,8 +99,8 @@ fn main() -> ExitCode {
         }
     }
     for key in KEYS {
-        if let Some(value) = matches.get_one::<String>(key.key) {
-            settings.set(key.key, value.clone(), Origin::Flag);
+        if let Some(value) = matches.get_one::<String>(key.name) {
+            settings.set(*key, value.clone(), Origin::Flag);
         }
     }
     let config = match Config::from_settings(&settings) {
@@ -111,10 +115,10 @@ fn main() -> ExitCode {
     for (key, origin) in &settings.ignored {
         tracing::debug!(key = %key, at = %origin, "ignoring a key the relay does not use");
     }
-    if settings.get("SSL_CIPHERS").is_some_and(|v| !v.trim().is_empty()) {
+    if settings.get(key::SSL_CIPHERS).is_some_and(|v| !v.trim().is_empty()) {
         tracing::info!("SSL_CIPHERS is ignored: rustls offers only modern AEAD cipher suites");
     }
-    if let Some(file) = settings.get("TRACE_FILE").filter(|v| !v.trim().is_empty()) {
+    if let Some(file) = settings.get(key::TRACE_FILE).filter(|v| !v.trim().is_empty()) {
         tracing::warn!(trace_file = %file, "TRACE_FILE is ignored: logs go to stderr (the journal or the container log)");
     }
     if config.target_ca.is_none() {

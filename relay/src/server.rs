@@ -78,6 +78,7 @@ fn load_verifier(path: &PathBuf, config: &Config) -> Result<TicketVerifier, Stri
 impl Relay {
     /// Load certificates, bind the listeners, start the certificate watchers.
     pub async fn bind(config: Config) -> Result<Relay, String> {
+        config.check_files().map_err(|e| e.0)?;
         let engine_cert = config.engine_cert.clone().ok_or_else(|| {
             "CERT_FOR_DATA_VERIFICATION is not set: the relay needs the engine certificate to verify console tickets \
              (on an engine host: /etc/pki/ovirt-engine/certs/engine.cer; `wsproxyctl certs fetch` downloads it)"

@@ -213,18 +213,18 @@ async fn start_in_process(
     let mut settings = wsproxy::config::Settings::default();
     let flag = wsproxy::config::Origin::Flag;
     let path_of = |p: &std::path::Path| p.display().to_string();
-    settings.set("PROXY_HOST", "127.0.0.1", flag.clone());
-    settings.set("SSL_CERTIFICATE", path_of(&certs.join(pki::CERT_FILE)), flag.clone());
-    settings.set("SSL_KEY", path_of(&certs.join(pki::KEY_FILE)), flag.clone());
-    settings.set("CERT_FOR_DATA_VERIFICATION", path_of(&certs.join(pki::ENGINE_FILE)), flag.clone());
-    settings.set("SSL_ONLY", "True", flag.clone());
-    settings.set("WSPROXY_SHUTDOWN_GRACE", "1", flag.clone());
+    settings.set(wsproxy::config::key::PROXY_HOST, "127.0.0.1", flag.clone());
+    settings.set(wsproxy::config::key::SSL_CERTIFICATE, path_of(&certs.join(pki::CERT_FILE)), flag.clone());
+    settings.set(wsproxy::config::key::SSL_KEY, path_of(&certs.join(pki::KEY_FILE)), flag.clone());
+    settings.set(wsproxy::config::key::CERT_FOR_DATA_VERIFICATION, path_of(&certs.join(pki::ENGINE_FILE)), flag.clone());
+    settings.set(wsproxy::config::key::SSL_ONLY, "True", flag.clone());
+    settings.set(wsproxy::config::key::WSPROXY_SHUTDOWN_GRACE, "1", flag.clone());
     if let Some(web) = web {
-        settings.set("WSPROXY_NOVNC_DIR", path_of(web), flag.clone());
+        settings.set(wsproxy::config::key::WSPROXY_NOVNC_DIR, path_of(web), flag.clone());
     }
     let bind = |port: u16| {
         let mut s = settings.clone();
-        s.set("PROXY_PORT", port.to_string(), wsproxy::config::Origin::Flag);
+        s.set(wsproxy::config::key::PROXY_PORT, port.to_string(), wsproxy::config::Origin::Flag);
         async move {
             wsproxy::Relay::bind(wsproxy::Config::from_settings(&s).map_err(|e| Failure::usage(e.0))?).await.map_err(Failure::environment)
         }

@@ -24,15 +24,22 @@ pub struct CertPaths<'a> {
 }
 
 /// The relay configuration in oVirt's KEY=VALUE format (the same keys engine-setup writes).
+/// Every line comes from the relay's own key table ([`wsproxy::config::key`]), so this cannot
+/// write a key the relay does not read.
 pub fn relay_conf(spec: &DeploySpec, paths: &CertPaths) -> String {
+    use wsproxy::config::key;
     let mut s = String::from("# Rendered by wsproxyctl from the deployment spec (oVirt ovirt-websocket-proxy format).\n");
-    s.push_str(&format!("PROXY_HOST=*\nPROXY_PORT={}\n", spec.port));
-    s.push_str(&format!("SSL_CERTIFICATE={}\nSSL_KEY={}\nCERT_FOR_DATA_VERIFICATION={}\n", paths.cert, paths.key, paths.engine));
-    s.push_str("SSL_ONLY=True\nSSL_MIN_VERSION=TLSv1.2\n");
+    s += &key::PROXY_HOST.line("*");
+    s += &key::PROXY_PORT.line(spec.port);
+    s += &key::SSL_CERTIFICATE.line(paths.cert);
+    s += &key::SSL_KEY.line(paths.key);
+    s += &key::CERT_FOR_DATA_VERIFICATION.line(paths.engine);
+    s += &key::SSL_ONLY.line("True");
+    s += &key::SSL_MIN_VERSION.line("TLSv1.2");
     if !spec.target_allow.is_empty() {
-        s.push_str(&format!("WSPROXY_TARGET_ALLOW={}\n", spec.target_allow.join(",")));
+        s += &key::WSPROXY_TARGET_ALLOW.line(spec.target_allow.join(","));
     }
-    s.push_str("WSPROXY_LOG_FORMAT=json\n");
+    s += &key::WSPROXY_LOG_FORMAT.line("json");
     s
 }
 
@@ -94,4 +101,27 @@ pub fn helm_values(spec: &DeploySpec, bundle: &crate::pki::bundle::Bundle) -> St
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rendered_relay_conf_is_read_by_the_relay_key_for_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("spec.yaml");
+        std::fs::write(&file, crate::spec::EXAMPLE).unwrap();
+        let spec = DeploySpec::load(Some(&file), &crate::spec::Overrides::default()).unwrap();
+        assert!(!spec.target_allow.is_empty());
+        let text = relay_conf(&spec, &CertPaths { cert: "/c/tls.crt", key: "/c/tls.key", engine: "/c/engine.cer" });
+        let mut settings = wsproxy::config::Settings::default();
+        settings.parse_text(&text, std::path::Path::new("wsproxy.conf")).unwrap();
+        assert!(settings.ignored.is_empty(), "keys the relay does not read: {:?}", settings.ignored);
+        let config = wsproxy::Config::from_settings(&settings).unwrap();
+        assert_eq!(config.listen.port(), spec.port);
+        assert!(config.tls.is_some_and(|t| t.ssl_only));
+        assert_eq!(config.log_format, wsproxy::config::LogFormat::Json);
+        assert_eq!(config.engine_cert.as_deref(), Some(std::path::Path::new("/c/engine.cer")));
+    }
 }

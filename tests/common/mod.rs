@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use wsproxy::config::{key, Key};
+
 /// The relay running in this process, stopped on drop.
 pub struct InProcessRelay {
     pub port: u16,
@@ -12,12 +14,12 @@ pub struct InProcessRelay {
 
 impl InProcessRelay {
     /// Start a relay on 127.0.0.1 with the given oVirt-style settings (plus port 0).
-    pub async fn start(settings: &[(&str, &str)]) -> InProcessRelay {
+    pub async fn start(settings: &[(Key, &str)]) -> InProcessRelay {
         let mut s = wsproxy::config::Settings::default();
-        s.set("PROXY_HOST", "127.0.0.1", wsproxy::config::Origin::Flag);
-        s.set("PROXY_PORT", "0", wsproxy::config::Origin::Flag);
+        s.set(key::PROXY_HOST, "127.0.0.1", wsproxy::config::Origin::Flag);
+        s.set(key::PROXY_PORT, "0", wsproxy::config::Origin::Flag);
         for (k, v) in settings {
-            s.set(k, *v, wsproxy::config::Origin::Flag);
+            s.set(*k, *v, wsproxy::config::Origin::Flag);
         }
         let relay = wsproxy::Relay::bind(wsproxy::Config::from_settings(&s).unwrap()).await.unwrap();
         let port = relay.local_addr().port();
@@ -29,11 +31,11 @@ impl InProcessRelay {
     }
 
     /// TLS settings from a certificate directory made by `certs issue`.
-    pub fn tls_settings(dir: &Path) -> Vec<(&'static str, String)> {
+    pub fn tls_settings(dir: &Path) -> Vec<(Key, String)> {
         vec![
-            ("SSL_CERTIFICATE", dir.join("websocket-proxy.cer").display().to_string()),
-            ("SSL_KEY", dir.join("websocket-proxy.key.nopass").display().to_string()),
-            ("CERT_FOR_DATA_VERIFICATION", dir.join("engine.cer").display().to_string()),
+            (key::SSL_CERTIFICATE, dir.join("websocket-proxy.cer").display().to_string()),
+            (key::SSL_KEY, dir.join("websocket-proxy.key.nopass").display().to_string()),
+            (key::CERT_FOR_DATA_VERIFICATION, dir.join("engine.cer").display().to_string()),
         ]
     }
 }
