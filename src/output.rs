@@ -84,7 +84,7 @@ impl Output {
 
     pub fn error(&self, failure: &Failure) {
         if self.json {
-            eprintln!("{}", serde_json::json!({ "error": failure.message, "exit_code": failure.exit_code() }));
+            eprintln!("{}", serde_json::json!({ "error": failure.to_string(), "exit_code": failure.exit_code() }));
         } else {
             eprintln!("{} {failure}", self.paint(Tone::Bad, "error:"));
         }

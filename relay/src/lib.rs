@@ -18,6 +18,7 @@ pub mod reload;
 pub mod server;
 mod session;
 mod sessions;
+pub mod start_error;
 pub mod static_files;
 mod target;
 pub mod ticket;
@@ -27,3 +28,4 @@ pub mod wsframe;
 
 pub use config::Config;
 pub use server::Relay;
+pub use start_error::StartError;

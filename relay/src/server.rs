@@ -18,12 +18,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::Config;
+use crate::config::{key, Config};
 use crate::http::{self, HeadError, Request};
 use crate::metrics::{Metrics, Refusal};
 use crate::reload::{self, Reloadable};
 use crate::session::{self, Encoding, Timing};
 use crate::sessions::{Full, Sessions};
+use crate::start_error::StartError;
 use crate::target::Connector;
 use crate::ticket::TicketVerifier;
 use crate::{static_files, tls};
@@ -69,35 +70,32 @@ pub struct Relay {
     watchers: Vec<tokio::task::JoinHandle<()>>,
 }
 
-fn load_verifier(path: &PathBuf, config: &Config) -> Result<TicketVerifier, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read CERT_FOR_DATA_VERIFICATION {}: {e}", path.display()))?;
+fn load_verifier(path: &PathBuf, config: &Config) -> Result<TicketVerifier, StartError> {
+    let pem = std::fs::read(path).map_err(|source| StartError::ReadEngineCert { path: path.clone(), source })?;
     TicketVerifier::from_certificate_pem(&pem, config.allow_legacy_sha1, config.ticket_skew.as_secs() as i64)
-        .map_err(|e| format!("CERT_FOR_DATA_VERIFICATION {}: {e}", path.display()))
+        .map_err(|e| StartError::BadEngineCert { path: path.clone(), why: e.to_string() })
 }
 
 impl Relay {
-    /// Load certificates, bind the listeners, start the certificate watchers.
-    pub async fn bind(config: Config) -> Result<Relay, String> {
-        config.check_files().map_err(|e| e.0)?;
-        let engine_cert = config.engine_cert.clone().ok_or_else(|| {
-            "CERT_FOR_DATA_VERIFICATION is not set: the relay needs the engine certificate to verify console tickets \
-             (on an engine host: /etc/pki/ovirt-engine/certs/engine.cer; `wsproxyctl certs fetch` downloads it)"
-                .to_string()
-        })?;
+    /// Check the configured files, load certificates, bind the listeners, start the
+    /// certificate watchers.
+    pub async fn bind(config: Config) -> Result<Relay, StartError> {
+        config.check_files()?;
+        let engine_cert = config.engine_cert.clone().ok_or(StartError::NoEngineCert)?;
         let verifier = Arc::new(Reloadable::new(load_verifier(&engine_cert, &config)?));
         let mut watchers = Vec::new();
         if let Some(interval) = config.cert_reload_interval {
             let cfg = config.clone();
             let path = engine_cert.clone();
             watchers.push(reload::watch(verifier.clone(), vec![engine_cert.clone()], interval, "engine certificate", move || {
-                load_verifier(&path, &cfg)
+                load_verifier(&path, &cfg).map_err(|e| e.to_string())
             }));
         }
 
         let tls = match &config.tls {
             None => None,
             Some(files) => {
-                let certified = tls::load_certified_key(&files.certificate, &files.key)?;
+                let certified = tls::load_certified_key(&files.certificate, &files.key).map_err(StartError::ProxyCert)?;
                 let current = Arc::new(Reloadable::new(certified));
                 if let Some(interval) = config.cert_reload_interval {
                     let (c, k) = (files.certificate.clone(), files.key.clone());
@@ -105,24 +103,28 @@ impl Relay {
                         tls::load_certified_key(&c, &k)
                     }));
                 }
-                Some(TlsAcceptor::from(Arc::new(tls::server_config(current, files.min_version)?)))
+                Some(TlsAcceptor::from(Arc::new(tls::server_config(current, files.min_version).map_err(StartError::Tls)?)))
             }
         };
 
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {} (PROXY_HOST/PROXY_PORT): {e}", config.listen))?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen {
+            keys: "PROXY_HOST/PROXY_PORT",
+            addr: config.listen,
+            source,
+        })?;
         let metrics_listener = match config.metrics_listen {
             None => None,
-            Some(addr) => {
-                Some(TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} (WSPROXY_METRICS_LISTEN): {e}"))?)
-            }
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| StartError::Listen {
+                keys: key::WSPROXY_METRICS_LISTEN.name,
+                addr,
+                source,
+            })?),
         };
 
         let metrics = Arc::new(Metrics::default());
         let connector = Connector {
             allow: config.target_allow.clone(),
-            tls: tls::target_client_config(config.target_ca.as_deref())?,
+            tls: tls::target_client_config(config.target_ca.as_deref()).map_err(StartError::TargetCa)?,
             timeout: config.connect_timeout,
             kubevirt_tokens: config.target_ca.is_some() || config.kubevirt_unverified_tls,
         };

@@ -222,20 +222,18 @@ async fn start_in_process(
     if let Some(web) = web {
         settings.set(wsproxy::config::key::WSPROXY_NOVNC_DIR, path_of(web), flag.clone());
     }
-    let bind = |port: u16| {
+    let config = |port: u16| {
         let mut s = settings.clone();
         s.set(wsproxy::config::key::PROXY_PORT, port.to_string(), wsproxy::config::Origin::Flag);
-        async move {
-            wsproxy::Relay::bind(wsproxy::Config::from_settings(&s).map_err(|e| Failure::usage(e.0))?).await.map_err(Failure::environment)
-        }
+        wsproxy::Config::from_settings(&s).map_err(|e| Failure::usage(e.0))
     };
-    let relay = match bind(args.port).await {
+    let relay = match wsproxy::Relay::bind(config(args.port)?).await {
         Ok(r) => r,
-        Err(e) if args.port != 0 && e.message.contains("in use") => {
+        Err(wsproxy::StartError::Listen { source, .. }) if args.port != 0 && source.kind() == std::io::ErrorKind::AddrInUse => {
             out.step(&format!("    port {} is busy, using a free port instead", args.port));
-            bind(0).await?
+            wsproxy::Relay::bind(config(0)?).await.map_err(|e| Failure::environment(e.to_string()))?
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(Failure::environment(e.to_string())),
     };
     let port = relay.local_addr().port();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -97,8 +97,8 @@ impl<'a> Steps<'a> {
             }
             Err(e) => {
                 self.out.step(&format!("    {} ({millis} ms)", self.out.paint(Tone::Bad, "FAILED")));
-                self.done.push(StepReport { step: name.into(), ok: false, millis, detail: e.message.clone() });
-                Err(Failure { kind: e.kind, message: format!("{name}: {}", e.message) })
+                self.done.push(StepReport { step: name.into(), ok: false, millis, detail: e.to_string() });
+                Err(e.context(name))
             }
         }
     }
