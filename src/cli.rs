@@ -535,3 +535,91 @@ pub struct InspectArgs {
     /// The certificate directory.
     pub dir: PathBuf,
 }
+
+// From the command line's argument structs to the library's option structs: the library never
+// sees clap's types, and main stays a dispatcher.
+
+impl From<IssueArgs> for crate::pki::issue::IssueOptions {
+    fn from(a: IssueArgs) -> Self {
+        crate::pki::issue::IssueOptions {
+            ca_cert: a.ca_cert,
+            ca_key: a.ca_key,
+            fqdn: a.fqdn,
+            sans: a.sans,
+            out: a.out,
+            engine_cert: a.engine_cert,
+            days: a.days,
+            key_type: a.key_type,
+            force: a.force,
+        }
+    }
+}
+
+impl From<DemoArgs> for crate::demo::DemoOptions {
+    fn from(a: DemoArgs) -> Self {
+        crate::demo::DemoOptions {
+            dir: a.dir,
+            port: a.port,
+            novnc: a.novnc,
+            builtin_vnc: a.builtin_vnc,
+            once: a.once,
+            podman: a.podman,
+            image_archive: a.image_archive,
+        }
+    }
+}
+
+impl From<VerifyArgs> for crate::verify::VerifyOptions {
+    fn from(a: VerifyArgs) -> Self {
+        crate::verify::VerifyOptions {
+            proxy: a.proxy,
+            ca: a.ca,
+            engine_cert: a.engine_cert,
+            engine_key: a.engine_key,
+            vnc: a.vnc,
+            timeout: std::time::Duration::from_secs(a.timeout.max(1)),
+        }
+    }
+}
+
+impl From<&DeployArgs> for crate::deploy::DeployOptions {
+    fn from(a: &DeployArgs) -> Self {
+        use crate::deploy::Install;
+        crate::deploy::DeployOptions {
+            image_archive: a.image_archive.clone(),
+            no_verify: a.no_verify,
+            verify_engine_key: a.verify_engine_key.clone(),
+            verify_vnc: a.verify_vnc.clone(),
+            rollback_on_failure: a.rollback_on_failure,
+            configure_engine: a.configure_engine,
+            install: match (a.quadlet, a.no_quadlet) {
+                (true, _) => Install::Quadlet,
+                (_, true) => Install::Container,
+                _ => Install::Auto,
+            },
+            quadlet_dir: a.place.quadlet_dir.clone(),
+        }
+    }
+}
+
+impl From<&DeployArgs> for crate::deploy::K8sOptions {
+    fn from(a: &DeployArgs) -> Self {
+        crate::deploy::K8sOptions {
+            context: a.place.context.clone(),
+            dry_run: a.dry_run,
+            load_into_kind: a.load_into_kind.clone(),
+            timeout: std::time::Duration::from_secs(a.timeout.unwrap_or(180)),
+        }
+    }
+}
+
+impl FetchArgs {
+    /// How the engine's CA is trusted: a pinned fingerprint, a CA file, or first use.
+    pub fn trust(&self) -> Option<crate::pki::fetch::Trust> {
+        match (&self.ca_fingerprint, &self.ca_cert) {
+            (Some(fp), _) => Some(crate::pki::fetch::Trust::Fingerprint(fp.clone())),
+            (None, Some(f)) => Some(crate::pki::fetch::Trust::CaFile(f.clone())),
+            (None, None) => None,
+        }
+    }
+}

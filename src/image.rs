@@ -32,6 +32,15 @@ pub struct Built {
     pub compressed_size: u64,
 }
 
+/// What `image build` prints.
+impl std::fmt::Display for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "wrote {} ({} KiB compressed layer)", self.archive.display(), self.compressed_size / 1024)?;
+        writeln!(f, "  reference {}\n  manifest {}", self.reference, self.manifest_digest)?;
+        writeln!(f, "load it with: podman load -i {}", self.archive.display())
+    }
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -22,7 +22,7 @@ use crate::error::{Failure, Result};
 use crate::ticket_sign::{self, Console};
 
 /// What to verify.
-pub struct VerifyArgs {
+pub struct VerifyOptions {
     pub proxy: String,
     pub ca: Option<PathBuf>,
     pub engine_cert: Option<PathBuf>,
@@ -46,14 +46,15 @@ pub struct Report {
     pub ok: bool,
 }
 
-impl Report {
-    pub fn render(&self) -> String {
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The human text verify prints.
         let mut out = format!("verify {}\n", self.proxy);
         for s in &self.steps {
             out.push_str(&format!("  [{}] {:<22} {:>5} ms  {}\n", if s.ok { "ok" } else { "FAIL" }, s.name, s.millis, s.detail));
         }
         out.push_str(if self.ok { "a browser can open consoles through this proxy\n" } else { "verification failed\n" });
-        out
+        f.write_str(&out)
     }
 }
 
@@ -146,7 +147,7 @@ fn ca_roots(path: &Path) -> Result<rustls::RootCertStore> {
 }
 
 /// Run every step; a failed step stops the ones that depend on it.
-pub async fn run(args: VerifyArgs) -> Result<Report> {
+pub async fn run(args: VerifyOptions) -> Result<Report> {
     let (tls, host, port) = parse_proxy_url(&args.proxy)?;
     let tls_config = match (tls, &args.ca) {
         (true, Some(ca)) => Some(wsproxy::tls::client_config_trusting(ca_roots(ca)?).map_err(Failure::environment)?),

@@ -133,7 +133,7 @@ async fn apply_waits_for_rollout_and_reports_the_service() {
     });
     let opts = DeployOptions { no_verify: true, ..Default::default() };
     let k8s = K8sOptions { timeout: std::time::Duration::from_secs(30), ..Default::default() };
-    let report = deploy::kubernetes_with(&client, &spec, &opts, &k8s, &Output::new(false, true, false)).await.unwrap();
+    let report = deploy::to_kubernetes_with(&client, &spec, &opts, &k8s, &Output::new(false, true, false)).await.unwrap();
     api.await.unwrap();
     let steps: Vec<&str> = report.steps.iter().map(|s| s.step.as_str()).collect();
     assert_eq!(steps[2], "wait for Deployment/wsproxy");
@@ -153,7 +153,8 @@ async fn dry_run_sends_dry_run_and_stops() {
         assert!(tokio::time::timeout(std::time::Duration::from_millis(300), handle.next_request()).await.is_err());
     });
     let k8s = K8sOptions { dry_run: true, timeout: std::time::Duration::from_secs(5), ..Default::default() };
-    let report = deploy::kubernetes_with(&client, &spec, &DeployOptions::default(), &k8s, &Output::new(false, true, false)).await.unwrap();
+    let report =
+        deploy::to_kubernetes_with(&client, &spec, &DeployOptions::default(), &k8s, &Output::new(false, true, false)).await.unwrap();
     api.await.unwrap();
     assert!(report.engine[0].contains("dry run"), "{:?}", report.engine);
 }
@@ -172,11 +173,13 @@ async fn refusals_and_timeouts_say_what_to_do() {
             "message": "namespaces is forbidden: User \"dev\" cannot patch resource", "reason": "Forbidden", "code": 403}),
         );
     });
-    let err = deploy::kubernetes_with(&client, &spec, &DeployOptions::default(), &K8sOptions::default(), &Output::new(false, true, false))
-        .await
-        .unwrap_err();
+    let err =
+        deploy::to_kubernetes_with(&client, &spec, &DeployOptions::default(), &K8sOptions::default(), &Output::new(false, true, false))
+            .await
+            .unwrap_err();
     api.await.unwrap();
-    assert!(err.message.contains("forbidden") && err.message.contains("rights"), "{}", err.message);
+    let err = err.to_string();
+    assert!(err.contains("forbidden") && err.contains("rights"), "{err}");
 }
 
 #[tokio::test]
@@ -238,7 +241,7 @@ async fn undeploy_deletes_by_label() {
     assert_eq!(removed.removed, ["Deployment/wsproxy-obj", "Namespace/consoles"]);
     assert_eq!(removed.failed.len(), 1, "{:?}", removed.failed);
     assert!(removed.failed[0].starts_with("Secret/wsproxy-obj: ") && removed.failed[0].contains("forbidden"), "{:?}", removed.failed);
-    assert!(removed.render().contains("could NOT remove Secret/wsproxy-obj"), "{}", removed.render());
+    assert!(removed.to_string().contains("could NOT remove Secret/wsproxy-obj"), "{}", removed.to_string());
     assert_eq!(deleted.len(), 3);
 }
 
@@ -285,7 +288,7 @@ async fn an_existing_namespace_and_its_foreign_objects_survive_deploy_and_undepl
     let opts = DeployOptions { no_verify: true, ..Default::default() };
     let k8s = K8sOptions { dry_run: true, timeout: std::time::Duration::from_secs(30), ..Default::default() };
     let out = Output::new(true, true, false);
-    deploy::kubernetes_with(&client, &spec, &opts, &k8s, &out).await.unwrap();
+    deploy::to_kubernetes_with(&client, &spec, &opts, &k8s, &out).await.unwrap();
     let removed = deploy::k8s::undeploy(&client, "consoles").await.unwrap();
     let deleted = api.await.unwrap();
     assert_eq!(deleted, ["/apis/apps/v1/namespaces/consoles/deployments/wsproxy"]);

@@ -21,7 +21,7 @@ use crate::ticket_sign::{self, Console};
 use crate::verify;
 
 /// Options of `demo`.
-pub struct DemoArgs {
+pub struct DemoOptions {
     /// Where to put the PKI; a new temporary directory (removed at the end) when None.
     pub dir: Option<PathBuf>,
     /// Port for the relay (0: any free port).
@@ -85,7 +85,7 @@ fn now() -> i64 {
 
 /// Run the demo. Returns the report once verify has run; with `once` false, keeps everything
 /// running until Ctrl-C before returning.
-pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
+pub async fn run(args: DemoOptions, out: &Output) -> Result<DemoReport> {
     let (dir, _temp) = match &args.dir {
         Some(d) => {
             crate::fsutil::ensure_dir(d)?;
@@ -119,7 +119,7 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
     out.step(&format!("==> created a throwaway engine CA and engine signing key in {}", engine_dir.display()));
 
     let certs = dir.join("proxy-certs");
-    pki::issue::run(&pki::issue::IssueArgs {
+    pki::issue::run(&pki::issue::IssueOptions {
         ca_cert: engine.ca_cert.clone(),
         ca_key: engine.ca_key.clone(),
         fqdn: "localhost".into(),
@@ -162,7 +162,7 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
     // Whatever happens from here on, the relay is stopped (and a container removed).
     let result = async {
         out.step("==> verifying as a browser would");
-        let report = verify::run(verify::VerifyArgs {
+        let report = verify::run(verify::VerifyOptions {
             proxy: proxy.clone(),
             ca: Some(certs.join(pki::CA_FILE)),
             engine_cert: Some(engine.engine_cert.clone()),
@@ -191,7 +191,7 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
         };
 
         if !args.once {
-            out.report(&demo, || render(&demo));
+            out.report(&demo, || demo.to_string());
             out.step("==> running; press Ctrl-C to stop and clean up");
             let _ = tokio::signal::ctrl_c().await;
             out.step("==> stopping");
@@ -205,7 +205,7 @@ pub async fn run(args: DemoArgs, out: &Output) -> Result<DemoReport> {
 
 /// The relay in this process (the default).
 async fn start_in_process(
-    args: &DemoArgs,
+    args: &DemoOptions,
     certs: &std::path::Path,
     web: Option<&std::path::Path>,
     out: &Output,
@@ -244,23 +244,26 @@ async fn start_in_process(
 }
 
 /// The human summary.
-pub fn render(d: &DemoReport) -> String {
-    let mut s = d.verify.render();
-    s.push_str(&format!(
-        "\nproxy:        {}\nVNC target:   {} (password {})\nengine CA:    {}\n",
-        d.proxy,
-        d.vnc,
-        d.vnc_password,
-        d.dir.join("engine-pki/ca.pem").display()
-    ));
-    s.push_str(&format!("ticket URL (single use, 10 minutes):\n  {}\n", d.ticket_url));
-    match &d.novnc_url {
-        Some(u) => s.push_str(&format!(
-            "open in a browser (trust the demo CA first, or accept the warning for this throwaway certificate):\n  {u}\n"
-        )),
-        None => s.push_str("add --novnc /usr/share/novnc (Debian package novnc) for a URL a browser can open\n"),
+impl std::fmt::Display for DemoReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self;
+        let mut s = d.verify.to_string();
+        s.push_str(&format!(
+            "\nproxy:        {}\nVNC target:   {} (password {})\nengine CA:    {}\n",
+            d.proxy,
+            d.vnc,
+            d.vnc_password,
+            d.dir.join("engine-pki/ca.pem").display()
+        ));
+        s.push_str(&format!("ticket URL (single use, 10 minutes):\n  {}\n", d.ticket_url));
+        match &d.novnc_url {
+            Some(u) => s.push_str(&format!(
+                "open in a browser (trust the demo CA first, or accept the warning for this throwaway certificate):\n  {u}\n"
+            )),
+            None => s.push_str("add --novnc /usr/share/novnc (Debian package novnc) for a URL a browser can open\n"),
+        }
+        f.write_str(&s)
     }
-    s
 }
 
 /// The demo's console page.

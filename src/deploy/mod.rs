@@ -61,6 +61,9 @@ pub struct DeployReport {
     pub steps: Vec<StepReport>,
     pub verify: Option<verify::Report>,
     pub engine: Vec<String>,
+    /// Whether `engine` lines report what was done on the engine (--configure-engine) or
+    /// what the operator should run there.
+    pub engine_configured: bool,
     pub ok: bool,
 }
 
@@ -131,7 +134,7 @@ async fn spin<F: std::future::Future>(name: &str, fut: F) -> F::Output {
 
 /// Verify the deployed proxy as a browser would (retrying briefly while it starts).
 async fn verify_deployed(spec: &DeploySpec, opts: &DeployOptions) -> Result<verify::Report> {
-    let args = || verify::VerifyArgs {
+    let args = || verify::VerifyOptions {
         proxy: format!("wss://{}:{}", spec.proxy_fqdn, spec.port),
         ca: Some(spec.certs.join(crate::pki::CA_FILE)),
         engine_cert: None,
@@ -169,13 +172,13 @@ async fn verify_step(steps: &mut Steps<'_>, spec: &DeploySpec, opts: &DeployOpti
         })
         .await?;
     if !report.ok {
-        steps.out.report_text(&report.render());
+        steps.out.report_text(&report.to_string());
     }
     Ok(report)
 }
 
 /// `deploy --target podman`.
-pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Result<DeployReport> {
+pub async fn to_podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Result<DeployReport> {
     if opts.configure_engine {
         engine::check_this_is_the_engine(spec.engine_fqdn.as_deref())?;
     }
@@ -257,6 +260,7 @@ pub async fn podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Re
         steps: Vec::new(),
         verify: None,
         engine: Vec::new(),
+        engine_configured: opts.configure_engine,
         ok: true,
     };
     if !opts.no_verify {
@@ -357,9 +361,11 @@ impl Removal {
         }
         s
     }
+}
 
-    /// The text `undeploy` prints.
-    pub fn render(&self) -> String {
+/// The text `undeploy` prints.
+impl std::fmt::Display for Removal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut s: String = self.removed.iter().map(|r| format!("removed {r}\n")).collect();
         for f in &self.failed {
             s.push_str(&format!("could NOT remove {f}\n"));
@@ -367,7 +373,7 @@ impl Removal {
         if s.is_empty() {
             s.push_str("nothing to remove: nothing created by wsproxyctl was found there\n");
         }
-        s
+        f.write_str(&s)
     }
 }
 
@@ -381,7 +387,7 @@ pub struct K8sOptions {
 }
 
 /// `deploy --target k8s`, with a client (a real cluster, or a scripted API in tests).
-pub async fn kubernetes_with(
+pub async fn to_kubernetes_with(
     client: &kube::Client,
     spec: &DeploySpec,
     opts: &DeployOptions,
@@ -410,6 +416,7 @@ pub async fn kubernetes_with(
         steps: Vec::new(),
         verify: None,
         engine: Vec::new(),
+        engine_configured: opts.configure_engine,
         ok: true,
     };
     if k8s_opts.dry_run {
@@ -455,7 +462,7 @@ pub async fn kubernetes_with(
 }
 
 /// `deploy --target k8s` against the cluster of the kubeconfig.
-pub async fn kubernetes(spec: &DeploySpec, opts: &DeployOptions, k8s_opts: &K8sOptions, out: &Output) -> Result<DeployReport> {
+pub async fn to_kubernetes(spec: &DeploySpec, opts: &DeployOptions, k8s_opts: &K8sOptions, out: &Output) -> Result<DeployReport> {
     if let Some(cluster) = &k8s_opts.load_into_kind {
         let archive = opts
             .image_archive
@@ -473,24 +480,27 @@ pub async fn kubernetes(spec: &DeploySpec, opts: &DeployOptions, k8s_opts: &K8sO
         }
     }
     let client = k8s::client(k8s_opts.context.as_deref()).await?;
-    kubernetes_with(&client, spec, opts, k8s_opts, out).await
+    to_kubernetes_with(&client, spec, opts, k8s_opts, out).await
 }
 
 /// Human summary of a deploy.
-pub fn render(r: &DeployReport, configured: bool) -> String {
-    let mut s = String::new();
-    if let Some(v) = &r.verify {
-        s.push_str(&v.render());
-    }
-    if configured {
-        for line in &r.engine {
-            s.push_str(&format!("engine: {line}\n"));
+impl std::fmt::Display for DeployReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self;
+        let mut s = String::new();
+        if let Some(v) = &r.verify {
+            s.push_str(&v.to_string());
         }
-    } else {
-        s.push_str("Now point the engine at the proxy (on the engine host):\n");
-        for line in &r.engine {
-            s.push_str(&format!("  {line}\n"));
+        if r.engine_configured {
+            for line in &r.engine {
+                s.push_str(&format!("engine: {line}\n"));
+            }
+        } else {
+            s.push_str("Now point the engine at the proxy (on the engine host):\n");
+            for line in &r.engine {
+                s.push_str(&format!("  {line}\n"));
+            }
         }
+        f.write_str(&s)
     }
-    s
 }

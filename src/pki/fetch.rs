@@ -34,6 +34,17 @@ pub struct Fetched {
     pub engine_subject: String,
 }
 
+/// What `certs fetch` prints.
+impl std::fmt::Display for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "engine CA {}\nengine certificate {}", self.ca_fingerprint, self.engine_subject)?;
+        for file in &self.files {
+            writeln!(f, "wrote {}", file.display())?;
+        }
+        Ok(())
+    }
+}
+
 async fn download(host: &str, port: u16, path: &str, tls: std::sync::Arc<rustls::ClientConfig>, what: &str) -> Result<Vec<u8>> {
     let (status, body) = https_get::get(host, port, path, tls).await.map_err(|e| {
         Failure::environment(format!(

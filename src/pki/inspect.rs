@@ -141,9 +141,9 @@ pub fn run(dir: &Path) -> Report {
     Report { dir: dir.display().to_string(), certificates, checks, ok }
 }
 
-impl Report {
-    /// Human-readable rendering.
-    pub fn render(&self) -> String {
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The human text inspect prints.
         let mut out = String::new();
         for c in &self.certificates {
             out.push_str(&format!(
@@ -170,6 +170,6 @@ impl Report {
         } else {
             out.push_str("some checks failed\n");
         }
-        out
+        f.write_str(&out)
     }
 }

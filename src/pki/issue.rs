@@ -110,7 +110,7 @@ impl Ca {
 }
 
 /// What `certs issue` needs.
-pub struct IssueArgs {
+pub struct IssueOptions {
     pub ca_cert: PathBuf,
     pub ca_key: PathBuf,
     pub fqdn: String,
@@ -134,13 +134,28 @@ pub struct Issued {
     pub notes: Vec<String>,
 }
 
+/// What `certs issue` prints.
+impl std::fmt::Display for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "issued a certificate for {} (names: {})", self.fqdn, self.sans.join(", "))?;
+        writeln!(f, "  valid until {}\n  sha256 {}", self.not_after, self.fingerprint)?;
+        for file in &self.files {
+            writeln!(f, "  wrote {}", file.display())?;
+        }
+        for note in &self.notes {
+            writeln!(f, "  note: {note}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Check names and the engine certificate before anything is written.
 pub fn check_names(fqdn: &str, sans: &[String]) -> Result<Vec<SanType>> {
     validate_dns_name(fqdn).map_err(|e| Failure::usage(format!("--fqdn {e}")))?;
     sans.iter().map(|s| parse_san(s)).collect()
 }
 
-pub fn run(args: &IssueArgs) -> Result<Issued> {
+pub fn run(args: &IssueOptions) -> Result<Issued> {
     let sans = check_names(&args.fqdn, &args.sans)?;
     let ca = Ca::load(&args.ca_cert, &args.ca_key)?;
     let key_path = args.out.join(KEY_FILE);
