@@ -2,7 +2,7 @@
 //!
 //! Layout: [`pki`] (certificates from the engine CA), [`https_get`] (the one HTTP client it
 //! needs), [`fsutil`] (atomic writes), [`output`] and [`error`] (how results and failures reach
-//! the user), [`cli`] (the command line).
+//! the user), [`steps`] (the step runner deploy and verify share), [`cli`] (the command line).
 
 pub mod cli;
 pub mod demo;
@@ -15,5 +15,6 @@ pub mod output;
 pub mod pki;
 pub mod render;
 pub mod spec;
+pub mod steps;
 pub mod ticket_sign;
 pub mod verify;

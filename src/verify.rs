@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use rustls::pki_types::CertificateDer;
@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::{Failure, Result};
+use crate::steps::{StepReport, Steps};
 use crate::ticket_sign::{self, Console};
 
 /// What to verify.
@@ -31,18 +32,10 @@ pub struct VerifyOptions {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Serialize, Clone)]
-pub struct Step {
-    pub name: String,
-    pub ok: bool,
-    pub millis: u64,
-    pub detail: String,
-}
-
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub proxy: String,
-    pub steps: Vec<Step>,
+    pub steps: Vec<StepReport>,
     pub ok: bool,
 }
 
@@ -146,10 +139,20 @@ fn ca_roots(path: &Path) -> Result<rustls::RootCertStore> {
     Ok(roots)
 }
 
-/// Run every step; a failed step stops the ones that depend on it.
-pub async fn run(args: VerifyOptions) -> Result<Report> {
+/// What `verify` needs, checked before any connection is made.
+struct Prepared {
+    host: String,
+    port: u16,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    engine_key: Option<rsa::RsaPrivateKey>,
+    vnc: Option<(String, u16)>,
+}
+
+/// Refuse bad input before anything is tried: the URL, the CA, a key that does not belong to
+/// the engine certificate, a malformed --vnc.
+fn prepare(args: &VerifyOptions) -> Result<Prepared> {
     let (tls, host, port) = parse_proxy_url(&args.proxy)?;
-    let tls_config = match (tls, &args.ca) {
+    let tls = match (tls, &args.ca) {
         (true, Some(ca)) => Some(wsproxy::tls::client_config_trusting(ca_roots(ca)?).map_err(Failure::environment)?),
         (true, None) => return Err(Failure::usage("--ca ca.pem is required for wss:// (the engine CA the proxy certificate chains to)")),
         (false, _) => None,
@@ -177,139 +180,141 @@ pub async fn run(args: VerifyOptions) -> Result<Report> {
             ))
         }
     };
+    Ok(Prepared { host, port, tls, engine_key, vnc })
+}
 
-    let mut steps = Vec::new();
-    let step = |steps: &mut Vec<Step>, name: &str, start: Instant, result: std::result::Result<String, String>| -> bool {
-        let ok = result.is_ok();
-        steps.push(Step { name: name.to_string(), ok, millis: start.elapsed().as_millis() as u64, detail: result.unwrap_or_else(|e| e) });
-        ok
-    };
+/// Run every check through the step runner deploy uses; a failed check skips the ones that
+/// depend on it.
+pub async fn run(args: VerifyOptions) -> Result<Report> {
+    let p = prepare(&args)?;
     let limit = args.timeout;
+    let mut steps = Steps::silent();
+    let report = |steps: Steps<'_>| Ok(Report { proxy: args.proxy.clone(), ok: steps.all_ok(), steps: steps.done });
 
-    // DNS
-    let t = Instant::now();
-    let resolved = tokio::time::timeout(limit, tokio::net::lookup_host((host.as_str(), port))).await;
-    let addr = match resolved {
-        Ok(Ok(mut addrs)) => addrs.next(),
-        _ => None,
-    };
-    let Some(addr) = addr else {
-        step(&mut steps, "dns", t, Err(format!("cannot resolve {host}: check the name browsers use for the proxy")));
-        return Ok(Report { proxy: args.proxy, ok: false, steps });
-    };
-    step(&mut steps, "dns", t, Ok(format!("{host} -> {}", addr.ip())));
-
-    // TCP
-    let t = Instant::now();
-    match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => step(&mut steps, "tcp", t, Ok(format!("connected to {addr}"))),
-        Ok(Err(e)) => {
-            step(&mut steps, "tcp", t, Err(format!("{addr}: {e}: is the proxy running and the port open in the firewall?")));
-            return Ok(Report { proxy: args.proxy, ok: false, steps });
-        }
-        Err(_) => {
-            step(&mut steps, "tcp", t, Err(format!("{addr}: no answer within {:?}: firewall?", args.timeout)));
-            return Ok(Report { proxy: args.proxy, ok: false, steps });
-        }
-    };
-
-    let target = Target { tls: tls_config.clone(), host: host.clone(), addr };
-
-    // TLS
-    if let Some(cfg) = &tls_config {
-        let t = Instant::now();
-        let result = tokio::time::timeout(limit, async {
-            let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-            let name = wsproxy::tls::server_name(&host)?;
-            let tls = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp).await.map_err(|e| {
-                format!("{e}: the proxy certificate must chain to --ca and carry the name {host:?} (wsproxyctl certs inspect)")
-            })?;
-            let (_, conn) = tls.get_ref();
-            let version = conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
-            let days = conn.peer_certificates().and_then(|c| c.first()).map(days_left).unwrap_or(-1);
-            if days < 0 {
-                return Err("the proxy certificate has expired".to_string());
-            }
-            Ok(format!("{version}, certificate for {host} chains to the CA, {days} days left"))
-        })
-        .await
-        .unwrap_or_else(|_| Err("TLS handshake timed out".into()));
-        if !step(&mut steps, "tls", t, result) {
-            return Ok(Report { proxy: args.proxy, ok: false, steps });
+    let Some(addr) = steps.check("dns", resolve(&p.host, p.port, limit)).await else { return report(steps) };
+    if steps.check("tcp", tcp(addr, limit)).await.is_none() {
+        return report(steps);
+    }
+    if let Some(cfg) = &p.tls {
+        if steps.check("tls", tls_handshake(cfg.clone(), &p.host, addr, limit)).await.is_none() {
+            return report(steps);
         }
     }
+    let target = Target { tls: p.tls.clone(), host: p.host.clone(), addr };
+    steps.check("healthz", healthz(&target, limit)).await;
+    if let Some(key) = &p.engine_key {
+        steps.check("engine ticket accepted", engine_ticket(&target, key, p.vnc.as_ref(), limit)).await;
+        let throwaway = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+            .map_err(|e| Failure::environment(format!("cannot make a throwaway key: {e}")))?;
+        steps.check("foreign ticket refused", foreign_ticket(&target, &throwaway, limit)).await;
+    }
+    report(steps)
+}
 
-    // /healthz
-    let t = Instant::now();
-    let result = tokio::time::timeout(limit, async {
+type Check<T> = std::result::Result<(T, String), String>;
+
+/// The name browsers use for the proxy resolves.
+async fn resolve(host: &str, port: u16, limit: Duration) -> Check<SocketAddr> {
+    let resolved = tokio::time::timeout(limit, tokio::net::lookup_host((host, port))).await;
+    match resolved {
+        Ok(Ok(mut addrs)) => addrs.next(),
+        _ => None,
+    }
+    .map(|addr| (addr, format!("{host} -> {}", addr.ip())))
+    .ok_or_else(|| format!("cannot resolve {host}: check the name browsers use for the proxy"))
+}
+
+/// The port is open.
+async fn tcp(addr: SocketAddr, limit: Duration) -> Check<()> {
+    match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(((), format!("connected to {addr}"))),
+        Ok(Err(e)) => Err(format!("{addr}: {e}: is the proxy running and the port open in the firewall?")),
+        Err(_) => Err(format!("{addr}: no answer within {limit:?}: firewall?")),
+    }
+}
+
+/// The certificate chains to the CA, carries the name, and has days left.
+async fn tls_handshake(cfg: Arc<rustls::ClientConfig>, host: &str, addr: SocketAddr, limit: Duration) -> Check<()> {
+    tokio::time::timeout(limit, async {
+        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let name = wsproxy::tls::server_name(host)?;
+        let tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("{e}: the proxy certificate must chain to --ca and carry the name {host:?} (wsproxyctl certs inspect)"))?;
+        let (_, conn) = tls.get_ref();
+        let version = conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
+        let days = conn.peer_certificates().and_then(|c| c.first()).map(days_left).unwrap_or(-1);
+        if days < 0 {
+            return Err("the proxy certificate has expired".to_string());
+        }
+        Ok(((), format!("{version}, certificate for {host} chains to the CA, {days} days left")))
+    })
+    .await
+    .unwrap_or_else(|_| Err("TLS handshake timed out".into()))
+}
+
+/// `/healthz` answers 200.
+async fn healthz(target: &Target, limit: Duration) -> Check<()> {
+    tokio::time::timeout(limit, async {
         let mut s = target.connect().await?;
-        s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", target.host).as_bytes())
             .await
             .map_err(|e| e.to_string())?;
         let mut resp = Vec::new();
         let _ = s.read_to_end(&mut resp).await;
         let text = String::from_utf8_lossy(&resp);
         if text.starts_with("HTTP/1.1 200") {
-            Ok("200 ok".to_string())
+            Ok(((), "200 ok".to_string()))
         } else {
             Err(format!("unexpected answer: {:?}", text.lines().next().unwrap_or("")))
         }
     })
     .await
-    .unwrap_or_else(|_| Err("no answer".into()));
-    step(&mut steps, "healthz", t, result);
+    .unwrap_or_else(|_| Err("no answer".into()))
+}
 
-    if let Some(key) = &engine_key {
-        // An engine-signed ticket is accepted.
-        let t = Instant::now();
-        let result = match &vnc {
-            Some((vhost, vport)) => {
-                let ticket = ticket_sign::sign(key, &Console { host: vhost, port: *vport, ssl_target: false }, now(), 30);
-                match tokio::time::timeout(limit, target.try_ticket(&ticket)).await {
-                    Ok(Ok(TicketAnswer::Data(d))) if d.starts_with(b"RFB ") => {
-                        Ok(format!("ticket accepted, VNC server answered {:?}", String::from_utf8_lossy(&d[..d.len().min(12)]).trim()))
-                    }
-                    Ok(Ok(TicketAnswer::Data(d))) => Err(format!("{vhost}:{vport} is not a VNC server (sent {:?})", String::from_utf8_lossy(&d[..d.len().min(12)]))),
-                    Ok(Ok(TicketAnswer::Refused(403))) => Err("the proxy refused an engine-signed ticket (403): is its CERT_FOR_DATA_VERIFICATION this engine's certificate? are the clocks in sync?".into()),
-                    Ok(Ok(TicketAnswer::Refused(s))) => Err(format!("the proxy answered HTTP {s}")),
-                    Ok(Ok(TicketAnswer::Closed(code, reason))) => Err(format!("closed {code}: {reason}: can the proxy host reach {vhost}:{vport}?")),
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err("no RFB banner within the timeout".into()),
-                }
-            }
-            None => {
-                // A port nothing listens on, on the proxy's own loopback: "unreachable" proves
-                // the ticket was accepted without touching any VM.
-                let ticket = ticket_sign::sign(key, &Console { host: "127.0.0.1", port: 1, ssl_target: false }, now(), 30);
-                match tokio::time::timeout(limit, target.try_ticket(&ticket)).await {
-                    Ok(Ok(TicketAnswer::Closed(1011, reason))) => Ok(format!("ticket accepted (closed port answered 1011: {reason})")),
-                    Ok(Ok(TicketAnswer::Refused(403))) => Err("the proxy refused an engine-signed ticket (403): is its CERT_FOR_DATA_VERIFICATION this engine's certificate? are the clocks in sync?".into()),
-                    Ok(Ok(TicketAnswer::Refused(s))) => Err(format!("the proxy answered HTTP {s}")),
-                    Ok(Ok(TicketAnswer::Closed(code, reason))) => Err(format!("expected close 1011, got {code}: {reason}")),
-                    Ok(Ok(TicketAnswer::Data(_))) => Err("something answered on 127.0.0.1:1 of the proxy host".into()),
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err("no answer within the timeout".into()),
-                }
-            }
-        };
-        step(&mut steps, "engine ticket accepted", t, result);
+const REFUSED_ENGINE_TICKET: &str =
+    "the proxy refused an engine-signed ticket (403): is its CERT_FOR_DATA_VERIFICATION this engine's certificate? are the clocks in sync?";
 
-        // A ticket from a key the engine does not have is refused.
-        let t = Instant::now();
-        let throwaway = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
-            .map_err(|e| Failure::environment(format!("cannot make a throwaway key: {e}")))?;
-        let ticket = ticket_sign::sign(&throwaway, &Console { host: "127.0.0.1", port: 1, ssl_target: false }, now(), 30);
-        let result = match tokio::time::timeout(limit, target.try_ticket(&ticket)).await {
-            Ok(Ok(TicketAnswer::Refused(403))) => Ok("a ticket from a foreign key got 403".to_string()),
-            Ok(Ok(_)) => Err("DANGER: the proxy accepted a ticket signed by a key that is not the engine's".to_string()),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err("no answer within the timeout".into()),
-        };
-        step(&mut steps, "foreign ticket refused", t, result);
+/// A ticket signed with the engine's key is accepted: the VNC server's banner comes back
+/// through the proxy, or without --vnc a closed port on the proxy's own loopback answers 1011
+/// (accepted, without touching any VM).
+async fn engine_ticket(target: &Target, key: &rsa::RsaPrivateKey, vnc: Option<&(String, u16)>, limit: Duration) -> Check<()> {
+    let (host, port) = vnc.map(|(h, p)| (h.as_str(), *p)).unwrap_or(("127.0.0.1", 1));
+    let ticket = ticket_sign::sign(key, &Console { host, port, ssl_target: false }, now(), 30);
+    let answer = tokio::time::timeout(limit, target.try_ticket(&ticket)).await;
+    let detail = match (vnc.is_some(), answer) {
+        (_, Err(_)) if vnc.is_some() => return Err("no RFB banner within the timeout".into()),
+        (_, Err(_)) => return Err("no answer within the timeout".into()),
+        (_, Ok(Err(e))) => return Err(e),
+        (_, Ok(Ok(TicketAnswer::Refused(403)))) => return Err(REFUSED_ENGINE_TICKET.into()),
+        (_, Ok(Ok(TicketAnswer::Refused(s)))) => return Err(format!("the proxy answered HTTP {s}")),
+        (true, Ok(Ok(TicketAnswer::Data(d)))) if d.starts_with(b"RFB ") => {
+            format!("ticket accepted, VNC server answered {:?}", String::from_utf8_lossy(&d[..d.len().min(12)]).trim())
+        }
+        (true, Ok(Ok(TicketAnswer::Data(d)))) => {
+            return Err(format!("{host}:{port} is not a VNC server (sent {:?})", String::from_utf8_lossy(&d[..d.len().min(12)])))
+        }
+        (true, Ok(Ok(TicketAnswer::Closed(code, reason)))) => {
+            return Err(format!("closed {code}: {reason}: can the proxy host reach {host}:{port}?"))
+        }
+        (false, Ok(Ok(TicketAnswer::Closed(1011, reason)))) => format!("ticket accepted (closed port answered 1011: {reason})"),
+        (false, Ok(Ok(TicketAnswer::Closed(code, reason)))) => return Err(format!("expected close 1011, got {code}: {reason}")),
+        (false, Ok(Ok(TicketAnswer::Data(_)))) => return Err("something answered on 127.0.0.1:1 of the proxy host".into()),
+    };
+    Ok(((), detail))
+}
+
+/// A ticket from a key the engine does not have is refused with 403.
+async fn foreign_ticket(target: &Target, throwaway: &rsa::RsaPrivateKey, limit: Duration) -> Check<()> {
+    let ticket = ticket_sign::sign(throwaway, &Console { host: "127.0.0.1", port: 1, ssl_target: false }, now(), 30);
+    match tokio::time::timeout(limit, target.try_ticket(&ticket)).await {
+        Ok(Ok(TicketAnswer::Refused(403))) => Ok(((), "a ticket from a foreign key got 403".to_string())),
+        Ok(Ok(_)) => Err("DANGER: the proxy accepted a ticket signed by a key that is not the engine's".to_string()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("no answer within the timeout".into()),
     }
-
-    let ok = steps.iter().all(|s| s.ok);
-    Ok(Report { proxy: args.proxy, steps, ok })
 }
 
 fn now() -> i64 {

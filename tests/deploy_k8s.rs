@@ -135,7 +135,7 @@ async fn apply_waits_for_rollout_and_reports_the_service() {
     let k8s = K8sOptions { timeout: std::time::Duration::from_secs(30), ..Default::default() };
     let report = deploy::to_kubernetes_with(&client, &spec, &opts, &k8s, &Output::new(false, true, false)).await.unwrap();
     api.await.unwrap();
-    let steps: Vec<&str> = report.steps.iter().map(|s| s.step.as_str()).collect();
+    let steps: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(steps[2], "wait for Deployment/wsproxy");
     assert_eq!(report.steps[3].detail, "192.0.2.10:6100 (load balancer)");
     assert!(report.engine[0].contains("WebSocketProxy=proxy.example.com:6100"));

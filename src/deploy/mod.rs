@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Failure, Result};
-use crate::output::{Output, Tone};
+use crate::output::Output;
 use crate::pki::bundle::Bundle;
 use crate::spec::DeploySpec;
+use crate::steps::{StepReport, Steps};
 use crate::verify;
 
 /// How the relay is installed on a podman host.
@@ -44,14 +45,6 @@ pub struct DeployOptions {
 }
 
 #[derive(Debug, Serialize)]
-pub struct StepReport {
-    pub step: String,
-    pub ok: bool,
-    pub millis: u64,
-    pub detail: String,
-}
-
-#[derive(Debug, Serialize)]
 pub struct DeployReport {
     pub target: String,
     pub host: String,
@@ -65,71 +58,6 @@ pub struct DeployReport {
     /// what the operator should run there.
     pub engine_configured: bool,
     pub ok: bool,
-}
-
-/// Runs steps, printing each as it starts and ends.
-pub struct Steps<'a> {
-    out: &'a Output,
-    pub done: Vec<StepReport>,
-}
-
-impl<'a> Steps<'a> {
-    pub fn new(out: &'a Output) -> Self {
-        Steps { out, done: Vec::new() }
-    }
-
-    /// Run one step; its error is returned with the step's name in front. On a terminal a
-    /// spinner turns on the step's line while it runs (not under -v, whose lines would tear it).
-    pub async fn run<T, F>(&mut self, name: &str, fut: F) -> Result<T>
-    where
-        F: std::future::Future<Output = Result<(T, String)>>,
-    {
-        let start = Instant::now();
-        let result = if self.out.animate() && !self.out.verbose() {
-            spin(name, fut).await
-        } else {
-            self.out.step(&format!("==> {name} ..."));
-            fut.await
-        };
-        let millis = start.elapsed().as_millis() as u64;
-        match result {
-            Ok((value, detail)) => {
-                self.out.step(&format!("    {} ({millis} ms): {detail}", self.out.paint(Tone::Good, "ok")));
-                self.done.push(StepReport { step: name.into(), ok: true, millis, detail });
-                Ok(value)
-            }
-            Err(e) => {
-                self.out.step(&format!("    {} ({millis} ms)", self.out.paint(Tone::Bad, "FAILED")));
-                self.done.push(StepReport { step: name.into(), ok: false, millis, detail: e.to_string() });
-                Err(e.context(name))
-            }
-        }
-    }
-}
-
-/// Run `fut`, redrawing `name` with a turning spinner on stderr until it ends; the final line
-/// is the plain step line, so the transcript reads the same as without a terminal.
-async fn spin<F: std::future::Future>(name: &str, fut: F) -> F::Output {
-    use std::io::Write as _;
-    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-    let mut fut = std::pin::pin!(fut);
-    let period = Duration::from_millis(100);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    eprint!("\r{} {name} ...", FRAMES[0]);
-    let _ = std::io::stderr().flush();
-    let mut frame = 1;
-    let output = loop {
-        tokio::select! {
-            out = &mut fut => break out,
-            _ = tick.tick() => {
-                eprint!("\r{} {name} ...", FRAMES[frame % FRAMES.len()]);
-                let _ = std::io::stderr().flush();
-                frame += 1;
-            }
-        }
-    };
-    eprintln!("\r\x1b[2K==> {name} ...");
-    output
 }
 
 /// Verify the deployed proxy as a browser would (retrying briefly while it starts).
@@ -172,7 +100,9 @@ async fn verify_step(steps: &mut Steps<'_>, spec: &DeploySpec, opts: &DeployOpti
         })
         .await?;
     if !report.ok {
-        steps.out.report_text(&report.to_string());
+        if let Some(out) = steps.out() {
+            out.report_text(&report.to_string());
+        }
     }
     Ok(report)
 }
