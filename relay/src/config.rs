@@ -446,39 +446,52 @@ pub fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-impl Config {
-    /// Build a typed configuration from raw settings, reporting the first bad value with its
-    /// origin. No I/O: whether the files exist is [`Config::check_files`]'s job, at start-up.
-    pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
-        // A set, non-empty value, else the key's default (parsed like a file's value).
-        let value = |k: Key| s.get(k).filter(|v| !v.trim().is_empty()).or(k.default).map(str::trim);
-        let path = |k: Key| value(k).map(PathBuf::from);
-        let bad = |k: Key, why: &str| -> ConfigError {
-            let origin = s.origin(k).map(|o| o.to_string()).unwrap_or_else(|| "default".into());
-            ConfigError(format!("{origin}: {}={:?}: {why}", k.name, value(k).unwrap_or_default()))
-        };
-        let boolean = |k: Key| -> Result<bool, ConfigError> {
-            match s.get(k).or(k.default) {
-                None => Ok(false),
-                Some(v) => parse_bool(v).ok_or_else(|| bad(k, "expected True or False")),
-            }
-        };
-        let number = |k: Key| -> Result<u64, ConfigError> {
-            match value(k) {
-                None => Err(bad(k, "a number is required")),
-                Some(v) => v.parse::<u64>().map_err(|_| bad(k, "expected a whole number")),
-            }
-        };
-        let seconds = |k: Key| -> Result<Duration, ConfigError> { number(k).map(Duration::from_secs) };
-        let optional_seconds = |k: Key| -> Result<Option<Duration>, ConfigError> {
-            let secs = number(k)?;
-            Ok((secs > 0).then(|| Duration::from_secs(secs)))
-        };
+/// Typed reads of settings: a set, non-empty value, else the key's default (parsed like a
+/// file's value); errors name the key, its value and where it was set.
+struct Values<'a>(&'a Settings);
 
-        let ipv6 = boolean(key::SOURCE_IS_IPV6)?;
-        let host = value(key::PROXY_HOST).unwrap_or("*").trim();
+impl Values<'_> {
+    fn value(&self, k: Key) -> Option<&str> {
+        self.0.get(k).filter(|v| !v.trim().is_empty()).or(k.default).map(str::trim)
+    }
+
+    fn path(&self, k: Key) -> Option<PathBuf> {
+        self.value(k).map(PathBuf::from)
+    }
+
+    fn bad(&self, k: Key, why: &str) -> ConfigError {
+        let origin = self.0.origin(k).map(|o| o.to_string()).unwrap_or_else(|| "default".into());
+        ConfigError(format!("{origin}: {}={:?}: {why}", k.name, self.value(k).unwrap_or_default()))
+    }
+
+    fn boolean(&self, k: Key) -> Result<bool, ConfigError> {
+        match self.0.get(k).or(k.default) {
+            None => Ok(false),
+            Some(v) => parse_bool(v).ok_or_else(|| self.bad(k, "expected True or False")),
+        }
+    }
+
+    fn number(&self, k: Key) -> Result<u64, ConfigError> {
+        match self.value(k) {
+            None => Err(self.bad(k, "a number is required")),
+            Some(v) => v.parse::<u64>().map_err(|_| self.bad(k, "expected a whole number")),
+        }
+    }
+
+    fn seconds(&self, k: Key) -> Result<Duration, ConfigError> {
+        self.number(k).map(Duration::from_secs)
+    }
+
+    /// Seconds where 0 means off.
+    fn optional_seconds(&self, k: Key) -> Result<Option<Duration>, ConfigError> {
+        let secs = self.number(k)?;
+        Ok((secs > 0).then(|| Duration::from_secs(secs)))
+    }
+
+    fn listen(&self) -> Result<SocketAddr, ConfigError> {
+        let host = self.value(key::PROXY_HOST).unwrap_or("*");
         let ip: IpAddr = if host == "*" {
-            if ipv6 {
+            if self.boolean(key::SOURCE_IS_IPV6)? {
                 IpAddr::V6(Ipv6Addr::UNSPECIFIED)
             } else {
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED)
@@ -487,85 +500,97 @@ impl Config {
             host.trim_start_matches('[')
                 .trim_end_matches(']')
                 .parse()
-                .map_err(|_| bad(key::PROXY_HOST, "expected * or an IP address to listen on"))?
+                .map_err(|_| self.bad(key::PROXY_HOST, "expected * or an IP address to listen on"))?
         };
-        let port = number(key::PROXY_PORT)?;
-        let port = u16::try_from(port).map_err(|_| bad(key::PROXY_PORT, "a port is 0-65535"))?;
+        let port = u16::try_from(self.number(key::PROXY_PORT)?).map_err(|_| self.bad(key::PROXY_PORT, "a port is 0-65535"))?;
+        Ok(SocketAddr::new(ip, port))
+    }
 
-        let certificate = path(key::SSL_CERTIFICATE);
-        let private_key = path(key::SSL_KEY);
+    fn tls(&self) -> Result<Option<TlsFiles>, ConfigError> {
+        let certificate = self.path(key::SSL_CERTIFICATE);
+        let private_key = self.path(key::SSL_KEY);
         // SSL_ONLY's default depends on the other keys: on when a certificate is configured.
-        let ssl_only = match s.get(key::SSL_ONLY) {
+        let ssl_only = match self.0.get(key::SSL_ONLY) {
             None => certificate.is_some() || private_key.is_some(),
-            Some(_) => boolean(key::SSL_ONLY)?,
+            Some(_) => self.boolean(key::SSL_ONLY)?,
         };
-        let min_version = match value(key::SSL_MIN_VERSION).map(str::trim) {
+        let min_version = match self.value(key::SSL_MIN_VERSION) {
             None | Some("TLSv1.2") => TlsMinVersion::Tls12,
             Some("TLSv1.3") => TlsMinVersion::Tls13,
-            Some(_) => return Err(bad(key::SSL_MIN_VERSION, "expected TLSv1.2 or TLSv1.3 (older versions are not offered)")),
+            Some(_) => return Err(self.bad(key::SSL_MIN_VERSION, "expected TLSv1.2 or TLSv1.3 (older versions are not offered)")),
         };
-        let tls = match (certificate, private_key) {
-            (Some(certificate), Some(key)) => Some(TlsFiles { certificate, key, min_version, ssl_only }),
-            (None, None) if ssl_only => {
-                return err("SSL_ONLY=True but SSL_CERTIFICATE and SSL_KEY are not set: \
-                     set both to the proxy's certificate and key, or set SSL_ONLY=False to serve plain ws")
-            }
-            (None, None) => None,
-            (Some(_), None) => return err("SSL_CERTIFICATE is set but SSL_KEY is not: set both, or neither for plain ws"),
-            (None, Some(_)) => return err("SSL_KEY is set but SSL_CERTIFICATE is not: set both, or neither for plain ws"),
-        };
-
-        let engine_cert = path(key::CERT_FOR_DATA_VERIFICATION);
-        let target_allow =
-            TargetAllowList::parse(value(key::WSPROXY_TARGET_ALLOW).unwrap_or("")).map_err(|why| bad(key::WSPROXY_TARGET_ALLOW, &why))?;
-        let metrics_listen = match value(key::WSPROXY_METRICS_LISTEN) {
-            None => None,
-            Some(v) => Some(
-                v.trim().parse::<SocketAddr>().map_err(|_| bad(key::WSPROXY_METRICS_LISTEN, "expected host:port, e.g. 127.0.0.1:9100"))?,
-            ),
-        };
-        let log_format = match value(key::WSPROXY_LOG_FORMAT).map(str::trim) {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(_) => return Err(bad(key::WSPROXY_LOG_FORMAT, "expected text or json")),
-        };
-        let max_message_size = number(key::WSPROXY_MAX_MESSAGE_SIZE)?;
-        if max_message_size < 1024 {
-            return Err(bad(key::WSPROXY_MAX_MESSAGE_SIZE, "must be at least 1024 bytes"));
+        match (certificate, private_key) {
+            (Some(certificate), Some(key)) => Ok(Some(TlsFiles { certificate, key, min_version, ssl_only })),
+            (None, None) if ssl_only => err("SSL_ONLY=True but SSL_CERTIFICATE and SSL_KEY are not set: \
+                 set both to the proxy's certificate and key, or set SSL_ONLY=False to serve plain ws"),
+            (None, None) => Ok(None),
+            (Some(_), None) => err("SSL_CERTIFICATE is set but SSL_KEY is not: set both, or neither for plain ws"),
+            (None, Some(_)) => err("SSL_KEY is set but SSL_CERTIFICATE is not: set both, or neither for plain ws"),
         }
+    }
 
+    fn ticket_skew(&self) -> Result<Duration, ConfigError> {
+        match self.seconds(key::WSPROXY_TICKET_SKEW)? {
+            skew if skew > MAX_TICKET_SKEW => {
+                Err(self
+                    .bad(key::WSPROXY_TICKET_SKEW, "at most 300 seconds: fix the clocks (NTP) instead of widening every ticket's window"))
+            }
+            skew => Ok(skew),
+        }
+    }
+
+    fn metrics_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.value(key::WSPROXY_METRICS_LISTEN)
+            .map(|v| v.parse::<SocketAddr>().map_err(|_| self.bad(key::WSPROXY_METRICS_LISTEN, "expected host:port, e.g. 127.0.0.1:9100")))
+            .transpose()
+    }
+
+    fn log_format(&self) -> Result<LogFormat, ConfigError> {
+        match self.value(key::WSPROXY_LOG_FORMAT) {
+            None | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(_) => Err(self.bad(key::WSPROXY_LOG_FORMAT, "expected text or json")),
+        }
+    }
+
+    fn max_message_size(&self) -> Result<usize, ConfigError> {
+        match self.number(key::WSPROXY_MAX_MESSAGE_SIZE)? {
+            n if n < 1024 => Err(self.bad(key::WSPROXY_MAX_MESSAGE_SIZE, "must be at least 1024 bytes")),
+            n => Ok(n as usize),
+        }
+    }
+}
+
+impl Config {
+    /// Build a typed configuration from raw settings, reporting the first bad value with its
+    /// origin. No I/O: whether the files exist is [`Config::check_files`]'s job, at start-up.
+    pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
+        let v = Values(s);
         Ok(Config {
-            listen: SocketAddr::new(ip, port),
-            tls,
-            engine_cert,
-            target_allow,
-            target_ca: path(key::WSPROXY_TARGET_CA),
-            kubevirt_unverified_tls: boolean(key::WSPROXY_KUBEVIRT_UNVERIFIED_TLS)?,
-            allow_legacy_sha1: boolean(key::WSPROXY_ALLOW_LEGACY_SHA1)?,
-            allow_ticket_reuse: boolean(key::WSPROXY_ALLOW_TICKET_REUSE)?,
-            ticket_skew: match seconds(key::WSPROXY_TICKET_SKEW)? {
-                skew if skew > MAX_TICKET_SKEW => {
-                    return Err(bad(
-                        key::WSPROXY_TICKET_SKEW,
-                        "at most 300 seconds: fix the clocks (NTP) instead of widening every ticket's window",
-                    ))
-                }
-                skew => skew,
-            },
-            max_sessions: number(key::WSPROXY_MAX_SESSIONS)? as usize,
-            max_sessions_per_ip: number(key::WSPROXY_MAX_SESSIONS_PER_IP)? as usize,
-            max_handshakes: number(key::WSPROXY_MAX_HANDSHAKES)?.max(1) as usize,
-            handshake_timeout: seconds(key::WSPROXY_HANDSHAKE_TIMEOUT)?,
-            connect_timeout: seconds(key::WSPROXY_CONNECT_TIMEOUT)?,
-            idle_timeout: optional_seconds(key::WSPROXY_IDLE_TIMEOUT)?,
-            ping_interval: optional_seconds(key::WSPROXY_PING_INTERVAL)?,
-            max_message_size: max_message_size as usize,
-            shutdown_grace: seconds(key::WSPROXY_SHUTDOWN_GRACE)?,
-            cert_reload_interval: optional_seconds(key::WSPROXY_CERT_RELOAD_INTERVAL)?,
-            metrics_listen,
-            novnc_dir: path(key::WSPROXY_NOVNC_DIR),
-            trace: boolean(key::TRACE_ENABLE)?,
-            log_format,
+            listen: v.listen()?,
+            tls: v.tls()?,
+            engine_cert: v.path(key::CERT_FOR_DATA_VERIFICATION),
+            target_allow: TargetAllowList::parse(v.value(key::WSPROXY_TARGET_ALLOW).unwrap_or(""))
+                .map_err(|why| v.bad(key::WSPROXY_TARGET_ALLOW, &why))?,
+            target_ca: v.path(key::WSPROXY_TARGET_CA),
+            kubevirt_unverified_tls: v.boolean(key::WSPROXY_KUBEVIRT_UNVERIFIED_TLS)?,
+            allow_legacy_sha1: v.boolean(key::WSPROXY_ALLOW_LEGACY_SHA1)?,
+            allow_ticket_reuse: v.boolean(key::WSPROXY_ALLOW_TICKET_REUSE)?,
+            ticket_skew: v.ticket_skew()?,
+            max_sessions: v.number(key::WSPROXY_MAX_SESSIONS)? as usize,
+            max_sessions_per_ip: v.number(key::WSPROXY_MAX_SESSIONS_PER_IP)? as usize,
+            max_handshakes: v.number(key::WSPROXY_MAX_HANDSHAKES)?.max(1) as usize,
+            handshake_timeout: v.seconds(key::WSPROXY_HANDSHAKE_TIMEOUT)?,
+            connect_timeout: v.seconds(key::WSPROXY_CONNECT_TIMEOUT)?,
+            idle_timeout: v.optional_seconds(key::WSPROXY_IDLE_TIMEOUT)?,
+            ping_interval: v.optional_seconds(key::WSPROXY_PING_INTERVAL)?,
+            max_message_size: v.max_message_size()?,
+            shutdown_grace: v.seconds(key::WSPROXY_SHUTDOWN_GRACE)?,
+            cert_reload_interval: v.optional_seconds(key::WSPROXY_CERT_RELOAD_INTERVAL)?,
+            metrics_listen: v.metrics_listen()?,
+            novnc_dir: v.path(key::WSPROXY_NOVNC_DIR),
+            trace: v.boolean(key::TRACE_ENABLE)?,
+            log_format: v.log_format()?,
         })
     }
 
