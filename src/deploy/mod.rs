@@ -107,16 +107,54 @@ async fn verify_step(steps: &mut Steps<'_>, spec: &DeploySpec, opts: &DeployOpti
     Ok(report)
 }
 
+/// The podman host a deploy works on: its API, a shell on it, its init system, and where a
+/// Quadlet unit goes.
+struct PodmanHost {
+    name: String,
+    docker: bollard::Docker,
+    shell: host_shell::HostShell,
+    init: quadlet::HostInit,
+    unit_dir: String,
+}
+
 /// `deploy --target podman`.
 pub async fn to_podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Result<DeployReport> {
     if opts.configure_engine {
         engine::check_this_is_the_engine(spec.engine_fqdn.as_deref())?;
     }
-    let host = podman::describe_host(spec.podman.host.as_deref());
     let mut steps = Steps::new(out);
     let bundle = check_certificates(&mut steps, spec).await?;
+    let host = open_podman_host(&mut steps, spec, opts).await?;
+    let use_quadlet = choose_quadlet(opts.install, &host)?;
+    let mut plan = crate::render::podman::plan(spec, &bundle);
+    if use_quadlet {
+        plan.labels.insert(quadlet::UNIT_DIR_LABEL.into(), host.unit_dir.clone());
+    }
+    let change = install_relay(&mut steps, &host, &plan, use_quadlet).await?;
+    let mut report = DeployReport {
+        target: "podman".into(),
+        host: host.name.clone(),
+        mode: Some(if use_quadlet { "quadlet" } else { "container" }.into()),
+        change: Some(change),
+        steps: Vec::new(),
+        verify: None,
+        engine: Vec::new(),
+        engine_configured: opts.configure_engine,
+        ok: true,
+    };
+    if !opts.no_verify {
+        report.verify = Some(verify_podman(&mut steps, spec, opts, &host, &plan.name).await?);
+    }
+    report.engine = engine_step(&mut steps, spec, opts).await?;
+    report.steps = steps.done;
+    Ok(report)
+}
+
+/// Connect the host's podman API, make sure the image is there, and learn its init system.
+async fn open_podman_host(steps: &mut Steps<'_>, spec: &DeploySpec, opts: &DeployOptions) -> Result<PodmanHost> {
+    let name = podman::describe_host(spec.podman.host.as_deref());
     let docker = steps
-        .run(&format!("connect to podman at {host}"), async {
+        .run(&format!("connect to podman at {name}"), async {
             let d = podman::connect(spec.podman.host.as_deref(), spec.podman.identity.as_deref()).await?;
             Ok((d, "API answers".to_string()))
         })
@@ -127,93 +165,91 @@ pub async fn to_podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) ->
             Ok(((), detail))
         })
         .await?;
-    let shell = host_shell::HostShell::for_host(&host, spec.podman.identity.as_deref())?;
+    let shell = host_shell::HostShell::for_host(&name, spec.podman.identity.as_deref())?;
     let init = steps
         .run("host init system", async {
             let init = quadlet::detect(&shell).await?;
-            let detail = if init.systemd {
-                format!("systemd ({}), user id {}", init.state, init.uid)
-            } else {
-                format!("no systemd ({}), user id {}", init.state, init.uid)
-            };
+            let systemd = if init.systemd { "systemd" } else { "no systemd" };
+            let detail = format!("{systemd} ({}), user id {}", init.state, init.uid);
             Ok((init, detail))
         })
         .await?;
-    let use_quadlet = match opts.install {
-        Install::Auto => init.systemd,
-        Install::Container => false,
-        Install::Quadlet if init.systemd => true,
-        Install::Quadlet => {
-            return Err(Failure::environment(format!(
-                "--quadlet: {host} does not run systemd (systemctl is-system-running: {}); drop --quadlet to create the container directly",
-                init.state
-            )))
-        }
-    };
     let unit_dir = opts.quadlet_dir.clone().unwrap_or_else(|| init.default_unit_dir());
-    let mut plan = crate::render::podman::plan(spec, &bundle);
-    if use_quadlet {
-        plan.labels.insert(quadlet::UNIT_DIR_LABEL.into(), unit_dir.clone());
+    Ok(PodmanHost { name, docker, shell, init, unit_dir })
+}
+
+/// Quadlet when asked for or (by default) when the host runs systemd.
+fn choose_quadlet(install: Install, host: &PodmanHost) -> Result<bool> {
+    match install {
+        Install::Auto => Ok(host.init.systemd),
+        Install::Container => Ok(false),
+        Install::Quadlet if host.init.systemd => Ok(true),
+        Install::Quadlet => Err(Failure::environment(format!(
+            "--quadlet: {} does not run systemd (systemctl is-system-running: {}); drop --quadlet to create the container directly",
+            host.name, host.init.state
+        ))),
     }
+}
+
+/// Install the relay as a Quadlet unit or as a plain container.
+async fn install_relay(
+    steps: &mut Steps<'_>,
+    host: &PodmanHost,
+    plan: &crate::render::podman::ContainerPlan,
+    use_quadlet: bool,
+) -> Result<podman::Change> {
     let describe = |change: &podman::Change, what: &str| match change {
         podman::Change::Unchanged => "already running with these certificates and settings: nothing changed".to_string(),
         podman::Change::Created => format!("created and started {what} (port {})", plan.host_port),
         podman::Change::Replaced => "certificates or settings changed: replaced and restarted".to_string(),
     };
-    let change = if use_quadlet {
+    if use_quadlet {
         steps
-            .run(&format!("Quadlet unit {unit_dir}/{} (systemd)", quadlet::UNIT_FILE), async {
-                let change = quadlet::install(&shell, &docker, &plan, &init, &unit_dir).await?;
+            .run(&format!("Quadlet unit {}/{} (systemd)", host.unit_dir, quadlet::UNIT_FILE), async {
+                let change = quadlet::install(&host.shell, &host.docker, plan, &host.init, &host.unit_dir).await?;
                 let detail = describe(&change, quadlet::SERVICE);
                 Ok((change, detail))
             })
-            .await?
+            .await
     } else {
         steps
             .run("relay container", async {
-                if init.systemd {
+                if host.init.systemd {
                     // Switching from a unit to a plain container: the unit must not fight it.
-                    quadlet::uninstall(&shell, &init, &unit_dir).await?;
+                    quadlet::uninstall(&host.shell, &host.init, &host.unit_dir).await?;
                 }
-                let change = podman::apply(&docker, &plan, &podman::Extras::default()).await?;
+                let change = podman::apply(&host.docker, plan, &podman::Extras::default()).await?;
                 let detail = describe(&change, &plan.name);
                 Ok((change, detail))
             })
-            .await?
-    };
-
-    let mut report = DeployReport {
-        target: "podman".into(),
-        host: host.clone(),
-        mode: Some(if use_quadlet { "quadlet" } else { "container" }.into()),
-        change: Some(change),
-        steps: Vec::new(),
-        verify: None,
-        engine: Vec::new(),
-        engine_configured: opts.configure_engine,
-        ok: true,
-    };
-    if !opts.no_verify {
-        let verified = verify_step(&mut steps, spec, opts).await?;
-        if !verified.ok {
-            let logs = podman::logs(&docker, &plan.name).await;
-            let mut message = format!("verify failed for wss://{}:{}", spec.proxy_fqdn, spec.port);
-            if opts.rollback_on_failure {
-                let removed = remove_podman_deployment(&docker, &shell, &init, vec![unit_dir.clone()]).await?;
-                message.push_str(&format!("; rolled back ({})", removed.summary()));
-            } else {
-                message.push_str("; the relay is left running for inspection (`wsproxyctl undeploy --target podman` removes it)");
-            }
-            if !logs.trim().is_empty() {
-                message.push_str(&format!("\nrelay log:\n{logs}"));
-            }
-            return Err(Failure::check(message));
-        }
-        report.verify = Some(verified);
+            .await
     }
-    report.engine = engine_step(&mut steps, spec, opts).await?;
-    report.steps = steps.done;
-    Ok(report)
+}
+
+/// Verify as a browser would; on failure roll back when asked, and say what the relay logged.
+async fn verify_podman(
+    steps: &mut Steps<'_>,
+    spec: &DeploySpec,
+    opts: &DeployOptions,
+    host: &PodmanHost,
+    container: &str,
+) -> Result<verify::Report> {
+    let verified = verify_step(steps, spec, opts).await?;
+    if verified.ok {
+        return Ok(verified);
+    }
+    let logs = podman::logs(&host.docker, container).await;
+    let mut message = format!("verify failed for wss://{}:{}", spec.proxy_fqdn, spec.port);
+    if opts.rollback_on_failure {
+        let removed = remove_podman_deployment(&host.docker, &host.shell, &host.init, vec![host.unit_dir.clone()]).await?;
+        message.push_str(&format!("; rolled back ({})", removed.summary()));
+    } else {
+        message.push_str("; the relay is left running for inspection (`wsproxyctl undeploy --target podman` removes it)");
+    }
+    if !logs.trim().is_empty() {
+        message.push_str(&format!("\nrelay log:\n{logs}"));
+    }
+    Err(Failure::check(message))
 }
 
 /// The last step of both targets: point the engine at the proxy (`--configure-engine`), or the
