@@ -156,24 +156,7 @@ pub fn reference_in(archive: &Path) -> Result<String> {
 
 /// Write the OCI archive for `binary` to `out`, tagged `reference`.
 pub fn build(binary_path: &Path, out: &Path, reference: &str, labels: &Labels) -> Result<Built> {
-    let binary =
-        std::fs::read(binary_path).map_err(|e| Failure::usage(format!("cannot read the relay binary {}: {e}", binary_path.display())))?;
-    match is_static_elf(&binary) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(Failure::usage(format!(
-                "{} is dynamically linked; the image has no libc. Build it with \
-                 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p wsproxy --target {TARGET_TRIPLE}",
-                binary_path.display()
-            )))
-        }
-        Err(why) => {
-            return Err(Failure::usage(format!(
-                "{}: {why}; --binary takes the statically linked wsproxy (leave --binary out to build it from this checkout)",
-                binary_path.display()
-            )))
-        }
-    }
+    let binary = read_static_binary(binary_path)?;
     let epoch: u64 = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let created = time::OffsetDateTime::from_unix_timestamp(epoch as i64)
         .ok()
@@ -184,30 +167,7 @@ pub fn build(binary_path: &Path, out: &Path, reference: &str, labels: &Labels) -
     let diff_id = sha256_hex(&layer);
     let layer_gz = gzip(&layer);
     let layer_digest = sha256_hex(&layer_gz);
-
-    let config = json!({
-        "created": created,
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {
-            "User": format!("{UID}:{UID}"),
-            "Entrypoint": [ENTRYPOINT],
-            "ExposedPorts": { "6100/tcp": {} },
-            "Env": ["PATH=/usr/local/bin"],
-            "WorkingDir": "/",
-            "StopSignal": "SIGTERM",
-            "Labels": {
-                "org.opencontainers.image.title": "ovirt-websocket-proxy",
-                "org.opencontainers.image.description": "oVirt-compatible WebSocket-to-VNC relay (wsproxy)",
-                "org.opencontainers.image.source": labels.source,
-                "org.opencontainers.image.version": labels.version,
-                "org.opencontainers.image.revision": labels.revision,
-                "org.opencontainers.image.licenses": "Apache-2.0",
-            }
-        },
-        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{diff_id}")] },
-        "history": [{ "created": created, "created_by": "wsproxyctl image build" }]
-    });
+    let config = image_config(&created, &diff_id, labels);
     let config_bytes = serde_json::to_vec(&config).expect("json");
     let config_digest = sha256_hex(&config_bytes);
     let manifest = json!({
@@ -265,6 +225,56 @@ pub fn build(binary_path: &Path, out: &Path, reference: &str, labels: &Labels) -
         manifest_digest: format!("sha256:{manifest_digest}"),
         layer_digest: format!("sha256:{layer_digest}"),
         compressed_size: layer_gz.len() as u64,
+    })
+}
+
+/// The relay binary, which must be statically linked (the image has no libc).
+fn read_static_binary(binary_path: &Path) -> Result<Vec<u8>> {
+    let binary =
+        std::fs::read(binary_path).map_err(|e| Failure::usage(format!("cannot read the relay binary {}: {e}", binary_path.display())))?;
+    match is_static_elf(&binary) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Failure::usage(format!(
+                "{} is dynamically linked; the image has no libc. Build it with \
+                 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p wsproxy --target {TARGET_TRIPLE}",
+                binary_path.display()
+            )))
+        }
+        Err(why) => {
+            return Err(Failure::usage(format!(
+                "{}: {why}; --binary takes the statically linked wsproxy (leave --binary out to build it from this checkout)",
+                binary_path.display()
+            )))
+        }
+    }
+    Ok(binary)
+}
+
+/// The image configuration: non-root user, the relay as entrypoint, the OCI labels.
+fn image_config(created: &str, diff_id: &str, labels: &Labels) -> serde_json::Value {
+    json!({
+        "created": created,
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "User": format!("{UID}:{UID}"),
+            "Entrypoint": [ENTRYPOINT],
+            "ExposedPorts": { "6100/tcp": {} },
+            "Env": ["PATH=/usr/local/bin"],
+            "WorkingDir": "/",
+            "StopSignal": "SIGTERM",
+            "Labels": {
+                "org.opencontainers.image.title": "ovirt-websocket-proxy",
+                "org.opencontainers.image.description": "oVirt-compatible WebSocket-to-VNC relay (wsproxy)",
+                "org.opencontainers.image.source": labels.source,
+                "org.opencontainers.image.version": labels.version,
+                "org.opencontainers.image.revision": labels.revision,
+                "org.opencontainers.image.licenses": "Apache-2.0",
+            }
+        },
+        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{diff_id}")] },
+        "history": [{ "created": created, "created_by": "wsproxyctl image build" }]
     })
 }
 

@@ -9,7 +9,7 @@ pub mod in_podman;
 pub mod rfb_server;
 pub mod xvnc;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -86,68 +86,16 @@ fn now() -> i64 {
 /// Run the demo. Returns the report once verify has run; with `once` false, keeps everything
 /// running until Ctrl-C before returning.
 pub async fn run(args: DemoOptions, out: &Output) -> Result<DemoReport> {
-    let (dir, _temp) = match &args.dir {
-        Some(d) => {
-            crate::fsutil::ensure_dir(d)?;
-            (d.clone(), None)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("wsproxyctl-demo-")
-                .tempdir()
-                .map_err(|e| Failure::environment(format!("cannot create a temporary directory: {e}")))?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
-    if let Some(novnc) = &args.novnc {
-        if !novnc.join("core/rfb.js").is_file() {
-            return Err(Failure::usage(format!(
-                "--novnc {}: no core/rfb.js there; on Debian: apt-get install novnc, then --novnc /usr/share/novnc",
-                novnc.display()
-            )));
-        }
-    }
-
+    let (dir, _temp) = work_dir(&args)?;
     out.step(&format!("==> working in {}", dir.display()));
     // The console page and noVNC's client, as the relay will serve them at /novnc/.
     let web = match &args.novnc {
         Some(novnc) => Some(console_site(novnc, &dir.join("web"))?),
         None => None,
     };
-    let engine_dir = dir.join("engine-pki");
-    let engine = engine_pki::create(&engine_dir)?;
-    out.step(&format!("==> created a throwaway engine CA and engine signing key in {}", engine_dir.display()));
-
-    let certs = dir.join("proxy-certs");
-    pki::issue::run(&pki::issue::IssueOptions {
-        ca_cert: engine.ca_cert.clone(),
-        ca_key: engine.ca_key.clone(),
-        fqdn: "localhost".into(),
-        sans: vec!["127.0.0.1".into()],
-        out: certs.clone(),
-        engine_cert: Some(engine.engine_cert.clone()),
-        days: 30,
-        key_type: KeyType::EcdsaP256,
-        force: true,
-    })?;
-    out.step(&format!("==> issued the proxy certificate for localhost into {}", certs.display()));
-
+    let (engine, certs) = demo_pki(&dir, out)?;
     let password: String = (0..8).map(|_| char::from(b'a' + rand::random::<u8>() % 26)).collect();
-    let vnc_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| Failure::environment(format!("cannot listen for the VNC server: {e}")))?;
-    let vnc_port = vnc_listener.local_addr().map_err(|e| Failure::environment(e.to_string()))?.port();
-    let mut xvnc_server: Option<xvnc::Xvnc> = None;
-    let mut _builtin = None;
-    if !args.builtin_vnc && xvnc::on_path("Xvnc") {
-        drop(vnc_listener);
-        let server = xvnc::start(&dir, vnc_port, &password).await?;
-        out.step(&format!("==> started Xvnc on 127.0.0.1:{vnc_port} (X display :{}, password authentication)", server.display));
-        xvnc_server = Some(server);
-    } else {
-        _builtin = Some(AbortOnDrop(tokio::spawn(rfb_server::serve(vnc_listener, password.clone()))));
-        out.step(&format!("==> started the built-in VNC test pattern on 127.0.0.1:{vnc_port} (Xvnc not used)"));
-    }
+    let vnc = start_vnc(&args, &dir, &password, out).await?;
 
     let (handle, port) = if args.podman {
         let port = free_or_any(args.port);
@@ -167,29 +115,26 @@ pub async fn run(args: DemoOptions, out: &Output) -> Result<DemoReport> {
             ca: Some(certs.join(pki::CA_FILE)),
             engine_cert: Some(engine.engine_cert.clone()),
             engine_key: Some(engine.engine_key.clone()),
-            vnc: Some(format!("127.0.0.1:{vnc_port}")),
+            vnc: Some(format!("127.0.0.1:{}", vnc.port)),
             timeout: Duration::from_secs(10),
         })
         .await?;
-
         let key = ticket_sign::load_engine_key(&engine.engine_key)?;
-        let ticket = ticket_sign::sign(&key, &Console { host: "127.0.0.1", port: vnc_port, ssl_target: false }, now(), 600);
-        let ticket_url = format!("{proxy}/{ticket}");
+        let ticket = ticket_sign::sign(&key, &Console { host: "127.0.0.1", port: vnc.port, ssl_target: false }, now(), 600);
         let novnc_url = web.as_ref().map(|_| {
             let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
             format!("https://localhost:{port}/novnc/console.html#path={}&password={}", enc(&ticket), enc(&password))
         });
         let demo = DemoReport {
             dir: dir.clone(),
-            proxy,
-            vnc: format!("127.0.0.1:{vnc_port}"),
-            vnc_password: password,
-            x_display: xvnc_server.as_ref().map(|x| x.display),
+            vnc: format!("127.0.0.1:{}", vnc.port),
+            vnc_password: password.clone(),
+            x_display: vnc.xvnc.as_ref().map(|x| x.display),
             verify: report,
-            ticket_url,
+            ticket_url: format!("{proxy}/{ticket}"),
+            proxy,
             novnc_url,
         };
-
         if !args.once {
             out.report(&demo, || demo.to_string());
             out.step("==> running; press Ctrl-C to stop and clean up");
@@ -201,6 +146,77 @@ pub async fn run(args: DemoOptions, out: &Output) -> Result<DemoReport> {
     .await;
     handle.stop().await;
     result
+}
+
+/// Where the demo works: `--dir`, or a temporary directory removed when the guard drops. A bad
+/// `--novnc` is refused before anything is made.
+fn work_dir(args: &DemoOptions) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    if let Some(novnc) = &args.novnc {
+        if !novnc.join("core/rfb.js").is_file() {
+            return Err(Failure::usage(format!(
+                "--novnc {}: no core/rfb.js there; on Debian: apt-get install novnc, then --novnc /usr/share/novnc",
+                novnc.display()
+            )));
+        }
+    }
+    match &args.dir {
+        Some(d) => {
+            crate::fsutil::ensure_dir(d)?;
+            Ok((d.clone(), None))
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("wsproxyctl-demo-")
+                .tempdir()
+                .map_err(|e| Failure::environment(format!("cannot create a temporary directory: {e}")))?;
+            Ok((t.path().to_path_buf(), Some(t)))
+        }
+    }
+}
+
+/// A throwaway engine CA and signing key, and the proxy certificate issued from it.
+fn demo_pki(dir: &Path, out: &Output) -> Result<(engine_pki::EnginePki, PathBuf)> {
+    let engine_dir = dir.join("engine-pki");
+    let engine = engine_pki::create(&engine_dir)?;
+    out.step(&format!("==> created a throwaway engine CA and engine signing key in {}", engine_dir.display()));
+    let certs = dir.join("proxy-certs");
+    pki::issue::run(&pki::issue::IssueOptions {
+        ca_cert: engine.ca_cert.clone(),
+        ca_key: engine.ca_key.clone(),
+        fqdn: "localhost".into(),
+        sans: vec!["127.0.0.1".into()],
+        out: certs.clone(),
+        engine_cert: Some(engine.engine_cert.clone()),
+        days: 30,
+        key_type: KeyType::EcdsaP256,
+        force: true,
+    })?;
+    out.step(&format!("==> issued the proxy certificate for localhost into {}", certs.display()));
+    Ok((engine, certs))
+}
+
+/// The VM console the demo shows: Xvnc when installed (and not --builtin-vnc), else the
+/// built-in test pattern. Stopped when dropped.
+struct Vnc {
+    port: u16,
+    xvnc: Option<xvnc::Xvnc>,
+    _builtin: Option<AbortOnDrop>,
+}
+
+async fn start_vnc(args: &DemoOptions, dir: &Path, password: &str, out: &Output) -> Result<Vnc> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Failure::environment(format!("cannot listen for the VNC server: {e}")))?;
+    let port = listener.local_addr().map_err(|e| Failure::environment(e.to_string()))?.port();
+    if !args.builtin_vnc && xvnc::on_path("Xvnc") {
+        drop(listener);
+        let server = xvnc::start(dir, port, password).await?;
+        out.step(&format!("==> started Xvnc on 127.0.0.1:{port} (X display :{}, password authentication)", server.display));
+        return Ok(Vnc { port, xvnc: Some(server), _builtin: None });
+    }
+    let builtin = AbortOnDrop(tokio::spawn(rfb_server::serve(listener, password.to_string())));
+    out.step(&format!("==> started the built-in VNC test pattern on 127.0.0.1:{port} (Xvnc not used)"));
+    Ok(Vnc { port, xvnc: None, _builtin: Some(builtin) })
 }
 
 /// The relay in this process (the default).
