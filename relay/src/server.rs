@@ -23,7 +23,7 @@ use crate::http::{self, HeadError, Request};
 use crate::metrics::{Metrics, Refusal};
 use crate::reload::{self, Reloadable};
 use crate::session::{self, Encoding, Timing};
-use crate::sessions::{Full, Sessions};
+use crate::sessions::{Full, Sessions, Slot};
 use crate::start_error::StartError;
 use crate::target::Connector;
 use crate::ticket::TicketVerifier;
@@ -309,37 +309,66 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
     upgrade(stream, peer, state, req, leftover).await
 }
 
-async fn refuse_ticket<S: AsyncWrite + Unpin>(stream: &mut S, state: &State, peer: SocketAddr, label: &str, why: &str) {
+/// Answer 403 with the reason; `None`, so an admission check can `return` it.
+async fn refuse_ticket<S: AsyncWrite + Unpin, T>(stream: &mut S, state: &State, peer: SocketAddr, label: &str, why: &str) -> Option<T> {
     state.metrics.reject_ticket(label);
     tracing::warn!(client = %peer, reason = %label, detail = %why, "ticket refused");
     let _ = http::respond(stream, 403, &format!("forbidden: {why}\n")).await;
+    None
+}
+
+/// A request that passed every check before the 101: its target, its websocket key, and the
+/// session slot it holds.
+struct Admitted {
+    target: crate::ticket::Target,
+    key: String,
+    slot: Slot,
 }
 
 async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: SocketAddr, state: Arc<State>, req: Request, leftover: Vec<u8>) {
+    let Some(admitted) = admit(&mut stream, peer, &state, &req).await else { return };
+    let (encoding, protocol) = if req.ws_protocols.iter().any(|p| p == "binary") {
+        (Encoding::Binary, Some("binary"))
+    } else if req.ws_protocols.iter().any(|p| p == "base64") {
+        (Encoding::Base64, Some("base64"))
+    } else {
+        (Encoding::Binary, None)
+    };
+    let response = http::switching_protocols(&http::accept_key(&admitted.key), protocol);
+    if stream.write_all(response.as_bytes()).await.is_err() || stream.flush().await.is_err() {
+        return;
+    }
+    let ws = BrowserSocket::new(stream, leftover, state.config.max_message_size);
+    relay_session(ws, peer, &state, admitted, encoding).await;
+}
+
+/// Every check before the 101, in order of cost: the ticket's signature and validity, the
+/// target allow list, the websocket headers, draining, capacity, single use. Each refusal
+/// answers with its status and reason and counts under its metric label.
+async fn admit<S: AsyncWrite + Unpin>(stream: &mut S, peer: SocketAddr, state: &State, req: &Request) -> Option<Admitted> {
     let now = now_unix();
     let ticket = match state.verifier.get().verify(ticket_of(&req.path), now) {
         Ok(t) => t,
-        Err(e) => return refuse_ticket(&mut stream, &state, peer, e.reason(), &e.to_string()).await,
+        Err(e) => return refuse_ticket(stream, state, peer, e.reason(), &e.to_string()).await,
     };
-    let target = ticket.target;
-    if let Err(e) = state.connector.precheck(&target) {
-        return refuse_ticket(&mut stream, &state, peer, "target_not_allowed", &e.to_string()).await;
+    if let Err(e) = state.connector.precheck(&ticket.target) {
+        return refuse_ticket(stream, state, peer, "target_not_allowed", &e.to_string()).await;
     }
     if !(req.upgrade_websocket && req.connection_upgrade) {
-        let _ = http::respond(&mut stream, 426, "this URL is a websocket endpoint: connect with noVNC\n").await;
-        return;
+        let _ = http::respond(stream, 426, "this URL is a websocket endpoint: connect with noVNC\n").await;
+        return None;
     }
     let key = match (&req.ws_version, &req.ws_key) {
         (Some(v), Some(k)) if v == "13" && !k.is_empty() => k.clone(),
         _ => {
             state.metrics.refuse(Refusal::BadRequest);
-            let _ = http::respond(&mut stream, 400, "websocket version 13 with a Sec-WebSocket-Key is required\n").await;
-            return;
+            let _ = http::respond(stream, 400, "websocket version 13 with a Sec-WebSocket-Key is required\n").await;
+            return None;
         }
     };
     if state.draining.load(Ordering::SeqCst) {
-        let _ = http::respond(&mut stream, 503, "proxy is shutting down\n").await;
-        return;
+        let _ = http::respond(stream, 503, "proxy is shutting down\n").await;
+        return None;
     }
     let slot = match state.sessions.acquire(peer.ip()) {
         Ok(slot) => slot,
@@ -350,31 +379,29 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: SocketA
             };
             state.metrics.refuse(refusal);
             tracing::warn!(client = %peer, "{}", msg.trim_end());
-            let _ = http::respond(&mut stream, 503, msg).await;
-            return;
+            let _ = http::respond(stream, 503, msg).await;
+            return None;
         }
     };
     if !state.config.allow_ticket_reuse
         && !state.sessions.first_use(ticket.id, ticket.valid_to + state.config.ticket_skew.as_secs() as i64, now)
     {
-        return refuse_ticket(&mut stream, &state, peer, "reused", "ticket already used (open the console again for a new one)").await;
+        return refuse_ticket(stream, state, peer, "reused", "ticket already used (open the console again for a new one)").await;
     }
+    Some(Admitted { target: ticket.target, key, slot })
+}
 
-    let (encoding, protocol) = if req.ws_protocols.iter().any(|p| p == "binary") {
-        (Encoding::Binary, Some("binary"))
-    } else if req.ws_protocols.iter().any(|p| p == "base64") {
-        (Encoding::Base64, Some("base64"))
-    } else {
-        (Encoding::Binary, None)
-    };
-    let response = http::switching_protocols(&http::accept_key(&key), protocol);
-    if stream.write_all(response.as_bytes()).await.is_err() || stream.flush().await.is_err() {
-        return;
-    }
-    let mut ws = BrowserSocket::new(stream, leftover, state.config.max_message_size);
+/// After the 101: connect the target, relay until either side ends, log the session.
+async fn relay_session<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: BrowserSocket<S>,
+    peer: SocketAddr,
+    state: &State,
+    admitted: Admitted,
+    encoding: Encoding,
+) {
+    let Admitted { target, slot, .. } = admitted;
     state.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-
     let connected = match state.connector.connect(&target).await {
         Ok(c) => {
             state.metrics.observe_connect(started.elapsed());

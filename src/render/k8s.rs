@@ -107,6 +107,46 @@ pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployme
     if let Some(sum) = certs_checksum {
         annotations.insert(CHECKSUM_CERTS.to_string(), sum);
     }
+    Deployment {
+        metadata: meta(spec, NAME),
+        spec: Some(DeploymentSpec {
+            replicas: Some(spec.replicas as i32),
+            selector: LabelSelector { match_labels: Some(selector()), ..Default::default() },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels(spec)), annotations: Some(annotations), ..Default::default() }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    termination_grace_period_seconds: Some(45),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(crate::image::UID as i64),
+                        run_as_group: Some(crate::image::UID as i64),
+                        fs_group: Some(crate::image::UID as i64),
+                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                        ..Default::default()
+                    }),
+                    containers: vec![relay_container(spec)],
+                    volumes: Some(volumes()),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The relay's container: hardened, probed on /healthz, certificates and configuration
+/// mounted read-only.
+fn relay_container(spec: &DeploySpec) -> Container {
     let probe = |initial: i32, period: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/healthz".into()),
@@ -121,7 +161,7 @@ pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployme
         ..Default::default()
     };
     let r = &spec.resources;
-    let container = Container {
+    Container {
         name: NAME.into(),
         image: Some(spec.image.clone()),
         image_pull_policy: Some(if spec.image_is_registry() { "IfNotPresent" } else { "Never" }.into()),
@@ -151,67 +191,37 @@ pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployme
             VolumeMount { name: "config".into(), mount_path: CONF_DIR.into(), read_only: Some(true), ..Default::default() },
         ]),
         ..Default::default()
-    };
+    }
+}
+
+/// The certificate Secret and the configuration ConfigMap, as volumes.
+fn volumes() -> Vec<Volume> {
     let items = [SECRET_CERT, SECRET_KEY, SECRET_CA, SECRET_ENGINE]
         .iter()
         .map(|k| KeyToPath { key: k.to_string(), path: k.to_string(), mode: None })
         .collect();
-    Deployment {
-        metadata: meta(spec, NAME),
-        spec: Some(DeploymentSpec {
-            replicas: Some(spec.replicas as i32),
-            selector: LabelSelector { match_labels: Some(selector()), ..Default::default() },
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_unavailable: Some(IntOrString::Int(0)),
-                    max_surge: Some(IntOrString::Int(1)),
-                }),
+    vec![
+        Volume {
+            name: "certs".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(SECRET_NAME.into()),
+                default_mode: Some(0o440),
+                items: Some(items),
+                optional: Some(false),
             }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels(spec)), annotations: Some(annotations), ..Default::default() }),
-                spec: Some(PodSpec {
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    termination_grace_period_seconds: Some(45),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(crate::image::UID as i64),
-                        run_as_group: Some(crate::image::UID as i64),
-                        fs_group: Some(crate::image::UID as i64),
-                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
-                        ..Default::default()
-                    }),
-                    containers: vec![container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "certs".into(),
-                            secret: Some(SecretVolumeSource {
-                                secret_name: Some(SECRET_NAME.into()),
-                                default_mode: Some(0o440),
-                                items: Some(items),
-                                optional: Some(false),
-                            }),
-                            ..Default::default()
-                        },
-                        Volume {
-                            name: "config".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: CONFIGMAP_NAME.into(),
-                                default_mode: Some(0o444),
-                                optional: Some(false),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                    ]),
-                    ..Default::default()
-                }),
-            },
             ..Default::default()
-        }),
-        ..Default::default()
-    }
+        },
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: CONFIGMAP_NAME.into(),
+                default_mode: Some(0o444),
+                optional: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ]
 }
 
 pub fn service(spec: &DeploySpec) -> Service {

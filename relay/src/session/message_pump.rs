@@ -39,31 +39,11 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
             _ = shutdown.changed() => break End::shutdown(),
             received = ws.recv() => {
                 last_browser = Instant::now();
-                let data = match received {
-                    Received::Gone(why) => {
-                        let _ = kv.close(None).await;
-                        outcome.reason = why;
-                        outcome.label = if ws.closed_by_browser { EndReason::BrowserClosed } else { EndReason::BrowserGone };
-                        ws.finish().await;
-                        return;
-                    }
-                    Received::Violation(v) => break End::violation(v),
-                    Received::Data { bytes, text: false, .. } => bytes,
-                    Received::Data { text: true, .. } if !base64 => break End::unsupported(TEXT_ON_BINARY),
-                    Received::Data { bytes, text: true, end } => {
-                        text.extend_from_slice(&bytes);
-                        if !end {
-                            continue;
-                        }
-                        match decode_base64(&std::mem::take(&mut text)) {
-                            Ok(d) => d,
-                            Err(why) => break End::unsupported(why),
-                        }
-                    }
+                let data = match from_browser(received, base64, &mut text) {
+                    Ok(Some(data)) => data,
+                    Ok(None) => continue,
+                    Err(end) => break end,
                 };
-                if data.is_empty() {
-                    continue;
-                }
                 last_data = last_browser;
                 let n = data.len() as u64;
                 if let Err(e) = kv.send(Message::Binary(data.into())).await {
@@ -82,10 +62,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                 last_data = Instant::now();
                 let n = data.len() as u64;
                 if let Err(e) = ws.send_data(base64, &data).await {
-                    let _ = kv.close(None).await;
-                    outcome.reason = format!("browser: {e}");
-                    outcome.label = EndReason::BrowserGone;
-                    return;
+                    break End::Gone(format!("browser: {e}"));
                 }
                 outcome.to_browser += n;
                 metrics.bytes_to_browser.fetch_add(n, Relaxed);
@@ -98,6 +75,30 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let _ = kv.close(None).await;
+    finish(ws, end, outcome).await;
+}
+
+/// What the browser sent, as bytes for the VM: `Ok(None)` for nothing yet (part of a base64
+/// message, or an empty one), `Err` when the session must end.
+fn from_browser(received: Received, base64: bool, text: &mut Vec<u8>) -> Result<Option<Vec<u8>>, End> {
+    let data = match received {
+        Received::Gone(why) => return Err(End::Gone(why)),
+        Received::Violation(v) => return Err(End::violation(v)),
+        Received::Data { bytes, text: false, .. } => bytes,
+        Received::Data { text: true, .. } if !base64 => return Err(End::unsupported(TEXT_ON_BINARY)),
+        Received::Data { bytes, text: true, end } => {
+            text.extend_from_slice(&bytes);
+            if !end {
+                return Ok(None);
+            }
+            decode_base64(&std::mem::take(text)).map_err(End::unsupported)?
+        }
+    };
+    Ok((!data.is_empty()).then_some(data))
+}
+
+/// Close the browser side as the end says, and record why.
+async fn finish<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut BrowserSocket<S>, end: End, outcome: &mut Outcome) {
     match end {
         End::Close { code, reason, log, label } => {
             ws.close(code, &reason).await;
@@ -110,8 +111,10 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
             outcome.label = EndReason::BrowserClosed;
         }
         End::Gone(why) => {
+            // The browser's own close, or a socket that broke: answer a close if one came.
+            outcome.label = if ws.closed_by_browser { EndReason::BrowserClosed } else { EndReason::BrowserGone };
             outcome.reason = why;
-            outcome.label = EndReason::BrowserGone;
+            ws.finish().await;
         }
     }
 }
