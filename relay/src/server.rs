@@ -163,8 +163,11 @@ impl Relay {
             tokio::select! {
                 _ = &mut stop => break,
                 accepted = accept(&listener) => if let Some((tcp, peer)) = accepted {
+                    // Counted here, in accept order, not in the spawned task: under load the
+                    // tasks may run in any order and the cap must hold all the same.
+                    let handshake = Handshake::enter(&state);
                     let state = state.clone();
-                    tokio::spawn(async move { handle(tcp, peer, state).await });
+                    tokio::spawn(async move { handle(tcp, peer, state, handshake).await });
                 }
             }
         }
@@ -219,8 +222,8 @@ fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>) {
-    let Some(handshake) = Handshake::enter(&state) else {
+async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: Option<Handshake>) {
+    let Some(handshake) = handshake else {
         // Unauthenticated connections cost memory and CPU: beyond the cap, closed at once.
         state.metrics.refuse(Refusal::HandshakeLimit);
         tracing::debug!(client = %peer, "WSPROXY_MAX_HANDSHAKES connections already in handshake; closed");
