@@ -165,8 +165,8 @@ fn prepare(args: &VerifyOptions) -> Result<Prepared> {
         let pem = crate::pki::input::read(cert, crate::pki::input::Input::EngineCert)?;
         let verifier = wsproxy::ticket::TicketVerifier::from_certificate_pem(&pem, false, 5)
             .map_err(|e| Failure::usage(format!("--engine-cert: {e}")))?;
-        let probe = ticket_sign::sign(key, &Console { host: "probe", port: 1, ssl_target: false }, now(), 30);
-        if verifier.verify(&probe, now()).is_err() {
+        let probe = ticket_sign::sign(key, &Console { host: "probe", port: 1, ssl_target: false }, wsproxy::ticket::now_unix(), 30);
+        if verifier.verify(&probe, wsproxy::ticket::now_unix()).is_err() {
             return Err(Failure::usage("--engine-key does not belong to --engine-cert: pass the engine's key pair"));
         }
     }
@@ -282,7 +282,7 @@ const REFUSED_ENGINE_TICKET: &str =
 /// (accepted, without touching any VM).
 async fn engine_ticket(target: &Target, key: &rsa::RsaPrivateKey, vnc: Option<&(String, u16)>, limit: Duration) -> Check<()> {
     let (host, port) = vnc.map(|(h, p)| (h.as_str(), *p)).unwrap_or(("127.0.0.1", 1));
-    let ticket = ticket_sign::sign(key, &Console { host, port, ssl_target: false }, now(), 30);
+    let ticket = ticket_sign::sign(key, &Console { host, port, ssl_target: false }, wsproxy::ticket::now_unix(), 30);
     let answer = tokio::time::timeout(limit, target.try_ticket(&ticket)).await;
     let detail = match (vnc.is_some(), answer) {
         (_, Err(_)) if vnc.is_some() => return Err("no RFB banner within the timeout".into()),
@@ -308,17 +308,13 @@ async fn engine_ticket(target: &Target, key: &rsa::RsaPrivateKey, vnc: Option<&(
 
 /// A ticket from a key the engine does not have is refused with 403.
 async fn foreign_ticket(target: &Target, throwaway: &rsa::RsaPrivateKey, limit: Duration) -> Check<()> {
-    let ticket = ticket_sign::sign(throwaway, &Console { host: "127.0.0.1", port: 1, ssl_target: false }, now(), 30);
+    let ticket = ticket_sign::sign(throwaway, &Console { host: "127.0.0.1", port: 1, ssl_target: false }, wsproxy::ticket::now_unix(), 30);
     match tokio::time::timeout(limit, target.try_ticket(&ticket)).await {
         Ok(Ok(TicketAnswer::Refused(403))) => Ok(((), "a ticket from a foreign key got 403".to_string())),
         Ok(Ok(_)) => Err("DANGER: the proxy accepted a ticket signed by a key that is not the engine's".to_string()),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("no answer within the timeout".into()),
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn days_left(cert: &CertificateDer<'_>) -> i64 {

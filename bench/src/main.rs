@@ -398,16 +398,6 @@ fn avoid_cpu(cpu: usize) {
     }
 }
 
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain rlimit syscalls on a local struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
-}
-
 struct Spawned(Child);
 impl Drop for Spawned {
     /// SIGTERM first (the relay drains and exits, and a profiler wrapping it can write its
@@ -423,10 +413,6 @@ impl Drop for Spawned {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn wait_listening(port: u16) -> bool {
@@ -447,7 +433,7 @@ async fn socat(sinks: &Ports) -> Option<(Vec<Spawned>, Ports)> {
     let mut children = Vec::new();
     let mut ports = [0u16; 4];
     for (i, target) in [sinks.discard, sinks.source, sinks.echo, sinks.hello].iter().enumerate() {
-        let p = free_port();
+        let p = testkit::free_port();
         children.push(spawn(
             peer_command("socat")
                 .args(["-b", "65536"])
@@ -464,7 +450,7 @@ async fn websockify(sinks: &Ports) -> Option<(Vec<Spawned>, Ports)> {
     let mut children = Vec::new();
     let mut ports = [0u16; 4];
     for (i, target) in [sinks.discard, sinks.source, sinks.echo, sinks.hello].iter().enumerate() {
-        let p = free_port();
+        let p = testkit::free_port();
         children.push(spawn(peer_command("websockify").arg(format!("127.0.0.1:{p}")).arg(format!("127.0.0.1:{target}")))?);
         if !wait_listening(p).await {
             return None;
@@ -476,7 +462,7 @@ async fn websockify(sinks: &Ports) -> Option<(Vec<Spawned>, Ports)> {
 
 /// Start the relay; returns the process, port and cold start time to /healthz ready.
 async fn relay(bin: &Path, dir: &Path, tls: bool, key: &str) -> (Spawned, u16, Duration) {
-    let port = free_port();
+    let port = testkit::free_port();
     let mut cmd = peer_command(bin);
     cmd.args(["--proxy-host", "127.0.0.1", "--proxy-port", &port.to_string()])
         .arg("--cert-for-data-verification")
@@ -589,7 +575,7 @@ fn main() {
         avoid_cpu(cpu);
         eprintln!("relays pinned to CPU {cpu}, the harness to the others");
     }
-    raise_fd_limit();
+    wsproxy::fd_limit::raise_fd_limit();
     if args.iter().any(|a| a == "--soak") {
         let seconds: u64 = value("--soak-seconds").and_then(|v| v.parse().ok()).unwrap_or(60);
         let sessions: usize = value("--soak-sessions").and_then(|v| v.parse().ok()).unwrap_or(500);

@@ -12,6 +12,7 @@
 pub mod allow;
 mod browser;
 pub mod config;
+pub mod fd_limit;
 pub mod http;
 pub mod metrics;
 pub mod reload;

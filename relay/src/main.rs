@@ -64,25 +64,6 @@ async fn stop_signal() {
     }
 }
 
-/// Raise the open-file soft limit to the hard limit: every session holds two sockets, and the
-/// usual soft limit of 1024 would cap the relay at ~500 consoles.
-fn raise_fd_limit() -> Option<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return None;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return None;
-            }
-        }
-    }
-    Some(lim.rlim_cur)
-}
-
 fn main() -> ExitCode {
     let matches = match command().try_get_matches() {
         Ok(m) => m,
@@ -111,7 +92,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    let fd_limit = raise_fd_limit();
+    let fd_limit = wsproxy::fd_limit::raise_fd_limit();
     for (key, origin) in &settings.ignored {
         tracing::debug!(key = %key, at = %origin, "ignoring a key the relay does not use");
     }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::browser::BrowserSocket;
 use crate::wsframe::code;
@@ -26,7 +26,7 @@ use crate::session::{self, Encoding, Timing};
 use crate::sessions::{Full, Sessions, Slot};
 use crate::start_error::StartError;
 use crate::target::Connector;
-use crate::ticket::TicketVerifier;
+use crate::ticket::{now_unix, TicketVerifier};
 use crate::{static_files, tls};
 
 /// Shared by every connection.
@@ -216,10 +216,6 @@ async fn wait_sessions_closed(sessions: &Sessions, deadline: tokio::time::Instan
             return;
         }
     }
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: Option<Handshake>) {

@@ -316,6 +316,11 @@ pub fn parse_time(text: &str, field: &str) -> Result<i64, TicketError> {
         .map_err(|_| TicketError::Malformed(format!("{field} is not yyyyMMddHHmmss")))
 }
 
+/// Unix seconds now: the clock tickets are checked against.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
 /// Format unix seconds as the engine's `yyyyMMddHHmmss` UTC.
 pub fn format_time(unix: i64) -> String {
     let format = format_description!("[year][month][day][hour][minute][second]");

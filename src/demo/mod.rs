@@ -79,10 +79,6 @@ pub struct DemoReport {
     pub novnc_url: Option<String>,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 /// Run the demo. Returns the report once verify has run; with `once` false, keeps everything
 /// running until Ctrl-C before returning.
 pub async fn run(args: DemoOptions, out: &Output) -> Result<DemoReport> {
@@ -120,7 +116,8 @@ pub async fn run(args: DemoOptions, out: &Output) -> Result<DemoReport> {
         })
         .await?;
         let key = ticket_sign::load_engine_key(&engine.engine_key)?;
-        let ticket = ticket_sign::sign(&key, &Console { host: "127.0.0.1", port: vnc.port, ssl_target: false }, now(), 600);
+        let ticket =
+            ticket_sign::sign(&key, &Console { host: "127.0.0.1", port: vnc.port, ssl_target: false }, wsproxy::ticket::now_unix(), 600);
         let novnc_url = web.as_ref().map(|_| {
             let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
             format!("https://localhost:{port}/novnc/console.html#path={}&password={}", enc(&ticket), enc(&password))
