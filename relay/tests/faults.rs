@@ -6,22 +6,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use testkit::{close_of, connect_ws, free_port, rfb_handshake, sign_ticket, Pki, Proc, TicketSpec, VncSecurity, WsOutcome, Xvnc};
+use testkit::{close_of, connect_ws, rfb_handshake, sign_ticket, Pki, Proc, RelayProcess, TicketSpec, VncSecurity, WsOutcome, Xvnc};
 
 fn start(dir: &Path, pki: &Pki, extra: &str) -> (Proc, u16) {
-    let port = free_port();
-    let conf = dir.join("relay.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "PROXY_HOST=127.0.0.1\nPROXY_PORT={port}\nSSL_CERTIFICATE={}\nSSL_KEY={}\nCERT_FOR_DATA_VERIFICATION={}\n{extra}",
-            pki.proxy_cert.display(),
-            pki.proxy_key.display(),
-            pki.engine_cert.display()
-        ),
-    )
-    .unwrap();
-    (Proc::spawn(Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(&conf), dir.join("log"), port), port)
+    let relay = RelayProcess::start(env!("CARGO_BIN_EXE_wsproxy"), dir, pki, extra);
+    (relay.proc, relay.port)
 }
 
 fn url(port: u16, t: &str) -> String {

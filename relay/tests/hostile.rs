@@ -3,30 +3,17 @@
 //! refuse, frames after the close, and tickets that point outside WSPROXY_TARGET_ALLOW. After
 //! each, the relay still serves a good session.
 
-use std::process::Command;
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use testkit::{client_tls, close_of, connect_ws, free_port, raw_upgrade, sign_ticket, Pki, Proc, TicketSpec, WsOutcome};
+use testkit::{client_tls, close_of, connect_ws, free_port, raw_upgrade, sign_ticket, Pki, Proc, RelayProcess, TicketSpec, WsOutcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 fn start(dir: &std::path::Path, pki: &Pki, extra: &str) -> (Proc, u16) {
-    let port = free_port();
-    let conf = dir.join("wsproxy.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "PROXY_HOST=127.0.0.1\nPROXY_PORT={port}\nSSL_CERTIFICATE={}\nSSL_KEY={}\nCERT_FOR_DATA_VERIFICATION={}\n\
-             WSPROXY_HANDSHAKE_TIMEOUT=2\n{extra}",
-            pki.proxy_cert.display(),
-            pki.proxy_key.display(),
-            pki.engine_cert.display()
-        ),
-    )
-    .unwrap();
-    (Proc::spawn(Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(&conf), dir.join("log"), port), port)
+    let relay = RelayProcess::start(env!("CARGO_BIN_EXE_wsproxy"), dir, pki, &format!("WSPROXY_HANDSHAKE_TIMEOUT=2\n{extra}"));
+    (relay.proc, relay.port)
 }
 
 /// A TLS connection trusting the test CA, for writing arbitrary bytes after the handshake.

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
-use testkit::{client_tls, close_of, free_port, sign_ticket, Pki, Proc, TicketSpec, Ws};
+use testkit::{client_tls, close_of, free_port, sign_ticket, Pki, RelayProcess, TicketSpec, Ws};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -63,22 +63,18 @@ async fn unanswering_target() -> (u16, Vec<tokio::net::TcpStream>) {
 async fn each_limit_refuses_or_closes_and_counts_in_its_metric() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
-    let (port, metrics_port) = (free_port(), free_port());
-    let conf = dir.path().join("wsproxy.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "PROXY_HOST=127.0.0.1\nPROXY_PORT={port}\nSSL_CERTIFICATE={}\nSSL_KEY={}\nCERT_FOR_DATA_VERIFICATION={}\n\
-             WSPROXY_METRICS_LISTEN=127.0.0.1:{metrics_port}\nWSPROXY_MAX_SESSIONS=2\nWSPROXY_MAX_SESSIONS_PER_IP=1\n\
+    let metrics_port = free_port();
+    let relay = RelayProcess::start(
+        env!("CARGO_BIN_EXE_wsproxy"),
+        dir.path(),
+        &pki,
+        &format!(
+            "WSPROXY_METRICS_LISTEN=127.0.0.1:{metrics_port}\nWSPROXY_MAX_SESSIONS=2\nWSPROXY_MAX_SESSIONS_PER_IP=1\n\
              WSPROXY_HANDSHAKE_TIMEOUT=1\nWSPROXY_IDLE_TIMEOUT=2\nWSPROXY_PING_INTERVAL=0\nWSPROXY_MAX_MESSAGE_SIZE=1024\n\
-             WSPROXY_CONNECT_TIMEOUT=1\n",
-            pki.proxy_cert.display(),
-            pki.proxy_key.display(),
-            pki.engine_cert.display()
+             WSPROXY_CONNECT_TIMEOUT=1\n"
         ),
-    )
-    .unwrap();
-    let relay = Proc::spawn(Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(&conf), dir.path().join("log"), port);
+    );
+    let port = relay.port;
     let target = testkit::silent_target().await;
     let ticket = || sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", target));
 

@@ -543,3 +543,44 @@ pub use nix::sys::signal::Signal;
 pub fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
+
+/// The relay binary serving wss on 127.0.0.1 with the test PKI: one fixture for every test that
+/// runs the real process. `extra` is more `KEY=VALUE` lines; the process stops on drop.
+pub struct RelayProcess {
+    pub proc: Proc,
+    pub port: u16,
+    pub conf: PathBuf,
+}
+
+impl RelayProcess {
+    /// Start `binary` (the caller's `env!("CARGO_BIN_EXE_wsproxy")`) with a configuration file
+    /// written under `dir`.
+    pub fn start(binary: &str, dir: &Path, pki: &Pki, extra: &str) -> RelayProcess {
+        let port = free_port();
+        let conf = dir.join(format!("wsproxy-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "PROXY_HOST=127.0.0.1\nPROXY_PORT={port}\nSSL_CERTIFICATE={}\nSSL_KEY={}\nCERT_FOR_DATA_VERIFICATION={}\n{extra}",
+                pki.proxy_cert.display(),
+                pki.proxy_key.display(),
+                pki.engine_cert.display()
+            ),
+        )
+        .unwrap();
+        let proc = Proc::spawn(Command::new(binary).arg("--config").arg(&conf), dir.join(format!("wsproxy-{port}.log")), port);
+        RelayProcess { proc, port, conf }
+    }
+
+    /// `wss://localhost:PORT/TICKET`.
+    pub fn url(&self, ticket: &str) -> String {
+        format!("wss://localhost:{}/{ticket}", self.port)
+    }
+}
+
+impl std::ops::Deref for RelayProcess {
+    type Target = Proc;
+    fn deref(&self) -> &Proc {
+        &self.proc
+    }
+}
