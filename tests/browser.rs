@@ -147,36 +147,30 @@ async fn novnc_in_chromium_shows_the_vm_screen_through_the_deployed_proxy() {
     let page = Page { home: home.path(), certs: &certs };
     let url = |ticket: &str| format!("wss://localhost:{port}/{ticket}");
 
-    let result = std::panic::catch_unwind(|| {
-        // Plain VNC target.
-        let t = sign_ticket(&pki.engine_key, &TicketSpec::new(&plain.addr, plain.port));
-        let seen = open_in_browser(&page, &url(&t), "vmpass", "plain", true);
-        assert!(seen.events.contains(&"connect".to_string()), "noVNC did not connect: {seen:?}");
-        assert!(is_green(seen.pixel), "the canvas does not show the VM's colour: {seen:?}");
+    let _cleanup = testkit::on_drop(cleanup);
+    // Plain VNC target.
+    let t = sign_ticket(&pki.engine_key, &TicketSpec::new(&plain.addr, plain.port));
+    let seen = open_in_browser(&page, &url(&t), "vmpass", "plain", true);
+    assert!(seen.events.contains(&"connect".to_string()), "noVNC did not connect: {seen:?}");
+    assert!(is_green(seen.pixel), "the canvas does not show the VM's colour: {seen:?}");
 
-        // VeNCrypt X509Vnc target: the browser sees plain VNC auth and the same picture.
-        let t = sign_ticket(&pki.engine_key, &TicketSpec { ssl_target: true, ..TicketSpec::new(&tls.addr, tls.port) });
-        let seen = open_in_browser(&page, &url(&t), "vmpass", "vencrypt", true);
-        assert!(seen.events.contains(&"connect".to_string()), "noVNC did not connect over VeNCrypt: {seen:?}");
-        assert!(is_green(seen.pixel), "VeNCrypt: the canvas does not show the VM's colour: {seen:?}");
+    // VeNCrypt X509Vnc target: the browser sees plain VNC auth and the same picture.
+    let t = sign_ticket(&pki.engine_key, &TicketSpec { ssl_target: true, ..TicketSpec::new(&tls.addr, tls.port) });
+    let seen = open_in_browser(&page, &url(&t), "vmpass", "vencrypt", true);
+    assert!(seen.events.contains(&"connect".to_string()), "noVNC did not connect over VeNCrypt: {seen:?}");
+    assert!(is_green(seen.pixel), "VeNCrypt: the canvas does not show the VM's colour: {seen:?}");
 
-        // Negative: an expired ticket and one from a foreign key never show the picture.
-        let expired =
-            sign_ticket(&pki.engine_key, &TicketSpec { valid_from: -120, valid_to: -60, ..TicketSpec::new(&plain.addr, plain.port) });
-        let (foreign_key, _) = pki.foreign_engine();
-        let foreign = sign_ticket(&foreign_key, &TicketSpec::new(&plain.addr, plain.port));
-        for (name, t) in [("expired", expired), ("foreign", foreign)] {
-            let seen = open_in_browser(&page, &url(&t), "vmpass", name, false);
-            assert!(!seen.events.contains(&"connect".to_string()), "{name}: noVNC connected: {seen:?}");
-            assert!(seen.events.iter().any(|e| e.starts_with("disconnect")), "{name}: no disconnect reported: {seen:?}");
-            assert!(!is_green(seen.pixel), "{name}: the VM's screen was shown: {seen:?}");
-        }
-    });
-    cleanup();
-    drop((plain, tls));
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
+    // Negative: an expired ticket and one from a foreign key never show the picture.
+    let expired = sign_ticket(&pki.engine_key, &TicketSpec { valid_from: -120, valid_to: -60, ..TicketSpec::new(&plain.addr, plain.port) });
+    let (foreign_key, _) = pki.foreign_engine();
+    let foreign = sign_ticket(&foreign_key, &TicketSpec::new(&plain.addr, plain.port));
+    for (name, t) in [("expired", expired), ("foreign", foreign)] {
+        let seen = open_in_browser(&page, &url(&t), "vmpass", name, false);
+        assert!(!seen.events.contains(&"connect".to_string()), "{name}: noVNC connected: {seen:?}");
+        assert!(seen.events.iter().any(|e| e.starts_with("disconnect")), "{name}: no disconnect reported: {seen:?}");
+        assert!(!is_green(seen.pixel), "{name}: the VM's screen was shown: {seen:?}");
     }
+    drop((plain, tls));
 }
 
 /// The README's first command with noVNC: `wsproxyctl demo --novnc DIR` prints a console URL;

@@ -100,114 +100,124 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     let full = with(&["--image-archive", s(&archive), "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]);
     let run_deploy = |a: &[String]| deploy(&ssh, &a.iter().map(String::as_str).collect::<Vec<_>>());
 
-    let result = std::panic::AssertUnwindSafe(async {
-        // First deploy: created, verified all the way to the VNC server's banner.
-        let o = run_deploy(&full);
-        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-        let text = stdout(&o);
-        assert!(text.contains("[ok] engine ticket accepted") && text.contains("RFB 003.008"), "{text}");
-        assert!(text.contains("engine-config -s WebSocketProxy=localhost:"), "{text}");
-        assert!(stderr(&o).contains("created and started"), "{}", stderr(&o));
-        assert_no_ssh_left_behind();
-        assert_hardened("wsproxy");
+    let _cleanup = testkit::on_drop(|| {
+        let _ = podman().args(["rm", "-f", "wsproxy"]).output();
+        let _ = podman().args(["volume", "rm", "-f", "wsproxy-certs"]).output();
+        let _ = podman().args(["rmi", "-f", &tag]).output();
+    });
+    // First deploy: created, verified all the way to the VNC server's banner.
+    let o = run_deploy(&full);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("[ok] engine ticket accepted") && text.contains("RFB 003.008"), "{text}");
+    assert!(text.contains("engine-config -s WebSocketProxy=localhost:"), "{text}");
+    assert!(stderr(&o).contains("created and started"), "{}", stderr(&o));
+    assert_no_ssh_left_behind();
+    assert_hardened("wsproxy");
 
-        // An independent client with a ticket signed by openssl, the RFB handshake with the VM's password.
-        let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new(&vnc.addr, vnc.port));
-        let WsOutcome::Open(mut ws) = connect_ws(&format!("wss://localhost:{port}/{ticket}"), Some(&certs.join("ca.pem"))).await else {
-            panic!("the deployed relay refused a good ticket")
-        };
-        let init = rfb_handshake(&mut ws, "vmpass").await.expect("RFB through the deployed relay");
-        assert_eq!((init.width, init.height), (640, 400));
+    // An independent client with a ticket signed by openssl, the RFB handshake with the VM's password.
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new(&vnc.addr, vnc.port));
+    let WsOutcome::Open(mut ws) = connect_ws(&format!("wss://localhost:{port}/{ticket}"), Some(&certs.join("ca.pem"))).await else {
+        panic!("the deployed relay refused a good ticket")
+    };
+    let init = rfb_handshake(&mut ws, "vmpass").await.expect("RFB through the deployed relay");
+    assert_eq!((init.width, init.height), (640, 400));
 
-        // Same inputs again: nothing changes, and it says so.
-        let o = run_deploy(&with(&["--json", "--no-verify"]));
-        assert!(o.status.success(), "{}", stderr(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(v["change"], "Unchanged", "{v}");
-        assert_eq!(v["mode"], "container", "no systemd on this host: the container is started directly");
+    // Same inputs again: nothing changes, and it says so.
+    let o = run_deploy(&with(&["--json", "--no-verify"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["change"], "Unchanged", "{v}");
+    assert_eq!(v["mode"], "container", "no systemd on this host: the container is started directly");
 
-        // --configure-engine on "the engine host": engine-config and systemctl stand-ins that
-        // keep the engine's value in a file, as the engine keeps it in its database.
-        let engine_bin = dir.path().join("engine-bin");
-        std::fs::create_dir_all(&engine_bin).unwrap();
-        let state = engine_bin.join("engine.state");
-        std::fs::write(&state, "engine.example.com:6100\n").unwrap();
-        std::fs::write(
-            engine_bin.join("engine-config"),
-            "#!/bin/sh\nstate=\"$(dirname \"$0\")/engine.state\"\ncase \"$1\" in\n  -g) echo \"WebSocketProxy: $(cat \"$state\") version: general\" ;;\n  -s) echo \"${2#WebSocketProxy=}\" > \"$state\" ;;\n  *) exit 1 ;;\nesac\n",
-        )
-        .unwrap();
-        std::fs::write(engine_bin.join("systemctl"), "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/restarts\"\n").unwrap();
-        for f in ["engine-config", "systemctl"] {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(engine_bin.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        let on_engine = |a: &[String]| {
-            Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
-                .env("PATH", format!("{}:{}", engine_bin.display(), ssh.client_path()))
-                .args(a)
-                .output()
-                .unwrap()
-        };
-        let o = on_engine(&with(&["--no-verify", "--configure-engine"]));
-        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-        let wanted = format!("localhost:{port}");
-        assert!(stdout(&o).contains(&format!("the engine pointed to engine.example.com:6100; now to {wanted}")), "{}", stdout(&o));
-        assert_eq!(std::fs::read_to_string(&state).unwrap().trim(), wanted);
-        assert_eq!(std::fs::read_to_string(engine_bin.join("restarts")).unwrap().trim(), "restart ovirt-engine");
-        let o = on_engine(&with(&["--no-verify", "--configure-engine"]));
-        assert!(stdout(&o).contains("already sends consoles"), "{}", stdout(&o));
-        assert_eq!(std::fs::read_to_string(engine_bin.join("restarts")).unwrap().lines().count(), 1, "no second restart");
-
-        // --quadlet where systemd is not running: refused up front, nothing touched.
-        let o = run_deploy(&with(&["--quadlet", "--no-verify"]));
-        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-        assert!(stderr(&o).contains("does not run systemd") && stderr(&o).contains("drop --quadlet"), "{}", stderr(&o));
-
-        // Rotation: new certificate, replaced and restarted, still verifies, new serial served.
-        let serial = |p: u16| -> String {
-            let o = Command::new("sh")
-                .arg("-c")
-                .arg(format!("openssl s_client -connect 127.0.0.1:{p} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial"))
-                .output()
-                .unwrap();
-            stdout(&o)
-        };
-        let before = serial(port);
-        let o = common::ctl(&[
-            "certs", "issue", "--force", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.ca_key), "--fqdn", "localhost",
-            "--san", "127.0.0.1", "--engine-cert", s(&pki.engine_cert), "--out", s(&certs),
-        ]);
-        assert!(o.status.success());
-        let o = run_deploy(&with(&["--json", "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]));
-        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(v["change"], "Replaced", "{v}");
-        assert_eq!(v["verify"]["ok"], true);
-        assert_ne!(serial(port), before, "the new certificate is served");
-
-        // Undeploy: nothing of ours is left.
-        let o = deploy(&ssh, &["undeploy", "--target", "podman", "--host", &ssh.uri(), "--identity", s(&ssh.identity)]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        assert!(stdout(&o).contains("removed container wsproxy"), "{}", stdout(&o));
-        assert_eq!(managed_left(), "", "undeploy must leave nothing");
-
-        // A deploy whose verification fails is rolled back when asked.
-        let closed = format!("{}:5999", vnc.addr);
-        let o = run_deploy(&with(&["--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &closed, "--rollback-on-failure"]));
-        assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
-        assert!(stderr(&o).contains("rolled back"), "{}", stderr(&o));
-        assert_eq!(managed_left(), "", "rollback must leave nothing");
-        assert_no_ssh_left_behind();
-    })
-    .catch_unwind_compat()
-    .await;
-    let _ = podman().args(["rm", "-f", "wsproxy"]).output();
-    let _ = podman().args(["volume", "rm", "-f", "wsproxy-certs"]).output();
-    let _ = podman().args(["rmi", "-f", &tag]).output();
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
+    // --configure-engine on "the engine host": engine-config and systemctl stand-ins that
+    // keep the engine's value in a file, as the engine keeps it in its database.
+    let engine_bin = dir.path().join("engine-bin");
+    std::fs::create_dir_all(&engine_bin).unwrap();
+    let state = engine_bin.join("engine.state");
+    std::fs::write(&state, "engine.example.com:6100\n").unwrap();
+    std::fs::write(
+        engine_bin.join("engine-config"),
+        "#!/bin/sh\nstate=\"$(dirname \"$0\")/engine.state\"\ncase \"$1\" in\n  -g) echo \"WebSocketProxy: $(cat \"$state\") version: general\" ;;\n  -s) echo \"${2#WebSocketProxy=}\" > \"$state\" ;;\n  *) exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::write(engine_bin.join("systemctl"), "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/restarts\"\n").unwrap();
+    for f in ["engine-config", "systemctl"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(engine_bin.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+    let on_engine = |a: &[String]| {
+        Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
+            .env("PATH", format!("{}:{}", engine_bin.display(), ssh.client_path()))
+            .args(a)
+            .output()
+            .unwrap()
+    };
+    let o = on_engine(&with(&["--no-verify", "--configure-engine"]));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let wanted = format!("localhost:{port}");
+    assert!(stdout(&o).contains(&format!("the engine pointed to engine.example.com:6100; now to {wanted}")), "{}", stdout(&o));
+    assert_eq!(std::fs::read_to_string(&state).unwrap().trim(), wanted);
+    assert_eq!(std::fs::read_to_string(engine_bin.join("restarts")).unwrap().trim(), "restart ovirt-engine");
+    let o = on_engine(&with(&["--no-verify", "--configure-engine"]));
+    assert!(stdout(&o).contains("already sends consoles"), "{}", stdout(&o));
+    assert_eq!(std::fs::read_to_string(engine_bin.join("restarts")).unwrap().lines().count(), 1, "no second restart");
+
+    // --quadlet where systemd is not running: refused up front, nothing touched.
+    let o = run_deploy(&with(&["--quadlet", "--no-verify"]));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not run systemd") && stderr(&o).contains("drop --quadlet"), "{}", stderr(&o));
+
+    // Rotation: new certificate, replaced and restarted, still verifies, new serial served.
+    let serial = |p: u16| -> String {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl s_client -connect 127.0.0.1:{p} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial"
+            ))
+            .output()
+            .unwrap();
+        stdout(&o)
+    };
+    let before = serial(port);
+    let o = common::ctl(&[
+        "certs",
+        "issue",
+        "--force",
+        "--ca-cert",
+        s(&pki.ca_cert),
+        "--ca-key",
+        s(&pki.ca_key),
+        "--fqdn",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+        "--engine-cert",
+        s(&pki.engine_cert),
+        "--out",
+        s(&certs),
+    ]);
+    assert!(o.status.success());
+    let o = run_deploy(&with(&["--json", "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["change"], "Replaced", "{v}");
+    assert_eq!(v["verify"]["ok"], true);
+    assert_ne!(serial(port), before, "the new certificate is served");
+
+    // Undeploy: nothing of ours is left.
+    let o = deploy(&ssh, &["undeploy", "--target", "podman", "--host", &ssh.uri(), "--identity", s(&ssh.identity)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("removed container wsproxy"), "{}", stdout(&o));
+    assert_eq!(managed_left(), "", "undeploy must leave nothing");
+
+    // A deploy whose verification fails is rolled back when asked.
+    let closed = format!("{}:5999", vnc.addr);
+    let o = run_deploy(&with(&["--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &closed, "--rollback-on-failure"]));
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("rolled back"), "{}", stderr(&o));
+    assert_eq!(managed_left(), "", "rollback must leave nothing");
+    assert_no_ssh_left_behind();
 }
 
 fn secrets_left() -> String {
@@ -244,50 +254,45 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
         |extra: &[&str]| -> Vec<String> { ["deploy"].iter().chain(&place).chain(&spec).chain(extra).map(|x| x.to_string()).collect() };
     let run = |a: Vec<String>| deploy(&ssh, &a.iter().map(String::as_str).collect::<Vec<_>>());
 
-    let result = std::panic::AssertUnwindSafe(async {
-        let o = run(deploy_args(&["--image-archive", s(&archive), "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]));
-        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(v["mode"], "quadlet", "{v}");
-        assert_eq!(v["change"], "Created", "{v}");
-        assert_eq!(v["verify"]["ok"], true, "{v}");
-        assert!(v["verify"].to_string().contains("RFB 003.008"), "{v}");
-        assert_hardened("wsproxy");
+    let _cleanup = testkit::on_drop(|| {
+        let _ = podman().args(["rm", "-f", "wsproxy"]).output();
+        for name in wsproxyctl::render::podman::secret_names() {
+            let _ = podman().args(["secret", "rm", &name]).output();
+        }
+        let _ = podman().args(["rmi", "-f", &tag]).output();
+    });
+    let o = run(deploy_args(&["--image-archive", s(&archive), "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["mode"], "quadlet", "{v}");
+    assert_eq!(v["change"], "Created", "{v}");
+    assert_eq!(v["verify"]["ok"], true, "{v}");
+    assert!(v["verify"].to_string().contains("RFB 003.008"), "{v}");
+    assert_hardened("wsproxy");
 
-        // The unit on the host is the rendered one and the real generator accepts it.
-        let unit = std::fs::read_to_string(units.join("wsproxy.container")).expect("unit installed");
-        assert!(unit.contains("Secret=wsproxy-tls-key,uid=65532,gid=65532,mode=0400"), "{unit}");
-        let o = Command::new(common::tool("quadlet")).arg("-dryrun").env("QUADLET_UNIT_DIRS", &units).output().unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-        assert!(secrets_left().contains("wsproxy-tls-key"), "{}", secrets_left());
+    // The unit on the host is the rendered one and the real generator accepts it.
+    let unit = std::fs::read_to_string(units.join("wsproxy.container")).expect("unit installed");
+    assert!(unit.contains("Secret=wsproxy-tls-key,uid=65532,gid=65532,mode=0400"), "{unit}");
+    let o = Command::new(common::tool("quadlet")).arg("-dryrun").env("QUADLET_UNIT_DIRS", &units).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(secrets_left().contains("wsproxy-tls-key"), "{}", secrets_left());
 
-        // Same inputs: nothing changes.
-        let o = run(deploy_args(&["--no-verify"]));
-        assert!(o.status.success(), "{}", stderr(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(v["change"], "Unchanged", "{v}");
+    // Same inputs: nothing changes.
+    let o = run(deploy_args(&["--no-verify"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["change"], "Unchanged", "{v}");
 
-        // Undeploy (not told the unit directory: the relay's label says where it is): unit,
-        // container and secrets gone.
-        let uri = ssh.uri();
-        let o = deploy(&ssh, &["undeploy", "--target", "podman", "--host", &uri, "--identity", s(&ssh.identity)]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        assert!(stdout(&o).contains("removed unit"), "{}", stdout(&o));
-        assert!(!units.join("wsproxy.container").exists());
-        assert_eq!(managed_left(), "", "undeploy must leave nothing");
-        assert_eq!(secrets_left(), "", "undeploy must remove the secrets");
-        assert_no_ssh_left_behind();
-    })
-    .catch_unwind_compat()
-    .await;
-    let _ = podman().args(["rm", "-f", "wsproxy"]).output();
-    for name in wsproxyctl::render::podman::secret_names() {
-        let _ = podman().args(["secret", "rm", &name]).output();
-    }
-    let _ = podman().args(["rmi", "-f", &tag]).output();
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    // Undeploy (not told the unit directory: the relay's label says where it is): unit,
+    // container and secrets gone.
+    let uri = ssh.uri();
+    let o = deploy(&ssh, &["undeploy", "--target", "podman", "--host", &uri, "--identity", s(&ssh.identity)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("removed unit"), "{}", stdout(&o));
+    assert!(!units.join("wsproxy.container").exists());
+    assert_eq!(managed_left(), "", "undeploy must leave nothing");
+    assert_eq!(secrets_left(), "", "undeploy must remove the secrets");
+    assert_no_ssh_left_behind();
 }
 
 /// A registry reference instead of an archive: deploy pulls it (from a registry on loopback,
@@ -398,25 +403,4 @@ fn unreachable_hosts_say_what_to_do() {
     let o = common::ctl(&["deploy", "--target", "podman", "--proxy-fqdn", "localhost", "--certs", s(&certs)]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("check certificates") && stderr(&o).contains("must never leave the engine"), "{}", stderr(&o));
-}
-
-/// `catch_unwind` for a future without pulling in futures' full feature set.
-trait CatchUnwindCompat: std::future::Future + Sized {
-    fn catch_unwind_compat(self) -> CatchUnwind<Self> {
-        CatchUnwind(Box::pin(self))
-    }
-}
-impl<F: std::future::Future> CatchUnwindCompat for std::panic::AssertUnwindSafe<F> {}
-
-struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
-impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
-    type Output = std::thread::Result<F::Output>;
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        let fut = self.0.as_mut();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
-            Err(e) => std::task::Poll::Ready(Err(e)),
-        }
-    }
 }

@@ -135,6 +135,7 @@ fn podman_loads_and_runs_it_non_root_without_shell_serving_healthz() {
     let o = run.output().unwrap();
     let cleanup = || {
         let _ = podman().args(["rm", "-f", &name]).output();
+        let _ = podman().args(["rmi", "-f", tag]).output();
         for (secret, _) in &secrets {
             let _ = podman().args(["secret", "rm", secret]).output();
         }
@@ -143,24 +144,18 @@ fn podman_loads_and_runs_it_non_root_without_shell_serving_healthz() {
         cleanup();
         panic!("podman run: {}", stderr(&o));
     }
-    let result = std::panic::catch_unwind(|| {
-        let last = common::wait_healthz(port, &certs.join("ca.pem"));
-        let logs = podman().args(["logs", &name]).output().unwrap();
-        assert_eq!(last, Ok((200, "ok\n".to_string())), "logs: {}", stderr(&logs));
-        // The relay process runs as 65532 with no capabilities, no new privileges, seccomp on.
-        let pid = podman().args(["inspect", "--format", "{{.State.Pid}}", &name]).output().unwrap();
-        let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let field = |k: &str| status.lines().find(|l| l.starts_with(k)).unwrap().split_whitespace().nth(1).unwrap().to_string();
-        assert_eq!(field("Uid:"), "65532");
-        assert_eq!(field("CapEff:"), "0000000000000000");
-        assert_eq!(field("NoNewPrivs:"), "1");
-        // podman's default seccomp profile is in force (2 = filter mode).
-        assert_eq!(field("Seccomp:"), "2");
-    });
-    cleanup();
-    let _ = podman().args(["rmi", "-f", tag]).output();
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    let _cleanup = testkit::on_drop(cleanup);
+    let last = common::wait_healthz(port, &certs.join("ca.pem"));
+    let logs = podman().args(["logs", &name]).output().unwrap();
+    assert_eq!(last, Ok((200, "ok\n".to_string())), "logs: {}", stderr(&logs));
+    // The relay process runs as 65532 with no capabilities, no new privileges, seccomp on.
+    let pid = podman().args(["inspect", "--format", "{{.State.Pid}}", &name]).output().unwrap();
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| status.lines().find(|l| l.starts_with(k)).unwrap().split_whitespace().nth(1).unwrap().to_string();
+    assert_eq!(field("Uid:"), "65532");
+    assert_eq!(field("CapEff:"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    // podman's default seccomp profile is in force (2 = filter mode).
+    assert_eq!(field("Seccomp:"), "2");
 }

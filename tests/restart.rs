@@ -45,34 +45,29 @@ fn killed_relay_is_restarted_by_podman() {
         cleanup();
         panic!("deploy: {}{}", stdout(&o), stderr(&o));
     }
-    let result = std::panic::catch_unwind(|| {
-        let pid = |name: &str| -> String {
-            let o = podman().args(["inspect", "--format", "{{.State.Pid}}", name]).output().unwrap();
-            stdout(&o).trim().to_string()
-        };
-        let before = pid("wsproxy");
-        assert!(before.parse::<u32>().unwrap_or(0) > 0, "relay pid {before:?}");
-        Command::new("kill").args(["-KILL", &before]).status().unwrap();
-        let killed_at = Instant::now();
-        // Podman notices the exit and restarts the container; the relay answers again.
-        let mut last = Err(String::new());
-        while killed_at.elapsed() < Duration::from_secs(30) {
-            std::thread::sleep(Duration::from_millis(200));
-            let now = pid("wsproxy");
-            if now != before && now != "0" && !now.is_empty() {
-                last = common::wait_healthz(port, &certs.join("ca.pem"));
-                if matches!(last, Ok((200, _))) {
-                    break;
-                }
+    let _cleanup = testkit::on_drop(cleanup);
+    let pid = |name: &str| -> String {
+        let o = podman().args(["inspect", "--format", "{{.State.Pid}}", name]).output().unwrap();
+        stdout(&o).trim().to_string()
+    };
+    let before = pid("wsproxy");
+    assert!(before.parse::<u32>().unwrap_or(0) > 0, "relay pid {before:?}");
+    Command::new("kill").args(["-KILL", &before]).status().unwrap();
+    let killed_at = Instant::now();
+    // Podman notices the exit and restarts the container; the relay answers again.
+    let mut last = Err(String::new());
+    while killed_at.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = pid("wsproxy");
+        if now != before && now != "0" && !now.is_empty() {
+            last = common::wait_healthz(port, &certs.join("ca.pem"));
+            if matches!(last, Ok((200, _))) {
+                break;
             }
         }
-        assert_eq!(last, Ok((200, "ok\n".to_string())), "not restarted: {}", stdout(&podman().args(["ps", "-a"]).output().unwrap()));
-        let took = killed_at.elapsed();
-        eprintln!("relay restarted and serving {:.1} s after SIGKILL", took.as_secs_f64());
-        assert!(took < Duration::from_secs(30));
-    });
-    cleanup();
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
     }
+    assert_eq!(last, Ok((200, "ok\n".to_string())), "not restarted: {}", stdout(&podman().args(["ps", "-a"]).output().unwrap()));
+    let took = killed_at.elapsed();
+    eprintln!("relay restarted and serving {:.1} s after SIGKILL", took.as_secs_f64());
+    assert!(took < Duration::from_secs(30));
 }

@@ -584,3 +584,97 @@ impl std::ops::Deref for RelayProcess {
         &self.proc
     }
 }
+
+/// Runs its closure when dropped, also while a failed assertion unwinds: a test's cleanup
+/// (containers, images, secrets) without catch_unwind. `let _cleanup = testkit::on_drop(|| ...);`
+pub struct OnDrop<F: FnOnce()>(Option<F>);
+
+pub fn on_drop<F: FnOnce()>(cleanup: F) -> OnDrop<F> {
+    OnDrop(Some(cleanup))
+}
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.0.take() {
+            cleanup();
+        }
+    }
+}
+
+/// A TCP target that echoes what it gets: an open session's relay still works when this
+/// comes back. Returns its port.
+pub async fn echo_target() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    port
+}
+
+/// TLS for [`RedisServer`]: its certificate, key and the CA clients are told to trust.
+pub struct RedisTls<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    pub ca: &'a Path,
+}
+
+/// A real redis-server (Debian's package) on 127.0.0.1, no persistence, stopped on drop; it can
+/// be stopped and started again on the same port (a store outage and its return).
+pub struct RedisServer {
+    pub port: u16,
+    args: Vec<String>,
+    log: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl RedisServer {
+    /// `password`: `requirepass`; `tls`: serve TLS only (rediss://) on the port.
+    pub fn start(dir: &Path, password: Option<&str>, tls: Option<RedisTls<'_>>) -> RedisServer {
+        require_tool("redis-server");
+        let port = free_port();
+        let mut args: Vec<String> = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([dir.display().to_string()])
+            .collect();
+        match &tls {
+            Some(t) => args.extend([
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.to_string(),
+                "--tls-cert-file".into(),
+                t.cert.display().to_string(),
+                "--tls-key-file".into(),
+                t.key.display().to_string(),
+                "--tls-ca-cert-file".into(),
+                t.ca.display().to_string(),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ]),
+            None => args.extend(["--port".into(), port.to_string()]),
+        }
+        if let Some(p) = password {
+            args.extend(["--requirepass".into(), p.into()]);
+        }
+        let mut server = RedisServer { port, args, log: dir.join(format!("redis-{port}.log")), proc: None };
+        server.resume();
+        server
+    }
+
+    /// Stop the server (the store is unreachable until [`RedisServer::resume`]).
+    pub fn stop(&mut self) {
+        self.proc = None;
+    }
+
+    /// Start it again on the same port.
+    pub fn resume(&mut self) {
+        self.proc = Some(Proc::spawn(Command::new("redis-server").args(&self.args), self.log.clone(), self.port));
+    }
+}
