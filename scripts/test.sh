@@ -34,6 +34,7 @@ declare -A PKG=(
   [socat]=/usr/bin/socat
   [skopeo]=/usr/bin/skopeo
   [docker-registry]=/usr/bin/docker-registry
+  [redis-server]=/usr/bin/redis-server
 )
 missing=()
 for pkg in "${!PKG[@]}"; do

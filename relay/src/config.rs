@@ -140,6 +140,31 @@ pub mod key {
         help: "Seconds between checks of certificate files for changes; 0 disables",
         default: Some("5"),
     };
+    pub const WSPROXY_REPLAY_STORE: Key = Key {
+        name: "WSPROXY_REPLAY_STORE",
+        help: "Redis or Valkey where used tickets are recorded, so several relays refuse a ticket used on any of them: redis://HOST:PORT[/DB] or rediss://HOST:PORT[/DB]; unset keeps them in this process",
+        default: None,
+    };
+    pub const WSPROXY_REPLAY_STORE_PASSWORD_FILE: Key = Key {
+        name: "WSPROXY_REPLAY_STORE_PASSWORD_FILE",
+        help: "File holding the replay store's password (the URL must not carry one)",
+        default: None,
+    };
+    pub const WSPROXY_REPLAY_STORE_CA: Key = Key {
+        name: "WSPROXY_REPLAY_STORE_CA",
+        help: "PEM CA a rediss:// store's certificate must chain to; unset uses the system's roots",
+        default: None,
+    };
+    pub const WSPROXY_REPLAY_STORE_FAIL_OPEN: Key = Key {
+        name: "WSPROXY_REPLAY_STORE_FAIL_OPEN",
+        help: "While the replay store is unreachable, accept tickets without the single-use check (WEAKER: a ticket could then be used twice) instead of answering 503",
+        default: Some("False"),
+    };
+    pub const WSPROXY_REPLAY_STORE_TIMEOUT: Key = Key {
+        name: "WSPROXY_REPLAY_STORE_TIMEOUT",
+        help: "Seconds a single-use check may take before the store counts as unreachable",
+        default: Some("2"),
+    };
     pub const WSPROXY_METRICS_LISTEN: Key =
         Key { name: "WSPROXY_METRICS_LISTEN", help: "host:port for Prometheus metrics (plain http); unset disables", default: None };
     pub const WSPROXY_NOVNC_DIR: Key =
@@ -176,6 +201,11 @@ pub const KEYS: &[Key] = &[
     key::WSPROXY_MAX_MESSAGE_SIZE,
     key::WSPROXY_SHUTDOWN_GRACE,
     key::WSPROXY_CERT_RELOAD_INTERVAL,
+    key::WSPROXY_REPLAY_STORE,
+    key::WSPROXY_REPLAY_STORE_PASSWORD_FILE,
+    key::WSPROXY_REPLAY_STORE_CA,
+    key::WSPROXY_REPLAY_STORE_FAIL_OPEN,
+    key::WSPROXY_REPLAY_STORE_TIMEOUT,
     key::WSPROXY_METRICS_LISTEN,
     key::WSPROXY_NOVNC_DIR,
     key::WSPROXY_LOG_FORMAT,
@@ -233,10 +263,23 @@ pub struct Config {
     pub max_message_size: usize,
     pub shutdown_grace: Duration,
     pub cert_reload_interval: Option<Duration>,
+    /// Where used tickets are recorded; `None`: in this process.
+    pub replay_store: Option<ReplayStoreConfig>,
     pub metrics_listen: Option<SocketAddr>,
     pub novnc_dir: Option<PathBuf>,
     pub trace: bool,
     pub log_format: LogFormat,
+}
+
+/// A shared replay store (Redis or Valkey).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayStoreConfig {
+    /// `redis://` or `rediss://`, without a password.
+    pub url: String,
+    pub password_file: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
+    pub fail_open: bool,
+    pub timeout: Duration,
 }
 
 /// Where a value came from, so an error can point at it.
@@ -545,6 +588,48 @@ impl Values<'_> {
             .transpose()
     }
 
+    fn replay_store(&self) -> Result<Option<ReplayStoreConfig>, ConfigError> {
+        let Some(url) = self.value(key::WSPROXY_REPLAY_STORE) else {
+            for k in [key::WSPROXY_REPLAY_STORE_PASSWORD_FILE, key::WSPROXY_REPLAY_STORE_CA] {
+                if self.value(k).is_some() {
+                    return Err(self.bad(k, "set without WSPROXY_REPLAY_STORE: set the store's URL too, or remove this key"));
+                }
+            }
+            return Ok(None);
+        };
+        let tls = if url.starts_with("rediss://") {
+            true
+        } else if url.starts_with("redis://") {
+            false
+        } else {
+            return Err(self.bad(key::WSPROXY_REPLAY_STORE, "expected redis://HOST:PORT[/DB] or rediss://HOST:PORT[/DB]"));
+        };
+        let authority = url.split_once("://").map(|(_, rest)| rest.split('/').next().unwrap_or("")).unwrap_or("");
+        if authority.contains('@') {
+            // Not echoed back: the value holds a secret.
+            let origin = self.0.origin(key::WSPROXY_REPLAY_STORE).map(|o| o.to_string()).unwrap_or_default();
+            return err(format!(
+                "{origin}: WSPROXY_REPLAY_STORE carries credentials in the URL: \
+                 put the password in a file named by WSPROXY_REPLAY_STORE_PASSWORD_FILE"
+            ));
+        }
+        let ca = self.path(key::WSPROXY_REPLAY_STORE_CA);
+        if ca.is_some() && !tls {
+            return Err(self.bad(key::WSPROXY_REPLAY_STORE_CA, "a CA only applies to rediss:// (TLS) stores"));
+        }
+        let timeout = self.seconds(key::WSPROXY_REPLAY_STORE_TIMEOUT)?;
+        if timeout.is_zero() {
+            return Err(self.bad(key::WSPROXY_REPLAY_STORE_TIMEOUT, "must be at least 1 second"));
+        }
+        Ok(Some(ReplayStoreConfig {
+            url: url.to_string(),
+            password_file: self.path(key::WSPROXY_REPLAY_STORE_PASSWORD_FILE),
+            ca,
+            fail_open: self.boolean(key::WSPROXY_REPLAY_STORE_FAIL_OPEN)?,
+            timeout,
+        }))
+    }
+
     fn log_format(&self) -> Result<LogFormat, ConfigError> {
         match self.value(key::WSPROXY_LOG_FORMAT) {
             None | Some("text") => Ok(LogFormat::Text),
@@ -587,6 +672,7 @@ impl Config {
             max_message_size: v.max_message_size()?,
             shutdown_grace: v.seconds(key::WSPROXY_SHUTDOWN_GRACE)?,
             cert_reload_interval: v.optional_seconds(key::WSPROXY_CERT_RELOAD_INTERVAL)?,
+            replay_store: v.replay_store()?,
             metrics_listen: v.metrics_listen()?,
             novnc_dir: v.path(key::WSPROXY_NOVNC_DIR),
             trace: v.boolean(key::TRACE_ENABLE)?,
@@ -597,6 +683,13 @@ impl Config {
     /// The files the configuration names exist (checked at start-up, before anything binds),
     /// with the next step when one does not.
     pub fn check_files(&self) -> Result<(), ConfigError> {
+        if let Some(store) = &self.replay_store {
+            for (k, path) in [(key::WSPROXY_REPLAY_STORE_PASSWORD_FILE, &store.password_file), (key::WSPROXY_REPLAY_STORE_CA, &store.ca)] {
+                if let Some(path) = path.as_ref().filter(|p| !p.is_file()) {
+                    return err(format!("{}={} does not exist or is not a file", k.name, path.display()));
+                }
+            }
+        }
         if let Some(tls) = &self.tls {
             for (k, path) in [(key::SSL_CERTIFICATE, &tls.certificate), (key::SSL_KEY, &tls.key)] {
                 if !path.is_file() {

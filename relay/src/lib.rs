@@ -16,6 +16,7 @@ pub mod fd_limit;
 pub mod http;
 pub mod metrics;
 pub mod reload;
+pub mod replay;
 pub mod server;
 mod session;
 mod sessions;

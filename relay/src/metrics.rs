@@ -39,6 +39,8 @@ pub enum Refusal {
     BadRequest,
     /// More connections in handshake than WSPROXY_MAX_HANDSHAKES: closed at once.
     HandshakeLimit,
+    /// The replay store could not say whether the ticket was used (503, fail closed).
+    ReplayStoreUnavailable,
 }
 
 #[derive(Default)]
@@ -50,7 +52,8 @@ pub struct Metrics {
     pub ticket_rejections: [AtomicU64; 9],
     pub target_connect_failures: [AtomicU64; 4],
     pub sessions_ended: [AtomicU64; EndReason::ALL.len()],
-    refused: [AtomicU64; 6],
+    refused: [AtomicU64; 7],
+    replay_store_errors: AtomicU64,
     connect_buckets: [AtomicU64; 14],
     connect_count: AtomicU64,
     connect_sum_micros: AtomicU64,
@@ -77,6 +80,11 @@ impl Metrics {
 
     pub fn refuse(&self, why: Refusal) {
         self.refused[why as usize].fetch_add(1, Relaxed);
+    }
+
+    /// The replay store failed to answer a single-use check.
+    pub fn replay_store_error(&self) {
+        self.replay_store_errors.fetch_add(1, Relaxed);
     }
 
     pub fn observe_connect(&self, took: Duration) {
@@ -119,10 +127,18 @@ impl Metrics {
         }
         let _ = writeln!(out, "# HELP wsproxy_connections_refused_total Connections refused before a session, by cause.\n# TYPE wsproxy_connections_refused_total counter");
         for (cause, count) in
-            ["capacity", "per_ip_limit", "handshake_timeout", "tls_failed", "bad_request", "handshake_limit"].iter().zip(&self.refused)
+            ["capacity", "per_ip_limit", "handshake_timeout", "tls_failed", "bad_request", "handshake_limit", "replay_store_unavailable"]
+                .iter()
+                .zip(&self.refused)
         {
             let _ = writeln!(out, "wsproxy_connections_refused_total{{cause=\"{cause}\"}} {}", count.load(Relaxed));
         }
+        let _ = writeln!(
+            out,
+            "# HELP wsproxy_replay_store_errors_total Single-use checks the replay store (WSPROXY_REPLAY_STORE) did not answer.\n\
+             # TYPE wsproxy_replay_store_errors_total counter\nwsproxy_replay_store_errors_total {}",
+            self.replay_store_errors.load(Relaxed)
+        );
         let _ = writeln!(out, "# HELP wsproxy_target_connect_seconds Time to connect and negotiate with targets.\n# TYPE wsproxy_target_connect_seconds histogram");
         for (bound, count) in CONNECT_BUCKETS.iter().zip(&self.connect_buckets) {
             let _ = writeln!(out, "wsproxy_target_connect_seconds_bucket{{le=\"{bound}\"}} {}", count.load(Relaxed));

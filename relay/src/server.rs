@@ -22,6 +22,7 @@ use crate::config::{key, Config};
 use crate::http::{self, HeadError, Request};
 use crate::metrics::{Metrics, Refusal};
 use crate::reload::{self, Reloadable};
+use crate::replay::{ReplayStore, Verdict};
 use crate::session::{self, Encoding, Timing};
 use crate::sessions::{Full, Sessions, Slot};
 use crate::start_error::StartError;
@@ -41,6 +42,8 @@ struct State {
     force_close: watch::Receiver<bool>,
     /// Connections in TLS or HTTP handshake now (bounded by WSPROXY_MAX_HANDSHAKES).
     handshaking: AtomicUsize,
+    /// Where used tickets are recorded.
+    replay: ReplayStore,
 }
 
 /// One connection counted as in handshake until it has sent its request head (or gone).
@@ -121,6 +124,8 @@ impl Relay {
             })?),
         };
 
+        let replay = ReplayStore::open(config.replay_store.as_ref()).map_err(StartError::ReplayStore)?;
+        tracing::info!(replay_store = %replay.describe(), "single-use tickets recorded");
         let metrics = Arc::new(Metrics::default());
         let connector = Connector {
             allow: config.target_allow.clone(),
@@ -139,6 +144,7 @@ impl Relay {
             draining: AtomicBool::new(false),
             force_close,
             handshaking: AtomicUsize::new(0),
+            replay,
         });
         Ok(Relay { listener, metrics_listener, state, force_close_tx, watchers })
     }
@@ -382,10 +388,25 @@ async fn admit<S: AsyncWrite + Unpin>(stream: &mut S, peer: SocketAddr, state: &
             return None;
         }
     };
-    if !state.config.allow_ticket_reuse
-        && !state.sessions.first_use(ticket.id, ticket.valid_to + state.config.ticket_skew.as_secs() as i64, now)
-    {
-        return refuse_ticket(stream, state, peer, "reused", "ticket already used (open the console again for a new one)").await;
+    if !state.config.allow_ticket_reuse {
+        let keep_until = ticket.valid_to + state.config.ticket_skew.as_secs() as i64;
+        match state.replay.first_use(ticket.id, keep_until, now).await {
+            Verdict::First => {}
+            Verdict::Reused => {
+                return refuse_ticket(stream, state, peer, "reused", "ticket already used (open the console again for a new one)").await
+            }
+            Verdict::Unavailable(why) => {
+                state.metrics.replay_store_error();
+                let fail_open = state.config.replay_store.as_ref().is_some_and(|r| r.fail_open);
+                if !fail_open {
+                    state.metrics.refuse(Refusal::ReplayStoreUnavailable);
+                    tracing::warn!(client = %peer, reason = %why, "refused: the single-use check is unavailable");
+                    let _ = http::respond(stream, 503, &format!("single-use check unavailable ({why}); try again shortly\n")).await;
+                    return None;
+                }
+                tracing::warn!(client = %peer, reason = %why, "accepted WITHOUT the single-use check (WSPROXY_REPLAY_STORE_FAIL_OPEN)");
+            }
+        }
     }
     Some(Admitted { target: ticket.target, key, slot })
 }

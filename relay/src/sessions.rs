@@ -1,5 +1,5 @@
-//! Session accounting: global and per-client-address limits, the replay cache, and the count
-//! that SIGTERM draining waits on.
+//! Session accounting: global and per-client-address limits, and the count that SIGTERM
+//! draining waits on. (Single use is [`crate::replay`]'s.)
 //!
 //! A [`Slot`] is taken before the upgrade and released when it is dropped, so every exit path
 //! (error, panic, shutdown) gives the slot back.
@@ -26,8 +26,6 @@ pub struct Sessions {
 struct Inner {
     active: usize,
     per_ip: HashMap<IpAddr, usize>,
-    /// Ticket id -> validTo (unix seconds).
-    used_tickets: HashMap<[u8; 32], i64>,
 }
 
 /// Why no slot was given.
@@ -65,22 +63,6 @@ impl Sessions {
     /// Open sessions now.
     pub fn active(&self) -> usize {
         self.lock().active
-    }
-
-    /// Record a ticket as used until `keep_until` (its validTo plus the tolerated skew: as
-    /// long as it could still be accepted); false when it was already used and is still kept.
-    pub fn first_use(&self, id: [u8; 32], keep_until: i64, now: i64) -> bool {
-        let mut inner = self.lock();
-        if inner.used_tickets.len() > 1024 {
-            inner.used_tickets.retain(|_, until| *until >= now);
-        }
-        match inner.used_tickets.get(&id) {
-            Some(until) if *until >= now => false,
-            _ => {
-                inner.used_tickets.insert(id, keep_until);
-                true
-            }
-        }
     }
 }
 
@@ -124,21 +106,5 @@ mod tests {
         drop(s1);
         assert_eq!(s.active(), 2);
         assert!(s.acquire(a).is_ok());
-    }
-
-    #[test]
-    fn replay_cache() {
-        let s = Sessions::new(1, 1, Arc::new(Metrics::default()));
-        assert!(s.first_use([1; 32], 100, 90));
-        assert!(!s.first_use([1; 32], 100, 95));
-        assert!(s.first_use([2; 32], 100, 95));
-        // Kept as long as the ticket could be accepted (validTo + skew), even after a purge.
-        for i in 0..2000u16 {
-            let mut id = [0; 32];
-            id[..2].copy_from_slice(&i.to_be_bytes());
-            id[2] = 9;
-            s.first_use(id, 50, 99);
-        }
-        assert!(!s.first_use([1; 32], 100, 100));
     }
 }

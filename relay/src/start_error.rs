@@ -22,6 +22,8 @@ pub enum StartError {
     ProxyCert(String),
     /// WSPROXY_TARGET_CA is unusable; the message names the file.
     TargetCa(String),
+    /// The replay store's settings or files are unusable.
+    ReplayStore(String),
     /// The browser-facing TLS configuration could not be built.
     Tls(String),
     /// A listener could not bind; `keys` names the settings that chose the address.
@@ -36,6 +38,7 @@ impl StartError {
                 Some(key::CERT_FOR_DATA_VERIFICATION)
             }
             StartError::TargetCa(_) => Some(key::WSPROXY_TARGET_CA),
+            StartError::ReplayStore(_) => Some(key::WSPROXY_REPLAY_STORE),
             StartError::Listen { keys, .. } if *keys == key::WSPROXY_METRICS_LISTEN.name => Some(key::WSPROXY_METRICS_LISTEN),
             _ => None,
         }
@@ -52,7 +55,9 @@ impl fmt::Display for StartError {
             ),
             StartError::ReadEngineCert { path, source } => write!(f, "cannot read CERT_FOR_DATA_VERIFICATION {}: {source}", path.display()),
             StartError::BadEngineCert { path, why } => write!(f, "CERT_FOR_DATA_VERIFICATION {}: {why}", path.display()),
-            StartError::ProxyCert(why) | StartError::TargetCa(why) | StartError::Tls(why) => f.write_str(why),
+            StartError::ProxyCert(why) | StartError::TargetCa(why) | StartError::ReplayStore(why) | StartError::Tls(why) => {
+                f.write_str(why)
+            }
             StartError::Listen { keys, addr, source } => write!(f, "cannot listen on {addr} ({keys}): {source}"),
         }
     }
