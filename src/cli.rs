@@ -292,6 +292,10 @@ pub struct SpecArgs {
     /// Kubernetes Service type.
     #[arg(long, value_enum)]
     pub service_type: Option<crate::spec::ServiceType>,
+    /// Redis or Valkey recording used tickets for every relay (redis://HOST:PORT or
+    /// rediss://...): single use across replicas and hosts (docs/HA.md).
+    #[arg(long, value_name = "URL")]
+    pub replay_store: Option<String>,
 }
 
 impl SpecArgs {
@@ -305,6 +309,7 @@ impl SpecArgs {
             namespace: self.namespace.clone(),
             replicas: self.replicas,
             service_type: self.service_type,
+            replay_store: self.replay_store.clone(),
             ..Default::default()
         }
     }

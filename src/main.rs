@@ -166,6 +166,7 @@ fn deploy(a: cli::DeployArgs, out: &Output) -> Result<ExitCode> {
     overrides.podman_host = a.place.host.clone();
     overrides.identity = a.place.identity.clone();
     let spec = DeploySpec::load(a.spec.file.as_deref(), &overrides)?;
+    spec.warnings().iter().for_each(|w| out.warn(w));
     let opts = deploy::DeployOptions::from(&a);
     let report = match a.place.target {
         Target::Podman => runtime()?.block_on(deploy::to_podman(&spec, &opts, out))?,
@@ -194,11 +195,15 @@ fn undeploy(a: cli::UndeployArgs, out: &Output) -> Result<ExitCode> {
 
 fn render(a: cli::RenderArgs, out: &Output) -> Result<ExitCode> {
     let spec = DeploySpec::load(a.spec.file.as_deref(), &a.spec.overrides())?;
+    spec.warnings().iter().for_each(|w| out.warn(w));
     let files = match (a.target, a.without_secret) {
         (Target::K8s, true) => render::k8s::files(&spec, None),
         (Target::K8s, false) => render::k8s::files(&spec, Some(&Bundle::load(&spec.certs)?)),
         (Target::Podman, true) => return Err(Failure::usage("--without-secret applies to --target k8s only")),
-        (Target::Podman, false) => render::podman::files(&spec, &Bundle::load(&spec.certs)?),
+        (Target::Podman, false) => {
+            spec.check_podman()?;
+            render::podman::files(&spec, &Bundle::load(&spec.certs)?)
+        }
     };
     report_files(out, &render::write_all(&a.out, &files)?);
     checked(true)

@@ -82,6 +82,16 @@ impl Output {
         }
     }
 
+    /// Something the operator should know: on stderr always (also under --json and --quiet,
+    /// as a JSON line under --json), never on stdout, so it cannot corrupt a report.
+    pub fn warn(&self, text: &str) {
+        if self.json {
+            eprintln!("{}", serde_json::json!({ "warning": text }));
+        } else {
+            eprintln!("{} {text}", self.paint(Tone::Bad, "warning:"));
+        }
+    }
+
     pub fn error(&self, failure: &Failure) {
         if self.json {
             eprintln!("{}", serde_json::json!({ "error": failure.to_string(), "exit_code": failure.exit_code() }));

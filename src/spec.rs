@@ -60,6 +60,27 @@ pub struct Service {
     pub node_port: Option<u16>,
 }
 
+/// A shared replay store (Redis or Valkey): single use of tickets across replicas and hosts
+/// (docs/HA.md). Becomes the relay's WSPROXY_REPLAY_STORE* keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplayStore {
+    /// redis://HOST:PORT[/DB] or rediss://HOST:PORT[/DB], without credentials.
+    pub url: String,
+    /// Kubernetes: an existing Secret in the namespace holding the store's password under the
+    /// key `password` (it never passes through wsproxyctl or Helm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<String>,
+    /// Kubernetes: an existing Secret holding the PEM CA (key `ca.crt`) a rediss:// store's
+    /// certificate must chain to; unset uses the image's system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret: Option<String>,
+    /// While the store is unreachable, accept tickets without the single-use check instead of
+    /// refusing new consoles (weaker: a ticket could then be used twice).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_open: bool,
+}
+
 /// Where and how the Podman target runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -96,9 +117,17 @@ pub struct DeploySpec {
     /// Kubernetes namespace.
     #[serde(default = "default_namespace")]
     pub namespace: String,
-    /// Relay replicas on Kubernetes.
+    /// Relay replicas on Kubernetes. More than one needs `replayStore` (or
+    /// `perReplicaSingleUse: true`).
     #[serde(default = "default_replicas")]
     pub replicas: u32,
+    /// Where used tickets are recorded, shared by every replica (unset: each relay keeps its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_store: Option<ReplayStore>,
+    /// Accept that each replica keeps its own record of used tickets (no replay store): a ticket
+    /// used on one replica opens one more console on each other replica.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_replica_single_use: bool,
     /// Kubernetes Service.
     #[serde(default)]
     pub service: Service,
@@ -129,7 +158,7 @@ fn default_namespace() -> String {
     DEFAULT_NAMESPACE.into()
 }
 fn default_replicas() -> u32 {
-    2
+    1
 }
 
 /// Flag overrides (each `None` leaves the file's value).
@@ -143,6 +172,8 @@ pub struct Overrides {
     pub namespace: Option<String>,
     pub replicas: Option<u32>,
     pub service_type: Option<ServiceType>,
+    /// `--replay-store URL`: the store's URL (other replayStore fields from the file).
+    pub replay_store: Option<String>,
     pub podman_host: Option<String>,
     pub identity: Option<PathBuf>,
 }
@@ -191,6 +222,9 @@ impl DeploySpec {
         if let Some(v) = o.service_type {
             spec.service.kind = v;
         }
+        if let Some(url) = &o.replay_store {
+            spec.replay_store.get_or_insert_with(ReplayStore::default).url = url.clone();
+        }
         if let Some(v) = &o.podman_host {
             spec.podman.host = Some(v.clone());
         }
@@ -221,6 +255,7 @@ impl DeploySpec {
         if self.replicas == 0 {
             return bad("replicas", "must be at least 1".into());
         }
+        self.validate_replay_store()?;
         let label_ok = |s: &str| {
             !s.is_empty()
                 && s.len() <= 63
@@ -276,6 +311,75 @@ impl DeploySpec {
         Ok(())
     }
 
+    /// Single use across replicas: more than one replica needs a shared store, or an explicit
+    /// choice of per-replica single use.
+    fn validate_replay_store(&self) -> Result<()> {
+        let bad = |field: &str, why: String| Err(Failure::usage(format!("{field}: {why}")));
+        if let Some(store) = &self.replay_store {
+            let Some((scheme, rest)) = store.url.split_once("://").filter(|(s, _)| *s == "redis" || *s == "rediss") else {
+                return bad("replayStore.url", "expected redis://HOST:PORT[/DB] or rediss://HOST:PORT[/DB] (Redis or Valkey)".into());
+            };
+            if rest.split('/').next().unwrap_or("").contains('@') {
+                return bad(
+                    "replayStore.url",
+                    "carries credentials: put the password in a Secret named by replayStore.passwordSecret".into(),
+                );
+            }
+            if store.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return bad("replayStore.url", "may not hold spaces or control characters".into());
+            }
+            if store.ca_secret.is_some() && scheme != "rediss" {
+                return bad("replayStore.caSecret", "a CA only applies to rediss:// (TLS) stores".into());
+            }
+            for (field, name) in [("replayStore.passwordSecret", &store.password_secret), ("replayStore.caSecret", &store.ca_secret)] {
+                if let Some(name) = name.as_deref().filter(|n| !secret_name_ok(n)) {
+                    return bad(field, format!("{name:?} is not a Kubernetes Secret name (lower case, digits, - and .)"));
+                }
+            }
+        } else if self.replicas > 1 && !self.per_replica_single_use {
+            return bad(
+                "replicas",
+                format!(
+                    "{} replicas without replayStore would each keep their own record of used tickets: a ticket used on \
+                     one replica would open another console on each of the others. Point replayStore.url at a Redis or \
+                     Valkey (docs/HA.md), use replicas: 1, or set perReplicaSingleUse: true to accept that",
+                    self.replicas
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The podman target has no Kubernetes Secrets: refuse spec fields that name them.
+    pub fn check_podman(&self) -> Result<()> {
+        if let Some(store) = &self.replay_store {
+            if store.password_secret.is_some() || store.ca_secret.is_some() {
+                return Err(Failure::usage(
+                    "replayStore.passwordSecret and replayStore.caSecret name Kubernetes Secrets; the podman target \
+                     cannot mount them yet: for podman, use a store reachable without a password on a private network \
+                     (replayStore.url alone), or deploy to Kubernetes",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What the operator should know before deploying this spec (printed by render and deploy).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.replicas > 1 && self.replay_store.is_none() {
+            out.push(format!(
+                "perReplicaSingleUse: each of the {} replicas keeps its own record of used tickets, so a ticket can open \
+                 up to {} consoles (one per replica); replayStore makes single use hold across them (docs/HA.md)",
+                self.replicas, self.replicas
+            ));
+        }
+        if self.replay_store.as_ref().is_some_and(|s| s.fail_open) {
+            out.push("replayStore.failOpen: while the store is unreachable, tickets are accepted without the single-use check".into());
+        }
+        out
+    }
+
     /// Whether the image comes from a registry (not a local-only `localhost/` name).
     pub fn image_is_registry(&self) -> bool {
         let first = self.image.split('/').next().unwrap_or("");
@@ -292,6 +396,15 @@ fn label_segment_ok(s: &str) -> bool {
         && edge(s.chars().next())
         && edge(s.chars().last())
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A Kubernetes object name (DNS-1123 subdomain): lower case letters, digits, `-` and `.`.
+fn secret_name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 fn label_value_ok(v: &str) -> bool {
@@ -348,7 +461,12 @@ image: localhost/ovirt-websocket-proxy:latest
 
 # Kubernetes
 namespace: ovirt-websocket-proxy
-replicas: 2
+# More than one replica needs a shared replay store (single use of tickets across replicas):
+replicas: 1
+# replayStore:
+#   url: rediss://valkey.consoles.svc:6379     # Redis or Valkey
+#   passwordSecret: wsproxy-replay-store       # existing Secret, key "password"
+#   caSecret: wsproxy-replay-store-ca          # existing Secret, key "ca.crt" (rediss)
 service:
   type: LoadBalancer        # or NodePort (then optionally nodePort: 30610)
 resources:
@@ -407,10 +525,41 @@ mod tests {
 
     #[test]
     fn flags_override_and_complete() {
-        let o = Overrides { proxy_fqdn: Some("p.example".into()), port: Some(7000), replicas: Some(3), ..Default::default() };
+        let o = Overrides {
+            proxy_fqdn: Some("p.example".into()),
+            port: Some(7000),
+            replicas: Some(3),
+            replay_store: Some("redis://valkey:6379".into()),
+            ..Default::default()
+        };
         let s = DeploySpec::load(None, &o).unwrap();
         assert_eq!((s.proxy_fqdn.as_str(), s.port, s.replicas), ("p.example", 7000, 3));
+        assert_eq!(s.replay_store.as_ref().map(|r| r.url.as_str()), Some("redis://valkey:6379"));
         assert_eq!(s.namespace, DEFAULT_NAMESPACE);
+    }
+
+    #[test]
+    fn more_than_one_replica_needs_a_replay_store_or_the_explicit_per_replica_choice() {
+        let with = |text: &str| load_text(&format!("proxyFqdn: p.example\n{text}"), &Overrides::default());
+        let e = with("replicas: 2\n").unwrap_err();
+        assert!(e.message.contains("replayStore") && e.message.contains("perReplicaSingleUse"), "{}", e.message);
+        assert!(with("replicas: 1\n").unwrap().warnings().is_empty());
+        let chosen = with("replicas: 2\nperReplicaSingleUse: true\n").unwrap();
+        assert!(chosen.warnings()[0].contains("up to 2 consoles"), "{:?}", chosen.warnings());
+        let shared =
+            with("replicas: 3\nreplayStore: {url: 'rediss://valkey:6379', passwordSecret: valkey-auth, caSecret: valkey-ca}\n").unwrap();
+        assert!(shared.warnings().is_empty());
+        for (bad, field) in [
+            ("replayStore: {url: 'http://valkey:6379'}", "replayStore.url"),
+            ("replayStore: {url: 'redis://:pw@valkey:6379'}", "carries credentials"),
+            ("replayStore: {url: 'redis://valkey:6379', caSecret: ca}", "replayStore.caSecret"),
+            ("replayStore: {url: 'redis://valkey:6379', passwordSecret: Bad_Name}", "replayStore.passwordSecret"),
+        ] {
+            let e = with(&format!("{bad}\n")).unwrap_err();
+            assert!(e.message.contains(field), "{bad}: {}", e.message);
+        }
+        let podman = with("replayStore: {url: 'redis://valkey:6379', passwordSecret: valkey-auth}\n").unwrap();
+        assert!(podman.check_podman().unwrap_err().message.contains("Kubernetes Secrets"));
     }
 
     #[test]

@@ -141,6 +141,7 @@ fn flag_table(verb: &str) -> Vec<(&'static str, Acts, Vec<&'static str>)> {
         ("namespace", Acts::K8s, vec!["--namespace", "consoles"]),
         ("replicas", Acts::K8s, vec!["--replicas", "2"]),
         ("service_type", Acts::K8s, vec!["--service-type", "node-port"]),
+        ("replay_store", Acts::Both, vec!["--replay-store", "redis://valkey.example.com:6379"]),
         ("image_archive", Acts::Both, vec!["--image-archive", "/nonexistent/x.tar"]),
         ("no_verify", Acts::Both, vec!["--no-verify"]),
         ("verify_engine_key", Acts::Both, vec!["--verify-engine-key", "/nonexistent/key"]),

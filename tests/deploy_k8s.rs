@@ -87,6 +87,7 @@ fn setup() -> (tempfile::TempDir, DeploySpec, Bundle) {
             certs: Some(certs.clone()),
             namespace: Some("consoles".into()),
             replicas: Some(2),
+            replay_store: Some("redis://valkey.consoles.svc:6379".into()),
             ..Default::default()
         },
     )

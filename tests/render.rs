@@ -66,7 +66,20 @@ fn manifests_base_is_fresh() {
 fn k8s_objects_are_valid_restricted_and_roll_on_certificate_change() {
     let (_keep, certs) = certs();
     let out = tempfile::tempdir().unwrap();
-    render("k8s", out.path(), &["--proxy-fqdn", "proxy.example.com", "--certs", s(&certs), "--replicas", "3"]);
+    render(
+        "k8s",
+        out.path(),
+        &[
+            "--proxy-fqdn",
+            "proxy.example.com",
+            "--certs",
+            s(&certs),
+            "--replicas",
+            "3",
+            "--replay-store",
+            "redis://valkey.consoles.svc:6379",
+        ],
+    );
     let files = yaml_files(out.path());
     kubernetes_validate(&files);
     let o = Command::new("kubectl").arg("kustomize").arg(out.path()).output().unwrap();
@@ -106,7 +119,20 @@ fn k8s_objects_are_valid_restricted_and_roll_on_certificate_change() {
     let before = checksum(out.path());
     let (_keep2, certs2) = self::certs();
     let out2 = tempfile::tempdir().unwrap();
-    render("k8s", out2.path(), &["--proxy-fqdn", "proxy.example.com", "--certs", s(&certs2), "--replicas", "3"]);
+    render(
+        "k8s",
+        out2.path(),
+        &[
+            "--proxy-fqdn",
+            "proxy.example.com",
+            "--certs",
+            s(&certs2),
+            "--replicas",
+            "3",
+            "--replay-store",
+            "redis://valkey.consoles.svc:6379",
+        ],
+    );
     assert_ne!(before, checksum(out2.path()));
 
     // NodePort option.

@@ -119,6 +119,7 @@ struct PodmanHost {
 
 /// `deploy --target podman`.
 pub async fn to_podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Result<DeployReport> {
+    spec.check_podman()?;
     if opts.configure_engine {
         engine::check_this_is_the_engine(spec.engine_fqdn.as_deref())?;
     }

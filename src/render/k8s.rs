@@ -134,7 +134,7 @@ pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployme
                         ..Default::default()
                     }),
                     containers: vec![relay_container(spec)],
-                    volumes: Some(volumes()),
+                    volumes: Some(volumes(spec)),
                     ..Default::default()
                 }),
             },
@@ -186,16 +186,19 @@ fn relay_container(spec: &DeploySpec) -> Container {
             ..Default::default()
         }),
         security_context: Some(hardened()),
-        volume_mounts: Some(vec![
-            VolumeMount { name: "certs".into(), mount_path: CERT_DIR.into(), read_only: Some(true), ..Default::default() },
-            VolumeMount { name: "config".into(), mount_path: CONF_DIR.into(), read_only: Some(true), ..Default::default() },
-        ]),
+        volume_mounts: Some(
+            [("certs", CERT_DIR), ("config", CONF_DIR)]
+                .into_iter()
+                .chain(replay_store_secrets(spec).into_iter().map(|(name, _, _, dir)| (name, dir)))
+                .map(|(name, dir)| VolumeMount { name: name.into(), mount_path: dir.into(), read_only: Some(true), ..Default::default() })
+                .collect(),
+        ),
         ..Default::default()
     }
 }
 
 /// The certificate Secret and the configuration ConfigMap, as volumes.
-fn volumes() -> Vec<Volume> {
+fn volumes(spec: &DeploySpec) -> Vec<Volume> {
     let items = [SECRET_CERT, SECRET_KEY, SECRET_CA, SECRET_ENGINE]
         .iter()
         .map(|k| KeyToPath { key: k.to_string(), path: k.to_string(), mode: None })
@@ -222,6 +225,32 @@ fn volumes() -> Vec<Volume> {
             ..Default::default()
         },
     ]
+    .into_iter()
+    .chain(replay_store_secrets(spec).into_iter().map(|(name, secret, key, _)| Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret),
+            default_mode: Some(0o440),
+            items: Some(vec![KeyToPath { key: key.into(), path: key.into(), mode: None }]),
+            optional: Some(false),
+        }),
+        ..Default::default()
+    }))
+    .collect()
+}
+
+/// The replay store's Secrets the pod mounts: (volume, Secret name, key, mount directory).
+fn replay_store_secrets(spec: &DeploySpec) -> Vec<(&'static str, String, &'static str, &'static str)> {
+    let Some(store) = &spec.replay_store else { return Vec::new() };
+    let dir = |file: &'static str| file.rsplit_once('/').map(|(d, _)| d).unwrap_or(file);
+    let mut out = Vec::new();
+    if let Some(name) = &store.password_secret {
+        out.push(("replay-store", name.clone(), "password", dir(super::REPLAY_PASSWORD_FILE)));
+    }
+    if let Some(name) = &store.ca_secret {
+        out.push(("replay-store-ca", name.clone(), "ca.crt", dir(super::REPLAY_CA_FILE)));
+    }
+    out
 }
 
 pub fn service(spec: &DeploySpec) -> Service {

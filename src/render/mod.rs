@@ -23,6 +23,10 @@ pub struct CertPaths<'a> {
     pub engine: &'a str,
 }
 
+/// Where the replay store's password and CA appear inside the Kubernetes pod.
+pub const REPLAY_PASSWORD_FILE: &str = "/etc/wsproxy/replay-store/password";
+pub const REPLAY_CA_FILE: &str = "/etc/wsproxy/replay-store-ca/ca.crt";
+
 /// The relay configuration in oVirt's KEY=VALUE format (the same keys engine-setup writes).
 /// Every line comes from the relay's own key table ([`wsproxy::config::key`]), so this cannot
 /// write a key the relay does not read.
@@ -38,6 +42,18 @@ pub fn relay_conf(spec: &DeploySpec, paths: &CertPaths) -> String {
     s += &key::SSL_MIN_VERSION.line("TLSv1.2");
     if !spec.target_allow.is_empty() {
         s += &key::WSPROXY_TARGET_ALLOW.line(spec.target_allow.join(","));
+    }
+    if let Some(store) = &spec.replay_store {
+        s += &key::WSPROXY_REPLAY_STORE.line(&store.url);
+        if store.password_secret.is_some() {
+            s += &key::WSPROXY_REPLAY_STORE_PASSWORD_FILE.line(REPLAY_PASSWORD_FILE);
+        }
+        if store.ca_secret.is_some() {
+            s += &key::WSPROXY_REPLAY_STORE_CA.line(REPLAY_CA_FILE);
+        }
+        if store.fail_open {
+            s += &key::WSPROXY_REPLAY_STORE_FAIL_OPEN.line("True");
+        }
     }
     s += &key::WSPROXY_LOG_FORMAT.line("json");
     s

@@ -20,8 +20,20 @@ CERT_FOR_DATA_VERIFICATION=/etc/wsproxy/certs/engine.cer
 SSL_ONLY=True
 SSL_MIN_VERSION=TLSv1.2
 {{ if .Values.targetAllow }}WSPROXY_TARGET_ALLOW={{ join "," .Values.targetAllow }}
-{{ end }}WSPROXY_LOG_FORMAT=json
+{{ end }}{{ with .Values.replayStore }}{{ if .url }}WSPROXY_REPLAY_STORE={{ .url }}
+{{ if .passwordSecret }}WSPROXY_REPLAY_STORE_PASSWORD_FILE=/etc/wsproxy/replay-store/password
+{{ end }}{{ if .caSecret }}WSPROXY_REPLAY_STORE_CA=/etc/wsproxy/replay-store-ca/ca.crt
+{{ end }}{{ if .failOpen }}WSPROXY_REPLAY_STORE_FAIL_OPEN=True
+{{ end }}{{ end }}{{ end }}WSPROXY_LOG_FORMAT=json
 {{ end -}}
+
+{{/* Single use across replicas needs a shared store, or the explicit per-replica choice (as spec.rs). */}}
+{{- define "wsproxy.checkReplicas" -}}
+{{- $store := default dict .Values.replayStore -}}
+{{- if and (gt (int .Values.replicas) 1) (not $store.url) (not .Values.perReplicaSingleUse) -}}
+{{- fail (printf "replicas: %d replicas without replayStore would each keep their own record of used tickets: a ticket used on one replica would open another console on each of the others. Set replayStore.url to a Redis or Valkey (docs/HA.md), use replicas: 1, or set perReplicaSingleUse: true to accept that" (int .Values.replicas)) -}}
+{{- end -}}
+{{- end -}}
 
 {{/* Registry images are pulled; local-only names (localhost/...) must already be loaded. */}}
 {{- define "wsproxy.pullPolicy" -}}
