@@ -461,13 +461,14 @@ async fn websockify(sinks: &Ports) -> Option<(Vec<Spawned>, Ports)> {
 }
 
 /// Start the relay; returns the process, port and cold start time to /healthz ready.
-async fn relay(bin: &Path, dir: &Path, tls: bool, key: &str) -> (Spawned, u16, Duration) {
+async fn relay(bin: &Path, dir: &Path, tls: bool, key: &str, extra: &[String]) -> (Spawned, u16, Duration) {
     let port = testkit::free_port();
     let mut cmd = peer_command(bin);
     cmd.args(["--proxy-host", "127.0.0.1", "--proxy-port", &port.to_string()])
         .arg("--cert-for-data-verification")
         .arg(dir.join("engine.cer"))
         .args(["--wsproxy-max-sessions-per-ip", "0", "--wsproxy-max-sessions", "20000", "--wsproxy-cert-reload-interval", "0"]);
+    cmd.args(extra);
     if tls {
         cmd.arg("--ssl-certificate").arg(dir.join(format!("proxy-{key}.cer"))).arg("--ssl-key").arg(dir.join(format!("proxy-{key}.key")));
     }
@@ -561,6 +562,9 @@ fn main() {
     if let Some(n) = value("--round-trips").and_then(|v| v.parse::<usize>().ok()) {
         sizes.round_trips = n;
     }
+    if let Some(n) = value("--setups").and_then(|v| v.parse::<usize>().ok()) {
+        sizes.setups = n;
+    }
     // The load scenario's sizes, e.g. a smoke run with the full load: `--smoke --load-down 100`.
     for (flag, field) in
         [("--load-down", &mut sizes.load_down), ("--load-up", &mut sizes.load_up), ("--load-round-trips", &mut sizes.load_round_trips)]
@@ -628,7 +632,7 @@ fn main() {
 
         let mut cold = Vec::new();
         for (tls, key) in [(false, "ecdsa"), (true, "ecdsa"), (true, "rsa")] {
-            let (child, port, started) = relay(&relay_bin, &dir, tls, key).await;
+            let (child, port, started) = relay(&relay_bin, &dir, tls, key, &[]).await;
             cold.push(started);
             let client_tls = tls.then(|| pki::client_config(&dir));
             let sys = System::Relay { port, tls: client_tls, tickets: tickets.clone() };
@@ -643,6 +647,20 @@ fn main() {
                 keep.push(child);
             }
             rows.push(row);
+        }
+
+        // Single use shared through a real redis-server: the cost it adds to each wss setup.
+        if testkit::on_path("redis-server") {
+            let redis = testkit::RedisServer::start(&dir, None, None);
+            let store = ["--wsproxy-replay-store".to_string(), format!("redis://127.0.0.1:{}", redis.port)];
+            let (child, port, _) = relay(&relay_bin, &dir, true, "ecdsa", &store).await;
+            let sys = System::Relay { port, tls: Some(pki::client_config(&dir)), tickets: tickets.clone() };
+            let mut row = Row { name: "wsproxy wss + replay store (redis)".into(), ..Default::default() };
+            row.setups = Some(setup_rate(&sys, &sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
+            drop(child);
+            rows.push(row);
+        } else {
+            eprintln!("redis-server not installed (apt-get install redis-server): replay store row skipped");
         }
 
         match websockify(&sinks).await {
@@ -757,7 +775,7 @@ async fn soak_main(relay_bin: &Path, seconds: u64, sessions: usize) -> bool {
     let churn = (seconds as usize * 1000 / 20) / 2 + 50;
     let good_tickets = Arc::new(pki::Tickets::new(&engine, &[(sinks.echo, sessions), (sinks.hello, churn)]));
     let bad_tickets = Arc::new(pki::Tickets::new(&foreign, &[(sinks.hello, churn)]));
-    let (child, port, _) = relay(relay_bin, &dir, true, "ecdsa").await;
+    let (child, port, _) = relay(relay_bin, &dir, true, "ecdsa", &[]).await;
     let tls = Some(pki::client_config(&dir));
     let good = System::Relay { port, tls: tls.clone(), tickets: good_tickets };
     let bad = System::Relay { port, tls, tickets: bad_tickets };
@@ -795,6 +813,10 @@ fn ratios(rows: &[Row]) {
     let socat_added = socat.p50.unwrap_or(0.0) - direct.p50.unwrap_or(0.0);
     println!("  added p50 <= socat's + 15 us:       {added:.1} us vs {:.1} us  {}", socat_added + 15.0, check(added <= socat_added + 15.0));
     println!("  wss setups >= 1000/s (ECDSA):       {:.0}/s  {}", wss.setups.unwrap_or(0.0), check(wss.setups.unwrap_or(0.0) >= 1000.0));
+    if let Some(stored) = get("wsproxy wss + replay store (redis)") {
+        let r = stored.setups.unwrap_or(0.0) / wss.setups.unwrap_or(f64::MAX);
+        println!("  wss setups with replay store >= 80%: {:.0}%  {}", r * 100.0, check(r >= 0.8));
+    }
     if let Some(i) = ws.idle {
         println!("  ws idle session <= 16 KiB:          {:.1} KiB  {}", i.1 / 1024.0, check(i.1 <= 16.0 * 1024.0));
     }

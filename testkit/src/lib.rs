@@ -29,9 +29,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Fail clearly when a tool the tests need is not installed.
 pub fn require_tool(tool: &str) {
-    let found = std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file())).unwrap_or(false);
     assert!(
-        found,
+        on_path(tool),
         "`{tool}` is not installed: run `bash scripts/test.sh` (the README's test command), which installs \
          the Debian packages the integration tests use"
     );
@@ -677,4 +676,9 @@ impl RedisServer {
     pub fn resume(&mut self) {
         self.proc = Some(Proc::spawn(Command::new("redis-server").args(&self.args), self.log.clone(), self.port));
     }
+}
+
+/// Whether a program is on PATH (for optional peers: a row or step is skipped without it).
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file())).unwrap_or(false)
 }
