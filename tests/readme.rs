@@ -116,3 +116,32 @@ fn the_readme_lists_exactly_the_metric_labels_the_relay_exposes() {
     assert!(missing_in_relay.is_empty(), "the README lists labels the relay does not expose: {missing_in_relay:?}");
     assert!(missing_in_readme.is_empty(), "the relay exposes labels the README does not list: {missing_in_readme:?}");
 }
+
+/// The README's configuration table lists exactly the relay's keys (wsproxy::config::KEYS, the
+/// one definition), each default as the key table has it.
+#[test]
+fn the_readme_key_table_is_the_relays_key_table() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("| key | default | meaning |").expect("the key table");
+    let table = &readme[start..start + readme[start..].find("\n\n").unwrap()];
+    let mut listed = std::collections::BTreeMap::new();
+    for row in table.lines().skip(2) {
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        for name in cells[0].split(',') {
+            listed.insert(name.trim().trim_matches('`').to_string(), cells[1].trim_matches('`').to_string());
+        }
+    }
+    let known: std::collections::BTreeSet<String> = wsproxy::config::KEYS.iter().map(|k| k.name.to_string()).collect();
+    let in_readme: std::collections::BTreeSet<String> = listed.keys().cloned().collect();
+    assert_eq!(in_readme, known, "README key table vs wsproxy::config::KEYS");
+    for key in wsproxy::config::KEYS {
+        if let Some(default) = key.default {
+            assert!(
+                listed[key.name].eq_ignore_ascii_case(default),
+                "README says {} defaults to {:?}, the key table says {default:?}",
+                key.name,
+                listed[key.name]
+            );
+        }
+    }
+}

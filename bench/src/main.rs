@@ -505,6 +505,8 @@ struct Row {
     setups: Option<f64>,
     idle: Option<(u64, f64)>,
     load: Option<load::Load>,
+    /// The relay process's own CPU seconds per GB relayed, browser->VM and VM->browser.
+    cpu_per_gb: Option<(f64, f64)>,
 }
 
 impl Row {
@@ -513,12 +515,25 @@ impl Row {
             "system": self.name, "send_mb_s": self.send, "recv_mb_s": self.recv,
             "rtt_p50_us": self.p50, "rtt_p99_us": self.p99, "setups_per_s": self.setups,
             "idle_rss_bytes": self.idle.map(|i| i.0), "idle_bytes_per_session": self.idle.map(|i| i.1),
+            "relay_cpu_s_per_gb_to_vm": self.cpu_per_gb.map(|c| c.0), "relay_cpu_s_per_gb_to_browser": self.cpu_per_gb.map(|c| c.1),
             "load": self.load.map(|l| serde_json::json!({
                 "rtt_p50_us": l.p50_us, "rtt_p99_us": l.p99_us, "rtt_p999_us": l.p999_us,
                 "fairness_jain": l.fairness, "slowest_share_of_mean": l.slowest_share, "down_mb_s": l.down_mb_s,
             })),
         })
     }
+}
+
+/// A process's CPU seconds so far (user + system), from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some((utime + stime) / ticks)
 }
 
 fn fmt(v: Option<f64>, prec: usize) -> String {
@@ -529,9 +544,23 @@ async fn measure(sys: &System, sinks: &Ports, sizes: Sizes, relay_pid: Option<u3
     eprintln!("measuring {} ...", row.name);
     let mut sends = Vec::new();
     let mut recvs = Vec::new();
+    // The relay's own CPU time (utime + stime from /proc/PID/stat) around each direction.
+    let cpu = || relay_pid.and_then(cpu_seconds);
+    let (mut cpu_send, mut cpu_recv) = (0.0, 0.0);
     for _ in 0..sizes.runs {
+        let before = cpu();
         sends.push(bulk_send(sys, sinks, sizes.bulk_bytes).await.unwrap_or_else(|e| fail("bulk send", e)));
+        let between = cpu();
         recvs.push(bulk_recv(sys, sinks, sizes.bulk_bytes).await.unwrap_or_else(|e| fail("bulk recv", e)));
+        let after = cpu();
+        if let (Some(b), Some(m), Some(a)) = (before, between, after) {
+            cpu_send += m - b;
+            cpu_recv += a - m;
+        }
+    }
+    if relay_pid.is_some() {
+        let gb = (sizes.bulk_bytes * sizes.runs as u64) as f64 / 1e9;
+        row.cpu_per_gb = Some((cpu_send / gb, cpu_recv / gb));
     }
     row.send = Some(median(sends));
     row.recv = Some(median(recvs));
@@ -724,6 +753,12 @@ fn main() {
                 fmt(r.setups, 0),
                 r.idle.map(|i| format!("{:.0}", i.1)).unwrap_or_else(|| "-".into())
             );
+        }
+        println!("\nrelay CPU per GB relayed (the relay process's own utime + stime, /proc/PID/stat)");
+        println!("{:<30} {:>16} {:>16}", "system", "browser->VM s/GB", "VM->browser s/GB");
+        for r in rows.iter().filter(|r| r.cpu_per_gb.is_some()) {
+            let (up, down) = r.cpu_per_gb.unwrap();
+            println!("{:<30} {:>16.2} {:>16.2}", r.name, up, down);
         }
         println!(
             "\nunder load: a probe's round trips while {} sessions stream VM->browser and {} browser->VM",
