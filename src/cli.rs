@@ -134,7 +134,9 @@ pub struct DeployArgs {
     /// Run engine-config and restart the engine (run deploy on the engine host).
     #[arg(long)]
     pub configure_engine: bool,
-    /// Kubernetes: server-side dry run (validated by the API server, nothing persisted).
+    /// Change nothing: Kubernetes, a server-side dry run (validated by the API server, nothing
+    /// persisted); podman, a plan read from the host (what would be created, replaced,
+    /// removed or kept, and why).
     #[arg(long)]
     pub dry_run: bool,
     /// Kubernetes: load --image-archive into this kind cluster first.
@@ -213,20 +215,13 @@ impl DeployArgs {
         flags.extend([
             TargetFlag { name: "--quadlet", given: self.quadlet, belongs_to: Target::Podman },
             TargetFlag { name: "--no-quadlet", given: self.no_quadlet, belongs_to: Target::Podman },
-            TargetFlag { name: "--dry-run", given: self.dry_run, belongs_to: Target::K8s },
             TargetFlag { name: "--load-into-kind", given: self.load_into_kind.is_some(), belongs_to: Target::K8s },
             TargetFlag { name: "--timeout", given: self.timeout.is_some(), belongs_to: Target::K8s },
             TargetFlag { name: "--namespace", given: self.spec.namespace.is_some(), belongs_to: Target::K8s },
             TargetFlag { name: "--replicas", given: self.spec.replicas.is_some(), belongs_to: Target::K8s },
             TargetFlag { name: "--service-type", given: self.spec.service_type.is_some(), belongs_to: Target::K8s },
         ]);
-        refuse_other_targets(self.place.target, &flags).map_err(|e| {
-            if self.dry_run && self.place.target == Target::Podman {
-                format!("{e} (`wsproxyctl render --target podman` shows what deploy would create, without creating it)")
-            } else {
-                e
-            }
-        })?;
+        refuse_other_targets(self.place.target, &flags)?;
         // Flags that another flag makes do nothing.
         let verifying = [
             ("--rollback-on-failure", self.rollback_on_failure),

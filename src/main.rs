@@ -168,6 +168,11 @@ fn deploy(a: cli::DeployArgs, out: &Output) -> Result<ExitCode> {
     let spec = DeploySpec::load(a.spec.file.as_deref(), &overrides)?;
     spec.warnings().iter().for_each(|w| out.warn(w));
     let opts = deploy::DeployOptions::from(&a);
+    if a.dry_run && a.place.target == Target::Podman {
+        let plan = runtime()?.block_on(deploy::podman_plan::plan(&spec, &opts, out))?;
+        out.report(&plan, || plan.to_string());
+        return checked(true);
+    }
     let report = match a.place.target {
         Target::Podman => runtime()?.block_on(deploy::to_podman(&spec, &opts, out))?,
         Target::K8s => runtime()?.block_on(deploy::to_kubernetes(&spec, &opts, &deploy::K8sOptions::from(&a), out))?,

@@ -105,6 +105,26 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
         let _ = podman().args(["volume", "rm", "-f", "wsproxy-certs"]).output();
         let _ = podman().args(["rmi", "-f", &tag]).output();
     });
+    // A dry run reads the host and changes nothing: the image would be loaded, the container
+    // and its volume created; afterwards neither the image nor anything of ours is there.
+    let o = run_deploy(&with(&["--dry-run", "--json", "--image-archive", s(&archive)]));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let action_of = |plan: &serde_json::Value, object: &str| -> String {
+        plan["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["object"] == object)
+            .map(|a| a["action"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {object} in {plan}"))
+    };
+    assert_eq!(action_of(&plan, &format!("image {tag}")), "load", "{plan}");
+    assert_eq!(action_of(&plan, "container wsproxy"), "create", "{plan}");
+    assert_eq!(action_of(&plan, "volume wsproxy-certs"), "create", "{plan}");
+    assert_eq!(managed_left(), "", "a dry run must create nothing");
+    assert!(!podman().args(["image", "exists", &tag]).status().unwrap().success(), "a dry run must not load the image");
+
     // First deploy: created, verified all the way to the VNC server's banner.
     let o = run_deploy(&full);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
@@ -129,6 +149,11 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["change"], "Unchanged", "{v}");
     assert_eq!(v["mode"], "container", "no systemd on this host: the container is started directly");
+    let o = run_deploy(&with(&["--dry-run", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(action_of(&plan, "container wsproxy"), "keep", "{plan}");
+    assert_eq!(action_of(&plan, &format!("image {tag}")), "keep", "{plan}");
 
     // --configure-engine on "the engine host": engine-config and systemctl stand-ins that
     // keep the engine's value in a file, as the engine keeps it in its database.
@@ -282,6 +307,19 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["change"], "Unchanged", "{v}");
+    // A dry run finds the unit as it is: kept.
+    let o = run(deploy_args(&["--dry-run", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["mode"], "quadlet", "{plan}");
+    assert!(
+        plan["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "keep" && a["object"].as_str().unwrap().ends_with("wsproxy.container")),
+        "{plan}"
+    );
 
     // Undeploy (not told the unit directory: the relay's label says where it is): unit,
     // container and secrets gone.

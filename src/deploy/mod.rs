@@ -6,6 +6,7 @@ pub mod engine;
 pub mod host_shell;
 pub mod k8s;
 pub mod podman;
+pub mod podman_plan;
 pub mod quadlet;
 pub mod ssh_transport;
 

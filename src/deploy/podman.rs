@@ -322,7 +322,7 @@ pub async fn wait_running(docker: &Docker, name: &str) -> Result<()> {
 
 /// [`current`], refusing a container of that name that deploy did not create: it is not ours
 /// to replace.
-async fn ours(docker: &Docker, name: &str) -> Result<Option<(String, bool)>> {
+pub(crate) async fn ours(docker: &Docker, name: &str) -> Result<Option<(String, bool)>> {
     let found = current(docker, name).await?;
     if found.is_none() && docker.inspect_container(name, None).await.is_ok() {
         return Err(Failure::usage(format!(

@@ -22,7 +22,7 @@ pub const UNIT_FILE: &str = "wsproxy.container";
 pub const UNIT_DIR_LABEL: &str = "io.ovirt.wsproxyctl.quadlet-dir";
 pub const SERVICE: &str = "wsproxy.service";
 /// Text every unit we write carries, so undeploy removes only ours.
-const MARKER: &str = "wsproxyctl";
+pub const MARKER: &str = "wsproxyctl";
 
 /// What the host runs as init, and as whom we are there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,9 +77,9 @@ pub async fn detect(shell: &HostShell) -> Result<HostInit> {
 /// Install or update the unit and (re)start it. Idempotent: the unit text carries the
 /// checksum of certificates, configuration and image, so an unchanged unit on an active
 /// service means nothing to do.
-pub async fn install(shell: &HostShell, docker: &Docker, plan: &ContainerPlan, init: &HostInit, dir: &str) -> Result<Change> {
-    use base64::Engine as _;
-    let unit = crate::render::podman::quadlet(plan);
+/// The unit file on the host now (empty when there is none) and whether its service is active:
+/// read only.
+pub async fn unit_state(shell: &HostShell, init: &HostInit, dir: &str) -> Result<(String, bool)> {
     let path = format!("{dir}/{UNIT_FILE}");
     let systemctl = init.systemctl();
     let state = shell
@@ -87,10 +87,30 @@ pub async fn install(shell: &HostShell, docker: &Docker, plan: &ContainerPlan, i
         .await?;
     // `cat` prints the unit (ending in a newline), `echo` one more: the separator takes that one.
     let (existing, active) = state.stdout.rsplit_once("\n--state--\n").unwrap_or((&state.stdout, ""));
-    if existing == unit && active.trim() == "active" {
-        return Ok(Change::Unchanged);
+    Ok((existing.to_string(), active.trim() == "active"))
+}
+
+/// What installing `unit` would change, given [`unit_state`].
+pub fn unit_change(existing: &str, active: bool, unit: &str) -> Change {
+    if existing == unit && active {
+        Change::Unchanged
+    } else if existing.trim().is_empty() {
+        Change::Created
+    } else {
+        Change::Replaced
     }
-    let change = if existing.trim().is_empty() { Change::Created } else { Change::Replaced };
+}
+
+pub async fn install(shell: &HostShell, docker: &Docker, plan: &ContainerPlan, init: &HostInit, dir: &str) -> Result<Change> {
+    use base64::Engine as _;
+    let unit = crate::render::podman::quadlet(plan);
+    let path = format!("{dir}/{UNIT_FILE}");
+    let systemctl = init.systemctl();
+    let (existing, active) = unit_state(shell, init, dir).await?;
+    let change = unit_change(&existing, active, &unit);
+    if change == Change::Unchanged {
+        return Ok(change);
+    }
     // A foreign container of that name is refused; the same relay started directly by an
     // earlier deploy (before systemd was there) is removed.
     podman::make_way_for_unit(docker, &plan.name).await?;

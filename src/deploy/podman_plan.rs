@@ -1,0 +1,200 @@
+//! `deploy --target podman --dry-run`: what a deploy would create, replace, remove or leave
+//! alone on the podman host, and why, found with read-only calls (the podman API's inspect and
+//! list calls, `cat` and `systemctl is-active` over the host shell). Nothing on the host
+//! changes: no image is loaded or pulled, no secret, volume, container or unit is written.
+
+use serde::Serialize;
+
+use super::{check_certificates, choose_quadlet, host_shell, podman, quadlet, DeployOptions, PodmanHost};
+use crate::error::{Failure, Result};
+use crate::output::Output;
+use crate::render::podman::ContainerPlan;
+use crate::spec::DeploySpec;
+use crate::steps::{StepReport, Steps};
+
+/// What deploy would do to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Replace,
+    Keep,
+    Remove,
+    Load,
+    Pull,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Replace => "replace",
+            Action::Keep => "keep",
+            Action::Remove => "remove",
+            Action::Load => "load",
+            Action::Pull => "pull",
+        }
+    }
+}
+
+/// One object and what deploy would do to it.
+#[derive(Debug, Serialize)]
+pub struct Planned {
+    pub action: Action,
+    pub object: String,
+    pub why: String,
+}
+
+/// The whole plan.
+#[derive(Debug, Serialize)]
+pub struct PodmanPlan {
+    pub target: String,
+    pub host: String,
+    /// "quadlet" (a systemd unit) or "container" (started through the API).
+    pub mode: String,
+    pub actions: Vec<Planned>,
+    /// The read-only steps that found it.
+    pub steps: Vec<StepReport>,
+    pub dry_run: bool,
+}
+
+impl std::fmt::Display for PodmanPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "dry run on {} ({}): nothing was changed; deploy would", self.host, self.mode)?;
+        for p in &self.actions {
+            writeln!(f, "  {:<8} {}: {}", p.action.as_str(), p.object, p.why)?;
+        }
+        Ok(())
+    }
+}
+
+/// Read the host and say what `deploy --target podman` would do there.
+pub async fn plan(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Result<PodmanPlan> {
+    spec.check_podman()?;
+    let mut steps = Steps::new(out);
+    let bundle = check_certificates(&mut steps, spec).await?;
+    let name = podman::describe_host(spec.podman.host.as_deref());
+    let docker = steps
+        .run(&format!("connect to podman at {name}"), async {
+            let d = podman::connect(spec.podman.host.as_deref(), spec.podman.identity.as_deref()).await?;
+            Ok((d, "API answers".to_string()))
+        })
+        .await?;
+    let mut actions = vec![image_action(&docker, spec, opts).await?];
+    let shell = host_shell::HostShell::for_host(&name, spec.podman.identity.as_deref())?;
+    let init = steps
+        .run("host init system (read only)", async {
+            let init = quadlet::detect(&shell).await?;
+            let detail = format!("{} ({})", if init.systemd { "systemd" } else { "no systemd" }, init.state);
+            Ok((init, detail))
+        })
+        .await?;
+    let unit_dir = opts.quadlet_dir.clone().unwrap_or_else(|| init.default_unit_dir());
+    let host = PodmanHost { name, docker, shell, init, unit_dir };
+    let use_quadlet = choose_quadlet(opts.install, &host)?;
+    let mut container = crate::render::podman::plan(spec, &bundle);
+    if use_quadlet {
+        container.labels.insert(quadlet::UNIT_DIR_LABEL.into(), host.unit_dir.clone());
+        actions.extend(unit_actions(&host, &container).await?);
+    } else {
+        actions.extend(container_actions(&host, &container).await?);
+    }
+    Ok(PodmanPlan {
+        target: "podman".into(),
+        host: host.name.clone(),
+        mode: if use_quadlet { "quadlet" } else { "container" }.into(),
+        actions,
+        steps: steps.done,
+        dry_run: true,
+    })
+}
+
+/// The image: loaded from the archive, pulled, or already there (refused as deploy would
+/// refuse it when it can be neither).
+async fn image_action(docker: &bollard::Docker, spec: &DeploySpec, opts: &DeployOptions) -> Result<Planned> {
+    let object = format!("image {}", spec.image);
+    if let Some(path) = &opts.image_archive {
+        std::fs::metadata(path).map_err(|e| Failure::usage(format!("cannot read --image-archive {}: {e}", path.display())))?;
+        return Ok(Planned { action: Action::Load, object, why: format!("from {}", path.display()) });
+    }
+    if docker.inspect_image(&spec.image).await.is_ok() {
+        return Ok(Planned { action: Action::Keep, object, why: "already on the host".into() });
+    }
+    if spec.image_is_registry() {
+        return Ok(Planned { action: Action::Pull, object, why: "not on the host; a registry reference".into() });
+    }
+    Err(Failure::usage(format!(
+        "{} is not on the podman host: pass --image-archive from `wsproxyctl image build`, or a registry --image",
+        spec.image
+    )))
+}
+
+/// Container mode: the relay container and its certificates volume; a unit an earlier deploy
+/// installed would be removed.
+async fn container_actions(host: &PodmanHost, plan: &ContainerPlan) -> Result<Vec<Planned>> {
+    let object = format!("container {}", plan.name);
+    let volume = format!("volume {}", podman::volume_of(&plan.name));
+    let mut out = match podman::ours(&host.docker, &plan.name).await? {
+        Some((sum, true)) if sum == plan.checksum => vec![
+            Planned { action: Action::Keep, object, why: "running with these certificates and settings".into() },
+            Planned { action: Action::Keep, object: volume, why: "holds these certificates".into() },
+        ],
+        Some((sum, _)) => {
+            let why = if sum != plan.checksum { "certificates or settings changed" } else { "not running" };
+            vec![
+                Planned { action: Action::Replace, object, why: why.into() },
+                Planned { action: Action::Replace, object: volume, why: "refilled with the certificates".into() },
+            ]
+        }
+        None => vec![
+            Planned { action: Action::Create, object, why: format!("no relay container yet; port {}", plan.host_port) },
+            Planned { action: Action::Create, object: volume, why: "the certificates, read-only in the container".into() },
+        ],
+    };
+    if host.init.systemd {
+        let (existing, _) = quadlet::unit_state(&host.shell, &host.init, &host.unit_dir).await?;
+        if existing.contains(quadlet::MARKER) {
+            out.push(Planned {
+                action: Action::Remove,
+                object: format!("unit {}/{}", host.unit_dir, quadlet::UNIT_FILE),
+                why: "installed by an earlier deploy; the container replaces it (--no-quadlet)".into(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Quadlet mode: the unit, the podman secrets it names, and a relay an earlier deploy started
+/// directly (removed, the unit takes over).
+async fn unit_actions(host: &PodmanHost, plan: &ContainerPlan) -> Result<Vec<Planned>> {
+    let unit = crate::render::podman::quadlet(plan);
+    let (existing, active) = quadlet::unit_state(&host.shell, &host.init, &host.unit_dir).await?;
+    let object = format!("unit {}/{}", host.unit_dir, quadlet::UNIT_FILE);
+    let mut out = vec![match quadlet::unit_change(&existing, active, &unit) {
+        podman::Change::Unchanged => Planned { action: Action::Keep, object, why: "the same unit, service active".into() },
+        podman::Change::Created => Planned { action: Action::Create, object, why: format!("then start {}", quadlet::SERVICE) },
+        podman::Change::Replaced if existing == unit => {
+            Planned { action: Action::Replace, object, why: "service not active: restart".into() }
+        }
+        podman::Change::Replaced => Planned { action: Action::Replace, object, why: "certificates or settings changed".into() },
+    }];
+    if out[0].action == Action::Keep {
+        return Ok(out);
+    }
+    for secret in &plan.secrets {
+        let exists = host.docker.inspect_secret(&secret.name).await.is_ok();
+        out.push(Planned {
+            action: if exists { Action::Replace } else { Action::Create },
+            object: format!("secret {}", secret.name),
+            why: "the unit's certificates and configuration".into(),
+        });
+    }
+    if podman::ours(&host.docker, &plan.name).await?.is_some() {
+        out.push(Planned {
+            action: Action::Remove,
+            object: format!("container {}", plan.name),
+            why: "started directly by an earlier deploy; the unit's container takes over".into(),
+        });
+    }
+    Ok(out)
+}
