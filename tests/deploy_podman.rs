@@ -308,7 +308,7 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["change"], "Unchanged", "{v}");
     // A dry run finds the unit as it is: kept.
-    let o = run(deploy_args(&["--dry-run", "--json"]));
+    let o = run(deploy_args(&["--dry-run"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(plan["mode"], "quadlet", "{plan}");

@@ -630,7 +630,8 @@ fn main() {
         let tickets = Arc::new(pki::Tickets::new(
             &engine,
             &[
-                (sinks.hello, 3 * sizes.setups + 2 * sizes.idle_sessions + 10),
+                // Setups: ws, wss, wss with an RSA certificate, wss with the replay store.
+                (sinks.hello, 4 * sizes.setups + 2 * sizes.idle_sessions + 10),
                 (sinks.discard, 2 * sizes.runs + 2 + 2 * sizes.load_up),
                 (sinks.source, 2 * sizes.runs + 2 + 2 * sizes.load_down),
                 (sinks.echo, 4 + 2),
