@@ -558,7 +558,8 @@ async fn measure(sys: &System, sinks: &Ports, sizes: Sizes, relay_pid: Option<u3
             cpu_recv += a - m;
         }
     }
-    if relay_pid.is_some() {
+    // Below 50 ms of CPU (5 clock ticks) the figure would be noise: left out (smoke runs).
+    if relay_pid.is_some() && cpu_send.min(cpu_recv) >= 0.05 {
         let gb = (sizes.bulk_bytes * sizes.runs as u64) as f64 / 1e9;
         row.cpu_per_gb = Some((cpu_send / gb, cpu_recv / gb));
     }

@@ -86,8 +86,11 @@ impl LocalStore {
 /// Used tickets in Redis or Valkey, shared by every relay that points at it.
 pub struct RedisStore {
     client: redis::Client,
-    /// The shared (multiplexed) connection, made on first use and re-made after an error.
-    connection: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// The shared (multiplexed) connection, made on first use and re-made after an error. A
+    /// plain lock, held only to clone it: the hot path never waits on a connection attempt.
+    connection: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// Held while a connection is made, so one attempt runs at a time.
+    connecting: tokio::sync::Mutex<()>,
     /// When the last connection attempt failed: no new attempt within a second of it.
     failed_at: Mutex<Option<Instant>>,
     timeout: Duration,
@@ -120,11 +123,23 @@ impl RedisStore {
         }
         .map_err(|e| format!("WSPROXY_REPLAY_STORE: {e}"))?;
         let describe = format!("{}{}", c.url, if c.password_file.is_some() { " (password from file)" } else { "" });
-        Ok(RedisStore { client, connection: tokio::sync::Mutex::new(None), failed_at: Mutex::new(None), timeout: c.timeout, describe })
+        Ok(RedisStore {
+            client,
+            connection: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            failed_at: Mutex::new(None),
+            timeout: c.timeout,
+            describe,
+        })
     }
 
     async fn first_use(&self, id: [u8; 32], keep_until: i64, now: i64) -> Verdict {
-        let key = format!("wsproxy:ticket:{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let mut key = String::with_capacity(15 + 64);
+        key.push_str("wsproxy:ticket:");
+        for b in id {
+            key.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            key.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+        }
         let seconds = (keep_until - now).max(1);
         let attempt = async {
             // A kept connection may have gone stale (the store restarted): one more try on a
@@ -158,19 +173,21 @@ impl RedisStore {
     /// (unless an attempt failed within the last second: then fail at once instead of
     /// queueing every browser behind a dead store).
     async fn connection(&self) -> Result<(redis::aio::MultiplexedConnection, bool), String> {
-        let mut slot = self.connection.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok((c.clone(), true));
+        if let Some(c) = self.kept() {
+            return Ok((c, true));
+        }
+        let _one_attempt = self.connecting.lock().await;
+        if let Some(c) = self.kept() {
+            return Ok((c, true));
         }
         let recent = self.failed_at.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|at| at.elapsed() < RECONNECT_PAUSE);
         if recent {
             return Err("replay store unreachable (retrying)".into());
         }
-        let config =
-            redis::AsyncConnectionConfig::new().set_connection_timeout(Some(self.timeout)).set_response_timeout(Some(self.timeout));
+        let config = redis::AsyncConnectionConfig::new().set_connection_timeout(Some(self.timeout)).set_response_timeout(None);
         match self.client.get_multiplexed_async_connection_with_config(&config).await {
             Ok(c) => {
-                *slot = Some(c.clone());
+                *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
                 *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 tracing::info!(store = %self.describe, "replay store connected");
                 Ok((c, false))
@@ -182,12 +199,14 @@ impl RedisStore {
         }
     }
 
+    fn kept(&self) -> Option<redis::aio::MultiplexedConnection> {
+        self.connection.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Drop the shared connection after an error; the next check makes a new one. `failed`:
     /// a new connection failed too, so the store is down (pause before the next attempt).
     fn forget_connection(&self, failed: bool) {
-        if let Ok(mut slot) = self.connection.try_lock() {
-            *slot = None;
-        }
+        *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if failed {
             *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         }
