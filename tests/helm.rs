@@ -42,6 +42,10 @@ fn helm_template_equals_render_for_the_same_inputs() {
     let specs = [
         "proxyFqdn: proxy.example.com\n".to_string(),
         "proxyFqdn: proxy.example.com\nreplicas: 2\nperReplicaSingleUse: true\n".to_string(),
+        // Addresses and CIDRs only: egress limited to them, DNS and the store's port.
+        "proxyFqdn: proxy.example.com\ntargetAllow: ['192.168.10.0/24', '10.1.2.3', 'fd00::7']\nreplicas: 2\n\
+         replayStore: {url: 'redis://valkey.consoles.svc:6380/1'}\n"
+            .to_string(),
         "proxyFqdn: proxy.example.com\nport: 7443\nimage: quay.io/ovirt/websocket-proxy:1.2\nnamespace: consoles\nreplicas: 3\n\
          replayStore: {url: 'rediss://valkey.consoles.svc:6379', passwordSecret: valkey-auth, caSecret: valkey-ca, failOpen: true}\n\
          service: {type: NodePort, nodePort: 30610}\ntargetAllow: ['192.168.10.0/24', '*.hosts.example.com']\n\

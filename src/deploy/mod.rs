@@ -154,6 +154,18 @@ pub async fn to_podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) ->
 
 /// Connect the host's podman API, make sure the image is there, and learn its init system.
 async fn open_podman_host(steps: &mut Steps<'_>, spec: &DeploySpec, opts: &DeployOptions) -> Result<PodmanHost> {
+    let (name, docker) = connect_podman(steps, spec).await?;
+    steps
+        .run("image", async {
+            let detail = podman::ensure_image(&docker, &spec.image, opts.image_archive.as_deref(), spec.image_is_registry()).await?;
+            Ok(((), detail))
+        })
+        .await?;
+    learn_host(steps, spec, opts, name, docker).await
+}
+
+/// The podman API of the spec's host, checked to answer (read only).
+async fn connect_podman(steps: &mut Steps<'_>, spec: &DeploySpec) -> Result<(String, bollard::Docker)> {
     let name = podman::describe_host(spec.podman.host.as_deref());
     let docker = steps
         .run(&format!("connect to podman at {name}"), async {
@@ -161,12 +173,17 @@ async fn open_podman_host(steps: &mut Steps<'_>, spec: &DeploySpec, opts: &Deplo
             Ok((d, "API answers".to_string()))
         })
         .await?;
-    steps
-        .run("image", async {
-            let detail = podman::ensure_image(&docker, &spec.image, opts.image_archive.as_deref(), spec.image_is_registry()).await?;
-            Ok(((), detail))
-        })
-        .await?;
+    Ok((name, docker))
+}
+
+/// The host's init system and where a unit goes (read only).
+async fn learn_host(
+    steps: &mut Steps<'_>,
+    spec: &DeploySpec,
+    opts: &DeployOptions,
+    name: String,
+    docker: bollard::Docker,
+) -> Result<PodmanHost> {
     let shell = host_shell::HostShell::for_host(&name, spec.podman.identity.as_deref())?;
     let init = steps
         .run("host init system", async {

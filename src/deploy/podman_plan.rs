@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{check_certificates, choose_quadlet, host_shell, podman, quadlet, DeployOptions, PodmanHost};
+use super::{check_certificates, choose_quadlet, connect_podman, learn_host, podman, quadlet, DeployOptions, PodmanHost};
 use crate::error::{Failure, Result};
 use crate::output::Output;
 use crate::render::podman::ContainerPlan;
@@ -73,24 +73,9 @@ pub async fn plan(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Resu
     spec.check_podman()?;
     let mut steps = Steps::new(out);
     let bundle = check_certificates(&mut steps, spec).await?;
-    let name = podman::describe_host(spec.podman.host.as_deref());
-    let docker = steps
-        .run(&format!("connect to podman at {name}"), async {
-            let d = podman::connect(spec.podman.host.as_deref(), spec.podman.identity.as_deref()).await?;
-            Ok((d, "API answers".to_string()))
-        })
-        .await?;
+    let (name, docker) = connect_podman(&mut steps, spec).await?;
     let mut actions = vec![image_action(&docker, spec, opts).await?];
-    let shell = host_shell::HostShell::for_host(&name, spec.podman.identity.as_deref())?;
-    let init = steps
-        .run("host init system (read only)", async {
-            let init = quadlet::detect(&shell).await?;
-            let detail = format!("{} ({})", if init.systemd { "systemd" } else { "no systemd" }, init.state);
-            Ok((init, detail))
-        })
-        .await?;
-    let unit_dir = opts.quadlet_dir.clone().unwrap_or_else(|| init.default_unit_dir());
-    let host = PodmanHost { name, docker, shell, init, unit_dir };
+    let host = learn_host(&mut steps, spec, opts, name, docker).await?;
     let use_quadlet = choose_quadlet(opts.install, &host)?;
     let mut container = crate::render::podman::plan(spec, &bundle);
     if use_quadlet {

@@ -14,7 +14,9 @@ use k8s_openapi::api::core::v1::{
     PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service,
     ServicePort, ServiceSpec, Volume, VolumeMount,
 };
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -293,12 +295,18 @@ pub fn pdb(spec: &DeploySpec) -> PodDisruptionBudget {
     }
 }
 
+/// Ingress to the browser port; with a `targetAllow` of addresses and CIDRs only, egress too:
+/// to those networks (any port), DNS, and the replay store's port. A name pattern in
+/// `targetAllow` cannot be written as a NetworkPolicy, so then egress stays open (the relay's
+/// own allow list still applies).
 pub fn network_policy(spec: &DeploySpec) -> NetworkPolicy {
+    let egress = egress_rules(spec);
     NetworkPolicy {
         metadata: meta(spec, NAME),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector { match_labels: Some(selector()), ..Default::default() }),
-            policy_types: Some(vec!["Ingress".into()]),
+            policy_types: Some(if egress.is_some() { vec!["Ingress".into(), "Egress".into()] } else { vec!["Ingress".into()] }),
+            egress,
             ingress: Some(vec![NetworkPolicyIngressRule {
                 ports: Some(vec![NetworkPolicyPort {
                     port: Some(IntOrString::Int(spec.port as i32)),
@@ -307,9 +315,40 @@ pub fn network_policy(spec: &DeploySpec) -> NetworkPolicy {
                 }]),
                 ..Default::default()
             }]),
-            ..Default::default()
         }),
     }
+}
+
+/// The egress rules `network_policy` describes, or `None` when egress stays open.
+fn egress_rules(spec: &DeploySpec) -> Option<Vec<NetworkPolicyEgressRule>> {
+    let cidrs: Vec<String> = spec.target_allow.iter().map(|t| super::egress_cidr(t)).collect::<Option<_>>()?;
+    if cidrs.is_empty() {
+        return None;
+    }
+    let tcp =
+        |port: u16| NetworkPolicyPort { port: Some(IntOrString::Int(port.into())), protocol: Some("TCP".into()), ..Default::default() };
+    let mut rules = vec![
+        NetworkPolicyEgressRule {
+            to: Some(
+                cidrs
+                    .into_iter()
+                    .map(|cidr| NetworkPolicyPeer { ip_block: Some(IPBlock { cidr, except: None }), ..Default::default() })
+                    .collect(),
+            ),
+            ports: None,
+        },
+        NetworkPolicyEgressRule {
+            to: None,
+            ports: Some(vec![
+                NetworkPolicyPort { port: Some(IntOrString::Int(53)), protocol: Some("UDP".into()), ..Default::default() },
+                tcp(53),
+            ]),
+        },
+    ];
+    if let Some(store) = &spec.replay_store {
+        rules.push(NetworkPolicyEgressRule { to: None, ports: Some(vec![tcp(super::replay_store_port(&store.url))]) });
+    }
+    Some(rules)
 }
 
 /// File name for an object: `NN-kind.yaml`.

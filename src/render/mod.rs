@@ -59,6 +59,30 @@ pub fn relay_conf(spec: &DeploySpec, paths: &CertPaths) -> String {
     s
 }
 
+/// A `targetAllow` entry as a NetworkPolicy CIDR (an address gets /32 or /128), or `None` for a
+/// name pattern, which a NetworkPolicy cannot express.
+pub fn egress_cidr(entry: &str) -> Option<String> {
+    let entry = entry.trim();
+    if let Some((addr, bits)) = entry.split_once('/') {
+        let cidr = addr.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok();
+        return cidr.then(|| entry.to_string());
+    }
+    match entry.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(_) => Some(format!("{entry}/32")),
+        std::net::IpAddr::V6(_) => Some(format!("{entry}/128")),
+    }
+}
+
+/// The TCP port of a `redis://` or `rediss://` URL (6379 when it names none).
+pub fn replay_store_port(url: &str) -> u16 {
+    let authority = url.split_once("://").map(|(_, rest)| rest.split('/').next().unwrap_or("")).unwrap_or("");
+    let port = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.starts_with('[') || host.ends_with(']') => port.parse().ok(),
+        _ => None,
+    };
+    port.unwrap_or(6379)
+}
+
 /// Labels on every object: the standard app labels plus the spec's own.
 pub fn labels(spec: &DeploySpec) -> BTreeMap<String, String> {
     let mut l = spec.labels.clone();
@@ -122,6 +146,40 @@ pub fn sha256_hex(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn egress_cidrs_and_store_ports() {
+        assert_eq!(egress_cidr("192.168.10.0/24").as_deref(), Some("192.168.10.0/24"));
+        assert_eq!(egress_cidr("10.1.2.3").as_deref(), Some("10.1.2.3/32"));
+        assert_eq!(egress_cidr("fd00::1").as_deref(), Some("fd00::1/128"));
+        assert_eq!(egress_cidr("*.hosts.example.com"), None);
+        assert_eq!(egress_cidr("host.example.com"), None);
+        assert_eq!(replay_store_port("redis://valkey:6380/2"), 6380);
+        assert_eq!(replay_store_port("rediss://valkey.consoles.svc"), 6379);
+        assert_eq!(replay_store_port("redis://[fd00::5]:7000"), 7000);
+        assert_eq!(replay_store_port("redis://[fd00::5]"), 6379);
+    }
+
+    #[test]
+    fn egress_is_limited_only_when_target_allow_holds_addresses_alone() {
+        let load = |text: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("spec.yaml");
+            std::fs::write(&file, format!("proxyFqdn: p.example.com\n{text}")).unwrap();
+            DeploySpec::load(Some(&file), &crate::spec::Overrides::default()).unwrap()
+        };
+        let open = k8s::network_policy(&load("targetAllow: ['192.168.10.0/24', '*.hosts.example.com']\n"));
+        let spec = open.spec.unwrap();
+        assert_eq!(spec.policy_types.unwrap(), ["Ingress"]);
+        assert!(spec.egress.is_none());
+        let fenced =
+            k8s::network_policy(&load("targetAllow: ['192.168.10.0/24', '10.1.2.3']\nreplayStore: {url: 'redis://valkey:6380'}\n"));
+        let spec = serde_json::to_value(fenced.spec.unwrap()).unwrap();
+        assert_eq!(spec["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+        assert_eq!(spec["egress"][0]["to"][1]["ipBlock"]["cidr"], "10.1.2.3/32");
+        assert_eq!(spec["egress"][1]["ports"][0]["port"], 53);
+        assert_eq!(spec["egress"][2]["ports"][0]["port"], 6380);
+    }
 
     #[test]
     fn the_rendered_relay_conf_is_read_by_the_relay_key_for_key() {
