@@ -584,6 +584,37 @@ fn main() {
         );
         std::process::exit(3);
     }
+    let sizes = sizes_from_args(smoke, &value);
+    let pin = value("--pin-relay").and_then(|v| v.parse::<usize>().ok());
+    let _ = PIN_RELAY.set(pin);
+    if let Some(cpu) = pin {
+        avoid_cpu(cpu);
+        eprintln!("relays pinned to CPU {cpu}, the harness to the others");
+    }
+    wsproxy::fd_limit::raise_fd_limit();
+    if args.iter().any(|a| a == "--soak") {
+        let seconds: u64 = value("--soak-seconds").and_then(|v| v.parse().ok()).unwrap_or(60);
+        let sessions: usize = value("--soak-sessions").and_then(|v| v.parse().ok()).unwrap_or(500);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let ok = rt.block_on(soak_main(&relay_bin, seconds, sessions));
+        std::process::exit(if ok { 0 } else { 1 });
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async move {
+        let dir = tempfile_dir();
+        let (rows, cold) = measure_all(&relay_bin, &dir, sizes).await;
+        let stamp = print_tables(&rows, &cold, sizes, &relay_bin);
+        if let Some(path) = value("--json") {
+            let doc = serde_json::json!({ "stamp": stamp.json(), "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+                "cold_start_ms": cold.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>() });
+            std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+/// The run's sizes: full or smoke, then the flags that change one of them.
+fn sizes_from_args(smoke: bool, value: &dyn Fn(&str) -> Option<String>) -> Sizes {
     let mut sizes = if smoke { SMOKE } else { FULL };
     // For profiling runs (docs/BENCHMARKS.md): a chosen bulk size, e.g. `--bulk-mib 256`.
     if let Some(mib) = value("--bulk-mib").and_then(|v| v.parse::<u64>().ok()) {
@@ -603,198 +634,175 @@ fn main() {
             *field = n;
         }
     }
-    let pin = value("--pin-relay").and_then(|v| v.parse::<usize>().ok());
-    let _ = PIN_RELAY.set(pin);
-    if let Some(cpu) = pin {
-        avoid_cpu(cpu);
-        eprintln!("relays pinned to CPU {cpu}, the harness to the others");
-    }
-    wsproxy::fd_limit::raise_fd_limit();
-    if args.iter().any(|a| a == "--soak") {
-        let seconds: u64 = value("--soak-seconds").and_then(|v| v.parse().ok()).unwrap_or(60);
-        let sessions: usize = value("--soak-sessions").and_then(|v| v.parse().ok()).unwrap_or(500);
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let ok = rt.block_on(soak_main(&relay_bin, seconds, sessions));
-        std::process::exit(if ok { 0 } else { 1 });
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(async move {
-        let dir = tempfile_dir();
-        eprintln!("making certificates and signing tickets ...");
-        let engine = pki::write_all(&dir);
-        let sinks = Ports {
-            discard: sink::start(Mode::Discard).await,
-            source: sink::start(Mode::Source).await,
-            echo: sink::start_on_own_thread(Mode::Echo),
-            hello: sink::start(Mode::Hello).await,
-        };
-        let tickets = Arc::new(pki::Tickets::new(
-            &engine,
-            &[
-                // Setups: ws, wss, wss with an RSA certificate, wss with the replay store.
-                (sinks.hello, 4 * sizes.setups + 2 * sizes.idle_sessions + 10),
-                (sinks.discard, 2 * sizes.runs + 2 + 2 * sizes.load_up),
-                (sinks.source, 2 * sizes.runs + 2 + 2 * sizes.load_down),
-                (sinks.echo, 4 + 2),
-            ],
-        ));
-        // Every system stays up for the whole run, so the round trips can be measured
-        // interleaved at the end (see `latency_interleaved`).
-        let mut rows = Vec::new();
-        let mut systems: Vec<(usize, System)> = Vec::new();
-        let mut keep: Vec<Spawned> = Vec::new();
+    sizes
+}
 
-        let mut row = Row { name: "direct TCP".into(), ..Default::default() };
-        measure(&System::Direct, &sinks, Sizes { idle_sessions: 0, ..sizes }, None, &mut row).await;
-        systems.push((rows.len(), System::Direct));
-        rows.push(row);
+/// Every system measured; the rows in table order and the relays' cold starts.
+async fn measure_all(relay_bin: &Path, dir: &Path, sizes: Sizes) -> (Vec<Row>, Vec<Duration>) {
+    eprintln!("making certificates and signing tickets ...");
+    let engine = pki::write_all(dir);
+    let sinks = Ports {
+        discard: sink::start(Mode::Discard).await,
+        source: sink::start(Mode::Source).await,
+        echo: sink::start_on_own_thread(Mode::Echo),
+        hello: sink::start(Mode::Hello).await,
+    };
+    let tickets = Arc::new(pki::Tickets::new(
+        &engine,
+        &[
+            // Setups: ws, wss, wss with an RSA certificate, wss with the replay store.
+            (sinks.hello, 4 * sizes.setups + 2 * sizes.idle_sessions + 10),
+            (sinks.discard, 2 * sizes.runs + 2 + 2 * sizes.load_up),
+            (sinks.source, 2 * sizes.runs + 2 + 2 * sizes.load_down),
+            (sinks.echo, 4 + 2),
+        ],
+    ));
+    // Every system stays up for the whole run, so the round trips can be measured
+    // interleaved at the end (see `latency_interleaved`).
+    let mut rows = Vec::new();
+    let mut systems: Vec<(usize, System)> = Vec::new();
+    let mut keep: Vec<Spawned> = Vec::new();
 
-        match socat(&sinks).await {
-            Some((children, ports)) => {
-                keep.extend(children);
-                let sys = System::Socat { ports };
-                let mut row = Row { name: sys.name(), ..Default::default() };
-                measure(&sys, &sinks, sizes, None, &mut row).await;
-                systems.push((rows.len(), sys));
-                rows.push(row);
-            }
-            None => eprintln!("socat not installed (apt-get install socat): row skipped"),
-        }
+    let mut row = Row { name: "direct TCP".into(), ..Default::default() };
+    measure(&System::Direct, &sinks, Sizes { idle_sessions: 0, ..sizes }, None, &mut row).await;
+    systems.push((rows.len(), System::Direct));
+    rows.push(row);
 
-        let mut cold = Vec::new();
-        for (tls, key) in [(false, "ecdsa"), (true, "ecdsa"), (true, "rsa")] {
-            let (child, port, started) = relay(&relay_bin, &dir, tls, key, &[]).await;
-            cold.push(started);
-            let client_tls = tls.then(|| pki::client_config(&dir));
-            let sys = System::Relay { port, tls: client_tls, tickets: tickets.clone() };
-            let mut row =
-                Row { name: format!("{}{}", sys.name(), if key == "rsa" { " (RSA-2048 cert)" } else { "" }), ..Default::default() };
-            if key == "rsa" {
-                row.setups = Some(setup_rate(&sys, &sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
-                drop(child);
-            } else {
-                measure(&sys, &sinks, sizes, Some(child.0.id()), &mut row).await;
-                systems.push((rows.len(), sys));
-                keep.push(child);
-            }
+    match socat(&sinks).await {
+        Some((children, ports)) => {
+            keep.extend(children);
+            let sys = System::Socat { ports };
+            let mut row = Row { name: sys.name(), ..Default::default() };
+            measure(&sys, &sinks, sizes, None, &mut row).await;
+            systems.push((rows.len(), sys));
             rows.push(row);
         }
+        None => eprintln!("socat not installed (apt-get install socat): row skipped"),
+    }
 
-        // Single use shared through a real redis-server: the cost it adds to each wss setup.
-        if testkit::on_path("redis-server") {
-            let redis = testkit::RedisServer::start(&dir, None, None);
-            let store = ["--wsproxy-replay-store".to_string(), format!("redis://127.0.0.1:{}", redis.port)];
-            let (child, port, _) = relay(&relay_bin, &dir, true, "ecdsa", &store).await;
-            let sys = System::Relay { port, tls: Some(pki::client_config(&dir)), tickets: tickets.clone() };
-            let mut row = Row { name: "wsproxy wss + replay store (redis)".into(), ..Default::default() };
+    let mut cold = Vec::new();
+    for (tls, key) in [(false, "ecdsa"), (true, "ecdsa"), (true, "rsa")] {
+        let (child, port, started) = relay(relay_bin, dir, tls, key, &[]).await;
+        cold.push(started);
+        let client_tls = tls.then(|| pki::client_config(dir));
+        let sys = System::Relay { port, tls: client_tls, tickets: tickets.clone() };
+        let mut row = Row { name: format!("{}{}", sys.name(), if key == "rsa" { " (RSA-2048 cert)" } else { "" }), ..Default::default() };
+        if key == "rsa" {
             row.setups = Some(setup_rate(&sys, &sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
             drop(child);
-            rows.push(row);
         } else {
-            eprintln!("redis-server not installed (apt-get install redis-server): replay store row skipped");
+            measure(&sys, &sinks, sizes, Some(child.0.id()), &mut row).await;
+            systems.push((rows.len(), sys));
+            keep.push(child);
         }
+        rows.push(row);
+    }
 
-        match websockify(&sinks).await {
-            Some((children, ports)) => {
-                keep.extend(children);
-                let sys = System::Websockify { ports };
-                let mut row = Row { name: sys.name(), ..Default::default() };
-                measure(&sys, &sinks, Sizes { idle_sessions: 0, setups: sizes.setups.min(500), ..sizes }, None, &mut row).await;
-                systems.push((rows.len(), sys));
-                rows.push(row);
-            }
-            None => eprintln!("websockify not installed (pip install websockify): row skipped"),
-        }
+    // Single use shared through a real redis-server: the cost it adds to each wss setup.
+    if testkit::on_path("redis-server") {
+        let redis = testkit::RedisServer::start(dir, None, None);
+        let store = ["--wsproxy-replay-store".to_string(), format!("redis://127.0.0.1:{}", redis.port)];
+        let (child, port, _) = relay(relay_bin, dir, true, "ecdsa", &store).await;
+        let sys = System::Relay { port, tls: Some(pki::client_config(dir)), tickets: tickets.clone() };
+        let mut row = Row { name: "wsproxy wss + replay store (redis)".into(), ..Default::default() };
+        row.setups = Some(setup_rate(&sys, &sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
+        drop(child);
+        rows.push(row);
+    } else {
+        eprintln!("redis-server not installed (apt-get install redis-server): replay store row skipped");
+    }
 
-        eprintln!("measuring round trips, all systems interleaved ...");
-        let sys_refs: Vec<&System> = systems.iter().map(|(_, s)| s).collect();
-        let results = latency_interleaved(&sys_refs, &sinks, sizes.round_trips).await.unwrap_or_else(|e| fail("latency", e));
-        for ((index, _), (p50, p99)) in systems.iter().zip(results) {
-            rows[*index].p50 = Some(p50);
-            rows[*index].p99 = Some(p99);
+    match websockify(&sinks).await {
+        Some((children, ports)) => {
+            keep.extend(children);
+            let sys = System::Websockify { ports };
+            let mut row = Row { name: sys.name(), ..Default::default() };
+            measure(&sys, &sinks, Sizes { idle_sessions: 0, setups: sizes.setups.min(500), ..sizes }, None, &mut row).await;
+            systems.push((rows.len(), sys));
+            rows.push(row);
         }
-        eprintln!("measuring latency under load ({} streaming down, {} up), one system at a time ...", sizes.load_down, sizes.load_up);
-        for (index, sys) in &systems {
-            let started = Instant::now();
-            let got = load::under_load(sys, &sinks, sizes.load_down, sizes.load_up, sizes.load_round_trips).await;
-            let got = got.unwrap_or_else(|e| fail("latency under load", e));
-            eprintln!("  {}: p99 {:.0} us, {:.1} s", rows[*index].name, got.p99_us, started.elapsed().as_secs_f64());
-            rows[*index].load = Some(got);
-        }
-        drop(keep);
+        None => eprintln!("websockify not installed (pip install websockify): row skipped"),
+    }
 
-        let stamp = stamp::Stamp::now(&relay_bin);
-        println!("\n{}", stamp.line());
-        println!(
-            "wsproxy-bench ({} MiB per direction x {} runs, {} round trips, {} setups, {} idle sessions; {})",
-            sizes.bulk_bytes >> 20,
-            sizes.runs,
-            sizes.round_trips,
-            sizes.setups,
-            sizes.idle_sessions,
-            match PIN_RELAY.get().copied().flatten() {
-                Some(cpu) => format!(
-                    "relays on CPU {cpu}, harness on {} other(s)",
-                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
-                ),
-                None => format!("{} cores shared", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)),
-            }
-        );
+    eprintln!("measuring round trips, all systems interleaved ...");
+    let sys_refs: Vec<&System> = systems.iter().map(|(_, s)| s).collect();
+    let results = latency_interleaved(&sys_refs, &sinks, sizes.round_trips).await.unwrap_or_else(|e| fail("latency", e));
+    for ((index, _), (p50, p99)) in systems.iter().zip(results) {
+        rows[*index].p50 = Some(p50);
+        rows[*index].p99 = Some(p99);
+    }
+    eprintln!("measuring latency under load ({} streaming down, {} up), one system at a time ...", sizes.load_down, sizes.load_up);
+    for (index, sys) in &systems {
+        let started = Instant::now();
+        let got = load::under_load(sys, &sinks, sizes.load_down, sizes.load_up, sizes.load_round_trips).await;
+        let got = got.unwrap_or_else(|e| fail("latency under load", e));
+        eprintln!("  {}: p99 {:.0} us, {:.1} s", rows[*index].name, got.p99_us, started.elapsed().as_secs_f64());
+        rows[*index].load = Some(got);
+    }
+    drop(keep);
+    (rows, cold)
+}
+
+/// The tables and the targets, as printed; returns the stamp they start with.
+fn print_tables(rows: &[Row], cold: &[Duration], sizes: Sizes, relay_bin: &Path) -> stamp::Stamp {
+    let stamp = stamp::Stamp::now(relay_bin);
+    println!("\n{}", stamp.line());
+    println!(
+        "wsproxy-bench ({} MiB per direction x {} runs, {} round trips, {} setups, {} idle sessions; {})",
+        sizes.bulk_bytes >> 20,
+        sizes.runs,
+        sizes.round_trips,
+        sizes.setups,
+        sizes.idle_sessions,
+        match PIN_RELAY.get().copied().flatten() {
+            Some(cpu) =>
+                format!("relays on CPU {cpu}, harness on {} other(s)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)),
+            None => format!("{} cores shared", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)),
+        }
+    );
+    println!(
+        "{:<30} {:>12} {:>12} {:>9} {:>9} {:>11} {:>13}",
+        "system", "send MB/s", "recv MB/s", "p50 us", "p99 us", "setups/s", "idle B/sess"
+    );
+    for r in rows {
         println!(
             "{:<30} {:>12} {:>12} {:>9} {:>9} {:>11} {:>13}",
-            "system", "send MB/s", "recv MB/s", "p50 us", "p99 us", "setups/s", "idle B/sess"
+            r.name,
+            fmt(r.send, 0),
+            fmt(r.recv, 0),
+            fmt(r.p50, 1),
+            fmt(r.p99, 1),
+            fmt(r.setups, 0),
+            r.idle.map(|i| format!("{:.0}", i.1)).unwrap_or_else(|| "-".into())
         );
-        for r in &rows {
-            println!(
-                "{:<30} {:>12} {:>12} {:>9} {:>9} {:>11} {:>13}",
-                r.name,
-                fmt(r.send, 0),
-                fmt(r.recv, 0),
-                fmt(r.p50, 1),
-                fmt(r.p99, 1),
-                fmt(r.setups, 0),
-                r.idle.map(|i| format!("{:.0}", i.1)).unwrap_or_else(|| "-".into())
-            );
-        }
-        println!("\nrelay CPU per GB relayed (the relay process's own utime + stime, /proc/PID/stat)");
-        println!("{:<30} {:>16} {:>16}", "system", "browser->VM s/GB", "VM->browser s/GB");
-        for r in rows.iter().filter(|r| r.cpu_per_gb.is_some()) {
-            let (up, down) = r.cpu_per_gb.unwrap();
-            println!("{:<30} {:>16.2} {:>16.2}", r.name, up, down);
-        }
+    }
+    println!("\nrelay CPU per GB relayed (the relay process's own utime + stime, /proc/PID/stat)");
+    println!("{:<30} {:>16} {:>16}", "system", "browser->VM s/GB", "VM->browser s/GB");
+    for r in rows.iter().filter(|r| r.cpu_per_gb.is_some()) {
+        let (up, down) = r.cpu_per_gb.unwrap();
+        println!("{:<30} {:>16.2} {:>16.2}", r.name, up, down);
+    }
+    println!("\nunder load: a probe's round trips while {} sessions stream VM->browser and {} browser->VM", sizes.load_down, sizes.load_up);
+    println!("{:<30} {:>9} {:>9} {:>10} {:>9} {:>9} {:>12}", "system", "p50 us", "p99 us", "p99.9 us", "fairness", "slowest", "down MB/s");
+    for r in rows.iter().filter(|r| r.load.is_some()) {
+        let l = r.load.unwrap();
         println!(
-            "\nunder load: a probe's round trips while {} sessions stream VM->browser and {} browser->VM",
-            sizes.load_down, sizes.load_up
+            "{:<30} {:>9.0} {:>9.0} {:>10.0} {:>9.3} {:>8.0}% {:>12.0}",
+            r.name,
+            l.p50_us,
+            l.p99_us,
+            l.p999_us,
+            l.fairness,
+            l.slowest_share * 100.0,
+            l.down_mb_s
         );
-        println!(
-            "{:<30} {:>9} {:>9} {:>10} {:>9} {:>9} {:>12}",
-            "system", "p50 us", "p99 us", "p99.9 us", "fairness", "slowest", "down MB/s"
-        );
-        for r in rows.iter().filter(|r| r.load.is_some()) {
-            let l = r.load.unwrap();
-            println!(
-                "{:<30} {:>9.0} {:>9.0} {:>10.0} {:>9.3} {:>8.0}% {:>12.0}",
-                r.name,
-                l.p50_us,
-                l.p99_us,
-                l.p999_us,
-                l.fairness,
-                l.slowest_share * 100.0,
-                l.down_mb_s
-            );
-        }
-        println!(
-            "relay cold start to ready: {}",
-            cold.iter().map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3)).collect::<Vec<_>>().join(", ")
-        );
-        ratios(&rows);
-        if let Some(path) = value("--json") {
-            let doc = serde_json::json!({ "stamp": stamp.json(), "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
-                "cold_start_ms": cold.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>() });
-            std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-    });
+    }
+    println!(
+        "relay cold start to ready: {}",
+        cold.iter().map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3)).collect::<Vec<_>>().join(", ")
+    );
+    ratios(rows);
+    stamp
 }
 
 /// `--soak`: one wss relay, good and foreign tickets, the soak run.

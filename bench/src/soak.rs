@@ -50,104 +50,118 @@ pub struct SoakResult {
 pub async fn run(good: System, bad: System, sinks: Ports, pid: u32, sessions: usize, seconds: u64) -> SoakResult {
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for id in 0..sessions {
-        let (sys, c, stop) = (good.clone(), counters.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let Ok(mut conn) = sys.connect(&sinks, Mode::Echo).await else {
-                c.session_errors.fetch_add(1, Relaxed);
-                return;
-            };
-            let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ id as u64;
-            let mut sent = vec![0u8; 8192];
-            while !stop.load(Relaxed) {
-                let n = 1 + (seed as usize % sent.len());
-                fill(&mut seed, &mut sent[..n]);
-                if conn.send(&sent[..n], None).await.is_err() {
-                    c.session_errors.fetch_add(1, Relaxed);
-                    return;
-                }
-                match conn.recv_into(n).await {
-                    Ok(back) if back == sent[..n] => {
-                        c.bytes.fetch_add(2 * n as u64, Relaxed);
-                    }
-                    Ok(_) => {
-                        c.corrupt.fetch_add(n as u64, Relaxed);
-                    }
-                    Err(_) => {
-                        c.session_errors.fetch_add(1, Relaxed);
-                        return;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }));
-    }
-    // A stream of new sessions, good and bad tickets alternating.
-    let churn = {
-        let (c, stop) = (counters.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut i = 0u64;
-            while !stop.load(Relaxed) {
-                let is_bad = i % 2 == 1;
-                let sys = if is_bad { &bad } else { &good };
-                match (sys.connect(&sinks, Mode::Hello).await, is_bad) {
-                    (Ok(mut conn), false) => {
-                        if conn.recv(1).await.is_ok() {
-                            c.good_opened.fetch_add(1, Relaxed);
-                        } else {
-                            c.good_refused.fetch_add(1, Relaxed);
-                        }
-                    }
-                    (Err(_), false) => {
-                        c.good_refused.fetch_add(1, Relaxed);
-                    }
-                    (Ok(_), true) => {
-                        c.bad_accepted.fetch_add(1, Relaxed);
-                    }
-                    (Err(_), true) => {
-                        c.bad_refused.fetch_add(1, Relaxed);
-                    }
-                }
-                i += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
-    // Resource samples: first and last tenth of the run.
-    let window = Duration::from_secs((seconds / 10).max(1));
-    let (mut early, mut late) = (Vec::new(), Vec::new());
-    let mut unreadable = 0u64;
-    while start.elapsed() < Duration::from_secs(seconds) {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let rss = super::rss_bytes(pid);
-        let Some(fd_count) = fds(pid).filter(|_| rss > 0) else {
-            unreadable += 1;
-            continue;
-        };
-        let sample = (fd_count, rss);
-        if start.elapsed() > Duration::from_secs(2) && start.elapsed() < Duration::from_secs(2) + window {
-            early.push(sample);
-        }
-        if start.elapsed() > Duration::from_secs(seconds) - window {
-            late.push(sample);
-        }
-    }
+    let tasks: Vec<_> =
+        (0..sessions).map(|id| tokio::spawn(echo_session(id as u64, good.clone(), sinks, counters.clone(), stop.clone()))).collect();
+    let churn = tokio::spawn(churn(good, bad, sinks, counters.clone(), stop.clone()));
+    let samples = sample(pid, seconds).await;
     stop.store(true, Relaxed);
     for t in tasks {
         let _ = t.await;
     }
     let _ = churn.await;
+    verdict(&counters, &samples, pid, sessions, seconds)
+}
+
+/// One long session echoing checksummed data of random sizes until `stop`.
+async fn echo_session(id: u64, sys: System, sinks: Ports, c: Arc<Counters>, stop: Arc<AtomicBool>) {
+    let Ok(mut conn) = sys.connect(&sinks, Mode::Echo).await else {
+        c.session_errors.fetch_add(1, Relaxed);
+        return;
+    };
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ id;
+    let mut sent = vec![0u8; 8192];
+    while !stop.load(Relaxed) {
+        let n = 1 + (seed as usize % sent.len());
+        fill(&mut seed, &mut sent[..n]);
+        if conn.send(&sent[..n], None).await.is_err() {
+            c.session_errors.fetch_add(1, Relaxed);
+            return;
+        }
+        match conn.recv_into(n).await {
+            Ok(back) if back == sent[..n] => {
+                c.bytes.fetch_add(2 * n as u64, Relaxed);
+            }
+            Ok(_) => {
+                c.corrupt.fetch_add(n as u64, Relaxed);
+            }
+            Err(_) => {
+                c.session_errors.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A stream of new sessions, good and bad tickets alternating, until `stop`.
+async fn churn(good: System, bad: System, sinks: Ports, c: Arc<Counters>, stop: Arc<AtomicBool>) {
+    let mut i = 0u64;
+    while !stop.load(Relaxed) {
+        let is_bad = i % 2 == 1;
+        let sys = if is_bad { &bad } else { &good };
+        match (sys.connect(&sinks, Mode::Hello).await, is_bad) {
+            (Ok(mut conn), false) => {
+                if conn.recv(1).await.is_ok() {
+                    c.good_opened.fetch_add(1, Relaxed);
+                } else {
+                    c.good_refused.fetch_add(1, Relaxed);
+                }
+            }
+            (Err(_), false) => {
+                c.good_refused.fetch_add(1, Relaxed);
+            }
+            (Ok(_), true) => {
+                c.bad_accepted.fetch_add(1, Relaxed);
+            }
+            (Err(_), true) => {
+                c.bad_refused.fetch_add(1, Relaxed);
+            }
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The relay's (fds, RSS) in the first and the last tenth of the run, and how many samples
+/// could not be read.
+struct Samples {
+    early: Vec<(u64, u64)>,
+    late: Vec<(u64, u64)>,
+    unreadable: u64,
+}
+
+async fn sample(pid: u32, seconds: u64) -> Samples {
+    let start = Instant::now();
+    let window = Duration::from_secs((seconds / 10).max(1));
+    let mut s = Samples { early: Vec::new(), late: Vec::new(), unreadable: 0 };
+    while start.elapsed() < Duration::from_secs(seconds) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss = super::rss_bytes(pid);
+        let Some(fd_count) = fds(pid).filter(|_| rss > 0) else {
+            s.unreadable += 1;
+            continue;
+        };
+        let sample = (fd_count, rss);
+        if start.elapsed() > Duration::from_secs(2) && start.elapsed() < Duration::from_secs(2) + window {
+            s.early.push(sample);
+        }
+        if start.elapsed() > Duration::from_secs(seconds) - window {
+            s.late.push(sample);
+        }
+    }
+    s
+}
+
+/// PASS only when nothing was corrupted, lost or wrongly accepted, and fds and RSS did not grow.
+fn verdict(c: &Counters, s: &Samples, pid: u32, sessions: usize, seconds: u64) -> SoakResult {
     let max = |v: &[(u64, u64)], f: fn(&(u64, u64)) -> u64| v.iter().map(f).max().unwrap_or(0);
-    let (fd_early, fd_late) = (max(&early, |s| s.0), max(&late, |s| s.0));
-    let (rss_early, rss_late) = (max(&early, |s| s.1), max(&late, |s| s.1));
-    let c = &counters;
+    let (fd_early, fd_late) = (max(&s.early, |s| s.0), max(&s.late, |s| s.0));
+    let (rss_early, rss_late) = (max(&s.early, |s| s.1), max(&s.late, |s| s.1));
     let (corrupt, bad_accepted, errors) = (c.corrupt.load(Relaxed), c.bad_accepted.load(Relaxed), c.session_errors.load(Relaxed));
     // Growth allowance: a few fds of churn in flight, 10% of RSS for allocator noise.
     let fd_ok = fd_late <= fd_early + 16;
     let rss_ok = rss_late <= rss_early + rss_early / 10 + 2 * 1024 * 1024;
-    let measured = unreadable == 0 && !early.is_empty() && !late.is_empty();
+    let measured = s.unreadable == 0 && !s.early.is_empty() && !s.late.is_empty();
     let ok = measured && corrupt == 0 && bad_accepted == 0 && errors == 0 && fd_ok && rss_ok && c.good_refused.load(Relaxed) == 0;
     let report = format!(
         "soak: {seconds} s, {sessions} concurrent wss sessions echoing checksummed data\n\
@@ -160,7 +174,7 @@ pub async fn run(good: System, bad: System, sinks: Ports, pid: u32, sessions: us
         c.bad_refused.load(Relaxed),
         rss_early as f64 / 1048576.0,
         rss_late as f64 / 1048576.0,
-        if measured { String::new() } else { format!(" (NOT MEASURED: /proc/{pid} unreadable in {unreadable} samples)") },
+        if measured { String::new() } else { format!(" (NOT MEASURED: /proc/{pid} unreadable in {} samples)", s.unreadable) },
         if ok { "PASS" } else { "FAIL" }
     );
     SoakResult { ok, report }

@@ -30,15 +30,18 @@ fn smoke_run_measures_every_system() {
         assert!(!v["stamp"][key].is_null() && v["stamp"][key] != "unknown", "stamp.{key} missing: {}", v["stamp"]);
     }
     assert_eq!(v["stamp"]["relay_profile"], "debug");
-    // The latency-under-load figures are there for every system.
-    for row in v["rows"].as_array().unwrap().iter().filter(|r| r["system"] != "wsproxy wss (RSA-2048 cert)") {
+    // The latency-under-load figures are there for every system (the two setup-only rows aside).
+    let setup_only = ["wsproxy wss (RSA-2048 cert)", "wsproxy wss + replay store (redis)"];
+    for row in v["rows"].as_array().unwrap().iter().filter(|r| !setup_only.contains(&r["system"].as_str().unwrap_or(""))) {
         assert!(row["load"]["rtt_p99_us"].as_f64().is_some_and(|p| p > 0.0), "{row}");
         assert!(row["load"]["fairness_jain"].as_f64().is_some_and(|f| f > 0.0 && f <= 1.0), "{row}");
     }
     let names: Vec<&str> = v["rows"].as_array().unwrap().iter().map(|r| r["system"].as_str().unwrap()).collect();
-    for want in ["direct TCP", "socat relay", "wsproxy ws", "wsproxy wss", "websockify ws"] {
-        assert!(names.contains(&want), "{want} missing from {names:?} (socat and websockify come with scripts/test.sh)");
+    for want in ["direct TCP", "socat relay", "wsproxy ws", "wsproxy wss", "websockify ws", "wsproxy wss + replay store (redis)"] {
+        assert!(names.contains(&want), "{want} missing from {names:?} (socat, websockify and redis-server come with scripts/test.sh)");
     }
+    let stored = v["rows"].as_array().unwrap().iter().find(|r| r["system"] == "wsproxy wss + replay store (redis)").unwrap();
+    assert!(stored["setups_per_s"].as_f64().is_some_and(|s| s > 0.0), "{stored}");
     let ws = v["rows"].as_array().unwrap().iter().find(|r| r["system"] == "wsproxy ws").unwrap();
     assert!(ws["send_mb_s"].as_f64().unwrap() > 0.0 && ws["idle_bytes_per_session"].is_number());
     assert!(out.contains("targets (ratios within this run)"), "{out}");
