@@ -14,8 +14,10 @@ mod soak;
 mod stamp;
 mod ws_client;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -507,6 +509,8 @@ struct Row {
     load: Option<load::Load>,
     /// The relay process's own CPU seconds per GB relayed, browser->VM and VM->browser.
     cpu_per_gb: Option<(f64, f64)>,
+    /// The relay's peak RSS while it carried the load scenario, bytes.
+    rss_under_load: Option<u64>,
 }
 
 impl Row {
@@ -519,6 +523,7 @@ impl Row {
             "load": self.load.map(|l| serde_json::json!({
                 "rtt_p50_us": l.p50_us, "rtt_p99_us": l.p99_us, "rtt_p999_us": l.p999_us,
                 "fairness_jain": l.fairness, "slowest_share_of_mean": l.slowest_share, "down_mb_s": l.down_mb_s,
+                "relay_peak_rss_bytes": self.rss_under_load,
             })),
         })
     }
@@ -639,29 +644,13 @@ fn sizes_from_args(smoke: bool, value: &dyn Fn(&str) -> Option<String>) -> Sizes
 
 /// Every system measured; the rows in table order and the relays' cold starts.
 async fn measure_all(relay_bin: &Path, dir: &Path, sizes: Sizes) -> (Vec<Row>, Vec<Duration>) {
-    eprintln!("making certificates and signing tickets ...");
-    let engine = pki::write_all(dir);
-    let sinks = Ports {
-        discard: sink::start(Mode::Discard).await,
-        source: sink::start(Mode::Source).await,
-        echo: sink::start_on_own_thread(Mode::Echo),
-        hello: sink::start(Mode::Hello).await,
-    };
-    let tickets = Arc::new(pki::Tickets::new(
-        &engine,
-        &[
-            // Setups: ws, wss, wss with an RSA certificate, wss with the replay store.
-            (sinks.hello, 4 * sizes.setups + 2 * sizes.idle_sessions + 10),
-            (sinks.discard, 2 * sizes.runs + 2 + 2 * sizes.load_up),
-            (sinks.source, 2 * sizes.runs + 2 + 2 * sizes.load_down),
-            (sinks.echo, 4 + 2),
-        ],
-    ));
+    let (sinks, tickets) = sinks_and_tickets(dir, sizes).await;
     // Every system stays up for the whole run, so the round trips can be measured
-    // interleaved at the end (see `latency_interleaved`).
+    // interleaved at the end (see `latency_interleaved`). `relay_pids`: the rows of relays.
     let mut rows = Vec::new();
     let mut systems: Vec<(usize, System)> = Vec::new();
     let mut keep: Vec<Spawned> = Vec::new();
+    let mut relay_pids: HashMap<usize, u32> = HashMap::new();
 
     let mut row = Row { name: "direct TCP".into(), ..Default::default() };
     measure(&System::Direct, &sinks, Sizes { idle_sessions: 0, ..sizes }, None, &mut row).await;
@@ -692,25 +681,13 @@ async fn measure_all(relay_bin: &Path, dir: &Path, sizes: Sizes) -> (Vec<Row>, V
             drop(child);
         } else {
             measure(&sys, &sinks, sizes, Some(child.0.id()), &mut row).await;
+            relay_pids.insert(rows.len(), child.0.id());
             systems.push((rows.len(), sys));
             keep.push(child);
         }
         rows.push(row);
     }
-
-    // Single use shared through a real redis-server: the cost it adds to each wss setup.
-    if testkit::on_path("redis-server") {
-        let redis = testkit::RedisServer::start(dir, None, None);
-        let store = ["--wsproxy-replay-store".to_string(), format!("redis://127.0.0.1:{}", redis.port)];
-        let (child, port, _) = relay(relay_bin, dir, true, "ecdsa", &store).await;
-        let sys = System::Relay { port, tls: Some(pki::client_config(dir)), tickets: tickets.clone() };
-        let mut row = Row { name: "wsproxy wss + replay store (redis)".into(), ..Default::default() };
-        row.setups = Some(setup_rate(&sys, &sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
-        drop(child);
-        rows.push(row);
-    } else {
-        eprintln!("redis-server not installed (apt-get install redis-server): replay store row skipped");
-    }
+    rows.extend(replay_store_row(relay_bin, dir, &sinks, &tickets, sizes).await);
 
     match websockify(&sinks).await {
         Some((children, ports)) => {
@@ -723,24 +700,83 @@ async fn measure_all(relay_bin: &Path, dir: &Path, sizes: Sizes) -> (Vec<Row>, V
         }
         None => eprintln!("websockify not installed (pip install websockify): row skipped"),
     }
+    latencies(&mut rows, &systems, &relay_pids, &sinks, sizes).await;
+    drop(keep);
+    (rows, cold)
+}
 
+/// The target sinks, and tickets signed ahead for every session the run opens.
+async fn sinks_and_tickets(dir: &Path, sizes: Sizes) -> (Ports, Arc<pki::Tickets>) {
+    eprintln!("making certificates and signing tickets ...");
+    let engine = pki::write_all(dir);
+    let sinks = Ports {
+        discard: sink::start(Mode::Discard).await,
+        source: sink::start(Mode::Source).await,
+        echo: sink::start_on_own_thread(Mode::Echo),
+        hello: sink::start(Mode::Hello).await,
+    };
+    let tickets = Arc::new(pki::Tickets::new(
+        &engine,
+        &[
+            // Setups: ws, wss, wss with an RSA certificate, wss with the replay store.
+            (sinks.hello, 4 * sizes.setups + 2 * sizes.idle_sessions + 10),
+            (sinks.discard, 2 * sizes.runs + 2 + 2 * sizes.load_up),
+            (sinks.source, 2 * sizes.runs + 2 + 2 * sizes.load_down),
+            (sinks.echo, 4 + 2),
+        ],
+    ));
+    (sinks, tickets)
+}
+
+/// Single use shared through a real redis-server: the setup rate with it (skipped without
+/// redis-server).
+async fn replay_store_row(relay_bin: &Path, dir: &Path, sinks: &Ports, tickets: &Arc<pki::Tickets>, sizes: Sizes) -> Option<Row> {
+    if !testkit::on_path("redis-server") {
+        eprintln!("redis-server not installed (apt-get install redis-server): replay store row skipped");
+        return None;
+    }
+    let redis = testkit::RedisServer::start(dir, None, None);
+    let store = ["--wsproxy-replay-store".to_string(), format!("redis://127.0.0.1:{}", redis.port)];
+    let (child, port, _) = relay(relay_bin, dir, true, "ecdsa", &store).await;
+    let sys = System::Relay { port, tls: Some(pki::client_config(dir)), tickets: tickets.clone() };
+    let mut row = Row { name: "wsproxy wss + replay store (redis)".into(), ..Default::default() };
+    row.setups = Some(setup_rate(&sys, sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
+    drop(child);
+    Some(row)
+}
+
+/// Round trips, all systems interleaved; then latency under load, one system at a time, with
+/// the relay's peak RSS sampled while it carries the load.
+async fn latencies(rows: &mut [Row], systems: &[(usize, System)], relay_pids: &HashMap<usize, u32>, sinks: &Ports, sizes: Sizes) {
     eprintln!("measuring round trips, all systems interleaved ...");
     let sys_refs: Vec<&System> = systems.iter().map(|(_, s)| s).collect();
-    let results = latency_interleaved(&sys_refs, &sinks, sizes.round_trips).await.unwrap_or_else(|e| fail("latency", e));
+    let results = latency_interleaved(&sys_refs, sinks, sizes.round_trips).await.unwrap_or_else(|e| fail("latency", e));
     for ((index, _), (p50, p99)) in systems.iter().zip(results) {
         rows[*index].p50 = Some(p50);
         rows[*index].p99 = Some(p99);
     }
     eprintln!("measuring latency under load ({} streaming down, {} up), one system at a time ...", sizes.load_down, sizes.load_up);
-    for (index, sys) in &systems {
+    for (index, sys) in systems {
         let started = Instant::now();
-        let got = load::under_load(sys, &sinks, sizes.load_down, sizes.load_up, sizes.load_round_trips).await;
+        let peak = Arc::new(AtomicU64::new(0));
+        let sampler = relay_pids.get(index).map(|&pid| {
+            let peak = peak.clone();
+            tokio::spawn(async move {
+                loop {
+                    peak.fetch_max(rss_bytes(pid), Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        });
+        let got = load::under_load(sys, sinks, sizes.load_down, sizes.load_up, sizes.load_round_trips).await;
+        if let Some(s) = sampler {
+            s.abort();
+            rows[*index].rss_under_load = Some(peak.load(Ordering::Relaxed));
+        }
         let got = got.unwrap_or_else(|e| fail("latency under load", e));
         eprintln!("  {}: p99 {:.0} us, {:.1} s", rows[*index].name, got.p99_us, started.elapsed().as_secs_f64());
         rows[*index].load = Some(got);
     }
-    drop(keep);
-    (rows, cold)
 }
 
 /// The tables and the targets, as printed; returns the stamp they start with.
@@ -783,18 +819,22 @@ fn print_tables(rows: &[Row], cold: &[Duration], sizes: Sizes, relay_bin: &Path)
         println!("{:<30} {:>16.2} {:>16.2}", r.name, up, down);
     }
     println!("\nunder load: a probe's round trips while {} sessions stream VM->browser and {} browser->VM", sizes.load_down, sizes.load_up);
-    println!("{:<30} {:>9} {:>9} {:>10} {:>9} {:>9} {:>12}", "system", "p50 us", "p99 us", "p99.9 us", "fairness", "slowest", "down MB/s");
+    println!(
+        "{:<30} {:>9} {:>9} {:>10} {:>9} {:>9} {:>12} {:>14}",
+        "system", "p50 us", "p99 us", "p99.9 us", "fairness", "slowest", "down MB/s", "relay RSS MiB"
+    );
     for r in rows.iter().filter(|r| r.load.is_some()) {
         let l = r.load.unwrap();
         println!(
-            "{:<30} {:>9.0} {:>9.0} {:>10.0} {:>9.3} {:>8.0}% {:>12.0}",
+            "{:<30} {:>9.0} {:>9.0} {:>10.0} {:>9.3} {:>8.0}% {:>12.0} {:>14}",
             r.name,
             l.p50_us,
             l.p99_us,
             l.p999_us,
             l.fairness,
             l.slowest_share * 100.0,
-            l.down_mb_s
+            l.down_mb_s,
+            r.rss_under_load.map(|b| format!("{:.1}", b as f64 / 1048576.0)).unwrap_or_else(|| "-".into())
         );
     }
     println!(

@@ -94,26 +94,9 @@ pub async fn serve(listener: TcpListener, password: String) {
 
 async fn session(mut s: TcpStream, password: &str) -> std::io::Result<()> {
     s.set_nodelay(true)?;
-    s.write_all(b"RFB 003.008\n").await?;
-    let mut version = [0u8; 12];
-    s.read_exact(&mut version).await?;
-    s.write_all(&[1, 2]).await?;
-    if s.read_u8().await? != 2 {
+    if !handshake(&mut s, password).await? {
         return Ok(());
     }
-    let challenge: [u8; 16] = rand::random();
-    s.write_all(&challenge).await?;
-    let mut response = [0u8; 16];
-    s.read_exact(&mut response).await?;
-    if response != vnc_response(password, &challenge) {
-        let reason = b"wrong password";
-        s.write_u32(1).await?;
-        s.write_u32(reason.len() as u32).await?;
-        s.write_all(reason).await?;
-        return Ok(());
-    }
-    s.write_u32(0).await?;
-    let _shared = s.read_u8().await?;
     let mut format = PixelFormat::DEFAULT;
     let name = b"wsproxyctl demo test pattern";
     let mut init = Vec::new();
@@ -123,27 +106,10 @@ async fn session(mut s: TcpStream, password: &str) -> std::io::Result<()> {
     init.extend_from_slice(&(name.len() as u32).to_be_bytes());
     init.extend_from_slice(name);
     s.write_all(&init).await?;
-
     let mut sent_full = false;
     loop {
         match s.read_u8().await? {
-            0 => {
-                let mut b = [0u8; 19];
-                s.read_exact(&mut b).await?;
-                format = PixelFormat {
-                    bpp: b[3],
-                    big_endian: b[5] != 0,
-                    max: [u16::from_be_bytes([b[7], b[8]]), u16::from_be_bytes([b[9], b[10]]), u16::from_be_bytes([b[11], b[12]])],
-                    shift: [b[13], b[14], b[15]],
-                };
-            }
-            2 => {
-                let mut b = [0u8; 3];
-                s.read_exact(&mut b).await?;
-                let n = u16::from_be_bytes([b[1], b[2]]) as usize;
-                let mut skip = vec![0u8; n * 4];
-                s.read_exact(&mut skip).await?;
-            }
+            0 => format = read_pixel_format(&mut s).await?,
             3 => {
                 let mut b = [0u8; 9];
                 s.read_exact(&mut b).await?;
@@ -154,24 +120,67 @@ async fn session(mut s: TcpStream, password: &str) -> std::io::Result<()> {
                     sent_full = true;
                 }
             }
-            4 => {
-                let mut b = [0u8; 7];
-                s.read_exact(&mut b).await?;
-            }
-            5 => {
-                let mut b = [0u8; 5];
-                s.read_exact(&mut b).await?;
-            }
-            6 => {
-                let mut b = [0u8; 7];
-                s.read_exact(&mut b).await?;
-                let n = u32::from_be_bytes([b[3], b[4], b[5], b[6]]).min(1 << 20) as usize;
-                let mut skip = vec![0u8; n];
-                s.read_exact(&mut skip).await?;
-            }
+            kind @ (2 | 4 | 5 | 6) => skip_message(&mut s, kind).await?,
             _ => return Ok(()),
         }
     }
+}
+
+/// Version, VNC authentication with `password`, ClientInit: true when the client may go on.
+async fn handshake(s: &mut TcpStream, password: &str) -> std::io::Result<bool> {
+    s.write_all(b"RFB 003.008\n").await?;
+    let mut version = [0u8; 12];
+    s.read_exact(&mut version).await?;
+    s.write_all(&[1, 2]).await?;
+    if s.read_u8().await? != 2 {
+        return Ok(false);
+    }
+    let challenge: [u8; 16] = rand::random();
+    s.write_all(&challenge).await?;
+    let mut response = [0u8; 16];
+    s.read_exact(&mut response).await?;
+    if response != vnc_response(password, &challenge) {
+        let reason = b"wrong password";
+        s.write_u32(1).await?;
+        s.write_u32(reason.len() as u32).await?;
+        s.write_all(reason).await?;
+        return Ok(false);
+    }
+    s.write_u32(0).await?;
+    let _shared = s.read_u8().await?;
+    Ok(true)
+}
+
+/// SetPixelFormat's body.
+async fn read_pixel_format(s: &mut TcpStream) -> std::io::Result<PixelFormat> {
+    let mut b = [0u8; 19];
+    s.read_exact(&mut b).await?;
+    Ok(PixelFormat {
+        bpp: b[3],
+        big_endian: b[5] != 0,
+        max: [u16::from_be_bytes([b[7], b[8]]), u16::from_be_bytes([b[9], b[10]]), u16::from_be_bytes([b[11], b[12]])],
+        shift: [b[13], b[14], b[15]],
+    })
+}
+
+/// The body of a client message the test pattern ignores: SetEncodings (2), KeyEvent (4),
+/// PointerEvent (5), ClientCutText (6, at most 1 MiB read).
+async fn skip_message(s: &mut TcpStream, kind: u8) -> std::io::Result<()> {
+    let head = match kind {
+        2 => 3,
+        5 => 5,
+        _ => 7,
+    };
+    let mut b = [0u8; 7];
+    s.read_exact(&mut b[..head]).await?;
+    let rest = match kind {
+        2 => usize::from(u16::from_be_bytes([b[1], b[2]])) * 4,
+        6 => u32::from_be_bytes([b[3], b[4], b[5], b[6]]).min(1 << 20) as usize,
+        _ => 0,
+    };
+    let mut skip = vec![0u8; rest];
+    s.read_exact(&mut skip).await?;
+    Ok(())
 }
 
 fn frame(format: &PixelFormat) -> Vec<u8> {
