@@ -511,6 +511,8 @@ struct Row {
     cpu_per_gb: Option<(f64, f64)>,
     /// The relay's peak RSS while it carried the load scenario, bytes.
     rss_under_load: Option<u64>,
+    /// Forged tickets refused per second, and the relay's peak memory growth per refusal in flight.
+    forged: Option<(f64, f64)>,
 }
 
 impl Row {
@@ -519,6 +521,7 @@ impl Row {
             "system": self.name, "send_mb_s": self.send, "recv_mb_s": self.recv,
             "rtt_p50_us": self.p50, "rtt_p99_us": self.p99, "setups_per_s": self.setups,
             "idle_rss_bytes": self.idle.map(|i| i.0), "idle_bytes_per_session": self.idle.map(|i| i.1),
+            "forged_refusals_per_s": self.forged.map(|f| f.0), "forged_bytes_per_refusal_in_flight": self.forged.map(|f| f.1),
             "relay_cpu_s_per_gb_to_vm": self.cpu_per_gb.map(|c| c.0), "relay_cpu_s_per_gb_to_browser": self.cpu_per_gb.map(|c| c.1),
             "load": self.load.map(|l| serde_json::json!({
                 "rtt_p50_us": l.p50_us, "rtt_p99_us": l.p99_us, "rtt_p999_us": l.p999_us,
@@ -681,6 +684,12 @@ async fn measure_all(relay_bin: &Path, dir: &Path, sizes: Sizes) -> (Vec<Row>, V
             drop(child);
         } else {
             measure(&sys, &sinks, sizes, Some(child.0.id()), &mut row).await;
+            if tls {
+                // On a relay of its own, so its memory growth is not hidden by what earlier
+                // sessions left in the allocator.
+                let (fresh, fresh_port, _) = relay(relay_bin, dir, true, "ecdsa", &[]).await;
+                row.forged = Some(forged_rate(fresh_port, pki::client_config(dir), fresh.0.id(), sinks.hello, sizes.setups).await);
+            }
             relay_pids.insert(rows.len(), child.0.id());
             systems.push((rows.len(), sys));
             keep.push(child);
@@ -743,6 +752,50 @@ async fn replay_store_row(relay_bin: &Path, dir: &Path, sinks: &Ports, tickets: 
     row.setups = Some(setup_rate(&sys, sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
     drop(child);
     Some(row)
+}
+
+/// The work before authentication (issue 14): 16 clients send forged ~31 KiB tickets over wss
+/// as fast as the relay refuses them (403). Returns refusals per second and the relay's peak
+/// RSS growth divided by the refusals in flight.
+async fn forged_rate(port: u16, tls: Arc<rustls::ClientConfig>, pid: u32, target: u16, n: usize) -> (f64, f64) {
+    const CONC: usize = 16;
+    let ticket = Arc::new(pki::forged(target));
+    let baseline = rss_bytes(pid);
+    let peak = Arc::new(AtomicU64::new(baseline));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_bytes(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let start = Instant::now();
+    let workers: Vec<_> = (0..CONC)
+        .map(|w| {
+            let (tls, ticket) = (tls.clone(), ticket.clone());
+            tokio::spawn(async move {
+                let mut i = w;
+                while i < n {
+                    let s = tcp(port).await.unwrap_or_else(|e| fail("forged: connect", e));
+                    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                    let mut io =
+                        tokio_rustls::TlsConnector::from(tls.clone()).connect(name, s).await.unwrap_or_else(|e| fail("forged: TLS", e));
+                    let code = ws_client::handshake(&mut io, "localhost", &ticket).await.unwrap_or_else(|e| fail("forged: request", e));
+                    assert_eq!(code, 403, "a forged ticket was not refused");
+                    i += CONC;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    sampler.abort();
+    let grown = peak.load(Ordering::Relaxed).saturating_sub(baseline) as f64;
+    (rate, grown / CONC as f64)
 }
 
 /// Round trips, all systems interleaved; then latency under load, one system at a time, with
@@ -898,6 +951,11 @@ fn ratios(rows: &[Row]) {
     let socat_added = socat.p50.unwrap_or(0.0) - direct.p50.unwrap_or(0.0);
     println!("  added p50 <= socat's + 15 us:       {added:.1} us vs {:.1} us  {}", socat_added + 15.0, check(added <= socat_added + 15.0));
     println!("  wss setups >= 1000/s (ECDSA):       {:.0}/s  {}", wss.setups.unwrap_or(0.0), check(wss.setups.unwrap_or(0.0) >= 1000.0));
+    if let Some((per_s, bytes)) = wss.forged {
+        let r = per_s / wss.setups.unwrap_or(f64::MAX);
+        println!("  forged refusals/s >= wss setups/s:  {per_s:.0}/s ({:.0}%)  {}", r * 100.0, check(r >= 1.0));
+        println!("  memory per refusal in flight <= 64 KiB: {:.1} KiB  {}", bytes / 1024.0, check(bytes <= 64.0 * 1024.0));
+    }
     if let Some(stored) = get("wsproxy wss + replay store (redis)") {
         let r = stored.setups.unwrap_or(0.0) / wss.setups.unwrap_or(f64::MAX);
         println!("  wss setups with replay store >= 80%: {:.0}%  {}", r * 100.0, check(r >= 0.8));

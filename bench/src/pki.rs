@@ -96,6 +96,17 @@ fn sign(key: &RsaPrivateKey, port: u16) -> String {
     STANDARD.encode(json.to_string()).replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
 }
 
+/// A forged ticket of about 31 KiB, the most an unauthenticated client may send: a large
+/// `data` field, valid times, and a signature of random bytes nobody made.
+pub fn forged(port: u16) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let data = format!("%7B%22host%22%3A%22127.0.0.1%22%2C%22port%22%3A%22{port}%22%2C%22pad%22%3A%22{}%22%7D", "A".repeat(21_000));
+    let json = serde_json::json!({"salt": STANDARD.encode(rand::random::<[u8; 8]>()), "validFrom": utc(now - 5),
+        "validTo": utc(now + 3600), "data": data, "signedFields": "salt,validFrom,validTo,data",
+        "v2_signature": STANDARD.encode((0..256).map(|_| rand::random::<u8>()).collect::<Vec<u8>>())});
+    STANDARD.encode(json.to_string()).replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+}
+
 /// Pre-signed single-use tickets per target port.
 pub struct Tickets {
     pool: Mutex<HashMap<u16, Vec<String>>>,
