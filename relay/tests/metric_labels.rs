@@ -51,18 +51,27 @@ async fn open(relay: &RelayProcess, ticket: &str, pki: &Pki) -> Box<testkit::Ws>
     }
 }
 
+/// A relay with metrics on, pings every second and a 1 s shutdown grace; its metrics port.
+fn start_relay(dir: &std::path::Path, pki: &Pki, extra: &str) -> (RelayProcess, u16) {
+    let m = free_port();
+    let conf = format!("WSPROXY_METRICS_LISTEN=127.0.0.1:{m}\nWSPROXY_PING_INTERVAL=1\nWSPROXY_SHUTDOWN_GRACE=1\n{extra}");
+    (RelayProcess::start(env!("CARGO_BIN_EXE_wsproxy"), dir, pki, &conf), m)
+}
+
+/// Each `name{label}` is at least 1 in the relay's metrics.
+async fn assert_counted(metrics_port: u16, names: &[String]) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = metrics(metrics_port).await;
+    for name in names {
+        assert!(got.get(name).copied().unwrap_or(0.0) >= 1.0, "{name} not counted: {got:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn every_listed_label_is_counted_when_its_case_happens() {
+async fn ticket_rejections_and_refusals_before_a_session_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
-    let bin = env!("CARGO_BIN_EXE_wsproxy");
-    let m = free_port();
-    let mut relay = RelayProcess::start(
-        bin,
-        dir.path(),
-        &pki,
-        &format!("WSPROXY_METRICS_LISTEN=127.0.0.1:{m}\nWSPROXY_PING_INTERVAL=1\nWSPROXY_SHUTDOWN_GRACE=1\n"),
-    );
+    let (relay, m) = start_relay(dir.path(), &pki, "");
     let echo = testkit::echo_target().await;
     let good = || sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", echo));
 
@@ -107,36 +116,52 @@ async fn every_listed_label_is_counted_when_its_case_happens() {
     let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_string(&mut answer)).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 
-    // Session ends.
-    let mut ws = open(&relay, &good(), &pki).await;
-    ws.send(Message::Close(None)).await.unwrap();
+    let mut names: Vec<String> = tickets.iter().map(|(l, _)| format!("wsproxy_ticket_rejections_total{{reason=\"{l}\"}}")).collect();
+    names.extend(["tls_failed", "bad_request"].map(|c| format!("wsproxy_connections_refused_total{{cause=\"{c}\"}}")));
+    assert_counted(m, &names).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_way_a_session_ends_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (relay, m) = start_relay(dir.path(), &pki, "");
+    let echo = testkit::echo_target().await;
+    let to = |port: u16| sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", port));
+
+    let mut ws = open(&relay, &to(echo), &pki).await;
+    ws.send(Message::Close(None)).await.unwrap(); // browser_closed
     let _ = close_of(&mut ws).await;
-    let ws = open(&relay, &good(), &pki).await;
-    drop(ws); // browser_gone: the TCP connection goes without a close frame
+    drop(open(&relay, &to(echo), &pki).await); // browser_gone: the TCP connection goes without a close frame
     let closing = target(drop).await; // target_closed
-    let mut ws = open(&relay, &sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", closing)), &pki).await;
+    let mut ws = open(&relay, &to(closing), &pki).await;
     assert_eq!(close_of(&mut ws).await.map(|c| c.0), Some(1000));
     let resetting = target(|s| {
-        // A reset instead of an orderly close: target_error.
+        // A reset instead of an orderly close (SO_LINGER 0, then close): target_error.
         // Deprecated for blocking on drop with a non-zero linger; zero never blocks.
         #[allow(deprecated)]
         let _ = s.set_linger(Some(Duration::ZERO));
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            drop(s);
-        });
     })
     .await;
-    let mut ws = open(&relay, &sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", resetting)), &pki).await;
+    let mut ws = open(&relay, &to(resetting), &pki).await;
     assert_eq!(close_of(&mut ws).await.map(|c| c.0), Some(1011));
-    let mut ws = open(&relay, &good(), &pki).await;
+    let mut ws = open(&relay, &to(echo), &pki).await;
     ws.send(Message::Text("text on a binary session".into())).await.unwrap(); // protocol_error
     let _ = close_of(&mut ws).await;
-    let silent = open(&relay, &good(), &pki).await; // never reads: its pings go unanswered
+    let silent = open(&relay, &to(echo), &pki).await; // never reads: its pings go unanswered
     tokio::time::sleep(Duration::from_secs(4)).await;
     drop(silent);
 
-    // Target connections that fail: nothing listening; VeNCrypt asked of a non-VNC target.
+    let reasons = ["browser_closed", "browser_gone", "target_closed", "target_error", "protocol_error", "ping_timeout"];
+    assert_counted(m, &reasons.map(|r| format!("wsproxy_sessions_ended_total{{reason=\"{r}\"}}"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn target_connections_that_fail_are_counted_by_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (relay, m) = start_relay(dir.path(), &pki, "");
+    // Nothing listening; VeNCrypt asked of a target that is no VNC server.
     let closed = free_port();
     let mut ws = open(&relay, &sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", closed)), &pki).await;
     assert_eq!(close_of(&mut ws).await.map(|c| c.0), Some(1011));
@@ -149,40 +174,34 @@ async fn every_listed_label_is_counted_when_its_case_happens() {
     let vencrypt = TicketSpec { ssl_target: true, ..TicketSpec::new("127.0.0.1", chatty) };
     let mut ws = open(&relay, &sign_ticket(&pki.engine_key, &vencrypt), &pki).await;
     assert_eq!(close_of(&mut ws).await.map(|c| c.0), Some(1011));
-
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let got = metrics(m).await;
-    let count = |name: &str| got.get(name).copied().unwrap_or(-1.0);
-    for (label, _) in &tickets {
-        assert!(count(&format!("wsproxy_ticket_rejections_total{{reason=\"{label}\"}}")) >= 1.0, "{label}: {got:?}");
-    }
-    for cause in ["tls_failed", "bad_request"] {
-        assert!(count(&format!("wsproxy_connections_refused_total{{cause=\"{cause}\"}}")) >= 1.0, "{cause}: {got:?}");
-    }
-    for reason in ["browser_closed", "browser_gone", "target_closed", "target_error", "protocol_error", "ping_timeout"] {
-        assert!(count(&format!("wsproxy_sessions_ended_total{{reason=\"{reason}\"}}")) >= 1.0, "{reason}: {got:?}");
-    }
-    for cause in ["unreachable", "negotiation"] {
-        assert!(count(&format!("wsproxy_target_connect_failures_total{{cause=\"{cause}\"}}")) >= 1.0, "{cause}: {got:?}");
-    }
+    assert_counted(m, &["unreachable", "negotiation"].map(|c| format!("wsproxy_target_connect_failures_total{{cause=\"{c}\"}}"))).await;
 
     // Outside WSPROXY_TARGET_ALLOW: an address refused before the upgrade (target_not_allowed),
     // a name resolving outside it refused on connect (not_allowed).
-    let m2 = free_port();
-    let fenced =
-        RelayProcess::start(bin, dir.path(), &pki, &format!("WSPROXY_METRICS_LISTEN=127.0.0.1:{m2}\nWSPROXY_TARGET_ALLOW=192.0.2.0/24\n"));
-    let (status, _) = raw_upgrade(fenced.port, &format!("/{}", good()), &pki.ca_cert).await;
+    let (fenced, m2) = start_relay(dir.path(), &pki, "WSPROXY_TARGET_ALLOW=192.0.2.0/24\n");
+    let echo = testkit::echo_target().await;
+    let (status, _) =
+        raw_upgrade(fenced.port, &format!("/{}", sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", echo))), &pki.ca_cert).await;
     assert_eq!(status, 403);
     let mut ws = open(&fenced, &sign_ticket(&pki.engine_key, &TicketSpec::new("localhost", echo)), &pki).await;
     assert_eq!(close_of(&mut ws).await.map(|c| c.0), Some(1011));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let got = metrics(m2).await;
-    assert!(got.get("wsproxy_ticket_rejections_total{reason=\"target_not_allowed\"}").copied().unwrap_or(0.0) >= 1.0, "{got:?}");
-    assert!(got.get("wsproxy_target_connect_failures_total{cause=\"not_allowed\"}").copied().unwrap_or(0.0) >= 1.0, "{got:?}");
+    let names = [
+        "wsproxy_ticket_rejections_total{reason=\"target_not_allowed\"}".to_string(),
+        "wsproxy_target_connect_failures_total{cause=\"not_allowed\"}".to_string(),
+    ];
+    assert_counted(m2, &names).await;
+}
 
-    // shutdown: a session still open when the grace ends is closed with 1001; its log line
-    // carries the label the metric counts.
-    let mut open_at_stop = open(&relay, &good(), &pki).await;
+/// `shutdown`: a session still open when the grace ends is closed with 1001; the metric is
+/// counted as the process exits, so the session's log line, which carries the same label, is
+/// read instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_open_at_the_end_of_the_grace_ends_as_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (mut relay, _) = start_relay(dir.path(), &pki, "");
+    let echo = testkit::echo_target().await;
+    let mut open_at_stop = open(&relay, &sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", echo)), &pki).await;
     relay.proc.signal(Signal::SIGTERM);
     assert_eq!(close_of(&mut open_at_stop).await.map(|c| c.0), Some(1001));
     let log = relay.proc.wait_log("proxy shutdown", Duration::from_secs(5));
