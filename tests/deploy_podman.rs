@@ -65,68 +65,96 @@ fn assert_hardened(name: &str) {
 /// Both end-to-end tests use the container name `wsproxy` and the podman API socket: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The proxy host reached over ssh, the VM's VNC server, the engine side's PKI and the deploy
+/// command line every phase starts from.
+struct SshDeploy {
+    ssh: SshHost,
+    vnc: NetnsXvnc,
+    _hv: NetnsHost,
+    pki: testkit::Pki,
+    certs: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    tag: String,
+    archive: std::path::PathBuf,
+    port: u16,
+    base: Vec<String>,
+}
+
+impl SshDeploy {
+    fn vnc_addr(&self) -> String {
+        format!("{}:{}", self.vnc.addr, self.vnc.port)
+    }
+
+    /// `deploy --target podman` over ssh with the base flags and `extra`.
+    fn run(&self, extra: &[&str]) -> Output {
+        let args: Vec<&str> = self.base.iter().map(String::as_str).chain(extra.iter().copied()).collect();
+        deploy(&self.ssh, &args)
+    }
+
+    fn run_json(&self, extra: &[&str]) -> serde_json::Value {
+        let o = self.run(&[&["--json"], extra].concat());
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+}
+
+/// What a dry-run plan says it would do to `object`.
+fn action_of(plan: &serde_json::Value, object: &str) -> String {
+    plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["object"] == object)
+        .map(|a| a["action"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no {object} in {plan}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     let _serial = SERIAL.lock().await;
     let common::EngineSide { dir, pki, certs } = common::engine_side();
     let tag = format!("localhost/wsproxy-deploy-test:{}", std::process::id());
     let archive = image_archive(&tag);
-
     let hv = NetnsHost::new("d");
     let vnc = NetnsXvnc::start(&hv, "vmpass", None);
     let _api = PodmanService::start(Path::new("/run/podman/podman.sock"));
     let ssh = SshHost::start();
     let port = free_port();
-    let port_s = port.to_string();
-    let vnc_addr = format!("{}:{}", vnc.addr, vnc.port);
-    let base = [
-        "deploy",
-        "--target",
-        "podman",
-        "--host",
-        &ssh.uri(),
-        "--identity",
-        s(&ssh.identity),
-        "--proxy-fqdn",
-        "localhost",
-        "--port",
-        &port_s,
-        "--certs",
-        s(&certs),
-        "--image",
-        &tag,
-    ];
-    let with = |extra: &[&str]| -> Vec<String> { base.iter().chain(extra).map(|x| x.to_string()).collect() };
-    let full = with(&["--image-archive", s(&archive), "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]);
-    let run_deploy = |a: &[String]| deploy(&ssh, &a.iter().map(String::as_str).collect::<Vec<_>>());
-
+    let base = ["deploy", "--target", "podman", "--host", &ssh.uri(), "--identity", s(&ssh.identity), "--proxy-fqdn", "localhost"]
+        .iter()
+        .map(|x| x.to_string())
+        .chain(["--port".into(), port.to_string(), "--certs".into(), s(&certs).into(), "--image".into(), tag.clone()])
+        .collect();
+    let f = SshDeploy { ssh, vnc, _hv: hv, pki, certs, dir, tag, archive, port, base };
     let _cleanup = testkit::on_drop(|| {
         let _ = podman().args(["rm", "-f", "wsproxy"]).output();
         let _ = podman().args(["volume", "rm", "-f", "wsproxy-certs"]).output();
-        let _ = podman().args(["rmi", "-f", &tag]).output();
+        let _ = podman().args(["rmi", "-f", &f.tag]).output();
     });
-    // A dry run reads the host and changes nothing: the image would be loaded, the container
-    // and its volume created; afterwards neither the image nor anything of ours is there.
-    let o = run_deploy(&with(&["--dry-run", "--json", "--image-archive", s(&archive)]));
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let action_of = |plan: &serde_json::Value, object: &str| -> String {
-        plan["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["object"] == object)
-            .map(|a| a["action"].as_str().unwrap().to_string())
-            .unwrap_or_else(|| panic!("no {object} in {plan}"))
-    };
-    assert_eq!(action_of(&plan, &format!("image {tag}")), "load", "{plan}");
+    a_dry_run_changes_nothing(&f);
+    the_first_deploy_verifies_to_the_vnc_server(&f).await;
+    the_same_inputs_change_nothing(&f);
+    configure_engine_points_the_engine_once(&f);
+    quadlet_without_systemd_is_refused(&f);
+    a_new_certificate_is_served_after_a_redeploy(&f);
+    undeploy_and_a_rolled_back_deploy_leave_nothing(&f);
+}
+
+/// The plan says the image would be loaded, container and volume created; afterwards neither
+/// the image nor anything of ours is there.
+fn a_dry_run_changes_nothing(f: &SshDeploy) {
+    let plan = f.run_json(&["--dry-run", "--image-archive", s(&f.archive)]);
+    assert_eq!(action_of(&plan, &format!("image {}", f.tag)), "load", "{plan}");
     assert_eq!(action_of(&plan, "container wsproxy"), "create", "{plan}");
     assert_eq!(action_of(&plan, "volume wsproxy-certs"), "create", "{plan}");
     assert_eq!(managed_left(), "", "a dry run must create nothing");
-    assert!(!podman().args(["image", "exists", &tag]).status().unwrap().success(), "a dry run must not load the image");
+    assert!(!podman().args(["image", "exists", &f.tag]).status().unwrap().success(), "a dry run must not load the image");
+}
 
-    // First deploy: created, verified all the way to the VNC server's banner.
-    let o = run_deploy(&full);
+/// Created, verified all the way to the VNC server's banner; an independent client with a
+/// ticket signed by openssl does the RFB handshake with the VM's password.
+async fn the_first_deploy_verifies_to_the_vnc_server(f: &SshDeploy) {
+    let o = f.run(&["--image-archive", s(&f.archive), "--verify-engine-key", s(&f.pki.engine_key), "--verify-vnc", &f.vnc_addr()]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("[ok] engine ticket accepted") && text.contains("RFB 003.008"), "{text}");
@@ -134,30 +162,29 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     assert!(stderr(&o).contains("created and started"), "{}", stderr(&o));
     assert_no_ssh_left_behind();
     assert_hardened("wsproxy");
-
-    // An independent client with a ticket signed by openssl, the RFB handshake with the VM's password.
-    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new(&vnc.addr, vnc.port));
-    let WsOutcome::Open(mut ws) = connect_ws(&format!("wss://localhost:{port}/{ticket}"), Some(&certs.join("ca.pem"))).await else {
+    let ticket = sign_ticket(&f.pki.engine_key, &TicketSpec::new(&f.vnc.addr, f.vnc.port));
+    let url = format!("wss://localhost:{}/{ticket}", f.port);
+    let WsOutcome::Open(mut ws) = connect_ws(&url, Some(&f.certs.join("ca.pem"))).await else {
         panic!("the deployed relay refused a good ticket")
     };
     let init = rfb_handshake(&mut ws, "vmpass").await.expect("RFB through the deployed relay");
     assert_eq!((init.width, init.height), (640, 400));
+}
 
-    // Same inputs again: nothing changes, and it says so.
-    let o = run_deploy(&with(&["--json", "--no-verify"]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+/// Same inputs again: nothing changes, and both the deploy and a dry run say so.
+fn the_same_inputs_change_nothing(f: &SshDeploy) {
+    let v = f.run_json(&["--no-verify"]);
     assert_eq!(v["change"], "Unchanged", "{v}");
     assert_eq!(v["mode"], "container", "no systemd on this host: the container is started directly");
-    let o = run_deploy(&with(&["--dry-run", "--json"]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let plan = f.run_json(&["--dry-run"]);
     assert_eq!(action_of(&plan, "container wsproxy"), "keep", "{plan}");
-    assert_eq!(action_of(&plan, &format!("image {tag}")), "keep", "{plan}");
+    assert_eq!(action_of(&plan, &format!("image {}", f.tag)), "keep", "{plan}");
+}
 
-    // --configure-engine on "the engine host": engine-config and systemctl stand-ins that
-    // keep the engine's value in a file, as the engine keeps it in its database.
-    let engine_bin = dir.path().join("engine-bin");
+/// --configure-engine on "the engine host": engine-config and systemctl stand-ins that keep
+/// the engine's value in a file, as the engine keeps it in its database.
+fn configure_engine_points_the_engine_once(f: &SshDeploy) {
+    let engine_bin = f.dir.path().join("engine-bin");
     std::fs::create_dir_all(&engine_bin).unwrap();
     let state = engine_bin.join("engine.state");
     std::fs::write(&state, "engine.example.com:6100\n").unwrap();
@@ -167,44 +194,51 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     )
     .unwrap();
     std::fs::write(engine_bin.join("systemctl"), "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/restarts\"\n").unwrap();
-    for f in ["engine-config", "systemctl"] {
+    for file in ["engine-config", "systemctl"] {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(engine_bin.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(engine_bin.join(file), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let on_engine = |a: &[String]| {
+    let on_engine = || {
         Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
-            .env("PATH", format!("{}:{}", engine_bin.display(), ssh.client_path()))
-            .args(a)
+            .env("PATH", format!("{}:{}", engine_bin.display(), f.ssh.client_path()))
+            .args(&f.base)
+            .args(["--no-verify", "--configure-engine"])
             .output()
             .unwrap()
     };
-    let o = on_engine(&with(&["--no-verify", "--configure-engine"]));
+    let o = on_engine();
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    let wanted = format!("localhost:{port}");
+    let wanted = format!("localhost:{}", f.port);
     assert!(stdout(&o).contains(&format!("the engine pointed to engine.example.com:6100; now to {wanted}")), "{}", stdout(&o));
     assert_eq!(std::fs::read_to_string(&state).unwrap().trim(), wanted);
     assert_eq!(std::fs::read_to_string(engine_bin.join("restarts")).unwrap().trim(), "restart ovirt-engine");
-    let o = on_engine(&with(&["--no-verify", "--configure-engine"]));
+    let o = on_engine();
     assert!(stdout(&o).contains("already sends consoles"), "{}", stdout(&o));
     assert_eq!(std::fs::read_to_string(engine_bin.join("restarts")).unwrap().lines().count(), 1, "no second restart");
+}
 
-    // --quadlet where systemd is not running: refused up front, nothing touched.
-    let o = run_deploy(&with(&["--quadlet", "--no-verify"]));
+/// --quadlet where systemd is not running: refused up front, nothing touched.
+fn quadlet_without_systemd_is_refused(f: &SshDeploy) {
+    let o = f.run(&["--quadlet", "--no-verify"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("does not run systemd") && stderr(&o).contains("drop --quadlet"), "{}", stderr(&o));
+}
 
-    // Rotation: new certificate, replaced and restarted, still verifies, new serial served.
-    let serial = |p: u16| -> String {
+/// Rotation: a new certificate, replaced and restarted, still verifies, the new serial served.
+fn a_new_certificate_is_served_after_a_redeploy(f: &SshDeploy) {
+    let serial = || -> String {
         let o = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "openssl s_client -connect 127.0.0.1:{p} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial"
+                "openssl s_client -connect 127.0.0.1:{} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial",
+                f.port
             ))
             .output()
             .unwrap();
         stdout(&o)
     };
-    let before = serial(port);
+    let before = serial();
+    let (pki, certs) = (&f.pki, &f.certs);
     let o = common::ctl(&[
         "certs",
         "issue",
@@ -220,25 +254,23 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
         "--engine-cert",
         s(&pki.engine_cert),
         "--out",
-        s(&certs),
+        s(certs),
     ]);
     assert!(o.status.success());
-    let o = run_deploy(&with(&["--json", "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]));
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = f.run_json(&["--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &f.vnc_addr()]);
     assert_eq!(v["change"], "Replaced", "{v}");
     assert_eq!(v["verify"]["ok"], true);
-    assert_ne!(serial(port), before, "the new certificate is served");
+    assert_ne!(serial(), before, "the new certificate is served");
+}
 
-    // Undeploy: nothing of ours is left.
-    let o = deploy(&ssh, &["undeploy", "--target", "podman", "--host", &ssh.uri(), "--identity", s(&ssh.identity)]);
+/// Undeploy leaves nothing of ours; a deploy whose verification fails is rolled back when asked.
+fn undeploy_and_a_rolled_back_deploy_leave_nothing(f: &SshDeploy) {
+    let o = deploy(&f.ssh, &["undeploy", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity)]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("removed container wsproxy"), "{}", stdout(&o));
     assert_eq!(managed_left(), "", "undeploy must leave nothing");
-
-    // A deploy whose verification fails is rolled back when asked.
-    let closed = format!("{}:5999", vnc.addr);
-    let o = run_deploy(&with(&["--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &closed, "--rollback-on-failure"]));
+    let closed = format!("{}:5999", f.vnc.addr);
+    let o = f.run(&["--verify-engine-key", s(&f.pki.engine_key), "--verify-vnc", &closed, "--rollback-on-failure"]);
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
     assert!(stderr(&o).contains("rolled back"), "{}", stderr(&o));
     assert_eq!(managed_left(), "", "rollback must leave nothing");
