@@ -42,6 +42,8 @@ fn helm_template_equals_render_for_the_same_inputs() {
     let specs = [
         "proxyFqdn: proxy.example.com\n".to_string(),
         "proxyFqdn: proxy.example.com\nreplicas: 2\nperReplicaSingleUse: true\n".to_string(),
+        // A CA for the hypervisors' certificates: in the ConfigMap, named by WSPROXY_TARGET_CA.
+        format!("proxyFqdn: proxy.example.com\ntargetCa: {}\n", certs.join("ca.pem").display()),
         // Addresses and CIDRs only: egress limited to them, DNS and the store's port.
         "proxyFqdn: proxy.example.com\ntargetAllow: ['192.168.10.0/24', '10.1.2.3', 'fd00::7']\nreplicas: 2\n\
          replayStore: {url: 'redis://valkey.consoles.svc:6380/1'}\n"

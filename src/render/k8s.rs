@@ -33,6 +33,9 @@ pub const CERT_DIR: &str = "/etc/wsproxy/certs";
 pub const CONF_DIR: &str = "/etc/wsproxy/conf.d";
 pub const CHECKSUM_CERTS: &str = "wsproxyctl.ovirt.org/certs-checksum";
 pub const CHECKSUM_CONFIG: &str = "wsproxyctl.ovirt.org/config-checksum";
+/// The spec's `targetCa` in the ConfigMap (a CA is public), beside the configuration: the relay
+/// reads only `*.conf` from that directory.
+pub const TARGET_CA_FILE: &str = "target-ca.pem";
 
 fn meta(spec: &DeploySpec, name: &str) -> ObjectMeta {
     ObjectMeta { name: Some(name.to_string()), namespace: Some(spec.namespace.clone()), labels: Some(labels(spec)), ..Default::default() }
@@ -46,6 +49,7 @@ pub fn conf(spec: &DeploySpec) -> String {
             cert: &format!("{CERT_DIR}/{SECRET_CERT}"),
             key: &format!("{CERT_DIR}/{SECRET_KEY}"),
             engine: &format!("{CERT_DIR}/{SECRET_ENGINE}"),
+            target_ca: &format!("{CONF_DIR}/{TARGET_CA_FILE}"),
         },
     )
 }
@@ -83,7 +87,12 @@ pub fn secret(spec: &DeploySpec, bundle: &Bundle) -> Secret {
 pub fn config_map(spec: &DeploySpec) -> ConfigMap {
     ConfigMap {
         metadata: meta(spec, CONFIGMAP_NAME),
-        data: Some(BTreeMap::from([("10-setup.conf".to_string(), conf(spec))])),
+        data: Some(
+            [("10-setup.conf".to_string(), conf(spec))]
+                .into_iter()
+                .chain(spec.target_ca_pem.clone().map(|pem| (TARGET_CA_FILE.to_string(), pem)))
+                .collect(),
+        ),
         ..Default::default()
     }
 }
@@ -105,7 +114,8 @@ fn quantity(s: &str) -> Quantity {
 }
 
 pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployment {
-    let mut annotations = BTreeMap::from([(CHECKSUM_CONFIG.to_string(), sha256_hex(conf(spec).as_bytes()))]);
+    let config = format!("{}{}", conf(spec), spec.target_ca_pem.as_deref().unwrap_or(""));
+    let mut annotations = BTreeMap::from([(CHECKSUM_CONFIG.to_string(), sha256_hex(config.as_bytes()))]);
     if let Some(sum) = certs_checksum {
         annotations.insert(CHECKSUM_CERTS.to_string(), sum);
     }

@@ -21,6 +21,8 @@ pub struct CertPaths<'a> {
     pub cert: &'a str,
     pub key: &'a str,
     pub engine: &'a str,
+    /// Where the spec's `targetCa` is inside the container.
+    pub target_ca: &'a str,
 }
 
 /// Where the replay store's password and CA appear inside the Kubernetes pod.
@@ -42,6 +44,9 @@ pub fn relay_conf(spec: &DeploySpec, paths: &CertPaths) -> String {
     s += &key::SSL_MIN_VERSION.line("TLSv1.2");
     if !spec.target_allow.is_empty() {
         s += &key::WSPROXY_TARGET_ALLOW.line(spec.target_allow.join(","));
+    }
+    if spec.target_ca_pem.is_some() {
+        s += &key::WSPROXY_TARGET_CA.line(paths.target_ca);
     }
     if let Some(store) = &spec.replay_store {
         s += &key::WSPROXY_REPLAY_STORE.line(&store.url);
@@ -125,6 +130,10 @@ pub fn helm_values(spec: &DeploySpec, bundle: &crate::pki::bundle::Bundle) -> St
     let obj = v.as_object_mut().expect("object");
     obj.remove("certs");
     obj.remove("podman");
+    obj.remove("targetCa");
+    if let Some(pem) = &spec.target_ca_pem {
+        obj.insert("targetCaPem".into(), json!(pem));
+    }
     obj.insert(
         "certificates".into(),
         json!({
@@ -146,6 +155,21 @@ pub fn sha256_hex(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn target_ca_is_named_where_each_target_puts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["hypervisors".into()]).unwrap();
+        std::fs::write(dir.path().join("hv-ca.pem"), ca.cert.pem()).unwrap();
+        let file = dir.path().join("spec.yaml");
+        std::fs::write(&file, "proxyFqdn: p.example.com\ntargetCa: hv-ca.pem\n").unwrap();
+        let spec = DeploySpec::load(Some(&file), &crate::spec::Overrides::default()).unwrap();
+        assert!(k8s::conf(&spec).contains("WSPROXY_TARGET_CA=/etc/wsproxy/conf.d/target-ca.pem"));
+        let cm = k8s::config_map(&spec).data.unwrap();
+        assert_eq!(cm.get(k8s::TARGET_CA_FILE), spec.target_ca_pem.as_ref());
+        assert!(podman::conf(&spec).contains("WSPROXY_TARGET_CA=/run/secrets/wsproxy-target-ca"));
+        assert!(podman::secret_names().contains(&podman::TARGET_CA_SECRET.to_string()), "undeploy removes it too");
+    }
 
     #[test]
     fn egress_cidrs_and_store_ports() {
@@ -188,7 +212,7 @@ mod tests {
         std::fs::write(&file, crate::spec::EXAMPLE).unwrap();
         let spec = DeploySpec::load(Some(&file), &crate::spec::Overrides::default()).unwrap();
         assert!(!spec.target_allow.is_empty());
-        let text = relay_conf(&spec, &CertPaths { cert: "/c/tls.crt", key: "/c/tls.key", engine: "/c/engine.cer" });
+        let text = relay_conf(&spec, &CertPaths { cert: "/c/tls.crt", key: "/c/tls.key", engine: "/c/engine.cer", target_ca: "/c/ca" });
         let mut settings = wsproxy::config::Settings::default();
         settings.parse_text(&text, std::path::Path::new("wsproxy.conf")).unwrap();
         assert!(settings.ignored.is_empty(), "keys the relay does not read: {:?}", settings.ignored);

@@ -12,6 +12,8 @@ use crate::spec::DeploySpec;
 pub const CONTAINER_NAME: &str = "wsproxy";
 pub const SECRET_PREFIX: &str = "wsproxy";
 pub const CONF_SECRET: &str = "wsproxy-conf";
+/// The spec's `targetCa`, when it names one.
+pub const TARGET_CA_SECRET: &str = "wsproxy-target-ca";
 pub const SECRETS_DIR: &str = "/run/secrets";
 /// Label on everything deploy creates, so undeploy removes exactly that.
 pub const OWNER_LABEL: &str = "io.ovirt.wsproxyctl.managed";
@@ -47,13 +49,17 @@ pub fn conf(spec: &DeploySpec) -> String {
 /// The relay configuration when the secret files are in `dir`.
 pub fn conf_in(spec: &DeploySpec, dir: &str) -> String {
     let path = |n: &str| format!("{dir}/{SECRET_PREFIX}-{n}");
-    relay_conf(spec, &CertPaths { cert: &path("tls-crt"), key: &path("tls-key"), engine: &path("engine-cer") })
+    relay_conf(
+        spec,
+        &CertPaths { cert: &path("tls-crt"), key: &path("tls-key"), engine: &path("engine-cer"), target_ca: &path("target-ca") },
+    )
 }
 
 /// The names of the podman secrets a plan uses (for undeploy, which has no plan).
 pub fn secret_names() -> Vec<String> {
     let mut names: Vec<String> =
         crate::pki::bundle::SECRET_KEYS.iter().map(|k| crate::pki::bundle::podman_secret_name(SECRET_PREFIX, k)).collect();
+    names.push(TARGET_CA_SECRET.into());
     names.push(CONF_SECRET.into());
     names
 }
@@ -66,8 +72,14 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle) -> ContainerPlan {
     let conf = conf(spec);
     let mut secrets: Vec<SecretMount> =
         bundle.podman_secrets(SECRET_PREFIX).into_iter().map(|(name, data)| SecretMount { name, data }).collect();
+    if let Some(pem) = &spec.target_ca_pem {
+        secrets.push(SecretMount { name: TARGET_CA_SECRET.into(), data: pem.clone().into_bytes() });
+    }
     secrets.push(SecretMount { name: CONF_SECRET.into(), data: conf.clone().into_bytes() });
-    let checksum = super::sha256_hex(format!("{}{}{}", bundle.checksum(), super::sha256_hex(conf.as_bytes()), spec.image).as_bytes());
+    // The target CA's content counts too (its path alone is in the configuration).
+    let target_ca = spec.target_ca_pem.as_deref().map(|pem| super::sha256_hex(pem.as_bytes())).unwrap_or_default();
+    let checksum =
+        super::sha256_hex(format!("{}{}{}{target_ca}", bundle.checksum(), super::sha256_hex(conf.as_bytes()), spec.image).as_bytes());
     let mut l = labels(spec);
     l.insert(OWNER_LABEL.into(), "true".into());
     l.insert(CHECKSUM_LABEL.into(), checksum.clone());

@@ -20,6 +20,7 @@ CERT_FOR_DATA_VERIFICATION=/etc/wsproxy/certs/engine.cer
 SSL_ONLY=True
 SSL_MIN_VERSION=TLSv1.2
 {{ if .Values.targetAllow }}WSPROXY_TARGET_ALLOW={{ join "," .Values.targetAllow }}
+{{ end }}{{ if .Values.targetCaPem }}WSPROXY_TARGET_CA=/etc/wsproxy/conf.d/target-ca.pem
 {{ end }}{{ with .Values.replayStore }}{{ if .url }}WSPROXY_REPLAY_STORE={{ .url }}
 {{ if .passwordSecret }}WSPROXY_REPLAY_STORE_PASSWORD_FILE=/etc/wsproxy/replay-store/password
 {{ end }}{{ if .caSecret }}WSPROXY_REPLAY_STORE_CA=/etc/wsproxy/replay-store-ca/ca.crt
