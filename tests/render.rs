@@ -177,9 +177,13 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
     let suffix = std::process::id();
     // A local image name so the run below can use the image test's archive.
     let image = format!("localhost/wsproxy-render-test:{suffix}");
-    render("podman", out.path(), &["--proxy-fqdn", "localhost", "--certs", s(&certs), "--image", &image]);
+    // With a target CA (here the test CA): one more podman secret, named by WSPROXY_TARGET_CA.
+    let spec_file = out.path().join("deploy.yaml");
+    std::fs::write(&spec_file, format!("proxyFqdn: localhost\ntargetCa: {}\n", certs.join("ca.pem").display())).unwrap();
+    render("podman", out.path(), &["-f", s(&spec_file), "--certs", s(&certs), "--image", &image]);
     let unit = std::fs::read_to_string(out.path().join("wsproxy.container")).unwrap();
     assert!(!unit.contains("AutoUpdate"), "no auto-update for a local image");
+    assert!(unit.contains("Secret=wsproxy-target-ca,"), "{unit}");
 
     let units = tempfile::tempdir().unwrap();
     std::fs::copy(out.path().join("wsproxy.container"), units.path().join("wsproxy.container")).unwrap();
@@ -209,11 +213,8 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
     assert!(build.status().unwrap().success());
     run(podman().args(["load", "-q", "-i", s(&archive)]));
     let bundle = wsproxyctl::pki::bundle::Bundle::load(&certs).unwrap();
-    let spec = wsproxyctl::spec::DeploySpec::load(
-        None,
-        &wsproxyctl::spec::Overrides { proxy_fqdn: Some("localhost".into()), ..Default::default() },
-    )
-    .unwrap();
+    let spec = wsproxyctl::spec::DeploySpec::load(Some(&spec_file), &wsproxyctl::spec::Overrides::default()).unwrap();
+    assert!(String::from_utf8_lossy(&plan_conf(&spec)).contains("WSPROXY_TARGET_CA=/run/secrets/wsproxy-target-ca"));
     let plan = wsproxyctl::render::podman::plan(&spec, &bundle);
     for secret in &plan.secrets {
         let _ = podman().args(["secret", "rm", &secret.name]).output();
@@ -264,4 +265,9 @@ fn kube_play_pod_manifest_is_a_valid_pod_and_secret() {
     }
     kubernetes_validate(&files);
     assert!(text.contains("readOnlyRootFilesystem: true") && text.contains("hostPort: 6100"));
+}
+
+/// The relay configuration the podman plan puts in its secret.
+fn plan_conf(spec: &wsproxyctl::spec::DeploySpec) -> Vec<u8> {
+    wsproxyctl::render::podman::conf(spec).into_bytes()
 }
