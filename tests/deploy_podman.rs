@@ -239,24 +239,7 @@ fn a_new_certificate_is_served_after_a_redeploy(f: &SshDeploy) {
     };
     let before = serial();
     let (pki, certs) = (&f.pki, &f.certs);
-    let o = common::ctl(&[
-        "certs",
-        "issue",
-        "--force",
-        "--ca-cert",
-        s(&pki.ca_cert),
-        "--ca-key",
-        s(&pki.ca_key),
-        "--fqdn",
-        "localhost",
-        "--san",
-        "127.0.0.1",
-        "--engine-cert",
-        s(&pki.engine_cert),
-        "--out",
-        s(certs),
-    ]);
-    assert!(o.status.success());
+    common::issue_localhost(pki, certs);
     let v = f.run_json(&["--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &f.vnc_addr()]);
     assert_eq!(v["change"], "Replaced", "{v}");
     assert_eq!(v["verify"]["ok"], true);

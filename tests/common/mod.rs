@@ -86,11 +86,13 @@ pub fn engine_side() -> EngineSide {
     EngineSide { dir, pki, certs }
 }
 
-/// `certs issue` for localhost/127.0.0.1 from a testkit PKI into `out`.
+/// `certs issue` for localhost/127.0.0.1 from a testkit PKI into `out` (replacing what is there:
+/// a rotation).
 pub fn issue_localhost(pki: &testkit::Pki, out: &Path) {
     let o = ctl(&[
         "certs",
         "issue",
+        "--force",
         "--ca-cert",
         s(&pki.ca_cert),
         "--ca-key",
