@@ -761,16 +761,7 @@ async fn forged_rate(port: u16, tls: Arc<rustls::ClientConfig>, pid: u32, target
     const CONC: usize = 16;
     let ticket = Arc::new(pki::forged(target));
     let baseline = rss_bytes(pid);
-    let peak = Arc::new(AtomicU64::new(baseline));
-    let sampler = {
-        let peak = peak.clone();
-        tokio::spawn(async move {
-            loop {
-                peak.fetch_max(rss_bytes(pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let (peak, sampler) = peak_rss(pid, Duration::from_millis(20));
     let start = Instant::now();
     let workers: Vec<_> = (0..CONC)
         .map(|w| {
@@ -798,6 +789,19 @@ async fn forged_rate(port: u16, tls: Arc<rustls::ClientConfig>, pid: u32, target
     (rate, grown / CONC as f64)
 }
 
+/// The highest RSS of `pid` seen every `period` until the returned task is aborted.
+fn peak_rss(pid: u32, period: Duration) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+    let peak = Arc::new(AtomicU64::new(rss_bytes(pid)));
+    let seen = peak.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            seen.fetch_max(rss_bytes(pid), Ordering::Relaxed);
+            tokio::time::sleep(period).await;
+        }
+    });
+    (peak, task)
+}
+
 /// Round trips, all systems interleaved; then latency under load, one system at a time, with
 /// the relay's peak RSS sampled while it carries the load.
 async fn latencies(rows: &mut [Row], systems: &[(usize, System)], relay_pids: &HashMap<usize, u32>, sinks: &Ports, sizes: Sizes) {
@@ -811,18 +815,9 @@ async fn latencies(rows: &mut [Row], systems: &[(usize, System)], relay_pids: &H
     eprintln!("measuring latency under load ({} streaming down, {} up), one system at a time ...", sizes.load_down, sizes.load_up);
     for (index, sys) in systems {
         let started = Instant::now();
-        let peak = Arc::new(AtomicU64::new(0));
-        let sampler = relay_pids.get(index).map(|&pid| {
-            let peak = peak.clone();
-            tokio::spawn(async move {
-                loop {
-                    peak.fetch_max(rss_bytes(pid), Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            })
-        });
+        let sampler = relay_pids.get(index).map(|&pid| peak_rss(pid, Duration::from_millis(100)));
         let got = load::under_load(sys, sinks, sizes.load_down, sizes.load_up, sizes.load_round_trips).await;
-        if let Some(s) = sampler {
+        if let Some((peak, s)) = sampler {
             s.abort();
             rows[*index].rss_under_load = Some(peak.load(Ordering::Relaxed));
         }

@@ -275,10 +275,7 @@ async fn connections_stuck_in_handshake_are_capped() {
     let mut b = [0u8; 1];
     let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut b)).await.expect("closed at once").unwrap_or(0);
     assert_eq!(n, 0, "the third connection in handshake must be closed");
-    let mut m = TcpStream::connect(("127.0.0.1", metrics)).await.unwrap();
-    m.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
-    let mut text = String::new();
-    m.read_to_string(&mut text).await.unwrap();
+    let text = testkit::metrics_text(metrics).await;
     let limited = format!("wsproxy_connections_refused_total{{cause=\"handshake_limit\"}} {}", closed_early + 1);
     assert!(text.contains(&limited), "{text}");
     drop(idle);

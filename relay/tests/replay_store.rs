@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 use testkit::{connect_ws, free_port, read_exact, sign_ticket, Pki, RedisServer, RedisTls, RelayProcess, TicketSpec, WsOutcome};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 const PASSWORD: &str = "replay-store-test-password";
@@ -17,13 +16,7 @@ fn relay(dir: &Path, pki: &Pki, store: &str, metrics: u16) -> RelayProcess {
     RelayProcess::start(env!("CARGO_BIN_EXE_wsproxy"), dir, pki, &format!("{store}WSPROXY_METRICS_LISTEN=127.0.0.1:{metrics}\n"))
 }
 
-async fn metrics(port: u16) -> String {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).await.unwrap();
-    text
-}
+use testkit::metrics_text as metrics;
 
 /// Open a session with a fresh ticket for `target` on `relay`.
 async fn open(relay: &RelayProcess, pki: &Pki, target: u16) -> WsOutcome {

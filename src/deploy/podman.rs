@@ -135,6 +135,11 @@ async fn current(docker: &Docker, name: &str) -> Result<Option<(String, bool)>> 
     }))
 }
 
+/// A local-only image the host lacks: what deploy (and its dry run) says.
+pub fn image_missing(image: &str) -> Failure {
+    Failure::usage(format!("{image} is not on the podman host: pass --image-archive from `wsproxyctl image build`, or a registry --image"))
+}
+
 /// Make sure the image is on the host: load it from an archive, pull a registry reference, or
 /// find it already there.
 pub async fn ensure_image(docker: &Docker, image: &str, archive: Option<&Path>, registry: bool) -> Result<String> {
@@ -157,9 +162,7 @@ pub async fn ensure_image(docker: &Docker, image: &str, archive: Option<&Path>, 
         return Ok(format!("{image} is present"));
     }
     if !registry {
-        return Err(Failure::usage(format!(
-            "{image} is not on the podman host: pass --image-archive from `wsproxyctl image build`, or a registry --image"
-        )));
+        return Err(image_missing(image));
     }
     let mut stream =
         docker.create_image(Some(CreateImageOptions { from_image: Some(image.to_string()), ..Default::default() }), None, None);

@@ -108,10 +108,7 @@ async fn image_action(docker: &bollard::Docker, spec: &DeploySpec, opts: &Deploy
     if spec.image_is_registry() {
         return Ok(Planned { action: Action::Pull, object, why: "not on the host; a registry reference".into() });
     }
-    Err(Failure::usage(format!(
-        "{} is not on the podman host: pass --image-archive from `wsproxyctl image build`, or a registry --image",
-        spec.image
-    )))
+    Err(podman::image_missing(&spec.image))
 }
 
 /// Container mode: the relay container and its certificates volume; a unit an earlier deploy
