@@ -260,10 +260,17 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: 
     }
 }
 
-/// The ticket part of a request path: everything after the first `/`, without a query.
-fn ticket_of(path: &str) -> &str {
-    let path = path.strip_prefix('/').unwrap_or(path);
-    path.split_once('?').map(|(t, _)| t).unwrap_or(path)
+/// The ticket part of a request path, kept in the path's own buffer (it is decoded there):
+/// everything after the first `/`, without a query.
+fn ticket_of(path: String) -> Vec<u8> {
+    let mut ticket = path.into_bytes();
+    if let Some(query) = ticket.iter().position(|&b| b == b'?') {
+        ticket.truncate(query);
+    }
+    if ticket.first() == Some(&b'/') {
+        ticket.remove(0);
+    }
+    ticket
 }
 
 async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
@@ -330,8 +337,14 @@ struct Admitted {
     slot: Slot,
 }
 
-async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: SocketAddr, state: Arc<State>, req: Request, leftover: Vec<u8>) {
-    let Some(admitted) = admit(&mut stream, peer, &state, &req).await else { return };
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    state: Arc<State>,
+    mut req: Request,
+    leftover: Vec<u8>,
+) {
+    let Some(admitted) = admit(&mut stream, peer, &state, &mut req).await else { return };
     let (encoding, protocol) = if req.ws_protocols.iter().any(|p| p == "binary") {
         (Encoding::Binary, Some("binary"))
     } else if req.ws_protocols.iter().any(|p| p == "base64") {
@@ -349,10 +362,11 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, peer: SocketA
 
 /// Every check before the 101, in order of cost: the ticket's signature and validity, the
 /// target allow list, the websocket headers, draining, capacity, single use. Each refusal
-/// answers with its status and reason and counts under its metric label.
-async fn admit<S: AsyncWrite + Unpin>(stream: &mut S, peer: SocketAddr, state: &State, req: &Request) -> Option<Admitted> {
+/// answers with its status and reason and counts under its metric label. The path is taken
+/// from `req`: the ticket is decoded in its buffer.
+async fn admit<S: AsyncWrite + Unpin>(stream: &mut S, peer: SocketAddr, state: &State, req: &mut Request) -> Option<Admitted> {
     let now = now_unix();
-    let ticket = match state.verifier.get().verify(ticket_of(&req.path), now) {
+    let ticket = match state.verifier.get().verify_in_place(ticket_of(std::mem::take(&mut req.path)), now) {
         Ok(t) => t,
         Err(e) => return refuse_ticket(stream, state, peer, e.reason(), &e.to_string()).await,
     };
@@ -482,8 +496,8 @@ mod tests {
 
     #[test]
     fn ticket_path() {
-        assert_eq!(ticket_of("/abc/def+=="), "abc/def+==");
-        assert_eq!(ticket_of("/abc?x=1"), "abc");
-        assert_eq!(ticket_of("/"), "");
+        assert_eq!(ticket_of("/abc/def+==".into()), b"abc/def+==");
+        assert_eq!(ticket_of("/abc?x=1".into()), b"abc");
+        assert_eq!(ticket_of("/".into()), b"");
     }
 }

@@ -7,12 +7,17 @@
 
 use std::fmt;
 
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use std::borrow::Cow;
+
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use time::macros::format_description;
@@ -161,14 +166,15 @@ impl TicketVerifier {
 
     /// Decode and verify a ticket taken from the URL path (without the leading `/`).
     pub fn verify(&self, raw: &str, now_unix: i64) -> Result<Ticket, TicketError> {
-        let fields = decode_fields(raw)?;
-        let string = |name: &str| -> Result<&str, TicketError> {
-            match fields.get(name) {
-                Some(Value::String(s)) => Ok(s.as_str()),
-                Some(_) => Err(TicketError::Malformed(format!("field {name} is not a string"))),
-                None => Err(TicketError::Malformed(format!("field {name} is missing"))),
-            }
-        };
+        self.verify_in_place(raw.as_bytes().to_vec(), now_unix)
+    }
+
+    /// [`verify`](Self::verify), decoding in the ticket's own buffer: what the relay does with
+    /// a request path, so that a ticket costs no memory beyond the bytes it arrived in.
+    pub fn verify_in_place(&self, mut ticket: Vec<u8>, now_unix: i64) -> Result<Ticket, TicketError> {
+        decode_in_place(&mut ticket)?;
+        let fields = Fields::parse(&ticket)?;
+        let string = |name: &str| fields.get(name).ok_or_else(|| TicketError::Malformed(format!("field {name} is missing")));
 
         let signed_fields = signed_field_names(string("signedFields")?)?;
         // Hashed field by field: nothing grows with the input before the signature is checked.
@@ -179,17 +185,17 @@ impl TicketVerifier {
             Ok(hasher.finalize())
         };
 
-        let signature = if fields.contains_key("v2_signature") {
+        let signature = if fields.v2_signature.is_some() {
             let sig = decode_b64(string("v2_signature")?, "v2_signature")?;
             self.verify_pss(&digest_of(Box::new(Sha256::new()))?, &sig)?;
             sig
-        } else if fields.contains_key("signature") {
+        } else if fields.signature.is_some() {
             if !self.allow_legacy_sha1 {
                 return Err(TicketError::LegacyDisabled);
             }
-            match fields.get("digest") {
+            match fields.digest.as_ref().map(|t| t.0.as_ref()) {
                 None => {}
-                Some(Value::String(d)) if d.eq_ignore_ascii_case("sha1") => {}
+                Some(d) if d.eq_ignore_ascii_case("sha1") => {}
                 Some(_) => return Err(TicketError::Malformed("legacy digest must be sha1".into())),
             }
             let sig = decode_b64(string("signature")?, "signature")?;
@@ -263,47 +269,152 @@ fn signed_field_names(list: &str) -> Result<Vec<&str>, TicketError> {
     Ok(names)
 }
 
-/// Normalize the URL path form of a ticket to standard padded base64: undo percent-encoding,
-/// accept the URL-safe alphabet, drop whitespace, restore padding.
-pub fn normalize(raw: &str) -> Result<String, TicketError> {
-    if raw.len() > MAX_TICKET_LEN {
+/// Base64 without padding (the decoder meets the characters before any `=`), standard alphabet.
+const UNPADDED: GeneralPurpose =
+    GeneralPurpose::new(&alphabet::STANDARD, GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::RequireNone));
+
+/// [`decode_in_place`] on a copy of `raw`.
+pub fn decode_path(raw: &[u8]) -> Result<Vec<u8>, TicketError> {
+    let mut json = raw.to_vec();
+    decode_in_place(&mut json)?;
+    Ok(json)
+}
+
+/// The URL path form of a ticket, turned in its own buffer into the JSON the engine encoded:
+/// percent-encoding undone, whitespace dropped, the URL-safe alphabet accepted, padding
+/// optional. In place, because a forged ticket must cost no more than the bytes it arrived
+/// in: the input is read in batches through stack buffers, and the decoded bytes (never more
+/// than the input read so far) are written behind them.
+pub fn decode_in_place(buf: &mut Vec<u8>) -> Result<(), TicketError> {
+    const BATCH: usize = 1024;
+    if buf.len() > MAX_TICKET_LEN {
         return Err(TicketError::Malformed(format!("longer than {MAX_TICKET_LEN} characters")));
     }
-    let decoded = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .map_err(|_| TicketError::Malformed("percent-encoding is not UTF-8".into()))?;
-    let mut out: String = decoded
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            c => c,
-        })
-        .collect();
-    let trimmed_len = out.trim_end_matches('=').len();
-    out.truncate(trimmed_len);
-    while !out.len().is_multiple_of(4) {
-        out.push('=');
+    let not_base64 = || TicketError::Malformed("not base64".into());
+    let mut input = [0u8; BATCH];
+    // Base64 characters not yet decoded: fewer than four carried over, plus one batch.
+    let mut chars = [0u8; BATCH + 3];
+    let mut held = 0;
+    let mut decoded = [0u8; BATCH / 4 * 3];
+    let (mut read, mut written) = (0, 0);
+    let mut padding = false;
+    while read < buf.len() {
+        let mut end = (read + BATCH).min(buf.len());
+        // An escape (`%XX`) is never split between batches.
+        if end < buf.len() {
+            if let Some(at) = buf[end - 2..end].iter().position(|&b| b == b'%') {
+                end = end - 2 + at;
+            }
+        }
+        let n = end - read;
+        input[..n].copy_from_slice(&buf[read..end]);
+        read = end;
+        for byte in percent_encoding::percent_decode(&input[..n]) {
+            match byte {
+                b if b.is_ascii_whitespace() => {}
+                b'=' => padding = true,
+                _ if padding => return Err(not_base64()),
+                b => {
+                    chars[held] = match b {
+                        b'-' => b'+',
+                        b'_' => b'/',
+                        b => b,
+                    };
+                    held += 1;
+                }
+            }
+        }
+        let whole = held / 4 * 4;
+        let out = UNPADDED.decode_slice(&chars[..whole], &mut decoded).map_err(|_| not_base64())?;
+        // `written + out` <= 3/4 of the characters read so far <= `read`: unread input is safe.
+        buf[written..written + out].copy_from_slice(&decoded[..out]);
+        written += out;
+        chars.copy_within(whole..held, 0);
+        held -= whole;
     }
-    Ok(out)
+    let out = UNPADDED.decode_slice(&chars[..held], &mut decoded).map_err(|_| not_base64())?;
+    buf[written..written + out].copy_from_slice(&decoded[..out]);
+    buf.truncate(written + out);
+    Ok(())
 }
 
-fn decode_fields(raw: &str) -> Result<Map<String, Value>, TicketError> {
-    let normalized = normalize(raw)?;
-    let bytes = STANDARD
-        .decode(normalized.as_bytes())
-        .or_else(|_| STANDARD_NO_PAD.decode(normalized.trim_end_matches('=').as_bytes()))
-        .map_err(|_| TicketError::Malformed("not base64".into()))?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| TicketError::Malformed("not UTF-8".into()))?;
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(TicketError::Malformed("not a JSON object".into())),
-        Err(_) => Err(TicketError::Malformed("not JSON".into())),
+/// The fields of a ticket's JSON that the relay reads, borrowed from the decoded bytes (no
+/// copy unless a string holds escapes). Other fields, such as the embedded `certificate`, are
+/// skipped without being kept; a field given twice is refused.
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(borrow)]
+    salt: Option<Text<'a>>,
+    #[serde(borrow, rename = "validFrom")]
+    valid_from: Option<Text<'a>>,
+    #[serde(borrow, rename = "validTo")]
+    valid_to: Option<Text<'a>>,
+    #[serde(borrow)]
+    data: Option<Text<'a>>,
+    #[serde(borrow, rename = "signedFields")]
+    signed_fields: Option<Text<'a>>,
+    #[serde(borrow)]
+    v2_signature: Option<Text<'a>>,
+    #[serde(borrow)]
+    signature: Option<Text<'a>>,
+    #[serde(borrow)]
+    digest: Option<Text<'a>>,
+}
+
+/// A JSON string borrowed from the input, or owned when it held escapes. (serde's own
+/// `Deserialize` for `Cow` always copies, and inside an `Option` `#[serde(borrow)]` cannot
+/// change that: a 21 KiB field was a 21 KiB copy.)
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Visit(std::marker::PhantomData))
     }
 }
 
+impl<'a> Fields<'a> {
+    fn parse(json: &'a [u8]) -> Result<Self, TicketError> {
+        // A JSON array would also fill a struct, by position: only an object is a ticket.
+        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(TicketError::Malformed("not a JSON object".into()));
+        }
+        serde_json::from_slice(json).map_err(|e| TicketError::Malformed(format!("not a ticket's JSON: {e}")))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        let field = match name {
+            "salt" => &self.salt,
+            "validFrom" => &self.valid_from,
+            "validTo" => &self.valid_to,
+            "data" => &self.data,
+            "signedFields" => &self.signed_fields,
+            "v2_signature" => &self.v2_signature,
+            "signature" => &self.signature,
+            _ => return None,
+        };
+        field.as_ref().map(|t| t.0.as_ref())
+    }
+}
+
+/// A signature field, decoded. Engine keys are at most 4096 bits (684 base64 characters);
+/// anything far longer is refused before it is copied.
 fn decode_b64(text: &str, field: &str) -> Result<Vec<u8>, TicketError> {
+    if text.len() > 4096 {
+        return Err(TicketError::Malformed(format!("{field} is longer than any RSA signature")));
+    }
     let cleaned: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     STANDARD.decode(cleaned.as_bytes()).map_err(|_| TicketError::Malformed(format!("{field} is not base64")))
 }
@@ -383,6 +494,7 @@ mod tests {
     use rsa::pss::BlindedSigningKey;
     use rsa::signature::{RandomizedSigner, SignatureEncoding};
     use rsa::RsaPrivateKey;
+    use serde_json::Map;
     use std::sync::OnceLock;
 
     fn key() -> &'static RsaPrivateKey {
@@ -504,9 +616,56 @@ mod tests {
         fields.insert("v2_signature".into(), Value::String(wrapped));
         let reordered: Map<String, Value> = fields.into_iter().rev().collect();
         let pretty = serde_json::to_string_pretty(&Value::Object(reordered)).unwrap();
+        // A JSON escape in a signed field (the string is owned, not borrowed, then).
+        let pretty = pretty.replacen("\"%7B", "\"\\u00257B", 1);
+        assert!(pretty.contains("\\u0025"));
         let respelt = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pretty);
         assert_ne!(respelt, plain);
         assert_eq!(verifier().verify(&respelt, NOW).unwrap().id, id);
+    }
+
+    #[test]
+    fn path_decoding_matches_base64_in_every_spelling() {
+        // Longer than the decoder's batch, so batches join; each spelling decodes the same.
+        let json: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let padded = STANDARD.encode(&json[..4999]);
+        assert!(padded.ends_with('='));
+        let wrapped: String = padded.as_bytes().chunks(76).map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap())).collect();
+        let url_safe = padded.replace('+', "-").replace('/', "_").trim_end_matches('=').to_string();
+        let percent = padded.replace('+', "%2B").replace('/', "%2f").replace('=', "%3D");
+        for spelling in [&padded, &wrapped, &url_safe, &percent] {
+            assert_eq!(decode_path(spelling.as_bytes()).unwrap(), &json[..4999]);
+        }
+        // Every character escaped, shifted by 0-2 spaces: escapes meet the batch ends at every phase.
+        let escaped: String = padded.bytes().map(|b| format!("%{b:02X}")).collect();
+        for shift in 0..3 {
+            let spelling = format!("{}{escaped}", " ".repeat(shift));
+            assert_eq!(decode_path(spelling.as_bytes()).unwrap(), &json[..4999], "shift {shift}");
+        }
+        for bad in ["QQ=A", "QQ==A", "Q", "QR==", "QQ%3D%3DQQ"] {
+            assert_eq!(decode_path(bad.as_bytes()).unwrap_err(), TicketError::Malformed("not base64".into()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_field_given_twice_or_fields_by_position_are_not_a_ticket() {
+        let plain = ticket_with(key(), 222, |_| {});
+        let json = String::from_utf8(STANDARD.decode(&plain).unwrap()).unwrap();
+        let twice = json.replacen('{', r#"{"salt":"AAAA","#, 1);
+        let err = verifier().verify(&STANDARD.encode(twice), NOW).unwrap_err();
+        assert!(matches!(err, TicketError::Malformed(ref why) if why.contains("duplicate field")), "{err}");
+        let fields: Map<String, Value> = serde_json::from_str(&json).unwrap();
+        let by_position = serde_json::to_string(&fields.values().collect::<Vec<_>>()).unwrap();
+        assert_eq!(verifier().verify(&STANDARD.encode(by_position), NOW).unwrap_err(), TicketError::Malformed("not a JSON object".into()));
+    }
+
+    #[test]
+    fn a_signature_longer_than_any_key_is_refused_before_decoding() {
+        let t = ticket_with(key(), 222, |m| {
+            m.insert("v2_signature".into(), Value::String("A".repeat(8192)));
+        });
+        let err = verifier().verify(&t, NOW).unwrap_err();
+        assert!(matches!(err, TicketError::Malformed(ref why) if why.contains("longer than any RSA signature")), "{err}");
     }
 
     #[test]
