@@ -17,6 +17,7 @@ pub mod http;
 pub mod metrics;
 pub mod reload;
 pub mod replay;
+pub mod runtime;
 pub mod server;
 mod session;
 mod sessions;

@@ -106,7 +106,7 @@ fn main() -> ExitCode {
         tracing::debug!("WSPROXY_TARGET_CA unset: VeNCrypt/KubeVirt target certificates are not verified (as oVirt's proxy)");
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match wsproxy::runtime::build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wsproxy: cannot start the async runtime: {e}");
