@@ -607,6 +607,11 @@ fn main() {
         let ok = rt.block_on(soak_main(&relay_bin, seconds, sessions));
         std::process::exit(if ok { 0 } else { 1 });
     }
+    if args.iter().any(|a| a == "--load-only") {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(load_only_main(&relay_bin, sizes));
+        return;
+    }
     if args.iter().any(|a| a == "--budget") {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(budget_main(&relay_bin, sizes));
@@ -757,6 +762,40 @@ async fn replay_store_row(relay_bin: &Path, dir: &Path, sinks: &Ports, tickets: 
     row.setups = Some(setup_rate(&sys, sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
     drop(child);
     Some(row)
+}
+
+/// `--load-only`: only latency under load, through socat and wsproxy ws and wss, for profiling
+/// the relay's scheduling (one line per system).
+async fn load_only_main(relay_bin: &Path, sizes: Sizes) {
+    let dir = tempfile_dir();
+    let (sinks, tickets) = sinks_and_tickets(&dir, sizes).await;
+    let mut keep = Vec::new();
+    let mut systems = Vec::new();
+    if let Some((children, ports)) = socat(&sinks).await {
+        keep.extend(children);
+        systems.push(System::Socat { ports });
+    }
+    for tls in [false, true] {
+        let (child, port, _) = relay(relay_bin, &dir, tls, "ecdsa", &[]).await;
+        keep.push(child);
+        systems.push(System::Relay { port, tls: tls.then(|| pki::client_config(&dir)), tickets: tickets.clone() });
+    }
+    for sys in &systems {
+        let got = load::under_load(sys, &sinks, sizes.load_down, sizes.load_up, sizes.load_round_trips).await;
+        let got = got.unwrap_or_else(|e| fail("latency under load", e));
+        println!(
+            "{:<16} p50 {:>7.0} us  p99 {:>7.0} us  p99.9 {:>7.0} us  fairness {:.3}  slowest {:.0}%  down {:.0} MB/s",
+            sys.name(),
+            got.p50_us,
+            got.p99_us,
+            got.p999_us,
+            got.fairness,
+            got.slowest_share * 100.0,
+            got.down_mb_s
+        );
+    }
+    drop(keep);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--budget`: only the forged-ticket budget and the good wss setups it is held against, for
