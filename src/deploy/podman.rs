@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::error::{Failure, Result};
-use crate::render::podman::{ContainerPlan, CHECKSUM_LABEL, OWNER_LABEL, SECRETS_DIR};
+use crate::render::podman::{ContainerPlan, CHECKSUM_LABEL, OWNER_LABEL, SECRETS_DIR, STOP_TIMEOUT_SECS};
 
 /// The certificates volume of a relay container (`wsproxy-certs` for the deployed relay).
 pub fn volume_of(container: &str) -> String {
@@ -267,7 +267,7 @@ pub async fn apply(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Re
         labels: Some(labels(plan)),
         exposed_ports: (!extras.host_network).then(|| vec![port.clone()]),
         stop_signal: Some("SIGTERM".into()),
-        stop_timeout: Some(45),
+        stop_timeout: Some(STOP_TIMEOUT_SECS.into()),
         host_config: Some(HostConfig {
             port_bindings: (!extras.host_network).then(|| {
                 HashMap::from([(

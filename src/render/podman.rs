@@ -15,6 +15,11 @@ pub const CONF_SECRET: &str = "wsproxy-conf";
 /// The spec's `targetCa`, when it names one.
 pub const TARGET_CA_SECRET: &str = "wsproxy-target-ca";
 pub const SECRETS_DIR: &str = "/run/secrets";
+/// Seconds podman waits after SIGTERM before it kills the relay: longer than the relay's own
+/// way out (WSPROXY_SHUTDOWN_GRACE, 30 s by default, then 5 s for the 1001 closes), so the
+/// drain is never cut. Podman's default is 10 s, and in a Quadlet unit systemd's
+/// `TimeoutStopSec` does not change it: the container itself must carry it.
+pub const STOP_TIMEOUT_SECS: u32 = 40;
 /// Label on everything deploy creates, so undeploy removes exactly that.
 pub const OWNER_LABEL: &str = "io.ovirt.wsproxyctl.managed";
 /// Label carrying the digest of certificates + configuration (a change restarts the container).
@@ -117,13 +122,16 @@ pub fn quadlet(plan: &ContainerPlan) -> String {
     s.push_str("# Podman mounts each secret as a file under /run/secrets: on a read-only root that needs a tmpfs.\n");
     s.push_str(&format!("Tmpfs={SECRETS_DIR}:size=1m,mode=0755\n"));
     s.push_str("DropCapability=all\nNoNewPrivileges=true\n");
+    // `StopTimeout=` exists only from podman 5.0; PodmanArgs works in every Quadlet (4.4+).
+    s.push_str(&format!("PodmanArgs=--stop-timeout={STOP_TIMEOUT_SECS}\n"));
     if plan.auto_update {
         s.push_str("AutoUpdate=registry\n");
     }
     for (k, v) in &plan.labels {
         s.push_str(&format!("Label={k}={v}\n"));
     }
-    s.push_str("\n[Service]\nRestart=on-failure\nRestartSec=2\nTimeoutStopSec=45\n\n");
+    // systemd waits a little longer than podman, so podman's own stop is the one that acts.
+    s.push_str(&format!("\n[Service]\nRestart=on-failure\nRestartSec=2\nTimeoutStopSec={}\n\n", STOP_TIMEOUT_SECS + 5));
     s.push_str("[Install]\nWantedBy=multi-user.target default.target\n");
     s
 }
