@@ -135,6 +135,11 @@ pub mod key {
     };
     pub const WSPROXY_SHUTDOWN_GRACE: Key =
         Key { name: "WSPROXY_SHUTDOWN_GRACE", help: "Seconds open sessions may continue after SIGTERM", default: Some("30") };
+    pub const WSPROXY_DRAIN_NOTICE: Key = Key {
+        name: "WSPROXY_DRAIN_NOTICE",
+        help: "Seconds after SIGTERM the relay still accepts while /readyz answers 503 (load balancers move away first)",
+        default: Some("0"),
+    };
     pub const WSPROXY_CERT_RELOAD_INTERVAL: Key = Key {
         name: "WSPROXY_CERT_RELOAD_INTERVAL",
         help: "Seconds between checks of certificate files for changes; 0 disables",
@@ -200,6 +205,7 @@ pub const KEYS: &[Key] = &[
     key::WSPROXY_PING_INTERVAL,
     key::WSPROXY_MAX_MESSAGE_SIZE,
     key::WSPROXY_SHUTDOWN_GRACE,
+    key::WSPROXY_DRAIN_NOTICE,
     key::WSPROXY_CERT_RELOAD_INTERVAL,
     key::WSPROXY_REPLAY_STORE,
     key::WSPROXY_REPLAY_STORE_PASSWORD_FILE,
@@ -262,6 +268,9 @@ pub struct Config {
     pub ping_interval: Option<Duration>,
     pub max_message_size: usize,
     pub shutdown_grace: Duration,
+    /// After SIGTERM, how long the relay goes on accepting (and serving) while `/readyz`
+    /// answers 503, before it stops accepting and drains.
+    pub drain_notice: Duration,
     pub cert_reload_interval: Option<Duration>,
     /// Where used tickets are recorded; `None`: in this process.
     pub replay_store: Option<ReplayStoreConfig>,
@@ -671,6 +680,7 @@ impl Config {
             ping_interval: v.optional_seconds(key::WSPROXY_PING_INTERVAL)?,
             max_message_size: v.max_message_size()?,
             shutdown_grace: v.seconds(key::WSPROXY_SHUTDOWN_GRACE)?,
+            drain_notice: v.seconds(key::WSPROXY_DRAIN_NOTICE)?,
             cert_reload_interval: v.optional_seconds(key::WSPROXY_CERT_RELOAD_INTERVAL)?,
             replay_store: v.replay_store()?,
             metrics_listen: v.metrics_listen()?,

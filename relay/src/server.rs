@@ -38,6 +38,10 @@ struct State {
     connector: Connector,
     sessions: Arc<Sessions>,
     metrics: Arc<Metrics>,
+    /// SIGTERM has arrived: `/readyz` answers 503 (the relay may still accept, for
+    /// WSPROXY_DRAIN_NOTICE).
+    stopping: AtomicBool,
+    /// No longer accepting: upgrades that got in before are answered 503.
     draining: AtomicBool,
     force_close: watch::Receiver<bool>,
     /// Connections in TLS or HTTP handshake now (bounded by WSPROXY_MAX_HANDSHAKES).
@@ -141,6 +145,7 @@ impl Relay {
             tls,
             connector,
             metrics,
+            stopping: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             force_close,
             handshaking: AtomicUsize::new(0),
@@ -159,23 +164,19 @@ impl Relay {
         self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    /// Serve until `stop` completes, then drain: no new connections, open sessions get the
-    /// shutdown grace to finish, then are closed with 1001.
+    /// Serve until `stop` completes, then give notice (WSPROXY_DRAIN_NOTICE: still accepting,
+    /// `/readyz` 503, so load balancers and Kubernetes move new consoles away first), then
+    /// drain: no new connections, open sessions get the shutdown grace to finish, then are
+    /// closed with 1001.
     pub async fn serve(self, stop: impl std::future::Future<Output = ()>) {
         let Relay { listener, metrics_listener, state, force_close_tx, watchers } = self;
         let metrics_task = metrics_listener.map(|l| tokio::spawn(serve_metrics(l, state.metrics.clone())));
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = &mut stop => break,
-                accepted = accept(&listener) => if let Some((tcp, peer)) = accepted {
-                    // Counted here, in accept order, not in the spawned task: under load the
-                    // tasks may run in any order and the cap must hold all the same.
-                    let handshake = Handshake::enter(&state);
-                    let state = state.clone();
-                    tokio::spawn(async move { handle(tcp, peer, state, handshake).await });
-                }
-            }
+        accept_until(&listener, &state, stop).await;
+        state.stopping.store(true, Ordering::SeqCst);
+        let notice = state.config.drain_notice;
+        if !notice.is_zero() {
+            tracing::info!(notice_secs = notice.as_secs(), "stopping: /readyz answers 503, still accepting during the notice");
+            accept_until(&listener, &state, tokio::time::sleep(notice)).await;
         }
         drop(listener);
         state.draining.store(true, Ordering::SeqCst);
@@ -260,6 +261,23 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: 
     }
 }
 
+/// Accept connections, each served by a task of its own, until `stop` completes.
+async fn accept_until(listener: &TcpListener, state: &Arc<State>, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            accepted = accept(listener) => if let Some((tcp, peer)) = accepted {
+                // Counted here, in accept order, not in the spawned task: under load the
+                // tasks may run in any order and the cap must hold all the same.
+                let handshake = Handshake::enter(state);
+                let state = state.clone();
+                tokio::spawn(async move { handle(tcp, peer, state, handshake).await });
+            }
+        }
+    }
+}
+
 /// The ticket part of a request path, kept in the path's own buffer (it is decoded there):
 /// everything after the first `/`, without a query.
 fn ticket_of(path: String) -> Vec<u8> {
@@ -306,6 +324,15 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
     let path_only = req.path.split('?').next().unwrap_or("");
     if path_only == "/healthz" {
         let _ = http::respond(&mut stream, 200, "ok\n").await;
+        return;
+    }
+    // Readiness: whether new consoles should come here. Liveness (/healthz) stays 200 while
+    // the relay drains, so nothing restarts it mid-drain.
+    if path_only == "/readyz" {
+        let _ = match state.stopping.load(Ordering::SeqCst) {
+            true => http::respond(&mut stream, 503, "stopping: send new consoles elsewhere\n").await,
+            false => http::respond(&mut stream, 200, "ready\n").await,
+        };
         return;
     }
     if let Some(dir) = &state.config.novnc_dir {

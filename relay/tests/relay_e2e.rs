@@ -193,6 +193,51 @@ async fn sigterm_drains_open_sessions_then_exits_zero() {
     assert!(status.success(), "{status}: {}", relay.log_text());
 }
 
+/// The HTTP status and body curl gets for `path` over TLS.
+fn curl_status(pki: &Pki, port: u16, path: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-m", "5", "-w", "\n%{http_code}", "--cacert"])
+        .arg(&pki.ca_cert)
+        .arg(format!("https://localhost:{port}{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.to_string(), body.to_string())
+}
+
+/// WSPROXY_DRAIN_NOTICE: after SIGTERM the relay says it is not ready (/readyz 503) while it
+/// still accepts and serves new consoles (a load balancer or Kubernetes is moving them away
+/// meanwhile), liveness stays 200; when the notice ends it stops accepting and drains.
+#[tokio::test(flavor = "multi_thread")]
+async fn drain_notice_keeps_accepting_while_readyz_answers_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vnc = Xvnc::start(PASSWORD, VncSecurity::VncAuth);
+    let port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, "WSPROXY_DRAIN_NOTICE=3\nWSPROXY_SHUTDOWN_GRACE=20\n");
+    let mut relay = start_relay(dir.path(), &confd, port);
+    assert_eq!(curl_status(&pki, port, "/readyz"), ("200".into(), "ready\n".into()));
+
+    relay.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (code, body) = curl_status(&pki, port, "/readyz");
+    assert_eq!(code, "503", "{body}");
+    assert_eq!(curl_status(&pki, port, "/healthz").0, "200", "liveness stays 200 while draining");
+    // A console that arrives during the notice is served, and outlives it.
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vnc.port));
+    let WsOutcome::Open(mut ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else {
+        panic!("a console arriving during the notice must be served; log:\n{}", relay.log_text())
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err(), "the listener closes when the notice ends");
+    rfb_handshake(&mut ws, PASSWORD).await.expect("the session admitted during the notice is drained, not cut");
+    ws.send(Message::Close(None)).await.ok();
+    drop(ws);
+    let status = relay.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| panic!("relay did not exit; log:\n{}", relay.log_text()));
+    assert!(status.success(), "{status}: {}", relay.log_text());
+}
+
 /// When WSPROXY_SHUTDOWN_GRACE runs out, sessions still open (the client does not close)
 /// are closed with 1001 "going away", and the relay exits.
 #[tokio::test(flavor = "multi_thread")]
