@@ -104,7 +104,10 @@ fn k8s_objects_are_valid_restricted_and_roll_on_certificate_change() {
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
-    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/healthz");
+    // Ready while /readyz says so (503 from SIGTERM on), alive while /healthz does.
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(pod["terminationGracePeriodSeconds"], 45, "over the 5 s notice, the 30 s drain and the 5 s of closes");
     assert!(c["resources"]["limits"]["memory"].is_string() && c["resources"]["requests"]["cpu"].is_string());
     assert_eq!(docs[4]["spec"]["type"], "LoadBalancer");
     assert_eq!(docs[6]["spec"]["ingress"][0]["ports"][0]["port"], 6100);

@@ -41,9 +41,15 @@ fn meta(spec: &DeploySpec, name: &str) -> ObjectMeta {
     ObjectMeta { name: Some(name.to_string()), namespace: Some(spec.namespace.clone()), labels: Some(labels(spec)), ..Default::default() }
 }
 
+/// Seconds a pod goes on accepting after SIGTERM while its `/readyz` answers 503: the
+/// endpoint leaves the Service (and every node's kube-proxy rules) before the listener
+/// closes, so no console is refused during a rolling update. With the relay's 30 s grace and
+/// 5 s of 1001 closes it fits the pod's 45 s termination grace.
+pub const DRAIN_NOTICE_SECS: u32 = 5;
+
 /// The relay configuration as the pods see it.
 pub fn conf(spec: &DeploySpec) -> String {
-    relay_conf(
+    let mut conf = relay_conf(
         spec,
         &CertPaths {
             cert: &format!("{CERT_DIR}/{SECRET_CERT}"),
@@ -51,7 +57,9 @@ pub fn conf(spec: &DeploySpec) -> String {
             engine: &format!("{CERT_DIR}/{SECRET_ENGINE}"),
             target_ca: &format!("{CONF_DIR}/{TARGET_CA_FILE}"),
         },
-    )
+    );
+    conf += &wsproxy::config::key::WSPROXY_DRAIN_NOTICE.line(DRAIN_NOTICE_SECS);
+    conf
 }
 
 /// Every object, in apply order, as JSON values.
@@ -156,12 +164,13 @@ pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployme
     }
 }
 
-/// The relay's container: hardened, probed on /healthz, certificates and configuration
-/// mounted read-only.
+/// The relay's container: hardened, ready while `/readyz` says so (503 from SIGTERM on), alive
+/// while `/healthz` does (200 all through the drain), certificates and configuration mounted
+/// read-only.
 fn relay_container(spec: &DeploySpec) -> Container {
-    let probe = |initial: i32, period: i32| Probe {
+    let probe = |path: &str, initial: i32, period: i32| Probe {
         http_get: Some(HTTPGetAction {
-            path: Some("/healthz".into()),
+            path: Some(path.into()),
             port: IntOrString::String("wss".into()),
             scheme: Some("HTTPS".into()),
             ..Default::default()
@@ -184,8 +193,8 @@ fn relay_container(spec: &DeploySpec) -> Container {
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
-        readiness_probe: Some(probe(1, 5)),
-        liveness_probe: Some(probe(5, 10)),
+        readiness_probe: Some(probe("/readyz", 1, 5)),
+        liveness_probe: Some(probe("/healthz", 5, 10)),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_string(), quantity(&r.requests.cpu)),

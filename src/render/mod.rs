@@ -221,5 +221,13 @@ mod tests {
         assert!(config.tls.is_some_and(|t| t.ssl_only));
         assert_eq!(config.log_format, wsproxy::config::LogFormat::Json);
         assert_eq!(config.engine_cert.as_deref(), Some(std::path::Path::new("/c/engine.cer")));
+        assert!(config.drain_notice.is_zero(), "podman has no Service to leave: no notice");
+
+        // The pods' configuration adds the drain notice, which the relay reads as such.
+        let mut settings = wsproxy::config::Settings::default();
+        settings.parse_text(&k8s::conf(&spec), std::path::Path::new("10-setup.conf")).unwrap();
+        assert!(settings.ignored.is_empty(), "keys the relay does not read: {:?}", settings.ignored);
+        let config = wsproxy::Config::from_settings(&settings).unwrap();
+        assert_eq!(config.drain_notice, std::time::Duration::from_secs(k8s::DRAIN_NOTICE_SECS.into()));
     }
 }

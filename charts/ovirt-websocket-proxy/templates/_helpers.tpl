@@ -9,7 +9,7 @@ app.kubernetes.io/instance: wsproxy
 app.kubernetes.io/name: ovirt-websocket-proxy
 {{- end -}}
 
-{{/* The relay configuration, byte for byte as render::relay_conf writes it. */}}
+{{/* The relay configuration, byte for byte as render::k8s::conf writes it. */}}
 {{- define "wsproxy.conf" -}}
 # Rendered by wsproxyctl from the deployment spec (oVirt ovirt-websocket-proxy format).
 PROXY_HOST=*
@@ -26,6 +26,7 @@ SSL_MIN_VERSION=TLSv1.2
 {{ end }}{{ if .caSecret }}WSPROXY_REPLAY_STORE_CA=/etc/wsproxy/replay-store-ca/ca.crt
 {{ end }}{{ if .failOpen }}WSPROXY_REPLAY_STORE_FAIL_OPEN=True
 {{ end }}{{ end }}{{ end }}WSPROXY_LOG_FORMAT=json
+WSPROXY_DRAIN_NOTICE=5
 {{ end -}}
 
 {{/* Single use across replicas needs a shared store, or the explicit per-replica choice (as spec.rs). */}}
