@@ -13,6 +13,7 @@ pub mod allow;
 mod browser;
 pub mod config;
 pub mod fd_limit;
+pub mod healthcheck;
 pub mod http;
 pub mod metrics;
 pub mod reload;

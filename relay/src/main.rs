@@ -30,6 +30,33 @@ fn command() -> Command {
                 .value_parser(clap::value_parser!(PathBuf))
                 .help("oVirt-format configuration file or conf.d directory (repeatable)"),
         );
+    cmd = cmd.args_conflicts_with_subcommands(true).subcommand(
+        Command::new("healthcheck")
+            .about("GET a relay's /healthz or /readyz; exit 0 on 2xx, 1 otherwise (for container health checks: the image has no shell)")
+            .arg(Arg::new("url").value_name("URL").required(true).help("e.g. https://127.0.0.1:6100/readyz"))
+            .arg(
+                Arg::new("ca")
+                    .long("ca")
+                    .value_name("FILE")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help("CA the relay's certificate must chain to"),
+            )
+            .arg(
+                Arg::new("insecure")
+                    .long("insecure")
+                    .action(ArgAction::SetTrue)
+                    .conflicts_with("ca")
+                    .help("accept any certificate (the relay's own port on localhost)"),
+            )
+            .arg(
+                Arg::new("timeout")
+                    .long("timeout")
+                    .value_name("SECONDS")
+                    .default_value("5")
+                    .value_parser(clap::value_parser!(u64))
+                    .help("give up after this long"),
+            ),
+    );
     for key in KEYS {
         cmd = cmd.arg(Arg::new(key.name).long(flag_name(key.name)).value_name("VALUE").help(format!(
             "{} [{}]",
@@ -64,6 +91,35 @@ async fn stop_signal() {
     }
 }
 
+/// `wsproxy healthcheck`: one line on stdout when healthy, the reason on stderr and exit 1 when not.
+fn healthcheck(m: &clap::ArgMatches) -> ExitCode {
+    use wsproxy::healthcheck::{check, Trust};
+    let url = m.get_one::<String>("url").map(String::as_str).unwrap_or_default();
+    let trust = match (m.get_one::<PathBuf>("ca"), m.get_flag("insecure")) {
+        (Some(ca), _) => Some(Trust::Ca(ca)),
+        (None, true) => Some(Trust::Insecure),
+        (None, false) => None,
+    };
+    let timeout = std::time::Duration::from_secs(m.get_one::<u64>("timeout").copied().unwrap_or(5));
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wsproxy healthcheck: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(check(url, trust, timeout)) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("wsproxy healthcheck: {why}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let matches = match command().try_get_matches() {
         Ok(m) => m,
@@ -72,6 +128,9 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
+    if let Some(("healthcheck", m)) = matches.subcommand() {
+        return healthcheck(m);
+    }
     let mut settings = Settings::default();
     for path in matches.get_many::<PathBuf>("config").into_iter().flatten() {
         if let Err(e) = settings.load_path(path) {

@@ -206,6 +206,46 @@ fn curl_status(pki: &Pki, port: u16, path: &str) -> (String, String) {
     (code.to_string(), body.to_string())
 }
 
+/// `wsproxy healthcheck URL` (what a container health check runs: the image has no curl).
+fn healthcheck(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("healthcheck").args(args).output().unwrap()
+}
+
+/// The relay checks a relay: verified against the CA (and refused against another), or
+/// `--insecure`; /readyz turns the check red from SIGTERM on, /healthz stays green.
+#[tokio::test(flavor = "multi_thread")]
+async fn healthcheck_subcommand_reads_healthz_and_readyz() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, "WSPROXY_DRAIN_NOTICE=5\n");
+    let relay = start_relay(dir.path(), &confd, port);
+    let ca = pki.ca_cert.to_str().unwrap();
+    let text = |o: &std::process::Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+
+    let o = healthcheck(&["--ca", ca, &format!("https://localhost:{port}/healthz")]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("200 OK"), "{}", text(&o));
+    let o = healthcheck(&["--insecure", &format!("https://127.0.0.1:{port}/readyz")]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Verified, the certificate must chain to the CA given: not to another certificate.
+    let o = healthcheck(&["--ca", pki.engine_cert.to_str().unwrap(), &format!("https://localhost:{port}/healthz")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("TLS handshake"), "{}", text(&o));
+    // No trust choice for HTTPS: refused, saying how to choose.
+    let o = healthcheck(&[&format!("https://localhost:{port}/healthz")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("--ca FILE"), "{}", text(&o));
+
+    relay.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let o = healthcheck(&["--ca", ca, &format!("https://localhost:{port}/readyz")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("503"), "{}", text(&o));
+    let o = healthcheck(&["--ca", ca, &format!("https://localhost:{port}/healthz")]);
+    assert!(o.status.success(), "liveness stays green while draining: {}", text(&o));
+}
+
 /// WSPROXY_DRAIN_NOTICE: after SIGTERM the relay says it is not ready (/readyz 503) while it
 /// still accepts and serves new consoles (a load balancer or Kubernetes is moving them away
 /// meanwhile), liveness stays 200; when the notice ends it stops accepting and drains.
