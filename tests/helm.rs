@@ -71,6 +71,17 @@ fn helm_template_equals_render_for_the_same_inputs() {
             .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).unwrap()).unwrap())
             .filter(|v| !v.is_null())
             .collect();
+        // `helm test`'s pod is the chart's alone (render deploys no test hooks): it runs the
+        // relay image's own healthcheck against the Service's /readyz.
+        let (tests, templated): (Vec<_>, Vec<_>) =
+            templated.into_iter().partition(|o| o["metadata"]["annotations"]["helm.sh/hook"] == "test");
+        assert_eq!(tests.len(), 1, "spec {i}: one helm test pod");
+        let args = &tests[0]["spec"]["containers"][0]["args"];
+        assert_eq!(args[0], "healthcheck", "{args}");
+        let selector = &rendered.iter().find(|o| o["kind"] == "Service").unwrap()["spec"]["selector"];
+        let labels = &tests[0]["metadata"]["labels"];
+        assert!(selector.as_object().unwrap().iter().any(|(k, v)| &labels[k] != v), "the test pod must not match the Service: {labels}");
+        assert!(args.to_string().contains(&format!("https://wsproxy.{}.svc:{}/readyz", spec.namespace, spec.port)), "{args}");
         let templated = sorted(templated);
         assert_eq!(templated.len(), rendered.len(), "spec {i}: object count");
         for (t, r) in templated.iter().zip(&rendered) {
