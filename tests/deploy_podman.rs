@@ -49,6 +49,13 @@ fn managed_left() -> String {
 /// The relay container deploy made runs hardened, read from the kernel's view of its process
 /// (/proc/PID/status) and from podman: uid 65532, no effective capabilities, no_new_privs, a
 /// seccomp filter, a read-only root.
+/// The container's health check, run now by podman inside the real container (the relay's
+/// own healthcheck subcommand: the image has no shell).
+fn assert_healthy(name: &str) {
+    let o = podman().args(["healthcheck", "run", name]).output().unwrap();
+    assert!(o.status.success(), "podman healthcheck run {name}: {}{}", stdout(&o), stderr(&o));
+}
+
 /// Podman's stop timeout of container `name` (seconds, as podman prints it).
 fn stop_timeout(name: &str) -> String {
     stdout(&podman().args(["inspect", "--format", "{{.Config.StopTimeout}}", name]).output().unwrap()).trim().to_string()
@@ -168,6 +175,7 @@ async fn the_first_deploy_verifies_to_the_vnc_server(f: &SshDeploy) {
     assert_no_ssh_left_behind();
     assert_hardened("wsproxy");
     assert_eq!(stop_timeout("wsproxy"), "40", "podman's stop timeout bounds the relay's drain, not its 10 s default");
+    assert_healthy("wsproxy");
     let ticket = sign_ticket(&f.pki.engine_key, &TicketSpec::new(&f.vnc.addr, f.vnc.port));
     let url = format!("wss://localhost:{}/{ticket}", f.port);
     let WsOutcome::Open(mut ws) = connect_ws(&url, Some(&f.certs.join("ca.pem"))).await else {
@@ -323,6 +331,7 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(secrets_left().contains("wsproxy-tls-key"), "{}", secrets_left());
     assert_eq!(stop_timeout("wsproxy"), "40", "the unit's PodmanArgs reach the container");
+    assert_healthy("wsproxy");
 
     // Same inputs: nothing changes.
     let o = run(deploy_args(&["--no-verify"]));

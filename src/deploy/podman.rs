@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum};
+use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig, Mount, MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ImportImageOptions, ListContainersOptions, ListVolumesOptions, LogsOptions,
     RemoveContainerOptions, RemoveVolumeOptions, UploadToContainerOptions,
@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::error::{Failure, Result};
-use crate::render::podman::{ContainerPlan, CHECKSUM_LABEL, OWNER_LABEL, SECRETS_DIR, STOP_TIMEOUT_SECS};
+use crate::render::podman::{health_cmd, ContainerPlan, CHECKSUM_LABEL, HEALTH_INTERVAL_SECS, OWNER_LABEL, SECRETS_DIR, STOP_TIMEOUT_SECS};
 
 /// The certificates volume of a relay container (`wsproxy-certs` for the deployed relay).
 pub fn volume_of(container: &str) -> String {
@@ -268,6 +268,13 @@ pub async fn apply(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Re
         exposed_ports: (!extras.host_network).then(|| vec![port.clone()]),
         stop_signal: Some("SIGTERM".into()),
         stop_timeout: Some(STOP_TIMEOUT_SECS.into()),
+        healthcheck: Some(HealthConfig {
+            test: Some(std::iter::once("CMD".to_string()).chain(health_cmd(plan.container_port)).collect()),
+            interval: Some(i64::from(HEALTH_INTERVAL_SECS) * 1_000_000_000),
+            timeout: Some(10_000_000_000),
+            retries: Some(3),
+            ..Default::default()
+        }),
         host_config: Some(HostConfig {
             port_bindings: (!extras.host_network).then(|| {
                 HashMap::from([(

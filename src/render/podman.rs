@@ -69,6 +69,17 @@ pub fn secret_names() -> Vec<String> {
     names
 }
 
+/// Seconds between two health checks of the relay's container.
+pub const HEALTH_INTERVAL_SECS: u32 = 30;
+
+/// What podman runs as the container's health check: the relay's own `healthcheck` on its
+/// port (the image has no shell or curl). `--insecure`: the certificate names the proxy's FQDN,
+/// not 127.0.0.1, and the check sends nothing secret. Liveness (`/healthz`), not readiness:
+/// a draining relay is healthy.
+pub fn health_cmd(port: u16) -> Vec<String> {
+    vec![crate::image::ENTRYPOINT.into(), "healthcheck".into(), "--insecure".into(), format!("https://127.0.0.1:{port}/healthz")]
+}
+
 /// Where the kube-play Pod mounts its files.
 pub const KUBE_FILES_DIR: &str = "/etc/wsproxy/files";
 
@@ -83,8 +94,11 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle) -> ContainerPlan {
     secrets.push(SecretMount { name: CONF_SECRET.into(), data: conf.clone().into_bytes() });
     // The target CA's content counts too (its path alone is in the configuration).
     let target_ca = spec.target_ca_pem.as_deref().map(|pem| super::sha256_hex(pem.as_bytes())).unwrap_or_default();
-    let checksum =
-        super::sha256_hex(format!("{}{}{}{target_ca}", bundle.checksum(), super::sha256_hex(conf.as_bytes()), spec.image).as_bytes());
+    // So are the container's own settings: a deploy after they change replaces the container.
+    let settings = format!("stop-timeout={STOP_TIMEOUT_SECS} health={:?}", health_cmd(spec.port));
+    let checksum = super::sha256_hex(
+        format!("{}{}{}{target_ca}{settings}", bundle.checksum(), super::sha256_hex(conf.as_bytes()), spec.image).as_bytes(),
+    );
     let mut l = labels(spec);
     l.insert(OWNER_LABEL.into(), "true".into());
     l.insert(CHECKSUM_LABEL.into(), checksum.clone());
@@ -124,6 +138,9 @@ pub fn quadlet(plan: &ContainerPlan) -> String {
     s.push_str("DropCapability=all\nNoNewPrivileges=true\n");
     // `StopTimeout=` exists only from podman 5.0; PodmanArgs works in every Quadlet (4.4+).
     s.push_str(&format!("PodmanArgs=--stop-timeout={STOP_TIMEOUT_SECS}\n"));
+    // A JSON array: a plain string would be run by /bin/sh, which the image does not have.
+    let health = serde_json::to_string(&health_cmd(plan.container_port)).unwrap_or_default();
+    s.push_str(&format!("HealthCmd={health}\nHealthInterval={HEALTH_INTERVAL_SECS}s\nHealthRetries=3\n"));
     if plan.auto_update {
         s.push_str("AutoUpdate=registry\n");
     }
