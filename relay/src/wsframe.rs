@@ -115,15 +115,66 @@ impl Decoder {
     }
 
     fn header(&mut self, buf: &mut [u8]) -> Result<Option<Frame>, Violation> {
+        let Some(head) = Head::parse(buf)? else { return Ok(None) };
+        match head.opcode {
+            OP_CLOSE | OP_PING | OP_PONG => control_frame(buf, &head),
+            OP_TEXT | OP_BINARY | OP_CONTINUATION => self.data_header(&head),
+            _ => Err(violation("unknown opcode")),
+        }
+    }
+
+    /// A data frame's header: where it stands in its message (the message's size is checked
+    /// here, before any payload); the payload follows in [`State::Payload`].
+    fn data_header(&mut self, head: &Head) -> Result<Option<Frame>, Violation> {
+        let (len, fin, at) = (head.len, head.fin, head.payload_at);
+        let text = match (head.opcode, self.message) {
+            (OP_CONTINUATION, Some(text)) => {
+                self.message_len += len;
+                text
+            }
+            (OP_CONTINUATION, None) => return Err(violation("continuation frame without a message to continue")),
+            (_, Some(_)) => return Err(violation("new message before the previous one ended")),
+            (op, None) => {
+                self.message_len = len;
+                op == OP_TEXT
+            }
+        };
+        if self.message_len > self.max_message {
+            return Err(Violation { code: code::TOO_BIG, reason: "message larger than WSPROXY_MAX_MESSAGE_SIZE" });
+        }
+        if len == 0 {
+            // An empty frame still carries the message's end (the state stays Header).
+            self.message = (!fin).then_some(text);
+            return Ok(Some(Frame { consumed: at, payload: at..at, kind: Kind::Data { text, end: fin } }));
+        }
+        self.message = Some(text);
+        self.state = State::Payload { left: len, mask: head.mask, phase: 0, fin };
+        // Hand back the header alone; the payload follows on the next call.
+        Ok(Some(Frame { consumed: at, payload: at..at, kind: Kind::Data { text, end: false } }))
+    }
+}
+
+/// The fixed part of a client frame's header: flags, opcode, length and mask.
+struct Head {
+    fin: bool,
+    opcode: u8,
+    len: u64,
+    mask: [u8; 4],
+    /// Where the payload starts in the buffer.
+    payload_at: usize,
+}
+
+impl Head {
+    /// `None` while `buf` does not yet hold the whole header.
+    #[inline]
+    fn parse(buf: &[u8]) -> Result<Option<Head>, Violation> {
         if buf.len() < 2 {
             return Ok(None);
         }
         let (b0, b1) = (buf[0], buf[1]);
-        let fin = b0 & 0x80 != 0;
         if b0 & 0x70 != 0 {
             return Err(violation("reserved bits set (no extension was negotiated)"));
         }
-        let opcode = b0 & 0x0f;
         if b1 & 0x80 == 0 {
             return Err(violation("client frames must be masked"));
         }
@@ -143,59 +194,32 @@ impl Decoder {
             return Ok(None);
         }
         let mask: [u8; 4] = buf[at..at + 4].try_into().expect("4 bytes");
-        let head = at + 4;
-        match opcode {
-            OP_CLOSE | OP_PING | OP_PONG => {
-                if !fin {
-                    return Err(violation("fragmented control frame"));
-                }
-                if len > 125 {
-                    return Err(violation("control frame longer than 125 bytes"));
-                }
-                let total = head + len as usize;
-                if buf.len() < total {
-                    return Ok(None);
-                }
-                unmask(&mut buf[head..total], mask, 0);
-                let kind = match opcode {
-                    OP_CLOSE => {
-                        check_close_payload(&buf[head..total])?;
-                        Kind::Close
-                    }
-                    OP_PING => Kind::Ping,
-                    _ => Kind::Pong,
-                };
-                Ok(Some(Frame { consumed: total, payload: head..total, kind }))
-            }
-            OP_TEXT | OP_BINARY | OP_CONTINUATION => {
-                let text = match (opcode, self.message) {
-                    (OP_CONTINUATION, Some(text)) => {
-                        self.message_len += len;
-                        text
-                    }
-                    (OP_CONTINUATION, None) => return Err(violation("continuation frame without a message to continue")),
-                    (_, Some(_)) => return Err(violation("new message before the previous one ended")),
-                    (op, None) => {
-                        self.message_len = len;
-                        op == OP_TEXT
-                    }
-                };
-                if self.message_len > self.max_message {
-                    return Err(Violation { code: code::TOO_BIG, reason: "message larger than WSPROXY_MAX_MESSAGE_SIZE" });
-                }
-                if len == 0 {
-                    // An empty frame still carries the message's end (the state stays Header).
-                    self.message = (!fin).then_some(text);
-                    return Ok(Some(Frame { consumed: head, payload: head..head, kind: Kind::Data { text, end: fin } }));
-                }
-                self.message = Some(text);
-                self.state = State::Payload { left: len, mask, phase: 0, fin };
-                // Hand back the header alone; the payload follows on the next call.
-                Ok(Some(Frame { consumed: head, payload: head..head, kind: Kind::Data { text, end: false } }))
-            }
-            _ => Err(violation("unknown opcode")),
-        }
+        Ok(Some(Head { fin: b0 & 0x80 != 0, opcode: b0 & 0x0f, len, mask, payload_at: at + 4 }))
     }
+}
+
+/// A close, ping or pong: whole in one frame of at most 125 bytes, unmasked in place.
+fn control_frame(buf: &mut [u8], head: &Head) -> Result<Option<Frame>, Violation> {
+    if !head.fin {
+        return Err(violation("fragmented control frame"));
+    }
+    if head.len > 125 {
+        return Err(violation("control frame longer than 125 bytes"));
+    }
+    let (at, total) = (head.payload_at, head.payload_at + head.len as usize);
+    if buf.len() < total {
+        return Ok(None);
+    }
+    unmask(&mut buf[at..total], head.mask, 0);
+    let kind = match head.opcode {
+        OP_CLOSE => {
+            check_close_payload(&buf[at..total])?;
+            Kind::Close
+        }
+        OP_PING => Kind::Ping,
+        _ => Kind::Pong,
+    };
+    Ok(Some(Frame { consumed: total, payload: at..total, kind }))
 }
 
 fn check_close_payload(p: &[u8]) -> Result<(), Violation> {
