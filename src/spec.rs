@@ -128,6 +128,12 @@ pub struct DeploySpec {
     /// used on one replica opens one more console on each other replica.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub per_replica_single_use: bool,
+    /// Seconds open consoles may go on after the relay is told to stop (a redeploy, a node
+    /// drain) before they are closed with 1001. Unset: 3600 on Kubernetes, where the surge
+    /// pod takes new consoles meanwhile; 30 on podman, where a redeploy replaces the container
+    /// in place and new consoles wait for the drain to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_seconds: Option<u32>,
     /// Kubernetes Service.
     #[serde(default)]
     pub service: Service,
@@ -168,6 +174,10 @@ fn default_namespace() -> String {
 fn default_replicas() -> u32 {
     1
 }
+
+/// The drain when the spec leaves it unset, on Kubernetes and on podman (see `drainSeconds`).
+pub const DEFAULT_DRAIN_SECS_K8S: u32 = 3600;
+pub const DEFAULT_DRAIN_SECS_PODMAN: u32 = 30;
 
 /// Flag overrides (each `None` leaves the file's value).
 #[derive(Debug, Default, Clone)]
@@ -486,6 +496,10 @@ image: localhost/ovirt-websocket-proxy:latest
 namespace: ovirt-websocket-proxy
 # More than one replica needs a shared replay store (single use of tickets across replicas):
 replicas: 1
+# How long open consoles may go on when the relay is told to stop (a redeploy), before
+# they are closed with 1001. Unset: 3600 on Kubernetes (the new pod takes new consoles
+# meanwhile), 30 on podman (a redeploy replaces the container: new consoles wait for it).
+# drainSeconds: 3600
 # replayStore:
 #   url: rediss://valkey.consoles.svc:6379     # Redis or Valkey
 #   passwordSecret: wsproxy-replay-store       # existing Secret, key "password"

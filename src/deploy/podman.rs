@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::error::{Failure, Result};
-use crate::render::podman::{health_cmd, ContainerPlan, CHECKSUM_LABEL, HEALTH_INTERVAL_SECS, OWNER_LABEL, SECRETS_DIR, STOP_TIMEOUT_SECS};
+use crate::render::podman::{health_cmd, ContainerPlan, CHECKSUM_LABEL, HEALTH_INTERVAL_SECS, OWNER_LABEL, SECRETS_DIR};
 
 /// The certificates volume of a relay container (`wsproxy-certs` for the deployed relay).
 pub fn volume_of(container: &str) -> String {
@@ -267,7 +267,7 @@ pub async fn apply(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Re
         labels: Some(labels(plan)),
         exposed_ports: (!extras.host_network).then(|| vec![port.clone()]),
         stop_signal: Some("SIGTERM".into()),
-        stop_timeout: Some(STOP_TIMEOUT_SECS.into()),
+        stop_timeout: Some(plan.stop_timeout.into()),
         healthcheck: Some(HealthConfig {
             test: Some(std::iter::once("CMD".to_string()).chain(health_cmd(plan.container_port)).collect()),
             interval: Some(i64::from(HEALTH_INTERVAL_SECS) * 1_000_000_000),

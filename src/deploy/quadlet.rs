@@ -190,6 +190,7 @@ mod tests {
             secrets: vec![],
             labels: Default::default(),
             auto_update: false,
+            stop_timeout: 40,
             checksum: String::new(),
         };
         assert!(crate::render::podman::quadlet(&plan).contains(MARKER));

@@ -43,9 +43,19 @@ fn meta(spec: &DeploySpec, name: &str) -> ObjectMeta {
 
 /// Seconds a pod goes on accepting after SIGTERM while its `/readyz` answers 503: the
 /// endpoint leaves the Service (and every node's kube-proxy rules) before the listener
-/// closes, so no console is refused during a rolling update. With the relay's 30 s grace and
-/// 5 s of 1001 closes it fits the pod's 45 s termination grace.
+/// closes, so no console is refused during a rolling update.
 pub const DRAIN_NOTICE_SECS: u32 = 5;
+
+/// The drain: how long open consoles may go on after SIGTERM (`drainSeconds`).
+pub fn drain_secs(spec: &DeploySpec) -> u32 {
+    spec.drain_seconds.unwrap_or(crate::spec::DEFAULT_DRAIN_SECS_K8S)
+}
+
+/// The pod's termination grace: the notice, the drain, and 10 s for the 1001 closes (the
+/// relay gives them 5) and the exit, so the kubelet never kills a drain short.
+pub fn termination_grace_secs(spec: &DeploySpec) -> u32 {
+    DRAIN_NOTICE_SECS + drain_secs(spec) + 10
+}
 
 /// The relay configuration as the pods see it.
 pub fn conf(spec: &DeploySpec) -> String {
@@ -59,6 +69,7 @@ pub fn conf(spec: &DeploySpec) -> String {
         },
     );
     conf += &wsproxy::config::key::WSPROXY_DRAIN_NOTICE.line(DRAIN_NOTICE_SECS);
+    conf += &wsproxy::config::key::WSPROXY_SHUTDOWN_GRACE.line(drain_secs(spec));
     conf
 }
 
@@ -144,7 +155,7 @@ pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployme
                 spec: Some(PodSpec {
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
-                    termination_grace_period_seconds: Some(45),
+                    termination_grace_period_seconds: Some(termination_grace_secs(spec).into()),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
                         run_as_user: Some(crate::image::UID as i64),

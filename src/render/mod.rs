@@ -222,6 +222,8 @@ mod tests {
         assert_eq!(config.log_format, wsproxy::config::LogFormat::Json);
         assert_eq!(config.engine_cert.as_deref(), Some(std::path::Path::new("/c/engine.cer")));
         assert!(config.drain_notice.is_zero(), "podman has no Service to leave: no notice");
+        // relay_conf itself leaves the drain to each target (below).
+        assert_eq!(config.shutdown_grace, std::time::Duration::from_secs(30));
 
         // The pods' configuration adds the drain notice, which the relay reads as such.
         let mut settings = wsproxy::config::Settings::default();
@@ -229,5 +231,18 @@ mod tests {
         assert!(settings.ignored.is_empty(), "keys the relay does not read: {:?}", settings.ignored);
         let config = wsproxy::Config::from_settings(&settings).unwrap();
         assert_eq!(config.drain_notice, std::time::Duration::from_secs(k8s::DRAIN_NOTICE_SECS.into()));
+        assert_eq!(config.shutdown_grace, std::time::Duration::from_secs(crate::spec::DEFAULT_DRAIN_SECS_K8S.into()));
+
+        // drainSeconds reaches both targets' relays, and podman's stop timeout is above it.
+        let mut spec = spec;
+        spec.drain_seconds = Some(600);
+        for text in [k8s::conf(&spec), podman::conf(&spec)] {
+            let mut settings = wsproxy::config::Settings::default();
+            settings.parse_text(&text, std::path::Path::new("conf")).unwrap();
+            let config = wsproxy::Config::from_settings(&settings).unwrap();
+            assert_eq!(config.shutdown_grace, std::time::Duration::from_secs(600), "{text}");
+        }
+        assert_eq!(podman::stop_timeout_secs(&spec), 610);
+        assert_eq!(k8s::termination_grace_secs(&spec), 615);
     }
 }

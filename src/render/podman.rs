@@ -15,11 +15,18 @@ pub const CONF_SECRET: &str = "wsproxy-conf";
 /// The spec's `targetCa`, when it names one.
 pub const TARGET_CA_SECRET: &str = "wsproxy-target-ca";
 pub const SECRETS_DIR: &str = "/run/secrets";
-/// Seconds podman waits after SIGTERM before it kills the relay: longer than the relay's own
-/// way out (WSPROXY_SHUTDOWN_GRACE, 30 s by default, then 5 s for the 1001 closes), so the
-/// drain is never cut. Podman's default is 10 s, and in a Quadlet unit systemd's
-/// `TimeoutStopSec` does not change it: the container itself must carry it.
-pub const STOP_TIMEOUT_SECS: u32 = 40;
+/// The drain on podman: how long open consoles may go on after SIGTERM (`drainSeconds`).
+pub fn drain_secs(spec: &DeploySpec) -> u32 {
+    spec.drain_seconds.unwrap_or(crate::spec::DEFAULT_DRAIN_SECS_PODMAN)
+}
+
+/// Seconds podman waits after SIGTERM before it kills the relay: the drain and 10 s for the
+/// 1001 closes (the relay gives them 5) and the exit, so the drain is never cut. Podman's
+/// default is 10 s, and in a Quadlet unit systemd's `TimeoutStopSec` does not change it: the
+/// container itself must carry it.
+pub fn stop_timeout_secs(spec: &DeploySpec) -> u32 {
+    drain_secs(spec) + 10
+}
 /// Label on everything deploy creates, so undeploy removes exactly that.
 pub const OWNER_LABEL: &str = "io.ovirt.wsproxyctl.managed";
 /// Label carrying the digest of certificates + configuration (a change restarts the container).
@@ -43,6 +50,8 @@ pub struct ContainerPlan {
     pub secrets: Vec<SecretMount>,
     pub labels: BTreeMap<String, String>,
     pub auto_update: bool,
+    /// Seconds podman gives the relay after SIGTERM ([`stop_timeout_secs`]).
+    pub stop_timeout: u32,
     pub checksum: String,
 }
 
@@ -54,10 +63,12 @@ pub fn conf(spec: &DeploySpec) -> String {
 /// The relay configuration when the secret files are in `dir`.
 pub fn conf_in(spec: &DeploySpec, dir: &str) -> String {
     let path = |n: &str| format!("{dir}/{SECRET_PREFIX}-{n}");
-    relay_conf(
+    let mut conf = relay_conf(
         spec,
         &CertPaths { cert: &path("tls-crt"), key: &path("tls-key"), engine: &path("engine-cer"), target_ca: &path("target-ca") },
-    )
+    );
+    conf += &wsproxy::config::key::WSPROXY_SHUTDOWN_GRACE.line(drain_secs(spec));
+    conf
 }
 
 /// The names of the podman secrets a plan uses (for undeploy, which has no plan).
@@ -95,7 +106,7 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle) -> ContainerPlan {
     // The target CA's content counts too (its path alone is in the configuration).
     let target_ca = spec.target_ca_pem.as_deref().map(|pem| super::sha256_hex(pem.as_bytes())).unwrap_or_default();
     // So are the container's own settings: a deploy after they change replaces the container.
-    let settings = format!("stop-timeout={STOP_TIMEOUT_SECS} health={:?}", health_cmd(spec.port));
+    let settings = format!("stop-timeout={} health={:?}", stop_timeout_secs(spec), health_cmd(spec.port));
     let checksum = super::sha256_hex(
         format!("{}{}{}{target_ca}{settings}", bundle.checksum(), super::sha256_hex(conf.as_bytes()), spec.image).as_bytes(),
     );
@@ -111,6 +122,7 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle) -> ContainerPlan {
         secrets,
         labels: l,
         auto_update: spec.image_is_registry(),
+        stop_timeout: stop_timeout_secs(spec),
         checksum,
     }
 }
@@ -137,7 +149,7 @@ pub fn quadlet(plan: &ContainerPlan) -> String {
     s.push_str(&format!("Tmpfs={SECRETS_DIR}:size=1m,mode=0755\n"));
     s.push_str("DropCapability=all\nNoNewPrivileges=true\n");
     // `StopTimeout=` exists only from podman 5.0; PodmanArgs works in every Quadlet (4.4+).
-    s.push_str(&format!("PodmanArgs=--stop-timeout={STOP_TIMEOUT_SECS}\n"));
+    s.push_str(&format!("PodmanArgs=--stop-timeout={}\n", plan.stop_timeout));
     // A JSON array: a plain string would be run by /bin/sh, which the image does not have.
     let health = serde_json::to_string(&health_cmd(plan.container_port)).unwrap_or_default();
     s.push_str(&format!("HealthCmd={health}\nHealthInterval={HEALTH_INTERVAL_SECS}s\nHealthRetries=3\n"));
@@ -148,7 +160,7 @@ pub fn quadlet(plan: &ContainerPlan) -> String {
         s.push_str(&format!("Label={k}={v}\n"));
     }
     // systemd waits a little longer than podman, so podman's own stop is the one that acts.
-    s.push_str(&format!("\n[Service]\nRestart=on-failure\nRestartSec=2\nTimeoutStopSec={}\n\n", STOP_TIMEOUT_SECS + 5));
+    s.push_str(&format!("\n[Service]\nRestart=on-failure\nRestartSec=2\nTimeoutStopSec={}\n\n", plan.stop_timeout + 5));
     s.push_str("[Install]\nWantedBy=multi-user.target default.target\n");
     s
 }

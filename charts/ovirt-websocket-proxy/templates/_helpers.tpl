@@ -27,6 +27,7 @@ SSL_MIN_VERSION=TLSv1.2
 {{ end }}{{ if .failOpen }}WSPROXY_REPLAY_STORE_FAIL_OPEN=True
 {{ end }}{{ end }}{{ end }}WSPROXY_LOG_FORMAT=json
 WSPROXY_DRAIN_NOTICE=5
+WSPROXY_SHUTDOWN_GRACE={{ .Values.drainSeconds }}
 {{ end -}}
 
 {{/* Single use across replicas needs a shared store, or the explicit per-replica choice (as spec.rs). */}}
