@@ -215,11 +215,7 @@ fn healthcheck(args: &[&str]) -> std::process::Output {
 /// `--insecure`; /readyz turns the check red from SIGTERM on, /healthz stays green.
 #[tokio::test(flavor = "multi_thread")]
 async fn healthcheck_subcommand_reads_healthz_and_readyz() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let port = free_port();
-    let confd = conf_d(dir.path(), &pki, port, "WSPROXY_DRAIN_NOTICE=5\n");
-    let relay = start_relay(dir.path(), &confd, port);
+    let (_dir, pki, relay, port) = relay_with("WSPROXY_DRAIN_NOTICE=5\n");
     let ca = pki.ca_cert.to_str().unwrap();
     let text = |o: &std::process::Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 
@@ -251,12 +247,8 @@ async fn healthcheck_subcommand_reads_healthz_and_readyz() {
 /// meanwhile), liveness stays 200; when the notice ends it stops accepting and drains.
 #[tokio::test(flavor = "multi_thread")]
 async fn drain_notice_keeps_accepting_while_readyz_answers_503() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
+    let (_dir, pki, mut relay, port) = relay_with("WSPROXY_DRAIN_NOTICE=3\nWSPROXY_SHUTDOWN_GRACE=20\n");
     let vnc = Xvnc::start(PASSWORD, VncSecurity::VncAuth);
-    let port = free_port();
-    let confd = conf_d(dir.path(), &pki, port, "WSPROXY_DRAIN_NOTICE=3\nWSPROXY_SHUTDOWN_GRACE=20\n");
-    let mut relay = start_relay(dir.path(), &confd, port);
     assert_eq!(curl_status(&pki, port, "/readyz"), ("200".into(), "ready\n".into()));
 
     relay.signal(Signal::SIGTERM);
