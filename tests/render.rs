@@ -270,6 +270,8 @@ fn kube_play_pod_manifest_is_a_valid_pod_and_secret() {
     }
     kubernetes_validate(&files);
     assert!(text.contains("readOnlyRootFilesystem: true") && text.contains("hostPort: 6100"));
+    // The drain (30 s on podman) and 10 s for the closes, as the other two podman forms.
+    assert!(text.contains("terminationGracePeriodSeconds: 40"), "{text}");
 }
 
 /// The relay configuration the podman plan puts in its secret.

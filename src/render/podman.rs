@@ -15,18 +15,6 @@ pub const CONF_SECRET: &str = "wsproxy-conf";
 /// The spec's `targetCa`, when it names one.
 pub const TARGET_CA_SECRET: &str = "wsproxy-target-ca";
 pub const SECRETS_DIR: &str = "/run/secrets";
-/// The drain on podman: how long open consoles may go on after SIGTERM (`drainSeconds`).
-pub fn drain_secs(spec: &DeploySpec) -> u32 {
-    spec.drain_seconds.unwrap_or(crate::spec::DEFAULT_DRAIN_SECS_PODMAN)
-}
-
-/// Seconds podman waits after SIGTERM before it kills the relay: the drain and 10 s for the
-/// 1001 closes (the relay gives them 5) and the exit, so the drain is never cut. Podman's
-/// default is 10 s, and in a Quadlet unit systemd's `TimeoutStopSec` does not change it: the
-/// container itself must carry it.
-pub fn stop_timeout_secs(spec: &DeploySpec) -> u32 {
-    drain_secs(spec) + 10
-}
 /// Label on everything deploy creates, so undeploy removes exactly that.
 pub const OWNER_LABEL: &str = "io.ovirt.wsproxyctl.managed";
 /// Label carrying the digest of certificates + configuration (a change restarts the container).
@@ -78,6 +66,20 @@ pub fn secret_names() -> Vec<String> {
     names.push(TARGET_CA_SECRET.into());
     names.push(CONF_SECRET.into());
     names
+}
+
+/// The drain on podman: how long open consoles may go on after SIGTERM (`drainSeconds`).
+pub fn drain_secs(spec: &DeploySpec) -> u32 {
+    spec.drain_seconds.unwrap_or(crate::spec::DEFAULT_DRAIN_SECS_PODMAN)
+}
+
+/// Seconds podman waits after SIGTERM before it kills the relay: the drain and 10 s for the
+/// 1001 closes (the relay gives them 5) and the exit, so the drain is never cut. Podman's
+/// default is 10 s, and in a Quadlet unit systemd's `TimeoutStopSec` does not change it: the
+/// container itself must carry it (the API container, the Quadlet unit and the kube-play Pod
+/// all do).
+pub fn stop_timeout_secs(spec: &DeploySpec) -> u32 {
+    drain_secs(spec) + 10
 }
 
 /// Seconds between two health checks of the relay's container.
@@ -193,6 +195,8 @@ pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
         metadata: ObjectMeta { name: Some(NAME.into()), labels: Some(l), ..Default::default() },
         spec: Some(PodSpec {
             restart_policy: Some("OnFailure".into()),
+            // podman kube play makes this the container's stop timeout (podman 4.7 and later).
+            termination_grace_period_seconds: Some(plan.stop_timeout.into()),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
                 run_as_user: Some(uid),
