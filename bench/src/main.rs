@@ -600,24 +600,22 @@ fn main() {
         eprintln!("relays pinned to CPU {cpu}, the harness to the others");
     }
     wsproxy::fd_limit::raise_fd_limit();
+    // The harness's own runtime, whichever part of the benchmark runs on it.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     if args.iter().any(|a| a == "--soak") {
         let seconds: u64 = value("--soak-seconds").and_then(|v| v.parse().ok()).unwrap_or(60);
         let sessions: usize = value("--soak-sessions").and_then(|v| v.parse().ok()).unwrap_or(500);
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let ok = rt.block_on(soak_main(&relay_bin, seconds, sessions));
         std::process::exit(if ok { 0 } else { 1 });
     }
     if args.iter().any(|a| a == "--load-only") {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(load_only_main(&relay_bin, sizes));
         return;
     }
     if args.iter().any(|a| a == "--budget") {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(budget_main(&relay_bin, sizes));
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {
         let dir = tempfile_dir();
         let (rows, cold) = measure_all(&relay_bin, &dir, sizes).await;
