@@ -529,7 +529,7 @@ podman:
 "#;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn load_text(text: &str, o: &Overrides) -> Result<DeploySpec> {
@@ -539,6 +539,15 @@ mod tests {
         DeploySpec::load(Some(&f), o)
     }
 
+    /// A deploy.yaml in `dir` naming hv-ca.pem, a self-signed CA beside it, loaded; and the CA
+    /// (with its key, for the tests that put one where it must not be).
+    pub(crate) fn spec_with_target_ca(dir: &Path) -> (DeploySpec, rcgen::CertifiedKey<rcgen::KeyPair>) {
+        let ca = rcgen::generate_simple_self_signed(vec!["hypervisors".into()]).unwrap();
+        std::fs::write(dir.join("hv-ca.pem"), ca.cert.pem()).unwrap();
+        let file = dir.join("deploy.yaml");
+        std::fs::write(&file, "proxyFqdn: p.example.com\ntargetCa: hv-ca.pem\n").unwrap();
+        (DeploySpec::load(Some(&file), &Overrides::default()).unwrap(), ca)
+    }
     #[test]
     fn example_parses() {
         let s = load_text(EXAMPLE, &Overrides::default()).unwrap();
@@ -582,11 +591,8 @@ mod tests {
     #[test]
     fn target_ca_is_read_relative_to_the_file_and_refused_with_a_private_key() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = rcgen::generate_simple_self_signed(vec!["hypervisors".into()]).unwrap();
-        std::fs::write(dir.path().join("hv-ca.pem"), ca.cert.pem()).unwrap();
+        let (spec, ca) = spec_with_target_ca(dir.path());
         let f = dir.path().join("deploy.yaml");
-        std::fs::write(&f, "proxyFqdn: p.example\ntargetCa: hv-ca.pem\n").unwrap();
-        let spec = DeploySpec::load(Some(&f), &Overrides::default()).unwrap();
         assert_eq!(spec.target_ca.as_deref(), Some(dir.path().join("hv-ca.pem").as_path()));
         assert!(spec.target_ca_pem.as_deref().is_some_and(|p| p.starts_with("-----BEGIN CERTIFICATE-----")));
         std::fs::write(dir.path().join("hv-ca.pem"), format!("{}{}", ca.cert.pem(), ca.signing_key.serialize_pem())).unwrap();

@@ -159,11 +159,7 @@ mod tests {
     #[test]
     fn target_ca_is_named_where_each_target_puts_it() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = rcgen::generate_simple_self_signed(vec!["hypervisors".into()]).unwrap();
-        std::fs::write(dir.path().join("hv-ca.pem"), ca.cert.pem()).unwrap();
-        let file = dir.path().join("spec.yaml");
-        std::fs::write(&file, "proxyFqdn: p.example.com\ntargetCa: hv-ca.pem\n").unwrap();
-        let spec = DeploySpec::load(Some(&file), &crate::spec::Overrides::default()).unwrap();
+        let (spec, _) = crate::spec::tests::spec_with_target_ca(dir.path());
         assert!(k8s::conf(&spec).contains("WSPROXY_TARGET_CA=/etc/wsproxy/conf.d/target-ca.pem"));
         let cm = k8s::config_map(&spec).data.unwrap();
         assert_eq!(cm.get(k8s::TARGET_CA_FILE), spec.target_ca_pem.as_ref());
