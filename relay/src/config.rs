@@ -140,6 +140,11 @@ pub mod key {
         help: "Seconds after SIGTERM the relay still accepts while /readyz answers 503 (load balancers move away first)",
         default: Some("0"),
     };
+    pub const WSPROXY_REUSE_PORT: Key = Key {
+        name: "WSPROXY_REUSE_PORT",
+        help: "Bind the listener with SO_REUSEPORT, so a new relay of the same user can listen on the port before this one stops (hand-over on redeploy)",
+        default: Some("False"),
+    };
     pub const WSPROXY_CERT_RELOAD_INTERVAL: Key = Key {
         name: "WSPROXY_CERT_RELOAD_INTERVAL",
         help: "Seconds between checks of certificate files for changes; 0 disables",
@@ -206,6 +211,7 @@ pub const KEYS: &[Key] = &[
     key::WSPROXY_MAX_MESSAGE_SIZE,
     key::WSPROXY_SHUTDOWN_GRACE,
     key::WSPROXY_DRAIN_NOTICE,
+    key::WSPROXY_REUSE_PORT,
     key::WSPROXY_CERT_RELOAD_INTERVAL,
     key::WSPROXY_REPLAY_STORE,
     key::WSPROXY_REPLAY_STORE_PASSWORD_FILE,
@@ -271,6 +277,9 @@ pub struct Config {
     /// After SIGTERM, how long the relay goes on accepting (and serving) while `/readyz`
     /// answers 503, before it stops accepting and drains.
     pub drain_notice: Duration,
+    /// The listener joins a SO_REUSEPORT group: a successor relay (same user) can listen on
+    /// the same port before this one stops accepting.
+    pub reuse_port: bool,
     pub cert_reload_interval: Option<Duration>,
     /// Where used tickets are recorded; `None`: in this process.
     pub replay_store: Option<ReplayStoreConfig>,
@@ -681,6 +690,7 @@ impl Config {
             max_message_size: v.max_message_size()?,
             shutdown_grace: v.seconds(key::WSPROXY_SHUTDOWN_GRACE)?,
             drain_notice: v.seconds(key::WSPROXY_DRAIN_NOTICE)?,
+            reuse_port: v.boolean(key::WSPROXY_REUSE_PORT)?,
             cert_reload_interval: v.optional_seconds(key::WSPROXY_CERT_RELOAD_INTERVAL)?,
             replay_store: v.replay_store()?,
             metrics_listen: v.metrics_listen()?,

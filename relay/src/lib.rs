@@ -15,6 +15,7 @@ pub mod config;
 pub mod fd_limit;
 pub mod healthcheck;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod reload;
 pub mod replay;

@@ -28,7 +28,7 @@ use crate::sessions::{Full, Sessions, Slot};
 use crate::start_error::StartError;
 use crate::target::Connector;
 use crate::ticket::{now_unix, TicketVerifier};
-use crate::{static_files, tls};
+use crate::{listener, static_files, tls};
 
 /// Shared by every connection.
 struct State {
@@ -41,8 +41,10 @@ struct State {
     /// SIGTERM has arrived: `/readyz` answers 503 (the relay may still accept, for
     /// WSPROXY_DRAIN_NOTICE).
     stopping: AtomicBool,
-    /// No longer accepting: upgrades that got in before are answered 503.
-    draining: AtomicBool,
+    /// The drain is over and the remaining sessions are being closed: an upgrade still in
+    /// its handshake is answered 503. (Connections accepted before the listener closed are
+    /// served and drained like the rest: in a hand-over they were meant for this relay.)
+    closing: AtomicBool,
     force_close: watch::Receiver<bool>,
     /// Connections in TLS or HTTP handshake now (bounded by WSPROXY_MAX_HANDSHAKES).
     handshaking: AtomicUsize,
@@ -114,14 +116,14 @@ impl Relay {
             }
         };
 
-        let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen {
+        let listener = listener::bind(config.listen, config.reuse_port).map_err(|source| StartError::Listen {
             keys: "PROXY_HOST/PROXY_PORT",
             addr: config.listen,
             source,
         })?;
         let metrics_listener = match config.metrics_listen {
             None => None,
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| StartError::Listen {
+            Some(addr) => Some(listener::bind(addr, config.reuse_port).map_err(|source| StartError::Listen {
                 keys: key::WSPROXY_METRICS_LISTEN.name,
                 addr,
                 source,
@@ -146,7 +148,7 @@ impl Relay {
             connector,
             metrics,
             stopping: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             force_close,
             handshaking: AtomicUsize::new(0),
             replay,
@@ -178,8 +180,10 @@ impl Relay {
             tracing::info!(notice_secs = notice.as_secs(), "stopping: /readyz answers 503, still accepting during the notice");
             accept_until(&listener, &state, tokio::time::sleep(notice)).await;
         }
-        drop(listener);
-        state.draining.store(true, Ordering::SeqCst);
+        for (tcp, peer) in listener::close_after_sweep(listener) {
+            let handshake = Handshake::enter(&state);
+            tokio::spawn(handle(tcp, peer, state.clone(), handshake));
+        }
         let grace = state.config.shutdown_grace;
         let open = state.sessions.active();
         tracing::info!(open_sessions = open, grace_secs = grace.as_secs(), "stopping: no new connections, draining sessions");
@@ -188,6 +192,7 @@ impl Relay {
         let left = state.sessions.active();
         if left > 0 {
             tracing::info!(open_sessions = left, "grace period over, closing the remaining sessions");
+            state.closing.store(true, Ordering::SeqCst);
             let _ = force_close_tx.send(true);
             wait_sessions_closed(&state.sessions, tokio::time::Instant::now() + Duration::from_secs(5)).await;
         }
@@ -388,7 +393,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Every check before the 101, in order of cost: the ticket's signature and validity, the
-/// target allow list, the websocket headers, draining, capacity, single use. Each refusal
+/// target allow list, the websocket headers, closing, capacity, single use. Each refusal
 /// answers with its status and reason and counts under its metric label. The path is taken
 /// from `req`: the ticket is decoded in its buffer.
 async fn admit<S: AsyncWrite + Unpin>(stream: &mut S, peer: SocketAddr, state: &State, req: &mut Request) -> Option<Admitted> {
@@ -412,7 +417,7 @@ async fn admit<S: AsyncWrite + Unpin>(stream: &mut S, peer: SocketAddr, state: &
             return None;
         }
     };
-    if state.draining.load(Ordering::SeqCst) {
+    if state.closing.load(Ordering::SeqCst) {
         let _ = http::respond(stream, 503, "proxy is shutting down\n").await;
         return None;
     }

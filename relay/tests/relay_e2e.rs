@@ -561,3 +561,74 @@ async fn kubevirt_tokens_are_never_sent_to_an_unverified_peer() {
     assert!(tokio::time::timeout(std::time::Duration::from_millis(500), seen.recv()).await.is_err(), "the KubeVirt endpoint was contacted");
     assert!(relay.log_text().contains("WSPROXY_TARGET_CA"), "{}", relay.log_text());
 }
+
+/// WSPROXY_REUSE_PORT, the hand-over a podman redeploy does: a second relay listens on the
+/// port before the first one stops. While the first drains, consoles keep opening (on either
+/// relay, then only on the second) and not one attempt is refused or reset; the first relay's
+/// open sessions go on relaying until its grace ends, then get 1001.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_successor_on_the_same_port_takes_over_without_refusing_a_console() {
+    const GRACE_SECS: u64 = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vm = testkit::echo_target().await;
+    let port = free_port();
+    let confd = conf_d(dir.path(), &pki, port, &format!("WSPROXY_REUSE_PORT=True\nWSPROXY_SHUTDOWN_GRACE={GRACE_SECS}\n"));
+    let mut old = start_relay(dir.path(), &confd, port);
+    let mut open = Vec::new();
+    for _ in 0..10 {
+        let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
+        let WsOutcome::Open(ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!("{}", old.log_text()) };
+        open.push(ws);
+    }
+    let successor =
+        Proc::spawn(Command::new(env!("CARGO_BIN_EXE_wsproxy")).arg("--config").arg(&confd), dir.path().join("successor.log"), port);
+    let ready = successor.wait_log("wsproxy ready", Duration::from_secs(10));
+    assert!(ready.contains("wsproxy ready"), "the successor shares the port: {ready}");
+
+    // Consoles keep arriving, one after another, through the whole hand-over.
+    let tickets: Vec<String> = (0..400).map(|_| sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm))).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let arrivals = tokio::spawn({
+        let (stop, ca) = (stop.clone(), pki.ca_cert.clone());
+        async move {
+            let (mut opened, mut failed) = (0, Vec::new());
+            for ticket in tickets {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                match testkit::try_connect_ws(&url(port, &ticket), Some(&ca)).await {
+                    Ok(WsOutcome::Open(mut ws)) => {
+                        opened += 1;
+                        ws.send(Message::Close(None)).await.ok();
+                    }
+                    Ok(WsOutcome::Refused(status, body)) => failed.push(format!("{status} {body}")),
+                    Err(e) => failed.push(e),
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (opened, failed)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    old.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_secs(GRACE_SECS / 2)).await;
+    for ws in &mut open {
+        ws.send(Message::Binary(b"still here".to_vec().into())).await.unwrap();
+        let mut got = Vec::new();
+        let echoed = testkit::read_exact(ws, &mut got, 10).await.expect("an open session relays while its relay drains");
+        assert_eq!(echoed, b"still here");
+    }
+    for ws in &mut open {
+        let (code, reason) = close_of(ws).await.expect("closed when the grace ends");
+        assert_eq!(code, 1001, "{reason}");
+    }
+    let status = old.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| panic!("old relay did not exit; log:\n{}", old.log_text()));
+    assert!(status.success(), "{status}: {}", old.log_text());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (opened, failed) = arrivals.await.unwrap();
+    println!("hand-over: {opened} consoles opened during it, {} refused or reset", failed.len());
+    assert!(failed.is_empty(), "refused or reset during the hand-over: {failed:?}");
+    assert!(opened >= 100, "consoles kept arriving through the hand-over: {opened}");
+}

@@ -318,16 +318,22 @@ pub enum WsOutcome {
 
 /// Connect to `url` (ws:// or wss://, `ca` required for wss) offering the `binary` subprotocol.
 pub async fn connect_ws(url: &str, ca: Option<&Path>) -> WsOutcome {
+    try_connect_ws(url, ca).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`connect_ws`], with a connection that fails below HTTP (refused, reset, TLS) as an error
+/// instead of a panic: for tests that count such failures.
+pub async fn try_connect_ws(url: &str, ca: Option<&Path>) -> Result<WsOutcome, String> {
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("binary"));
     let connector = ca.map(|ca| tokio_tungstenite::Connector::Rustls(client_tls(ca)));
     match tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector).await {
-        Ok((ws, _)) => WsOutcome::Open(Box::new(ws)),
+        Ok((ws, _)) => Ok(WsOutcome::Open(Box::new(ws))),
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
             let body = resp.body().as_ref().map(|b| String::from_utf8_lossy(b).to_string()).unwrap_or_default();
-            WsOutcome::Refused(resp.status().as_u16(), body)
+            Ok(WsOutcome::Refused(resp.status().as_u16(), body))
         }
-        Err(e) => panic!("websocket connection to {url} failed: {e}"),
+        Err(e) => Err(format!("websocket connection to {url} failed: {e}")),
     }
 }
 

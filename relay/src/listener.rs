@@ -1,0 +1,74 @@
+//! The browser-facing listening socket: bound alone, or in a SO_REUSEPORT group so that a
+//! redeploy can start the new relay on the same port before the old one stops accepting
+//! (`WSPROXY_REUSE_PORT`), and closed without dropping what is already queued on it.
+//!
+//! Why the sweep at close: in a reuse-port group the kernel spreads new connections over the
+//! members' queues; a member that closes resets the connections still waiting in its own
+//! queue (unless the host sets `net.ipv4.tcp_migrate_req=1`, which hands them to the other
+//! members). Accepting everything queued just before closing leaves only the connections whose
+//! handshake completes in that instant, and those the sysctl covers.
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// The backlog std and tokio use for `TcpListener::bind`.
+const BACKLOG: u32 = 1024;
+
+/// Bind `addr` (SO_REUSEADDR as usual; SO_REUSEPORT when `reuse_port`).
+pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Close the listener, first accepting every connection already queued on it. Returns them
+/// with their peers, to be served like any other.
+pub fn close_after_sweep(listener: TcpListener) -> Vec<(TcpStream, SocketAddr)> {
+    let mut queued = Vec::new();
+    let Ok(listener) = listener.into_std() else {
+        return queued;
+    };
+    // into_std leaves the socket non-blocking: accept returns WouldBlock once the queue is empty.
+    while let Ok((tcp, peer)) = listener.accept() {
+        if tcp.set_nonblocking(true).is_ok() {
+            if let Ok(tcp) = TcpStream::from_std(tcp) {
+                queued.push((tcp, peer));
+            }
+        }
+    }
+    queued
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn two_relays_of_one_user_share_a_port_only_with_reuse_port() {
+        let first = bind("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let addr = first.local_addr().unwrap();
+        let second = bind(addr, true).expect("a second member of the reuse-port group");
+        assert_eq!(second.local_addr().unwrap(), addr);
+        let lone = bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let err = bind(lone.local_addr().unwrap(), true).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "a listener bound without SO_REUSEPORT keeps its port");
+    }
+
+    #[tokio::test]
+    async fn closing_serves_what_was_queued() {
+        let listener = bind("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let clients: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+        let queued = close_after_sweep(listener);
+        assert_eq!(queued.len(), clients.len(), "every connection waiting in the queue is handed over, none reset");
+        let locals: Vec<_> = clients.iter().map(|c| c.local_addr().unwrap()).collect();
+        assert!(queued.iter().all(|(_, peer)| locals.contains(peer)));
+        assert!(std::net::TcpStream::connect(addr).is_err(), "closed afterwards");
+    }
+}
