@@ -130,8 +130,9 @@ pub struct DeploySpec {
     pub per_replica_single_use: bool,
     /// Seconds open consoles may go on after the relay is told to stop (a redeploy, a node
     /// drain) before they are closed with 1001. Unset: 3600 on Kubernetes, where the surge
-    /// pod takes new consoles meanwhile; 30 on podman, where a redeploy replaces the container
-    /// in place and new consoles wait for the drain to end.
+    /// pod takes new consoles meanwhile, and in podman's container mode, where the new relay
+    /// takes the port first; 30 for a Quadlet unit, which is replaced in place while new
+    /// consoles wait for the drain to end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_seconds: Option<u32>,
     /// Kubernetes Service.
@@ -178,6 +179,8 @@ fn default_replicas() -> u32 {
 /// The drain when the spec leaves it unset, on Kubernetes and on podman (see `drainSeconds`).
 pub const DEFAULT_DRAIN_SECS_K8S: u32 = 3600;
 pub const DEFAULT_DRAIN_SECS_PODMAN: u32 = 30;
+/// The drain of podman's container mode, where a redeploy hands the port over (nothing waits).
+pub const DEFAULT_DRAIN_SECS_HANDOVER: u32 = 3600;
 
 /// Flag overrides (each `None` leaves the file's value).
 #[derive(Debug, Default, Clone)]
@@ -497,8 +500,8 @@ namespace: ovirt-websocket-proxy
 # More than one replica needs a shared replay store (single use of tickets across replicas):
 replicas: 1
 # How long open consoles may go on when the relay is told to stop (a redeploy), before
-# they are closed with 1001. Unset: 3600 on Kubernetes (the new pod takes new consoles
-# meanwhile), 30 on podman (a redeploy replaces the container: new consoles wait for it).
+# they are closed with 1001. Unset: 3600 on Kubernetes and podman containers (the new relay
+# takes new consoles meanwhile), 30 for a Quadlet unit (replaced in place: new consoles wait).
 # drainSeconds: 3600
 # replayStore:
 #   url: rediss://valkey.consoles.svc:6379     # Redis or Valkey

@@ -9,6 +9,9 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use std::time::{Duration, Instant};
+
+use common::consoles::{self, Arrivals, Streaming};
 use common::{image_archive, podman, s, stderr, stdout};
 use testkit::hosts::{NetnsHost, NetnsXvnc, PodmanService, SshHost};
 use testkit::{connect_ws, free_port, rfb_handshake, sign_ticket, TicketSpec, WsOutcome};
@@ -38,6 +41,21 @@ fn assert_no_ssh_left_behind() {
         .collect();
     assert!(masters.is_empty(), "an ssh master outlived wsproxyctl: {masters:?}");
     let _ = std::fs::remove_dir(&tmp);
+}
+
+/// Every container and volume of ours, whatever its name (a test's cleanup).
+fn remove_managed() {
+    let ids = |kind: &str| {
+        let o = podman().args([kind, "ls", "-a", "-q", "--filter", "label=io.ovirt.wsproxyctl.managed=true"]).output().unwrap();
+        stdout(&o).split_whitespace().map(str::to_string).collect::<Vec<_>>()
+    };
+    for id in ids("container") {
+        let _ = podman().args(["rm", "-f", "-t", "0", &id]).output();
+    }
+    let o = podman().args(["volume", "ls", "-q", "--filter", "label=io.ovirt.wsproxyctl.managed=true"]).output().unwrap();
+    for v in stdout(&o).split_whitespace() {
+        let _ = podman().args(["volume", "rm", "-f", v]).output();
+    }
 }
 
 fn managed_left() -> String {
@@ -108,6 +126,36 @@ impl SshDeploy {
         assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
         serde_json::from_slice(&o.stdout).unwrap()
     }
+
+    /// [`SshDeploy::run_json`] with another `--image`.
+    fn run_json_with_image(&self, image: &str, extra: &[&str]) -> serde_json::Value {
+        let mut args: Vec<&str> = self.base.iter().map(String::as_str).collect();
+        let at = args.iter().position(|a| *a == "--image").unwrap() + 1;
+        args[at] = image;
+        let o = deploy(&self.ssh, &[&args[..], &["--json"], extra].concat());
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// `n` console URLs to the deployed relay, each with a ticket of its own (valid two minutes)
+    /// for a target on the host's loopback.
+    fn console_urls(&self, target_port: u16, n: usize) -> Vec<String> {
+        let spec = TicketSpec { valid_to: 120, ..TicketSpec::new("127.0.0.1", target_port) };
+        let sign = |count: usize| -> Vec<String> {
+            (0..count).map(|_| format!("wss://localhost:{}/{}", self.port, sign_ticket(&self.pki.engine_key, &spec))).collect()
+        };
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = (0..4).map(|i| scope.spawn(move || sign(n / 4 + usize::from(i < n % 4)))).collect();
+            parts.into_iter().flat_map(|p| p.join().unwrap()).collect()
+        })
+    }
+}
+
+/// The certificates volume a dry-run plan names (`volume wsproxy-certs-<checksum>`).
+fn volume_object(plan: &serde_json::Value) -> String {
+    let actions = plan["actions"].as_array().unwrap();
+    let found = actions.iter().filter_map(|a| a["object"].as_str()).find(|o| o.starts_with("volume wsproxy-certs-"));
+    found.unwrap_or_else(|| panic!("no certificates volume in {plan}")).to_string()
 }
 
 /// What a dry-run plan says it would do to `object`.
@@ -139,9 +187,8 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
         .collect();
     let f = SshDeploy { ssh, vnc, _hv: hv, pki, certs, dir, tag, archive, port, base };
     let _cleanup = testkit::on_drop(|| {
-        let _ = podman().args(["rm", "-f", "wsproxy"]).output();
-        let _ = podman().args(["volume", "rm", "-f", "wsproxy-certs"]).output();
-        let _ = podman().args(["rmi", "-f", &f.tag]).output();
+        remove_managed();
+        let _ = podman().args(["rmi", "-f", &f.tag, &format!("{}-next", f.tag)]).output();
     });
     a_dry_run_changes_nothing(&f);
     the_first_deploy_verifies_to_the_vnc_server(&f).await;
@@ -149,6 +196,7 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     configure_engine_points_the_engine_once(&f);
     quadlet_without_systemd_is_refused(&f);
     a_new_certificate_is_served_after_a_redeploy(&f);
+    redeploys_under_streaming_consoles_drop_nothing(&f).await;
     undeploy_and_a_rolled_back_deploy_leave_nothing(&f);
 }
 
@@ -158,7 +206,7 @@ fn a_dry_run_changes_nothing(f: &SshDeploy) {
     let plan = f.run_json(&["--dry-run", "--image-archive", s(&f.archive)]);
     assert_eq!(action_of(&plan, &format!("image {}", f.tag)), "load", "{plan}");
     assert_eq!(action_of(&plan, "container wsproxy"), "create", "{plan}");
-    assert_eq!(action_of(&plan, "volume wsproxy-certs"), "create", "{plan}");
+    assert_eq!(action_of(&plan, &volume_object(&plan)), "create", "{plan}");
     assert_eq!(managed_left(), "", "a dry run must create nothing");
     assert!(!podman().args(["image", "exists", &f.tag]).status().unwrap().success(), "a dry run must not load the image");
 }
@@ -174,7 +222,11 @@ async fn the_first_deploy_verifies_to_the_vnc_server(f: &SshDeploy) {
     assert!(stderr(&o).contains("created and started"), "{}", stderr(&o));
     assert_no_ssh_left_behind();
     assert_hardened("wsproxy");
-    assert_eq!(stop_timeout("wsproxy"), "40", "podman's stop timeout bounds the relay's drain, not its 10 s default");
+    assert_eq!(
+        stop_timeout("wsproxy"),
+        "3610",
+        "podman's stop timeout bounds the relay's drain (an hour by default), not its 10 s default"
+    );
     assert_healthy("wsproxy");
     let ticket = sign_ticket(&f.pki.engine_key, &TicketSpec::new(&f.vnc.addr, f.vnc.port));
     let url = format!("wss://localhost:{}/{ticket}", f.port);
@@ -254,10 +306,79 @@ fn a_new_certificate_is_served_after_a_redeploy(f: &SshDeploy) {
     let before = serial();
     let (pki, certs) = (&f.pki, &f.certs);
     common::issue_localhost(pki, certs);
+    let plan = f.run_json(&["--dry-run"]);
+    assert_eq!(action_of(&plan, "container wsproxy"), "replace", "{plan}");
+    assert!(plan.to_string().contains("hand-over"), "{plan}");
     let v = f.run_json(&["--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &f.vnc_addr()]);
-    assert_eq!(v["change"], "Replaced", "{v}");
+    assert_eq!(v["change"], "HandedOver", "{v}");
     assert_eq!(v["verify"]["ok"], true);
     assert_ne!(serial(), before, "the new certificate is served");
+}
+
+/// The hand-over measured with real podman: 200 consoles stream through the deployed relay
+/// while it is redeployed with new certificates, and again with a new image, and new consoles
+/// keep arriving (no retries) all the while. Not one arrival may be refused or reset, not one
+/// open console cut before its relay's drain ends; after it they get 1001. The figures are
+/// printed (run with --nocapture to see them).
+async fn redeploys_under_streaming_consoles_drop_nothing(f: &SshDeploy) {
+    const CONSOLES: usize = 200;
+    const DRAIN_SECS: u64 = 20;
+    let drain = f.dir.path().join("drain.yaml");
+    std::fs::write(&drain, format!("drainSeconds: {DRAIN_SECS}\n")).unwrap();
+    let v = f.run_json(&["-f", s(&drain), "--no-verify"]);
+    assert_eq!(v["change"], "HandedOver", "{v}");
+    let next = format!("{}-next", f.tag);
+    let o = podman().args(["tag", &f.tag, &next]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let target = consoles::streaming_target().await;
+    let ca = f.certs.join("ca.pem");
+
+    for round in ["new certificates", "a new image"] {
+        let urls = f.console_urls(target, CONSOLES + 800);
+        let (streams, arrivals) = urls.split_at(CONSOLES);
+        let mut open = Vec::new();
+        for url in streams {
+            open.push(Streaming::open(url, &ca).await);
+        }
+        let arrivals = Arrivals::start(arrivals.to_vec(), ca.clone());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let redeploy = Instant::now();
+        let v = if round == "new certificates" {
+            common::issue_localhost(&f.pki, &f.certs);
+            f.run_json(&["-f", s(&drain), "--no-verify"])
+        } else {
+            f.run_json_with_image(&next, &["-f", s(&drain), "--no-verify"])
+        };
+        let took = redeploy.elapsed();
+        assert_eq!(v["change"], "HandedOver", "{v}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (arrived, failed) = arrivals.stop().await;
+        // The old relay's consoles go on streaming while it drains.
+        let before: Vec<u64> = open.iter().map(Streaming::bytes).collect();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let streaming = open.iter().zip(&before).filter(|(c, b)| c.is_open() && c.bytes() > **b).count();
+        let drain_end = redeploy + Duration::from_secs(DRAIN_SECS);
+        let (mut early, mut going_away, mut other) = (0, 0, Vec::new());
+        for console in open {
+            match console.ended(Duration::from_secs(DRAIN_SECS + 30)).await {
+                Some(e) if e.at < drain_end => early += 1,
+                Some(e) if e.code == Some(1001) => going_away += 1,
+                ended => other.push(format!("{ended:?}")),
+            }
+        }
+        println!(
+            "redeploy with {round} under {CONSOLES} streaming consoles: took {:.1} s; {arrived} new consoles opened during it, \
+             {} refused or reset; {streaming} of {CONSOLES} still streaming 2 s after it; {early} closed before the {DRAIN_SECS} s \
+             drain ended, {going_away} closed with 1001 after it",
+            took.as_secs_f64(),
+            failed.len()
+        );
+        assert!(failed.is_empty(), "new consoles refused or reset during the redeploy with {round}: {failed:?}");
+        assert!(arrived >= 50, "consoles kept arriving through the redeploy: {arrived}");
+        assert_eq!(streaming, CONSOLES, "open consoles stream on while their relay drains");
+        assert_eq!((early, going_away), (0, CONSOLES), "cut before the drain ended, or not with 1001: {other:?}");
+    }
+    let _ = podman().args(["rmi", &next]).output();
 }
 
 /// Undeploy leaves nothing of ours; a deploy whose verification fails is rolled back when asked.

@@ -220,7 +220,7 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
     let bundle = wsproxyctl::pki::bundle::Bundle::load(&certs).unwrap();
     let spec = wsproxyctl::spec::DeploySpec::load(Some(&spec_file), &wsproxyctl::spec::Overrides::default()).unwrap();
     assert!(String::from_utf8_lossy(&plan_conf(&spec)).contains("WSPROXY_TARGET_CA=/run/secrets/wsproxy-target-ca"));
-    let plan = wsproxyctl::render::podman::plan(&spec, &bundle);
+    let plan = wsproxyctl::render::podman::plan(&spec, &bundle, wsproxyctl::render::podman::Placement::InPlace);
     for secret in &plan.secrets {
         let _ = podman().args(["secret", "rm", &secret.name]).output();
         let f = out.path().join(&secret.name);
@@ -276,5 +276,5 @@ fn kube_play_pod_manifest_is_a_valid_pod_and_secret() {
 
 /// The relay configuration the podman plan puts in its secret.
 fn plan_conf(spec: &wsproxyctl::spec::DeploySpec) -> Vec<u8> {
-    wsproxyctl::render::podman::conf(spec).into_bytes()
+    wsproxyctl::render::podman::conf(spec, wsproxyctl::render::podman::Placement::InPlace).into_bytes()
 }

@@ -99,7 +99,7 @@ pub async fn start(dir: &Path, certs: &Path, port: u16, novnc: Option<&Path>, ar
         },
     )?;
     let bundle = Bundle::load(certs)?;
-    let mut plan = crate::render::podman::plan(&spec, &bundle);
+    let mut plan = crate::render::podman::plan(&spec, &bundle, crate::render::podman::Placement::InPlace);
     plan.name = CONTAINER.into();
     // On the host's network: listen on loopback only, and serve noVNC if given.
     for secret in plan.secrets.iter_mut().filter(|s| s.name == crate::render::podman::CONF_SECRET) {

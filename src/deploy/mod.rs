@@ -128,7 +128,7 @@ pub async fn to_podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) ->
     let bundle = check_certificates(&mut steps, spec).await?;
     let host = open_podman_host(&mut steps, spec, opts).await?;
     let use_quadlet = choose_quadlet(opts.install, &host)?;
-    let mut plan = crate::render::podman::plan(spec, &bundle);
+    let mut plan = crate::render::podman::plan(spec, &bundle, placement(use_quadlet));
     if use_quadlet {
         plan.labels.insert(quadlet::UNIT_DIR_LABEL.into(), host.unit_dir.clone());
     }
@@ -210,6 +210,17 @@ fn choose_quadlet(install: Install, host: &PodmanHost) -> Result<bool> {
     }
 }
 
+/// A Quadlet unit is one systemd service, restarted in place; the container deploy starts
+/// through the API hands its port over.
+fn placement(use_quadlet: bool) -> crate::render::podman::Placement {
+    use crate::render::podman::Placement;
+    if use_quadlet {
+        Placement::InPlace
+    } else {
+        Placement::HandOver
+    }
+}
+
 /// Install the relay as a Quadlet unit or as a plain container.
 async fn install_relay(
     steps: &mut Steps<'_>,
@@ -217,10 +228,17 @@ async fn install_relay(
     plan: &crate::render::podman::ContainerPlan,
     use_quadlet: bool,
 ) -> Result<podman::Change> {
-    let describe = |change: &podman::Change, what: &str| match change {
+    let describe = |change: &podman::Change, what: &str| {
+        match change {
         podman::Change::Unchanged => "already running with these certificates and settings: nothing changed".to_string(),
         podman::Change::Created => format!("created and started {what} (port {})", plan.host_port),
         podman::Change::Replaced => "certificates or settings changed: replaced and restarted".to_string(),
+        podman::Change::HandedOver => format!(
+            "certificates or settings changed: the new {what} took port {} over; the old one drains its open consoles (up to {} s), then exits",
+            plan.host_port,
+            plan.stop_timeout.saturating_sub(10)
+        ),
+    }
     };
     if use_quadlet {
         steps

@@ -3,13 +3,19 @@
 //!
 //! Why a volume and not podman secrets for the certificates: the Docker-compatible container
 //! API that bollard speaks cannot attach secrets to a container. The certificates go into a
-//! volume (`wsproxy-certs`) through the archive API, owned by the relay's uid with mode 0400,
-//! mounted read-only at /run/secrets: the same paths the Quadlet unit's `Secret=` lines give,
-//! so one relay configuration serves both.
+//! volume (`wsproxy-certs-<checksum>`) through the archive API, owned by the relay's uid with
+//! mode 0400, mounted read-only at /run/secrets: the same paths the Quadlet unit's `Secret=`
+//! lines give, so one relay configuration serves both.
 //!
 //! Everything created carries the label `io.ovirt.wsproxyctl.managed=true`; undeploy removes
 //! exactly that. A checksum label (certificates + configuration + image) makes a second deploy
-//! with the same inputs a no-op and a changed certificate a replace-and-restart.
+//! with the same inputs a no-op and a changed certificate a replacement.
+//!
+//! The replacement is a hand-over (see [`Placement::HandOver`]): the running relay is renamed
+//! `wsproxy-draining-<time>`, the new one starts as `wsproxy` on the same port (host network,
+//! SO_REUSEPORT) with its own certificates volume, and only once it says it is ready does the
+//! old one get SIGTERM: it stops accepting, drains its open consoles and exits, and the next
+//! deploy removes it. Should the new relay not start, the old one is renamed back, untouched.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,23 +23,37 @@ use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig, Mount, MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ImportImageOptions, ListContainersOptions, ListVolumesOptions, LogsOptions,
-    RemoveContainerOptions, RemoveVolumeOptions, UploadToContainerOptions,
+    CreateContainerOptions, CreateImageOptions, ImportImageOptions, KillContainerOptions, ListContainersOptions, ListVolumesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, RenameContainerOptions, UploadToContainerOptions,
 };
 use bollard::{ClientVersion, Docker};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::error::{Failure, Result};
-use crate::render::podman::{health_cmd, ContainerPlan, CHECKSUM_LABEL, HEALTH_INTERVAL_SECS, OWNER_LABEL, SECRETS_DIR};
+use crate::render::podman::{
+    health_cmd, ContainerPlan, Placement, CHECKSUM_LABEL, HANDOVER_LABEL, HEALTH_INTERVAL_SECS, OWNER_LABEL, SECRETS_DIR,
+};
 
-/// The certificates volume of a relay container (`wsproxy-certs` for the deployed relay).
-pub fn volume_of(container: &str) -> String {
+/// The certificates volume of a planned relay container (`wsproxy-certs-<checksum>`): each
+/// version has its own, so a draining relay keeps the files it was started with.
+pub fn volume_of(plan: &ContainerPlan) -> String {
+    format!("{}-{}", volumes_prefix(&plan.name), &plan.checksum[..12.min(plan.checksum.len())])
+}
+
+/// What every certificates volume of relay `container` is named from.
+fn volumes_prefix(container: &str) -> String {
     format!("{container}-certs")
 }
 
-fn loader_of(container: &str) -> String {
-    format!("{container}-certs-loader")
+fn loader_of(volume: &str) -> String {
+    format!("{volume}-loader")
+}
+
+/// The name a replaced relay drains under.
+fn draining_name(container: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    format!("{container}-draining-{now}")
 }
 
 /// What the demo's container needs beyond a deployment: the host's network (to reach a VNC
@@ -122,16 +142,35 @@ async fn managed_containers(docker: &Docker) -> Result<Vec<bollard::models::Cont
 pub enum Change {
     Unchanged,
     Created,
+    /// The old relay was stopped, then the new one started.
     Replaced,
+    /// The new relay took the port while the old one went on serving; the old one drains.
+    HandedOver,
+}
+
+/// A relay container deploy made, as it is now.
+#[derive(Debug)]
+pub struct Found {
+    pub checksum: String,
+    pub running: bool,
+    /// Made to hand its port over ([`HANDOVER_LABEL`]).
+    pub hand_over: bool,
+}
+
+fn name_of(c: &bollard::models::ContainerSummary) -> String {
+    c.names.iter().flatten().next().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
 }
 
 /// The relay container as deploy last left it.
-async fn current(docker: &Docker, name: &str) -> Result<Option<(String, bool)>> {
+async fn current(docker: &Docker, name: &str) -> Result<Option<Found>> {
     let list = managed_containers(docker).await?;
-    Ok(list.into_iter().find(|c| c.names.iter().flatten().any(|n| n.trim_start_matches('/') == name)).map(|c| {
-        let sum = c.labels.and_then(|l| l.get(CHECKSUM_LABEL).cloned()).unwrap_or_default();
-        let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
-        (sum, running)
+    Ok(list.into_iter().find(|c| name_of(c) == name).map(|c| {
+        let label = |key: &str| c.labels.as_ref().and_then(|l| l.get(key).cloned());
+        Found {
+            checksum: label(CHECKSUM_LABEL).unwrap_or_default(),
+            running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
+            hand_over: label(HANDOVER_LABEL).as_deref() == Some("true"),
+        }
     }))
 }
 
@@ -190,10 +229,10 @@ fn secrets_tar(plan: &ContainerPlan) -> Vec<u8> {
 }
 
 /// The certificates volume at the secrets path: writable for the loader, read-only for the relay.
-fn certs_mount(container: &str, read_only: bool) -> Mount {
+fn certs_mount(volume: &str, read_only: bool) -> Mount {
     Mount {
         typ: Some(MountType::VOLUME),
-        source: Some(volume_of(container)),
+        source: Some(volume.to_string()),
         target: Some(SECRETS_DIR.into()),
         read_only: Some(read_only),
         ..Default::default()
@@ -216,8 +255,8 @@ async fn remove_container(docker: &Docker, name: &str) {
 
 /// Fill the certificates volume through a stopped helper container's archive API.
 async fn load_volume(docker: &Docker, plan: &ContainerPlan) -> Result<()> {
-    let volume = volume_of(&plan.name);
-    let loader = loader_of(&plan.name);
+    let volume = volume_of(plan);
+    let loader = loader_of(&volume);
     let _ = docker.remove_volume(&volume, Some(RemoveVolumeOptions { force: true })).await;
     docker
         .create_volume(bollard::models::VolumeCreateRequest {
@@ -232,7 +271,7 @@ async fn load_volume(docker: &Docker, plan: &ContainerPlan) -> Result<()> {
         image: Some(plan.image.clone()),
         cmd: Some(vec!["--version".into()]),
         labels: Some(labels(plan)),
-        host_config: Some(HostConfig { mounts: Some(vec![certs_mount(&plan.name, false)]), ..Default::default() }),
+        host_config: Some(HostConfig { mounts: Some(vec![certs_mount(&volume, false)]), ..Default::default() }),
         ..Default::default()
     };
     docker
@@ -252,20 +291,103 @@ async fn load_volume(docker: &Docker, plan: &ContainerPlan) -> Result<()> {
 
 /// Create (or replace) and start the relay container. Returns what changed.
 pub async fn apply(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Result<Change> {
-    let change = match ours(docker, &plan.name).await? {
-        Some((sum, true)) if sum == plan.checksum => return Ok(Change::Unchanged),
+    let found = ours(docker, &plan.name).await?;
+    let change = match &found {
+        Some(f) if f.running && f.checksum == plan.checksum => return Ok(Change::Unchanged),
+        Some(f) if f.running && f.hand_over && plan.placement == Placement::HandOver => Change::HandedOver,
         Some(_) => Change::Replaced,
         None => Change::Created,
     };
-    remove_container(docker, &plan.name).await;
+    remove_drained(docker, &plan.name).await;
+    if change == Change::HandedOver {
+        hand_over(docker, plan, extras).await?;
+    } else {
+        remove_container(docker, &plan.name).await;
+        start(docker, plan, extras).await?;
+    }
+    remove_unused_volumes(docker, plan).await;
+    Ok(change)
+}
+
+/// Rename the running relay out of the way, start the new one on the same port, and once it is
+/// ready tell the old one to drain (SIGTERM: it stops accepting, serves its open consoles up to
+/// its drain and exits 0, which its restart policy leaves alone). If the new relay does not
+/// come up, it is removed and the old one gets its name back, never having stopped serving.
+async fn hand_over(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Result<()> {
+    let old = draining_name(&plan.name);
+    rename(docker, &plan.name, &old).await?;
+    let started = async {
+        start(docker, plan, extras).await?;
+        wait_ready(docker, &plan.name).await
+    };
+    if let Err(e) = started.await {
+        remove_container(docker, &plan.name).await;
+        let back = rename(docker, &old, &plan.name).await.err().map(|e| format!("; renaming it back failed too: {e}")).unwrap_or_default();
+        return Err(Failure::environment(format!("{e}\nthe running relay was left serving (as before){back}")));
+    }
+    docker
+        .kill_container(&old, Some(KillContainerOptions { signal: "SIGTERM".into() }))
+        .await
+        .map_err(|e| Failure::environment(format!("telling the old relay {old} to drain (SIGTERM): {e}")))
+}
+
+async fn rename(docker: &Docker, from: &str, to: &str) -> Result<()> {
+    docker
+        .rename_container(from, RenameContainerOptions { name: to.into() })
+        .await
+        .map_err(|e| Failure::environment(format!("renaming container {from} to {to}: {e}")))
+}
+
+/// The relay logs "wsproxy ready" once its listener is bound: before that, a hand-over must not
+/// tell the old one to stop. Its reason when it exits instead.
+async fn wait_ready(docker: &Docker, name: &str) -> Result<()> {
+    for _ in 0..100 {
+        let log = logs(docker, name).await;
+        if log.contains("wsproxy ready") {
+            return Ok(());
+        }
+        let info = docker.inspect_container(name, None).await.ok().and_then(|i| i.state);
+        if info.is_some_and(|s| s.running == Some(false)) {
+            return Err(Failure::environment(format!("the new relay container exited at start:\n{log}")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(Failure::environment(format!("the new relay container {name} did not say it was ready within 10 s:\n{}", logs(docker, name).await)))
+}
+
+/// Remove the relays earlier hand-overs left draining that have finished (exited); those still
+/// serving consoles are left alone.
+async fn remove_drained(docker: &Docker, container: &str) {
+    let prefix = format!("{container}-draining-");
+    let Ok(list) = managed_containers(docker).await else { return };
+    for c in list.iter().filter(|c| name_of(c).starts_with(&prefix)) {
+        if c.state.as_ref().is_some_and(|s| s.to_string() != "running") {
+            remove_container(docker, &name_of(c)).await;
+        }
+    }
+}
+
+/// Remove this relay's certificates volumes of earlier versions that no container uses any
+/// more (podman refuses to remove a volume in use: a draining relay keeps its own).
+async fn remove_unused_volumes(docker: &Docker, plan: &ContainerPlan) {
+    let (prefix, keep) = (volumes_prefix(&plan.name), volume_of(plan));
+    let Ok(volumes) = docker.list_volumes(Some(ListVolumesOptions { filters: Some(owner_filter()) })).await else { return };
+    for v in volumes.volumes.unwrap_or_default().iter().filter(|v| v.name.starts_with(&prefix) && v.name != keep) {
+        let _ = docker.remove_volume(&v.name, Some(RemoveVolumeOptions { force: false })).await;
+    }
+}
+
+/// Fill a new certificates volume, create the relay container and start it.
+async fn start(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Result<()> {
     load_volume(docker, plan).await?;
+    let host_network = extras.host_network || plan.placement == Placement::HandOver;
     let port = format!("{}/tcp", plan.container_port);
     let body = ContainerCreateBody {
         image: Some(plan.image.clone()),
         cmd: Some(plan.args.clone()),
         user: Some(format!("{0}:{0}", crate::image::UID)),
         labels: Some(labels(plan)),
-        exposed_ports: (!extras.host_network).then(|| vec![port.clone()]),
+        exposed_ports: (!host_network).then(|| vec![port.clone()]),
         stop_signal: Some("SIGTERM".into()),
         stop_timeout: Some(plan.stop_timeout.into()),
         healthcheck: Some(HealthConfig {
@@ -276,19 +398,19 @@ pub async fn apply(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Re
             ..Default::default()
         }),
         host_config: Some(HostConfig {
-            port_bindings: (!extras.host_network).then(|| {
+            port_bindings: (!host_network).then(|| {
                 HashMap::from([(
                     port.clone(),
                     Some(vec![PortBinding { host_ip: Some(String::new()), host_port: Some(plan.host_port.to_string()) }]),
                 )])
             }),
-            network_mode: extras.host_network.then(|| "host".to_string()),
+            network_mode: host_network.then(|| "host".to_string()),
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
             restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::ON_FAILURE), maximum_retry_count: Some(0) }),
             mounts: Some(
-                std::iter::once(certs_mount(&plan.name, true))
+                std::iter::once(certs_mount(&volume_of(plan), true))
                     .chain(extras.binds.iter().map(|(host, inside)| Mount {
                         typ: Some(MountType::BIND),
                         source: Some(host.clone()),
@@ -307,8 +429,7 @@ pub async fn apply(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Re
         .await
         .map_err(|e| Failure::environment(format!("creating container {}: {e}", plan.name)))?;
     docker.start_container(&plan.name, None).await.map_err(|e| Failure::environment(format!("starting container {}: {e}", plan.name)))?;
-    wait_running(docker, &plan.name).await?;
-    Ok(change)
+    wait_running(docker, &plan.name).await
 }
 
 /// The relay either listens within moments or exits with its reason: report that reason.
@@ -332,7 +453,7 @@ pub async fn wait_running(docker: &Docker, name: &str) -> Result<()> {
 
 /// [`current`], refusing a container of that name that deploy did not create: it is not ours
 /// to replace.
-pub(crate) async fn ours(docker: &Docker, name: &str) -> Result<Option<(String, bool)>> {
+pub(crate) async fn ours(docker: &Docker, name: &str) -> Result<Option<Found>> {
     let found = current(docker, name).await?;
     if found.is_none() && docker.inspect_container(name, None).await.is_ok() {
         return Err(Failure::usage(format!(
@@ -389,11 +510,15 @@ pub async fn managed_label_values(docker: &Docker, label: &str) -> Result<Vec<St
     Ok(list.into_iter().filter_map(|c| c.labels.and_then(|l| l.get(label).cloned())).collect())
 }
 
-/// Remove one relay container and its certificates volume (the demo's cleanup).
+/// Remove one relay container and its certificates volumes (the demo's cleanup).
 pub async fn remove_one(docker: &Docker, name: &str) {
     remove_container(docker, name).await;
-    remove_container(docker, &loader_of(name)).await;
-    let _ = docker.remove_volume(&volume_of(name), Some(RemoveVolumeOptions { force: true })).await;
+    let prefix = volumes_prefix(name);
+    let Ok(volumes) = docker.list_volumes(Some(ListVolumesOptions { filters: Some(owner_filter()) })).await else { return };
+    for v in volumes.volumes.unwrap_or_default().iter().filter(|v| v.name.starts_with(&prefix)) {
+        remove_container(docker, &loader_of(&v.name)).await;
+        let _ = docker.remove_volume(&v.name, Some(RemoveVolumeOptions { force: true })).await;
+    }
 }
 
 /// Remove what deploy created (by label), nothing else. Every removal is tried; each one is

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{check_certificates, choose_quadlet, connect_podman, learn_host, podman, quadlet, DeployOptions, PodmanHost};
 use crate::error::{Failure, Result};
 use crate::output::Output;
-use crate::render::podman::ContainerPlan;
+use crate::render::podman::{ContainerPlan, Placement};
 use crate::spec::DeploySpec;
 use crate::steps::{StepReport, Steps};
 
@@ -77,7 +77,7 @@ pub async fn plan(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Resu
     let mut actions = vec![image_action(&docker, spec, opts).await?];
     let host = learn_host(&mut steps, spec, opts, name, docker).await?;
     let use_quadlet = choose_quadlet(opts.install, &host)?;
-    let mut container = crate::render::podman::plan(spec, &bundle);
+    let mut container = crate::render::podman::plan(spec, &bundle, super::placement(use_quadlet));
     if use_quadlet {
         container.labels.insert(quadlet::UNIT_DIR_LABEL.into(), host.unit_dir.clone());
         actions.extend(unit_actions(&host, &container).await?);
@@ -115,17 +115,29 @@ async fn image_action(docker: &bollard::Docker, spec: &DeploySpec, opts: &Deploy
 /// installed would be removed.
 async fn container_actions(host: &PodmanHost, plan: &ContainerPlan) -> Result<Vec<Planned>> {
     let object = format!("container {}", plan.name);
-    let volume = format!("volume {}", podman::volume_of(&plan.name));
+    let volume = format!("volume {}", podman::volume_of(plan));
     let mut out = match podman::ours(&host.docker, &plan.name).await? {
-        Some((sum, true)) if sum == plan.checksum => vec![
+        Some(f) if f.running && f.checksum == plan.checksum => vec![
             Planned { action: Action::Keep, object, why: "running with these certificates and settings".into() },
             Planned { action: Action::Keep, object: volume, why: "holds these certificates".into() },
         ],
-        Some((sum, _)) => {
-            let why = if sum != plan.checksum { "certificates or settings changed" } else { "not running" };
+        Some(f) if f.running && f.hand_over && plan.placement == Placement::HandOver => vec![
+            Planned {
+                action: Action::Replace,
+                object,
+                why: format!(
+                    "certificates or settings changed: hand-over (the new relay starts on port {} first, then the old one drains its open consoles for up to {} s)",
+                    plan.host_port,
+                    plan.stop_timeout.saturating_sub(10)
+                ),
+            },
+            Planned { action: Action::Create, object: volume, why: "the new relay's certificates (the old relay keeps its own)".into() },
+        ],
+        Some(f) => {
+            let why = if f.checksum != plan.checksum { "certificates or settings changed: stopped, then started" } else { "not running" };
             vec![
                 Planned { action: Action::Replace, object, why: why.into() },
-                Planned { action: Action::Replace, object: volume, why: "refilled with the certificates".into() },
+                Planned { action: Action::Create, object: volume, why: "the certificates, read-only in the container".into() },
             ]
         }
         None => vec![
@@ -158,7 +170,9 @@ async fn unit_actions(host: &PodmanHost, plan: &ContainerPlan) -> Result<Vec<Pla
         podman::Change::Replaced if existing == unit => {
             Planned { action: Action::Replace, object, why: "service not active: restart".into() }
         }
-        podman::Change::Replaced => Planned { action: Action::Replace, object, why: "certificates or settings changed".into() },
+        podman::Change::Replaced | podman::Change::HandedOver => {
+            Planned { action: Action::Replace, object, why: "certificates or settings changed".into() }
+        }
     }];
     if out[0].action == Action::Keep {
         return Ok(out);

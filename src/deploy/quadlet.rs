@@ -183,6 +183,7 @@ mod tests {
         // undeploy removes only units containing the marker: the rendered header has it.
         let plan = ContainerPlan {
             name: "wsproxy".into(),
+            placement: crate::render::podman::Placement::InPlace,
             image: "localhost/wsproxy:test".into(),
             args: vec![],
             host_port: 6100,

@@ -163,7 +163,7 @@ mod tests {
         assert!(k8s::conf(&spec).contains("WSPROXY_TARGET_CA=/etc/wsproxy/conf.d/target-ca.pem"));
         let cm = k8s::config_map(&spec).data.unwrap();
         assert_eq!(cm.get(k8s::TARGET_CA_FILE), spec.target_ca_pem.as_ref());
-        assert!(podman::conf(&spec).contains("WSPROXY_TARGET_CA=/run/secrets/wsproxy-target-ca"));
+        assert!(podman::conf(&spec, podman::Placement::InPlace).contains("WSPROXY_TARGET_CA=/run/secrets/wsproxy-target-ca"));
         assert!(podman::secret_names().contains(&podman::TARGET_CA_SECRET.to_string()), "undeploy removes it too");
     }
 
@@ -232,13 +232,14 @@ mod tests {
         // drainSeconds reaches both targets' relays, and podman's stop timeout is above it.
         let mut spec = spec;
         spec.drain_seconds = Some(600);
-        for text in [k8s::conf(&spec), podman::conf(&spec)] {
+        for text in [k8s::conf(&spec), podman::conf(&spec, podman::Placement::InPlace), podman::conf(&spec, podman::Placement::HandOver)] {
             let mut settings = wsproxy::config::Settings::default();
             settings.parse_text(&text, std::path::Path::new("conf")).unwrap();
             let config = wsproxy::Config::from_settings(&settings).unwrap();
             assert_eq!(config.shutdown_grace, std::time::Duration::from_secs(600), "{text}");
         }
-        assert_eq!(podman::stop_timeout_secs(&spec), 610);
+        assert_eq!(podman::stop_timeout_secs(&spec, podman::Placement::InPlace), 610);
+        assert_eq!(podman::stop_timeout_secs(&spec, podman::Placement::HandOver), 610);
         assert_eq!(k8s::termination_grace_secs(&spec), 615);
     }
 }

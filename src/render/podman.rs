@@ -27,10 +27,26 @@ pub struct SecretMount {
     pub data: Vec<u8>,
 }
 
+/// Label on a relay container that can hand its port over (see [`Placement::HandOver`]).
+pub const HANDOVER_LABEL: &str = "io.ovirt.wsproxyctl.handover";
+
+/// How a redeploy replaces the relay on its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The old relay stops, then the new one starts on the published port: the Quadlet unit
+    /// (one systemd service) and the kube-play Pod. New consoles wait for the drain.
+    InPlace,
+    /// The container deploy starts through the API: on the host's network with
+    /// `WSPROXY_REUSE_PORT`, so a redeploy starts the new relay on the port first and only then
+    /// tells the old one to drain. Nothing waits, so the drain can be long.
+    HandOver,
+}
+
 /// Everything about the relay container.
 #[derive(Debug, Clone)]
 pub struct ContainerPlan {
     pub name: String,
+    pub placement: Placement,
     pub image: String,
     pub args: Vec<String>,
     pub host_port: u16,
@@ -44,18 +60,22 @@ pub struct ContainerPlan {
 }
 
 /// The relay configuration inside the container (secrets are files under /run/secrets).
-pub fn conf(spec: &DeploySpec) -> String {
-    conf_in(spec, SECRETS_DIR)
+pub fn conf(spec: &DeploySpec, placement: Placement) -> String {
+    conf_in(spec, placement, SECRETS_DIR)
 }
 
 /// The relay configuration when the secret files are in `dir`.
-pub fn conf_in(spec: &DeploySpec, dir: &str) -> String {
+pub fn conf_in(spec: &DeploySpec, placement: Placement, dir: &str) -> String {
+    use wsproxy::config::key;
     let path = |n: &str| format!("{dir}/{SECRET_PREFIX}-{n}");
     let mut conf = relay_conf(
         spec,
         &CertPaths { cert: &path("tls-crt"), key: &path("tls-key"), engine: &path("engine-cer"), target_ca: &path("target-ca") },
     );
-    conf += &wsproxy::config::key::WSPROXY_SHUTDOWN_GRACE.line(drain_secs(spec));
+    conf += &key::WSPROXY_SHUTDOWN_GRACE.line(drain_secs(spec, placement));
+    if placement == Placement::HandOver {
+        conf += &key::WSPROXY_REUSE_PORT.line("True");
+    }
     conf
 }
 
@@ -68,9 +88,13 @@ pub fn secret_names() -> Vec<String> {
     names
 }
 
-/// The drain on podman: how long open consoles may go on after SIGTERM (`drainSeconds`).
-pub fn drain_secs(spec: &DeploySpec) -> u32 {
-    spec.drain_seconds.unwrap_or(crate::spec::DEFAULT_DRAIN_SECS_PODMAN)
+/// The drain on podman: how long open consoles may go on after SIGTERM (`drainSeconds`;
+/// unset, long where a redeploy hands over and short where new consoles wait for it).
+pub fn drain_secs(spec: &DeploySpec, placement: Placement) -> u32 {
+    spec.drain_seconds.unwrap_or(match placement {
+        Placement::InPlace => crate::spec::DEFAULT_DRAIN_SECS_PODMAN,
+        Placement::HandOver => crate::spec::DEFAULT_DRAIN_SECS_HANDOVER,
+    })
 }
 
 /// Seconds podman waits after SIGTERM before it kills the relay: the drain and 10 s for the
@@ -78,8 +102,8 @@ pub fn drain_secs(spec: &DeploySpec) -> u32 {
 /// default is 10 s, and in a Quadlet unit systemd's `TimeoutStopSec` does not change it: the
 /// container itself must carry it (the API container, the Quadlet unit and the kube-play Pod
 /// all do).
-pub fn stop_timeout_secs(spec: &DeploySpec) -> u32 {
-    drain_secs(spec) + 10
+pub fn stop_timeout_secs(spec: &DeploySpec, placement: Placement) -> u32 {
+    drain_secs(spec, placement) + 10
 }
 
 /// Seconds between two health checks of the relay's container.
@@ -97,8 +121,8 @@ pub fn health_cmd(port: u16) -> Vec<String> {
 pub const KUBE_FILES_DIR: &str = "/etc/wsproxy/files";
 
 /// Plan the container for a spec and its certificates.
-pub fn plan(spec: &DeploySpec, bundle: &Bundle) -> ContainerPlan {
-    let conf = conf(spec);
+pub fn plan(spec: &DeploySpec, bundle: &Bundle, placement: Placement) -> ContainerPlan {
+    let conf = conf(spec, placement);
     let mut secrets: Vec<SecretMount> =
         bundle.podman_secrets(SECRET_PREFIX).into_iter().map(|(name, data)| SecretMount { name, data }).collect();
     if let Some(pem) = &spec.target_ca_pem {
@@ -108,15 +132,19 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle) -> ContainerPlan {
     // The target CA's content counts too (its path alone is in the configuration).
     let target_ca = spec.target_ca_pem.as_deref().map(|pem| super::sha256_hex(pem.as_bytes())).unwrap_or_default();
     // So are the container's own settings: a deploy after they change replaces the container.
-    let settings = format!("stop-timeout={} health={:?}", stop_timeout_secs(spec), health_cmd(spec.port));
+    let settings = format!("stop-timeout={} health={:?}", stop_timeout_secs(spec, placement), health_cmd(spec.port));
     let checksum = super::sha256_hex(
         format!("{}{}{}{target_ca}{settings}", bundle.checksum(), super::sha256_hex(conf.as_bytes()), spec.image).as_bytes(),
     );
     let mut l = labels(spec);
     l.insert(OWNER_LABEL.into(), "true".into());
     l.insert(CHECKSUM_LABEL.into(), checksum.clone());
+    if placement == Placement::HandOver {
+        l.insert(HANDOVER_LABEL.into(), "true".into());
+    }
     ContainerPlan {
         name: CONTAINER_NAME.into(),
+        placement,
         image: spec.image.clone(),
         args: vec!["--config".into(), format!("{SECRETS_DIR}/{CONF_SECRET}")],
         host_port: spec.port,
@@ -124,7 +152,7 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle) -> ContainerPlan {
         secrets,
         labels: l,
         auto_update: spec.image_is_registry(),
-        stop_timeout: stop_timeout_secs(spec),
+        stop_timeout: stop_timeout_secs(spec, placement),
         checksum,
     }
 }
@@ -183,8 +211,11 @@ pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
             plan.secrets
                 .iter()
                 .map(|s| {
-                    let text =
-                        if s.name == CONF_SECRET { conf_in(spec, KUBE_FILES_DIR) } else { String::from_utf8_lossy(&s.data).to_string() };
+                    let text = if s.name == CONF_SECRET {
+                        conf_in(spec, plan.placement, KUBE_FILES_DIR)
+                    } else {
+                        String::from_utf8_lossy(&s.data).to_string()
+                    };
                     (s.name.clone(), text)
                 })
                 .collect(),
@@ -247,7 +278,7 @@ pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
 
 /// The rendered files.
 pub fn files(spec: &DeploySpec, bundle: &Bundle) -> Vec<File> {
-    let plan = plan(spec, bundle);
+    let plan = plan(spec, bundle, Placement::InPlace);
     vec![
         File { name: "wsproxy.container".into(), contents: quadlet(&plan), mode: 0o644 },
         File { name: "wsproxy-pod.yaml".into(), contents: kube_play(spec, &plan), mode: 0o600 },

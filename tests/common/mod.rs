@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 
 use wsproxy::config::{key, Key};
 
+pub mod consoles;
+
 /// The relay running in this process, stopped on drop.
 pub struct InProcessRelay {
     pub port: u16,
