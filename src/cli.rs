@@ -87,8 +87,9 @@ pub struct Place {
     #[arg(long, value_enum)]
     pub target: Target,
     /// Podman API: unix:///path/podman.sock (default: the local socket) or ssh://user@host[:port].
+    /// Give it once per host to deploy several in turn, each verified before the next.
     #[arg(long, value_name = "URI")]
-    pub host: Option<String>,
+    pub host: Vec<String>,
     /// SSH private key for ssh:// hosts.
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
@@ -200,7 +201,7 @@ impl Target {
 impl Place {
     fn target_flags(&self) -> Vec<TargetFlag> {
         vec![
-            TargetFlag { name: "--host", given: self.host.is_some(), belongs_to: Target::Podman },
+            TargetFlag { name: "--host", given: !self.host.is_empty(), belongs_to: Target::Podman },
             TargetFlag { name: "--identity", given: self.identity.is_some(), belongs_to: Target::Podman },
             TargetFlag { name: "--quadlet-dir", given: self.quadlet_dir.is_some(), belongs_to: Target::Podman },
             TargetFlag { name: "--context", given: self.context.is_some(), belongs_to: Target::K8s },
@@ -397,6 +398,10 @@ pub struct VerifyArgs {
     /// The proxy as browsers reach it: wss://HOST:PORT.
     #[arg(long, value_name = "URL")]
     pub proxy: String,
+    /// Connect to this host (name or address) instead of where the proxy's name resolves: one
+    /// relay of several behind a shared name. The certificate is still checked for the name.
+    #[arg(long, value_name = "HOST")]
+    pub connect_to: Option<String>,
     /// The engine CA the proxy certificate must chain to.
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
@@ -573,6 +578,7 @@ impl From<VerifyArgs> for crate::verify::VerifyOptions {
     fn from(a: VerifyArgs) -> Self {
         crate::verify::VerifyOptions {
             proxy: a.proxy,
+            connect_to: a.connect_to,
             ca: a.ca,
             engine_cert: a.engine_cert,
             engine_key: a.engine_key,
@@ -590,6 +596,7 @@ impl From<&DeployArgs> for crate::deploy::DeployOptions {
             no_verify: a.no_verify,
             verify_engine_key: a.verify_engine_key.clone(),
             verify_vnc: a.verify_vnc.clone(),
+            verify_connect_to: None,
             rollback_on_failure: a.rollback_on_failure,
             configure_engine: a.configure_engine,
             install: match (a.quadlet, a.no_quadlet) {

@@ -163,14 +163,27 @@ fn image_build(a: cli::ImageBuildArgs, out: &Output) -> Result<ExitCode> {
 fn deploy(a: cli::DeployArgs, out: &Output) -> Result<ExitCode> {
     a.check_target_flags().map_err(Failure::usage)?;
     let mut overrides = a.spec.overrides();
-    overrides.podman_host = a.place.host.clone();
+    if let [host] = a.place.host.as_slice() {
+        overrides.podman_host = Some(host.clone());
+    }
     overrides.identity = a.place.identity.clone();
     let spec = DeploySpec::load(a.spec.file.as_deref(), &overrides)?;
     spec.warnings().iter().for_each(|w| out.warn(w));
     let opts = deploy::DeployOptions::from(&a);
+    let several = a.place.host.len() > 1;
     if a.dry_run && a.place.target == Target::Podman {
+        if several {
+            let plans = runtime()?.block_on(deploy::several_hosts::plans(&spec, &a.place.host, &opts, out))?;
+            out.report(&plans, || plans.iter().map(|p| p.to_string()).collect());
+            return checked(true);
+        }
         let plan = runtime()?.block_on(deploy::podman_plan::plan(&spec, &opts, out))?;
         out.report(&plan, || plan.to_string());
+        return checked(true);
+    }
+    if several && a.place.target == Target::Podman {
+        let report = runtime()?.block_on(deploy::several_hosts::to_podman_hosts(&spec, &a.place.host, &opts, out))?;
+        out.report(&report, || report.to_string());
         return checked(true);
     }
     let report = match a.place.target {
@@ -184,8 +197,8 @@ fn deploy(a: cli::DeployArgs, out: &Output) -> Result<ExitCode> {
 fn undeploy(a: cli::UndeployArgs, out: &Output) -> Result<ExitCode> {
     a.check_target_flags().map_err(Failure::usage)?;
     let removed = match a.place.target {
-        Target::Podman => runtime()?.block_on(deploy::undeploy_podman(
-            a.place.host.as_deref(),
+        Target::Podman => runtime()?.block_on(deploy::several_hosts::undeploy(
+            &a.place.host,
             a.place.identity.as_deref(),
             a.place.quadlet_dir.as_deref(),
         ))?,

@@ -25,6 +25,9 @@ use crate::ticket_sign::{self, Console};
 /// What to verify.
 pub struct VerifyOptions {
     pub proxy: String,
+    /// Connect here instead of where the proxy's name resolves (one host of several behind a
+    /// shared name); the certificate is still checked for the name.
+    pub connect_to: Option<String>,
     pub ca: Option<PathBuf>,
     pub engine_cert: Option<PathBuf>,
     pub engine_key: Option<PathBuf>,
@@ -191,7 +194,8 @@ pub async fn run(args: VerifyOptions) -> Result<Report> {
     let mut steps = Steps::silent();
     let report = |steps: Steps<'_>| Ok(Report { proxy: args.proxy.clone(), ok: steps.all_ok(), steps: steps.done });
 
-    let Some(addr) = steps.check("dns", resolve(&p.host, p.port, limit)).await else { return report(steps) };
+    let dial = args.connect_to.as_deref().unwrap_or(&p.host);
+    let Some(addr) = steps.check("dns", resolve(dial, p.port, limit)).await else { return report(steps) };
     if steps.check("tcp", tcp(addr, limit)).await.is_none() {
         return report(steps);
     }

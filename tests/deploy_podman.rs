@@ -594,3 +594,93 @@ fn unreachable_hosts_say_what_to_do() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("check certificates") && stderr(&o).contains("must never leave the engine"), "{}", stderr(&o));
 }
+
+/// Two proxy hosts behind one name in one command: `deploy --host A --host B` deploys and
+/// verifies A, then B, each at its own address (B is a second podman with a store of its own in
+/// a network namespace, with its own sshd). Both relays record used tickets in one real
+/// redis-server, so a ticket opened on A is refused on B. A second host that cannot be reached
+/// stops the command there, naming what was done; `undeploy --host A --host B` leaves nothing on
+/// either.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hosts_in_turn_share_one_replay_store() {
+    let _serial = SERIAL.lock().await;
+    let common::EngineSide { dir, pki, certs } = common::engine_side();
+    let tag = format!("localhost/wsproxy-two-hosts-test:{}", std::process::id());
+    let archive = image_archive(&tag);
+    let _api_a = PodmanService::start(Path::new("/run/podman/podman.sock"));
+    let ssh_a = SshHost::start();
+    let net_b = NetnsHost::new("b");
+    let api_b = PodmanService::start_in(&net_b);
+    let ssh_b = SshHost::start_in(&net_b, &[("CONTAINER_HOST", format!("unix://{}", api_b.socket.display()))]);
+    ssh_b.authorize(&ssh_a);
+    let store = testkit::RedisServer::start_reachable_from(dir.path(), &net_b);
+    let _cleanup = testkit::on_drop(|| {
+        remove_managed();
+        let _ = podman().args(["rmi", "-f", &tag]).output();
+    });
+    // A console both hosts can reach: on this machine's side of B's link.
+    let vm = tokio::net::TcpListener::bind((net_b.host_ip.as_str(), 0)).await.unwrap();
+    let vm_port = vm.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = vm.accept().await {
+            held.push(s);
+        }
+    });
+
+    let port = free_port().to_string();
+    let store_url = format!("redis://{}:{}", net_b.host_ip, store.port);
+    let (a, b) = (ssh_a.uri(), ssh_b.uri());
+    let spec = ["--proxy-fqdn", "localhost", "--port", &port, "--certs", s(&certs), "--image", &tag, "--replay-store", &store_url];
+    let run = |hosts: &[&str], extra: &[&str]| {
+        let mut args = vec!["deploy", "--target", "podman", "--identity", s(&ssh_a.identity)];
+        hosts.iter().for_each(|h| args.extend(["--host", h]));
+        deploy(&ssh_a, &[&args[..], &spec, extra].concat())
+    };
+
+    let o = run(&[&a, &b], &["--json", "--image-archive", s(&archive)]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hosts = v["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 2, "{v}");
+    for (report, address) in hosts.iter().zip(["127.0.0.1", net_b.ns_ip.as_str()]) {
+        assert_eq!(report["change"], "Created", "{report}");
+        assert_eq!(report["verify"]["ok"], true, "{report}");
+        let dns = &report["verify"]["steps"][0]["detail"];
+        assert!(dns.as_str().unwrap().contains(&format!("-> {address}")), "each host verified at its own address: {report}");
+    }
+    let on_b = api_b.cli().args(["ps", "--format", "{{.Names}}", "--filter", "label=io.ovirt.wsproxyctl.managed=true"]).output().unwrap();
+    assert_eq!(stdout(&on_b).trim(), "wsproxy", "B's relay runs in B's podman");
+
+    // One store: a ticket opened on A is used up on B too.
+    let ca = certs.join("ca.pem");
+    let url = |ticket: &str| format!("wss://localhost:{port}/{ticket}");
+    let at = |addr: &str| -> std::net::SocketAddr { format!("{addr}:{port}").parse().unwrap() };
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new(&net_b.host_ip, vm_port));
+    let on_a = testkit::connect_ws_at(at("127.0.0.1"), &url(&ticket), &ca).await;
+    assert!(matches!(on_a, WsOutcome::Open(_)), "A refused a good ticket: {on_a:?}");
+    match testkit::connect_ws_at(at(&net_b.ns_ip), &url(&ticket), &ca).await {
+        WsOutcome::Refused(403, body) => assert!(body.contains("already used"), "{body}"),
+        other => panic!("B must refuse a ticket used on A: {other:?}"),
+    }
+    let fresh = sign_ticket(&pki.engine_key, &TicketSpec::new(&net_b.host_ip, vm_port));
+    assert!(matches!(testkit::connect_ws_at(at(&net_b.ns_ip), &url(&fresh), &ca).await, WsOutcome::Open(_)), "B serves a fresh ticket");
+
+    // A second host nobody answers at: A is deployed (unchanged) and verified, then it stops.
+    let nowhere = format!("ssh://root@127.0.0.1:{}", free_port());
+    let o = run(&[&a, &nowhere], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("host {nowhere} (2 of 2) failed")) && err.contains(&format!("deployed and verified before it: {a}")),
+        "{err}"
+    );
+
+    let o = deploy(&ssh_a, &["undeploy", "--target", "podman", "--host", &a, "--host", &b, "--identity", s(&ssh_a.identity)]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(&format!("removed container wsproxy on {b}")), "{}", stdout(&o));
+    assert_eq!(managed_left(), "", "nothing of ours left on A");
+    let left_b = api_b.cli().args(["ps", "-a", "-q", "--filter", "label=io.ovirt.wsproxyctl.managed=true"]).output().unwrap();
+    assert_eq!(stdout(&left_b).trim(), "", "nothing of ours left on B");
+    assert_no_ssh_left_behind();
+}

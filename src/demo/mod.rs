@@ -108,6 +108,7 @@ pub async fn run(args: DemoOptions, out: &Output) -> Result<DemoReport> {
         out.step("==> verifying as a browser would");
         let report = verify::run(verify::VerifyOptions {
             proxy: proxy.clone(),
+            connect_to: None,
             ca: Some(certs.join(pki::CA_FILE)),
             engine_cert: Some(engine.engine_cert.clone()),
             engine_key: Some(engine.engine_key.clone()),

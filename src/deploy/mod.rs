@@ -8,6 +8,7 @@ pub mod k8s;
 pub mod podman;
 pub mod podman_plan;
 pub mod quadlet;
+pub mod several_hosts;
 pub mod ssh_transport;
 
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ pub struct DeployOptions {
     pub no_verify: bool,
     pub verify_engine_key: Option<PathBuf>,
     pub verify_vnc: Option<String>,
+    /// Verify at this host instead of where the proxy's name resolves (one of several hosts).
+    pub verify_connect_to: Option<String>,
     pub rollback_on_failure: bool,
     pub configure_engine: bool,
 }
@@ -65,6 +68,7 @@ pub struct DeployReport {
 async fn verify_deployed(spec: &DeploySpec, opts: &DeployOptions) -> Result<verify::Report> {
     let args = || verify::VerifyOptions {
         proxy: format!("wss://{}:{}", spec.proxy_fqdn, spec.port),
+        connect_to: opts.verify_connect_to.clone(),
         ca: Some(spec.certs.join(crate::pki::CA_FILE)),
         engine_cert: None,
         engine_key: opts.verify_engine_key.clone(),

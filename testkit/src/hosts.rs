@@ -45,6 +45,15 @@ impl NetnsHost {
         c.args(["netns", "exec", &self.name, program]);
         c
     }
+
+    /// A command in the namespace's network only: `ip netns exec` also remounts /sys for the
+    /// namespace, which hides the cgroup mounts a container runtime needs; `nsenter --net` does not.
+    pub fn network_command(&self, program: &str) -> Command {
+        require_tool("nsenter");
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.name)).arg(program);
+        c
+    }
 }
 
 impl Drop for NetnsHost {
@@ -119,6 +128,9 @@ impl Drop for NetnsXvnc {
 pub struct PodmanService {
     pub socket: PathBuf,
     child: Option<Child>,
+    /// A podman of its own (store, run and tmp directories here): its containers are removed
+    /// when it stops.
+    own_store: Option<tempfile::TempDir>,
 }
 
 pub fn containers_conf() -> PathBuf {
@@ -138,7 +150,7 @@ impl PodmanService {
             std::fs::create_dir_all(dir).unwrap();
         }
         if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-            return PodmanService { socket: socket.to_path_buf(), child: None };
+            return PodmanService { socket: socket.to_path_buf(), child: None, own_store: None };
         }
         let _ = std::fs::remove_file(socket);
         let child = Command::new("podman")
@@ -156,15 +168,56 @@ impl PodmanService {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        PodmanService { socket: socket.to_path_buf(), child: Some(child) }
+        PodmanService { socket: socket.to_path_buf(), child: Some(child), own_store: None }
+    }
+
+    /// A second podman host on this machine: a podman with a store of its own, serving its API
+    /// from inside `host`'s network namespace, so host-network containers get that namespace's
+    /// address and ports (a relay there does not collide with one on this machine's network).
+    pub fn start_in(host: &NetnsHost) -> PodmanService {
+        require_tool("podman");
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("podman.sock");
+        let d = |n: &str| dir.path().join(n).display().to_string();
+        let child = host
+            .network_command("podman")
+            .env("CONTAINERS_CONF", containers_conf())
+            .args(["--root", &d("root"), "--runroot", &d("run"), "--tmpdir", &d("tmp"), "system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..250 {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PodmanService { socket, child: Some(child), own_store: Some(dir) }
+    }
+
+    /// The podman CLI talking to this service (`podman --url unix://SOCKET ...`).
+    pub fn cli(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.arg("--url").arg(format!("unix://{}", self.socket.display()));
+        c
     }
 }
 
 impl Drop for PodmanService {
     fn drop(&mut self) {
+        if self.own_store.is_some() {
+            let _ = self.cli().args(["rm", "-a", "-f", "-t", "0"]).output();
+            let _ = self.cli().args(["volume", "prune", "-f"]).output();
+        }
         if let Some(c) = &mut self.child {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if let Some(store) = &self.own_store {
+            // The overlay driver bind-mounts its directory onto itself; it outlives the service.
+            let _ = Command::new("umount").arg("-R").arg(store.path().join("root/overlay")).output();
         }
     }
 }
@@ -184,6 +237,8 @@ fn session_env(extra: &[(&str, String)]) -> String {
 
 /// sshd on a loopback port, root login with a fresh key (the "separate host" of deploy tests).
 pub struct SshHost {
+    /// Where sshd listens (127.0.0.1, or a namespace's address).
+    pub addr: String,
     pub port: u16,
     pub identity: PathBuf,
     /// A directory with an `ssh` wrapper that keeps host keys out of the user's known_hosts.
@@ -199,6 +254,17 @@ impl SshHost {
 
     /// Like [`SshHost::start`], with extra environment for sessions (`PATH` replaces the default).
     pub fn start_with_env(env: &[(&str, String)]) -> SshHost {
+        SshHost::start_at(None, env)
+    }
+
+    /// sshd inside `host`'s namespace, on its address: with [`PodmanService::start_in`] (its
+    /// socket as `CONTAINER_HOST` in `env`), a second proxy host whose ssh address is also
+    /// where its relay answers.
+    pub fn start_in(host: &NetnsHost, env: &[(&str, String)]) -> SshHost {
+        SshHost::start_at(Some(host), env)
+    }
+
+    fn start_at(netns: Option<&NetnsHost>, env: &[(&str, String)]) -> SshHost {
         require_tool("ssh-keygen");
         assert!(Path::new("/usr/sbin/sshd").is_file(), "sshd is not installed: run `bash scripts/test.sh` (installs openssh-server)");
         let dir = tempfile::tempdir().unwrap();
@@ -207,11 +273,12 @@ impl SshHost {
         run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(p("id")));
         std::fs::copy(p("id.pub"), p("authorized_keys")).unwrap();
         let port = crate::free_port();
+        let addr = netns.map(|h| h.ns_ip.clone()).unwrap_or_else(|| "127.0.0.1".into());
         std::fs::create_dir_all("/run/sshd").unwrap();
         std::fs::write(
             p("sshd_config"),
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
+                "Port {port}\nListenAddress {addr}\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile {}\n\
                  SetEnv {}\n",
                 p("host_key").display(),
@@ -221,14 +288,12 @@ impl SshHost {
             ),
         )
         .unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(p("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_port(port, Duration::from_secs(10));
+        let mut sshd = match netns {
+            Some(h) => h.network_command("/usr/sbin/sshd"),
+            None => Command::new("/usr/sbin/sshd"),
+        };
+        let child = sshd.args(["-D", "-e", "-f"]).arg(p("sshd_config")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        crate::wait_addr(&addr, port, Duration::from_secs(10));
         let wrapper_dir = p("bin");
         std::fs::create_dir_all(&wrapper_dir).unwrap();
         let wrapper = wrapper_dir.join("ssh");
@@ -242,11 +307,19 @@ impl SshHost {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        SshHost { port, identity: p("id"), ssh_wrapper_dir: wrapper_dir, child, _dir: dir }
+        SshHost { addr, port, identity: p("id"), ssh_wrapper_dir: wrapper_dir, child, _dir: dir }
     }
 
     pub fn uri(&self) -> String {
-        format!("ssh://root@127.0.0.1:{}", self.port)
+        format!("ssh://root@{}:{}", self.addr, self.port)
+    }
+
+    /// Let `other`'s key log in here too (one `--identity` for several hosts).
+    pub fn authorize(&self, other: &SshHost) {
+        let key = std::fs::read_to_string(other.identity.with_extension("pub")).unwrap();
+        let mut keys = std::fs::read_to_string(self._dir.path().join("authorized_keys")).unwrap();
+        keys.push_str(&key);
+        std::fs::write(self._dir.path().join("authorized_keys"), keys).unwrap();
     }
 
     /// PATH for a client process: the ssh wrapper first.

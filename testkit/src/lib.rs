@@ -50,9 +50,14 @@ pub fn free_port() -> u16 {
 
 /// Wait until something accepts TCP connections on the port.
 pub fn wait_port(port: u16, within: Duration) {
+    wait_addr("127.0.0.1", port, within)
+}
+
+/// Wait until something accepts TCP connections at `addr:port`.
+pub fn wait_addr(addr: &str, port: u16, within: Duration) {
     let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < within, "nothing listens on 127.0.0.1:{port} after {within:?}");
+    while TcpStream::connect((addr, port)).is_err() {
+        assert!(start.elapsed() < within, "nothing listens on {addr}:{port} after {within:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -319,6 +324,23 @@ pub enum WsOutcome {
 /// Connect to `url` (ws:// or wss://, `ca` required for wss) offering the `binary` subprotocol.
 pub async fn connect_ws(url: &str, ca: Option<&Path>) -> WsOutcome {
     try_connect_ws(url, ca).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`connect_ws`] over TCP to `addr` instead of where the URL's host resolves (the certificate
+/// is still checked for the URL's host): one relay of several behind one name.
+pub async fn connect_ws_at(addr: SocketAddr, url: &str, ca: &Path) -> WsOutcome {
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("binary"));
+    let tcp = TokioTcp::connect(addr).await.unwrap_or_else(|e| panic!("{addr}: {e}"));
+    let connector = tokio_tungstenite::Connector::Rustls(client_tls(ca));
+    match tokio_tungstenite::client_async_tls_with_config(request, tcp, None, Some(connector)).await {
+        Ok((ws, _)) => WsOutcome::Open(Box::new(ws)),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body = resp.body().as_ref().map(|b| String::from_utf8_lossy(b).to_string()).unwrap_or_default();
+            WsOutcome::Refused(resp.status().as_u16(), body)
+        }
+        Err(e) => panic!("websocket connection to {url} at {addr} failed: {e}"),
+    }
 }
 
 /// [`connect_ws`], with a connection that fails below HTTP (refused, reset, TLS) as an error
@@ -641,9 +663,25 @@ pub struct RedisServer {
 impl RedisServer {
     /// `password`: `requirepass`; `tls`: serve TLS only (rediss://) on the port.
     pub fn start(dir: &Path, password: Option<&str>, tls: Option<RedisTls<'_>>) -> RedisServer {
+        RedisServer::start_bound(dir, "127.0.0.1", password, tls)
+    }
+
+    /// Without a password or TLS, listening on loopback and on this machine's side of `host`'s
+    /// link (`host.host_ip`): reachable from this machine and from inside the namespace (a
+    /// test network: protected mode off).
+    pub fn start_reachable_from(dir: &Path, host: &hosts::NetnsHost) -> RedisServer {
+        let mut server = RedisServer::start_bound(dir, &format!("127.0.0.1 {}", host.host_ip), None, None);
+        // Without a password Redis answers only loopback clients unless told otherwise.
+        server.proc = None;
+        server.args.extend(["--protected-mode".into(), "no".into()]);
+        server.resume();
+        server
+    }
+
+    fn start_bound(dir: &Path, bind: &str, password: Option<&str>, tls: Option<RedisTls<'_>>) -> RedisServer {
         require_tool("redis-server");
         let port = free_port();
-        let mut args: Vec<String> = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"]
+        let mut args: Vec<String> = ["--bind", bind, "--save", "", "--appendonly", "no", "--dir"]
             .iter()
             .map(|s| s.to_string())
             .chain([dir.display().to_string()])
