@@ -436,10 +436,35 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
         }
         let _ = podman().args(["rmi", "-f", &tag]).output();
     });
+    // systemd, but a podman without the Quadlet generator (before 4.4): the container through
+    // the API, the report saying why; --quadlet is refused with the reason.
+    let systemctl_only = dir.path().join("systemctl-only");
+    std::fs::create_dir_all(&systemctl_only).unwrap();
+    std::os::unix::fs::symlink(standin.join("systemctl"), systemctl_only.join("systemctl")).unwrap();
+    let old_podman = SshHost::start_with_env(&[
+        ("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", systemctl_only.display())),
+        ("STANDIN_STATE", state.display().to_string()),
+    ]);
+    let old_place = ["--target", "podman", "--host", &old_podman.uri(), "--identity", s(&old_podman.identity)];
+    let with =
+        |extra: &[&str]| -> Vec<String> { ["deploy"].iter().chain(&old_place).chain(&spec).chain(extra).map(|x| x.to_string()).collect() };
+    let o = deploy(&old_podman, &with(&["--dry-run", "--image-archive", s(&archive)]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["mode"], "container", "{plan}");
+    assert!(plan["steps"].to_string().contains("no Quadlet generator (podman 4.4 or later ships it)"), "{plan}");
+    let o = deploy(
+        &old_podman,
+        &with(&["--quadlet", "--dry-run", "--image-archive", s(&archive)]).iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("has no Quadlet generator"), "{}", stderr(&o));
+
     let o = run(deploy_args(&["--image-archive", s(&archive), "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]));
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["mode"], "quadlet", "{v}");
+    assert!(v["steps"].to_string().contains("Quadlet at "), "{v}");
     assert_eq!(v["change"], "Created", "{v}");
     assert_eq!(v["verify"]["ok"], true, "{v}");
     assert!(v["verify"].to_string().contains("RFB 003.008"), "{v}");

@@ -193,7 +193,11 @@ async fn learn_host(
         .run("host init system", async {
             let init = quadlet::detect(&shell).await?;
             let systemd = if init.systemd { "systemd" } else { "no systemd" };
-            let detail = format!("{systemd} ({}), user id {}", init.state, init.uid);
+            let quadlet = match &init.quadlet {
+                Some(path) => format!("Quadlet at {path}"),
+                None => "no Quadlet generator (podman 4.4 or later ships it)".into(),
+            };
+            let detail = format!("{systemd} ({}), {quadlet}, user id {}", init.state, init.uid);
             Ok((init, detail))
         })
         .await?;
@@ -201,12 +205,21 @@ async fn learn_host(
     Ok(PodmanHost { name, docker, shell, init, unit_dir })
 }
 
-/// Quadlet when asked for or (by default) when the host runs systemd.
+/// Quadlet when asked for or (by default) when the host runs systemd and its podman has the
+/// Quadlet generator (4.4 and later); otherwise the container through the API (the "host init
+/// system" step says why).
 fn choose_quadlet(install: Install, host: &PodmanHost) -> Result<bool> {
+    let can = host.init.systemd && host.init.quadlet.is_some();
     match install {
-        Install::Auto => Ok(host.init.systemd),
+        Install::Auto => Ok(can),
         Install::Container => Ok(false),
-        Install::Quadlet if host.init.systemd => Ok(true),
+        Install::Quadlet if can => Ok(true),
+        Install::Quadlet if host.init.systemd => Err(Failure::environment(format!(
+            "--quadlet: podman on {} has no Quadlet generator (none at {} or on PATH; podman 4.4 or later ships it): \
+             upgrade podman, or drop --quadlet to create the container directly",
+            host.name,
+            quadlet::QUADLET_PATHS.join(", ")
+        ))),
         Install::Quadlet => Err(Failure::environment(format!(
             "--quadlet: {} does not run systemd (systemctl is-system-running: {}); drop --quadlet to create the container directly",
             host.name, host.init.state

@@ -33,6 +33,9 @@ pub struct HostInit {
     pub state: String,
     pub uid: u32,
     pub home: String,
+    /// Where the host's Quadlet generator is (podman 4.4 and later ship it); `None`: this
+    /// podman cannot turn a `.container` unit into a service.
+    pub quadlet: Option<String>,
 }
 
 impl HostInit {
@@ -53,7 +56,11 @@ impl HostInit {
     }
 }
 
-/// Parse the detection script's output: uid, home, systemd state (lines).
+/// Where podman installs its Quadlet generator (Debian and Fedora, Arch and SUSE); on `PATH`
+/// is looked at too.
+pub const QUADLET_PATHS: [&str; 2] = ["/usr/libexec/podman/quadlet", "/usr/lib/podman/quadlet"];
+
+/// Parse the detection script's output: uid, home, systemd state, Quadlet generator (lines).
 fn parse_init(text: &str) -> Result<HostInit> {
     let mut lines = text.lines();
     let uid = lines
@@ -62,12 +69,18 @@ fn parse_init(text: &str) -> Result<HostInit> {
         .ok_or_else(|| Failure::environment(format!("could not read the user id on the podman host (got {text:?})")))?;
     let home = lines.next().unwrap_or("").trim().to_string();
     let state = lines.next().unwrap_or("").trim().to_string();
+    let quadlet = lines.next().map(str::trim).filter(|q| !q.is_empty()).map(str::to_string);
     let systemd = matches!(state.as_str(), "running" | "degraded" | "starting" | "initializing" | "maintenance");
-    Ok(HostInit { systemd, state: if state.is_empty() { "no systemctl".into() } else { state }, uid, home })
+    Ok(HostInit { systemd, state: if state.is_empty() { "no systemctl".into() } else { state }, uid, home, quadlet })
 }
 
 pub async fn detect(shell: &HostShell) -> Result<HostInit> {
-    let out = shell.run("id -u; printf '%s\\n' \"$HOME\"; systemctl is-system-running 2>/dev/null || true\n").await?;
+    let script = format!(
+        "id -u; printf '%s\\n' \"$HOME\"; echo \"$(systemctl is-system-running 2>/dev/null)\"\n\
+         for q in {} \"$(command -v quadlet 2>/dev/null)\"; do [ -n \"$q\" ] && [ -x \"$q\" ] && {{ echo \"$q\"; exit 0; }}; done; echo\n",
+        QUADLET_PATHS.join(" ")
+    );
+    let out = shell.run(&script).await?;
     if !out.ok {
         return Err(Failure::environment(format!("could not inspect the podman host: {}", out.stderr.trim())));
     }
@@ -176,6 +189,10 @@ mod tests {
         assert!(!none.systemd);
         assert_eq!(none.state, "no systemctl");
         assert!(parse_init("").is_err());
+        // podman before 4.4 has no Quadlet generator.
+        assert_eq!(root.quadlet, None);
+        let with = parse_init("0\n/root\nrunning\n/usr/libexec/podman/quadlet\n").unwrap();
+        assert_eq!(with.quadlet.as_deref(), Some("/usr/libexec/podman/quadlet"));
     }
 
     #[test]
