@@ -215,8 +215,14 @@ fn render(a: cli::RenderArgs, out: &Output) -> Result<ExitCode> {
     let spec = DeploySpec::load(a.spec.file.as_deref(), &a.spec.overrides())?;
     spec.warnings().iter().for_each(|w| out.warn(w));
     let files = match (a.target, a.without_secret) {
-        (Target::K8s, true) => render::k8s::files(&spec, None),
-        (Target::K8s, false) => render::k8s::files(&spec, Some(&Bundle::load(&spec.certs)?)),
+        (Target::K8s, true) => {
+            spec.check_k8s()?;
+            render::k8s::files(&spec, None)
+        }
+        (Target::K8s, false) => {
+            spec.check_k8s()?;
+            render::k8s::files(&spec, Some(&Bundle::load(&spec.certs)?))
+        }
         (Target::Podman, true) => return Err(Failure::usage("--without-secret applies to --target k8s only")),
         (Target::Podman, false) => {
             spec.check_podman()?;

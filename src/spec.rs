@@ -79,6 +79,35 @@ pub struct ReplayStore {
     /// refusing new consoles (weaker: a ticket could then be used twice).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fail_open: bool,
+    /// Podman: a file (on the machine running wsproxyctl; relative to this file) holding the
+    /// store's password; it becomes a podman secret readable only by the relay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Podman: a PEM CA file a rediss:// store's certificate must chain to (the image holds no
+    /// system roots); it becomes a podman secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// What `passwordFile` and `caFile` hold, read and checked when the spec is loaded.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub files: ReplayStoreFiles,
+}
+
+/// The contents of a replay store's `passwordFile` and `caFile`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct ReplayStoreFiles {
+    pub password: Option<String>,
+    pub ca_pem: Option<String>,
+}
+
+/// Never print the password (a spec is printed in debug output).
+impl std::fmt::Debug for ReplayStoreFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayStoreFiles")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<pem>"))
+            .finish()
+    }
 }
 
 /// Where and how the Podman target runs.
@@ -217,6 +246,11 @@ impl DeploySpec {
                     if let Some(ca) = spec.target_ca.as_mut().filter(|ca| ca.is_relative()) {
                         *ca = dir.join(&*ca);
                     }
+                    if let Some(store) = spec.replay_store.as_mut() {
+                        for file in [&mut store.password_file, &mut store.ca_file].into_iter().flatten().filter(|f| f.is_relative()) {
+                            *file = dir.join(&*file);
+                        }
+                    }
                 }
                 spec
             }
@@ -257,6 +291,9 @@ impl DeploySpec {
         }
         spec.validate()?;
         spec.target_ca_pem = spec.target_ca.as_deref().map(read_target_ca).transpose()?;
+        if let Some(store) = spec.replay_store.as_mut() {
+            store.files = read_replay_store_files(store)?;
+        }
         Ok(spec)
     }
 
@@ -356,6 +393,15 @@ impl DeploySpec {
             if store.ca_secret.is_some() && scheme != "rediss" {
                 return bad("replayStore.caSecret", "a CA only applies to rediss:// (TLS) stores".into());
             }
+            if store.ca_file.is_some() && scheme != "rediss" {
+                return bad("replayStore.caFile", "a CA only applies to rediss:// (TLS) stores".into());
+            }
+            if store.password_file.is_some() && store.password_secret.is_some() {
+                return bad("replayStore.passwordFile", "give passwordSecret (Kubernetes) or passwordFile (podman), not both".into());
+            }
+            if store.ca_file.is_some() && store.ca_secret.is_some() {
+                return bad("replayStore.caFile", "give caSecret (Kubernetes) or caFile (podman), not both".into());
+            }
             for (field, name) in [("replayStore.passwordSecret", &store.password_secret), ("replayStore.caSecret", &store.ca_secret)] {
                 if let Some(name) = name.as_deref().filter(|n| !secret_name_ok(n)) {
                     return bad(field, format!("{name:?} is not a Kubernetes Secret name (lower case, digits, - and .)"));
@@ -380,9 +426,22 @@ impl DeploySpec {
         if let Some(store) = &self.replay_store {
             if store.password_secret.is_some() || store.ca_secret.is_some() {
                 return Err(Failure::usage(
-                    "replayStore.passwordSecret and replayStore.caSecret name Kubernetes Secrets; the podman target \
-                     cannot mount them yet: for podman, use a store reachable without a password on a private network \
-                     (replayStore.url alone), or deploy to Kubernetes",
+                    "replayStore.passwordSecret and replayStore.caSecret name Kubernetes Secrets; for podman give \
+                     replayStore.passwordFile and replayStore.caFile (files here, copied into podman secrets)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Kubernetes reads Secrets, not files on this machine: refuse the podman-only file fields
+    /// instead of ignoring them.
+    pub fn check_k8s(&self) -> Result<()> {
+        if let Some(store) = &self.replay_store {
+            if store.password_file.is_some() || store.ca_file.is_some() {
+                return Err(Failure::usage(
+                    "replayStore.passwordFile and replayStore.caFile are for podman; on Kubernetes create Secrets and name \
+                     them in replayStore.passwordSecret and replayStore.caSecret (the password never passes through wsproxyctl)",
                 ));
             }
         }
@@ -431,6 +490,35 @@ fn read_target_ca(path: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&crate::pki::certificate_pem(&der)).into_owned())
 }
 
+/// `replayStore.passwordFile` (one line, not empty) and `caFile` (PEM certificates only).
+fn read_replay_store_files(store: &ReplayStore) -> Result<ReplayStoreFiles> {
+    let password = match &store.password_file {
+        None => None,
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("replayStore.passwordFile {}: {e}", path.display())))?;
+            let password = text.trim_end_matches(['\r', '\n']).to_string();
+            if password.is_empty() || password.contains(['\r', '\n']) {
+                return Err(Failure::usage(format!(
+                    "replayStore.passwordFile {}: expected the password alone on one line",
+                    path.display()
+                )));
+            }
+            Some(password)
+        }
+    };
+    let ca_pem = match &store.ca_file {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| Failure::usage(format!("replayStore.caFile {}: {e}", path.display())))?;
+            let der =
+                crate::pki::pem_cert_der(&bytes).map_err(|why| Failure::usage(format!("replayStore.caFile {}: {why}", path.display())))?;
+            Some(String::from_utf8_lossy(&crate::pki::certificate_pem(&der)).into_owned())
+        }
+    };
+    Ok(ReplayStoreFiles { password, ca_pem })
+}
+
 /// A Kubernetes object name (DNS-1123 subdomain): lower case letters, digits, `-` and `.`.
 fn secret_name_ok(s: &str) -> bool {
     !s.is_empty()
@@ -476,6 +564,11 @@ pub fn helm_values_schema() -> serde_json::Value {
     schema["properties"]["targetCaPem"] = pem(
         "PEM CA that VeNCrypt and KubeVirt targets' certificates must chain to (helm --set-file targetCaPem=ca.pem): WSPROXY_TARGET_CA",
     );
+    // Files on the machine running wsproxyctl mean nothing to Helm (the chart takes Secrets).
+    if let Some(store) = schema["$defs"]["ReplayStore"]["properties"].as_object_mut() {
+        store.remove("passwordFile");
+        store.remove("caFile");
+    }
     schema["title"] = serde_json::json!("ovirt-websocket-proxy Helm values (generated by `wsproxyctl config schema --helm`)");
     schema
 }
@@ -507,6 +600,9 @@ replicas: 1
 #   url: rediss://valkey.consoles.svc:6379     # Redis or Valkey
 #   passwordSecret: wsproxy-replay-store       # existing Secret, key "password"
 #   caSecret: wsproxy-replay-store-ca          # existing Secret, key "ca.crt" (rediss)
+#   # podman instead: files here, copied into podman secrets readable only by the relay
+#   # passwordFile: ./store-password
+#   # caFile: ./store-ca.pem
 service:
   type: LoadBalancer        # or NodePort (then optionally nodePort: 30610)
 resources:
@@ -534,6 +630,39 @@ podman:
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Podman's replay store password and CA come from files beside the spec: read, checked,
+    /// kept out of debug output, and refused where they would mean nothing.
+    #[test]
+    fn replay_store_files_are_read_checked_and_podman_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["store.example".into()]).unwrap();
+        std::fs::write(dir.path().join("store-ca.pem"), ca.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+        std::fs::write(dir.path().join("two-lines"), "a\nb\n").unwrap();
+        let load = |store: &str| {
+            let f = dir.path().join("deploy.yaml");
+            std::fs::write(&f, format!("proxyFqdn: p.example\nreplayStore:\n{store}")).unwrap();
+            DeploySpec::load(Some(&f), &Overrides::default())
+        };
+        let spec = load("  url: rediss://store.example:6379\n  passwordFile: pw\n  caFile: store-ca.pem\n").unwrap();
+        let files = &spec.replay_store.as_ref().unwrap().files;
+        assert_eq!(files.password.as_deref(), Some("s3cret"), "the line break is not part of the password");
+        assert!(files.ca_pem.as_deref().is_some_and(|p| p.starts_with("-----BEGIN CERTIFICATE-----")));
+        assert!(!format!("{spec:?}").contains("s3cret"), "never in debug output");
+        spec.check_podman().unwrap();
+        assert!(spec.check_k8s().unwrap_err().message.contains("passwordSecret"));
+
+        let refused = |store: &str, needle: &str| {
+            let e = load(store).unwrap_err();
+            assert!(e.message.contains(needle), "{store}: {}", e.message);
+        };
+        refused("  url: redis://store.example\n  caFile: store-ca.pem\n", "only applies to rediss://");
+        refused("  url: redis://store.example\n  passwordFile: pw\n  passwordSecret: s\n", "not both");
+        refused("  url: redis://store.example\n  passwordFile: two-lines\n", "the password alone on one line");
+        refused("  url: redis://store.example\n  passwordFile: missing\n", "replayStore.passwordFile");
+        refused("  url: rediss://store.example\n  caFile: pw\n", "replayStore.caFile");
+    }
 
     fn load_text(text: &str, o: &Overrides) -> Result<DeploySpec> {
         let dir = tempfile::tempdir().unwrap();

@@ -623,7 +623,8 @@ fn unreachable_hosts_say_what_to_do() {
 /// Two proxy hosts behind one name in one command: `deploy --host A --host B` deploys and
 /// verifies A, then B, each at its own address (B is a second podman with a store of its own in
 /// a network namespace, with its own sshd). Both relays record used tickets in one real
-/// redis-server, so a ticket opened on A is refused on B. A second host that cannot be reached
+/// redis-server over TLS with a password (`rediss://`, `replayStore.passwordFile` and
+/// `caFile` copied into podman secrets), so a ticket opened on A is refused on B. A second host that cannot be reached
 /// stops the command there, naming what was done; `undeploy --host A --host B` leaves nothing on
 /// either.
 #[tokio::test(flavor = "multi_thread")]
@@ -638,7 +639,22 @@ async fn two_hosts_in_turn_share_one_replay_store() {
     let api_b = PodmanService::start_in(&net_b);
     let ssh_b = SshHost::start_in(&net_b, &[("CONTAINER_HOST", format!("unix://{}", api_b.socket.display()))]);
     ssh_b.authorize(&ssh_a);
-    let store = testkit::RedisServer::start_reachable_from(dir.path(), &net_b);
+    let (store_key, store_cert) = (dir.path().join("store.key"), dir.path().join("store.crt"));
+    pki.issue("store", &format!("subjectAltName=IP:{}", net_b.host_ip), &store_key, &store_cert, "rsa:2048");
+    let tls = testkit::RedisTls { cert: &store_cert, key: &store_key, ca: &pki.ca_cert };
+    let store = testkit::RedisServer::start_reachable_from(dir.path(), &net_b, Some("store-pass"), Some(tls));
+    std::fs::write(dir.path().join("store-password"), "store-pass\n").unwrap();
+    let store_spec = dir.path().join("deploy.yaml");
+    std::fs::write(
+        &store_spec,
+        format!(
+            "replayStore:\n  url: rediss://{}:{}\n  passwordFile: store-password\n  caFile: {}\n",
+            net_b.host_ip,
+            store.port,
+            pki.ca_cert.display()
+        ),
+    )
+    .unwrap();
     let _cleanup = testkit::on_drop(|| {
         remove_managed();
         let _ = podman().args(["rmi", "-f", &tag]).output();
@@ -654,9 +670,8 @@ async fn two_hosts_in_turn_share_one_replay_store() {
     });
 
     let port = free_port().to_string();
-    let store_url = format!("redis://{}:{}", net_b.host_ip, store.port);
     let (a, b) = (ssh_a.uri(), ssh_b.uri());
-    let spec = ["--proxy-fqdn", "localhost", "--port", &port, "--certs", s(&certs), "--image", &tag, "--replay-store", &store_url];
+    let spec = ["-f", s(&store_spec), "--proxy-fqdn", "localhost", "--port", &port, "--certs", s(&certs), "--image", &tag];
     let run = |hosts: &[&str], extra: &[&str]| {
         let mut args = vec!["deploy", "--target", "podman", "--identity", s(&ssh_a.identity)];
         hosts.iter().for_each(|h| args.extend(["--host", h]));

@@ -414,6 +414,7 @@ pub async fn to_kubernetes_with(
     k8s_opts: &K8sOptions,
     out: &Output,
 ) -> Result<DeployReport> {
+    spec.check_k8s()?;
     if opts.configure_engine {
         engine::check_this_is_the_engine(spec.engine_fqdn.as_deref())?;
     }

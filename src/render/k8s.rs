@@ -66,6 +66,8 @@ pub fn conf(spec: &DeploySpec) -> String {
             key: &format!("{CERT_DIR}/{SECRET_KEY}"),
             engine: &format!("{CERT_DIR}/{SECRET_ENGINE}"),
             target_ca: &format!("{CONF_DIR}/{TARGET_CA_FILE}"),
+            replay_password: super::REPLAY_PASSWORD_FILE,
+            replay_ca: super::REPLAY_CA_FILE,
         },
     );
     conf += &wsproxy::config::key::WSPROXY_DRAIN_NOTICE.line(DRAIN_NOTICE_SECS);

@@ -23,6 +23,9 @@ pub struct CertPaths<'a> {
     pub engine: &'a str,
     /// Where the spec's `targetCa` is inside the container.
     pub target_ca: &'a str,
+    /// Where the replay store's password and CA are inside the container.
+    pub replay_password: &'a str,
+    pub replay_ca: &'a str,
 }
 
 /// Where the replay store's password and CA appear inside the Kubernetes pod.
@@ -50,11 +53,11 @@ pub fn relay_conf(spec: &DeploySpec, paths: &CertPaths) -> String {
     }
     if let Some(store) = &spec.replay_store {
         s += &key::WSPROXY_REPLAY_STORE.line(&store.url);
-        if store.password_secret.is_some() {
-            s += &key::WSPROXY_REPLAY_STORE_PASSWORD_FILE.line(REPLAY_PASSWORD_FILE);
+        if store.password_secret.is_some() || store.files.password.is_some() {
+            s += &key::WSPROXY_REPLAY_STORE_PASSWORD_FILE.line(paths.replay_password);
         }
-        if store.ca_secret.is_some() {
-            s += &key::WSPROXY_REPLAY_STORE_CA.line(REPLAY_CA_FILE);
+        if store.ca_secret.is_some() || store.files.ca_pem.is_some() {
+            s += &key::WSPROXY_REPLAY_STORE_CA.line(paths.replay_ca);
         }
         if store.fail_open {
             s += &key::WSPROXY_REPLAY_STORE_FAIL_OPEN.line("True");
@@ -208,7 +211,17 @@ mod tests {
         std::fs::write(&file, crate::spec::EXAMPLE).unwrap();
         let spec = DeploySpec::load(Some(&file), &crate::spec::Overrides::default()).unwrap();
         assert!(!spec.target_allow.is_empty());
-        let text = relay_conf(&spec, &CertPaths { cert: "/c/tls.crt", key: "/c/tls.key", engine: "/c/engine.cer", target_ca: "/c/ca" });
+        let text = relay_conf(
+            &spec,
+            &CertPaths {
+                cert: "/c/tls.crt",
+                key: "/c/tls.key",
+                engine: "/c/engine.cer",
+                target_ca: "/c/ca",
+                replay_password: "/c/p",
+                replay_ca: "/c/rca",
+            },
+        );
         let mut settings = wsproxy::config::Settings::default();
         settings.parse_text(&text, std::path::Path::new("wsproxy.conf")).unwrap();
         assert!(settings.ignored.is_empty(), "keys the relay does not read: {:?}", settings.ignored);

@@ -14,6 +14,9 @@ pub const SECRET_PREFIX: &str = "wsproxy";
 pub const CONF_SECRET: &str = "wsproxy-conf";
 /// The spec's `targetCa`, when it names one.
 pub const TARGET_CA_SECRET: &str = "wsproxy-target-ca";
+/// The spec's `replayStore.passwordFile` and `caFile`, when it names them.
+pub const REPLAY_PASSWORD_SECRET: &str = "wsproxy-replay-store-password";
+pub const REPLAY_CA_SECRET: &str = "wsproxy-replay-store-ca";
 pub const SECRETS_DIR: &str = "/run/secrets";
 /// Label on everything deploy creates, so undeploy removes exactly that.
 pub const OWNER_LABEL: &str = "io.ovirt.wsproxyctl.managed";
@@ -70,7 +73,14 @@ pub fn conf_in(spec: &DeploySpec, placement: Placement, dir: &str) -> String {
     let path = |n: &str| format!("{dir}/{SECRET_PREFIX}-{n}");
     let mut conf = relay_conf(
         spec,
-        &CertPaths { cert: &path("tls-crt"), key: &path("tls-key"), engine: &path("engine-cer"), target_ca: &path("target-ca") },
+        &CertPaths {
+            cert: &path("tls-crt"),
+            key: &path("tls-key"),
+            engine: &path("engine-cer"),
+            target_ca: &path("target-ca"),
+            replay_password: &path("replay-store-password"),
+            replay_ca: &path("replay-store-ca"),
+        },
     );
     conf += &key::WSPROXY_SHUTDOWN_GRACE.line(drain_secs(spec, placement));
     if placement == Placement::HandOver {
@@ -84,6 +94,8 @@ pub fn secret_names() -> Vec<String> {
     let mut names: Vec<String> =
         crate::pki::bundle::SECRET_KEYS.iter().map(|k| crate::pki::bundle::podman_secret_name(SECRET_PREFIX, k)).collect();
     names.push(TARGET_CA_SECRET.into());
+    names.push(REPLAY_PASSWORD_SECRET.into());
+    names.push(REPLAY_CA_SECRET.into());
     names.push(CONF_SECRET.into());
     names
 }
@@ -125,12 +137,18 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle, placement: Placement) -> Contain
     let conf = conf(spec, placement);
     let mut secrets: Vec<SecretMount> =
         bundle.podman_secrets(SECRET_PREFIX).into_iter().map(|(name, data)| SecretMount { name, data }).collect();
-    if let Some(pem) = &spec.target_ca_pem {
-        secrets.push(SecretMount { name: TARGET_CA_SECRET.into(), data: pem.clone().into_bytes() });
+    let store = spec.replay_store.as_ref().map(|s| s.files.clone()).unwrap_or_default();
+    for (name, text) in
+        [(TARGET_CA_SECRET, &spec.target_ca_pem), (REPLAY_PASSWORD_SECRET, &store.password), (REPLAY_CA_SECRET, &store.ca_pem)]
+    {
+        if let Some(text) = text {
+            secrets.push(SecretMount { name: name.into(), data: text.clone().into_bytes() });
+        }
     }
     secrets.push(SecretMount { name: CONF_SECRET.into(), data: conf.clone().into_bytes() });
-    // The target CA's content counts too (its path alone is in the configuration).
-    let target_ca = spec.target_ca_pem.as_deref().map(|pem| super::sha256_hex(pem.as_bytes())).unwrap_or_default();
+    // The files' contents count too (only their paths are in the configuration).
+    let files = [&spec.target_ca_pem, &store.password, &store.ca_pem];
+    let target_ca: String = files.iter().map(|f| f.as_deref().map(|t| super::sha256_hex(t.as_bytes())).unwrap_or_default()).collect();
     // So are the container's own settings: a deploy after they change replaces the container.
     let settings = format!("stop-timeout={} health={:?}", stop_timeout_secs(spec, placement), health_cmd(spec.port));
     let checksum = super::sha256_hex(

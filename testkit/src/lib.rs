@@ -666,11 +666,11 @@ impl RedisServer {
         RedisServer::start_bound(dir, "127.0.0.1", password, tls)
     }
 
-    /// Without a password or TLS, listening on loopback and on this machine's side of `host`'s
-    /// link (`host.host_ip`): reachable from this machine and from inside the namespace (a
-    /// test network: protected mode off).
-    pub fn start_reachable_from(dir: &Path, host: &hosts::NetnsHost) -> RedisServer {
-        let mut server = RedisServer::start_bound(dir, &format!("127.0.0.1 {}", host.host_ip), None, None);
+    /// Listening on loopback and on this machine's side of `host`'s link (`host.host_ip`):
+    /// reachable from this machine and from inside the namespace (protected mode off: a
+    /// test network).
+    pub fn start_reachable_from(dir: &Path, host: &hosts::NetnsHost, password: Option<&str>, tls: Option<RedisTls<'_>>) -> RedisServer {
+        let mut server = RedisServer::start_bound(dir, &format!("127.0.0.1 {}", host.host_ip), password, tls);
         // Without a password Redis answers only loopback clients unless told otherwise.
         server.proc = None;
         server.args.extend(["--protected-mode".into(), "no".into()]);
