@@ -123,6 +123,11 @@ pub mod key {
         help: "Close a session with no bytes either way for this many seconds; 0 disables",
         default: Some("3600"),
     };
+    pub const WSPROXY_MAX_SESSION_SECONDS: Key = Key {
+        name: "WSPROXY_MAX_SESSION_SECONDS",
+        help: "Close every session this many seconds after it started, whatever it is doing (1008 with the reason); 0 disables",
+        default: Some("0"),
+    };
     pub const WSPROXY_PING_INTERVAL: Key = Key {
         name: "WSPROXY_PING_INTERVAL",
         help: "Seconds between websocket pings to detect vanished browsers; 0 disables",
@@ -207,6 +212,7 @@ pub const KEYS: &[Key] = &[
     key::WSPROXY_HANDSHAKE_TIMEOUT,
     key::WSPROXY_CONNECT_TIMEOUT,
     key::WSPROXY_IDLE_TIMEOUT,
+    key::WSPROXY_MAX_SESSION_SECONDS,
     key::WSPROXY_PING_INTERVAL,
     key::WSPROXY_MAX_MESSAGE_SIZE,
     key::WSPROXY_SHUTDOWN_GRACE,
@@ -271,6 +277,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     pub connect_timeout: Duration,
     pub idle_timeout: Option<Duration>,
+    /// An absolute lifetime for every session (`None`: none).
+    pub max_session: Option<Duration>,
     pub ping_interval: Option<Duration>,
     pub max_message_size: usize,
     pub shutdown_grace: Duration,
@@ -686,6 +694,7 @@ impl Config {
             handshake_timeout: v.seconds(key::WSPROXY_HANDSHAKE_TIMEOUT)?,
             connect_timeout: v.seconds(key::WSPROXY_CONNECT_TIMEOUT)?,
             idle_timeout: v.optional_seconds(key::WSPROXY_IDLE_TIMEOUT)?,
+            max_session: v.optional_seconds(key::WSPROXY_MAX_SESSION_SECONDS)?,
             ping_interval: v.optional_seconds(key::WSPROXY_PING_INTERVAL)?,
             max_message_size: v.max_message_size()?,
             shutdown_grace: v.seconds(key::WSPROXY_SHUTDOWN_GRACE)?,

@@ -10,6 +10,7 @@
 
 // Public: what wsproxyctl, the tests, the fuzz targets and the `wsproxy` binary use.
 pub mod allow;
+pub mod audit;
 mod browser;
 pub mod config;
 pub mod fd_limit;

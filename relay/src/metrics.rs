@@ -43,6 +43,32 @@ pub enum Refusal {
     ReplayStoreUnavailable,
 }
 
+impl Refusal {
+    /// Every cause, in the order of the metric's counters.
+    pub const ALL: [Refusal; 7] = [
+        Refusal::Capacity,
+        Refusal::PerIpLimit,
+        Refusal::HandshakeTimeout,
+        Refusal::TlsFailed,
+        Refusal::BadRequest,
+        Refusal::HandshakeLimit,
+        Refusal::ReplayStoreUnavailable,
+    ];
+
+    /// The `cause` label of `wsproxy_connections_refused_total` (and the audit record's reason).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Capacity => "capacity",
+            Refusal::PerIpLimit => "per_ip_limit",
+            Refusal::HandshakeTimeout => "handshake_timeout",
+            Refusal::TlsFailed => "tls_failed",
+            Refusal::BadRequest => "bad_request",
+            Refusal::HandshakeLimit => "handshake_limit",
+            Refusal::ReplayStoreUnavailable => "replay_store_unavailable",
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub sessions_active: AtomicU64,
@@ -52,7 +78,7 @@ pub struct Metrics {
     pub ticket_rejections: [AtomicU64; 9],
     pub target_connect_failures: [AtomicU64; 4],
     pub sessions_ended: [AtomicU64; EndReason::ALL.len()],
-    refused: [AtomicU64; 7],
+    refused: [AtomicU64; Refusal::ALL.len()],
     replay_store_errors: AtomicU64,
     connect_buckets: [AtomicU64; 14],
     connect_count: AtomicU64,
@@ -126,12 +152,8 @@ impl Metrics {
             let _ = writeln!(out, "wsproxy_ticket_rejections_total{{reason=\"{reason}\"}} {}", count.load(Relaxed));
         }
         let _ = writeln!(out, "# HELP wsproxy_connections_refused_total Connections refused before a session, by cause.\n# TYPE wsproxy_connections_refused_total counter");
-        for (cause, count) in
-            ["capacity", "per_ip_limit", "handshake_timeout", "tls_failed", "bad_request", "handshake_limit", "replay_store_unavailable"]
-                .iter()
-                .zip(&self.refused)
-        {
-            let _ = writeln!(out, "wsproxy_connections_refused_total{{cause=\"{cause}\"}} {}", count.load(Relaxed));
+        for (cause, count) in Refusal::ALL.iter().zip(&self.refused) {
+            let _ = writeln!(out, "wsproxy_connections_refused_total{{cause=\"{}\"}} {}", cause.as_str(), count.load(Relaxed));
         }
         let _ = writeln!(
             out,
@@ -154,6 +176,15 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_refusal_cause_is_listed_once_in_order() {
+        let labels: std::collections::BTreeSet<_> = Refusal::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(labels.len(), Refusal::ALL.len());
+        for (i, r) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} is out of order in ALL");
+        }
+    }
 
     #[test]
     fn renders_counters_and_histogram() {

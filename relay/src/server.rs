@@ -23,12 +23,12 @@ use crate::http::{self, HeadError, Request};
 use crate::metrics::{Metrics, Refusal};
 use crate::reload::{self, Reloadable};
 use crate::replay::{ReplayStore, Verdict};
-use crate::session::{self, Encoding, Timing};
+use crate::session::{self, Encoding, EndReason, Timing};
 use crate::sessions::{Full, Sessions, Slot};
 use crate::start_error::StartError;
 use crate::target::Connector;
 use crate::ticket::{now_unix, TicketVerifier};
-use crate::{listener, static_files, tls};
+use crate::{audit, listener, static_files, tls};
 
 /// Shared by every connection.
 struct State {
@@ -240,21 +240,24 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: 
     let _ = tcp.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + state.config.handshake_timeout;
     let Some(acceptor) = state.tls.clone() else {
-        return serve_http(tcp, peer, state, deadline, handshake).await;
+        return serve_http(tcp, peer, PLAIN, state, deadline, handshake).await;
     };
     let ssl_only = state.config.tls.as_ref().is_some_and(|t| t.ssl_only);
     if !ssl_only {
         // Like websockify: a first byte of 0x16 (TLS handshake record) means TLS.
         let mut first = [0u8; 1];
         match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
-            Ok(Ok(1)) if first[0] != 0x16 => return serve_http(tcp, peer, state, deadline, handshake).await,
+            Ok(Ok(1)) if first[0] != 0x16 => return serve_http(tcp, peer, PLAIN, state, deadline, handshake).await,
             Ok(Ok(1)) => {}
             Ok(_) => return,
             Err(_) => return state.metrics.refuse(Refusal::HandshakeTimeout),
         }
     }
     match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => serve_http(tls, peer, state, deadline, handshake).await,
+        Ok(Ok(tls)) => {
+            let version = tls_version(tls.get_ref().1.protocol_version());
+            serve_http(tls, peer, version, state, deadline, handshake).await
+        }
         Ok(Err(e)) => {
             state.metrics.refuse(Refusal::TlsFailed);
             tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
@@ -263,6 +266,18 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: 
             state.metrics.refuse(Refusal::HandshakeTimeout);
             tracing::debug!(client = %peer, "TLS handshake timed out");
         }
+    }
+}
+
+/// What a plain (not TLS) websocket connection records as its TLS version.
+const PLAIN: &str = "none";
+
+/// The negotiated TLS version as audit records name it.
+fn tls_version(v: Option<rustls::ProtocolVersion>) -> &'static str {
+    match v {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "TLS",
     }
 }
 
@@ -299,6 +314,7 @@ fn ticket_of(path: String) -> Vec<u8> {
 async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: SocketAddr,
+    tls: &'static str,
     state: Arc<State>,
     deadline: tokio::time::Instant,
     handshake: Handshake,
@@ -350,33 +366,57 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = http::respond(&mut stream, 405, "only GET is served\n").await;
         return;
     }
-    upgrade(stream, peer, state, req, leftover).await
+    upgrade(stream, Client { addr: peer, tls }, state, req, leftover).await
 }
 
-/// Answer 403 with the reason; `None`, so an admission check can `return` it.
-async fn refuse_ticket<S: AsyncWrite + Unpin, T>(stream: &mut S, state: &State, peer: SocketAddr, label: &str, why: &str) -> Option<T> {
+/// Who asks for a console: the address and how it came (for audit records).
+#[derive(Clone, Copy)]
+struct Client {
+    addr: SocketAddr,
+    tls: &'static str,
+}
+
+/// Answer 403 with the reason, and an audit record; `None`, so an admission check can
+/// `return` it. `ticket`: the fingerprint, once the signature has checked out.
+async fn refuse_ticket<S: AsyncWrite + Unpin, T>(
+    stream: &mut S,
+    state: &State,
+    client: Client,
+    label: &str,
+    why: &str,
+    ticket: Option<&[u8; 32]>,
+) -> Option<T> {
     state.metrics.reject_ticket(label);
-    tracing::warn!(client = %peer, reason = %label, detail = %why, "ticket refused");
+    audit::refused(client.addr, client.tls, 403, label, why, ticket);
     let _ = http::respond(stream, 403, &format!("forbidden: {why}\n")).await;
     None
 }
 
-/// A request that passed every check before the 101: its target, its websocket key, and the
-/// session slot it holds.
+/// Answer 503 with the reason (a capacity or availability limit on a good ticket), and an audit
+/// record.
+async fn refuse_unavailable<S: AsyncWrite + Unpin, T>(
+    stream: &mut S,
+    client: Client,
+    label: &str,
+    why: &str,
+    ticket: &[u8; 32],
+) -> Option<T> {
+    audit::refused(client.addr, client.tls, 503, label, why.trim_end(), Some(ticket));
+    let _ = http::respond(stream, 503, why).await;
+    None
+}
+
+/// A request that passed every check before the 101: its target, its websocket key, the
+/// session slot it holds and the ticket's fingerprint.
 struct Admitted {
     target: crate::ticket::Target,
     key: String,
     slot: Slot,
+    ticket: [u8; 32],
 }
 
-async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    peer: SocketAddr,
-    state: Arc<State>,
-    mut req: Request,
-    leftover: Vec<u8>,
-) {
-    let Some(admitted) = admit(&mut stream, peer, &state, &mut req).await else { return };
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, client: Client, state: Arc<State>, mut req: Request, leftover: Vec<u8>) {
+    let Some(admitted) = admit(&mut stream, client, &state, &mut req).await else { return };
     let (encoding, protocol) = if req.ws_protocols.iter().any(|p| p == "binary") {
         (Encoding::Binary, Some("binary"))
     } else if req.ws_protocols.iter().any(|p| p == "base64") {
@@ -389,21 +429,21 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         return;
     }
     let ws = BrowserSocket::new(stream, leftover, state.config.max_message_size);
-    relay_session(ws, peer, &state, admitted, encoding).await;
+    relay_session(ws, client, &state, admitted, encoding).await;
 }
 
 /// Every check before the 101, in order of cost: the ticket's signature and validity, the
 /// target allow list, the websocket headers, closing, capacity, single use. Each refusal
 /// answers with its status and reason and counts under its metric label. The path is taken
 /// from `req`: the ticket is decoded in its buffer.
-async fn admit<S: AsyncWrite + Unpin>(stream: &mut S, peer: SocketAddr, state: &State, req: &mut Request) -> Option<Admitted> {
+async fn admit<S: AsyncWrite + Unpin>(stream: &mut S, client: Client, state: &State, req: &mut Request) -> Option<Admitted> {
     let now = now_unix();
     let ticket = match state.verifier.get().verify_in_place(ticket_of(std::mem::take(&mut req.path)), now) {
         Ok(t) => t,
-        Err(e) => return refuse_ticket(stream, state, peer, e.reason(), &e.to_string()).await,
+        Err(e) => return refuse_ticket(stream, state, client, e.reason(), &e.to_string(), None).await,
     };
     if let Err(e) = state.connector.precheck(&ticket.target) {
-        return refuse_ticket(stream, state, peer, "target_not_allowed", &e.to_string()).await;
+        return refuse_ticket(stream, state, client, "target_not_allowed", &e.to_string(), Some(&ticket.id)).await;
     }
     if !(req.upgrade_websocket && req.connection_upgrade) {
         let _ = http::respond(stream, 426, "this URL is a websocket endpoint: connect with noVNC\n").await;
@@ -418,10 +458,9 @@ async fn admit<S: AsyncWrite + Unpin>(stream: &mut S, peer: SocketAddr, state: &
         }
     };
     if state.closing.load(Ordering::SeqCst) {
-        let _ = http::respond(stream, 503, "proxy is shutting down\n").await;
-        return None;
+        return refuse_unavailable(stream, client, "shutting_down", "proxy is shutting down\n", &ticket.id).await;
     }
-    let slot = match state.sessions.acquire(peer.ip()) {
+    let slot = match state.sessions.acquire(client.addr.ip()) {
         Ok(slot) => slot,
         Err(full) => {
             let (refusal, msg) = match full {
@@ -429,9 +468,7 @@ async fn admit<S: AsyncWrite + Unpin>(stream: &mut S, peer: SocketAddr, state: &
                 Full::PerIp => (Refusal::PerIpLimit, "too many sessions from this address (WSPROXY_MAX_SESSIONS_PER_IP)\n"),
             };
             state.metrics.refuse(refusal);
-            tracing::warn!(client = %peer, "{}", msg.trim_end());
-            let _ = http::respond(stream, 503, msg).await;
-            return None;
+            return refuse_unavailable(stream, client, refusal.as_str(), msg, &ticket.id).await;
         }
     };
     if !state.config.allow_ticket_reuse {
@@ -439,34 +476,36 @@ async fn admit<S: AsyncWrite + Unpin>(stream: &mut S, peer: SocketAddr, state: &
         match state.replay.first_use(ticket.id, keep_until, now).await {
             Verdict::First => {}
             Verdict::Reused => {
-                return refuse_ticket(stream, state, peer, "reused", "ticket already used (open the console again for a new one)").await
+                let why = "ticket already used (open the console again for a new one)";
+                return refuse_ticket(stream, state, client, "reused", why, Some(&ticket.id)).await;
             }
             Verdict::Unavailable(why) => {
                 state.metrics.replay_store_error();
                 let fail_open = state.config.replay_store.as_ref().is_some_and(|r| r.fail_open);
                 if !fail_open {
                     state.metrics.refuse(Refusal::ReplayStoreUnavailable);
-                    tracing::warn!(client = %peer, reason = %why, "refused: the single-use check is unavailable");
-                    let _ = http::respond(stream, 503, &format!("single-use check unavailable ({why}); try again shortly\n")).await;
-                    return None;
+                    let msg = format!("single-use check unavailable ({why}); try again shortly\n");
+                    return refuse_unavailable(stream, client, Refusal::ReplayStoreUnavailable.as_str(), &msg, &ticket.id).await;
                 }
-                tracing::warn!(client = %peer, reason = %why, "accepted WITHOUT the single-use check (WSPROXY_REPLAY_STORE_FAIL_OPEN)");
+                tracing::warn!(client = %client.addr, reason = %why, "accepted WITHOUT the single-use check (WSPROXY_REPLAY_STORE_FAIL_OPEN)");
             }
         }
     }
-    Some(Admitted { target: ticket.target, key, slot })
+    Some(Admitted { target: ticket.target, key, slot, ticket: ticket.id })
 }
 
 /// After the 101: connect the target, relay until either side ends, log the session.
 async fn relay_session<S: AsyncRead + AsyncWrite + Unpin>(
     mut ws: BrowserSocket<S>,
-    peer: SocketAddr,
+    client: Client,
     state: &State,
     admitted: Admitted,
     encoding: Encoding,
 ) {
-    let Admitted { target, slot, .. } = admitted;
+    let Admitted { target, slot, ticket, .. } = admitted;
     state.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
+    let record = audit::Session { id: audit::SessionId::next(), ticket: &ticket, client: client.addr, target: &target, tls: client.tls };
+    audit::session_start(&record);
     let started = Instant::now();
     let connected = match state.connector.connect(&target).await {
         Ok(c) => {
@@ -480,25 +519,22 @@ async fn relay_session<S: AsyncRead + AsyncWrite + Unpin>(
             }
             let reason = e.to_string();
             ws.close(code::ERROR, &reason).await;
-            tracing::warn!(client = %peer, target = %target, reason = %reason, "session closed: target not reached");
+            let outcome =
+                session::Outcome { reason: format!("target not reached: {reason}"), label: EndReason::TargetError, ..Default::default() };
+            audit::session_end(&record, &outcome, started.elapsed());
             drop(slot);
             return;
         }
     };
-    let timing = Timing { ping_interval: state.config.ping_interval, idle_timeout: state.config.idle_timeout };
+    let timing = Timing {
+        ping_interval: state.config.ping_interval,
+        idle_timeout: state.config.idle_timeout,
+        max_lifetime: state.config.max_session,
+    };
     let mut force_close = state.force_close.clone();
     let outcome = session::run(&mut ws, connected, encoding, timing, &state.metrics, &mut force_close).await;
     state.metrics.session_ended(outcome.label);
-    tracing::info!(
-        client = %peer,
-        target = %target,
-        to_target = outcome.to_target,
-        to_browser = outcome.to_browser,
-        duration_ms = started.elapsed().as_millis() as u64,
-        end = outcome.label.as_str(),
-        reason = %outcome.reason,
-        "session closed"
-    );
+    audit::session_end(&record, &outcome, started.elapsed());
     drop(slot);
 }
 

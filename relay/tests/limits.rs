@@ -1,7 +1,7 @@
 //! Every limit, as an attacker or an unlucky user would meet it, against the relay binary over
 //! wss: it refuses or closes as documented, and the refusal shows in its own metric.
 //! Limits: WSPROXY_MAX_SESSIONS, WSPROXY_MAX_SESSIONS_PER_IP, WSPROXY_HANDSHAKE_TIMEOUT,
-//! WSPROXY_IDLE_TIMEOUT, WSPROXY_MAX_MESSAGE_SIZE, WSPROXY_CONNECT_TIMEOUT.
+//! WSPROXY_IDLE_TIMEOUT, WSPROXY_MAX_SESSION_SECONDS, WSPROXY_MAX_MESSAGE_SIZE, WSPROXY_CONNECT_TIMEOUT.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -124,4 +124,37 @@ async fn each_limit_refuses_or_closes_and_counts_in_its_metric() {
     assert_eq!(code, 1011, "{reason}");
     assert!(reason.contains("WSPROXY_CONNECT_TIMEOUT"), "{reason}");
     assert_eq!(metric(metrics_port, "wsproxy_target_connect_failures_total{cause=\"timeout\"}"), 1.0);
+}
+
+/// WSPROXY_MAX_SESSION_SECONDS: a busy session (bytes flowing all the time, so no idle timeout)
+/// is closed when its lifetime is over, with 1008 and the reason, counted under its own label.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_past_its_lifetime_is_closed_with_1008_whatever_it_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let metrics_port = free_port();
+    let relay = RelayProcess::start(
+        env!("CARGO_BIN_EXE_wsproxy"),
+        dir.path(),
+        &pki,
+        &format!("WSPROXY_MAX_SESSION_SECONDS=2\nWSPROXY_IDLE_TIMEOUT=1\nWSPROXY_METRICS_LISTEN=127.0.0.1:{metrics_port}\n"),
+    );
+    let vm = testkit::echo_target().await;
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
+    let mut ws = open_from([127, 0, 0, 1], relay.port, &ticket, &pki).await.expect("session");
+    let started = Instant::now();
+    let (code, reason) = loop {
+        // Keep it busy: an echo every 200 ms, well inside the 1 s idle timeout.
+        ws.send(Message::Binary(b"busy".to_vec().into())).await.unwrap();
+        match tokio::time::timeout(Duration::from_millis(200), close_of(&mut ws)).await {
+            Ok(closed) => break closed.expect("a close frame"),
+            Err(_) => assert!(started.elapsed() < Duration::from_secs(6), "not closed at its lifetime"),
+        }
+    };
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("WSPROXY_MAX_SESSION_SECONDS"), "{reason}");
+    assert!(started.elapsed() >= Duration::from_millis(1800), "closed before its lifetime: {:?}", started.elapsed());
+    relay.wait_log("max_lifetime", Duration::from_secs(5));
+    assert_eq!(metric(metrics_port, "wsproxy_sessions_ended_total{reason=\"max_lifetime\"}"), 1.0);
+    assert_eq!(metric(metrics_port, "wsproxy_sessions_ended_total{reason=\"idle_timeout\"}"), 0.0);
 }

@@ -115,7 +115,7 @@ async fn rfb_handshake_through_wss_to_xvnc_and_bad_tickets_refused() {
     assert!(reason.contains("unreachable"), "{reason}");
 
     let log = relay.log_text();
-    assert!(log.contains("ticket refused") && log.contains("reason=expired"), "{log}");
+    assert!(log.contains("console refused") && log.contains("reason=expired"), "{log}");
     assert!(!log.contains(&ticket), "the log must never contain a ticket");
     assert!(log.contains("session closed"), "{log}");
 }

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use super::encoding::{decode_base64, Encoding, TEXT_ON_BINARY};
 use super::ending::{End, EndReason, Outcome};
-use super::timing::{housekeeping, on_tick, tick, Tick, Timing};
+use super::timing::{expired, housekeeping, lifetime, on_tick, tick, Tick, Timing};
 use crate::browser::BrowserSocket;
 use crate::metrics::Metrics;
 use crate::target::{ByteStream, CHUNK};
@@ -373,6 +373,7 @@ pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin>(
     outcome: &mut Outcome,
 ) {
     let mut ticker = housekeeping(timing);
+    let mut lifetime = lifetime(timing);
     let now = Instant::now();
     let mut pump = BytePump {
         ws,
@@ -392,6 +393,7 @@ pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin>(
         tokio::select! {
             end = poll_fn(|cx| pump.poll(cx)) => break end,
             _ = shutdown.changed() => break End::shutdown(),
+            _ = expired(&mut lifetime) => break End::max_lifetime(),
             _ = tick(&mut ticker) => match on_tick(timing, pump.last_data, pump.last_browser) {
                 Tick::Continue => {}
                 Tick::Ping => pump.ws.queue(opcode::PING, b""),

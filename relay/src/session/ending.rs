@@ -20,11 +20,13 @@ pub enum EndReason {
     MessageTooBig,
     ProtocolError,
     Shutdown,
+    /// WSPROXY_MAX_SESSION_SECONDS ran out.
+    MaxLifetime,
 }
 
 impl EndReason {
     /// Every reason, in the order of the metric's counters.
-    pub const ALL: [EndReason; 9] = [
+    pub const ALL: [EndReason; 10] = [
         EndReason::BrowserClosed,
         EndReason::BrowserGone,
         EndReason::TargetClosed,
@@ -34,6 +36,7 @@ impl EndReason {
         EndReason::MessageTooBig,
         EndReason::ProtocolError,
         EndReason::Shutdown,
+        EndReason::MaxLifetime,
     ];
 
     /// The stable label for metrics and logs.
@@ -48,6 +51,7 @@ impl EndReason {
             EndReason::MessageTooBig => "message_too_big",
             EndReason::ProtocolError => "protocol_error",
             EndReason::Shutdown => "shutdown",
+            EndReason::MaxLifetime => "max_lifetime",
         }
     }
 }
@@ -86,6 +90,12 @@ impl End {
 
     pub(crate) fn shutdown() -> End {
         End::Close { code: code::AWAY, reason: "proxy shutting down".into(), log: "proxy shutdown".into(), label: EndReason::Shutdown }
+    }
+
+    /// The session's absolute lifetime (WSPROXY_MAX_SESSION_SECONDS) is over: 1008, the
+    /// relay's policy ends it, with the reason noVNC shows.
+    pub(crate) fn max_lifetime() -> End {
+        End::close(code::POLICY, "session lifetime reached (WSPROXY_MAX_SESSION_SECONDS): open the console again", EndReason::MaxLifetime)
     }
 
     pub(crate) fn target_closed() -> End {

@@ -13,7 +13,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::encoding::{decode_base64, Encoding, TEXT_ON_BINARY};
 use super::ending::{End, EndReason, Outcome};
-use super::timing::{housekeeping, on_tick, tick, Tick, Timing};
+use super::timing::{expired, housekeeping, lifetime, on_tick, tick, Tick, Timing};
 use crate::browser::{BrowserSocket, Received};
 use crate::metrics::Metrics;
 use crate::target::ByteStream;
@@ -31,12 +31,14 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
     use std::sync::atomic::Ordering::Relaxed;
     let base64 = encoding == Encoding::Base64;
     let mut ticker = housekeeping(timing);
+    let mut lifetime = lifetime(timing);
     let mut last_data = Instant::now();
     let mut last_browser = Instant::now();
     let mut text = Vec::new();
     let end = loop {
         tokio::select! {
             _ = shutdown.changed() => break End::shutdown(),
+            _ = expired(&mut lifetime) => break End::max_lifetime(),
             received = ws.recv() => {
                 last_browser = Instant::now();
                 let data = match from_browser(received, base64, &mut text) {

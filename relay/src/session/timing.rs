@@ -11,6 +11,21 @@ use crate::wsframe::code;
 pub struct Timing {
     pub ping_interval: Option<Duration>,
     pub idle_timeout: Option<Duration>,
+    /// Absolute lifetime, counted from when relaying starts (WSPROXY_MAX_SESSION_SECONDS).
+    pub max_lifetime: Option<Duration>,
+}
+
+/// The session's end of life, when it has one: no timer at all otherwise.
+pub(crate) fn lifetime(timing: Timing) -> Option<std::pin::Pin<Box<tokio::time::Sleep>>> {
+    timing.max_lifetime.map(|d| Box::pin(tokio::time::sleep(d)))
+}
+
+/// Completes when the lifetime is over; never without one.
+pub(crate) async fn expired(lifetime: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match lifetime {
+        Some(sleep) => sleep.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Periodic housekeeping: pings and the idle check share one timer.
