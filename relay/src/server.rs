@@ -239,24 +239,33 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: 
     };
     let _ = tcp.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + state.config.handshake_timeout;
+    // Everything before the 101 runs boxed (`Box::pin`): a task's future is as large as its
+    // largest state for the task's whole life, and the handshake, the request head and the
+    // admission checks together are larger than the session that follows. Boxed, their memory
+    // is freed when the session starts, and an idle session holds only what relaying needs.
     let Some(acceptor) = state.tls.clone() else {
-        return serve_http(tcp, peer, PLAIN, state, deadline, handshake).await;
+        let upgraded = Box::pin(serve_http(tcp, peer, PLAIN, state.clone(), deadline, handshake)).await;
+        return relay_upgraded(upgraded, &state).await;
     };
     let ssl_only = state.config.tls.as_ref().is_some_and(|t| t.ssl_only);
     if !ssl_only {
         // Like websockify: a first byte of 0x16 (TLS handshake record) means TLS.
         let mut first = [0u8; 1];
         match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
-            Ok(Ok(1)) if first[0] != 0x16 => return serve_http(tcp, peer, PLAIN, state, deadline, handshake).await,
+            Ok(Ok(1)) if first[0] != 0x16 => {
+                let upgraded = Box::pin(serve_http(tcp, peer, PLAIN, state.clone(), deadline, handshake)).await;
+                return relay_upgraded(upgraded, &state).await;
+            }
             Ok(Ok(1)) => {}
             Ok(_) => return,
             Err(_) => return state.metrics.refuse(Refusal::HandshakeTimeout),
         }
     }
-    match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+    match Box::pin(tokio::time::timeout_at(deadline, acceptor.accept(tcp))).await {
         Ok(Ok(tls)) => {
             let version = tls_version(tls.get_ref().1.protocol_version());
-            serve_http(tls, peer, version, state, deadline, handshake).await
+            let upgraded = Box::pin(serve_http(tls, peer, version, state.clone(), deadline, handshake)).await;
+            relay_upgraded(upgraded, &state).await
         }
         Ok(Err(e)) => {
             state.metrics.refuse(Refusal::TlsFailed);
@@ -266,6 +275,20 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: 
             state.metrics.refuse(Refusal::HandshakeTimeout);
             tracing::debug!(client = %peer, "TLS handshake timed out");
         }
+    }
+}
+
+/// A connection that got its 101: what [`relay_session`] needs.
+struct Upgraded<S> {
+    ws: BrowserSocket<S>,
+    client: Client,
+    admitted: Admitted,
+    encoding: Encoding,
+}
+
+async fn relay_upgraded<S: AsyncRead + AsyncWrite + Unpin>(upgraded: Option<Upgraded<S>>, state: &State) {
+    if let Some(Upgraded { ws, client, admitted, encoding }) = upgraded {
+        relay_session(ws, client, state, admitted, encoding).await;
     }
 }
 
@@ -318,26 +341,26 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
     state: Arc<State>,
     deadline: tokio::time::Instant,
     handshake: Handshake,
-) {
+) -> Option<Upgraded<S>> {
     let head = tokio::time::timeout_at(deadline, http::read_head(&mut stream)).await;
     drop(handshake);
     let (req, leftover) = match head {
         Err(_) => {
             state.metrics.refuse(Refusal::HandshakeTimeout);
             tracing::debug!(client = %peer, "request head not complete within WSPROXY_HANDSHAKE_TIMEOUT");
-            return;
+            return None;
         }
-        Ok(Err(HeadError::Closed)) => return,
+        Ok(Err(HeadError::Closed)) => return None,
         Ok(Err(HeadError::TooLarge)) => {
             state.metrics.refuse(Refusal::BadRequest);
             let _ = http::respond(&mut stream, 431, "request head too large\n").await;
-            return;
+            return None;
         }
         Ok(Err(HeadError::Invalid(why))) => {
             state.metrics.refuse(Refusal::BadRequest);
             tracing::debug!(client = %peer, error = %why, "not an HTTP request");
             let _ = http::respond(&mut stream, 400, "not an HTTP/1.1 request\n").await;
-            return;
+            return None;
         }
         Ok(Ok(parsed)) => parsed,
     };
@@ -345,7 +368,7 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
     let path_only = req.path.split('?').next().unwrap_or("");
     if path_only == "/healthz" {
         let _ = http::respond(&mut stream, 200, "ok\n").await;
-        return;
+        return None;
     }
     // Readiness: whether new consoles should come here. Liveness (/healthz) stays 200 while
     // the relay drains, so nothing restarts it mid-drain.
@@ -354,17 +377,17 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
             true => http::respond(&mut stream, 503, "stopping: send new consoles elsewhere\n").await,
             false => http::respond(&mut stream, 200, "ready\n").await,
         };
-        return;
+        return None;
     }
     if let Some(dir) = &state.config.novnc_dir {
         if path_only == "/novnc" || path_only.starts_with("/novnc/") {
             let _ = static_files::serve(&mut stream, dir, path_only.trim_start_matches("/novnc")).await;
-            return;
+            return None;
         }
     }
     if req.method != "GET" {
         let _ = http::respond(&mut stream, 405, "only GET is served\n").await;
-        return;
+        return None;
     }
     upgrade(stream, Client { addr: peer, tls }, state, req, leftover).await
 }
@@ -415,8 +438,14 @@ struct Admitted {
     ticket: [u8; 32],
 }
 
-async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, client: Client, state: Arc<State>, mut req: Request, leftover: Vec<u8>) {
-    let Some(admitted) = admit(&mut stream, client, &state, &mut req).await else { return };
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    client: Client,
+    state: Arc<State>,
+    mut req: Request,
+    leftover: Vec<u8>,
+) -> Option<Upgraded<S>> {
+    let admitted = admit(&mut stream, client, &state, &mut req).await?;
     let (encoding, protocol) = if req.ws_protocols.iter().any(|p| p == "binary") {
         (Encoding::Binary, Some("binary"))
     } else if req.ws_protocols.iter().any(|p| p == "base64") {
@@ -426,10 +455,10 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, client: Clien
     };
     let response = http::switching_protocols(&http::accept_key(&admitted.key), protocol);
     if stream.write_all(response.as_bytes()).await.is_err() || stream.flush().await.is_err() {
-        return;
+        return None;
     }
     let ws = BrowserSocket::new(stream, leftover, state.config.max_message_size);
-    relay_session(ws, client, &state, admitted, encoding).await;
+    Some(Upgraded { ws, client, admitted, encoding })
 }
 
 /// Every check before the 101, in order of cost: the ticket's signature and validity, the
