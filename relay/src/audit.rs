@@ -99,27 +99,17 @@ pub fn session_end(s: &Session, outcome: &Outcome, duration: Duration) {
 /// A console request answered 403 or 503: the status, the reason's label (as in the metrics)
 /// and its text; the fingerprint once the ticket's signature has checked out.
 pub fn refused(client: SocketAddr, tls: &'static str, status: u16, reason: &str, detail: &str, ticket: Option<&[u8; 32]>) {
-    match ticket {
-        Some(t) => tracing::warn!(
-                record = %"refused",
-            client = %client,
-            tls = %tls,
-            status = status,
-            reason = %reason,
-            detail = %detail,
-            ticket = %Fingerprint(t),
-            "console refused"
-        ),
-        None => tracing::warn!(
-                record = %"refused",
-            client = %client,
-            tls = %tls,
-            status = status,
-            reason = %reason,
-            detail = %detail,
-            "console refused"
-        ),
-    }
+    tracing::warn!(
+        record = %"refused",
+        client = %client,
+        tls = %tls,
+        status = status,
+        reason = %reason,
+        detail = %detail,
+        // Left out of the record (not written as empty) when there is none.
+        ticket = ticket.map(|t| tracing::field::display(Fingerprint(t))),
+        "console refused"
+    );
 }
 
 #[cfg(test)]

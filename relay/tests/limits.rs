@@ -59,20 +59,22 @@ async fn unanswering_target() -> (u16, Vec<tokio::net::TcpStream>) {
     (addr.port(), fillers)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn each_limit_refuses_or_closes_and_counts_in_its_metric() {
+/// The relay binary with `extra` settings and its metrics on a port of their own: its
+/// directory, PKI, process and metrics port.
+fn relay_with_metrics(extra: &str) -> (tempfile::TempDir, Pki, RelayProcess, u16) {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let metrics_port = free_port();
-    let relay = RelayProcess::start(
-        env!("CARGO_BIN_EXE_wsproxy"),
-        dir.path(),
-        &pki,
-        &format!(
-            "WSPROXY_METRICS_LISTEN=127.0.0.1:{metrics_port}\nWSPROXY_MAX_SESSIONS=2\nWSPROXY_MAX_SESSIONS_PER_IP=1\n\
-             WSPROXY_HANDSHAKE_TIMEOUT=1\nWSPROXY_IDLE_TIMEOUT=2\nWSPROXY_PING_INTERVAL=0\nWSPROXY_MAX_MESSAGE_SIZE=1024\n\
-             WSPROXY_CONNECT_TIMEOUT=1\n"
-        ),
+    let conf = format!("WSPROXY_METRICS_LISTEN=127.0.0.1:{metrics_port}\n{extra}");
+    let relay = RelayProcess::start(env!("CARGO_BIN_EXE_wsproxy"), dir.path(), &pki, &conf);
+    (dir, pki, relay, metrics_port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_limit_refuses_or_closes_and_counts_in_its_metric() {
+    let (_dir, pki, relay, metrics_port) = relay_with_metrics(
+        "WSPROXY_MAX_SESSIONS=2\nWSPROXY_MAX_SESSIONS_PER_IP=1\nWSPROXY_HANDSHAKE_TIMEOUT=1\nWSPROXY_IDLE_TIMEOUT=2\n\
+         WSPROXY_PING_INTERVAL=0\nWSPROXY_MAX_MESSAGE_SIZE=1024\nWSPROXY_CONNECT_TIMEOUT=1\n",
     );
     let port = relay.port;
     let target = testkit::silent_target().await;
@@ -130,15 +132,7 @@ async fn each_limit_refuses_or_closes_and_counts_in_its_metric() {
 /// is closed when its lifetime is over, with 1008 and the reason, counted under its own label.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_past_its_lifetime_is_closed_with_1008_whatever_it_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
-    let metrics_port = free_port();
-    let relay = RelayProcess::start(
-        env!("CARGO_BIN_EXE_wsproxy"),
-        dir.path(),
-        &pki,
-        &format!("WSPROXY_MAX_SESSION_SECONDS=2\nWSPROXY_IDLE_TIMEOUT=1\nWSPROXY_METRICS_LISTEN=127.0.0.1:{metrics_port}\n"),
-    );
+    let (_dir, pki, relay, metrics_port) = relay_with_metrics("WSPROXY_MAX_SESSION_SECONDS=2\nWSPROXY_IDLE_TIMEOUT=1\n");
     let vm = testkit::echo_target().await;
     let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
     let mut ws = open_from([127, 0, 0, 1], relay.port, &ticket, &pki).await.expect("session");

@@ -342,13 +342,12 @@ async fn rename(docker: &Docker, from: &str, to: &str) -> Result<()> {
 /// tell the old one to stop. Its reason when it exits instead.
 async fn wait_ready(docker: &Docker, name: &str) -> Result<()> {
     for _ in 0..100 {
-        let log = logs(docker, name).await;
-        if log.contains("wsproxy ready") {
+        if log_holds(docker, name, "wsproxy ready").await {
             return Ok(());
         }
         let info = docker.inspect_container(name, None).await.ok().and_then(|i| i.state);
         if info.is_some_and(|s| s.running == Some(false)) {
-            return Err(Failure::environment(format!("the new relay container exited at start:\n{log}")));
+            return Err(Failure::environment(format!("the new relay container exited at start:\n{}", logs(docker, name).await)));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -491,6 +490,23 @@ pub async fn replace_secrets(docker: &Docker, plan: &ContainerPlan) -> Result<()
             .map_err(|e| Failure::environment(format!("creating podman secret {}: {e}", secret.name)))?;
     }
     Ok(())
+}
+
+/// Whether the container's log, from its first line, holds `needle`. From the first line: a
+/// relay that took over a port is at once busy with consoles, whose audit records would push
+/// its start-up lines out of any tail.
+async fn log_holds(docker: &Docker, name: &str, needle: &str) -> bool {
+    let mut stream = docker.logs(name, Some(LogsOptions { stdout: true, stderr: true, tail: "all".into(), ..Default::default() }));
+    // The end of the previous chunk, for a needle split across two.
+    let mut tail = String::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        let text = format!("{tail}{chunk}");
+        if text.contains(needle) {
+            return true;
+        }
+        tail = text.chars().rev().take(needle.len()).collect::<Vec<_>>().into_iter().rev().collect();
+    }
+    false
 }
 
 /// Remove the podman secrets deploy created (by name, and only when labelled as ours).

@@ -153,21 +153,9 @@ impl PodmanService {
             return PodmanService { socket: socket.to_path_buf(), child: None, own_store: None };
         }
         let _ = std::fs::remove_file(socket);
-        let child = Command::new("podman")
-            .env("CONTAINERS_CONF", containers_conf())
-            .envs(env.iter().map(|(k, v)| (*k, *v)))
-            .args(["system", "service", "--time=0"])
-            .arg(format!("unix://{}", socket.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..250 {
-            if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut podman = Command::new("podman");
+        podman.envs(env.iter().map(|(k, v)| (*k, *v)));
+        let child = serve(podman, socket);
         PodmanService { socket: socket.to_path_buf(), child: Some(child), own_store: None }
     }
 
@@ -179,21 +167,9 @@ impl PodmanService {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("podman.sock");
         let d = |n: &str| dir.path().join(n).display().to_string();
-        let child = host
-            .network_command("podman")
-            .env("CONTAINERS_CONF", containers_conf())
-            .args(["--root", &d("root"), "--runroot", &d("run"), "--tmpdir", &d("tmp"), "system", "service", "--time=0"])
-            .arg(format!("unix://{}", socket.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..250 {
-            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut podman = host.network_command("podman");
+        podman.args(["--root", &d("root"), "--runroot", &d("run"), "--tmpdir", &d("tmp")]);
+        let child = serve(podman, &socket);
         PodmanService { socket, child: Some(child), own_store: Some(dir) }
     }
 
@@ -203,6 +179,26 @@ impl PodmanService {
         c.arg("--url").arg(format!("unix://{}", self.socket.display()));
         c
     }
+}
+
+/// `podman [global options] system service` on `socket`, with the project's containers.conf,
+/// waited for until the socket answers.
+fn serve(mut podman: Command, socket: &Path) -> Child {
+    let child = podman
+        .env("CONTAINERS_CONF", containers_conf())
+        .args(["system", "service", "--time=0"])
+        .arg(format!("unix://{}", socket.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..250 {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 impl Drop for PodmanService {
