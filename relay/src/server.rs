@@ -244,18 +244,14 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: 
     // admission checks together are larger than the session that follows. Boxed, their memory
     // is freed when the session starts, and an idle session holds only what relaying needs.
     let Some(acceptor) = state.tls.clone() else {
-        let upgraded = Box::pin(serve_http(tcp, peer, PLAIN, state.clone(), deadline, handshake)).await;
-        return relay_upgraded(upgraded, &state).await;
+        return serve_then_relay(tcp, peer, PLAIN, state, deadline, handshake).await;
     };
     let ssl_only = state.config.tls.as_ref().is_some_and(|t| t.ssl_only);
     if !ssl_only {
         // Like websockify: a first byte of 0x16 (TLS handshake record) means TLS.
         let mut first = [0u8; 1];
         match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
-            Ok(Ok(1)) if first[0] != 0x16 => {
-                let upgraded = Box::pin(serve_http(tcp, peer, PLAIN, state.clone(), deadline, handshake)).await;
-                return relay_upgraded(upgraded, &state).await;
-            }
+            Ok(Ok(1)) if first[0] != 0x16 => return serve_then_relay(tcp, peer, PLAIN, state, deadline, handshake).await,
             Ok(Ok(1)) => {}
             Ok(_) => return,
             Err(_) => return state.metrics.refuse(Refusal::HandshakeTimeout),
@@ -264,8 +260,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: 
     match Box::pin(tokio::time::timeout_at(deadline, acceptor.accept(tcp))).await {
         Ok(Ok(tls)) => {
             let version = tls_version(tls.get_ref().1.protocol_version());
-            let upgraded = Box::pin(serve_http(tls, peer, version, state.clone(), deadline, handshake)).await;
-            relay_upgraded(upgraded, &state).await
+            serve_then_relay(tls, peer, version, state, deadline, handshake).await
         }
         Ok(Err(e)) => {
             state.metrics.refuse(Refusal::TlsFailed);
@@ -286,9 +281,18 @@ struct Upgraded<S> {
     encoding: Encoding,
 }
 
-async fn relay_upgraded<S: AsyncRead + AsyncWrite + Unpin>(upgraded: Option<Upgraded<S>>, state: &State) {
+/// The request (boxed, see [`handle`]), then the session when it got its 101.
+async fn serve_then_relay<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    tls: &'static str,
+    state: Arc<State>,
+    deadline: tokio::time::Instant,
+    handshake: Handshake,
+) {
+    let upgraded = Box::pin(serve_http(stream, peer, tls, state.clone(), deadline, handshake)).await;
     if let Some(Upgraded { ws, client, admitted, encoding }) = upgraded {
-        relay_session(ws, client, state, admitted, encoding).await;
+        relay_session(ws, client, &state, admitted, encoding).await;
     }
 }
 

@@ -253,7 +253,7 @@ async fn install_relay(
         podman::Change::HandedOver => format!(
             "certificates or settings changed: the new {what} took port {} over; the old one drains its open consoles (up to {} s), then exits",
             plan.host_port,
-            plan.stop_timeout.saturating_sub(10)
+            plan.drain_secs()
         ),
     }
     };

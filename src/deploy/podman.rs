@@ -157,6 +157,14 @@ pub struct Found {
     pub hand_over: bool,
 }
 
+impl Found {
+    /// Whether a redeploy of `plan` hands the port over from this relay (it runs, was made to
+    /// share its port, and the plan does too) instead of stopping it first.
+    pub fn hands_over_to(&self, plan: &ContainerPlan) -> bool {
+        self.running && self.hand_over && plan.placement == Placement::HandOver
+    }
+}
+
 fn name_of(c: &bollard::models::ContainerSummary) -> String {
     c.names.iter().flatten().next().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
 }
@@ -294,7 +302,7 @@ pub async fn apply(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Re
     let found = ours(docker, &plan.name).await?;
     let change = match &found {
         Some(f) if f.running && f.checksum == plan.checksum => return Ok(Change::Unchanged),
-        Some(f) if f.running && f.hand_over && plan.placement == Placement::HandOver => Change::HandedOver,
+        Some(f) if f.hands_over_to(plan) => Change::HandedOver,
         Some(_) => Change::Replaced,
         None => Change::Created,
     };
@@ -341,17 +349,14 @@ async fn rename(docker: &Docker, from: &str, to: &str) -> Result<()> {
 /// The relay logs "wsproxy ready" once its listener is bound: before that, a hand-over must not
 /// tell the old one to stop. Its reason when it exits instead.
 async fn wait_ready(docker: &Docker, name: &str) -> Result<()> {
-    for _ in 0..100 {
-        if log_holds(docker, name, "wsproxy ready").await {
-            return Ok(());
-        }
-        let info = docker.inspect_container(name, None).await.ok().and_then(|i| i.state);
-        if info.is_some_and(|s| s.running == Some(false)) {
-            return Err(Failure::environment(format!("the new relay container exited at start:\n{}", logs(docker, name).await)));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    match tokio::time::timeout(Duration::from_secs(10), log_shows(docker, name, "wsproxy ready")).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Failure::environment(format!("the new relay container exited at start:\n{}", logs(docker, name).await))),
+        Err(_) => Err(Failure::environment(format!(
+            "the new relay container {name} did not say it was ready within 10 s:\n{}",
+            logs(docker, name).await
+        ))),
     }
-    Err(Failure::environment(format!("the new relay container {name} did not say it was ready within 10 s:\n{}", logs(docker, name).await)))
 }
 
 /// Remove the relays earlier hand-overs left draining that have finished (exited); those still
@@ -369,11 +374,19 @@ async fn remove_drained(docker: &Docker, container: &str) {
 /// Remove this relay's certificates volumes of earlier versions that no container uses any
 /// more (podman refuses to remove a volume in use: a draining relay keeps its own).
 async fn remove_unused_volumes(docker: &Docker, plan: &ContainerPlan) {
-    let (prefix, keep) = (volumes_prefix(&plan.name), volume_of(plan));
-    let Ok(volumes) = docker.list_volumes(Some(ListVolumesOptions { filters: Some(owner_filter()) })).await else { return };
-    for v in volumes.volumes.unwrap_or_default().iter().filter(|v| v.name.starts_with(&prefix) && v.name != keep) {
-        let _ = docker.remove_volume(&v.name, Some(RemoveVolumeOptions { force: false })).await;
+    let keep = volume_of(plan);
+    for name in certificate_volumes(docker, &plan.name).await.into_iter().filter(|n| *n != keep) {
+        let _ = docker.remove_volume(&name, Some(RemoveVolumeOptions { force: false })).await;
     }
+}
+
+/// The certificates volumes deploy made for relay `container`, every version (none when
+/// podman cannot list them).
+async fn certificate_volumes(docker: &Docker, container: &str) -> Vec<String> {
+    let prefix = volumes_prefix(container);
+    let listed = docker.list_volumes(Some(ListVolumesOptions { filters: Some(owner_filter()) })).await;
+    let volumes = listed.ok().and_then(|l| l.volumes).unwrap_or_default();
+    volumes.into_iter().map(|v| v.name).filter(|n| n.starts_with(&prefix)).collect()
 }
 
 /// Fill a new certificates volume, create the relay container and start it.
@@ -492,11 +505,12 @@ pub async fn replace_secrets(docker: &Docker, plan: &ContainerPlan) -> Result<()
     Ok(())
 }
 
-/// Whether the container's log, from its first line, holds `needle`. From the first line: a
-/// relay that took over a port is at once busy with consoles, whose audit records would push
-/// its start-up lines out of any tail.
-async fn log_holds(docker: &Docker, name: &str, needle: &str) -> bool {
-    let mut stream = docker.logs(name, Some(LogsOptions { stdout: true, stderr: true, tail: "all".into(), ..Default::default() }));
+/// Follow the container's log from its first line until it shows `needle` (true) or the
+/// container stops (false). From the first line: a relay that took over a port is at once busy
+/// with consoles, whose audit records would push its start-up lines out of any tail.
+async fn log_shows(docker: &Docker, name: &str, needle: &str) -> bool {
+    let options = LogsOptions { follow: true, stdout: true, stderr: true, tail: "all".into(), ..Default::default() };
+    let mut stream = docker.logs(name, Some(options));
     // The end of the previous chunk, for a needle split across two.
     let mut tail = String::new();
     while let Some(Ok(chunk)) = stream.next().await {
@@ -529,11 +543,9 @@ pub async fn managed_label_values(docker: &Docker, label: &str) -> Result<Vec<St
 /// Remove one relay container and its certificates volumes (the demo's cleanup).
 pub async fn remove_one(docker: &Docker, name: &str) {
     remove_container(docker, name).await;
-    let prefix = volumes_prefix(name);
-    let Ok(volumes) = docker.list_volumes(Some(ListVolumesOptions { filters: Some(owner_filter()) })).await else { return };
-    for v in volumes.volumes.unwrap_or_default().iter().filter(|v| v.name.starts_with(&prefix)) {
-        remove_container(docker, &loader_of(&v.name)).await;
-        let _ = docker.remove_volume(&v.name, Some(RemoveVolumeOptions { force: true })).await;
+    for volume in certificate_volumes(docker, name).await {
+        remove_container(docker, &loader_of(&volume)).await;
+        let _ = docker.remove_volume(&volume, Some(RemoveVolumeOptions { force: true })).await;
     }
 }
 

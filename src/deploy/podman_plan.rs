@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{check_certificates, choose_quadlet, connect_podman, learn_host, podman, quadlet, DeployOptions, PodmanHost};
 use crate::error::{Failure, Result};
 use crate::output::Output;
-use crate::render::podman::{ContainerPlan, Placement};
+use crate::render::podman::ContainerPlan;
 use crate::spec::DeploySpec;
 use crate::steps::{StepReport, Steps};
 
@@ -121,14 +121,14 @@ async fn container_actions(host: &PodmanHost, plan: &ContainerPlan) -> Result<Ve
             Planned { action: Action::Keep, object, why: "running with these certificates and settings".into() },
             Planned { action: Action::Keep, object: volume, why: "holds these certificates".into() },
         ],
-        Some(f) if f.running && f.hand_over && plan.placement == Placement::HandOver => vec![
+        Some(f) if f.hands_over_to(plan) => vec![
             Planned {
                 action: Action::Replace,
                 object,
                 why: format!(
                     "certificates or settings changed: hand-over (the new relay starts on port {} first, then the old one drains its open consoles for up to {} s)",
                     plan.host_port,
-                    plan.stop_timeout.saturating_sub(10)
+                    plan.drain_secs()
                 ),
             },
             Planned { action: Action::Create, object: volume, why: "the new relay's certificates (the old relay keeps its own)".into() },

@@ -115,7 +115,18 @@ pub fn drain_secs(spec: &DeploySpec, placement: Placement) -> u32 {
 /// container itself must carry it (the API container, the Quadlet unit and the kube-play Pod
 /// all do).
 pub fn stop_timeout_secs(spec: &DeploySpec, placement: Placement) -> u32 {
-    drain_secs(spec, placement) + 10
+    drain_secs(spec, placement) + CLOSE_SECS
+}
+
+/// What the stop timeout allows beyond the drain: the 1001 closes and the exit.
+const CLOSE_SECS: u32 = 10;
+
+impl ContainerPlan {
+    /// How long the relay drains its open consoles after SIGTERM (its stop timeout less the
+    /// closes), for reports.
+    pub fn drain_secs(&self) -> u32 {
+        self.stop_timeout.saturating_sub(CLOSE_SECS)
+    }
 }
 
 /// Seconds between two health checks of the relay's container.
