@@ -1,7 +1,7 @@
 //! Latency under load and fairness: what a console user feels while other consoles stream.
 //!
 //! A probe session does small round trips (10-byte messages, one outstanding, like pointer
-//! moves) while `down` sessions stream VM->browser and `up` sessions stream browser->VM at
+//! moves, at most one every [`PROBE_INTERVAL`]) while `down` sessions stream VM->browser and `up` sessions stream browser->VM at
 //! full speed through the same system. Reported: the probe's p50/p99/p99.9, and over the
 //! streaming VM->browser sessions Jain's fairness index and the slowest session's share of
 //! the mean (bytes each received while the probe ran).
@@ -12,6 +12,12 @@ use std::time::Instant;
 
 use super::{ws_client, Ports, System, MSG};
 use crate::sink::Mode;
+
+/// The probe's pace: a pointer moved as fast as the fastest mice report (1000 Hz; browsers
+/// send fewer events than that). Unpaced, a relay that answers in 50 us turns the probe into
+/// 20,000 round trips a second, whose own CPU is then taken from the streams it is measured
+/// against (a relay that is slow to answer was spared that cost).
+const PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The shortest time the probe runs (and the streams are counted).
 const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
@@ -113,8 +119,11 @@ async fn probe_round_trips(sys: &System, sinks: &Ports, n: usize, window: &Atomi
     window.store(true, Relaxed);
     let start = Instant::now();
     let mut rtts = Vec::with_capacity(n);
+    let mut pace = tokio::time::interval(PROBE_INTERVAL);
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // At least n round trips, and at least a second: the streams' shares need time to show.
     while rtts.len() < n || start.elapsed() < MIN_WINDOW {
+        pace.tick().await;
         let t = Instant::now();
         probe.send(&msg, Some(&framed)).await?;
         probe.recv(10).await?;
