@@ -18,6 +18,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod listener;
 pub mod metrics;
+mod rehome;
 pub mod reload;
 pub mod replay;
 pub mod runtime;

@@ -172,6 +172,14 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    // Kept alive beside the main runtime for as long as it runs (dropped after it).
+    let _bulk_lane = match wsproxy::runtime::build_bulk_lane() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wsproxy: cannot start the bulk lane's runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
     runtime.block_on(async move {
         let relay = match Relay::bind(config.clone()).await {
             Ok(r) => r,

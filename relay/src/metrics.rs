@@ -72,6 +72,8 @@ impl Refusal {
 #[derive(Default)]
 pub struct Metrics {
     pub sessions_active: AtomicU64,
+    /// Sessions polled by the bulk lane (streaming; `crate::runtime`).
+    pub sessions_bulk_lane: AtomicU64,
     pub sessions_total: AtomicU64,
     pub bytes_to_target: AtomicU64,
     pub bytes_to_browser: AtomicU64,
@@ -131,6 +133,12 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
         gauge("wsproxy_sessions_active", "gauge", "Open console sessions.", self.sessions_active.load(Relaxed));
+        gauge(
+            "wsproxy_sessions_bulk_lane",
+            "gauge",
+            "Open sessions that stream (2 MB/s or more), relayed at a lower priority than interactive ones.",
+            self.sessions_bulk_lane.load(Relaxed),
+        );
         gauge("wsproxy_sessions_total", "counter", "Console sessions started.", self.sessions_total.load(Relaxed));
         let _ = writeln!(out, "# HELP wsproxy_target_connect_failures_total Targets that could not be reached, by cause.\n# TYPE wsproxy_target_connect_failures_total counter");
         for (cause, count) in CONNECT_FAILURES.iter().zip(&self.target_connect_failures) {

@@ -632,3 +632,125 @@ async fn a_successor_on_the_same_port_takes_over_without_refusing_a_console() {
     assert!(failed.is_empty(), "refused or reset during the hand-over: {failed:?}");
     assert!(opened >= 100, "consoles kept arriving through the hand-over: {opened}");
 }
+
+/// One byte of a streamed pattern: values 0..=250, so 0xFE and 0xFF can mark a stream's end.
+fn stream_byte(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+/// A console that streams (here: as fast as the relay takes it) moves to the bulk lane, shows
+/// in `wsproxy_sessions_bulk_lane`, and comes back once it is quiet; over wss, so the TLS
+/// connection's socket moves with it. Not a byte is lost or reordered on the way, either
+/// direction.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streaming_console_moves_to_the_bulk_lane_and_back_without_losing_a_byte() {
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let metrics_port = free_port();
+    let (_dir, pki, _relay, port) = relay_with(&format!("WSPROXY_METRICS_LISTEN=127.0.0.1:{metrics_port}\n"));
+    let bulk_lane = move || -> f64 {
+        let out = Command::new("curl").args(["-sS"]).arg(format!("http://127.0.0.1:{metrics_port}/metrics")).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find_map(|l| l.strip_prefix("wsproxy_sessions_bulk_lane ")?.parse().ok()).unwrap_or(-1.0)
+    };
+    // The VM: streams the pattern until the browser's stream ends with 0xFE (checking every
+    // byte before it), ends its own stream with 0xFF, then echoes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap().port();
+    let vm = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        let stop = tokio::spawn(async move {
+            let mut got = 0u64;
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let n = rd.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the browser's side closed early");
+                for &b in &buf[..n] {
+                    if b == 0xFE {
+                        return (rd, got);
+                    }
+                    assert_eq!(b, stream_byte(got), "browser->VM byte {got} wrong");
+                    got += 1;
+                }
+            }
+        });
+        let mut sent = 0u64;
+        let mut chunk = vec![0u8; 65536];
+        while !stop.is_finished() {
+            for b in chunk.iter_mut() {
+                *b = stream_byte(sent);
+                sent += 1;
+            }
+            wr.write_all(&chunk).await.unwrap();
+        }
+        wr.write_all(&[0xFF]).await.unwrap();
+        let (mut rd, got_up) = stop.await.unwrap();
+        let mut buf = [0u8; 64];
+        loop {
+            let n = rd.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return (sent, got_up);
+            }
+            wr.write_all(&buf[..n]).await.unwrap();
+        }
+    });
+    let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", target));
+    let WsOutcome::Open(ws) = connect_ws(&url(port, &ticket), Some(&pki.ca_cert)).await else { panic!() };
+    let (mut tx, mut rx) = ws.split();
+    // Browser->VM streams too, until the bulk lane has the session.
+    let (seen_tx, mut seen_rx) = tokio::sync::watch::channel(false);
+    let sender = tokio::spawn(async move {
+        let mut sent = 0u64;
+        while !*seen_rx.borrow_and_update() {
+            let chunk: Vec<u8> = (sent..sent + 16384).map(stream_byte).collect();
+            sent += chunk.len() as u64;
+            tx.send(Message::Binary(chunk.into())).await.unwrap();
+        }
+        tx.send(Message::Binary(vec![0xFE].into())).await.unwrap();
+        (tx, sent)
+    });
+    let watcher = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while bulk_lane() < 1.0 {
+            assert!(std::time::Instant::now() < deadline, "the streaming session never reached the bulk lane");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = seen_tx.send(true);
+    });
+    let mut got = 0u64;
+    'stream: while let Some(msg) = rx.next().await {
+        let Message::Binary(data) = msg.unwrap() else { continue };
+        for (at, &b) in data.iter().enumerate() {
+            if b != stream_byte(got) {
+                assert!(b == 0xFF && at + 1 == data.len(), "VM->browser byte {got} wrong: {b} at {at} of {}", data.len());
+                break 'stream;
+            }
+            got += 1;
+        }
+    }
+    watcher.await.unwrap();
+    let (mut tx, sent_up) = sender.await.unwrap();
+    // Quiet now: a few pointer-sized round trips, a window apart, bring it back.
+    for i in 0..10 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        tx.send(Message::Binary(format!("p{i}").into_bytes().into())).await.unwrap();
+        let mut echoed = Vec::new();
+        while echoed.len() < 2 {
+            let Message::Binary(data) = rx.next().await.unwrap().unwrap() else { continue };
+            echoed.extend_from_slice(&data);
+        }
+        assert!(echoed == format!("p{i}").into_bytes(), "echo {i}: {} bytes, not the 2 sent", echoed.len());
+        if bulk_lane() == 0.0 {
+            break;
+        }
+    }
+    assert_eq!(bulk_lane(), 0.0, "the quiet session stayed in the bulk lane");
+    tx.send(Message::Close(None)).await.unwrap();
+    drop(tx);
+    drop(rx);
+    let (sent_down, got_up) = tokio::time::timeout(Duration::from_secs(10), vm).await.unwrap().unwrap();
+    assert_eq!(got, sent_down, "VM->browser bytes lost");
+    assert_eq!(got_up, sent_up, "browser->VM bytes lost");
+    assert!(got > 1 << 20 && got_up > 1 << 20, "streamed {got} / {got_up} bytes: not a stream");
+}

@@ -12,6 +12,7 @@
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,8 @@ use super::ending::{End, EndReason, Outcome};
 use super::timing::{expired, housekeeping, lifetime, on_tick, tick, Tick, Timing};
 use crate::browser::BrowserSocket;
 use crate::metrics::Metrics;
+use crate::rehome::Rehome;
+use crate::runtime;
 use crate::target::{ByteStream, CHUNK};
 use crate::wsframe::{self, opcode, Kind};
 
@@ -60,9 +63,9 @@ const ROUNDS: usize = 16;
 /// ~0.5 s at p99 (docs/BENCHMARKS.md, "latency under load").
 const POLL_BUDGET: u64 = 64 * 1024;
 
-struct BytePump<'a, S> {
-    ws: &'a mut BrowserSocket<S>,
-    target: &'a mut ByteStream,
+struct BytePump<S> {
+    ws: BrowserSocket<S>,
+    target: ByteStream,
     base64: bool,
     /// Browser data the target has not taken yet.
     to_target: BytesMut,
@@ -74,38 +77,81 @@ struct BytePump<'a, S> {
     last_browser: Instant,
     to_target_bytes: u64,
     to_browser_bytes: u64,
-    metrics: &'a Metrics,
+    metrics: Arc<Metrics>,
+    /// The current measuring window of the session's byte rate (what decides its lane): when
+    /// it began and how much had moved by then.
+    window_start: Instant,
+    window_moved: u64,
+    /// Whether a poll in this window used its whole budget (had more to move than it may).
+    window_busy: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<End> {
-        SCRATCH.with(|s| self.poll_with(cx, &mut s.borrow_mut()))
+/// What one poll of the pump asks for, when it does not wait.
+enum Step {
+    End(End),
+    /// Continue in the other lane.
+    ChangeLane,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<S> {
+    fn poll(&mut self, cx: &mut Context<'_>, lane: Lane) -> Poll<Step> {
+        SCRATCH.with(|s| self.poll_with(cx, &mut s.borrow_mut(), lane))
     }
 
-    fn poll_with(&mut self, cx: &mut Context<'_>, scratch: &mut [u8]) -> Poll<End> {
+    fn poll_with(&mut self, cx: &mut Context<'_>, scratch: &mut [u8], lane: Lane) -> Poll<Step> {
         let moved_before = self.to_target_bytes + self.to_browser_bytes;
         for _ in 0..ROUNDS {
             if self.to_target_bytes + self.to_browser_bytes - moved_before >= POLL_BUDGET {
                 break;
             }
             match self.round(cx, scratch) {
-                Err(end) => return Poll::Ready(end),
+                Err(end) => return Poll::Ready(Step::End(end)),
                 Ok(true) => {}
                 Ok(false) => {
-                    return match self.flush(cx) {
-                        Ok(()) => Poll::Pending,
-                        Err(end) => Poll::Ready(end),
+                    if let Err(end) = self.flush(cx) {
+                        return Poll::Ready(Step::End(end));
                     }
+                    // Waiting for a peer: the wakers are registered, and a poll in the other
+                    // lane registers its own.
+                    if self.wants_other_lane(lane) {
+                        return Poll::Ready(Step::ChangeLane);
+                    }
+                    return Poll::Pending;
                 }
             }
         }
         // Busy (budget or rounds used up): let other sessions run, then continue. What was
         // written is flushed first, so a TLS record never waits for this session's next turn.
         if let Err(end) = self.flush(cx) {
-            return Poll::Ready(end);
+            return Poll::Ready(Step::End(end));
+        }
+        self.window_busy = true;
+        if self.wants_other_lane(lane) {
+            return Poll::Ready(Step::ChangeLane);
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// At the end of a poll: whether the session's byte rate over the window that has just
+    /// closed belongs in the other lane. A session that moves at least [`STREAMING_RATE`] is
+    /// streaming; it comes back below a quarter of that, so a session near the line does not
+    /// move back and forth.
+    fn wants_other_lane(&mut self, lane: Lane) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed < LANE_WINDOW {
+            return false;
+        }
+        let moved = self.to_target_bytes + self.to_browser_bytes;
+        let rate = (moved - self.window_moved) as f64 / elapsed.as_secs_f64();
+        let busy = std::mem::take(&mut self.window_busy);
+        self.window_start = now;
+        self.window_moved = moved;
+        match lane {
+            Lane::Main => rate >= STREAMING_RATE && runtime::bulk_lane().is_some(),
+            Lane::Bulk => !busy && rate < STREAMING_RATE / 4.0,
+        }
     }
 
     /// One turn of each direction; whether anything moved.
@@ -137,7 +183,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
     /// waits in `out` (and no further target read happens until it is gone).
     fn target_to_browser(&mut self, cx: &mut Context<'_>, scratch: &mut [u8], progress: &mut bool) -> Result<(), End> {
         let mut rb = ReadBuf::new(&mut scratch[HEADROOM..HEADROOM + CHUNK]);
-        match Pin::new(&mut *self.target).poll_read(cx, &mut rb) {
+        match Pin::new(&mut self.target).poll_read(cx, &mut rb) {
             Poll::Pending => Ok(()),
             Poll::Ready(Err(e)) => Err(End::target_lost(e, "read")),
             Poll::Ready(Ok(())) => {
@@ -162,7 +208,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
     }
 
     fn write_target(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Result<(), End> {
-        if drain(&mut *self.target, cx, &mut self.to_target).map_err(|e| End::target_lost(e, "write"))? {
+        if drain(&mut self.target, cx, &mut self.to_target).map_err(|e| End::target_lost(e, "write"))? {
             if self.to_target.is_empty() {
                 // The browser was not read while the target was slow: not its silence.
                 self.last_browser = Instant::now();
@@ -294,7 +340,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
             self.to_target.extend_from_slice(data);
             return Ok(());
         }
-        self.target_dirty |= write_or_keep(&mut *self.target, cx, data, &mut self.to_target).map_err(|e| End::target_lost(e, "write"))?;
+        self.target_dirty |= write_or_keep(&mut self.target, cx, data, &mut self.to_target).map_err(|e| End::target_lost(e, "write"))?;
         Ok(())
     }
 
@@ -308,7 +354,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<'_, S> {
             }
         }
         if self.target_dirty {
-            match Pin::new(&mut *self.target).poll_flush(cx) {
+            match Pin::new(&mut self.target).poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.target_dirty = false,
                 Poll::Ready(Err(e)) => return Err(End::target_lost(e, "write")),
                 Poll::Pending => {}
@@ -363,20 +409,84 @@ fn drain<W: AsyncWrite + Unpin>(io: &mut W, cx: &mut Context<'_>, queue: &mut By
     }
 }
 
-pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut BrowserSocket<S>,
-    target: &mut ByteStream,
+/// Which runtime a session is polled on (`crate::runtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Main,
+    Bulk,
+}
+
+impl Lane {
+    /// Keep the bulk lane's gauge: a session entered this lane (`true`) or ended in it.
+    fn gauge(self, metrics: &Metrics, entered: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match (self, entered) {
+            (Lane::Bulk, true) => metrics.sessions_bulk_lane.fetch_add(1, Relaxed),
+            (Lane::Main, true) | (Lane::Bulk, false) => metrics.sessions_bulk_lane.fetch_sub(1, Relaxed),
+            (Lane::Main, false) => return,
+        };
+    }
+}
+
+/// Bytes per second (both directions) from which a session counts as streaming and moves to
+/// the bulk lane: a console playing video moves, one whose user types, points and sees the
+/// screen redrawn stays (a full-screen update is a burst of a few hundred KB, within one window).
+const STREAMING_RATE: f64 = 2_000_000.0;
+
+/// How long a session's rate is measured before its lane is decided again. An idle session
+/// has no polls and stays where it is; a bulk one that went idle comes back with its next
+/// byte.
+const LANE_WINDOW: Duration = Duration::from_millis(100);
+
+/// A session's relaying state, owned, so that it can move between the lanes.
+struct Relaying<S> {
+    pump: BytePump<S>,
+    timing: Timing,
+    ticker: Option<tokio::time::Interval>,
+    lifetime: Option<Pin<Box<tokio::time::Sleep>>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Rehome> Relaying<S> {
+    /// Relay in this lane until the session ends (`Some`) or asks for the other lane (`None`).
+    /// A session that has just changed lanes first takes its sockets along.
+    async fn run(mut self: Box<Self>, lane: Lane, moved: bool) -> (Box<Self>, Option<End>) {
+        if moved {
+            if let Err(e) = self.pump.ws.io.rehome().and_then(|()| self.pump.target.rehome()) {
+                tracing::debug!(error = %e, "a session's sockets stayed with the other lane's runtime");
+            }
+        }
+        let end = loop {
+            tokio::select! {
+                step = poll_fn(|cx| self.pump.poll(cx, lane)) => match step {
+                    Step::End(end) => break Some(end),
+                    Step::ChangeLane => break None,
+                },
+                _ = self.shutdown.changed() => break Some(End::shutdown()),
+                _ = expired(&mut self.lifetime) => break Some(End::max_lifetime()),
+                _ = tick(&mut self.ticker) => match on_tick(self.timing, self.pump.last_data, self.pump.last_browser) {
+                    Tick::Continue => {}
+                    Tick::Ping => self.pump.ws.queue(opcode::PING, b""),
+                    Tick::End(end) => break Some(end),
+                },
+            }
+        };
+        (self, end)
+    }
+}
+
+pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome + 'static>(
+    ws: Box<BrowserSocket<S>>,
+    target: ByteStream,
     encoding: Encoding,
     timing: Timing,
-    metrics: &Metrics,
-    shutdown: &mut watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
     outcome: &mut Outcome,
 ) {
-    let mut ticker = housekeeping(timing);
-    let mut lifetime = lifetime(timing);
     let now = Instant::now();
-    let mut pump = BytePump {
-        ws,
+    let pump = BytePump {
+        ws: *ws,
         target,
         base64: encoding == Encoding::Base64,
         to_target: BytesMut::new(),
@@ -388,19 +498,41 @@ pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin>(
         to_target_bytes: 0,
         to_browser_bytes: 0,
         metrics,
+        window_start: now,
+        window_moved: 0,
+        window_busy: false,
     };
+    // Boxed: the state moves between the lanes as a pointer, and the futures that carry it
+    // stay small (a task is as large as its largest state; server.rs).
+    let mut relaying = Box::new(Relaying { pump, timing, ticker: housekeeping(timing), lifetime: lifetime(timing), shutdown });
+    let mut lane = Lane::Main;
+    let mut moved = false;
     let end = loop {
-        tokio::select! {
-            end = poll_fn(|cx| pump.poll(cx)) => break end,
-            _ = shutdown.changed() => break End::shutdown(),
-            _ = expired(&mut lifetime) => break End::max_lifetime(),
-            _ = tick(&mut ticker) => match on_tick(timing, pump.last_data, pump.last_browser) {
-                Tick::Continue => {}
-                Tick::Ping => pump.ws.queue(opcode::PING, b""),
-                Tick::End(end) => break end,
+        let (back, end) = match (lane, runtime::bulk_lane()) {
+            (Lane::Bulk, Some(bulk)) => match bulk.spawn(relaying.run(Lane::Bulk, true)).await {
+                Ok(done) => done,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => {
+                    // The bulk lane stopped (the process is ending): the session went with it.
+                    outcome.reason = "relay shutting down".into();
+                    outcome.label = EndReason::Shutdown;
+                    return;
+                }
             },
+            _ => relaying.run(Lane::Main, moved).await,
+        };
+        relaying = back;
+        match end {
+            Some(end) => break end,
+            None => {
+                lane = if lane == Lane::Main { Lane::Bulk } else { Lane::Main };
+                moved = true;
+                lane.gauge(&relaying.pump.metrics, true);
+            }
         }
     };
+    lane.gauge(&relaying.pump.metrics, false);
+    let mut pump = relaying.pump;
     outcome.to_target += pump.to_target_bytes;
     outcome.to_browser += pump.to_browser_bytes;
     let to_target = std::mem::take(&mut pump.to_target);

@@ -13,6 +13,8 @@ pub mod ending;
 mod message_pump;
 pub mod timing;
 
+use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -25,23 +27,24 @@ pub use timing::Timing;
 
 use crate::browser::{BrowserSocket, Received};
 use crate::metrics::Metrics;
+use crate::rehome::Rehome;
 use crate::target::Connected;
 use crate::vencrypt;
 use crate::wsframe::code;
 
 /// Relay until either side ends, the session idles out, or shutdown is forced.
-pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut BrowserSocket<S>,
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome + 'static>(
+    mut ws: Box<BrowserSocket<S>>,
     target: Connected,
     encoding: Encoding,
     timing: Timing,
-    metrics: &Metrics,
-    shutdown: &mut watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     match target {
-        Connected::Plain(mut stream) => pump_bytes(ws, &mut stream, encoding, timing, metrics, shutdown, &mut outcome).await,
-        Connected::VeNCrypt { mut stream, browser_security } => match greet_browser(ws, encoding, browser_security).await {
+        Connected::Plain(stream) => pump_bytes(ws, stream, encoding, timing, metrics, shutdown, &mut outcome).await,
+        Connected::VeNCrypt { mut stream, browser_security } => match greet_browser(&mut ws, encoding, browser_security).await {
             Ok(early) => {
                 if !early.is_empty() && stream.write_all(&early).await.is_err() {
                     outcome.reason = "target closed during the RFB greeting".into();
@@ -50,7 +53,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     return outcome;
                 }
                 outcome.to_target += early.len() as u64;
-                pump_bytes(ws, &mut stream, encoding, timing, metrics, shutdown, &mut outcome).await
+                pump_bytes(ws, stream, encoding, timing, metrics, shutdown, &mut outcome).await
             }
             Err(why) => {
                 ws.close(code::PROTOCOL, &why).await;
@@ -58,7 +61,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 outcome.label = EndReason::ProtocolError;
             }
         },
-        Connected::KubeVirt(kv) => pump_messages(ws, *kv, encoding, timing, metrics, shutdown, &mut outcome).await,
+        Connected::KubeVirt(kv) => pump_messages(&mut *ws, *kv, encoding, timing, &metrics, &mut shutdown, &mut outcome).await,
     }
     outcome
 }
