@@ -580,8 +580,59 @@ async fn measure(sys: &System, sinks: &Ports, sizes: Sizes, relay_pid: Option<u3
     }
 }
 
+/// What the harness takes: switches, flags with a number, flags with a path.
+const SWITCHES: [&str; 4] = ["--smoke", "--soak", "--load-only", "--budget"];
+const NUMBERS: [&str; 9] = [
+    "--pin-relay",
+    "--soak-seconds",
+    "--soak-sessions",
+    "--bulk-mib",
+    "--round-trips",
+    "--setups",
+    "--load-down",
+    "--load-up",
+    "--load-round-trips",
+];
+const PATHS: [&str; 2] = ["--relay", "--json"];
+
+const USAGE: &str = "usage: wsproxy-bench [--relay BIN] [--json FILE] [--smoke] [--pin-relay CPU]
+                     [--bulk-mib N] [--round-trips N] [--setups N]
+                     [--load-down N] [--load-up N] [--load-round-trips N]
+                     [--load-only | --budget | --soak [--soak-seconds N] [--soak-sessions N]]
+(docs/BENCHMARKS.md says what each measures; bash scripts/bench.sh runs the full table)";
+
+/// Every argument known and every number a number: a misspelt flag must not quietly start
+/// a ten-minute full run.
+fn check_args(args: &[String]) -> Result<(), String> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let arg = arg.as_str();
+        if SWITCHES.contains(&arg) {
+            continue;
+        }
+        let takes_number = NUMBERS.contains(&arg);
+        if !takes_number && !PATHS.contains(&arg) {
+            return Err(format!("unknown argument {arg:?}"));
+        }
+        match rest.next() {
+            None => return Err(format!("{arg} needs a value")),
+            Some(v) if takes_number && v.parse::<u64>().is_err() => return Err(format!("{arg} takes a whole number, not {v:?}")),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
+    if let Err(why) = check_args(&args[1..]) {
+        eprintln!("wsproxy-bench: {why}\n{USAGE}");
+        std::process::exit(2);
+    }
     let smoke = args.iter().any(|a| a == "--smoke");
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let relay_bin = PathBuf::from(value("--relay").unwrap_or_else(|| "target/release/wsproxy".into()));
@@ -1038,4 +1089,16 @@ fn tempfile_dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("wsproxy-bench-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn misspelt_flags_and_bad_numbers_are_refused() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(super::check_args(&args(&["--smoke", "--relay", "x", "--load-down", "100", "--load-only"])).is_ok());
+        assert!(super::check_args(&args(&["--load-onyl"])).unwrap_err().contains("--load-onyl"));
+        assert!(super::check_args(&args(&["--setups", "many"])).unwrap_err().contains("whole number"));
+        assert!(super::check_args(&args(&["--json"])).unwrap_err().contains("needs a value"));
+    }
 }
