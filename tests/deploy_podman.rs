@@ -197,7 +197,7 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     quadlet_without_systemd_is_refused(&f);
     a_new_certificate_is_served_after_a_redeploy(&f);
     redeploys_under_streaming_consoles_drop_nothing(&f).await;
-    undeploy_and_a_rolled_back_deploy_leave_nothing(&f);
+    undeploy_and_a_rolled_back_deploy_leave_nothing(&f).await;
 }
 
 /// The plan says the image would be loaded, container and volume created; afterwards neither
@@ -381,11 +381,25 @@ async fn redeploys_under_streaming_consoles_drop_nothing(f: &SshDeploy) {
     let _ = podman().args(["rmi", &next]).output();
 }
 
-/// Undeploy leaves nothing of ours; a deploy whose verification fails is rolled back when asked.
-fn undeploy_and_a_rolled_back_deploy_leave_nothing(f: &SshDeploy) {
+/// Undeploy leaves nothing of ours, and does so at once with a console still open on a relay
+/// that would drain it for ten minutes (podman's forced removal stops a container with its
+/// stop timeout, the drain and then some); a deploy whose verification fails is rolled back
+/// when asked.
+async fn undeploy_and_a_rolled_back_deploy_leave_nothing(f: &SshDeploy) {
+    let drain = f.dir.path().join("drain-long.yaml");
+    std::fs::write(&drain, "drainSeconds: 600\n").unwrap();
+    let v = f.run_json(&["-f", s(&drain), "--no-verify"]);
+    assert_eq!(v["change"], "HandedOver", "{v}");
+    let target = consoles::streaming_target().await;
+    let console = Streaming::open(&f.console_urls(target, 1)[0], &f.certs.join("ca.pem")).await;
+    let started = Instant::now();
     let o = deploy(&f.ssh, &["undeploy", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity)]);
+    let took = started.elapsed();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("removed container wsproxy"), "{}", stdout(&o));
+    println!("undeploy with a console open on a relay that drains for 600 s: {:.1} s", took.as_secs_f64());
+    assert!(took < Duration::from_secs(120), "undeploy waited for the open console's drain: {took:?}");
+    assert!(console.ended(Duration::from_secs(10)).await.is_some(), "the console outlived its relay");
     assert_eq!(managed_left(), "", "undeploy must leave nothing");
     let closed = format!("{}:5999", f.vnc.addr);
     let o = f.run(&["--verify-engine-key", s(&f.pki.engine_key), "--verify-vnc", &closed, "--rollback-on-failure"]);

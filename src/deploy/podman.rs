@@ -251,8 +251,14 @@ fn labels(plan: &ContainerPlan) -> HashMap<String, String> {
     plan.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-/// Stop and remove a container (its volumes stay), saying whether podman did.
+/// Remove a container at once (its volumes stay), saying whether podman did. A running one is
+/// killed first: podman's forced removal stops a container with its own stop timeout, and a
+/// relay stops by draining its consoles, which in container mode may take an hour (the
+/// hand-over's drain). Whoever removes a relay (undeploy, a rollback, a switch of mode, a
+/// failed start) wants it gone now, not after its last console.
 async fn force_remove(docker: &Docker, name: &str) -> std::result::Result<(), bollard::errors::Error> {
+    // Refused when the container is not running (or not there): nothing to kill then.
+    let _ = docker.kill_container(name, Some(KillContainerOptions { signal: "SIGKILL".into() })).await;
     docker.remove_container(name, Some(RemoveContainerOptions { force: true, v: false, ..Default::default() })).await
 }
 
