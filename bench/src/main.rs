@@ -532,42 +532,56 @@ impl Row {
     }
 }
 
-/// A process's CPU seconds so far (user + system), from /proc/PID/stat.
+/// A process's CPU seconds so far (user + system), with those of its children that have
+/// exited and been waited for, from /proc/PID/stat. socat and websockify fork a process per
+/// connection; its time reaches the parent's count when the connection has ended.
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    // Fields after the command name (which may hold spaces) start at the state, field 3:
+    // utime, stime, cutime, cstime are fields 14-17.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let (utime, stime): (f64, f64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    let ticks_used: f64 = fields.get(11..15)?.iter().map(|f| f.parse::<f64>().ok()).sum::<Option<f64>>()?;
     // SAFETY: sysconf only reads a configuration value.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Some((utime + stime) / ticks)
+    Some(ticks_used / ticks)
+}
+
+/// The CPU seconds of a system's processes together; `None` when there are none to read.
+async fn cpu_of(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    // A forked relay's child is waited for just after its connection closes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    pids.iter().map(|&pid| cpu_seconds(pid)).sum()
 }
 
 fn fmt(v: Option<f64>, prec: usize) -> String {
     v.map(|v| format!("{v:.prec$}")).unwrap_or_else(|| "-".into())
 }
 
-async fn measure(sys: &System, sinks: &Ports, sizes: Sizes, relay_pid: Option<u32>, row: &mut Row) {
+/// Bulk both ways, setups and (for wsproxy, `relay_pid`) idle memory; the CPU per GB of the
+/// processes in `cpu_pids` (the relay, or a forking relay's parents).
+async fn measure(sys: &System, sinks: &Ports, sizes: Sizes, relay_pid: Option<u32>, cpu_pids: &[u32], row: &mut Row) {
     eprintln!("measuring {} ...", row.name);
     let mut sends = Vec::new();
     let mut recvs = Vec::new();
-    // The relay's own CPU time (utime + stime from /proc/PID/stat) around each direction.
-    let cpu = || relay_pid.and_then(cpu_seconds);
+    // The relay's CPU time (utime + stime, and its exited children's) around each direction.
     let (mut cpu_send, mut cpu_recv) = (0.0, 0.0);
     for _ in 0..sizes.runs {
-        let before = cpu();
+        let before = cpu_of(cpu_pids).await;
         sends.push(bulk_send(sys, sinks, sizes.bulk_bytes).await.unwrap_or_else(|e| fail("bulk send", e)));
-        let between = cpu();
+        let between = cpu_of(cpu_pids).await;
         recvs.push(bulk_recv(sys, sinks, sizes.bulk_bytes).await.unwrap_or_else(|e| fail("bulk recv", e)));
-        let after = cpu();
+        let after = cpu_of(cpu_pids).await;
         if let (Some(b), Some(m), Some(a)) = (before, between, after) {
             cpu_send += m - b;
             cpu_recv += a - m;
         }
     }
     // Below 50 ms of CPU (5 clock ticks) the figure would be noise: left out (smoke runs).
-    if relay_pid.is_some() && cpu_send.min(cpu_recv) >= 0.05 {
+    if !cpu_pids.is_empty() && cpu_send.min(cpu_recv) >= 0.05 {
         let gb = (sizes.bulk_bytes * sizes.runs as u64) as f64 / 1e9;
         row.cpu_per_gb = Some((cpu_send / gb, cpu_recv / gb));
     }
@@ -715,16 +729,17 @@ async fn measure_all(relay_bin: &Path, dir: &Path, sizes: Sizes) -> (Vec<Row>, V
     let mut relay_pids: HashMap<usize, u32> = HashMap::new();
 
     let mut row = Row { name: "direct TCP".into(), ..Default::default() };
-    measure(&System::Direct, &sinks, Sizes { idle_sessions: 0, ..sizes }, None, &mut row).await;
+    measure(&System::Direct, &sinks, Sizes { idle_sessions: 0, ..sizes }, None, &[], &mut row).await;
     systems.push((rows.len(), System::Direct));
     rows.push(row);
 
     match socat(&sinks).await {
         Some((children, ports)) => {
+            let pids: Vec<u32> = children.iter().map(|c| c.0.id()).collect();
             keep.extend(children);
             let sys = System::Socat { ports };
             let mut row = Row { name: sys.name(), ..Default::default() };
-            measure(&sys, &sinks, sizes, None, &mut row).await;
+            measure(&sys, &sinks, sizes, None, &pids, &mut row).await;
             systems.push((rows.len(), sys));
             rows.push(row);
         }
@@ -742,7 +757,7 @@ async fn measure_all(relay_bin: &Path, dir: &Path, sizes: Sizes) -> (Vec<Row>, V
             row.setups = Some(setup_rate(&sys, &sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
             drop(child);
         } else {
-            measure(&sys, &sinks, sizes, Some(child.0.id()), &mut row).await;
+            measure(&sys, &sinks, sizes, Some(child.0.id()), &[child.0.id()], &mut row).await;
             if tls {
                 // On a relay of its own, so its memory growth is not hidden by what earlier
                 // sessions left in the allocator.
@@ -759,10 +774,11 @@ async fn measure_all(relay_bin: &Path, dir: &Path, sizes: Sizes) -> (Vec<Row>, V
 
     match websockify(&sinks).await {
         Some((children, ports)) => {
+            let pids: Vec<u32> = children.iter().map(|c| c.0.id()).collect();
             keep.extend(children);
             let sys = System::Websockify { ports };
             let mut row = Row { name: sys.name(), ..Default::default() };
-            measure(&sys, &sinks, Sizes { idle_sessions: 0, setups: sizes.setups.min(500), ..sizes }, None, &mut row).await;
+            measure(&sys, &sinks, Sizes { idle_sessions: 0, setups: sizes.setups.min(500), ..sizes }, None, &pids, &mut row).await;
             systems.push((rows.len(), sys));
             rows.push(row);
         }
@@ -982,7 +998,7 @@ fn print_tables(rows: &[Row], cold: &[Duration], sizes: Sizes, relay_bin: &Path)
             r.idle.map(|i| format!("{:.0}", i.1)).unwrap_or_else(|| "-".into())
         );
     }
-    println!("\nrelay CPU per GB relayed (the relay process's own utime + stime, /proc/PID/stat)");
+    println!("\nrelay CPU per GB relayed (utime + stime of the relay's processes, forked children included, /proc/PID/stat)");
     println!("{:<30} {:>16} {:>16}", "system", "browser->VM s/GB", "VM->browser s/GB");
     for r in rows.iter().filter(|r| r.cpu_per_gb.is_some()) {
         let (up, down) = r.cpu_per_gb.unwrap();
@@ -1058,6 +1074,12 @@ fn ratios(rows: &[Row]) {
     println!("  ws bulk >= 80% of socat:            {:.0}%  {}", ws_ratio * 100.0, check(ws_ratio >= 0.8));
     let wss_ratio = min(wss.send, wss.recv) / socat_bulk;
     println!("  wss bulk >= 50% of socat:           {:.0}%  {}", wss_ratio * 100.0, check(wss_ratio >= 0.5));
+    if let (Some((ws_up, ws_down)), Some((wss_up, wss_down)), Some((s_up, s_down))) = (ws.cpu_per_gb, wss.cpu_per_gb, socat.cpu_per_gb) {
+        let r = (ws_up / s_up).max(ws_down / s_down);
+        println!("  ws CPU per GB <= socat's:           {:.0}% (worse direction)  {}", r * 100.0, check(r <= 1.0));
+        let r = (wss_up / s_up).max(wss_down / s_down);
+        println!("  wss CPU per GB <= 2x socat's:       {r:.1}x (worse direction)  {}", check(r <= 2.0));
+    }
     if let Some(w) = wsk {
         let r = ws.send.unwrap_or(0.0) / w.send.unwrap_or(f64::MAX);
         println!("  browser->VM >= 4x websockify:       {r:.1}x  {}", check(r >= 4.0));
