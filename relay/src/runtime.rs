@@ -14,10 +14,11 @@
 //! What was left in the p99 is a woken session waiting behind busy ones in one run queue:
 //! tokio has no priorities. The kernel has, and that is what per-process relays such as socat
 //! get for free (a process that slept is run before ones that used their time slice). So a
-//! session that keeps using its whole poll budget moves to the bulk lane, a second runtime
-//! whose worker threads run at a lower scheduling priority (nice [`BULK_NICE`]); it comes back
-//! when it goes quiet (the byte pump decides, `session::byte_pump`). The lane's threads still
-//! get the whole machine when nothing interactive wants it: nice weighs, it does not reserve.
+//! session that streams (2 MB/s or more over 100 ms) moves to the bulk lane, a second runtime
+//! whose worker threads run at a lower scheduling priority (nice [`BULK_NICE`]), with its
+//! sockets (`crate::rehome`); it comes back when it goes quiet (the byte pump decides,
+//! `session::byte_pump`). The lane's threads still get the whole machine when nothing
+//! interactive wants it: nice weighs, it does not reserve.
 
 use std::sync::OnceLock;
 
@@ -42,8 +43,8 @@ pub fn build() -> std::io::Result<Runtime> {
 }
 
 /// The bulk lane's runtime. Its handle is registered for the sessions to find; the caller
-/// keeps the runtime alive as long as the main one. Sessions keep their sockets registered
-/// with the main runtime's I/O driver wherever they are polled.
+/// keeps the runtime alive as long as the main one (a session that moves registers its
+/// sockets with this runtime's I/O driver and its timers stay with the main one).
 pub fn build_bulk_lane() -> std::io::Result<Runtime> {
     let runtime = Builder::new_multi_thread()
         .thread_name("wsproxy-bulk")
