@@ -43,8 +43,31 @@ pub fn run(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1, taken from below the kernel's ephemeral range. A port the
+/// kernel hands out for `bind(0)` is one it also hands to outgoing connections, so another
+/// test's connection could take it between this call and the bind of whatever the port is
+/// for (a fresh-clone run failed on it: a relay's metrics port "already in use"). Below the
+/// range only listeners compete, and each call here takes the next port of this process's
+/// own sequence. Where the range starts too low for that, `bind(0)` as before.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(0);
+    if low >= SPAN + 4096 {
+        // Test binaries run one after another, but the servers of an earlier one (podman,
+        // sshd) may still hold ports: start each process somewhere else in the span.
+        let start = std::process::id().wrapping_mul(2654435761) % SPAN;
+        for _ in 0..SPAN {
+            let port = low - SPAN + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+            if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+                return port as u16;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
