@@ -45,27 +45,46 @@ fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether an ELF file is statically linked (has no PT_INTERP program header).
-pub fn is_static_elf(bytes: &[u8]) -> std::result::Result<bool, String> {
+/// What the image needs to know about the relay binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elf {
+    /// No PT_INTERP program header: runs without a libc in the image.
+    pub is_static: bool,
+    /// The OCI/Go name of the ELF machine (`amd64`, `arm64`, ...), for the image's platform.
+    pub architecture: &'static str,
+}
+
+/// ELF e_machine values of the 64-bit little-endian platforms container images are built for,
+/// with their OCI architecture names (the ELF specification's numbers, Go's GOARCH names).
+const ELF_MACHINES: [(u16, &str); 5] = [(62, "amd64"), (183, "arm64"), (243, "riscv64"), (21, "ppc64le"), (258, "loong64")];
+
+/// Reads an ELF executable's header: whether it is static and which machine it is for.
+pub fn inspect_elf(bytes: &[u8]) -> std::result::Result<Elf, String> {
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
         return Err("not an ELF executable".into());
     }
     if bytes[4] != 2 || bytes[5] != 1 {
         return Err("not a 64-bit little-endian ELF".into());
     }
-    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]);
     let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap()) as usize;
-    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
+    let machine = u16_at(18);
+    let architecture = ELF_MACHINES
+        .iter()
+        .find(|(m, _)| *m == machine)
+        .map(|(_, name)| *name)
+        .ok_or_else(|| format!("built for ELF machine {machine}, which has no container platform name here"))?;
+    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54) as usize, u16_at(56) as usize);
     for i in 0..phnum {
-        let off = phoff + i * phentsize;
-        if off + 4 > bytes.len() {
+        let off = phoff.saturating_add(i * phentsize);
+        if off.saturating_add(4) > bytes.len() {
             return Err("truncated ELF program headers".into());
         }
         if u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) == 3 {
-            return Ok(false);
+            return Ok(Elf { is_static: false, architecture });
         }
     }
-    Ok(true)
+    Ok(Elf { is_static: true, architecture })
 }
 
 /// Build the static relay with cargo (from a source checkout) and return its path.
@@ -156,7 +175,7 @@ pub fn reference_in(archive: &Path) -> Result<String> {
 
 /// Write the OCI archive for `binary` to `out`, tagged `reference`.
 pub fn build(binary_path: &Path, out: &Path, reference: &str, labels: &Labels) -> Result<Built> {
-    let binary = read_static_binary(binary_path)?;
+    let (binary, architecture) = read_static_binary(binary_path)?;
     let epoch: u64 = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let created = time::OffsetDateTime::from_unix_timestamp(epoch as i64)
         .ok()
@@ -167,7 +186,7 @@ pub fn build(binary_path: &Path, out: &Path, reference: &str, labels: &Labels) -
     let diff_id = sha256_hex(&layer);
     let layer_gz = gzip(&layer);
     let layer_digest = sha256_hex(&layer_gz);
-    let config = image_config(&created, &diff_id, labels);
+    let config = image_config(&created, &diff_id, architecture, labels);
     let config_bytes = serde_json::to_vec(&config).expect("json");
     let config_digest = sha256_hex(&config_bytes);
     let manifest = json!({
@@ -197,7 +216,7 @@ pub fn build(binary_path: &Path, out: &Path, reference: &str, labels: &Labels) -
                 "org.opencontainers.image.ref.name": reference,
                 "io.containerd.image.name": reference,
             },
-            "platform": { "architecture": "amd64", "os": "linux" },
+            "platform": { "architecture": architecture, "os": "linux" },
         }],
     });
     // Docker's archive manifest too, so `docker load` and `kind load image-archive` keep the tag.
@@ -229,12 +248,12 @@ pub fn build(binary_path: &Path, out: &Path, reference: &str, labels: &Labels) -
 }
 
 /// The relay binary, which must be statically linked (the image has no libc).
-fn read_static_binary(binary_path: &Path) -> Result<Vec<u8>> {
+fn read_static_binary(binary_path: &Path) -> Result<(Vec<u8>, &'static str)> {
     let binary =
         std::fs::read(binary_path).map_err(|e| Failure::usage(format!("cannot read the relay binary {}: {e}", binary_path.display())))?;
-    match is_static_elf(&binary) {
-        Ok(true) => {}
-        Ok(false) => {
+    let architecture = match inspect_elf(&binary) {
+        Ok(Elf { is_static: true, architecture }) => architecture,
+        Ok(Elf { is_static: false, .. }) => {
             return Err(Failure::usage(format!(
                 "{} is dynamically linked; the image has no libc. Build it with \
                  RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p wsproxy --target {TARGET_TRIPLE}",
@@ -247,15 +266,15 @@ fn read_static_binary(binary_path: &Path) -> Result<Vec<u8>> {
                 binary_path.display()
             )))
         }
-    }
-    Ok(binary)
+    };
+    Ok((binary, architecture))
 }
 
 /// The image configuration: non-root user, the relay as entrypoint, the OCI labels.
-fn image_config(created: &str, diff_id: &str, labels: &Labels) -> serde_json::Value {
+fn image_config(created: &str, diff_id: &str, architecture: &str, labels: &Labels) -> serde_json::Value {
     json!({
         "created": created,
-        "architecture": "amd64",
+        "architecture": architecture,
         "os": "linux",
         "config": {
             "User": format!("{UID}:{UID}"),
@@ -296,9 +315,25 @@ mod tests {
 
     #[test]
     fn elf_detection() {
-        assert!(is_static_elf(b"#!/bin/sh\n").is_err());
+        assert!(inspect_elf(b"#!/bin/sh\n").is_err());
         let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        assert_eq!(is_static_elf(&me), Ok(false), "test binaries are dynamically linked");
+        let native = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        assert_eq!(inspect_elf(&me), Ok(Elf { is_static: false, architecture: native }), "test binaries are dynamically linked");
+    }
+
+    #[test]
+    fn the_platform_is_read_from_the_elf_machine() {
+        let mut me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        for (machine, name) in [(183u16, "arm64"), (62, "amd64"), (243, "riscv64")] {
+            me[18..20].copy_from_slice(&machine.to_le_bytes());
+            assert_eq!(inspect_elf(&me).unwrap().architecture, name);
+        }
+        me[18..20].copy_from_slice(&3u16.to_le_bytes()); // EM_386: 32-bit x86
+        assert!(inspect_elf(&me).unwrap_err().contains("ELF machine 3"));
     }
 
     #[test]

@@ -69,6 +69,9 @@ fn archive_is_small_reproducible_and_holds_only_the_relay() {
     assert!(o.status.success(), "skopeo inspect: {}", stderr(&o));
     let inspected: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(inspected["Labels"]["org.opencontainers.image.title"], "ovirt-websocket-proxy");
+    // The platform is the relay binary's ELF machine, which is this machine's here.
+    let native = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
+    assert_eq!(inspected["Architecture"], native, "{inspected}");
     let copy = archive.with_file_name("copied-layout");
     let o = Command::new("skopeo")
         .arg("copy")
