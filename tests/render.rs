@@ -41,25 +41,91 @@ fn kubernetes_validate(files: &[PathBuf]) {
     }
 }
 
+/// Every file under `dir`, relative, sorted (the base has a `config/` folder).
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let rel = PathBuf::from(p.file_name().unwrap());
+        if p.is_dir() {
+            v.extend(all_files(&p).into_iter().map(|f| rel.join(f)));
+        } else {
+            v.push(rel);
+        }
+    }
+    v.sort();
+    v
+}
+
+/// `kubectl kustomize DIR`: the objects a base builds, as kubectl would apply them.
+fn kustomize(dir: &Path) -> (String, Vec<serde_json::Value>) {
+    let o = Command::new("kubectl").arg("kustomize").arg(dir).output().unwrap();
+    assert!(o.status.success(), "kubectl kustomize {}: {}", dir.display(), stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let docs = text.split("\n---\n").map(|d| serde_yaml::from_str(d).unwrap()).collect();
+    (text, docs)
+}
+
+fn kind<'a>(docs: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
+    docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in {docs:?}"))
+}
+
 #[test]
 fn manifests_base_is_fresh() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     render("k8s", dir.path(), &["--without-secret", "-f", s(&root.join("manifests/deploy.yaml"))]);
-    let fresh: Vec<_> = yaml_files(dir.path()).iter().map(|p| p.file_name().unwrap().to_owned()).collect();
-    let checked_in: Vec<_> = yaml_files(&root.join("manifests")).iter().map(|p| p.file_name().unwrap().to_owned()).collect();
+    let fresh = all_files(dir.path());
+    let checked_in: Vec<_> = all_files(&root.join("manifests")).into_iter().filter(|p| !p.ends_with("deploy.yaml")).collect();
     assert_eq!(fresh, checked_in, "manifests/ files differ: re-render (see manifests/deploy.yaml)");
-    for name in fresh.iter().chain([std::ffi::OsString::from("kustomization.yaml")].iter()) {
+    for name in &fresh {
         assert_eq!(
             std::fs::read_to_string(dir.path().join(name)).unwrap(),
             std::fs::read_to_string(root.join("manifests").join(name)).unwrap(),
             "manifests/{} is stale: wsproxyctl render --target k8s --without-secret -f manifests/deploy.yaml --out manifests",
-            name.to_string_lossy()
+            name.display()
         );
     }
-    let o = Command::new("kubectl").args(["kustomize"]).arg(root.join("manifests")).output().unwrap();
-    assert!(o.status.success(), "kubectl kustomize manifests/: {}", stderr(&o));
-    kubernetes_validate(&yaml_files(&root.join("manifests")));
+    let (text, _) = kustomize(&root.join("manifests"));
+    let built = dir.path().join("built.yaml");
+    std::fs::write(&built, text).unwrap();
+    kubernetes_validate(&[built, root.join("manifests/namespace.yaml")]);
+}
+
+/// The base works as kustomize users expect: an overlay's `images:` and `namespace:` apply,
+/// nothing pins a pull policy that stops a registry image, the Namespace is not in the base,
+/// and an overlay patching the configuration renames the ConfigMap (so the pods roll).
+#[test]
+fn an_overlay_on_the_manifests_base_sets_image_namespace_and_rolls_on_config_patches() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (_, base) = kustomize(&root.join("manifests"));
+    assert!(base.iter().all(|d| d["kind"] != "Namespace"), "the base creates no Namespace");
+    let base_config = kind(&base, "ConfigMap")["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(base_config.starts_with("wsproxy-config-"), "generated name with a hash: {base_config}");
+
+    let overlay = tempfile::tempdir().unwrap();
+    let link = overlay.path().join("base");
+    std::os::unix::fs::symlink(root.join("manifests"), &link).unwrap();
+    std::fs::write(overlay.path().join("extra.conf"), "WSPROXY_MAX_SESSIONS=50\n").unwrap();
+    std::fs::write(
+        overlay.path().join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: consoles\nresources: [base]\n\
+         images:\n  - name: localhost/ovirt-websocket-proxy\n    newName: quay.io/example/wsproxy\n    newTag: '1.2'\n\
+         configMapGenerator:\n  - name: wsproxy-config\n    behavior: merge\n    files: [20-limits.conf=extra.conf]\n",
+    )
+    .unwrap();
+    let (_, built) = kustomize(overlay.path());
+    assert!(built.iter().all(|d| d["metadata"]["namespace"] == "consoles"), "every object in the overlay's namespace");
+    let pod = &kind(&built, "Deployment")["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "quay.io/example/wsproxy:1.2");
+    assert_eq!(c["imagePullPolicy"], "IfNotPresent", "a registry image can be pulled");
+    let config = kind(&built, "ConfigMap");
+    assert!(config["data"]["20-limits.conf"].is_string(), "{config}");
+    let name = config["metadata"]["name"].as_str().unwrap();
+    assert_ne!(name, base_config, "a patched configuration is a new ConfigMap");
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "config").unwrap();
+    assert_eq!(volume["configMap"]["name"], name, "the pods mount the new one, so they roll");
 }
 
 #[test]
@@ -82,19 +148,25 @@ fn k8s_objects_are_valid_restricted_and_roll_on_certificate_change() {
     );
     let files = yaml_files(out.path());
     kubernetes_validate(&files);
-    let o = Command::new("kubectl").arg("kustomize").arg(out.path()).output().unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (text, docs) = kustomize(out.path());
+    let built = out.path().join("built.yaml");
+    std::fs::write(&built, text).unwrap();
+    kubernetes_validate(std::slice::from_ref(&built));
+    std::fs::remove_file(&built).unwrap();
 
-    let docs: Vec<serde_json::Value> = files.iter().map(|f| serde_yaml::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()).collect();
-    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["Namespace", "Secret", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"]);
-    let secret = &docs[1];
+    let mut kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service"]);
+    let secret_file = out.path().join("10-secret.yaml");
+    let secret: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(&secret_file).unwrap()).unwrap();
     assert_eq!(secret["type"], "kubernetes.io/tls");
     let keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["ca.crt", "engine.cer", "tls.crt", "tls.key"]);
-    assert_eq!(std::fs::metadata(&files[1]).unwrap().permissions().mode() & 0o777, 0o600, "Secret file is private");
+    assert_eq!(std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777, 0o600, "Secret file is private");
+    let namespace: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(out.path().join("namespace.yaml")).unwrap()).unwrap();
+    assert_eq!(namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
 
-    let dep = &docs[3]["spec"];
+    let dep = &kind(&docs, "Deployment")["spec"];
     assert_eq!(dep["replicas"], 3);
     assert_eq!(dep["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
     let pod = &dep["template"]["spec"];
@@ -111,14 +183,14 @@ fn k8s_objects_are_valid_restricted_and_roll_on_certificate_change() {
     // ones meanwhile) and 10 s for the closes: the kubelet never cuts a drain short.
     assert_eq!(pod["terminationGracePeriodSeconds"], 3615);
     assert!(c["resources"]["limits"]["memory"].is_string() && c["resources"]["requests"]["cpu"].is_string());
-    assert_eq!(docs[4]["spec"]["type"], "LoadBalancer");
-    assert_eq!(docs[6]["spec"]["ingress"][0]["ports"][0]["port"], 6100);
-    let conf = docs[2]["data"]["10-setup.conf"].as_str().unwrap();
+    assert_eq!(kind(&docs, "Service")["spec"]["type"], "LoadBalancer");
+    assert_eq!(kind(&docs, "NetworkPolicy")["spec"]["ingress"][0]["ports"][0]["port"], 6100);
+    let conf = kind(&docs, "ConfigMap")["data"]["10-setup.conf"].as_str().unwrap();
     assert!(conf.contains("SSL_ONLY=True") && conf.contains("CERT_FOR_DATA_VERIFICATION=/etc/wsproxy/certs/engine.cer"), "{conf}");
 
     // New certificates change the pod template's checksum (the Deployment rolls).
     let checksum = |dir: &Path| -> String {
-        let d: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("30-deployment.yaml")).unwrap()).unwrap();
+        let d: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("20-deployment.yaml")).unwrap()).unwrap();
         d["spec"]["template"]["metadata"]["annotations"]["wsproxyctl.ovirt.org/certs-checksum"].as_str().unwrap().to_string()
     };
     let before = checksum(out.path());
@@ -149,7 +221,7 @@ fn k8s_objects_are_valid_restricted_and_roll_on_certificate_change() {
     )
     .unwrap();
     render("k8s", out3.path(), &["-f", s(&spec)]);
-    let svc: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(out3.path().join("40-service.yaml")).unwrap()).unwrap();
+    let svc: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(out3.path().join("30-service.yaml")).unwrap()).unwrap();
     assert_eq!((svc["spec"]["type"].as_str(), svc["spec"]["ports"][0]["nodePort"].as_u64()), (Some("NodePort"), Some(30610)));
 }
 

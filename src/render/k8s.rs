@@ -198,7 +198,9 @@ fn relay_container(spec: &DeploySpec) -> Container {
     Container {
         name: NAME.into(),
         image: Some(spec.image.clone()),
-        image_pull_policy: Some(if spec.image_is_registry() { "IfNotPresent" } else { "Never" }.into()),
+        // Pulled only when absent: a kind- or podman-loaded local image is used as it is, and an
+        // overlay's `images:` naming a registry just works.
+        image_pull_policy: Some("IfNotPresent".into()),
         args: Some(vec!["--config".into(), CONF_DIR.into()]),
         ports: Some(vec![ContainerPort {
             name: Some("wss".into()),
@@ -383,34 +385,62 @@ fn egress_rules(spec: &DeploySpec) -> Option<Vec<NetworkPolicyEgressRule>> {
     Some(rules)
 }
 
-/// File name for an object: `NN-kind.yaml`.
-fn file_name(index: usize, obj: &serde_json::Value) -> String {
-    let kind = obj["kind"].as_str().unwrap_or("object").to_ascii_lowercase();
-    format!("{:02}-{kind}.yaml", index * 10)
-}
-
 /// YAML text of one object.
 pub fn to_yaml(obj: &serde_json::Value) -> String {
     serde_yaml::to_string(obj).expect("JSON values serialize as YAML")
 }
 
-/// One file per object plus a kustomization.yaml listing them.
+/// A kustomize base: one file per object listed in kustomization.yaml, except two that a base
+/// should not pin. The relay configuration comes from a `configMapGenerator` (files under
+/// `config/`), so an overlay that patches it gets a new ConfigMap name and the pods roll. The
+/// Namespace is written beside the base but not listed in it: overlays choose their own
+/// namespace (`namespace:` in theirs), and a base that creates one would fight them.
 pub fn files(spec: &DeploySpec, bundle: Option<&Bundle>) -> Vec<File> {
     let header = "# Rendered by `wsproxyctl render --target k8s`; edit the deployment spec, not this file.\n";
-    let objs = objects(spec, bundle);
-    let mut files: Vec<File> = objs
-        .iter()
-        .enumerate()
-        .map(|(i, o)| File {
-            name: file_name(i, o),
-            contents: format!("{header}{}", to_yaml(o)),
-            mode: if o["kind"] == "Secret" { 0o600 } else { 0o644 },
-        })
-        .collect();
-    let mut kustomization = format!("{header}apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n");
-    for f in &files {
-        kustomization.push_str(&format!("  - {}\n", f.name));
+    let mut files = Vec::new();
+    let mut resources = Vec::new();
+    for obj in objects(spec, bundle) {
+        match obj["kind"].as_str() {
+            Some("Namespace") => files.push(File {
+                name: "namespace.yaml".into(),
+                contents: format!(
+                    "{header}# Not part of the base (kustomization.yaml): create the namespace with it first,\n\
+                     #   kubectl apply -f namespace.yaml\n# or let an overlay name its own.\n{}",
+                    to_yaml(&obj)
+                ),
+                mode: 0o644,
+            }),
+            Some("ConfigMap") => continue,
+            kind => {
+                let name = format!("{:02}-{}.yaml", (resources.len() + 1) * 10, kind.unwrap_or("object").to_ascii_lowercase());
+                let mode = if obj["kind"] == "Secret" { 0o600 } else { 0o644 };
+                files.push(File { name: name.clone(), contents: format!("{header}{}", to_yaml(&obj)), mode });
+                resources.push(name);
+            }
+        }
     }
+    let config = config_map(spec).data.unwrap_or_default();
+    for (key, text) in &config {
+        files.push(File { name: format!("config/{key}"), contents: text.clone(), mode: 0o644 });
+    }
+    let generator = serde_json::json!([{
+        "name": CONFIGMAP_NAME,
+        "files": config.keys().map(|key| format!("config/{key}")).collect::<Vec<_>>(),
+        "options": { "labels": labels(spec) },
+    }]);
+    let mut kustomization = format!(
+        "{header}apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+         # Where the objects go; an overlay's own `namespace:` replaces it.\nnamespace: {}\nresources:\n",
+        spec.namespace
+    );
+    for name in &resources {
+        kustomization.push_str(&format!("  - {name}\n"));
+    }
+    kustomization.push_str(
+        "# The relay configuration: its name carries a hash of the contents, so an overlay that\n\
+         # patches it (behavior: merge) rolls the pods.\nconfigMapGenerator:\n",
+    );
+    kustomization.push_str(&to_yaml(&generator));
     files.push(File { name: "kustomization.yaml".into(), contents: kustomization, mode: 0o644 });
     files
 }

@@ -118,6 +118,9 @@ pub fn write_all(dir: &Path, files: &[File]) -> Result<Vec<std::path::PathBuf>> 
     let mut written = Vec::new();
     for f in files {
         let path = dir.join(&f.name);
+        if let Some(parent) = path.parent().filter(|p| *p != dir) {
+            ensure_dir(parent)?;
+        }
         write_atomic(&path, f.contents.as_bytes(), f.mode)?;
         written.push(path);
     }

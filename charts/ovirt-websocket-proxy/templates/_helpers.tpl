@@ -38,12 +38,7 @@ WSPROXY_SHUTDOWN_GRACE={{ .Values.drainSeconds }}
 {{- end -}}
 {{- end -}}
 
-{{/* Registry images are pulled; local-only names (localhost/...) must already be loaded. */}}
+{{/* Pulled only when absent (as render): a loaded local image is used as it is. */}}
 {{- define "wsproxy.pullPolicy" -}}
-{{- $first := splitList "/" .Values.image | first -}}
-{{- if and (contains "/" .Values.image) (ne $first "localhost") (or (contains "." $first) (contains ":" $first)) -}}
 IfNotPresent
-{{- else -}}
-Never
-{{- end -}}
 {{- end -}}
