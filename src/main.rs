@@ -240,7 +240,7 @@ fn verify(a: cli::VerifyArgs, out: &Output) -> Result<ExitCode> {
 }
 
 fn config_schema(helm: bool) -> Result<ExitCode> {
-    let schema = if helm { spec::helm_values_schema() } else { spec::json_schema() };
+    let schema = if helm { render::helm::values_schema() } else { spec::json_schema() };
     println!("{}", serde_json::to_string_pretty(&schema).expect("a JSON value always serializes"));
     checked(true)
 }

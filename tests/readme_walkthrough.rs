@@ -24,6 +24,10 @@ const ELSEWHERE: &[(&str, &str)] = &[
 const LINES_ELSEWHERE: &[(&str, &str)] = &[
     ("wsproxyctl certs fetch", "needs the engine's https server: tests/pki.rs runs fetch against one"),
     ("wsproxy --config", "started in the background by this test (it runs until stopped)"),
+    ("kubectl create namespace", "needs a cluster; helm's objects are checked by tests/helm.rs"),
+    ("kubectl label namespace", "needs a cluster"),
+    ("kubectl -n consoles create secret", "needs a cluster; the chart's existingSecret path is tests/helm.rs's"),
+    ("helm test", "needs a cluster: the test pod's command and labels are checked by tests/helm.rs"),
     ("kubectl apply -k", "needs a cluster: the kind suite (tests/kind.rs, WSPROXY_E2E_KIND=1); render's output is checked below"),
 ];
 

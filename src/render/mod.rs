@@ -1,7 +1,9 @@
 //! Everything a deployment is rendered into, from one [`DeploySpec`]: the relay's oVirt-format
-//! configuration, Kubernetes objects ([`k8s`]) and Podman units ([`podman`]). Pure functions:
-//! spec and certificates in, text out; writing files is the caller's.
+//! configuration, Kubernetes objects ([`k8s`]), the Helm chart's values ([`helm`]) and Podman
+//! units ([`podman`]). Pure functions: spec and certificates in, text out; writing files is the
+//! caller's.
 
+pub mod helm;
 pub mod k8s;
 pub mod podman;
 
@@ -125,31 +127,6 @@ pub fn write_all(dir: &Path, files: &[File]) -> Result<Vec<std::path::PathBuf>> 
         written.push(path);
     }
     Ok(written)
-}
-
-/// Helm values equivalent to a spec and its certificates: `helm template` with them yields
-/// the objects `render --target k8s` writes (a test holds the two to that).
-pub fn helm_values(spec: &DeploySpec, bundle: &crate::pki::bundle::Bundle) -> String {
-    use serde_json::json;
-    let text = |v: &[u8]| String::from_utf8_lossy(v).to_string();
-    let mut v = serde_json::to_value(spec).expect("spec serializes");
-    let obj = v.as_object_mut().expect("object");
-    obj.remove("certs");
-    obj.remove("podman");
-    obj.remove("targetCa");
-    if let Some(pem) = &spec.target_ca_pem {
-        obj.insert("targetCaPem".into(), json!(pem));
-    }
-    obj.insert(
-        "certificates".into(),
-        json!({
-            "caCrt": text(&bundle.ca_pem),
-            "engineCer": text(&bundle.engine_pem),
-            "tlsCrt": text(&bundle.cert_pem),
-            "tlsKey": text(&bundle.key_pem),
-        }),
-    );
-    serde_yaml::to_string(&v).expect("values serialize")
 }
 
 /// sha256 hex of text.

@@ -1,12 +1,50 @@
-{{/* Labels on every object: the spec's labels plus the standard ones (as render::labels). */}}
+{{/* The chart's name, or nameOverride. */}}
+{{- define "wsproxy.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Object names: fullnameOverride, else the release name, followed by the chart's name
+     unless the release name already contains it (two releases never collide). */}}
+{{- define "wsproxy.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "wsproxy.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "wsproxy.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels on every object: the standard ones plus the values' labels (as render::labels,
+     which writes managed-by wsproxyctl and neither helm.sh/chart nor the version). */}}
 {{- define "wsproxy.labels" -}}
-{{- $l := dict "app.kubernetes.io/name" "ovirt-websocket-proxy" "app.kubernetes.io/instance" "wsproxy" "app.kubernetes.io/managed-by" "wsproxyctl" -}}
+{{- $l := dict "helm.sh/chart" (include "wsproxy.chart" .) "app.kubernetes.io/name" (include "wsproxy.name" .) "app.kubernetes.io/instance" .Release.Name "app.kubernetes.io/version" .Chart.AppVersion "app.kubernetes.io/managed-by" .Release.Service -}}
 {{- toYaml (merge $l (deepCopy (default dict .Values.labels))) -}}
 {{- end -}}
 
 {{- define "wsproxy.selector" -}}
-app.kubernetes.io/instance: wsproxy
-app.kubernetes.io/name: ovirt-websocket-proxy
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "wsproxy.name" . }}
+{{- end -}}
+
+{{/* The image: repository, the tag (the chart's appVersion when neither tag nor digest is
+     given) and the digest. */}}
+{{- define "wsproxy.image" -}}
+{{- $tag := .Values.image.tag -}}
+{{- if and (not $tag) (not .Values.image.digest) -}}{{- $tag = .Chart.AppVersion -}}{{- end -}}
+{{- .Values.image.repository -}}{{- if $tag -}}:{{ $tag }}{{- end -}}{{- if .Values.image.digest -}}@{{ .Values.image.digest }}{{- end -}}
+{{- end -}}
+
+{{/* The certificates' Secret: the existing one named in the values, or the chart's own. */}}
+{{- define "wsproxy.certsSecret" -}}
+{{- default (printf "%s-certs" (include "wsproxy.fullname" .)) .Values.certificates.existingSecret -}}
 {{- end -}}
 
 {{/* The relay configuration, byte for byte as render::k8s::conf writes it. */}}
@@ -36,9 +74,4 @@ WSPROXY_SHUTDOWN_GRACE={{ .Values.drainSeconds }}
 {{- if and (gt (int .Values.replicas) 1) (not $store.url) (not .Values.perReplicaSingleUse) -}}
 {{- fail (printf "replicas: %d replicas without replayStore would each keep their own record of used tickets: a ticket used on one replica would open another console on each of the others. Set replayStore.url to a Redis or Valkey (docs/HA.md), use replicas: 1, or set perReplicaSingleUse: true to accept that" (int .Values.replicas)) -}}
 {{- end -}}
-{{- end -}}
-
-{{/* Pulled only when absent (as render): a loaded local image is used as it is. */}}
-{{- define "wsproxy.pullPolicy" -}}
-IfNotPresent
 {{- end -}}
