@@ -16,9 +16,17 @@ pub const DEFAULT_PORT: u16 = 6100;
 /// How a Kubernetes Service exposes the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default, clap::ValueEnum)]
 pub enum ServiceType {
+    // Flag values spelled as Kubernetes (and `kubectl expose --type`) spells them; the earlier
+    // kebab-case values stay accepted.
     #[default]
+    #[value(name = "LoadBalancer", alias = "load-balancer")]
     LoadBalancer,
+    #[value(name = "NodePort", alias = "node-port")]
     NodePort,
+    /// Reached through something else in the cluster: an Ingress, a Gateway's TLSRoute, an
+    /// OpenShift Route.
+    #[value(name = "ClusterIP", alias = "cluster-ip")]
+    ClusterIP,
 }
 
 /// CPU and memory for the relay container.
@@ -52,7 +60,7 @@ impl Default for Resources {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Service {
-    /// LoadBalancer (default) or NodePort.
+    /// LoadBalancer (default), NodePort or ClusterIP.
     #[serde(rename = "type", default)]
     pub kind: ServiceType,
     /// Fixed node port (30000-32767) for NodePort services.

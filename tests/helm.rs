@@ -43,6 +43,7 @@ fn helm_template_equals_render_for_the_same_inputs() {
     let specs = [
         "proxyFqdn: proxy.example.com\n".to_string(),
         "proxyFqdn: proxy.example.com\nreplicas: 2\nperReplicaSingleUse: true\ndrainSeconds: 600\n".to_string(),
+        "proxyFqdn: proxy.example.com\nservice: {type: ClusterIP}\n".to_string(),
         // A CA for the hypervisors' certificates: in the ConfigMap, named by WSPROXY_TARGET_CA.
         format!("proxyFqdn: proxy.example.com\ntargetCa: {}\n", certs.join("ca.pem").display()),
         // Addresses and CIDRs only: egress limited to them, DNS and the store's port.

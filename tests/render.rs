@@ -223,6 +223,17 @@ fn k8s_objects_are_valid_restricted_and_roll_on_certificate_change() {
     render("k8s", out3.path(), &["-f", s(&spec)]);
     let svc: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(out3.path().join("30-service.yaml")).unwrap()).unwrap();
     assert_eq!((svc["spec"]["type"].as_str(), svc["spec"]["ports"][0]["nodePort"].as_u64()), (Some("NodePort"), Some(30610)));
+    assert_eq!(svc["spec"]["ipFamilyPolicy"], "PreferDualStack", "IPv6 browsers too where the cluster has both families");
+    assert_eq!(svc["spec"]["externalTrafficPolicy"], "Local", "the browser's address kept");
+
+    // ClusterIP, for an Ingress, a TLSRoute or a Route in front (no external traffic policy).
+    let out4 = tempfile::tempdir().unwrap();
+    render("k8s", out4.path(), &["-f", s(&spec), "--service-type", "ClusterIP"]);
+    let files = yaml_files(out4.path());
+    kubernetes_validate(&files);
+    let svc: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(out4.path().join("30-service.yaml")).unwrap()).unwrap();
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert!(svc["spec"].get("externalTrafficPolicy").is_none(), "{svc}");
 }
 
 use std::os::unix::fs::PermissionsExt;

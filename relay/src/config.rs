@@ -55,8 +55,9 @@ pub mod key {
     pub const PROXY_PORT: Key = Key { name: "PROXY_PORT", help: "Port to listen on", default: Some("6100") };
     pub const SOURCE_IS_IPV6: Key = Key {
         name: "SOURCE_IS_IPV6",
-        help: "With PROXY_HOST=*, listen on IPv6 [::] (dual stack) instead of 0.0.0.0",
-        default: Some("False"),
+        help: "With PROXY_HOST=*: unset listens dual stack on [::] (IPv4 too; 0.0.0.0 where the host has no IPv6), \
+               False on 0.0.0.0 only (as oVirt's proxy), True on [::] (dual stack)",
+        default: None,
     };
     pub const SSL_CERTIFICATE: Key =
         Key { name: "SSL_CERTIFICATE", help: "PEM certificate chain presented to browsers (leaf first)", default: None };
@@ -560,7 +561,9 @@ impl Values<'_> {
     fn listen(&self) -> Result<SocketAddr, ConfigError> {
         let host = self.value(key::PROXY_HOST).unwrap_or("*");
         let ip: IpAddr = if host == "*" {
-            if self.boolean(key::SOURCE_IS_IPV6)? {
+            // Unset or True: [::], which the listener binds dual stack (and as 0.0.0.0 where
+            // the host has no IPv6); False keeps oVirt's IPv4-only wildcard.
+            if self.value(key::SOURCE_IS_IPV6).is_none() || self.boolean(key::SOURCE_IS_IPV6)? {
                 IpAddr::V6(Ipv6Addr::UNSPECIFIED)
             } else {
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED)
@@ -804,7 +807,7 @@ mod tests {
     #[test]
     fn defaults_are_plain_ws_on_6100() {
         let c = Config::from_settings(&Settings::default()).unwrap();
-        assert_eq!(c.listen, "0.0.0.0:6100".parse().unwrap());
+        assert_eq!(c.listen, "[::]:6100".parse().unwrap(), "dual stack unless SOURCE_IS_IPV6=False");
         assert!(c.tls.is_none());
         assert_eq!(c.ticket_skew, Duration::from_secs(5));
         assert!(!c.allow_legacy_sha1);
@@ -814,6 +817,8 @@ mod tests {
     fn ipv6_wildcard() {
         let s = parse("SOURCE_IS_IPV6=True\n").unwrap();
         assert_eq!(Config::from_settings(&s).unwrap().listen, "[::]:6100".parse().unwrap());
+        let s = parse("SOURCE_IS_IPV6=False\n").unwrap();
+        assert_eq!(Config::from_settings(&s).unwrap().listen, "0.0.0.0:6100".parse().unwrap(), "oVirt's IPv4-only wildcard");
     }
 
     #[test]

@@ -211,7 +211,7 @@ impl Relay {
 /// spinning. Both the relay and the metrics listener use it.
 async fn accept(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
     match listener.accept().await {
-        Ok(accepted) => Some(accepted),
+        Ok((tcp, peer)) => Some((tcp, listener::client_address(peer))),
         Err(e) => {
             tracing::warn!(error = %e, "accept failed");
             tokio::time::sleep(Duration::from_millis(100)).await;

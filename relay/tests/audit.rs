@@ -84,3 +84,32 @@ async fn sessions_and_refusals_leave_one_record_each_and_no_secret() {
         );
     }
 }
+
+/// `PROXY_HOST=*` listens dual stack by default: a console over IPv4 and one over IPv6 both
+/// open, and each record names its client as written, the IPv4 one without `::ffff:`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_wildcard_takes_ipv4_and_ipv6_browsers_and_records_each_address_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vm = testkit::echo_target().await;
+    let relay = RelayProcess::start(env!("CARGO_BIN_EXE_wsproxy"), dir.path(), &pki, "WSPROXY_LOG_FORMAT=json\nPROXY_HOST=*\n");
+    for client in ["127.0.0.1", "::1"] {
+        let ip: std::net::IpAddr = client.parse().unwrap();
+        let ticket = sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
+        let at = std::net::SocketAddr::new(ip, relay.port);
+        let WsOutcome::Open(mut ws) = testkit::connect_ws_at(at, &relay.url(&ticket), &pki.ca_cert).await else {
+            panic!("{client}: {}", relay.log_text())
+        };
+        ws.send(Message::Binary(b"hi".to_vec().into())).await.unwrap();
+        assert_eq!(read_exact(&mut ws, &mut Vec::new(), 2).await.unwrap(), b"hi");
+        ws.send(Message::Close(None)).await.unwrap();
+        let _ = close_of(&mut ws).await;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let clients: Vec<String> = records(&relay.log_text())
+        .iter()
+        .filter(|r| r["record"] == "session_start")
+        .map(|r| r["client"].as_str().unwrap().rsplit_once(':').unwrap().0.to_string())
+        .collect();
+    assert_eq!(clients, ["127.0.0.1", "[::1]"], "{}", relay.log_text());
+}

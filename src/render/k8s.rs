@@ -297,11 +297,15 @@ pub fn service(spec: &DeploySpec) -> Service {
                 match spec.service.kind {
                     ServiceType::LoadBalancer => "LoadBalancer",
                     ServiceType::NodePort => "NodePort",
+                    ServiceType::ClusterIP => "ClusterIP",
                 }
                 .into(),
             ),
-            // Keep the browser's address: per-client limits and logs need it.
-            external_traffic_policy: Some("Local".into()),
+            // Keep the browser's address: per-client limits and logs need it (a ClusterIP
+            // Service has no external traffic to keep it for).
+            external_traffic_policy: (spec.service.kind != ServiceType::ClusterIP).then(|| "Local".into()),
+            // IPv6 browsers too where the cluster has both families (the relay listens on both).
+            ip_family_policy: Some("PreferDualStack".into()),
             selector: Some(selector()),
             ports: Some(vec![ServicePort {
                 name: Some("wss".into()),
