@@ -14,9 +14,12 @@ use crate::pki::KeyType;
     after_help = "Exit codes: 0 ok, 1 a check failed, 2 bad usage or input, 3 missing environment (tool, socket, file)."
 )]
 pub struct Cli {
-    /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
+    /// Print machine-readable JSON instead of text (the same as -o json).
+    #[arg(long, global = true, conflicts_with = "output")]
     pub json: bool,
+    /// Output format: text, json or yaml.
+    #[arg(long, short, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<crate::output::Format>,
     /// Print only errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
@@ -61,7 +64,7 @@ pub enum Command {
         --proxy-fqdn proxy.example.com --certs ./proxy-certs --image-archive wsproxy.oci.tar\n  \
         wsproxyctl deploy --target podman -f deploy.yaml --configure-engine"
     )]
-    Deploy(DeployArgs),
+    Deploy(Box<DeployArgs>),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Example:\n  wsproxyctl completions bash > /etc/bash_completion.d/wsproxyctl")]
     Completions {
@@ -93,9 +96,12 @@ pub struct Place {
     /// SSH private key for ssh:// hosts.
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
-    /// Kubernetes: kubeconfig context.
+    /// Kubernetes: kubeconfig context [default: the kubeconfig's current context].
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+    /// Kubernetes: kubeconfig file [default: $KUBECONFIG, else ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// Podman: where Quadlet units go (default: /etc/containers/systemd for root,
     /// ~/.config/containers/systemd for other users).
     #[arg(long, value_name = "DIR")]
@@ -143,17 +149,19 @@ pub struct DeployArgs {
     /// Kubernetes: load --image-archive into this kind cluster first.
     #[arg(long, value_name = "CLUSTER")]
     pub load_into_kind: Option<String>,
-    /// Kubernetes: seconds to wait for the Deployment to become available [default: 180].
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
+    /// Kubernetes: how long to wait for the Deployment to become available: 90s, 5m, 1h or
+    /// plain seconds [default: 3m].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
 pub struct UndeployArgs {
     #[command(flatten)]
     pub place: Place,
-    /// Kubernetes: the namespace deploy used [default: ovirt-websocket-proxy].
-    #[arg(long, value_name = "NS")]
+    /// Kubernetes: the namespace deploy used [default: the context's namespace, else
+    /// ovirt-websocket-proxy].
+    #[arg(long, short = 'n', value_name = "NS")]
     pub namespace: Option<String>,
 }
 
@@ -205,6 +213,7 @@ impl Place {
             TargetFlag { name: "--identity", given: self.identity.is_some(), belongs_to: Target::Podman },
             TargetFlag { name: "--quadlet-dir", given: self.quadlet_dir.is_some(), belongs_to: Target::Podman },
             TargetFlag { name: "--context", given: self.context.is_some(), belongs_to: Target::K8s },
+            TargetFlag { name: "--kubeconfig", given: self.kubeconfig.is_some(), belongs_to: Target::K8s },
         ]
     }
 }
@@ -279,8 +288,9 @@ pub struct SpecArgs {
     /// Relay image reference.
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
-    /// Kubernetes namespace.
-    #[arg(long, value_name = "NS")]
+    /// Kubernetes namespace [default: deploy.yaml's, else the context's, else
+    /// ovirt-websocket-proxy].
+    #[arg(long, short = 'n', value_name = "NS")]
     pub namespace: Option<String>,
     /// Kubernetes replicas.
     #[arg(long)]
@@ -414,9 +424,9 @@ pub struct VerifyArgs {
     /// A VNC server the proxy host can reach: its RFB banner must come back through the proxy.
     #[arg(long, value_name = "HOST:PORT", requires = "engine_key")]
     pub vnc: Option<String>,
-    /// Seconds each step may take.
-    #[arg(long, default_value_t = 10)]
-    pub timeout: u64,
+    /// How long each step may take: 10s, 1m or plain seconds.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "10s")]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -583,7 +593,7 @@ impl From<VerifyArgs> for crate::verify::VerifyOptions {
             engine_cert: a.engine_cert,
             engine_key: a.engine_key,
             vnc: a.vnc,
-            timeout: std::time::Duration::from_secs(a.timeout.max(1)),
+            timeout: a.timeout.max(std::time::Duration::from_secs(1)),
         }
     }
 }
@@ -613,9 +623,10 @@ impl From<&DeployArgs> for crate::deploy::K8sOptions {
     fn from(a: &DeployArgs) -> Self {
         crate::deploy::K8sOptions {
             context: a.place.context.clone(),
+            kubeconfig: a.place.kubeconfig.clone(),
             dry_run: a.dry_run,
             load_into_kind: a.load_into_kind.clone(),
-            timeout: std::time::Duration::from_secs(a.timeout.unwrap_or(180)),
+            timeout: a.timeout.unwrap_or(std::time::Duration::from_secs(180)),
         }
     }
 }
@@ -629,4 +640,13 @@ impl FetchArgs {
             (None, None) => None,
         }
     }
+}
+
+/// A duration as kubectl takes them (`90s`, `5m`, `1h30m`), or plain seconds as before.
+pub fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{e}: give a duration such as 90s, 5m or 1h, or plain seconds"))
 }

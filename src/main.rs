@@ -8,7 +8,7 @@ use clap::Parser;
 
 use wsproxyctl::cli::{self, Certs, Cli, Command, ConfigCmd, Image, Target};
 use wsproxyctl::error::{Failure, Result};
-use wsproxyctl::output::Output;
+use wsproxyctl::output::{self, Output};
 use wsproxyctl::pki::bundle::Bundle;
 use wsproxyctl::spec::DeploySpec;
 use wsproxyctl::{demo, deploy, fsutil, image, pki, render, spec, verify};
@@ -30,7 +30,8 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    let out = Output::new(cli.json, cli.quiet, cli.verbose);
+    let format = if cli.json { output::Format::Json } else { cli.output.unwrap_or_default() };
+    let out = Output::new(format, cli.quiet, cli.verbose);
     if cli.verbose {
         // Debug lines of wsproxyctl and of the in-process relay (demo) on stderr.
         use tracing_subscriber::layer::SubscriberExt as _;
@@ -71,7 +72,7 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
         Command::Certs(Certs::Inspect(a)) => certs_inspect(a, out),
         Command::Demo(a) => demo(a, out),
         Command::Image(Image::Build(a)) => image_build(a, out),
-        Command::Deploy(a) => deploy(a, out),
+        Command::Deploy(a) => deploy(*a, out),
         Command::Undeploy(a) => undeploy(a, out),
         Command::Render(a) => render(a, out),
         Command::Verify(a) => verify(a, out),
@@ -203,8 +204,10 @@ fn undeploy(a: cli::UndeployArgs, out: &Output) -> Result<ExitCode> {
             a.place.quadlet_dir.as_deref(),
         ))?,
         Target::K8s => runtime()?.block_on(async {
-            let client = deploy::k8s::client(a.place.context.as_deref()).await?;
-            deploy::k8s::undeploy(&client, a.namespace.as_deref().unwrap_or(spec::DEFAULT_NAMESPACE)).await
+            let kube = deploy::k8s::client(a.place.context.as_deref(), a.place.kubeconfig.as_deref()).await?;
+            // As kubectl: the flag, else the context's namespace; else where deploy puts it.
+            let namespace = a.namespace.or(kube.namespace).unwrap_or_else(|| spec::DEFAULT_NAMESPACE.into());
+            deploy::k8s::undeploy(&kube.client, &namespace).await
         })?,
     };
     out.report(&removed, || removed.to_string());

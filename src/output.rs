@@ -1,5 +1,5 @@
-//! How results reach the user: text for people, `--json` for machines, `--quiet` for scripts,
-//! `-v` for what happens underneath. Errors always go to stderr, as `error: ...` (or a JSON
+//! How results reach the user: text for people, `-o json` (or `--json`) and `-o yaml` for
+//! machines, `--quiet` for scripts, `-v` for what happens underneath. Errors always go to stderr, as `error: ...` (or a JSON
 //! object with --json). Colours and the progress spinner only when stderr is a terminal, and
 //! no colours when NO_COLOR is set (https://no-color.org).
 
@@ -9,7 +9,19 @@ use serde::Serialize;
 
 use crate::error::Failure;
 
+/// How a result is printed (`-o`, as kubectl's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+    Yaml,
+}
+
 pub struct Output {
+    format: Format,
+    /// Machine-readable output (JSON or YAML): no progress lines, warnings and errors as JSON
+    /// lines on stderr (JSON is YAML too).
     json: bool,
     quiet: bool,
     verbose: bool,
@@ -26,10 +38,10 @@ pub enum Tone {
 }
 
 impl Output {
-    pub fn new(json: bool, quiet: bool, verbose: bool) -> Self {
+    pub fn new(format: Format, quiet: bool, verbose: bool) -> Self {
         let terminal = std::io::stderr().is_terminal();
         let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Output { json, quiet, verbose, terminal, colour: terminal && !no_colour }
+        Output { format, json: format != Format::Text, quiet, verbose, terminal, colour: terminal && !no_colour }
     }
 
     pub fn verbose(&self) -> bool {
@@ -59,12 +71,13 @@ impl Output {
         format!("\x1b[{code}m{text}\x1b[0m")
     }
 
-    /// Print a result: `value` as JSON, or the text `human` builds.
+    /// Print a result: `value` as JSON or YAML, or the text `human` builds.
     pub fn report<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".into()));
-        } else if !self.quiet {
-            print!("{}", human());
+        match self.format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".into())),
+            Format::Yaml => print!("{}", serde_yaml::to_string(value).unwrap_or_else(|_| "{}\n".into())),
+            Format::Text if !self.quiet => print!("{}", human()),
+            Format::Text => {}
         }
     }
 

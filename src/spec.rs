@@ -195,6 +195,11 @@ pub struct DeploySpec {
     /// The Podman target.
     #[serde(default)]
     pub podman: Podman,
+    /// Whether deploy.yaml or `--namespace` named the namespace; when neither did, deploy
+    /// uses the kubeconfig context's (as kubectl does), and `namespace` is only the fallback.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub namespace_given: bool,
 }
 
 fn default_port() -> u16 {
@@ -246,6 +251,8 @@ impl DeploySpec {
                 })?;
                 let text = if text.trim().is_empty() { "{}" } else { &text };
                 let mut spec: DeploySpec = serde_yaml::from_str(text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                spec.namespace_given =
+                    serde_yaml::from_str::<serde_yaml::Value>(text).is_ok_and(|v| v.get("namespace").is_some_and(|n| !n.is_null()));
                 // Relative certificate paths are relative to the file.
                 if let Some(dir) = path.parent() {
                     if spec.certs.is_relative() {
@@ -281,6 +288,7 @@ impl DeploySpec {
         }
         if let Some(v) = &o.namespace {
             spec.namespace = v.clone();
+            spec.namespace_given = true;
         }
         if let Some(v) = o.replicas {
             spec.replicas = v;
@@ -609,6 +617,25 @@ podman:
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Only a namespace that deploy.yaml or --namespace names is "given"; otherwise deploy
+    /// takes the kubeconfig context's, as kubectl does.
+    #[test]
+    fn a_namespace_is_given_by_the_file_or_the_flag_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("deploy.yaml");
+        let load = |text: &str, flag: Option<&str>| {
+            std::fs::write(&f, text).unwrap();
+            let o = Overrides { namespace: flag.map(str::to_string), ..Default::default() };
+            let spec = DeploySpec::load(Some(&f), &o).unwrap();
+            (spec.namespace, spec.namespace_given)
+        };
+        assert_eq!(load("proxyFqdn: p.example\n", None), (DEFAULT_NAMESPACE.to_string(), false));
+        assert_eq!(load("proxyFqdn: p.example\nnamespace: consoles\n", None), ("consoles".to_string(), true));
+        assert_eq!(load("proxyFqdn: p.example\n", Some("virt")), ("virt".to_string(), true));
+        let flags_only = Overrides { proxy_fqdn: Some("p.example".into()), ..Default::default() };
+        assert!(!DeploySpec::load(None, &flags_only).unwrap().namespace_given);
+    }
 
     /// Podman's replay store password and CA come from files beside the spec: read, checked,
     /// kept out of debug output, and refused where they would mean nothing.

@@ -126,6 +126,7 @@ fn flag_table(verb: &str) -> Vec<(&'static str, Acts, Vec<&'static str>)> {
         ("identity", Acts::Podman, vec!["--identity", "/nonexistent/id"]),
         ("quadlet_dir", Acts::Podman, vec!["--quadlet-dir", "/nonexistent/units"]),
         ("context", Acts::K8s, vec!["--context", "nowhere"]),
+        ("kubeconfig", Acts::K8s, vec!["--kubeconfig", "/nonexistent/kubeconfig"]),
     ];
     if verb == "undeploy" {
         t.push(("namespace", Acts::K8s, vec!["--namespace", "consoles"]));
@@ -152,7 +153,7 @@ fn flag_table(verb: &str) -> Vec<(&'static str, Acts, Vec<&'static str>)> {
         ("configure_engine", Acts::Both, vec!["--configure-engine"]),
         ("dry_run", Acts::Both, vec!["--dry-run"]),
         ("load_into_kind", Acts::K8s, vec!["--load-into-kind", "kind"]),
-        ("timeout", Acts::K8s, vec!["--timeout", "5"]),
+        ("timeout", Acts::K8s, vec!["--timeout", "5m"]),
     ]);
     t
 }
@@ -164,8 +165,9 @@ fn every_deploy_and_undeploy_flag_acts_on_its_target_or_is_refused_naming_it() {
     for verb in ["deploy", "undeploy"] {
         let table = flag_table(verb);
         let cmd = root.find_subcommand(verb).unwrap();
-        for arg in
-            cmd.get_arguments().filter(|a| !a.is_global_set() && !matches!(a.get_id().as_str(), "help" | "json" | "quiet" | "verbose"))
+        for arg in cmd
+            .get_arguments()
+            .filter(|a| !a.is_global_set() && !matches!(a.get_id().as_str(), "help" | "json" | "output" | "quiet" | "verbose"))
         {
             assert!(table.iter().any(|(id, ..)| *id == arg.get_id().as_str()), "{verb} --{}: not in the flag table", arg.get_id());
         }
@@ -254,4 +256,47 @@ fn ssh_option_injection_through_host_is_refused() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("may not be empty, begin with '-'"), "{}", stderr(&o));
     assert!(!marker.exists(), "ssh ran the injected ProxyCommand");
+}
+
+/// kubectl's habits: `-n`, `--kubeconfig`, durations such as `5m`, `-o json|yaml`.
+#[test]
+fn kubectl_habits_namespace_kubeconfig_durations_and_output_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    // -n: the objects go to that namespace.
+    let out = dir.path().join("k8s");
+    let o = ctl(&["render", "--target", "k8s", "--without-secret", "--proxy-fqdn", "p.example.com", "-n", "consoles", "--out", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dep: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(out.join("10-deployment.yaml")).unwrap()).unwrap();
+    assert_eq!(dep["metadata"]["namespace"], "consoles");
+
+    // -o yaml and -o json print the same report; --json is -o json; text is the default.
+    let render = |fmt: &[&str]| {
+        let mut args = vec!["render", "--target", "k8s", "--without-secret", "--proxy-fqdn", "p.example.com", "--out", s(&out)];
+        args.extend_from_slice(fmt);
+        let o = ctl(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let yaml: serde_json::Value = serde_yaml::from_str(&render(&["-o", "yaml"])).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&render(&["-o", "json"])).unwrap();
+    assert_eq!(yaml, json);
+    assert_eq!(json, serde_json::from_str::<serde_json::Value>(&render(&["--json"])).unwrap());
+    assert!(serde_json::from_str::<serde_json::Value>(&render(&[])).is_err(), "text by default");
+    let o = ctl(&["render", "--target", "k8s", "--json", "-o", "yaml"]);
+    assert_eq!(o.status.code(), Some(2), "--json and -o yaml contradict each other");
+
+    // Durations: 5m and plain seconds taken, anything else refused naming the form.
+    for good in ["5m", "90s", "1h30m", "180"] {
+        assert!(wsproxyctl::cli::duration(good).is_ok(), "{good}");
+    }
+    assert_eq!(wsproxyctl::cli::duration("5m").unwrap(), std::time::Duration::from_secs(300));
+    let o = ctl(&["verify", "--proxy", "wss://p.example.com:6100", "--timeout", "soon"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("90s, 5m or 1h"), "{}", stderr(&o));
+
+    // --kubeconfig is read (a missing file is named, exit 2), not ignored for $KUBECONFIG.
+    let missing = dir.path().join("no-such-kubeconfig");
+    let o = ctl(&["undeploy", "--target", "k8s", "--kubeconfig", s(&missing)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--kubeconfig") && stderr(&o).contains("no-such-kubeconfig"), "{}", stderr(&o));
 }

@@ -11,7 +11,7 @@ use kube::client::Body;
 use serde_json::{json, Value};
 use tower_test::mock;
 use wsproxyctl::deploy::{self, DeployOptions, K8sOptions};
-use wsproxyctl::output::Output;
+use wsproxyctl::output::{Format, Output};
 use wsproxyctl::pki::bundle::Bundle;
 use wsproxyctl::spec::{DeploySpec, Overrides};
 
@@ -134,7 +134,7 @@ async fn apply_waits_for_rollout_and_reports_the_service() {
     });
     let opts = DeployOptions { no_verify: true, ..Default::default() };
     let k8s = K8sOptions { timeout: std::time::Duration::from_secs(30), ..Default::default() };
-    let report = deploy::to_kubernetes_with(&client, &spec, &opts, &k8s, &Output::new(false, true, false)).await.unwrap();
+    let report = deploy::to_kubernetes_with(&client, &spec, &opts, &k8s, &Output::new(Format::Text, true, false)).await.unwrap();
     api.await.unwrap();
     let steps: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(steps[2], "wait for Deployment/wsproxy");
@@ -155,7 +155,7 @@ async fn dry_run_sends_dry_run_and_stops() {
     });
     let k8s = K8sOptions { dry_run: true, timeout: std::time::Duration::from_secs(5), ..Default::default() };
     let report =
-        deploy::to_kubernetes_with(&client, &spec, &DeployOptions::default(), &k8s, &Output::new(false, true, false)).await.unwrap();
+        deploy::to_kubernetes_with(&client, &spec, &DeployOptions::default(), &k8s, &Output::new(Format::Text, true, false)).await.unwrap();
     api.await.unwrap();
     assert!(report.engine[0].contains("dry run"), "{:?}", report.engine);
 }
@@ -174,10 +174,15 @@ async fn refusals_and_timeouts_say_what_to_do() {
             "message": "namespaces is forbidden: User \"dev\" cannot patch resource", "reason": "Forbidden", "code": 403}),
         );
     });
-    let err =
-        deploy::to_kubernetes_with(&client, &spec, &DeployOptions::default(), &K8sOptions::default(), &Output::new(false, true, false))
-            .await
-            .unwrap_err();
+    let err = deploy::to_kubernetes_with(
+        &client,
+        &spec,
+        &DeployOptions::default(),
+        &K8sOptions::default(),
+        &Output::new(Format::Text, true, false),
+    )
+    .await
+    .unwrap_err();
     api.await.unwrap();
     let err = err.to_string();
     assert!(err.contains("forbidden") && err.contains("rights"), "{err}");
@@ -288,7 +293,7 @@ async fn an_existing_namespace_and_its_foreign_objects_survive_deploy_and_undepl
     });
     let opts = DeployOptions { no_verify: true, ..Default::default() };
     let k8s = K8sOptions { dry_run: true, timeout: std::time::Duration::from_secs(30), ..Default::default() };
-    let out = Output::new(true, true, false);
+    let out = Output::new(Format::Json, true, false);
     deploy::to_kubernetes_with(&client, &spec, &opts, &k8s, &out).await.unwrap();
     let removed = deploy::k8s::undeploy(&client, "consoles").await.unwrap();
     let deleted = api.await.unwrap();

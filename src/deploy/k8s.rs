@@ -60,15 +60,48 @@ fn kube_err(what: &str, e: kube::Error) -> Failure {
 }
 
 /// A client from the kubeconfig (KUBECONFIG or ~/.kube/config), optionally for a context.
-pub async fn client(context: Option<&str>) -> Result<Client> {
+pub async fn client(context: Option<&str>, kubeconfig: Option<&std::path::Path>) -> Result<Kube> {
     let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
-    let config = match Kubeconfig::read() {
-        Ok(kc) => Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| Failure::environment(format!("kubeconfig: {e}")))?,
-        Err(e) if context.is_none() => Config::incluster()
-            .map_err(|_| Failure::environment(format!("no kubeconfig ({e}): set KUBECONFIG or create ~/.kube/config (kind does this)")))?,
+    let read = match kubeconfig {
+        Some(path) => Some(Kubeconfig::read_from(path).map_err(|e| {
+            Failure::usage(format!("--kubeconfig {}: {e}: name a kubeconfig file (kubectl config view --raw shows yours)", path.display()))
+        })?),
+        None => None,
+    };
+    let read = match read {
+        Some(kc) => Ok(kc),
+        None => Kubeconfig::read(),
+    };
+    let (config, namespace) = match read {
+        Ok(kc) => {
+            let namespace = context_namespace(&kc, context);
+            let config =
+                Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| Failure::environment(format!("kubeconfig: {e}")))?;
+            (config, namespace)
+        }
+        Err(e) if context.is_none() => {
+            let config = Config::incluster().map_err(|_| {
+                Failure::environment(format!("no kubeconfig ({e}): set KUBECONFIG or create ~/.kube/config (kind does this)"))
+            })?;
+            let namespace = Some(config.default_namespace.clone());
+            (config, namespace)
+        }
         Err(e) => return Err(Failure::environment(format!("kubeconfig: {e}"))),
     };
-    Client::try_from(config).map_err(|e| Failure::environment(format!("cannot build a Kubernetes client: {e}")))
+    let client = Client::try_from(config).map_err(|e| Failure::environment(format!("cannot build a Kubernetes client: {e}")))?;
+    Ok(Kube { client, namespace })
+}
+
+/// A client and the namespace its context names (kubectl's default namespace), if any.
+pub struct Kube {
+    pub client: Client,
+    pub namespace: Option<String>,
+}
+
+/// The namespace the chosen context (or the current one) names, as kubectl would use it.
+pub fn context_namespace(kc: &Kubeconfig, context: Option<&str>) -> Option<String> {
+    let name = context.map(str::to_string).or_else(|| kc.current_context.clone())?;
+    kc.contexts.iter().find(|c| c.name == name)?.context.as_ref()?.namespace.clone().filter(|n| !n.is_empty())
 }
 
 /// Server-side apply every object; with `dry_run` the server validates without persisting.
@@ -176,4 +209,23 @@ pub async fn undeploy(client: &Client, namespace: &str) -> Result<super::Removal
         }
     }
     Ok(removal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_namespace_is_the_contexts_as_kubectl_has_it() {
+        let kc: Kubeconfig = serde_yaml::from_str(
+            "apiVersion: v1\nkind: Config\ncurrent-context: prod\nclusters: []\nusers: []\ncontexts:\n\
+             - name: prod\n  context: {cluster: c, user: u, namespace: consoles}\n\
+             - name: lab\n  context: {cluster: c, user: u}\n",
+        )
+        .unwrap();
+        assert_eq!(context_namespace(&kc, None).as_deref(), Some("consoles"), "the current context's");
+        assert_eq!(context_namespace(&kc, Some("prod")).as_deref(), Some("consoles"));
+        assert_eq!(context_namespace(&kc, Some("lab")), None, "a context without one: deploy's own default");
+        assert_eq!(context_namespace(&kc, Some("missing")), None);
+    }
 }

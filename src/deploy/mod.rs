@@ -401,6 +401,7 @@ impl std::fmt::Display for Removal {
 #[derive(Debug, Default, Clone)]
 pub struct K8sOptions {
     pub context: Option<String>,
+    pub kubeconfig: Option<std::path::PathBuf>,
     pub dry_run: bool,
     pub load_into_kind: Option<String>,
     pub timeout: Duration,
@@ -500,8 +501,14 @@ pub async fn to_kubernetes(spec: &DeploySpec, opts: &DeployOptions, k8s_opts: &K
             return Err(Failure::environment(format!("kind load image-archive into {cluster} failed")));
         }
     }
-    let client = k8s::client(k8s_opts.context.as_deref()).await?;
-    to_kubernetes_with(&client, spec, opts, k8s_opts, out).await
+    let kube = k8s::client(k8s_opts.context.as_deref(), k8s_opts.kubeconfig.as_deref()).await?;
+    // As kubectl: with no namespace from a flag or deploy.yaml, the context's.
+    let mut spec = spec.clone();
+    if let Some(namespace) = kube.namespace.filter(|_| !spec.namespace_given) {
+        out.step(&format!("==> namespace {namespace} (the kubeconfig context's)"));
+        spec.namespace = namespace;
+    }
+    to_kubernetes_with(&kube.client, &spec, opts, k8s_opts, out).await
 }
 
 /// Human summary of a deploy.
