@@ -333,16 +333,7 @@ async fn certificate_files_are_reloaded_without_dropping_sessions() {
     let port = free_port();
     let confd = conf_d(dir.path(), &pki, port, "WSPROXY_CERT_RELOAD_INTERVAL=1\n");
     let relay = start_relay(dir.path(), &confd, port);
-    let serial = || {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "openssl s_client -connect 127.0.0.1:{port} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial"
-            ))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let serial = || served_serial(port);
     let before = serial();
     assert!(before.starts_with("serial="), "{before}");
 
@@ -371,6 +362,85 @@ async fn certificate_files_are_reloaded_without_dropping_sessions() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(serial(), after, "last good certificate must be kept");
     assert!(relay.log_text().contains("keeping the last good version"), "{}", relay.log_text());
+}
+
+/// The serial number of the certificate the relay on `port` serves (`serial=...`).
+fn served_serial(port: u16) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A Secret volume as the kubelet writes it (its AtomicWriter): the files in a timestamped
+/// directory, `..data` a symlink to it, each key a symlink through `..data`; an update writes
+/// a new directory and renames a new `..data` link over the old one, then removes the old
+/// directory. cert-manager renewals reach the relay this way.
+struct SecretVolume {
+    dir: std::path::PathBuf,
+    version: u32,
+}
+
+impl SecretVolume {
+    fn new(dir: &Path, files: &[(&str, &Path)]) -> SecretVolume {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut volume = SecretVolume { dir: dir.to_path_buf(), version: 0 };
+        volume.update(files);
+        for (key, _) in files {
+            std::os::unix::fs::symlink(format!("..data/{key}"), dir.join(key)).unwrap();
+        }
+        volume
+    }
+
+    fn update(&mut self, files: &[(&str, &Path)]) {
+        self.version += 1;
+        let old = std::fs::read_link(self.dir.join("..data")).ok();
+        let name = format!("..2026_12_06_17_00_0{}.123456789", self.version);
+        std::fs::create_dir(self.dir.join(&name)).unwrap();
+        for (key, from) in files {
+            std::fs::copy(from, self.dir.join(&name).join(key)).unwrap();
+        }
+        std::os::unix::fs::symlink(&name, self.dir.join("..data_tmp")).unwrap();
+        std::fs::rename(self.dir.join("..data_tmp"), self.dir.join("..data")).unwrap();
+        if let Some(old) = old {
+            std::fs::remove_dir_all(self.dir.join(old)).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renewal_in_a_kubelet_secret_volume_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let secret = dir.path().join("certs");
+    let mut volume = SecretVolume::new(&secret, &[("tls.crt", &pki.proxy_cert), ("tls.key", &pki.proxy_key)]);
+    let port = free_port();
+    let extra = format!(
+        "WSPROXY_CERT_RELOAD_INTERVAL=1\nSSL_CERTIFICATE={}\nSSL_KEY={}\n",
+        secret.join("tls.crt").display(),
+        secret.join("tls.key").display()
+    );
+    let relay = start_relay(dir.path(), &conf_d(dir.path(), &pki, port, &extra), port);
+    let before = served_serial(port);
+    assert!(before.starts_with("serial="), "{before}");
+
+    let (new_key, new_cert) = (dir.path().join("renewed.key"), dir.path().join("renewed.cer"));
+    pki.issue("localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1", &new_key, &new_cert, "rsa:2048");
+    volume.update(&[("tls.crt", &new_cert), ("tls.key", &new_key)]);
+    let mut after = before.clone();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = served_serial(port);
+        if after != before {
+            break;
+        }
+    }
+    assert_ne!(after, before, "the renewed certificate is not served; log:\n{}", relay.log_text());
+    assert!(after.starts_with("serial="), "{after}");
 }
 
 #[test]
