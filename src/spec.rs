@@ -118,6 +118,25 @@ impl std::fmt::Debug for ReplayStoreFiles {
     }
 }
 
+/// Prometheus metrics on Kubernetes: the relay's plain-HTTP `/metrics` on a port of its own,
+/// reached through a ClusterIP Service (`wsproxy-metrics`), never through the browsers' one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metrics {
+    /// Port of the `/metrics` listener (the relay's WSPROXY_METRICS_LISTEN).
+    #[serde(default = "default_metrics_port")]
+    pub port: u16,
+    /// Also a ServiceMonitor (prometheus-operator, monitoring.coreos.com/v1) scraping it
+    /// every 30 s; the cluster needs that CRD.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub service_monitor: bool,
+}
+
+fn default_metrics_port() -> u16 {
+    DEFAULT_METRICS_PORT
+}
+pub const DEFAULT_METRICS_PORT: u16 = 9100;
+
 /// Where and how the Podman target runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -192,6 +211,9 @@ pub struct DeploySpec {
     /// Extra labels on every object.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Kubernetes: Prometheus metrics (unset: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
     /// The Podman target.
     #[serde(default)]
     pub podman: Podman,
@@ -322,6 +344,11 @@ impl DeploySpec {
         if let Err(e) = crate::pki::validate_dns_name(&self.proxy_fqdn) {
             return bad("proxyFqdn", e);
         }
+        if let Some(m) = &self.metrics {
+            if m.port == self.port || m.port == 0 {
+                return bad("metrics.port", format!("{} is not a port of its own (the browsers' port is {})", m.port, self.port));
+            }
+        }
         if let Some(engine) = &self.engine_fqdn {
             if let Err(e) = crate::pki::validate_dns_name(engine) {
                 return bad("engineFqdn", e);
@@ -439,6 +466,12 @@ impl DeploySpec {
 
     /// The podman target has no Kubernetes Secrets: refuse spec fields that name them.
     pub fn check_podman(&self) -> Result<()> {
+        if self.metrics.is_some() {
+            return Err(Failure::usage(
+                "metrics: is for Kubernetes (a port of its own behind a ClusterIP Service); podman hosts do not get a \
+                 metrics listener from wsproxyctl yet: drop metrics: for --target podman",
+            ));
+        }
         if let Some(store) = &self.replay_store {
             if store.password_secret.is_some() || store.ca_secret.is_some() {
                 return Err(Failure::usage(
@@ -591,10 +624,13 @@ replicas: 1
 #   # passwordFile: ./store-password
 #   # caFile: ./store-ca.pem
 service:
-  type: LoadBalancer        # or NodePort (then optionally nodePort: 30610)
+  type: LoadBalancer        # or NodePort (then optionally nodePort: 30610), or ClusterIP
 resources:
   requests: { cpu: 100m, memory: 64Mi }
   limits: { cpu: "2", memory: 512Mi }
+# Prometheus /metrics on a port of its own behind a ClusterIP Service wsproxy-metrics
+# (serviceMonitor: true adds a prometheus-operator ServiceMonitor):
+# metrics: { port: 9100, serviceMonitor: false }
 
 # The CA the hypervisors' VeNCrypt (and KubeVirt) certificates must chain to (optional;
 # unset accepts any certificate, as oVirt's proxy does). Relative to this file.

@@ -34,6 +34,8 @@ pub const KINDS: &[(&str, &str, &str, &str, bool)] = &[
     ("", "v1", "Service", "services", true),
     ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true),
     ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true),
+    // Only with `metrics.serviceMonitor`; undeploy skips it where the CRD is absent (404).
+    ("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", true),
 ];
 
 fn resource(kind: &str) -> Result<(ApiResource, bool)> {

@@ -70,6 +70,31 @@ pub struct ChartValues {
     pub certificates: Certificates,
     pub network_policy: Switch,
     pub pod_disruption_budget: Switch,
+    pub metrics: ChartMetrics,
+}
+
+/// Prometheus metrics: the relay's `/metrics` on a port of its own (WSPROXY_METRICS_LISTEN),
+/// a ClusterIP Service `<fullname>-metrics`, a NetworkPolicy rule for the port, and
+/// optionally a ServiceMonitor.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ChartMetrics {
+    pub enabled: bool,
+    pub port: u16,
+    pub service_monitor: ServiceMonitorValues,
+}
+
+/// prometheus-operator's ServiceMonitor (the cluster needs its CRD).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ServiceMonitorValues {
+    pub enabled: bool,
+    /// How often Prometheus scrapes (`30s`).
+    pub interval: String,
+    /// Extra labels, for a Prometheus whose serviceMonitorSelector wants them.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The relay image.
@@ -190,6 +215,15 @@ impl ChartValues {
             },
             network_policy: Switch { enabled: true },
             pod_disruption_budget: Switch { enabled: true },
+            metrics: ChartMetrics {
+                enabled: spec.metrics.is_some(),
+                port: spec.metrics.as_ref().map_or(crate::spec::DEFAULT_METRICS_PORT, |m| m.port),
+                service_monitor: ServiceMonitorValues {
+                    enabled: spec.metrics.as_ref().is_some_and(|m| m.service_monitor),
+                    interval: "30s".into(),
+                    labels: BTreeMap::new(),
+                },
+            },
         }
     }
 }

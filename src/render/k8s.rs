@@ -36,6 +36,10 @@ pub const CHECKSUM_CONFIG: &str = "wsproxyctl.ovirt.org/config-checksum";
 /// The spec's `targetCa` in the ConfigMap (a CA is public), beside the configuration: the relay
 /// reads only `*.conf` from that directory.
 pub const TARGET_CA_FILE: &str = "target-ca.pem";
+pub const METRICS_SERVICE_NAME: &str = "wsproxy-metrics";
+pub const METRICS_PORT_NAME: &str = "metrics";
+/// Tells the metrics Service from the browsers' (both select the same pods).
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
 fn meta(spec: &DeploySpec, name: &str) -> ObjectMeta {
     ObjectMeta { name: Some(name.to_string()), namespace: Some(spec.namespace.clone()), labels: Some(labels(spec)), ..Default::default() }
@@ -72,6 +76,9 @@ pub fn conf(spec: &DeploySpec) -> String {
     );
     conf += &wsproxy::config::key::WSPROXY_DRAIN_NOTICE.line(DRAIN_NOTICE_SECS);
     conf += &wsproxy::config::key::WSPROXY_SHUTDOWN_GRACE.line(drain_secs(spec));
+    if let Some(m) = &spec.metrics {
+        conf += &wsproxy::config::key::WSPROXY_METRICS_LISTEN.line(format!("[::]:{}", m.port));
+    }
     conf
 }
 
@@ -87,7 +94,50 @@ pub fn objects(spec: &DeploySpec, bundle: Option<&Bundle>) -> Vec<serde_json::Va
     out.push(to(serde_json::to_value(service(spec))));
     out.push(to(serde_json::to_value(pdb(spec))));
     out.push(to(serde_json::to_value(network_policy(spec))));
+    if let Some(m) = &spec.metrics {
+        out.push(to(serde_json::to_value(metrics_service(spec, m.port))));
+        if m.service_monitor {
+            out.push(service_monitor(spec));
+        }
+    }
     out
+}
+
+/// The ClusterIP Service Prometheus scrapes: the metrics port only, never the browsers'.
+pub fn metrics_service(spec: &DeploySpec, port: u16) -> Service {
+    let mut metadata = meta(spec, METRICS_SERVICE_NAME);
+    metadata.labels.get_or_insert_with(Default::default).insert(COMPONENT_LABEL.into(), METRICS_PORT_NAME.into());
+    Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(selector()),
+            ports: Some(vec![ServicePort {
+                name: Some(METRICS_PORT_NAME.into()),
+                port: port as i32,
+                target_port: Some(IntOrString::String(METRICS_PORT_NAME.into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// prometheus-operator's ServiceMonitor for [`metrics_service`] (no k8s-openapi type: a CRD).
+pub fn service_monitor(spec: &DeploySpec) -> serde_json::Value {
+    let mut select = selector();
+    select.insert(COMPONENT_LABEL.into(), METRICS_PORT_NAME.into());
+    serde_json::json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": meta(spec, NAME),
+        "spec": {
+            "selector": { "matchLabels": select },
+            "endpoints": [{ "port": METRICS_PORT_NAME, "path": "/metrics", "interval": "30s", "scheme": "http" }],
+        },
+    })
 }
 
 pub fn namespace(spec: &DeploySpec) -> Namespace {
@@ -202,12 +252,19 @@ fn relay_container(spec: &DeploySpec) -> Container {
         // overlay's `images:` naming a registry just works.
         image_pull_policy: Some("IfNotPresent".into()),
         args: Some(vec!["--config".into(), CONF_DIR.into()]),
-        ports: Some(vec![ContainerPort {
-            name: Some("wss".into()),
-            container_port: spec.port as i32,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
+        ports: Some(
+            [("wss", Some(spec.port)), (METRICS_PORT_NAME, spec.metrics.as_ref().map(|m| m.port))]
+                .into_iter()
+                .filter_map(|(name, port)| {
+                    Some(ContainerPort {
+                        name: Some(name.into()),
+                        container_port: port? as i32,
+                        protocol: Some("TCP".into()),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+        ),
         readiness_probe: Some(probe("/readyz", 1, 5)),
         liveness_probe: Some(probe("/healthz", 5, 10)),
         resources: Some(ResourceRequirements {
@@ -345,14 +402,22 @@ pub fn network_policy(spec: &DeploySpec) -> NetworkPolicy {
             pod_selector: Some(LabelSelector { match_labels: Some(selector()), ..Default::default() }),
             policy_types: Some(if egress.is_some() { vec!["Ingress".into(), "Egress".into()] } else { vec!["Ingress".into()] }),
             egress,
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(spec.port as i32)),
-                    protocol: Some("TCP".into()),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }]),
+            // The browsers' port; the metrics port, when there is one, as a rule of its own
+            // (narrow it with a `from` of your Prometheus' namespace in an overlay).
+            ingress: Some(
+                [Some(spec.port), spec.metrics.as_ref().map(|m| m.port)]
+                    .into_iter()
+                    .flatten()
+                    .map(|port| NetworkPolicyIngressRule {
+                        ports: Some(vec![NetworkPolicyPort {
+                            port: Some(IntOrString::Int(port as i32)),
+                            protocol: Some("TCP".into()),
+                            ..Default::default()
+                        }]),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
         }),
     }
 }

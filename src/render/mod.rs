@@ -235,4 +235,43 @@ mod tests {
         assert_eq!(podman::stop_timeout_secs(&spec, podman::Placement::HandOver), 610);
         assert_eq!(k8s::termination_grace_secs(&spec), 615);
     }
+
+    /// `metrics:` reaches the relay as a dual-stack /metrics listener on its own port, the pod
+    /// names that port, the NetworkPolicy admits it, and only the metrics Service (which the
+    /// ServiceMonitor selects) exposes it.
+    #[test]
+    fn metrics_are_wired_from_the_relay_to_the_service_monitor() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("deploy.yaml");
+        std::fs::write(&file, "proxyFqdn: p.example\nmetrics: {port: 9200, serviceMonitor: true}\n").unwrap();
+        let spec = DeploySpec::load(Some(&file), &Default::default()).unwrap();
+        let mut settings = wsproxy::config::Settings::default();
+        settings.parse_text(&k8s::conf(&spec), std::path::Path::new("10-setup.conf")).unwrap();
+        let config = wsproxy::Config::from_settings(&settings).unwrap();
+        assert_eq!(config.metrics_listen, Some("[::]:9200".parse().unwrap()));
+
+        let objs = k8s::objects(&spec, None);
+        let find = |kind: &str, name: &str| objs.iter().find(|o| o["kind"] == kind && o["metadata"]["name"] == name).unwrap().clone();
+        let ports = &find("Deployment", "wsproxy")["spec"]["template"]["spec"]["containers"][0]["ports"];
+        assert_eq!(ports[1], serde_json::json!({"name": "metrics", "containerPort": 9200, "protocol": "TCP"}));
+        let ingress = &find("NetworkPolicy", "wsproxy")["spec"]["ingress"];
+        assert_eq!((ingress[0]["ports"][0]["port"].as_u64(), ingress[1]["ports"][0]["port"].as_u64()), (Some(6100), Some(9200)));
+        let browsers = find("Service", "wsproxy");
+        assert_eq!(browsers["spec"]["ports"].as_array().unwrap().len(), 1, "the browsers' Service never exposes metrics");
+        let metrics = find("Service", k8s::METRICS_SERVICE_NAME);
+        assert_eq!(metrics["spec"]["type"], "ClusterIP");
+        assert_eq!(metrics["spec"]["ports"][0]["targetPort"], "metrics");
+        let monitor = find("ServiceMonitor", "wsproxy");
+        let wanted = monitor["spec"]["selector"]["matchLabels"].as_object().unwrap();
+        for (service, selected) in [(&metrics, true), (&browsers, false)] {
+            let labels = &service["metadata"]["labels"];
+            assert_eq!(wanted.iter().all(|(k, v)| &labels[k] == v), selected, "{labels}");
+        }
+        assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+
+        // Podman hosts are refused rather than silently given nothing; the port is its own.
+        assert!(spec.check_podman().unwrap_err().to_string().contains("metrics"));
+        std::fs::write(&file, "proxyFqdn: p.example\nmetrics: {port: 6100}\n").unwrap();
+        assert!(DeploySpec::load(Some(&file), &Default::default()).unwrap_err().to_string().contains("metrics.port"));
+    }
 }

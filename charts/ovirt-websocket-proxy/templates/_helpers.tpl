@@ -66,7 +66,8 @@ SSL_MIN_VERSION=TLSv1.2
 {{ end }}{{ end }}{{ end }}WSPROXY_LOG_FORMAT=json
 WSPROXY_DRAIN_NOTICE=5
 WSPROXY_SHUTDOWN_GRACE={{ .Values.drainSeconds }}
-{{ end -}}
+{{ if .Values.metrics.enabled }}WSPROXY_METRICS_LISTEN=[::]:{{ .Values.metrics.port }}
+{{ end }}{{ end -}}
 
 {{/* Single use across replicas needs a shared store, or the explicit per-replica choice (as spec.rs). */}}
 {{- define "wsproxy.checkReplicas" -}}
