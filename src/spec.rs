@@ -594,7 +594,8 @@ pub fn json_schema() -> serde_json::Value {
 }
 
 /// A commented example (`config init`).
-pub const EXAMPLE: &str = r#"# wsproxyctl deployment description (wsproxyctl config schema prints its JSON Schema).
+pub const EXAMPLE: &str = concat!(
+    r#"# wsproxyctl deployment description (wsproxyctl config schema prints its JSON Schema).
 # Flags override these values: --proxy-fqdn --certs --port --image --namespace --replicas.
 
 # The engine, where `engine-config -s WebSocketProxy=...` is run.
@@ -605,8 +606,12 @@ proxyFqdn: proxy.example.com
 port: 6100
 # Made by `wsproxyctl certs issue` (relative to this file).
 certs: ./proxy-certs
-# The relay image: `wsproxyctl image build` makes localhost/ovirt-websocket-proxy:latest.
-image: localhost/ovirt-websocket-proxy:latest
+# The relay image: `wsproxyctl image build` makes localhost/ovirt-websocket-proxy:"#,
+    env!("CARGO_PKG_VERSION"),
+    r#".
+image: localhost/ovirt-websocket-proxy:"#,
+    env!("CARGO_PKG_VERSION"),
+    r#"
 
 # Kubernetes
 namespace: ovirt-websocket-proxy
@@ -648,7 +653,8 @@ labels: {}
 podman:
   host: ssh://root@proxy.example.com
   identity: ~/.ssh/id_ed25519
-"#;
+"#
+);
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -166,7 +166,7 @@ fn the_chart_follows_helm_conventions() {
     assert_eq!(labels["app.kubernetes.io/version"], "0.1.0");
     assert_eq!(labels["helm.sh/chart"], "ovirt-websocket-proxy-0.1.0");
     let pod = &dep["spec"]["template"];
-    assert_eq!(pod["spec"]["containers"][0]["image"], "localhost/ovirt-websocket-proxy:0.1.0", "the tag defaults to appVersion");
+    assert_eq!(pod["spec"]["containers"][0]["image"], wsproxyctl::image::DEFAULT_TAG, "the tag defaults to appVersion: image build's");
     // The existing Secret: mounted, none made, no checksum of keys Helm never saw.
     assert!(kind(&one, "Secret").is_none());
     let certs = pod["spec"]["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "certs").unwrap();

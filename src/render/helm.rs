@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn image_references_split_into_repository_tag_and_digest() {
         let s = |r: &str| split_image(r);
-        assert_eq!(s("localhost/ovirt-websocket-proxy:latest"), ("localhost/ovirt-websocket-proxy".into(), "latest".into(), "".into()));
+        assert_eq!(s("localhost/ovirt-websocket-proxy:0.1.0"), ("localhost/ovirt-websocket-proxy".into(), "0.1.0".into(), "".into()));
         assert_eq!(s("registry.example.com:5000/virt/wsproxy"), ("registry.example.com:5000/virt/wsproxy".into(), "".into(), "".into()));
         assert_eq!(
             s("registry.example.com:5000/wsproxy:1.2@sha256:abc"),
