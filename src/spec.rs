@@ -147,6 +147,11 @@ pub struct Podman {
     /// SSH private key for ssh:// hosts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<PathBuf>,
+    /// Quadlet units: `AutoUpdate=registry`, so `podman auto-update` pulls a newer image of the
+    /// same tag and restarts the relay. Off by default: a restart in place ends open consoles
+    /// (after drainSeconds). Needs a registry image and a Quadlet unit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_update: bool,
 }
 
 /// A deployment of the oVirt websocket proxy.
@@ -343,6 +348,15 @@ impl DeploySpec {
         }
         if let Err(e) = crate::pki::validate_dns_name(&self.proxy_fqdn) {
             return bad("proxyFqdn", e);
+        }
+        if self.podman.auto_update && !self.image_is_registry() {
+            return bad(
+                "podman.autoUpdate",
+                format!(
+                    "{} is a local image; podman auto-update pulls from a registry: name a registry image or drop autoUpdate",
+                    self.image
+                ),
+            );
         }
         if let Some(m) = &self.metrics {
             if m.port == self.port || m.port == 0 {

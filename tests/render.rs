@@ -289,6 +289,25 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
         assert!(exec.contains(flag), "{flag} missing from {exec}");
     }
     assert!(generated.contains("Restart=on-failure"));
+    // The first start may pull the image: systemd's 90 s default is raised.
+    assert!(generated.contains("TimeoutStartSec=900"), "{generated}");
+
+    // AutoUpdate only when asked for, with a registry image; Quadlet accepts it.
+    let registry = out.path().join("registry.yaml");
+    std::fs::write(&registry, "proxyFqdn: localhost\nimage: registry.example.com/virt/wsproxy:1.2\n").unwrap();
+    render("podman", &out.path().join("plain"), &["-f", s(&registry), "--certs", s(&certs)]);
+    assert!(!std::fs::read_to_string(out.path().join("plain/wsproxy.container")).unwrap().contains("AutoUpdate"), "off by default");
+    std::fs::write(&registry, "proxyFqdn: localhost\nimage: registry.example.com/virt/wsproxy:1.2\npodman: {autoUpdate: true}\n").unwrap();
+    render("podman", &out.path().join("auto"), &["-f", s(&registry), "--certs", s(&certs)]);
+    let auto_units = tempfile::tempdir().unwrap();
+    std::fs::copy(out.path().join("auto/wsproxy.container"), auto_units.path().join("wsproxy.container")).unwrap();
+    let o = Command::new(tool("quadlet")).arg("-dryrun").env("QUADLET_UNIT_DIRS", auto_units.path()).output().unwrap();
+    assert!(o.status.success(), "quadlet -dryrun: {}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("io.containers.autoupdate=registry"), "{}", String::from_utf8_lossy(&o.stdout));
+    std::fs::write(&registry, format!("proxyFqdn: localhost\nimage: {image}\npodman: {{autoUpdate: true}}\n")).unwrap();
+    let o = common::ctl(&["render", "--target", "podman", "-f", s(&registry), "--certs", s(&certs), "--out", s(&out.path().join("no"))]);
+    assert_eq!(o.status.code(), Some(2), "a local image cannot auto-update: {}", stderr(&o));
+    assert!(stderr(&o).contains("podman.autoUpdate"), "{}", stderr(&o));
 
     // Run exactly that command (minus the systemd plumbing this host lacks) with real secrets.
     let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-gnu/release/wsproxy");

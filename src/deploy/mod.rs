@@ -131,7 +131,7 @@ pub async fn to_podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) ->
     let mut steps = Steps::new(out);
     let bundle = check_certificates(&mut steps, spec).await?;
     let host = open_podman_host(&mut steps, spec, opts).await?;
-    let use_quadlet = choose_quadlet(opts.install, &host)?;
+    let use_quadlet = choose_quadlet(opts.install, &host, spec)?;
     let mut plan = crate::render::podman::plan(spec, &bundle, placement(use_quadlet));
     if use_quadlet {
         plan.labels.insert(quadlet::UNIT_DIR_LABEL.into(), host.unit_dir.clone());
@@ -208,7 +208,27 @@ async fn learn_host(
 /// Quadlet when asked for or (by default) when the host runs systemd and its podman has the
 /// Quadlet generator (4.4 and later); otherwise the container through the API (the "host init
 /// system" step says why).
-fn choose_quadlet(install: Install, host: &PodmanHost) -> Result<bool> {
+fn choose_quadlet(install: Install, host: &PodmanHost, spec: &DeploySpec) -> Result<bool> {
+    let quadlet = quadlet_or_container(install, host)?;
+    if spec.podman.auto_update && !quadlet {
+        return Err(Failure::usage(format!(
+            "podman.autoUpdate works through a Quadlet unit (podman auto-update restarts systemd services), and {} gets the \
+             container directly: drop autoUpdate, or deploy where systemd and podman 4.4 or later run",
+            host.name
+        )));
+    }
+    if quadlet && host.init.uid != 0 && host.init.linger == Some(false) {
+        return Err(Failure::environment(format!(
+            "{user} on {host} has no lingering: a rootless Quadlet unit would stop when {user} logs out and not start at boot. \
+             Run `sudo loginctl enable-linger {user}` there and deploy again, or pass --no-quadlet",
+            user = host.init.user,
+            host = host.name
+        )));
+    }
+    Ok(quadlet)
+}
+
+fn quadlet_or_container(install: Install, host: &PodmanHost) -> Result<bool> {
     let can = host.init.systemd && host.init.quadlet.is_some();
     match install {
         Install::Auto => Ok(can),

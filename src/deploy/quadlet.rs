@@ -36,6 +36,11 @@ pub struct HostInit {
     /// Where the host's Quadlet generator is (podman 4.4 and later ship it); `None`: this
     /// podman cannot turn a `.container` unit into a service.
     pub quadlet: Option<String>,
+    /// The user's name there (for the lingering command).
+    pub user: String,
+    /// Whether logind keeps the user's services running without a login session
+    /// (`loginctl show-user --property=Linger`); `None` where loginctl could not say.
+    pub linger: Option<bool>,
 }
 
 impl HostInit {
@@ -60,23 +65,30 @@ impl HostInit {
 /// is looked at too.
 pub const QUADLET_PATHS: [&str; 2] = ["/usr/libexec/podman/quadlet", "/usr/lib/podman/quadlet"];
 
-/// Parse the detection script's output: uid, home, systemd state, Quadlet generator (lines).
+/// Parse the detection script's output: uid, home, systemd state, user name, lingering,
+/// Quadlet generator (lines).
 fn parse_init(text: &str) -> Result<HostInit> {
     let mut lines = text.lines();
     let uid = lines
         .next()
         .and_then(|l| l.trim().parse().ok())
         .ok_or_else(|| Failure::environment(format!("could not read the user id on the podman host (got {text:?})")))?;
-    let home = lines.next().unwrap_or("").trim().to_string();
-    let state = lines.next().unwrap_or("").trim().to_string();
-    let quadlet = lines.next().map(str::trim).filter(|q| !q.is_empty()).map(str::to_string);
+    let mut next = || lines.next().unwrap_or("").trim().to_string();
+    let (home, state, user, linger, quadlet) = (next(), next(), next(), next(), next());
+    let linger = match linger.as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    };
+    let quadlet = Some(quadlet).filter(|q| !q.is_empty());
     let systemd = matches!(state.as_str(), "running" | "degraded" | "starting" | "initializing" | "maintenance");
-    Ok(HostInit { systemd, state: if state.is_empty() { "no systemctl".into() } else { state }, uid, home, quadlet })
+    Ok(HostInit { systemd, state: if state.is_empty() { "no systemctl".into() } else { state }, uid, home, quadlet, user, linger })
 }
 
 pub async fn detect(shell: &HostShell) -> Result<HostInit> {
     let script = format!(
-        "id -u; printf '%s\\n' \"$HOME\"; echo \"$(systemctl is-system-running 2>/dev/null)\"\n\
+        "id -u; printf '%s\\n' \"$HOME\"; echo \"$(systemctl is-system-running 2>/dev/null)\"; echo \"$(id -un 2>/dev/null)\"\n\
+         echo \"$(loginctl show-user \"$(id -u)\" --property=Linger --value 2>/dev/null)\"\n\
          for q in {} \"$(command -v quadlet 2>/dev/null)\"; do [ -n \"$q\" ] && [ -x \"$q\" ] && {{ echo \"$q\"; exit 0; }}; done; echo\n",
         QUADLET_PATHS.join(" ")
     );
@@ -175,6 +187,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lingering_is_read_for_rootless_units() {
+        let ops = parse_init("1000\n/home/ops\nrunning\nops\nno\n/usr/libexec/podman/quadlet\n").unwrap();
+        assert_eq!((ops.user.as_str(), ops.linger, ops.quadlet.as_deref()), ("ops", Some(false), Some("/usr/libexec/podman/quadlet")));
+        assert_eq!(parse_init("1000\n/home/ops\nrunning\nops\nyes\n\n").unwrap().linger, Some(true));
+        assert_eq!(parse_init("1000\n/home/ops\nrunning\nops\n\n\n").unwrap().linger, None, "no loginctl: unknown");
+    }
+
+    #[test]
     fn systemd_is_recognised_by_its_state() {
         let root = parse_init("0\n/root\nrunning\n").unwrap();
         assert!(root.systemd);
@@ -191,7 +211,7 @@ mod tests {
         assert!(parse_init("").is_err());
         // podman before 4.4 has no Quadlet generator.
         assert_eq!(root.quadlet, None);
-        let with = parse_init("0\n/root\nrunning\n/usr/libexec/podman/quadlet\n").unwrap();
+        let with = parse_init("0\n/root\nrunning\nroot\n\n/usr/libexec/podman/quadlet\n").unwrap();
         assert_eq!(with.quadlet.as_deref(), Some("/usr/libexec/podman/quadlet"));
     }
 

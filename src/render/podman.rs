@@ -140,6 +140,9 @@ pub fn health_cmd(port: u16) -> Vec<String> {
     vec![crate::image::ENTRYPOINT.into(), "healthcheck".into(), "--insecure".into(), format!("https://127.0.0.1:{port}/healthz")]
 }
 
+/// How long systemd lets a Quadlet unit start, an image pull included.
+pub const START_TIMEOUT_SECS: u32 = 900;
+
 /// Where the kube-play Pod mounts its files.
 pub const KUBE_FILES_DIR: &str = "/etc/wsproxy/files";
 
@@ -180,7 +183,7 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle, placement: Placement) -> Contain
         container_port: spec.port,
         secrets,
         labels: l,
-        auto_update: spec.image_is_registry(),
+        auto_update: spec.podman.auto_update,
         stop_timeout: stop_timeout_secs(spec, placement),
         checksum,
     }
@@ -219,7 +222,12 @@ pub fn quadlet(plan: &ContainerPlan) -> String {
         s.push_str(&format!("Label={k}={v}\n"));
     }
     // systemd waits a little longer than podman, so podman's own stop is the one that acts.
-    s.push_str(&format!("\n[Service]\nRestart=on-failure\nRestartSec=2\nTimeoutStopSec={}\n\n", plan.stop_timeout + 5));
+    // TimeoutStartSec: the first start may pull the image (systemd's default 90 s is short
+    // for a slow registry); podman's own stop timeout does the stopping.
+    s.push_str(&format!(
+        "\n[Service]\nRestart=on-failure\nRestartSec=2\nTimeoutStartSec={START_TIMEOUT_SECS}\nTimeoutStopSec={}\n\n",
+        plan.stop_timeout + 5
+    ));
     s.push_str("[Install]\nWantedBy=multi-user.target default.target\n");
     s
 }
