@@ -139,6 +139,13 @@ if [ ! -f tests/browser/node_modules/@novnc/novnc/core/rfb.js ] || [ ! -d tests/
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
 
+# Gateway API's published schemas (npm, pinned by package-lock.json) for the TLSRoute render
+# writes, which kubernetes-validate does not know.
+if [ ! -d tests/schemas/node_modules/@kubernetes-models/gateway-api ]; then
+  say "installing the Gateway API schemas (npm ci in tests/schemas)"
+  (cd tests/schemas && npm ci --no-audit --no-fund --silent)
+fi
+
 # Podman on this kind of host needs runc, cgroupfs and ulimits it may set: the tests pass
 # tests/podman/containers.conf through CONTAINERS_CONF (see docs/PODMAN.md).
 export CONTAINERS_CONF="$PWD/tests/podman/containers.conf"

@@ -137,6 +137,69 @@ fn default_metrics_port() -> u16 {
 }
 pub const DEFAULT_METRICS_PORT: u16 = 9100;
 
+/// Kubernetes: ways in besides the Service, each optional. TLS always reaches the relay's
+/// own certificate (passthrough) unless an Ingress is told to re-encrypt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Expose {
+    /// An Ingress for ingress-nginx, at `proxyFqdn`, with console-length timeouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressWay>,
+    /// A Gateway API TLSRoute (gateway.networking.k8s.io/v1) at `proxyFqdn`, attached to an
+    /// existing Gateway's TLS passthrough listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_route: Option<TlsRouteWay>,
+    /// An OpenShift Route (route.openshift.io/v1) at `proxyFqdn`, TLS passthrough.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub openshift_route: bool,
+}
+
+impl Expose {
+    pub fn is_empty(&self) -> bool {
+        self == &Expose::default()
+    }
+}
+
+/// An Ingress for ingress-nginx.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressWay {
+    /// IngressClass name.
+    #[serde(default = "default_ingress_class")]
+    pub class_name: String,
+    /// `Passthrough` (default): ingress-nginx hands the TLS connection to the relay untouched
+    /// (its controller needs --enable-ssl-passthrough). `Reencrypt`: it terminates TLS with the
+    /// proxy certificate (the same Secret) and opens HTTPS to the relay.
+    #[serde(default)]
+    pub tls: IngressTls,
+}
+
+fn default_ingress_class() -> String {
+    "nginx".into()
+}
+
+/// How an Ingress carries TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+pub enum IngressTls {
+    #[default]
+    Passthrough,
+    Reencrypt,
+}
+
+/// Where a TLSRoute attaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsRouteWay {
+    /// The Gateway's name.
+    pub gateway: String,
+    /// The Gateway's namespace (unset: the relay's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_namespace: Option<String>,
+    /// The Gateway listener (its `name`), a TLS listener in Passthrough mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+}
+
 /// Where and how the Podman target runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -219,6 +282,10 @@ pub struct DeploySpec {
     /// Kubernetes: Prometheus metrics (unset: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
+    /// Kubernetes: an Ingress, a Gateway API TLSRoute or an OpenShift Route in front of the
+    /// Service (use `service: {type: ClusterIP}` with them).
+    #[serde(default, skip_serializing_if = "Expose::is_empty")]
+    pub expose: Expose,
     /// The Podman target.
     #[serde(default)]
     pub podman: Podman,
@@ -480,6 +547,12 @@ impl DeploySpec {
 
     /// The podman target has no Kubernetes Secrets: refuse spec fields that name them.
     pub fn check_podman(&self) -> Result<()> {
+        if !self.expose.is_empty() {
+            return Err(Failure::usage(
+                "expose: (Ingress, TLSRoute, OpenShift Route) is for Kubernetes; a podman host is reached at its own \
+                 address: drop expose: for --target podman",
+            ));
+        }
         if self.metrics.is_some() {
             return Err(Failure::usage(
                 "metrics: is for Kubernetes (a port of its own behind a ClusterIP Service); podman hosts do not get a \

@@ -43,6 +43,14 @@ fn every_rendering_passes_checkov() {
     render("defaults", &[]);
     render("replicas", &["--replicas", "3", "--replay-store", "rediss://valkey.consoles.svc:6379", "--service-type", "NodePort"]);
     render("cluster-ip", &["--service-type", "ClusterIP", "--image", "registry.example.com/virt/wsproxy@sha256:0123"]);
+    let ways_in = _keep.path().join("ways-in.yaml");
+    std::fs::write(
+        &ways_in,
+        "proxyFqdn: proxy.example.com\nservice: {type: ClusterIP}\nmetrics: {serviceMonitor: true}\n\
+         expose: {ingress: {className: nginx}, tlsRoute: {gateway: edge}, openshiftRoute: true}\n",
+    )
+    .unwrap();
+    render("ways-in", &["-f", s(&ways_in)]);
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = Command::new("kubectl").arg("kustomize").arg(root.join("manifests")).output().unwrap();
@@ -72,7 +80,7 @@ fn every_rendering_passes_checkov() {
         .unwrap_or_default();
     assert!(failed.is_empty(), "checkov failed checks:\n{}", failed.join("\n"));
     assert_eq!(summary["parsing_errors"], 0, "{summary}");
-    // Four renderings of seven kinds: the scan really looked at them.
+    // Five renderings and the chart: the scan really looked at them.
     assert!(summary["resource_count"].as_u64().unwrap_or(0) >= 25, "{summary}");
     assert!(summary["passed"].as_u64().unwrap_or(0) >= 300, "{summary}");
     assert_eq!(summary["skipped"], 3, "only the helm test pod's annotated skips: {summary}");

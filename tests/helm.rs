@@ -45,6 +45,10 @@ fn helm_template_equals_render_for_the_same_inputs() {
         "proxyFqdn: proxy.example.com\nreplicas: 2\nperReplicaSingleUse: true\ndrainSeconds: 600\n".to_string(),
         "proxyFqdn: proxy.example.com\nservice: {type: ClusterIP}\nmetrics: {port: 9200, serviceMonitor: true}\n".to_string(),
         "proxyFqdn: proxy.example.com\nmetrics: {}\n".to_string(),
+        "proxyFqdn: proxy.example.com\nservice: {type: ClusterIP}\nexpose: {ingress: {className: nginx}, openshiftRoute: true, \
+         tlsRoute: {gateway: edge, gatewayNamespace: gateways, sectionName: tls}}\n"
+            .to_string(),
+        "proxyFqdn: proxy.example.com\nexpose: {ingress: {className: public, tls: Reencrypt}, tlsRoute: {gateway: edge}}\n".to_string(),
         // A CA for the hypervisors' certificates: in the ConfigMap, named by WSPROXY_TARGET_CA.
         format!("proxyFqdn: proxy.example.com\ntargetCa: {}\n", certs.join("ca.pem").display()),
         // Addresses and CIDRs only: egress limited to them, DNS and the store's port.
@@ -94,12 +98,13 @@ fn helm_template_equals_render_for_the_same_inputs() {
             assert_eq!(t, r, "spec {i}: {} differs between helm template and render", r["kind"]);
         }
 
-        // The templated objects are valid for a current Kubernetes, strictly (a ServiceMonitor
-        // is a CRD's, which kubernetes-validate does not know: render's unit test checks it).
+        // The templated objects are valid for a current Kubernetes, strictly (ServiceMonitor,
+        // TLSRoute and Route are CRDs' kinds, which kubernetes-validate does not know: render's
+        // tests check them, the TLSRoute against Gateway API's schema).
         let manifest = dir.path().join(format!("helm{i}.yaml"));
         let core: Vec<String> = serde_yaml::Deserializer::from_str(&text)
             .map(|d| serde_yaml::Value::deserialize(d).unwrap())
-            .filter(|v| !v.is_null() && v["kind"] != "ServiceMonitor")
+            .filter(|v| !v.is_null() && !["ServiceMonitor", "TLSRoute", "Route"].contains(&v["kind"].as_str().unwrap_or_default()))
             .map(|v| serde_yaml::to_string(&v).unwrap())
             .collect();
         std::fs::write(&manifest, core.join("---\n")).unwrap();

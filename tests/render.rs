@@ -380,3 +380,80 @@ fn kube_play_pod_manifest_is_a_valid_pod_and_secret() {
 fn plan_conf(spec: &wsproxyctl::spec::DeploySpec) -> Vec<u8> {
     wsproxyctl::render::podman::conf(spec, wsproxyctl::render::podman::Placement::InPlace).into_bytes()
 }
+
+/// The ways in besides the Service: an Ingress for ingress-nginx (validated by
+/// kubernetes-validate), a Gateway API TLSRoute (validated against Gateway API's published
+/// schema), an OpenShift Route; each at proxyFqdn, to the Service's TLS port, with timeouts of
+/// hours; passthrough unless the Ingress re-encrypts with the proxy certificate.
+#[test]
+fn ingress_tls_route_and_openshift_route_lead_to_the_relay_with_tls_intact() {
+    let (_keep, certs) = certs();
+    let out = tempfile::tempdir().unwrap();
+    let spec = out.path().join("deploy.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "proxyFqdn: consoles.example.com\ncerts: {}\nservice: {{type: ClusterIP}}\nexpose:\n  ingress: {{className: nginx}}\n  \
+             tlsRoute: {{gateway: edge, gatewayNamespace: gateways, sectionName: tls-passthrough}}\n  openshiftRoute: true\n",
+            certs.display()
+        ),
+    )
+    .unwrap();
+    render("k8s", out.path(), &["-f", s(&spec)]);
+    let (_, docs) = kustomize(out.path());
+    let ingress = kind(&docs, "Ingress");
+    let annotations = &ingress["metadata"]["annotations"];
+    assert_eq!(annotations["nginx.ingress.kubernetes.io/ssl-passthrough"], "true");
+    assert_eq!(annotations["nginx.ingress.kubernetes.io/backend-protocol"], "HTTPS");
+    assert_eq!(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"], "14400");
+    let rule = &ingress["spec"]["rules"][0];
+    assert_eq!(rule["host"], "consoles.example.com");
+    assert_eq!(rule["http"]["paths"][0]["backend"]["service"], serde_json::json!({"name": "wsproxy", "port": {"name": "wss"}}));
+    assert_eq!(ingress["spec"]["tls"][0]["secretName"], "wsproxy-certs");
+    let service = kind(&docs, "Service");
+    assert_eq!(service["spec"]["ports"][0]["name"], "wss", "the port the ways in name");
+
+    let route = kind(&docs, "TLSRoute");
+    assert_eq!(
+        route["spec"]["parentRefs"][0],
+        serde_json::json!({"name": "edge", "namespace": "gateways", "sectionName": "tls-passthrough"})
+    );
+    assert_eq!(route["spec"]["rules"][0]["backendRefs"][0], serde_json::json!({"name": "wsproxy", "port": 6100}));
+    let openshift = kind(&docs, "Route");
+    assert_eq!(openshift["spec"]["tls"]["termination"], "passthrough");
+    assert_eq!(openshift["spec"]["to"]["name"], "wsproxy");
+    assert_eq!(openshift["spec"]["port"]["targetPort"], "wss");
+    assert_eq!(openshift["metadata"]["annotations"]["haproxy.router.openshift.io/timeout"], "14400s");
+
+    // Validated: the core kinds by kubernetes-validate, the TLSRoute by Gateway API's schema.
+    let core: Vec<&serde_json::Value> = docs.iter().filter(|d| d["kind"] != "TLSRoute" && d["kind"] != "Route").collect();
+    let core_file = out.path().join("core.json");
+    std::fs::write(&core_file, serde_json::to_string(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": core})).unwrap())
+        .unwrap();
+    kubernetes_validate(&[core_file]);
+    let schemas = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas");
+    assert!(schemas.join("node_modules/@kubernetes-models/gateway-api").is_dir(), "run `bash scripts/test.sh`, which installs it");
+    let gateway_file = out.path().join("gateway.json");
+    std::fs::write(&gateway_file, serde_json::to_string(&[route]).unwrap()).unwrap();
+    let o = Command::new("node").arg(schemas.join("validate.mjs")).arg(&gateway_file).output().unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    // The validator refuses what the schema does (so the check above can fail).
+    let mut broken = route.clone();
+    broken["spec"]["hostnames"][0] = serde_json::json!("Not_A_Host!");
+    std::fs::write(&gateway_file, serde_json::to_string(&[broken]).unwrap()).unwrap();
+    let o = Command::new("node").arg(schemas.join("validate.mjs")).arg(&gateway_file).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    // Re-encrypting: no passthrough; ingress-nginx presents the proxy certificate.
+    std::fs::write(
+        &spec,
+        format!("proxyFqdn: consoles.example.com\ncerts: {}\nexpose: {{ingress: {{tls: Reencrypt}}}}\n", certs.display()),
+    )
+    .unwrap();
+    let out2 = tempfile::tempdir().unwrap();
+    render("k8s", out2.path(), &["-f", s(&spec)]);
+    let (_, docs) = kustomize(out2.path());
+    let ingress = kind(&docs, "Ingress");
+    assert!(ingress["metadata"]["annotations"].get("nginx.ingress.kubernetes.io/ssl-passthrough").is_none(), "{ingress}");
+    assert_eq!(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"], "HTTPS");
+}

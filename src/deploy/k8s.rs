@@ -36,6 +36,10 @@ pub const KINDS: &[(&str, &str, &str, &str, bool)] = &[
     ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true),
     // Only with `metrics.serviceMonitor`; undeploy skips it where the CRD is absent (404).
     ("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", true),
+    // Only with `expose`; the two CRDs' kinds are skipped by undeploy where absent (404).
+    ("networking.k8s.io", "v1", "Ingress", "ingresses", true),
+    ("gateway.networking.k8s.io", "v1", "TLSRoute", "tlsroutes", true),
+    ("route.openshift.io", "v1", "Route", "routes", true),
 ];
 
 fn resource(kind: &str) -> Result<(ApiResource, bool)> {

@@ -71,6 +71,33 @@ pub struct ChartValues {
     pub network_policy: Switch,
     pub pod_disruption_budget: Switch,
     pub metrics: ChartMetrics,
+    pub ingress: IngressValues,
+    pub tls_route: TlsRouteValues,
+    pub openshift_route: Switch,
+}
+
+/// An Ingress for ingress-nginx at proxyFqdn (as render's `expose.ingress`).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct IngressValues {
+    pub enabled: bool,
+    pub class_name: String,
+    /// Passthrough (the controller needs --enable-ssl-passthrough) or Reencrypt.
+    pub tls: crate::spec::IngressTls,
+}
+
+/// A Gateway API TLSRoute (v1) at proxyFqdn on an existing Gateway's passthrough listener.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct TlsRouteValues {
+    pub enabled: bool,
+    pub gateway: String,
+    /// Empty: the release's namespace.
+    pub gateway_namespace: String,
+    /// The listener's name; empty: any that fits.
+    pub section_name: String,
 }
 
 /// Prometheus metrics: the relay's `/metrics` on a port of its own (WSPROXY_METRICS_LISTEN),
@@ -224,6 +251,18 @@ impl ChartValues {
                     labels: BTreeMap::new(),
                 },
             },
+            ingress: IngressValues {
+                enabled: spec.expose.ingress.is_some(),
+                class_name: spec.expose.ingress.as_ref().map_or("nginx".into(), |i| i.class_name.clone()),
+                tls: spec.expose.ingress.as_ref().map_or(Default::default(), |i| i.tls),
+            },
+            tls_route: TlsRouteValues {
+                enabled: spec.expose.tls_route.is_some(),
+                gateway: spec.expose.tls_route.as_ref().map_or(String::new(), |t| t.gateway.clone()),
+                gateway_namespace: spec.expose.tls_route.as_ref().and_then(|t| t.gateway_namespace.clone()).unwrap_or_default(),
+                section_name: spec.expose.tls_route.as_ref().and_then(|t| t.section_name.clone()).unwrap_or_default(),
+            },
+            openshift_route: Switch { enabled: spec.expose.openshift_route },
         }
     }
 }

@@ -41,7 +41,7 @@ pub const METRICS_PORT_NAME: &str = "metrics";
 /// Tells the metrics Service from the browsers' (both select the same pods).
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
-fn meta(spec: &DeploySpec, name: &str) -> ObjectMeta {
+pub(super) fn meta(spec: &DeploySpec, name: &str) -> ObjectMeta {
     ObjectMeta { name: Some(name.to_string()), namespace: Some(spec.namespace.clone()), labels: Some(labels(spec)), ..Default::default() }
 }
 
@@ -100,6 +100,7 @@ pub fn objects(spec: &DeploySpec, bundle: Option<&Bundle>) -> Vec<serde_json::Va
             out.push(service_monitor(spec));
         }
     }
+    out.extend(super::ways_in::objects(spec));
     out
 }
 

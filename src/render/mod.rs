@@ -6,6 +6,7 @@
 pub mod helm;
 pub mod k8s;
 pub mod podman;
+pub mod ways_in;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -271,6 +272,9 @@ mod tests {
 
         // Podman hosts are refused rather than silently given nothing; the port is its own.
         assert!(spec.check_podman().unwrap_err().to_string().contains("metrics"));
+        std::fs::write(&file, "proxyFqdn: p.example\nexpose: {openshiftRoute: true}\n").unwrap();
+        let exposed = DeploySpec::load(Some(&file), &Default::default()).unwrap();
+        assert!(exposed.check_podman().unwrap_err().to_string().contains("expose"));
         std::fs::write(&file, "proxyFqdn: p.example\nmetrics: {port: 6100}\n").unwrap();
         assert!(DeploySpec::load(Some(&file), &Default::default()).unwrap_err().to_string().contains("metrics.port"));
     }
