@@ -416,20 +416,6 @@ impl DeploySpec {
         if let Err(e) = crate::pki::validate_dns_name(&self.proxy_fqdn) {
             return bad("proxyFqdn", e);
         }
-        if self.podman.auto_update && !self.image_is_registry() {
-            return bad(
-                "podman.autoUpdate",
-                format!(
-                    "{} is a local image; podman auto-update pulls from a registry: name a registry image or drop autoUpdate",
-                    self.image
-                ),
-            );
-        }
-        if let Some(m) = &self.metrics {
-            if m.port == self.port || m.port == 0 {
-                return bad("metrics.port", format!("{} is not a port of its own (the browsers' port is {})", m.port, self.port));
-            }
-        }
         if let Some(engine) = &self.engine_fqdn {
             if let Err(e) = crate::pki::validate_dns_name(engine) {
                 return bad("engineFqdn", e);
@@ -442,6 +428,7 @@ impl DeploySpec {
             return bad("replicas", "must be at least 1".into());
         }
         self.validate_replay_store()?;
+        self.validate_extras()?;
         let label_ok = |s: &str| {
             !s.is_empty()
                 && s.len() <= 63
@@ -493,6 +480,26 @@ impl DeploySpec {
         }
         if self.image.chars().any(char::is_control) {
             return bad("image", format!("{:?} holds control characters", self.image));
+        }
+        Ok(())
+    }
+
+    /// The optional parts: podman's auto-update, the metrics port.
+    fn validate_extras(&self) -> Result<()> {
+        let bad = |field: &str, why: String| Err(Failure::usage(format!("{field}: {why}")));
+        if self.podman.auto_update && !self.image_is_registry() {
+            return bad(
+                "podman.autoUpdate",
+                format!(
+                    "{} is a local image; podman auto-update pulls from a registry: name a registry image or drop autoUpdate",
+                    self.image
+                ),
+            );
+        }
+        if let Some(m) = &self.metrics {
+            if m.port == self.port || m.port == 0 {
+                return bad("metrics.port", format!("{} is not a port of its own (the browsers' port is {})", m.port, self.port));
+            }
         }
         Ok(())
     }

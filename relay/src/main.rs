@@ -131,27 +131,36 @@ fn main() -> ExitCode {
     if let Some(("healthcheck", m)) = matches.subcommand() {
         return healthcheck(m);
     }
-    let mut settings = Settings::default();
-    for path in matches.get_many::<PathBuf>("config").into_iter().flatten() {
-        if let Err(e) = settings.load_path(path) {
-            eprintln!("wsproxy: {e}");
+    let (settings, config) = match load(&matches) {
+        Ok(loaded) => loaded,
+        Err(why) => {
+            eprintln!("wsproxy: {why}");
             return ExitCode::from(2);
         }
+    };
+    init_logging(&config);
+    let fd_limit = wsproxy::fd_limit::raise_fd_limit();
+    note_what_is_ignored(&settings, &config);
+    serve(config, fd_limit)
+}
+
+/// The configuration: files and directories from `--config` in order, then flags.
+fn load(matches: &clap::ArgMatches) -> Result<(Settings, Config), String> {
+    let mut settings = Settings::default();
+    for path in matches.get_many::<PathBuf>("config").into_iter().flatten() {
+        settings.load_path(path).map_err(|e| e.to_string())?;
     }
     for key in KEYS {
         if let Some(value) = matches.get_one::<String>(key.name) {
             settings.set(*key, value.clone(), Origin::Flag);
         }
     }
-    let config = match Config::from_settings(&settings) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("wsproxy: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    init_logging(&config);
-    let fd_limit = wsproxy::fd_limit::raise_fd_limit();
+    let config = Config::from_settings(&settings).map_err(|e| e.to_string())?;
+    Ok((settings, config))
+}
+
+/// Keys oVirt's proxy reads and this relay accepts without acting on, said once at start.
+fn note_what_is_ignored(settings: &Settings, config: &Config) {
     for (key, origin) in &settings.ignored {
         tracing::debug!(key = %key, at = %origin, "ignoring a key the relay does not use");
     }
@@ -164,7 +173,10 @@ fn main() -> ExitCode {
     if config.target_ca.is_none() {
         tracing::debug!("WSPROXY_TARGET_CA unset: VeNCrypt/KubeVirt target certificates are not verified (as oVirt's proxy)");
     }
+}
 
+/// Start both runtimes, bind, and relay until a stop signal.
+fn serve(config: Config, fd_limit: Option<u64>) -> ExitCode {
     let runtime = match wsproxy::runtime::build() {
         Ok(r) => r,
         Err(e) => {
