@@ -181,6 +181,16 @@ pub mod key {
         help: "Seconds a single-use check may take before the store counts as unreachable",
         default: Some("2"),
     };
+    pub const WSPROXY_BULK_LANE: Key = Key {
+        name: "WSPROXY_BULK_LANE",
+        help: "Move streaming sessions (2 MB/s and more) to a runtime of lower priority, so pointer moves are not queued behind video",
+        default: Some("True"),
+    };
+    pub const WSPROXY_BULK_LANE_NICE: Key = Key {
+        name: "WSPROXY_BULK_LANE_NICE",
+        help: "The bulk lane threads' nice value, 0-19 (0: a run queue of their own at the same priority)",
+        default: Some("5"),
+    };
     pub const WSPROXY_METRICS_LISTEN: Key =
         Key { name: "WSPROXY_METRICS_LISTEN", help: "host:port for Prometheus metrics (plain http); unset disables", default: None };
     pub const WSPROXY_NOVNC_DIR: Key =
@@ -225,6 +235,8 @@ pub const KEYS: &[Key] = &[
     key::WSPROXY_REPLAY_STORE_CA,
     key::WSPROXY_REPLAY_STORE_FAIL_OPEN,
     key::WSPROXY_REPLAY_STORE_TIMEOUT,
+    key::WSPROXY_BULK_LANE,
+    key::WSPROXY_BULK_LANE_NICE,
     key::WSPROXY_METRICS_LISTEN,
     key::WSPROXY_NOVNC_DIR,
     key::WSPROXY_LOG_FORMAT,
@@ -292,6 +304,8 @@ pub struct Config {
     pub cert_reload_interval: Option<Duration>,
     /// Where used tickets are recorded; `None`: in this process.
     pub replay_store: Option<ReplayStoreConfig>,
+    /// The bulk lane's nice value; `None`: no bulk lane (every session on the main runtime).
+    pub bulk_lane_nice: Option<i32>,
     pub metrics_listen: Option<SocketAddr>,
     pub novnc_dir: Option<PathBuf>,
     pub trace: bool,
@@ -558,6 +572,17 @@ impl Values<'_> {
         Ok((secs > 0).then(|| Duration::from_secs(secs)))
     }
 
+    fn bulk_lane_nice(&self) -> Result<Option<i32>, ConfigError> {
+        if !self.boolean(key::WSPROXY_BULK_LANE)? {
+            return Ok(None);
+        }
+        let nice = self.number(key::WSPROXY_BULK_LANE_NICE)?;
+        if nice > 19 {
+            return Err(self.bad(key::WSPROXY_BULK_LANE_NICE, "a nice value is 0-19"));
+        }
+        Ok(Some(nice as i32))
+    }
+
     fn listen(&self) -> Result<SocketAddr, ConfigError> {
         let host = self.value(key::PROXY_HOST).unwrap_or("*");
         let ip: IpAddr = if host == "*" {
@@ -705,6 +730,7 @@ impl Config {
             reuse_port: v.boolean(key::WSPROXY_REUSE_PORT)?,
             cert_reload_interval: v.optional_seconds(key::WSPROXY_CERT_RELOAD_INTERVAL)?,
             replay_store: v.replay_store()?,
+            bulk_lane_nice: v.bulk_lane_nice()?,
             metrics_listen: v.metrics_listen()?,
             novnc_dir: v.path(key::WSPROXY_NOVNC_DIR),
             trace: v.boolean(key::TRACE_ENABLE)?,
@@ -811,6 +837,15 @@ mod tests {
         assert!(c.tls.is_none());
         assert_eq!(c.ticket_skew, Duration::from_secs(5));
         assert!(!c.allow_legacy_sha1);
+    }
+
+    #[test]
+    fn the_bulk_lane_is_on_at_nice_5_unless_told() {
+        assert_eq!(Config::from_settings(&Settings::default()).unwrap().bulk_lane_nice, Some(crate::runtime::BULK_NICE));
+        assert_eq!(Config::from_settings(&parse("WSPROXY_BULK_LANE_NICE=0\n").unwrap()).unwrap().bulk_lane_nice, Some(0));
+        assert_eq!(Config::from_settings(&parse("WSPROXY_BULK_LANE=False\n").unwrap()).unwrap().bulk_lane_nice, None);
+        let e = Config::from_settings(&parse("WSPROXY_BULK_LANE_NICE=20\n").unwrap()).unwrap_err();
+        assert!(e.0.contains("WSPROXY_BULK_LANE_NICE") && e.0.contains("0-19"), "{e}");
     }
 
     #[test]

@@ -184,8 +184,9 @@ fn serve(config: Config, fd_limit: Option<u64>) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    // Kept alive beside the main runtime for as long as it runs (dropped after it).
-    let _bulk_lane = match wsproxy::runtime::build_bulk_lane() {
+    // Kept alive beside the main runtime for as long as it runs (dropped after it); without
+    // it (WSPROXY_BULK_LANE=False) every session stays on the main runtime.
+    let _bulk_lane = match config.bulk_lane_nice.map(wsproxy::runtime::build_bulk_lane).transpose() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wsproxy: cannot start the bulk lane's runtime: {e}");

@@ -33,6 +33,8 @@ const EVENT_INTERVAL: u32 = 1;
 /// streams' shares drift apart (the lane's threads then lose unevenly to other processes on
 /// their cores, and tokio keeps a run queue per thread); nice 0 kept the streams fair but
 /// the round trips near socat's.
+/// The default of `WSPROXY_BULK_LANE_NICE` (chosen from runs at 0, 3, 5 and 10,
+/// docs/BENCHMARKS.md).
 pub const BULK_NICE: i32 = 5;
 
 static BULK: OnceLock<Handle> = OnceLock::new();
@@ -45,11 +47,11 @@ pub fn build() -> std::io::Result<Runtime> {
 /// The bulk lane's runtime. Its handle is registered for the sessions to find; the caller
 /// keeps the runtime alive as long as the main one (a session that moves registers its
 /// sockets with this runtime's I/O driver and its timers stay with the main one).
-pub fn build_bulk_lane() -> std::io::Result<Runtime> {
+pub fn build_bulk_lane(nice: i32) -> std::io::Result<Runtime> {
     let runtime = Builder::new_multi_thread()
         .thread_name("wsproxy-bulk")
         .event_interval(EVENT_INTERVAL)
-        .on_thread_start(lower_priority)
+        .on_thread_start(move || lower_priority(nice))
         .enable_all()
         .build()?;
     let _ = BULK.set(runtime.handle().clone());
@@ -64,9 +66,9 @@ pub(crate) fn bulk_lane() -> Option<&'static Handle> {
 
 /// Linux keeps a nice value per thread: this lowers only the calling thread's. Refused (a
 /// seccomp profile that forbids it), the lane still works, without the priority.
-fn lower_priority() {
+fn lower_priority(nice: i32) {
     // SAFETY: plain syscalls on the calling thread, no memory passed.
-    let refused = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, BULK_NICE) } != 0;
+    let refused = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) } != 0;
     if refused {
         tracing::debug!(error = %std::io::Error::last_os_error(), "bulk lane: could not lower the thread's priority");
     }

@@ -376,6 +376,27 @@ fn served_serial(port: u16) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The nice values of a process's bulk lane threads (named `wsproxy-bulk`), from /proc.
+fn bulk_lane_threads(pid: u32) -> Vec<i64> {
+    let mut nices = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
+        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+        if head.ends_with("(wsproxy-bulk") {
+            // Fields after the name start at the state (field 3); nice is field 19.
+            nices.push(rest.split_whitespace().nth(16).and_then(|n| n.parse().ok()).unwrap_or(i64::MIN));
+        }
+    }
+    nices
+}
+
+/// WSPROXY_BULK_LANE=False: no lane is built, so no session can move to one.
+#[test]
+fn the_bulk_lane_can_be_switched_off() {
+    let (_dir, _pki, relay, _port) = relay_with("WSPROXY_BULK_LANE=False\n");
+    assert_eq!(bulk_lane_threads(relay.child.id()), Vec::<i64>::new(), "no bulk lane thread: {}", relay.log_text());
+}
+
 /// A Secret volume as the kubelet writes it (its AtomicWriter): the files in a timestamped
 /// directory, `..data` a symlink to it, each key a symlink through `..data`; an update writes
 /// a new directory and renames a new `..data` link over the old one, then removes the old
@@ -717,7 +738,10 @@ async fn a_streaming_console_moves_to_the_bulk_lane_and_back_without_losing_a_by
     use futures_util::StreamExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let metrics_port = free_port();
-    let (_dir, pki, _relay, port) = relay_with(&format!("WSPROXY_METRICS_LISTEN=127.0.0.1:{metrics_port}\n"));
+    let (_dir, pki, relay, port) = relay_with(&format!("WSPROXY_METRICS_LISTEN=127.0.0.1:{metrics_port}\nWSPROXY_BULK_LANE_NICE=7\n"));
+    // The lane's threads run at the nice value configured, the others are untouched.
+    let nices = bulk_lane_threads(relay.child.id());
+    assert!(!nices.is_empty() && nices.iter().all(|&n| n == 7), "bulk lane threads' nice values: {nices:?}");
     let bulk_lane = move || -> f64 {
         let out = Command::new("curl").args(["-sS"]).arg(format!("http://127.0.0.1:{metrics_port}/metrics")).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
