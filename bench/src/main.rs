@@ -548,12 +548,15 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// The CPU seconds of a system's processes together; `None` when there are none to read.
-async fn cpu_of(pids: &[u32]) -> Option<f64> {
+/// A forking relay's (socat's, websockify's) children count once they are waited for, just
+/// after their connections close: for those the reading waits a moment first.
+async fn cpu_of(pids: &[u32], forking: bool) -> Option<f64> {
     if pids.is_empty() {
         return None;
     }
-    // A forked relay's child is waited for just after its connection closes.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    if forking {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     pids.iter().map(|&pid| cpu_seconds(pid)).sum()
 }
 
@@ -569,12 +572,14 @@ async fn measure(sys: &System, sinks: &Ports, sizes: Sizes, relay_pid: Option<u3
     let mut recvs = Vec::new();
     // The relay's CPU time (utime + stime, and its exited children's) around each direction.
     let (mut cpu_send, mut cpu_recv) = (0.0, 0.0);
+    // wsproxy (the row with a relay_pid) relays in its own process; the peers fork.
+    let forking = relay_pid.is_none();
     for _ in 0..sizes.runs {
-        let before = cpu_of(cpu_pids).await;
+        let before = cpu_of(cpu_pids, forking).await;
         sends.push(bulk_send(sys, sinks, sizes.bulk_bytes).await.unwrap_or_else(|e| fail("bulk send", e)));
-        let between = cpu_of(cpu_pids).await;
+        let between = cpu_of(cpu_pids, forking).await;
         recvs.push(bulk_recv(sys, sinks, sizes.bulk_bytes).await.unwrap_or_else(|e| fail("bulk recv", e)));
-        let after = cpu_of(cpu_pids).await;
+        let after = cpu_of(cpu_pids, forking).await;
         if let (Some(b), Some(m), Some(a)) = (before, between, after) {
             cpu_send += m - b;
             cpu_recv += a - m;

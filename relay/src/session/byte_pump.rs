@@ -417,14 +417,20 @@ enum Lane {
 }
 
 impl Lane {
-    /// Keep the bulk lane's gauge: a session entered this lane (`true`) or ended in it.
-    fn gauge(self, metrics: &Metrics, entered: bool) {
+    /// A session has just moved into this lane: the bulk lane gauge counts it in or out.
+    fn entered(self, metrics: &Metrics) {
         use std::sync::atomic::Ordering::Relaxed;
-        match (self, entered) {
-            (Lane::Bulk, true) => metrics.sessions_bulk_lane.fetch_add(1, Relaxed),
-            (Lane::Main, true) | (Lane::Bulk, false) => metrics.sessions_bulk_lane.fetch_sub(1, Relaxed),
-            (Lane::Main, false) => return,
+        match self {
+            Lane::Bulk => metrics.sessions_bulk_lane.fetch_add(1, Relaxed),
+            Lane::Main => metrics.sessions_bulk_lane.fetch_sub(1, Relaxed),
         };
+    }
+
+    /// A session ended in this lane: one fewer in the bulk lane if it was there.
+    fn ended_in(self, metrics: &Metrics) {
+        if self == Lane::Bulk {
+            metrics.sessions_bulk_lane.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -527,11 +533,11 @@ pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome
             None => {
                 lane = if lane == Lane::Main { Lane::Bulk } else { Lane::Main };
                 moved = true;
-                lane.gauge(&relaying.pump.metrics, true);
+                lane.entered(&relaying.pump.metrics);
             }
         }
     };
-    lane.gauge(&relaying.pump.metrics, false);
+    lane.ended_in(&relaying.pump.metrics);
     let mut pump = relaying.pump;
     outcome.to_target += pump.to_target_bytes;
     outcome.to_browser += pump.to_browser_bytes;
