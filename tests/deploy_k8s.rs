@@ -115,7 +115,9 @@ async fn apply_waits_for_rollout_and_reports_the_service() {
                 json!({
                     "apiVersion": "apps/v1", "kind": "Deployment",
                     "metadata": {"name": "wsproxy", "namespace": "consoles", "generation": 1},
-                    "spec": {"replicas": 2},
+                    "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/name": "ovirt-websocket-proxy"}},
+                             "template": {"metadata": {"labels": {"app.kubernetes.io/name": "ovirt-websocket-proxy"}},
+                                          "spec": {"containers": [{"name": "wsproxy"}]}}},
                     "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": available}
                 }),
             );

@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -143,21 +145,21 @@ pub async fn apply(client: &Client, namespace: &str, objects: &[serde_json::Valu
 
 /// Wait until the Deployment has all replicas updated and available, printing progress.
 pub async fn wait_available(client: &Client, namespace: &str, timeout: Duration, out: &Output) -> Result<String> {
-    let deployments = api(client, "Deployment", namespace)?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let start = Instant::now();
     let mut last = String::new();
     loop {
-        let d = deployments.get("wsproxy").await.map_err(|e| kube_err("reading Deployment/wsproxy", e))?;
-        let spec_replicas = d.data["spec"]["replicas"].as_i64().unwrap_or(1);
-        let status = &d.data["status"];
-        let get = |k: &str| status[k].as_i64().unwrap_or(0);
-        let generation = d.metadata.generation.unwrap_or(0);
-        let progress = format!("{}/{spec_replicas} available, {} updated", get("availableReplicas"), get("updatedReplicas"));
+        let d = deployments.get(crate::render::NAME).await.map_err(|e| kube_err("reading Deployment/wsproxy", e))?;
+        let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let status = d.status.unwrap_or_default();
+        let (available, updated) = (status.available_replicas.unwrap_or(0), status.updated_replicas.unwrap_or(0));
+        let progress = format!("{available}/{wanted} available, {updated} updated");
         if progress != last {
             out.step(&format!("    {progress}"));
             last = progress.clone();
         }
-        if get("observedGeneration") >= generation && get("updatedReplicas") >= spec_replicas && get("availableReplicas") >= spec_replicas {
+        let observed = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+        if observed && updated >= wanted && available >= wanted {
             return Ok(progress);
         }
         if start.elapsed() > timeout {
@@ -171,16 +173,24 @@ pub async fn wait_available(client: &Client, namespace: &str, timeout: Duration,
     }
 }
 
-/// Where browsers reach the Service: the load balancer's address, or the node port.
+/// Where browsers reach the Service: the load balancer's address, the node port, or (for a
+/// ClusterIP Service behind an Ingress, a TLSRoute or a Route) its cluster name.
 pub async fn service_address(client: &Client, namespace: &str) -> Result<String> {
-    let svc = api(client, "Service", namespace)?.get("wsproxy").await.map_err(|e| kube_err("reading Service/wsproxy", e))?;
-    let port = svc.data["spec"]["ports"][0]["port"].as_i64().unwrap_or(0);
-    if let Some(ingress) = svc.data["status"]["loadBalancer"]["ingress"].as_array().and_then(|a| a.first()) {
-        let host = ingress["hostname"].as_str().or(ingress["ip"].as_str()).unwrap_or_default();
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let svc = services.get(crate::render::NAME).await.map_err(|e| kube_err("reading Service/wsproxy", e))?;
+    let spec = svc.spec.unwrap_or_default();
+    let first = spec.ports.as_ref().and_then(|p| p.first());
+    let port = first.map_or(0, |p| p.port);
+    let ingress = svc.status.and_then(|s| s.load_balancer).and_then(|lb| lb.ingress).and_then(|i| i.into_iter().next());
+    if let Some(ingress) = ingress {
+        let host = ingress.hostname.or(ingress.ip).unwrap_or_default();
         return Ok(format!("{host}:{port} (load balancer)"));
     }
-    match svc.data["spec"]["ports"][0]["nodePort"].as_i64() {
-        Some(np) if svc.data["spec"]["type"] == "NodePort" => Ok(format!("any node, port {np} (NodePort)")),
+    match (spec.type_.as_deref(), first.and_then(|p| p.node_port)) {
+        (Some("NodePort"), Some(np)) => Ok(format!("any node, port {np} (NodePort)")),
+        (Some("ClusterIP"), _) => {
+            Ok(format!("wsproxy.{namespace}.svc:{port} inside the cluster (ClusterIP: browsers come through the ways in you exposed)"))
+        }
         _ => Ok(format!("load balancer address pending (port {port}): `kubectl -n {namespace} get svc wsproxy -w`")),
     }
 }
