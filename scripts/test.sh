@@ -139,10 +139,10 @@ if [ ! -f tests/browser/node_modules/@novnc/novnc/core/rfb.js ] || [ ! -d tests/
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
 
-# Gateway API's published schemas (npm, pinned by package-lock.json) for the TLSRoute render
-# writes, which kubernetes-validate does not know.
-if [ ! -d tests/schemas/node_modules/@kubernetes-models/gateway-api ]; then
-  say "installing the Gateway API schemas (npm ci in tests/schemas)"
+# Gateway API's and cert-manager's published schemas (npm, pinned by package-lock.json) for the
+# TLSRoute and Certificate render writes, which kubernetes-validate does not know.
+if [ ! -d tests/schemas/node_modules/@kubernetes-models/gateway-api ] || [ ! -d tests/schemas/node_modules/@kubernetes-models/cert-manager ]; then
+  say "installing the Gateway API and cert-manager schemas (npm ci in tests/schemas)"
   (cd tests/schemas && npm ci --no-audit --no-fund --silent)
 fi
 

@@ -224,7 +224,9 @@ fn render(a: cli::RenderArgs, out: &Output) -> Result<ExitCode> {
         }
         (Target::K8s, false) => {
             spec.check_k8s()?;
-            render::k8s::files(&spec, Some(&Bundle::load(&spec.certs)?))
+            // With certManager the Secret is cert-manager's to write: nothing to load.
+            let bundle = if spec.cert_manager.is_some() { None } else { Some(Bundle::load(&spec.certs)?) };
+            render::k8s::files(&spec, bundle.as_ref())
         }
         (Target::Podman, true) => return Err(Failure::usage("--without-secret applies to --target k8s only")),
         (Target::Podman, false) => {

@@ -200,6 +200,25 @@ pub struct TlsRouteWay {
     pub section_name: Option<String>,
 }
 
+/// Kubernetes: the proxy certificate from cert-manager instead of `wsproxyctl certs issue`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertManager {
+    /// The Issuer's or ClusterIssuer's name.
+    pub issuer: String,
+    /// `Issuer` (in the relay's namespace) or `ClusterIssuer`.
+    #[serde(default)]
+    pub issuer_kind: IssuerKind,
+}
+
+/// cert-manager's two kinds of issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+pub enum IssuerKind {
+    #[default]
+    Issuer,
+    ClusterIssuer,
+}
+
 /// Where and how the Podman target runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -282,6 +301,15 @@ pub struct DeploySpec {
     /// Kubernetes: Prometheus metrics (unset: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
+    /// Kubernetes: a cert-manager Certificate for proxyFqdn makes the relay's certificate and
+    /// key (renewals are served without a restart); `certs` then holds only engine.cer and the
+    /// issuer's CA as ca.pem (what verify trusts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_manager: Option<CertManager>,
+    /// engine.cer's PEM when `certManager` is set (read from `certs` at load, certificates only).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub engine_cer_pem: Option<String>,
     /// Kubernetes: an Ingress, a Gateway API TLSRoute or an OpenShift Route in front of the
     /// Service (use `service: {type: ClusterIP}` with them).
     #[serde(default, skip_serializing_if = "Expose::is_empty")]
@@ -401,6 +429,9 @@ impl DeploySpec {
         }
         spec.validate()?;
         spec.target_ca_pem = spec.target_ca.as_deref().map(read_target_ca).transpose()?;
+        if spec.cert_manager.is_some() {
+            spec.engine_cer_pem = Some(read_engine_cer(&spec.certs.join(crate::pki::ENGINE_FILE))?);
+        }
         if let Some(store) = spec.replay_store.as_mut() {
             store.files = read_replay_store_files(store)?;
         }
@@ -554,6 +585,12 @@ impl DeploySpec {
 
     /// The podman target has no Kubernetes Secrets: refuse spec fields that name them.
     pub fn check_podman(&self) -> Result<()> {
+        if self.cert_manager.is_some() {
+            return Err(Failure::usage(
+                "certManager: is for Kubernetes (cert-manager writes a Secret there); for a podman host issue the \
+                 certificate with `wsproxyctl certs issue` and drop certManager:",
+            ));
+        }
         if !self.expose.is_empty() {
             return Err(Failure::usage(
                 "expose: (Ingress, TLSRoute, OpenShift Route) is for Kubernetes; a podman host is reached at its own \
@@ -630,6 +667,18 @@ fn label_segment_ok(s: &str) -> bool {
 fn read_target_ca(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Failure::usage(format!("targetCa {}: {e}", path.display())))?;
     let der = crate::pki::pem_cert_der(&bytes).map_err(|why| Failure::usage(format!("targetCa {}: {why}", path.display())))?;
+    Ok(String::from_utf8_lossy(&crate::pki::certificate_pem(&der)).into_owned())
+}
+
+/// With `certManager`, the engine certificate alone (a certificate; a private key refused).
+fn read_engine_cer(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Failure::usage(format!(
+            "certManager: {} ({e}): the relay still needs the engine certificate; `wsproxyctl certs fetch` gets it",
+            path.display()
+        ))
+    })?;
+    let der = crate::pki::pem_cert_der(&bytes).map_err(|why| Failure::usage(format!("{}: {why}", path.display())))?;
     Ok(String::from_utf8_lossy(&crate::pki::certificate_pem(&der)).into_owned())
 }
 

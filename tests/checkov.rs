@@ -46,7 +46,7 @@ fn every_rendering_passes_checkov() {
     let ways_in = _keep.path().join("ways-in.yaml");
     std::fs::write(
         &ways_in,
-        "proxyFqdn: proxy.example.com\nservice: {type: ClusterIP}\nmetrics: {serviceMonitor: true}\n\
+        "proxyFqdn: proxy.example.com\nservice: {type: ClusterIP}\nmetrics: {serviceMonitor: true}\ncertManager: {issuer: ca}\n\
          expose: {ingress: {className: nginx}, tlsRoute: {gateway: edge}, openshiftRoute: true}\n",
     )
     .unwrap();

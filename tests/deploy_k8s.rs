@@ -162,6 +162,29 @@ async fn dry_run_sends_dry_run_and_stops() {
     assert!(report.engine[0].contains("dry run"), "{:?}", report.engine);
 }
 
+/// With certManager, deploy applies a Certificate instead of a Secret of the key (none is
+/// read: the certificate directory needs only engine.cer and the issuer's CA).
+#[tokio::test]
+async fn cert_manager_deploys_a_certificate_and_no_key() {
+    let (_dir, mut spec, _bundle) = setup();
+    spec.cert_manager = Some(wsproxyctl::spec::CertManager { issuer: "consoles-ca".into(), issuer_kind: Default::default() });
+    spec.engine_cer_pem = Some(std::fs::read_to_string(spec.certs.join("engine.cer")).unwrap());
+    let expected = wsproxyctl::render::k8s::objects(&spec, None);
+    let kinds: Vec<&str> = expected.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"Certificate") && !kinds.contains(&"Secret"), "{kinds:?}");
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let api = tokio::spawn(async move {
+        expect_applies(&mut handle, &expected, true).await;
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(300), handle.next_request()).await.is_err());
+    });
+    let k8s = K8sOptions { dry_run: true, timeout: std::time::Duration::from_secs(5), ..Default::default() };
+    let report =
+        deploy::to_kubernetes_with(&client, &spec, &DeployOptions::default(), &k8s, &Output::new(Format::Text, true, false)).await.unwrap();
+    api.await.unwrap();
+    assert!(report.steps.iter().all(|s| s.name != "check certificates"), "no key to check: {:?}", report.steps);
+}
+
 #[tokio::test]
 async fn refusals_and_timeouts_say_what_to_do() {
     let (_dir, spec, _bundle) = setup();

@@ -49,6 +49,7 @@ fn helm_template_equals_render_for_the_same_inputs() {
          tlsRoute: {gateway: edge, gatewayNamespace: gateways, sectionName: tls}}\n"
             .to_string(),
         "proxyFqdn: proxy.example.com\nexpose: {ingress: {className: public, tls: Reencrypt}, tlsRoute: {gateway: edge}}\n".to_string(),
+        "proxyFqdn: proxy.example.com\ncertManager: {issuer: consoles-ca, issuerKind: ClusterIssuer}\n".to_string(),
         // A CA for the hypervisors' certificates: in the ConfigMap, named by WSPROXY_TARGET_CA.
         format!("proxyFqdn: proxy.example.com\ntargetCa: {}\n", certs.join("ca.pem").display()),
         // Addresses and CIDRs only: egress limited to them, DNS and the store's port.
@@ -104,7 +105,9 @@ fn helm_template_equals_render_for_the_same_inputs() {
         let manifest = dir.path().join(format!("helm{i}.yaml"));
         let core: Vec<String> = serde_yaml::Deserializer::from_str(&text)
             .map(|d| serde_yaml::Value::deserialize(d).unwrap())
-            .filter(|v| !v.is_null() && !["ServiceMonitor", "TLSRoute", "Route"].contains(&v["kind"].as_str().unwrap_or_default()))
+            .filter(|v| {
+                !v.is_null() && !["ServiceMonitor", "TLSRoute", "Route", "Certificate"].contains(&v["kind"].as_str().unwrap_or_default())
+            })
             .map(|v| serde_yaml::to_string(&v).unwrap())
             .collect();
         std::fs::write(&manifest, core.join("---\n")).unwrap();
@@ -118,7 +121,7 @@ use serde::Deserialize;
 /// The chart's objects with render's labels: Helm's conventions add `helm.sh/chart` and
 /// `app.kubernetes.io/version`, and say `managed-by: Helm` where render says wsproxyctl.
 fn as_wsproxyctl_labels(mut obj: serde_json::Value) -> serde_json::Value {
-    for path in ["/metadata/labels", "/spec/template/metadata/labels"] {
+    for path in ["/metadata/labels", "/spec/template/metadata/labels", "/spec/secretTemplate/labels"] {
         if let Some(l) = obj.pointer_mut(path).and_then(|l| l.as_object_mut()) {
             assert!(l.remove("helm.sh/chart").is_some_and(|v| v.as_str().unwrap().starts_with("ovirt-websocket-proxy-")), "{l:?}");
             assert!(l.remove("app.kubernetes.io/version").is_some(), "{l:?}");

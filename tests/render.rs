@@ -457,3 +457,53 @@ fn ingress_tls_route_and_openshift_route_lead_to_the_relay_with_tls_intact() {
     assert!(ingress["metadata"]["annotations"].get("nginx.ingress.kubernetes.io/ssl-passthrough").is_none(), "{ingress}");
     assert_eq!(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"], "HTTPS");
 }
+
+/// certManager: a cert-manager Certificate (valid by cert-manager's published schema) makes the
+/// relay's certificate; no Secret of ours; the engine certificate, which the relay still needs,
+/// travels in the ConfigMap, where the relay's configuration names it.
+#[test]
+fn cert_manager_makes_the_certificate_and_the_engine_certificate_rides_in_the_config() {
+    let (_keep, certs) = certs();
+    let out = tempfile::tempdir().unwrap();
+    let spec = out.path().join("deploy.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "proxyFqdn: consoles.example.com\ncerts: {}\ncertManager: {{issuer: consoles-ca, issuerKind: ClusterIssuer}}\n",
+            certs.display()
+        ),
+    )
+    .unwrap();
+    render("k8s", out.path(), &["-f", s(&spec)]);
+    let (_, docs) = kustomize(out.path());
+    assert!(docs.iter().all(|d| d["kind"] != "Secret"), "cert-manager writes the Secret, not render");
+    let cert = kind(&docs, "Certificate");
+    assert_eq!(cert["spec"]["secretName"], "wsproxy-certs");
+    assert_eq!(cert["spec"]["dnsNames"], serde_json::json!(["consoles.example.com"]));
+    assert_eq!(cert["spec"]["issuerRef"], serde_json::json!({"name": "consoles-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}));
+    let config = kind(&docs, "ConfigMap");
+    let engine = config["data"]["engine.cer"].as_str().unwrap();
+    assert!(engine.starts_with("-----BEGIN CERTIFICATE-----"), "{engine}");
+    let conf = config["data"]["10-setup.conf"].as_str().unwrap();
+    assert!(conf.contains("CERT_FOR_DATA_VERIFICATION=/etc/wsproxy/conf.d/engine.cer"), "{conf}");
+    let pod = &kind(&docs, "Deployment")["spec"]["template"]["spec"];
+    let certs_volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "certs").unwrap();
+    let keys: Vec<&str> = certs_volume["secret"]["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["tls.crt", "tls.key"], "only what cert-manager's Secret surely holds");
+
+    let schemas = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas");
+    let file = out.path().join("certificate.json");
+    std::fs::write(&file, serde_json::to_string(&[cert]).unwrap()).unwrap();
+    let o = Command::new("node").arg(schemas.join("validate.mjs")).arg(&file).output().unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    let core: Vec<&serde_json::Value> = docs.iter().filter(|d| d["kind"] != "Certificate").collect();
+    let core_file = out.path().join("core.json");
+    std::fs::write(&core_file, serde_json::to_string(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": core})).unwrap())
+        .unwrap();
+    kubernetes_validate(&[core_file]);
+
+    // podman hosts are refused rather than given a certificate nobody makes.
+    let o = common::ctl(&["render", "--target", "podman", "-f", s(&spec), "--out", s(&out.path().join("podman"))]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("certManager"), "{}", stderr(&o));
+}

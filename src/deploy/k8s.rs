@@ -42,6 +42,8 @@ pub const KINDS: &[(&str, &str, &str, &str, bool)] = &[
     ("networking.k8s.io", "v1", "Ingress", "ingresses", true),
     ("gateway.networking.k8s.io", "v1", "TLSRoute", "tlsroutes", true),
     ("route.openshift.io", "v1", "Route", "routes", true),
+    // Only with `certManager` (its Secret is cert-manager's: undeploy leaves it to it).
+    ("cert-manager.io", "v1", "Certificate", "certificates", true),
 ];
 
 fn resource(kind: &str) -> Result<(ApiResource, bool)> {

@@ -440,8 +440,12 @@ pub async fn to_kubernetes_with(
         engine::check_this_is_the_engine(spec.engine_fqdn.as_deref())?;
     }
     let mut steps = Steps::new(out);
-    let bundle = check_certificates(&mut steps, spec).await?;
-    let objects = crate::render::k8s::objects(spec, Some(&bundle));
+    let bundle = match &spec.cert_manager {
+        // cert-manager makes the certificate; spec loading read and checked engine.cer.
+        Some(_) => None,
+        None => Some(check_certificates(&mut steps, spec).await?),
+    };
+    let objects = crate::render::k8s::objects(spec, bundle.as_ref());
     let mode = if k8s_opts.dry_run { "server-side dry run" } else { "server-side apply" };
     let applied = steps
         .run(&format!("{mode} (field manager {})", k8s::FIELD_MANAGER), async {

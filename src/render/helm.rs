@@ -185,6 +185,18 @@ pub struct Certificates {
     pub tls_crt: String,
     /// websocket-proxy.key.nopass: the proxy private key.
     pub tls_key: String,
+    pub cert_manager: CertManagerValues,
+}
+
+/// A cert-manager Certificate for proxyFqdn instead of the files (as render's `certManager`);
+/// engineCer is still needed.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct CertManagerValues {
+    /// The Issuer's or ClusterIssuer's name; empty: no Certificate.
+    pub issuer: String,
+    pub issuer_kind: crate::spec::IssuerKind,
 }
 
 /// An optional object the chart renders by default.
@@ -233,12 +245,23 @@ impl ChartValues {
             target_allow: spec.target_allow.clone(),
             target_ca_pem: spec.target_ca_pem.clone().unwrap_or_default(),
             labels: spec.labels.clone(),
-            certificates: Certificates {
-                existing_secret: String::new(),
-                ca_crt: text(&bundle.ca_pem),
-                engine_cer: text(&bundle.engine_pem),
-                tls_crt: text(&bundle.cert_pem),
-                tls_key: text(&bundle.key_pem),
+            certificates: match &spec.cert_manager {
+                Some(cm) => Certificates {
+                    existing_secret: String::new(),
+                    ca_crt: String::new(),
+                    engine_cer: spec.engine_cer_pem.clone().unwrap_or_default(),
+                    tls_crt: String::new(),
+                    tls_key: String::new(),
+                    cert_manager: CertManagerValues { issuer: cm.issuer.clone(), issuer_kind: cm.issuer_kind },
+                },
+                None => Certificates {
+                    existing_secret: String::new(),
+                    ca_crt: text(&bundle.ca_pem),
+                    engine_cer: text(&bundle.engine_pem),
+                    tls_crt: text(&bundle.cert_pem),
+                    tls_key: text(&bundle.key_pem),
+                    cert_manager: CertManagerValues { issuer: String::new(), issuer_kind: Default::default() },
+                },
             },
             network_policy: Switch { enabled: true },
             pod_disruption_budget: Switch { enabled: true },

@@ -68,7 +68,13 @@ pub fn conf(spec: &DeploySpec) -> String {
         &CertPaths {
             cert: &format!("{CERT_DIR}/{SECRET_CERT}"),
             key: &format!("{CERT_DIR}/{SECRET_KEY}"),
-            engine: &format!("{CERT_DIR}/{SECRET_ENGINE}"),
+            // With cert-manager, whose Secret holds only the proxy's certificate and key, the
+            // engine certificate travels in the ConfigMap (it is public).
+            engine: &if spec.cert_manager.is_some() {
+                format!("{CONF_DIR}/{SECRET_ENGINE}")
+            } else {
+                format!("{CERT_DIR}/{SECRET_ENGINE}")
+            },
             target_ca: &format!("{CONF_DIR}/{TARGET_CA_FILE}"),
             replay_password: super::REPLAY_PASSWORD_FILE,
             replay_ca: super::REPLAY_CA_FILE,
@@ -86,11 +92,15 @@ pub fn conf(spec: &DeploySpec) -> String {
 pub fn objects(spec: &DeploySpec, bundle: Option<&Bundle>) -> Vec<serde_json::Value> {
     let to = |v: serde_json::Result<serde_json::Value>| v.expect("k8s-openapi types serialize");
     let mut out = vec![to(serde_json::to_value(namespace(spec)))];
-    if let Some(b) = bundle {
-        out.push(to(serde_json::to_value(secret(spec, b))));
+    match (&spec.cert_manager, bundle) {
+        (Some(cm), _) => out.push(certificate(spec, cm)),
+        (None, Some(b)) => out.push(to(serde_json::to_value(secret(spec, b)))),
+        (None, None) => {}
     }
     out.push(to(serde_json::to_value(config_map(spec))));
-    out.push(to(serde_json::to_value(deployment(spec, bundle.map(|b| b.checksum())))));
+    // cert-manager's renewals reach the pods through the relay's reload, not a roll.
+    let certs_checksum = bundle.filter(|_| spec.cert_manager.is_none()).map(|b| b.checksum());
+    out.push(to(serde_json::to_value(deployment(spec, certs_checksum))));
     out.push(to(serde_json::to_value(service(spec))));
     out.push(to(serde_json::to_value(pdb(spec))));
     out.push(to(serde_json::to_value(network_policy(spec))));
@@ -163,10 +173,36 @@ pub fn config_map(spec: &DeploySpec) -> ConfigMap {
             [("10-setup.conf".to_string(), conf(spec))]
                 .into_iter()
                 .chain(spec.target_ca_pem.clone().map(|pem| (TARGET_CA_FILE.to_string(), pem)))
+                .chain(spec.engine_cer_pem.clone().map(|pem| (SECRET_ENGINE.to_string(), pem)))
                 .collect(),
         ),
         ..Default::default()
     }
+}
+
+/// cert-manager's Certificate for proxyFqdn, written to the Secret the relay mounts: an
+/// ECDSA P-256 key made anew at every renewal, 90 days, renewed 30 days before the end (the
+/// relay serves the renewal without a restart).
+pub fn certificate(spec: &DeploySpec, cm: &crate::spec::CertManager) -> serde_json::Value {
+    let kind = match cm.issuer_kind {
+        crate::spec::IssuerKind::Issuer => "Issuer",
+        crate::spec::IssuerKind::ClusterIssuer => "ClusterIssuer",
+    };
+    serde_json::json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": meta(spec, NAME),
+        "spec": {
+            "secretName": SECRET_NAME,
+            "secretTemplate": { "labels": labels(spec) },
+            "dnsNames": [spec.proxy_fqdn],
+            "issuerRef": { "name": cm.issuer, "kind": kind, "group": "cert-manager.io" },
+            "privateKey": { "algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always" },
+            "duration": "2160h",
+            "renewBefore": "720h",
+            "usages": ["server auth"],
+        },
+    })
 }
 
 /// The container security context every rendering uses: no privilege escalation, read-only
@@ -186,7 +222,7 @@ fn quantity(s: &str) -> Quantity {
 }
 
 pub fn deployment(spec: &DeploySpec, certs_checksum: Option<String>) -> Deployment {
-    let config = format!("{}{}", conf(spec), spec.target_ca_pem.as_deref().unwrap_or(""));
+    let config = format!("{}{}{}", conf(spec), spec.target_ca_pem.as_deref().unwrap_or(""), spec.engine_cer_pem.as_deref().unwrap_or(""));
     let mut annotations = BTreeMap::from([(CHECKSUM_CONFIG.to_string(), sha256_hex(config.as_bytes()))]);
     if let Some(sum) = certs_checksum {
         annotations.insert(CHECKSUM_CERTS.to_string(), sum);
@@ -293,10 +329,10 @@ fn relay_container(spec: &DeploySpec) -> Container {
 
 /// The certificate Secret and the configuration ConfigMap, as volumes.
 fn volumes(spec: &DeploySpec) -> Vec<Volume> {
-    let items = [SECRET_CERT, SECRET_KEY, SECRET_CA, SECRET_ENGINE]
-        .iter()
-        .map(|k| KeyToPath { key: k.to_string(), path: k.to_string(), mode: None })
-        .collect();
+    // cert-manager's Secret: the certificate and key (its ca.crt depends on the issuer).
+    let keys: &[&str] =
+        if spec.cert_manager.is_some() { &[SECRET_CERT, SECRET_KEY] } else { &[SECRET_CERT, SECRET_KEY, SECRET_CA, SECRET_ENGINE] };
+    let items = keys.iter().map(|k| KeyToPath { key: k.to_string(), path: k.to_string(), mode: None }).collect();
     vec![
         Volume {
             name: "certs".into(),
