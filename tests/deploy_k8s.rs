@@ -104,24 +104,32 @@ async fn apply_waits_for_rollout_and_reports_the_service() {
     let client = kube::Client::new(service, "default");
     let api = tokio::spawn(async move {
         expect_applies(&mut handle, &expected, false).await;
-        // Deployment progresses: 0/2, then 2/2 available.
-        for available in [0, 2] {
-            let (req, send) = handle.next_request().await.expect("deployment get");
-            assert_eq!(req.method(), Method::GET);
-            assert_eq!(req.uri().path(), "/apis/apps/v1/namespaces/consoles/deployments/wsproxy");
-            respond(
-                send,
-                200,
-                json!({
-                    "apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": {"name": "wsproxy", "namespace": "consoles", "generation": 1},
-                    "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/name": "ovirt-websocket-proxy"}},
-                             "template": {"metadata": {"labels": {"app.kubernetes.io/name": "ovirt-websocket-proxy"}},
-                                          "spec": {"containers": [{"name": "wsproxy"}]}}},
-                    "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": available}
-                }),
-            );
-        }
+        // kube's wait watches the Deployment: a list finds it at 0/2, the watch then reports it
+        // at 2/2 (the first state that satisfies the condition ends the wait).
+        let deployment = |available: i64, version: &str| {
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "wsproxy", "namespace": "consoles", "generation": 1, "resourceVersion": version},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/name": "ovirt-websocket-proxy"}},
+                         "template": {"metadata": {"labels": {"app.kubernetes.io/name": "ovirt-websocket-proxy"}},
+                                      "spec": {"containers": [{"name": "wsproxy"}]}}},
+                "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": available}
+            })
+        };
+        let (req, send) = handle.next_request().await.expect("deployment list");
+        assert_eq!(req.method(), Method::GET);
+        assert_eq!(req.uri().path(), "/apis/apps/v1/namespaces/consoles/deployments");
+        assert!(query(&req).contains("fieldSelector=metadata.name%3Dwsproxy"), "{}", query(&req));
+        assert!(!query(&req).contains("watch=true"), "{}", query(&req));
+        respond(
+            send,
+            200,
+            json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {"resourceVersion": "1"}, "items": [deployment(0, "1")]}),
+        );
+        let (req, send) = handle.next_request().await.expect("deployment watch");
+        assert!(query(&req).contains("watch=true") && query(&req).contains("resourceVersion=1"), "{}", query(&req));
+        let event = json!({"type": "MODIFIED", "object": deployment(2, "2")});
+        send.send_response(Response::builder().status(200).body(Body::from(format!("{event}\n").into_bytes())).unwrap());
         let (req, send) = handle.next_request().await.expect("service get");
         assert_eq!(req.uri().path(), "/api/v1/namespaces/consoles/services/wsproxy");
         respond(

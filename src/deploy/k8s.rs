@@ -7,13 +7,14 @@
 //! Objects are applied as dynamic objects from the JSON that `render` produces, so what is
 //! applied is byte for byte what `render --target k8s` writes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::wait::await_condition;
 use kube::{Client, Config};
 
 use crate::error::{Failure, Result};
@@ -148,30 +149,33 @@ pub async fn apply(client: &Client, namespace: &str, objects: &[serde_json::Valu
 /// Wait until the Deployment has all replicas updated and available, printing progress.
 pub async fn wait_available(client: &Client, namespace: &str, timeout: Duration, out: &Output) -> Result<String> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let start = Instant::now();
-    let mut last = String::new();
-    loop {
-        let d = deployments.get(crate::render::NAME).await.map_err(|e| kube_err("reading Deployment/wsproxy", e))?;
+    // kube's wait: a watch on the Deployment, each change checked; the progress line is said
+    // whenever it changes.
+    let last = std::sync::Mutex::new(String::new());
+    let available = |d: Option<&Deployment>| -> bool {
+        let Some(d) = d else { return false };
         let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let status = d.status.unwrap_or_default();
-        let (available, updated) = (status.available_replicas.unwrap_or(0), status.updated_replicas.unwrap_or(0));
-        let progress = format!("{available}/{wanted} available, {updated} updated");
-        if progress != last {
+        let status = d.status.clone().unwrap_or_default();
+        let (ready, updated) = (status.available_replicas.unwrap_or(0), status.updated_replicas.unwrap_or(0));
+        let progress = format!("{ready}/{wanted} available, {updated} updated");
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        if *last != progress {
             out.step(&format!("    {progress}"));
-            last = progress.clone();
+            *last = progress;
         }
         let observed = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
-        if observed && updated >= wanted && available >= wanted {
-            return Ok(progress);
-        }
-        if start.elapsed() > timeout {
-            return Err(Failure::check(format!(
-                "Deployment/wsproxy not available after {} s ({progress}): `kubectl -n {namespace} describe pods -l app.kubernetes.io/name=ovirt-websocket-proxy` tells why \
-                 (image not loaded? probes failing?)",
-                timeout.as_secs()
-            )));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        observed && updated >= wanted && ready >= wanted
+    };
+    let waited = tokio::time::timeout(timeout, await_condition(deployments, crate::render::NAME, available)).await;
+    let progress = last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match waited {
+        Ok(Ok(_)) => Ok(progress),
+        Ok(Err(e)) => Err(Failure::environment(format!("watching Deployment/wsproxy: {e}: is the cluster reachable with this kubeconfig/context?"))),
+        Err(_) => Err(Failure::check(format!(
+            "Deployment/wsproxy not available after {} s ({progress}): `kubectl -n {namespace} describe pods -l app.kubernetes.io/name=ovirt-websocket-proxy` tells why \
+             (image not loaded? probes failing?)",
+            timeout.as_secs()
+        ))),
     }
 }
 
