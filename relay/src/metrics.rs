@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::session::EndReason;
+// The leaf module of end reasons (it depends only on wsframe), not the session above it.
+use crate::session::ending::EndReason;
 
 /// Ticket rejection reasons, in the order of [`Metrics::ticket_rejections`]; labels from
 /// [`crate::ticket::TicketError::reason`] plus the relay's own refusals.
