@@ -168,13 +168,21 @@ fn deploy(a: cli::DeployArgs, out: &Output) -> Result<ExitCode> {
         overrides.podman_host = Some(host.clone());
     }
     overrides.identity = a.place.identity.clone();
-    let spec = DeploySpec::load(a.spec.file.as_deref(), &overrides)?;
+    let mut spec = DeploySpec::load(a.spec.file.as_deref(), &overrides)?;
     spec.warnings().iter().for_each(|w| out.warn(w));
     let opts = deploy::DeployOptions::from(&a);
-    let several = a.place.host.len() > 1;
+    // The hosts: --host flags, else deploy.yaml's podman.hosts (one of them is just a host).
+    let hosts = if a.place.host.is_empty() { std::mem::take(&mut spec.podman.hosts) } else { a.place.host.clone() };
+    if let [host] = hosts.as_slice() {
+        spec.podman.host = Some(host.clone());
+    }
+    let several = hosts.len() > 1;
+    if several && a.place.target == Target::K8s {
+        return Err(Failure::usage("podman.hosts lists podman hosts: drop it for --target k8s"));
+    }
     if a.dry_run && a.place.target == Target::Podman {
         if several {
-            let plans = runtime()?.block_on(deploy::several_hosts::plans(&spec, &a.place.host, &opts, out))?;
+            let plans = runtime()?.block_on(deploy::several_hosts::plans(&spec, &hosts, &opts, out))?;
             out.report(&plans, || plans.iter().map(|p| p.to_string()).collect());
             return checked(true);
         }
@@ -183,7 +191,7 @@ fn deploy(a: cli::DeployArgs, out: &Output) -> Result<ExitCode> {
         return checked(true);
     }
     if several && a.place.target == Target::Podman {
-        let report = runtime()?.block_on(deploy::several_hosts::to_podman_hosts(&spec, &a.place.host, &opts, out))?;
+        let report = runtime()?.block_on(deploy::several_hosts::to_podman_hosts(&spec, &hosts, &opts, out))?;
         out.report(&report, || report.to_string());
         return checked(true);
     }

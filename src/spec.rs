@@ -229,6 +229,10 @@ pub struct Podman {
     /// SSH private key for ssh:// hosts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<PathBuf>,
+    /// Several hosts behind one name, deployed in turn, each verified before the next (as
+    /// `--host` given once per host; `--host` flags replace this list). Not with `host`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
     /// Quadlet units: `AutoUpdate=registry`, so `podman auto-update` pulls a newer image of the
     /// same tag and restarts the relay. Off by default: a restart in place ends open consoles
     /// (after drainSeconds). Needs a registry image and a Quadlet unit.
@@ -423,6 +427,7 @@ impl DeploySpec {
         }
         if let Some(v) = &o.podman_host {
             spec.podman.host = Some(v.clone());
+            spec.podman.hosts.clear();
         }
         if let Some(v) = &o.identity {
             spec.podman.identity = Some(v.clone());
@@ -515,9 +520,12 @@ impl DeploySpec {
         Ok(())
     }
 
-    /// The optional parts: podman's auto-update, the metrics port.
+    /// The optional parts: podman's hosts and auto-update, the metrics port.
     fn validate_extras(&self) -> Result<()> {
         let bad = |field: &str, why: String| Err(Failure::usage(format!("{field}: {why}")));
+        if self.podman.host.is_some() && !self.podman.hosts.is_empty() {
+            return bad("podman.hosts", "give podman.host (one host) or podman.hosts (several), not both".into());
+        }
         if self.podman.auto_update && !self.image_is_registry() {
             return bad(
                 "podman.autoUpdate",
@@ -802,6 +810,21 @@ podman:
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// podman.hosts is a list or nothing: with podman.host beside it the spec is refused; a
+    /// --host flag replaces it.
+    #[test]
+    fn podman_hosts_and_host_do_not_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("deploy.yaml");
+        std::fs::write(&f, "proxyFqdn: p.example\npodman: {host: 'ssh://root@a', hosts: ['ssh://root@b', 'ssh://root@c']}\n").unwrap();
+        let e = DeploySpec::load(Some(&f), &Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("podman.hosts"), "{e}");
+        std::fs::write(&f, "proxyFqdn: p.example\npodman: {hosts: ['ssh://root@b', 'ssh://root@c']}\n").unwrap();
+        let flag = Overrides { podman_host: Some("ssh://root@a".into()), ..Default::default() };
+        let spec = DeploySpec::load(Some(&f), &flag).unwrap();
+        assert_eq!((spec.podman.host.as_deref(), spec.podman.hosts.len()), (Some("ssh://root@a"), 0), "--host replaces the list");
+    }
 
     /// Only a namespace that deploy.yaml or --namespace names is "given"; otherwise deploy
     /// takes the kubeconfig context's, as kubectl does.

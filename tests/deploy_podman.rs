@@ -706,6 +706,22 @@ async fn two_hosts_in_turn_share_one_replay_store() {
     let on_b = api_b.cli().args(["ps", "--format", "{{.Names}}", "--filter", "label=io.ovirt.wsproxyctl.managed=true"]).output().unwrap();
     assert_eq!(stdout(&on_b).trim(), "wsproxy", "B's relay runs in B's podman");
 
+    // The same hosts from deploy.yaml (podman.hosts) instead of --host flags: a dry run plans
+    // both, in order, and finds nothing to change.
+    let listed = dir.path().join("hosts.yaml");
+    std::fs::write(&listed, format!("{}\npodman: {{hosts: ['{a}', '{b}']}}\n", std::fs::read_to_string(&store_spec).unwrap())).unwrap();
+    let o = deploy(
+        &ssh_a,
+        &["deploy", "--target", "podman", "--identity", s(&ssh_a.identity), "-f", s(&listed), "--proxy-fqdn", "localhost", "--port", &port]
+            .into_iter()
+            .chain(["--certs", s(&certs), "--image", &tag, "--dry-run", "--json"])
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let plans: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let planned: Vec<&str> = plans.as_array().unwrap().iter().map(|p| p["host"].as_str().unwrap()).collect();
+    assert_eq!(planned, [a.as_str(), b.as_str()], "{plans}");
+
     // One store: a ticket opened on A is used up on B too.
     let ca = certs.join("ca.pem");
     let url = |ticket: &str| format!("wss://localhost:{port}/{ticket}");
