@@ -78,6 +78,10 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Print the relay's log where it runs (podman host or Kubernetes pods).
+    #[command(after_help = "Examples:\n  wsproxyctl logs --target podman --host ssh://root@proxy.example.com --since 1h\n  \
+        wsproxyctl logs --target k8s -n consoles -f")]
+    Logs(LogsArgs),
     /// Remove what deploy created, and nothing else.
     #[command(after_help = "Example:\n  wsproxyctl undeploy --target podman --host ssh://root@proxy.example.com")]
     Undeploy(UndeployArgs),
@@ -163,6 +167,36 @@ pub struct UndeployArgs {
     /// ovirt-websocket-proxy].
     #[arg(long, short = 'n', value_name = "NS")]
     pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub place: Place,
+    /// Kubernetes: the namespace [default: the context's, else ovirt-websocket-proxy].
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Keep printing new lines until interrupted.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only lines newer than this: 10m, 1h, 90s.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub since: Option<std::time::Duration>,
+}
+
+impl LogsArgs {
+    /// Refuses flags of the other target, and those that mean nothing to a log.
+    pub fn check_target_flags(&self) -> Result<(), String> {
+        if self.place.quadlet_dir.is_some() {
+            return Err("--quadlet-dir does nothing for logs (the log is the container's): drop it".into());
+        }
+        if self.place.host.len() > 1 {
+            return Err("logs reads one podman host: give --host once".into());
+        }
+        let mut flags = self.place.target_flags();
+        flags.push(TargetFlag { name: "--namespace", given: self.namespace.is_some(), belongs_to: Target::K8s });
+        refuse_other_targets(self.place.target, &flags)
+    }
 }
 
 /// Where a deployment goes.

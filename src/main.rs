@@ -74,6 +74,7 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
         Command::Image(Image::Build(a)) => image_build(a, out),
         Command::Deploy(a) => deploy(*a, out),
         Command::Undeploy(a) => undeploy(a, out),
+        Command::Logs(a) => logs(a),
         Command::Render(a) => render(a, out),
         Command::Verify(a) => verify(a, out),
         Command::Config(ConfigCmd::Schema { helm }) => config_schema(helm),
@@ -200,6 +201,25 @@ fn deploy(a: cli::DeployArgs, out: &Output) -> Result<ExitCode> {
         Target::K8s => runtime()?.block_on(deploy::to_kubernetes(&spec, &opts, &deploy::K8sOptions::from(&a), out))?,
     };
     out.report(&report, || report.to_string());
+    checked(true)
+}
+
+fn logs(a: cli::LogsArgs) -> Result<ExitCode> {
+    a.check_target_flags().map_err(Failure::usage)?;
+    let opts = deploy::logs::LogsOptions { follow: a.follow, since: a.since };
+    let mut stdout = std::io::stdout().lock();
+    runtime()?.block_on(async {
+        match a.place.target {
+            Target::Podman => {
+                deploy::logs::podman(a.place.host.first().map(String::as_str), a.place.identity.as_deref(), &opts, &mut stdout).await
+            }
+            Target::K8s => {
+                let kube = deploy::k8s::client(a.place.context.as_deref(), a.place.kubeconfig.as_deref()).await?;
+                let namespace = a.namespace.or(kube.namespace).unwrap_or_else(|| spec::DEFAULT_NAMESPACE.into());
+                deploy::logs::kubernetes(&kube.client, &namespace, &opts, &mut stdout).await
+            }
+        }
+    })?;
     checked(true)
 }
 

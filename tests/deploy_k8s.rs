@@ -333,3 +333,34 @@ async fn an_existing_namespace_and_its_foreign_objects_survive_deploy_and_undepl
     assert_eq!(deleted, ["/apis/apps/v1/namespaces/consoles/deployments/wsproxy"]);
     assert_eq!(removed.removed, ["Deployment/wsproxy"]);
 }
+
+/// `logs --target k8s`: every relay pod's log, each line prefixed with its pod, `--since` sent
+/// as sinceSeconds, only the relay's container read.
+#[tokio::test]
+async fn logs_read_every_relay_pod() {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let api = tokio::spawn(async move {
+        let (req, send) = handle.next_request().await.expect("pod list");
+        assert_eq!(req.uri().path(), "/api/v1/namespaces/consoles/pods");
+        assert!(query(&req).contains("labelSelector=app.kubernetes.io%2Fname%3Dovirt-websocket-proxy"), "{}", query(&req));
+        let pod = |name: &str| json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "wsproxy"}]}});
+        respond(send, 200, json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod("wsproxy-a"), pod("wsproxy-b")]}));
+        for name in ["wsproxy-a", "wsproxy-b"] {
+            let (req, send) = handle.next_request().await.expect("pod log");
+            assert_eq!(req.uri().path(), format!("/api/v1/namespaces/consoles/pods/{name}/log"));
+            assert!(query(&req).contains("container=wsproxy") && query(&req).contains("sinceSeconds=600"), "{}", query(&req));
+            let text = format!("{{\"message\":\"wsproxy ready\",\"pod\":\"{name}\"}}\nsecond line\n");
+            send.send_response(Response::builder().status(200).body(Body::from(text.into_bytes())).unwrap());
+        }
+    });
+    let mut out = Vec::new();
+    let opts = deploy::logs::LogsOptions { follow: false, since: Some(std::time::Duration::from_secs(600)) };
+    deploy::logs::kubernetes(&client, "consoles", &opts, &mut out).await.unwrap();
+    api.await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for name in ["wsproxy-a", "wsproxy-b"] {
+        assert!(text.contains(&format!("[{name}] {{\"message\":\"wsproxy ready\",\"pod\":\"{name}\"}}")), "{text}");
+        assert!(text.contains(&format!("[{name}] second line")), "{text}");
+    }
+}

@@ -193,11 +193,25 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     a_dry_run_changes_nothing(&f);
     the_first_deploy_verifies_to_the_vnc_server(&f).await;
     the_same_inputs_change_nothing(&f);
+    logs_show_the_relay_where_it_runs(&f);
     configure_engine_points_the_engine_once(&f);
     quadlet_without_systemd_is_refused(&f);
     a_new_certificate_is_served_after_a_redeploy(&f);
     redeploys_under_streaming_consoles_drop_nothing(&f).await;
     undeploy_and_a_rolled_back_deploy_leave_nothing(&f).await;
+}
+
+/// `wsproxyctl logs` reads the relay's log over the same ssh link as deploy: its start line is
+/// there; `--since` bounds it (nothing in the last second before a quiet moment).
+fn logs_show_the_relay_where_it_runs(f: &SshDeploy) {
+    let place = ["logs", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity)];
+    let o = deploy(&f.ssh, &[&place[..], &["--since", "1h"]].concat());
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("wsproxy ready"), "{}", stdout(&o));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let o = deploy(&f.ssh, &[&place[..], &["--since", "1s"]].concat());
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(!stdout(&o).contains("wsproxy ready"), "--since 1s still shows the start: {}", stdout(&o));
 }
 
 /// The plan says the image would be loaded, container and volume created; afterwards neither

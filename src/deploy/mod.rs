@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod host_shell;
 pub mod k8s;
+pub mod logs;
 pub mod podman;
 pub mod podman_plan;
 pub mod quadlet;
