@@ -152,10 +152,9 @@ async fn apply_waits_for_rollout_and_reports_the_service() {
     assert!(report.engine[0].contains("WebSocketProxy=proxy.example.com:6100"));
 }
 
-#[tokio::test]
-async fn dry_run_sends_dry_run_and_stops() {
-    let (_dir, spec, bundle) = setup();
-    let expected = wsproxyctl::render::k8s::objects(&spec, Some(&bundle));
+/// A server-side dry run of `spec` against the scripted API, which expects exactly `expected`
+/// applied with dryRun and nothing else asked.
+async fn dry_run(spec: &DeploySpec, expected: Vec<Value>) -> deploy::DeployReport {
     let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let api = tokio::spawn(async move {
@@ -165,8 +164,15 @@ async fn dry_run_sends_dry_run_and_stops() {
     });
     let k8s = K8sOptions { dry_run: true, timeout: std::time::Duration::from_secs(5), ..Default::default() };
     let report =
-        deploy::to_kubernetes_with(&client, &spec, &DeployOptions::default(), &k8s, &Output::new(Format::Text, true, false)).await.unwrap();
+        deploy::to_kubernetes_with(&client, spec, &DeployOptions::default(), &k8s, &Output::new(Format::Text, true, false)).await.unwrap();
     api.await.unwrap();
+    report
+}
+
+#[tokio::test]
+async fn dry_run_sends_dry_run_and_stops() {
+    let (_dir, spec, bundle) = setup();
+    let report = dry_run(&spec, wsproxyctl::render::k8s::objects(&spec, Some(&bundle))).await;
     assert!(report.engine[0].contains("dry run"), "{:?}", report.engine);
 }
 
@@ -180,16 +186,7 @@ async fn cert_manager_deploys_a_certificate_and_no_key() {
     let expected = wsproxyctl::render::k8s::objects(&spec, None);
     let kinds: Vec<&str> = expected.iter().map(|o| o["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"Certificate") && !kinds.contains(&"Secret"), "{kinds:?}");
-    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
-    let api = tokio::spawn(async move {
-        expect_applies(&mut handle, &expected, true).await;
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(300), handle.next_request()).await.is_err());
-    });
-    let k8s = K8sOptions { dry_run: true, timeout: std::time::Duration::from_secs(5), ..Default::default() };
-    let report =
-        deploy::to_kubernetes_with(&client, &spec, &DeployOptions::default(), &k8s, &Output::new(Format::Text, true, false)).await.unwrap();
-    api.await.unwrap();
+    let report = dry_run(&spec, expected).await;
     assert!(report.steps.iter().all(|s| s.name != "check certificates"), "no key to check: {:?}", report.steps);
 }
 

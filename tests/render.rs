@@ -66,6 +66,17 @@ fn kustomize(dir: &Path) -> (String, Vec<serde_json::Value>) {
     (text, docs)
 }
 
+/// `render --target k8s` of a deploy.yaml for consoles.example.com with `certs` and `more`:
+/// its directory, the file, and the objects kustomize builds from it.
+fn render_spec(certs: &Path, more: &str) -> (tempfile::TempDir, PathBuf, Vec<serde_json::Value>) {
+    let out = tempfile::tempdir().unwrap();
+    let spec = out.path().join("deploy.yaml");
+    std::fs::write(&spec, format!("proxyFqdn: consoles.example.com\ncerts: {}\n{more}", certs.display())).unwrap();
+    render("k8s", out.path(), &["-f", s(&spec)]);
+    let (_, docs) = kustomize(out.path());
+    (out, spec, docs)
+}
+
 fn kind<'a>(docs: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
     docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in {docs:?}"))
 }
@@ -388,19 +399,11 @@ fn plan_conf(spec: &wsproxyctl::spec::DeploySpec) -> Vec<u8> {
 #[test]
 fn ingress_tls_route_and_openshift_route_lead_to_the_relay_with_tls_intact() {
     let (_keep, certs) = certs();
-    let out = tempfile::tempdir().unwrap();
-    let spec = out.path().join("deploy.yaml");
-    std::fs::write(
-        &spec,
-        format!(
-            "proxyFqdn: consoles.example.com\ncerts: {}\nservice: {{type: ClusterIP}}\nexpose:\n  ingress: {{className: nginx}}\n  \
-             tlsRoute: {{gateway: edge, gatewayNamespace: gateways, sectionName: tls-passthrough}}\n  openshiftRoute: true\n",
-            certs.display()
-        ),
-    )
-    .unwrap();
-    render("k8s", out.path(), &["-f", s(&spec)]);
-    let (_, docs) = kustomize(out.path());
+    let (out, spec, docs) = render_spec(
+        &certs,
+        "service: {type: ClusterIP}\nexpose:\n  ingress: {className: nginx}\n  \
+         tlsRoute: {gateway: edge, gatewayNamespace: gateways, sectionName: tls-passthrough}\n  openshiftRoute: true\n",
+    );
     let ingress = kind(&docs, "Ingress");
     let annotations = &ingress["metadata"]["annotations"];
     assert_eq!(annotations["nginx.ingress.kubernetes.io/ssl-passthrough"], "true");
@@ -464,18 +467,7 @@ fn ingress_tls_route_and_openshift_route_lead_to_the_relay_with_tls_intact() {
 #[test]
 fn cert_manager_makes_the_certificate_and_the_engine_certificate_rides_in_the_config() {
     let (_keep, certs) = certs();
-    let out = tempfile::tempdir().unwrap();
-    let spec = out.path().join("deploy.yaml");
-    std::fs::write(
-        &spec,
-        format!(
-            "proxyFqdn: consoles.example.com\ncerts: {}\ncertManager: {{issuer: consoles-ca, issuerKind: ClusterIssuer}}\n",
-            certs.display()
-        ),
-    )
-    .unwrap();
-    render("k8s", out.path(), &["-f", s(&spec)]);
-    let (_, docs) = kustomize(out.path());
+    let (out, spec, docs) = render_spec(&certs, "certManager: {issuer: consoles-ca, issuerKind: ClusterIssuer}\n");
     assert!(docs.iter().all(|d| d["kind"] != "Secret"), "cert-manager writes the Secret, not render");
     let cert = kind(&docs, "Certificate");
     assert_eq!(cert["spec"]["secretName"], "wsproxy-certs");
