@@ -78,6 +78,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Is the relay up where deploy put it: mode, image and version, uptime, restarts, the
+    /// served certificate's days left. Exit 1 when not running, not ready, or the certificate
+    /// ends within 30 days.
+    #[command(after_help = "Examples:\n  wsproxyctl status --target podman --host ssh://root@proxy.example.com\n  \
+        wsproxyctl status --target k8s -n consoles --connect-to proxy.example.com:6100 -o json")]
+    Status(StatusArgs),
     /// Print the relay's log where it runs (podman host or Kubernetes pods).
     #[command(after_help = "Examples:\n  wsproxyctl logs --target podman --host ssh://root@proxy.example.com --since 1h\n  \
         wsproxyctl logs --target k8s -n consoles -f")]
@@ -167,6 +173,34 @@ pub struct UndeployArgs {
     /// ovirt-websocket-proxy].
     #[arg(long, short = 'n', value_name = "NS")]
     pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub place: Place,
+    /// Kubernetes: the namespace [default: the context's, else ovirt-websocket-proxy].
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Where to read the served certificate, HOST:PORT [default on podman: the host's address and
+    /// the deployed port; on Kubernetes it is not read without this].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub connect_to: Option<String>,
+}
+
+impl StatusArgs {
+    /// Refuses flags of the other target, and those that mean nothing to a status.
+    pub fn check_target_flags(&self) -> Result<(), String> {
+        if self.place.quadlet_dir.is_some() {
+            return Err("--quadlet-dir does nothing for status (the container says where its unit is): drop it".into());
+        }
+        if self.place.host.len() > 1 {
+            return Err("status reads one podman host: give --host once".into());
+        }
+        let mut flags = self.place.target_flags();
+        flags.push(TargetFlag { name: "--namespace", given: self.namespace.is_some(), belongs_to: Target::K8s });
+        refuse_other_targets(self.place.target, &flags)
+    }
 }
 
 #[derive(Debug, Args)]

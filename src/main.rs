@@ -75,6 +75,7 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
         Command::Deploy(a) => deploy(*a, out),
         Command::Undeploy(a) => undeploy(a, out),
         Command::Logs(a) => logs(a),
+        Command::Status(a) => status(a, out),
         Command::Render(a) => render(a, out),
         Command::Verify(a) => verify(a, out),
         Command::Config(ConfigCmd::Schema { helm }) => config_schema(helm),
@@ -202,6 +203,24 @@ fn deploy(a: cli::DeployArgs, out: &Output) -> Result<ExitCode> {
     };
     out.report(&report, || report.to_string());
     checked(true)
+}
+
+fn status(a: cli::StatusArgs, out: &Output) -> Result<ExitCode> {
+    a.check_target_flags().map_err(Failure::usage)?;
+    let status = runtime()?.block_on(async {
+        match a.place.target {
+            Target::Podman => {
+                deploy::status::podman(a.place.host.first().map(String::as_str), a.place.identity.as_deref(), a.connect_to.as_deref()).await
+            }
+            Target::K8s => {
+                let kube = deploy::k8s::client(a.place.context.as_deref(), a.place.kubeconfig.as_deref()).await?;
+                let namespace = a.namespace.or(kube.namespace).unwrap_or_else(|| spec::DEFAULT_NAMESPACE.into());
+                deploy::status::kubernetes(&kube.client, &namespace, a.connect_to.as_deref()).await
+            }
+        }
+    })?;
+    out.report(&status, || status.to_string());
+    checked(status.ok)
 }
 
 fn logs(a: cli::LogsArgs) -> Result<ExitCode> {

@@ -361,3 +361,51 @@ async fn logs_read_every_relay_pod() {
         assert!(text.contains(&format!("[{name}] second line")), "{text}");
     }
 }
+
+/// `status --target k8s`: replicas ready, the image, restarts summed over the pods, the oldest
+/// pod's start; a missing Deployment is a failed check naming what to do.
+#[tokio::test]
+async fn status_reports_readiness_image_and_restarts() {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let api = tokio::spawn(async move {
+        let (req, send) = handle.next_request().await.expect("deployment get");
+        assert_eq!(req.uri().path(), "/apis/apps/v1/namespaces/consoles/deployments/wsproxy");
+        respond(
+            send,
+            200,
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "wsproxy", "namespace": "consoles"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/name": "ovirt-websocket-proxy"}},
+                         "template": {"metadata": {}, "spec": {"containers": [{"name": "wsproxy", "image": "quay.io/example/wsproxy:1.2"}]}}},
+                "status": {"readyReplicas": 1}
+            }),
+        );
+        let (req, send) = handle.next_request().await.expect("pod list");
+        assert_eq!(req.uri().path(), "/api/v1/namespaces/consoles/pods");
+        let pod = |start: &str, restarts: i32| {
+            json!({"metadata": {"name": "p"}, "status": {"startTime": start,
+                   "containerStatuses": [{"name": "wsproxy", "restartCount": restarts, "ready": true, "image": "i", "imageID": "", "started": true}]}})
+        };
+        respond(
+            send,
+            200,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod("2026-12-06T10:00:00Z", 2), pod("2026-12-05T09:00:00Z", 1)]}),
+        );
+        let (req, send) = handle.next_request().await.expect("deployment get, gone");
+        assert_eq!(req.uri().path(), "/apis/apps/v1/namespaces/consoles/deployments/wsproxy");
+        respond(
+            send,
+            404,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+        );
+    });
+    let s = deploy::status::kubernetes(&client, "consoles", None).await.unwrap();
+    assert_eq!((s.mode.as_str(), s.running, s.restarts), ("1/2 ready", true, 3), "{s:?}");
+    assert_eq!(s.image.as_deref(), Some("quay.io/example/wsproxy:1.2"));
+    assert!(s.started.as_deref().is_some_and(|t| t.starts_with("2026-12-05")), "the oldest pod's start: {s:?}");
+    assert!(!s.ok && s.problems[0].contains("1 of 2 replicas ready"), "{s:?}");
+    let gone = deploy::status::kubernetes(&client, "consoles", None).await.unwrap();
+    assert!(!gone.ok && gone.problems[0].contains("deploy --target k8s"), "{gone:?}");
+    api.await.unwrap();
+}

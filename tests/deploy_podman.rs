@@ -194,11 +194,28 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     the_first_deploy_verifies_to_the_vnc_server(&f).await;
     the_same_inputs_change_nothing(&f);
     logs_show_the_relay_where_it_runs(&f);
+    status_says_it_runs_and_how_long_its_certificate_lasts(&f);
     configure_engine_points_the_engine_once(&f);
     quadlet_without_systemd_is_refused(&f);
     a_new_certificate_is_served_after_a_redeploy(&f);
     redeploys_under_streaming_consoles_drop_nothing(&f).await;
     undeploy_and_a_rolled_back_deploy_leave_nothing(&f).await;
+}
+
+/// `wsproxyctl status` over the same ssh link: running in container mode (this host has no
+/// systemd), the image and its version label, the certificate read from the relay itself.
+fn status_says_it_runs_and_how_long_its_certificate_lasts(f: &SshDeploy) {
+    let o = deploy(&f.ssh, &["status", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity), "--json"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["running"].as_bool(), v["mode"].as_str(), v["ok"].as_bool()), (Some(true), Some("container"), Some(true)), "{v}");
+    assert_eq!(v["image"], f.tag.as_str(), "{v}");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"), "{v}");
+    assert_eq!(v["certificate_from"], format!("127.0.0.1:{}", f.port), "{v}");
+    let served = v["certificate_days_left"].as_i64().unwrap();
+    let issued = wsproxyctl::pki::inspect::run(&f.certs);
+    let file = issued.certificates.iter().find(|c| c.file.ends_with("websocket-proxy.cer")).map(|c| c.days_left);
+    assert_eq!(Some(served), file, "the served certificate is the deployed one: {v}");
 }
 
 /// `wsproxyctl logs` reads the relay's log over the same ssh link as deploy: its start line is
@@ -415,6 +432,9 @@ async fn undeploy_and_a_rolled_back_deploy_leave_nothing(f: &SshDeploy) {
     assert!(took < Duration::from_secs(120), "undeploy waited for the open console's drain: {took:?}");
     assert!(console.ended(Duration::from_secs(10)).await.is_some(), "the console outlived its relay");
     assert_eq!(managed_left(), "", "undeploy must leave nothing");
+    let o = deploy(&f.ssh, &["status", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity)]);
+    assert_eq!(o.status.code(), Some(1), "status after undeploy: {}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("not deployed"), "{}", stdout(&o));
     let closed = format!("{}:5999", f.vnc.addr);
     let o = f.run(&["--verify-engine-key", s(&f.pki.engine_key), "--verify-vnc", &closed, "--rollback-on-failure"]);
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));

@@ -11,6 +11,7 @@ pub mod podman_plan;
 pub mod quadlet;
 pub mod several_hosts;
 pub mod ssh_transport;
+pub mod status;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -32,6 +32,8 @@ pub struct SecretMount {
 
 /// Label on a relay container that can hand its port over (see [`Placement::HandOver`]).
 pub const HANDOVER_LABEL: &str = "io.ovirt.wsproxyctl.handover";
+/// The port browsers connect to (read by `wsproxyctl status`).
+pub const PORT_LABEL: &str = "io.ovirt.wsproxyctl.port";
 
 /// How a redeploy replaces the relay on its host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +173,8 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle, placement: Placement) -> Contain
     let mut l = labels(spec);
     l.insert(OWNER_LABEL.into(), "true".into());
     l.insert(CHECKSUM_LABEL.into(), checksum.clone());
+    // Where browsers reach it, for `wsproxyctl status` (the port is in a secret otherwise).
+    l.insert(PORT_LABEL.into(), spec.port.to_string());
     if placement == Placement::HandOver {
         l.insert(HANDOVER_LABEL.into(), "true".into());
     }
