@@ -28,6 +28,7 @@ const LINES_ELSEWHERE: &[(&str, &str)] = &[
     ("kubectl label namespace", "needs a cluster"),
     ("kubectl -n consoles create secret", "needs a cluster; the chart's existingSecret path is tests/helm.rs's"),
     ("helm test", "needs a cluster: the test pod's command and labels are checked by tests/helm.rs"),
+    ("kubectl apply -f ./k8s/namespace.yaml", "needs a cluster; the file is checked by tests/render.rs"),
     ("kubectl apply -k", "needs a cluster: the kind suite (tests/kind.rs, WSPROXY_E2E_KIND=1); render's output is checked below"),
 ];
 
