@@ -191,16 +191,22 @@ pub struct StatusArgs {
 impl StatusArgs {
     /// Refuses flags of the other target, and those that mean nothing to a status.
     pub fn check_target_flags(&self) -> Result<(), String> {
-        if self.place.quadlet_dir.is_some() {
-            return Err("--quadlet-dir does nothing for status (the container says where its unit is): drop it".into());
-        }
-        if self.place.host.len() > 1 {
-            return Err("status reads one podman host: give --host once".into());
-        }
-        let mut flags = self.place.target_flags();
-        flags.push(TargetFlag { name: "--namespace", given: self.namespace.is_some(), belongs_to: Target::K8s });
-        refuse_other_targets(self.place.target, &flags)
+        check_reader_flags("status", &self.place, self.namespace.is_some())
     }
+}
+
+/// For the verbs that only read one deployment (status, logs): the other target's flags,
+/// `--quadlet-dir` (the container says where its unit is) and several `--host` are refused.
+fn check_reader_flags(verb: &str, place: &Place, namespace: bool) -> Result<(), String> {
+    if place.quadlet_dir.is_some() {
+        return Err(format!("--quadlet-dir does nothing for {verb} (the container says where its unit is): drop it"));
+    }
+    if place.host.len() > 1 {
+        return Err(format!("{verb} reads one podman host: give --host once"));
+    }
+    let mut flags = place.target_flags();
+    flags.push(TargetFlag { name: "--namespace", given: namespace, belongs_to: Target::K8s });
+    refuse_other_targets(place.target, &flags)
 }
 
 #[derive(Debug, Args)]
@@ -221,15 +227,7 @@ pub struct LogsArgs {
 impl LogsArgs {
     /// Refuses flags of the other target, and those that mean nothing to a log.
     pub fn check_target_flags(&self) -> Result<(), String> {
-        if self.place.quadlet_dir.is_some() {
-            return Err("--quadlet-dir does nothing for logs (the log is the container's): drop it".into());
-        }
-        if self.place.host.len() > 1 {
-            return Err("logs reads one podman host: give --host once".into());
-        }
-        let mut flags = self.place.target_flags();
-        flags.push(TargetFlag { name: "--namespace", given: self.namespace.is_some(), belongs_to: Target::K8s });
-        refuse_other_targets(self.place.target, &flags)
+        check_reader_flags("logs", &self.place, self.namespace.is_some())
     }
 }
 

@@ -300,3 +300,21 @@ fn kubectl_habits_namespace_kubeconfig_durations_and_output_formats() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--kubeconfig") && stderr(&o).contains("no-such-kubeconfig"), "{}", stderr(&o));
 }
+
+/// status and logs read one deployment: the other target's flags, --quadlet-dir and several
+/// --host are refused with exit 2, naming the flag.
+#[test]
+fn status_and_logs_refuse_flags_that_would_do_nothing() {
+    for verb in ["status", "logs"] {
+        for (args, needle) in [
+            (vec!["--target", "podman", "--namespace", "consoles"], "--namespace"),
+            (vec!["--target", "k8s", "--host", "ssh://root@a"], "--host"),
+            (vec!["--target", "podman", "--quadlet-dir", "/etc/containers/systemd"], "--quadlet-dir"),
+            (vec!["--target", "podman", "--host", "ssh://root@a", "--host", "ssh://root@b"], "--host once"),
+        ] {
+            let o = ctl(&[&[verb][..], &args].concat());
+            assert_eq!(o.status.code(), Some(2), "{verb} {args:?}: {}", stderr(&o));
+            assert!(stderr(&o).contains(needle), "{verb} {args:?}: {}", stderr(&o));
+        }
+    }
+}
