@@ -79,7 +79,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize, std::ops::Range<usiz
 
 /// Whether `bytes` hold the empty line that ends a head (`\n\n` or `\n\r\n`).
 fn head_ended(bytes: &[u8]) -> bool {
-    bytes.windows(2).any(|w| w == b"\n\n") || bytes.windows(3).any(|w| w == b"\n\r\n")
+    memchr::memchr_iter(b'\n', bytes).any(|at| matches!(&bytes[at + 1..], [b'\n', ..] | [b'\r', b'\n', ..]))
 }
 
 /// Read a request head. Returns the request and any bytes that followed it.
@@ -224,6 +224,16 @@ mod tests {
         assert_eq!(req.path, format!("/{ticket}?x=1"));
         assert_eq!(req.method, "GET");
         assert_eq!(leftover, b"\x81\x00");
+    }
+
+    #[test]
+    fn the_end_of_a_head_is_an_empty_line_with_or_without_carriage_returns() {
+        for ended in [&b"\r\n\r\n"[..], b"\n\n", b"\n\r\n", b"Host: x\r\n\r\nbody", b"x\n\n\n"] {
+            assert!(head_ended(ended), "{:?}", String::from_utf8_lossy(ended));
+        }
+        for not_yet in [&b""[..], b"\n", b"\r\n\r", b"a\nb\r\nc\n", b"\n\r", b"\r\r\n"] {
+            assert!(!head_ended(not_yet), "{:?}", String::from_utf8_lossy(not_yet));
+        }
     }
 
     #[test]

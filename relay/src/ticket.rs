@@ -291,7 +291,6 @@ pub fn decode_in_place(buf: &mut Vec<u8>) -> Result<(), TicketError> {
         return Err(TicketError::Malformed(format!("longer than {MAX_TICKET_LEN} characters")));
     }
     let not_base64 = || TicketError::Malformed("not base64".into());
-    let mut input = [0u8; BATCH];
     // Base64 characters not yet decoded: fewer than four carried over, plus one batch.
     let mut chars = [0u8; BATCH + 3];
     let mut held = 0;
@@ -306,10 +305,30 @@ pub fn decode_in_place(buf: &mut Vec<u8>) -> Result<(), TicketError> {
                 end = end - 2 + at;
             }
         }
-        let n = end - read;
-        input[..n].copy_from_slice(&buf[read..end]);
-        read = end;
-        for byte in percent_encoding::percent_decode(&input[..n]) {
+        let input = &buf[read..end];
+        let mut i = 0;
+        while i < input.len() {
+            // Runs of the standard alphabet, the bulk of any spelling, are copied whole.
+            let run = input[i..].iter().position(|&b| !STANDARD_ALPHABET[b as usize]).unwrap_or(input.len() - i);
+            if run > 0 {
+                if padding {
+                    return Err(not_base64());
+                }
+                chars[held..held + run].copy_from_slice(&input[i..i + run]);
+                held += run;
+                i += run;
+                continue;
+            }
+            let mut byte = input[i];
+            i += 1;
+            // `%XX` with two hex digits is the byte it names; any other `%` stays itself (and
+            // is then not base64).
+            if byte == b'%' {
+                if let Some(value) = input.get(i..i + 2).and_then(hex_pair) {
+                    byte = value;
+                    i += 2;
+                }
+            }
             match byte {
                 b if b.is_ascii_whitespace() => {}
                 b'=' => padding = true,
@@ -324,6 +343,7 @@ pub fn decode_in_place(buf: &mut Vec<u8>) -> Result<(), TicketError> {
                 }
             }
         }
+        read = end;
         let whole = held / 4 * 4;
         let out = UNPADDED.decode_slice(&chars[..whole], &mut decoded).map_err(|_| not_base64())?;
         // `written + out` <= 3/4 of the characters read so far <= `read`: unread input is safe.
@@ -336,6 +356,24 @@ pub fn decode_in_place(buf: &mut Vec<u8>) -> Result<(), TicketError> {
     buf[written..written + out].copy_from_slice(&decoded[..out]);
     buf.truncate(written + out);
     Ok(())
+}
+
+/// The standard base64 alphabet (`A-Z a-z 0-9 + /`), as a lookup table.
+const STANDARD_ALPHABET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'+' || c == b'/';
+        b += 1;
+    }
+    table
+};
+
+/// The byte two hex digits name.
+fn hex_pair(digits: &[u8]) -> Option<u8> {
+    let digit = |d: u8| (d as char).to_digit(16);
+    Some((digit(digits[0])? * 16 + digit(digits[1])?) as u8)
 }
 
 /// The fields of a ticket's JSON that the relay reads, borrowed from the decoded bytes (no
@@ -644,6 +682,56 @@ mod tests {
         }
         for bad in ["QQ=A", "QQ==A", "Q", "QR==", "QQ%3D%3DQQ"] {
             assert_eq!(decode_path(bad.as_bytes()).unwrap_err(), TicketError::Malformed("not base64".into()), "{bad}");
+        }
+    }
+
+    /// The rules of [`decode_in_place`] written the plain way (whole-input percent-decoding,
+    /// then filtering, then one base64 decode), to hold the batched decoder against.
+    fn plain_decode(raw: &[u8]) -> Option<Vec<u8>> {
+        let mut chars = Vec::new();
+        let mut padding = false;
+        for b in percent_encoding::percent_decode(raw) {
+            match b {
+                b if b.is_ascii_whitespace() => {}
+                b'=' => padding = true,
+                _ if padding => return None,
+                b'-' => chars.push(b'+'),
+                b'_' => chars.push(b'/'),
+                b => chars.push(b),
+            }
+        }
+        UNPADDED.decode(&chars).ok()
+    }
+
+    #[test]
+    fn batched_decoding_agrees_with_the_plain_rules_on_random_spellings() {
+        use rand::{seq::SliceRandom, Rng};
+        let mut rng = StdRng::seed_from_u64(14);
+        for round in 0..400 {
+            let json: Vec<u8> = (0..rng.gen_range(0..3000)).map(|_| rng.gen()).collect();
+            let mut spelling = Vec::new();
+            for b in STANDARD.encode(&json).bytes() {
+                match rng.gen_range(0..40) {
+                    0 => spelling.extend(format!("%{b:02X}").bytes()),
+                    1 => spelling.extend([b' ', b]),
+                    2 => spelling.extend([b'\r', b'\n', b]),
+                    3 if b == b'+' => spelling.push(b'-'),
+                    3 if b == b'/' => spelling.push(b'_'),
+                    _ => spelling.push(b),
+                }
+            }
+            // Every fourth spelling gets one thing that is not a ticket, somewhere: a bare or
+            // broken escape, a stray character, an escape of an escape, padding mid-way.
+            if round % 4 == 0 {
+                let at = rng.gen_range(0..=spelling.len());
+                let defect: &[u8] = [&b"%"[..], b"%G1", b"!", b"%25", b"=A", b"%3DA"].choose(&mut rng).unwrap();
+                spelling.splice(at..at, defect.iter().copied());
+            }
+            let batched = decode_path(&spelling).ok();
+            assert_eq!(batched, plain_decode(&spelling), "round {round}: {}", String::from_utf8_lossy(&spelling));
+            if round % 4 != 0 {
+                assert_eq!(batched.as_deref(), Some(&json[..]), "round {round}");
+            }
         }
     }
 
