@@ -511,8 +511,23 @@ struct Row {
     cpu_per_gb: Option<(f64, f64)>,
     /// The relay's peak RSS while it carried the load scenario, bytes.
     rss_under_load: Option<u64>,
-    /// Forged tickets refused per second, and the relay's peak memory growth per refusal in flight.
-    forged: Option<(f64, f64)>,
+    /// The relay process's own CPU seconds per session set up (wsproxy's rows).
+    cpu_per_setup: Option<f64>,
+    /// The forged-ticket budget (wss row).
+    budget: Option<Budget>,
+}
+
+/// What refusing forged tickets costs the relay against what good setups cost it (issue 14),
+/// measured interleaved: medians over [`BUDGET_ROUNDS`] rounds of each.
+#[derive(Clone, Copy)]
+struct Budget {
+    setups_per_s: f64,
+    refusals_per_s: f64,
+    /// The relay process's own CPU seconds per good setup and per refusal.
+    cpu_per_setup: Option<f64>,
+    cpu_per_refusal: Option<f64>,
+    /// Peak RSS growth of the refusing relay divided by the refusals in flight, bytes.
+    bytes_in_flight: f64,
 }
 
 impl Row {
@@ -521,7 +536,12 @@ impl Row {
             "system": self.name, "send_mb_s": self.send, "recv_mb_s": self.recv,
             "rtt_p50_us": self.p50, "rtt_p99_us": self.p99, "setups_per_s": self.setups,
             "idle_rss_bytes": self.idle.map(|i| i.0), "idle_bytes_per_session": self.idle.map(|i| i.1),
-            "forged_refusals_per_s": self.forged.map(|f| f.0), "forged_bytes_per_refusal_in_flight": self.forged.map(|f| f.1),
+            "relay_cpu_s_per_setup": self.cpu_per_setup,
+            "budget": self.budget.map(|b| serde_json::json!({
+                "setups_per_s": b.setups_per_s, "forged_refusals_per_s": b.refusals_per_s,
+                "relay_cpu_s_per_setup": b.cpu_per_setup, "relay_cpu_s_per_forged_refusal": b.cpu_per_refusal,
+                "forged_bytes_per_refusal_in_flight": b.bytes_in_flight,
+            })),
             "relay_cpu_s_per_gb_to_vm": self.cpu_per_gb.map(|c| c.0), "relay_cpu_s_per_gb_to_browser": self.cpu_per_gb.map(|c| c.1),
             "load": self.load.map(|l| serde_json::json!({
                 "rtt_p50_us": l.p50_us, "rtt_p99_us": l.p99_us, "rtt_p999_us": l.p999_us,
@@ -593,7 +613,9 @@ async fn measure(sys: &System, sinks: &Ports, sizes: Sizes, relay_pid: Option<u3
     row.send = Some(median(sends));
     row.recv = Some(median(recvs));
     eprintln!("  bulk done");
+    let before = relay_pid.and_then(cpu_seconds);
     row.setups = Some(setup_rate(sys, sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e)));
+    row.cpu_per_setup = per_op(before, relay_pid.and_then(cpu_seconds), sizes.setups);
     if let Some(pid) = relay_pid {
         row.idle = Some(idle_memory(sys, sinks, pid, sizes.idle_sessions).await.unwrap_or_else(|e| fail("idle sessions", e)));
     }
@@ -764,10 +786,7 @@ async fn measure_all(relay_bin: &Path, dir: &Path, sizes: Sizes) -> (Vec<Row>, V
         } else {
             measure(&sys, &sinks, sizes, Some(child.0.id()), &[child.0.id()], &mut row).await;
             if tls {
-                // On a relay of its own, so its memory growth is not hidden by what earlier
-                // sessions left in the allocator.
-                let (fresh, fresh_port, _) = relay(relay_bin, dir, true, "ecdsa", &[]).await;
-                row.forged = Some(forged_rate(fresh_port, pki::client_config(dir), fresh.0.id(), sinks.hello, sizes.setups).await);
+                row.budget = Some(budget(relay_bin, dir, &sinks, &tickets, sizes.setups).await);
             }
             relay_pids.insert(rows.len(), child.0.id());
             systems.push((rows.len(), sys));
@@ -807,8 +826,9 @@ async fn sinks_and_tickets(dir: &Path, sizes: Sizes) -> (Ports, Arc<pki::Tickets
     let tickets = Arc::new(pki::Tickets::new(
         &engine,
         &[
-            // Setups: ws, wss, wss with an RSA certificate, wss with the replay store.
-            (sinks.hello, 4 * sizes.setups + 2 * sizes.idle_sessions + 10),
+            // Setups: ws, wss, wss with an RSA certificate, wss with the replay store, the
+            // forged-ticket budget's good setups.
+            (sinks.hello, 5 * sizes.setups + 2 * sizes.idle_sessions + 10),
             (sinks.discard, 2 * sizes.runs + 2 + 2 * sizes.load_up),
             (sinks.source, 2 * sizes.runs + 2 + 2 * sizes.load_down),
             (sinks.echo, 4 + 2),
@@ -868,44 +888,76 @@ async fn load_only_main(relay_bin: &Path, sizes: Sizes) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `--budget`: only the forged-ticket budget and the good wss setups it is held against, for
-/// profiling the work before authentication (e.g. under `perf record`).
+/// `--budget`: only the forged-ticket budget, for profiling the work before authentication
+/// (e.g. under `perf record`).
 async fn budget_main(relay_bin: &Path, sizes: Sizes) {
     let dir = tempfile_dir();
     let (sinks, tickets) = sinks_and_tickets(&dir, sizes).await;
-    let (child, port, _) = relay(relay_bin, &dir, true, "ecdsa", &[]).await;
-    let sys = System::Relay { port, tls: Some(pki::client_config(&dir)), tickets };
-    let setups = setup_rate(&sys, &sinks, sizes.setups).await.unwrap_or_else(|e| fail("setup rate", e));
-    drop(child);
-    let (fresh, fresh_port, _) = relay(relay_bin, &dir, true, "ecdsa", &[]).await;
-    let (refusals, bytes) = forged_rate(fresh_port, pki::client_config(&dir), fresh.0.id(), sinks.hello, sizes.setups).await;
-    drop(fresh);
+    let b = budget(relay_bin, &dir, &sinks, &tickets, sizes.setups).await;
     println!(
-        "wss setups/s {setups:.0}, forged refusals/s {refusals:.0} ({:.0}%), {:.1} KiB per refusal in flight",
-        refusals / setups * 100.0,
-        bytes / 1024.0
+        "wss setups/s {:.0}, forged refusals/s {:.0} ({:.0}%), {:.1} KiB per refusal in flight; relay CPU per setup {} us, per refusal {} us",
+        b.setups_per_s,
+        b.refusals_per_s,
+        b.refusals_per_s / b.setups_per_s * 100.0,
+        b.bytes_in_flight / 1024.0,
+        fmt(b.cpu_per_setup.map(|c| c * 1e6), 0),
+        fmt(b.cpu_per_refusal.map(|c| c * 1e6), 0)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The work before authentication (issue 14): 16 clients send forged ~31 KiB tickets over wss
-/// as fast as the relay refuses them (403). Returns refusals per second and the relay's peak
-/// RSS growth divided by the refusals in flight. Eight refusals one after another warm the relay
-/// up before its baseline RSS is read, so what the process sets up once on first use (tokio's
-/// slabs, the TLS session cache, the first connection's buffers) is not charged to the 16;
-/// a warm-up of 16 at once would have grown the heap for them and hidden their cost.
-async fn forged_rate(port: u16, tls: Arc<rustls::ClientConfig>, pid: u32, target: u16, n: usize) -> (f64, f64) {
+/// Rounds of the budget: good setups and forged refusals take turns, so a slower moment of a
+/// shared machine falls on both alike.
+const BUDGET_ROUNDS: usize = 5;
+
+/// The work before authentication (issue 14), held against good wss setups: `n` good setups
+/// on one relay and `n` forged ~31 KiB tickets (16 clients, over wss, each refused with 403) on
+/// another, in turns of `n / BUDGET_ROUNDS`. Rates and each relay's own CPU time per
+/// operation are the medians of the rounds. The refusing relay is a fresh one, so its memory
+/// growth is not hidden by what earlier sessions left in the allocator; eight refusals one
+/// after another warm it up before its baseline RSS is read, so what the process sets up once
+/// on first use (tokio's slabs, the TLS session cache, the first connection's buffers) is not
+/// charged to the 16 in flight (a warm-up of 16 at once would have grown the heap for them
+/// and hidden their cost).
+async fn budget(relay_bin: &Path, dir: &Path, sinks: &Ports, tickets: &Arc<pki::Tickets>, n: usize) -> Budget {
     const CONC: usize = 16;
-    let ticket = Arc::new(pki::forged(target));
-    forged_round(port, &tls, &ticket, 1, 8).await;
-    let baseline = rss_bytes(pid);
-    let (peak, sampler) = peak_rss(pid, Duration::from_millis(20));
-    let start = Instant::now();
-    forged_round(port, &tls, &ticket, CONC, n).await;
-    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let (good, good_port, _) = relay(relay_bin, dir, true, "ecdsa", &[]).await;
+    let (forged, forged_port, _) = relay(relay_bin, dir, true, "ecdsa", &[]).await;
+    let good_sys = System::Relay { port: good_port, tls: Some(pki::client_config(dir)), tickets: tickets.clone() };
+    let tls = pki::client_config(dir);
+    let ticket = Arc::new(pki::forged(sinks.hello));
+    let (good_pid, forged_pid) = (good.0.id(), forged.0.id());
+    forged_round(forged_port, &tls, &ticket, 1, 8).await;
+    let baseline = rss_bytes(forged_pid);
+    let (peak, sampler) = peak_rss(forged_pid, Duration::from_millis(20));
+    let per_round = (n / BUDGET_ROUNDS).max(1);
+    let (mut setups, mut refusals, mut setup_cpu, mut refusal_cpu) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..BUDGET_ROUNDS {
+        let before = cpu_seconds(good_pid);
+        setups.push(setup_rate(&good_sys, sinks, per_round).await.unwrap_or_else(|e| fail("setup rate", e)));
+        setup_cpu.extend(per_op(before, cpu_seconds(good_pid), per_round));
+        let (start, before) = (Instant::now(), cpu_seconds(forged_pid));
+        forged_round(forged_port, &tls, &ticket, CONC, per_round).await;
+        refusals.push(per_round as f64 / start.elapsed().as_secs_f64());
+        refusal_cpu.extend(per_op(before, cpu_seconds(forged_pid), per_round));
+    }
     sampler.abort();
     let grown = peak.load(Ordering::Relaxed).saturating_sub(baseline) as f64;
-    (rate, grown / CONC as f64)
+    let median_of = |v: Vec<f64>| (v.len() == BUDGET_ROUNDS).then(|| median(v));
+    Budget {
+        setups_per_s: median(setups),
+        refusals_per_s: median(refusals),
+        cpu_per_setup: median_of(setup_cpu),
+        cpu_per_refusal: median_of(refusal_cpu),
+        bytes_in_flight: grown / CONC as f64,
+    }
+}
+
+/// CPU seconds per operation between two readings; `None` below 50 ms in all (5 clock ticks:
+/// noise, as in smoke runs).
+fn per_op(before: Option<f64>, after: Option<f64>, n: usize) -> Option<f64> {
+    let used = after? - before?;
+    (used >= 0.05 && n > 0).then(|| used / n as f64)
 }
 
 /// `n` forged requests from `conc` clients, each refused with 403.
@@ -1095,9 +1147,20 @@ fn ratios(rows: &[Row]) {
     let socat_added = socat.p50.unwrap_or(0.0) - direct.p50.unwrap_or(0.0);
     println!("  added p50 <= socat's + 15 us:       {added:.1} us vs {:.1} us  {}", socat_added + 15.0, check(added <= socat_added + 15.0));
     println!("  wss setups >= 1000/s (ECDSA):       {:.0}/s  {}", wss.setups.unwrap_or(0.0), check(wss.setups.unwrap_or(0.0) >= 1000.0));
-    if let Some((per_s, bytes)) = wss.forged {
-        let r = per_s / wss.setups.unwrap_or(f64::MAX);
-        println!("  forged refusals/s >= wss setups/s:  {per_s:.0}/s ({:.0}%)  {}", r * 100.0, check(r >= 1.0));
+    if let Some(b) = wss.budget {
+        let r = b.refusals_per_s / b.setups_per_s;
+        println!(
+            "  forged refusals/s >= wss setups/s:  {:.0}/s vs {:.0}/s ({:.0}%)  {}",
+            b.refusals_per_s,
+            b.setups_per_s,
+            r * 100.0,
+            check(r >= 1.0)
+        );
+        if let (Some(refusal), Some(setup)) = (b.cpu_per_refusal, b.cpu_per_setup) {
+            let (refusal, setup) = (refusal * 1e6, setup * 1e6);
+            println!("  relay CPU per refusal < per setup:  {refusal:.0} us vs {setup:.0} us  {}", check(refusal < setup));
+        }
+        let bytes = b.bytes_in_flight;
         println!("  memory per refusal in flight <= 64 KiB: {:.1} KiB  {}", bytes / 1024.0, check(bytes <= 64.0 * 1024.0));
     }
     if let Some(stored) = get("wsproxy wss + replay store (redis)") {
