@@ -35,6 +35,8 @@ declare -A PKG=(
   [skopeo]=/usr/bin/skopeo
   [docker-registry]=/usr/bin/docker-registry
   [redis-server]=/usr/bin/redis-server
+  [haproxy]=/usr/sbin/haproxy
+  [nginx]=/usr/sbin/nginx
 )
 missing=()
 for pkg in "${!PKG[@]}"; do

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::allow::TargetAllowList;
+use crate::real_client::{ClientTrust, ProxyProtocol};
 
 /// One configuration key: its name in oVirt files, what it means and its default. Defined once
 /// here and used by the relay's parser, its `--help` (the default is appended, not typed twice)
@@ -191,6 +192,18 @@ pub mod key {
         help: "The bulk lane threads' nice value, 0-19 (0: a run queue of their own at the same priority)",
         default: Some("5"),
     };
+    pub const WSPROXY_TRUSTED_PROXIES: Key = Key {
+        name: "WSPROXY_TRUSTED_PROXIES",
+        help: "Comma-separated CIDRs or addresses of load balancers and proxies believed about the client's address \
+               (PROXY protocol header, Forwarded, X-Forwarded-For); empty believes none",
+        default: None,
+    };
+    pub const WSPROXY_PROXY_PROTOCOL: Key = Key {
+        name: "WSPROXY_PROXY_PROTOCOL",
+        help: "PROXY protocol (v1 or v2) from WSPROXY_TRUSTED_PROXIES: off, optional, or required (their connections \
+               without one are closed); other peers never send one",
+        default: Some("off"),
+    };
     pub const WSPROXY_METRICS_LISTEN: Key =
         Key { name: "WSPROXY_METRICS_LISTEN", help: "host:port for Prometheus metrics (plain http); unset disables", default: None };
     pub const WSPROXY_NOVNC_DIR: Key =
@@ -237,6 +250,8 @@ pub const KEYS: &[Key] = &[
     key::WSPROXY_REPLAY_STORE_TIMEOUT,
     key::WSPROXY_BULK_LANE,
     key::WSPROXY_BULK_LANE_NICE,
+    key::WSPROXY_TRUSTED_PROXIES,
+    key::WSPROXY_PROXY_PROTOCOL,
     key::WSPROXY_METRICS_LISTEN,
     key::WSPROXY_NOVNC_DIR,
     key::WSPROXY_LOG_FORMAT,
@@ -277,6 +292,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     pub engine_cert: Option<PathBuf>,
     pub target_allow: TargetAllowList,
+    /// Whom to believe about the client's address (WSPROXY_TRUSTED_PROXIES, WSPROXY_PROXY_PROTOCOL).
+    pub client_trust: ClientTrust,
     pub target_ca: Option<PathBuf>,
     /// KubeVirt tokens may go to an unverified TLS peer (explicit, unsafe opt-out).
     pub kubevirt_unverified_tls: bool,
@@ -692,6 +709,15 @@ impl Values<'_> {
         }
     }
 
+    fn client_trust(&self) -> Result<ClientTrust, ConfigError> {
+        let mode = ProxyProtocol::parse(self.value(key::WSPROXY_PROXY_PROTOCOL).unwrap_or("off"))
+            .map_err(|why| self.bad(key::WSPROXY_PROXY_PROTOCOL, &why))?;
+        let proxies = self.value(key::WSPROXY_TRUSTED_PROXIES).unwrap_or("");
+        // A list that does not parse is the list's fault; a header without a list, the mode's.
+        let blamed = if proxies.is_empty() { key::WSPROXY_PROXY_PROTOCOL } else { key::WSPROXY_TRUSTED_PROXIES };
+        ClientTrust::parse(proxies, mode).map_err(|why| self.bad(blamed, &why))
+    }
+
     fn max_message_size(&self) -> Result<usize, ConfigError> {
         match self.number(key::WSPROXY_MAX_MESSAGE_SIZE)? {
             n if n < 1024 => Err(self.bad(key::WSPROXY_MAX_MESSAGE_SIZE, "must be at least 1024 bytes")),
@@ -712,6 +738,7 @@ impl Config {
             target_allow: TargetAllowList::parse(v.value(key::WSPROXY_TARGET_ALLOW).unwrap_or(""))
                 .map_err(|why| v.bad(key::WSPROXY_TARGET_ALLOW, &why))?,
             target_ca: v.path(key::WSPROXY_TARGET_CA),
+            client_trust: v.client_trust()?,
             kubevirt_unverified_tls: v.boolean(key::WSPROXY_KUBEVIRT_UNVERIFIED_TLS)?,
             allow_legacy_sha1: v.boolean(key::WSPROXY_ALLOW_LEGACY_SHA1)?,
             allow_ticket_reuse: v.boolean(key::WSPROXY_ALLOW_TICKET_REUSE)?,

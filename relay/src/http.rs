@@ -21,6 +21,10 @@ pub struct Request {
     pub ws_version: Option<String>,
     pub ws_key: Option<String>,
     pub ws_protocols: Vec<String>,
+    /// `Forwarded` and `X-Forwarded-For` values, in order: believed only from trusted proxies
+    /// ([`crate::real_client`]).
+    pub forwarded: Vec<String>,
+    pub x_forwarded_for: Vec<String>,
 }
 
 /// Why a head could not be read.
@@ -72,6 +76,10 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize, std::ops::Range<usiz
             out.ws_key = Some(value);
         } else if h.name.eq_ignore_ascii_case("sec-websocket-protocol") {
             out.ws_protocols.extend(value.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()));
+        } else if h.name.eq_ignore_ascii_case("forwarded") {
+            out.forwarded.push(value);
+        } else if h.name.eq_ignore_ascii_case("x-forwarded-for") {
+            out.x_forwarded_for.push(value);
         }
     }
     Ok(Some((out, len, path.unwrap_or_default())))

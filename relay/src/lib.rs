@@ -18,6 +18,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod listener;
 pub mod metrics;
+pub mod real_client;
 mod rehome;
 pub mod reload;
 pub mod replay;

@@ -42,11 +42,13 @@ pub enum Refusal {
     HandshakeLimit,
     /// The replay store could not say whether the ticket was used (503, fail closed).
     ReplayStoreUnavailable,
+    /// A trusted proxy's connection without a valid PROXY protocol header (closed).
+    ProxyHeader,
 }
 
 impl Refusal {
     /// Every cause, in the order of the metric's counters.
-    pub const ALL: [Refusal; 7] = [
+    pub const ALL: [Refusal; 8] = [
         Refusal::Capacity,
         Refusal::PerIpLimit,
         Refusal::HandshakeTimeout,
@@ -54,6 +56,7 @@ impl Refusal {
         Refusal::BadRequest,
         Refusal::HandshakeLimit,
         Refusal::ReplayStoreUnavailable,
+        Refusal::ProxyHeader,
     ];
 
     /// The `cause` label of `wsproxy_connections_refused_total` (and the audit record's reason).
@@ -66,6 +69,7 @@ impl Refusal {
             Refusal::BadRequest => "bad_request",
             Refusal::HandshakeLimit => "handshake_limit",
             Refusal::ReplayStoreUnavailable => "replay_store_unavailable",
+            Refusal::ProxyHeader => "proxy_header",
         }
     }
 }

@@ -231,7 +231,7 @@ async fn wait_sessions_closed(sessions: &Sessions, deadline: tokio::time::Instan
     }
 }
 
-async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: Option<Handshake>) {
+async fn handle(mut tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: Option<Handshake>) {
     let Some(handshake) = handshake else {
         // Unauthenticated connections cost memory and CPU: beyond the cap, closed at once.
         state.metrics.refuse(Refusal::HandshakeLimit);
@@ -240,6 +240,15 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handshake: 
     };
     let _ = tcp.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + state.config.handshake_timeout;
+    // Behind a trusted balancer, the client it names in a PROXY protocol header.
+    let peer = match state.config.client_trust.proxy_header(&mut tcp, peer, deadline).await {
+        Ok(client) => client,
+        Err(why) => {
+            state.metrics.refuse(Refusal::ProxyHeader);
+            tracing::debug!(client = %peer, error = %why, "closed at the PROXY protocol header");
+            return;
+        }
+    };
     // Everything before the 101 runs boxed (`Box::pin`): a task's future is as large as its
     // largest state for the task's whole life, and the handshake, the request head and the
     // admission checks together are larger than the session that follows. Boxed, their memory
@@ -399,7 +408,9 @@ async fn serve_http<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = http::respond(&mut stream, 405, "only GET is served\n").await;
         return None;
     }
-    upgrade(stream, Client { addr: peer, tls }, state, req, leftover).await
+    // Behind a trusted HTTP proxy, the client it names (Forwarded, X-Forwarded-For).
+    let addr = state.config.client_trust.forwarded_client(peer, &req.forwarded, &req.x_forwarded_for);
+    upgrade(stream, Client { addr, tls }, state, req, leftover).await
 }
 
 /// Who asks for a console: the address and how it came (for audit records).

@@ -1,6 +1,6 @@
 //! Every metric label the README lists is read back from /metrics after the relay binary met
 //! the case it counts (the labels of the limits are in limits.rs, `handshake_limit` in
-//! hostile.rs, `replay_store_unavailable` in replay_store.rs). `shutdown` is counted as the
+//! hostile.rs, `replay_store_unavailable` in replay_store.rs, `proxy_header` in real_client.rs). `shutdown` is counted as the
 //! process exits, so it is read from the session's log line, which carries the same label.
 
 use std::collections::HashMap;
