@@ -13,6 +13,33 @@ pub const DEFAULT_IMAGE: &str = crate::image::DEFAULT_TAG;
 pub const DEFAULT_NAMESPACE: &str = "ovirt-websocket-proxy";
 pub const DEFAULT_PORT: u16 = 6100;
 
+/// Whether the trusted proxies send a PROXY protocol header: the relay's
+/// `WSPROXY_PROXY_PROTOCOL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocolMode {
+    #[default]
+    Off,
+    /// Read one when a trusted proxy sends it.
+    Optional,
+    /// A trusted proxy's connection without one is closed.
+    Required,
+}
+
+impl ProxyProtocolMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyProtocolMode::Off => "off",
+            ProxyProtocolMode::Optional => "optional",
+            ProxyProtocolMode::Required => "required",
+        }
+    }
+
+    fn is_off(&self) -> bool {
+        *self == ProxyProtocolMode::Off
+    }
+}
+
 /// How a Kubernetes Service exposes the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default, clap::ValueEnum)]
 pub enum ServiceType {
@@ -299,6 +326,15 @@ pub struct DeploySpec {
     /// Where tickets may send the relay: CIDRs, host names, `*.suffix` (empty: anywhere).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target_allow: Vec<String>,
+    /// Load balancers and proxies (CIDRs or addresses) believed about the client's address,
+    /// through a PROXY protocol header or Forwarded / X-Forwarded-For: the relay's
+    /// WSPROXY_TRUSTED_PROXIES (empty: none, every peer is the client).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+    /// Whether they send a PROXY protocol header: off, optional or required (their
+    /// connections without one are closed). The relay's WSPROXY_PROXY_PROTOCOL.
+    #[serde(default, skip_serializing_if = "ProxyProtocolMode::is_off")]
+    pub proxy_protocol: ProxyProtocolMode,
     /// Extra labels on every object.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -480,6 +516,18 @@ impl DeploySpec {
         }
         if let Err(e) = wsproxy::allow::TargetAllowList::parse(&self.target_allow.join(",")) {
             return bad("targetAllow", e);
+        }
+        if self.trusted_proxies.iter().any(|p| p.contains(',') || p.chars().any(char::is_control)) {
+            return bad("trustedProxies", "one CIDR or address per entry, without commas or control characters".into());
+        }
+        use wsproxy::real_client::{ClientTrust, ProxyProtocol};
+        let mode = match self.proxy_protocol {
+            ProxyProtocolMode::Off => ProxyProtocol::Off,
+            ProxyProtocolMode::Optional => ProxyProtocol::Optional,
+            ProxyProtocolMode::Required => ProxyProtocol::Required,
+        };
+        if let Err(e) = ClientTrust::parse(&self.trusted_proxies.join(","), mode) {
+            return bad(if self.trusted_proxies.is_empty() { "proxyProtocol" } else { "trustedProxies" }, e);
         }
         if let Some(np) = self.service.node_port {
             if !(30000..=32767).contains(&np) {
@@ -797,6 +845,12 @@ targetAllow:
   - 192.168.10.0/24
   - "*.hosts.example.com"
 
+# Behind a load balancer: its addresses, believed about the client's address (per-address
+# limits, audit records, logs), and whether it sends a PROXY protocol header (HAProxy's
+# send-proxy-v2; off, optional or required). Forwarded / X-Forwarded-For from them count too.
+# trustedProxies: [10.0.0.0/8]
+# proxyProtocol: required
+
 # Extra labels on every object.
 labels: {}
 
@@ -968,6 +1022,22 @@ pub(crate) mod tests {
         }
         let podman = with("replayStore: {url: 'redis://valkey:6379', passwordSecret: valkey-auth}\n").unwrap();
         assert!(podman.check_podman().unwrap_err().message.contains("Kubernetes Secrets"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_as_the_relay_reads_them() {
+        let with = |extra: &str| load_text(&format!("proxyFqdn: p.example\n{extra}"), &Overrides::default());
+        let ok = with("trustedProxies: ['10.0.0.0/8', '192.0.2.7']\nproxyProtocol: optional\n").unwrap();
+        assert_eq!(ok.proxy_protocol, ProxyProtocolMode::Optional);
+        for (bad, field) in [
+            ("proxyProtocol: required\n", "proxyProtocol"),
+            ("trustedProxies: ['10.0.0.0/99']\n", "trustedProxies"),
+            ("trustedProxies: ['10.0.0.0/8,10.1.0.0/16']\n", "trustedProxies"),
+            ("trustedProxies: [10.0.0.1]\nproxyProtocol: sometimes\n", "proxyProtocol"),
+        ] {
+            let e = with(bad).unwrap_err();
+            assert!(e.message.contains(field), "{bad}: {}", e.message);
+        }
     }
 
     #[test]

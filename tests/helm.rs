@@ -59,7 +59,8 @@ fn helm_template_equals_render_for_the_same_inputs() {
         "proxyFqdn: proxy.example.com\nport: 7443\nimage: quay.io/ovirt/websocket-proxy:1.2\nnamespace: consoles\nreplicas: 3\n\
          replayStore: {url: 'rediss://valkey.consoles.svc:6379', passwordSecret: valkey-auth, caSecret: valkey-ca, failOpen: true}\n\
          service: {type: NodePort, nodePort: 30610}\ntargetAllow: ['192.168.10.0/24', '*.hosts.example.com']\n\
-         labels: {team: virt}\nresources: {requests: {cpu: 50m, memory: 32Mi}, limits: {cpu: '1', memory: 128Mi}}\n"
+         labels: {team: virt}\nresources: {requests: {cpu: 50m, memory: 32Mi}, limits: {cpu: '1', memory: 128Mi}}\n\
+         trustedProxies: ['10.0.0.0/8', 'fd00::1']\nproxyProtocol: required\n"
             .to_string(),
     ];
     for (i, text) in specs.iter().enumerate() {

@@ -106,12 +106,17 @@ impl ClientTrust {
         self.proxies.iter().any(|net| net.contains(&ip))
     }
 
+    /// Whether a connection from `ip` may begin with a PROXY header (so is looked at for one).
+    pub fn reads_header_from(&self, ip: IpAddr) -> bool {
+        self.proxy_protocol != ProxyProtocol::Off && self.trusts(ip)
+    }
+
     /// The client a trusted peer names in a PROXY header at the start of `tcp`, which is
     /// consumed (and nothing after it); `peer` itself when the protocol is off, the peer is not
     /// trusted, or (`optional`) it sent no header. A v2 `LOCAL` header (a balancer's own health
     /// check) and v1 `UNKNOWN` name no client: the peer it is.
     pub async fn proxy_header(&self, tcp: &mut TcpStream, peer: SocketAddr, deadline: Instant) -> Result<SocketAddr, HeaderRefusal> {
-        if self.proxy_protocol == ProxyProtocol::Off || !self.trusts(peer.ip()) {
+        if !self.reads_header_from(peer.ip()) {
             return Ok(peer);
         }
         let mut buf = [0u8; MAX_PROXY_HEADER];

@@ -240,14 +240,19 @@ async fn handle(mut tcp: TcpStream, peer: SocketAddr, state: Arc<State>, handsha
     };
     let _ = tcp.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + state.config.handshake_timeout;
-    // Behind a trusted balancer, the client it names in a PROXY protocol header.
-    let peer = match state.config.client_trust.proxy_header(&mut tcp, peer, deadline).await {
-        Ok(client) => client,
-        Err(why) => {
-            state.metrics.refuse(Refusal::ProxyHeader);
-            tracing::debug!(client = %peer, error = %why, "closed at the PROXY protocol header");
-            return;
-        }
+    // Behind a trusted balancer, the client it names in a PROXY protocol header. Boxed (see
+    // below): its buffer is not kept in the task for the session's life.
+    let trust = &state.config.client_trust;
+    let peer = match trust.reads_header_from(peer.ip()) {
+        false => peer,
+        true => match Box::pin(trust.proxy_header(&mut tcp, peer, deadline)).await {
+            Ok(client) => client,
+            Err(why) => {
+                state.metrics.refuse(Refusal::ProxyHeader);
+                tracing::debug!(client = %peer, error = %why, "closed at the PROXY protocol header");
+                return;
+            }
+        },
     };
     // Everything before the 101 runs boxed (`Box::pin`): a task's future is as large as its
     // largest state for the task's whole life, and the handshake, the request head and the

@@ -65,6 +65,14 @@ pub struct ChartValues {
     /// PEM CA that VeNCrypt and KubeVirt targets' certificates must chain to (helm --set-file
     /// targetCaPem=ca.pem): WSPROXY_TARGET_CA.
     pub target_ca_pem: String,
+    /// Load balancers and proxies (CIDRs or addresses) believed about the client's address:
+    /// WSPROXY_TRUSTED_PROXIES.
+    pub trusted_proxies: Vec<String>,
+    /// Whether they send a PROXY protocol header (off, optional, required):
+    /// WSPROXY_PROXY_PROTOCOL. Left out of the values render writes when off: Helm reads YAML
+    /// 1.1, where a bare `off` is the boolean false (the chart's default is the string "off").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<crate::spec::ProxyProtocolMode>,
     /// Extra labels on every object.
     pub labels: BTreeMap<String, String>,
     pub certificates: Certificates,
@@ -244,6 +252,8 @@ impl ChartValues {
             resources: spec.resources.clone(),
             target_allow: spec.target_allow.clone(),
             target_ca_pem: spec.target_ca_pem.clone().unwrap_or_default(),
+            trusted_proxies: spec.trusted_proxies.clone(),
+            proxy_protocol: Some(spec.proxy_protocol).filter(|m| *m != crate::spec::ProxyProtocolMode::Off),
             labels: spec.labels.clone(),
             certificates: match &spec.cert_manager {
                 Some(cm) => Certificates {

@@ -54,6 +54,12 @@ pub fn relay_conf(spec: &DeploySpec, paths: &CertPaths) -> String {
     if spec.target_ca_pem.is_some() {
         s += &key::WSPROXY_TARGET_CA.line(paths.target_ca);
     }
+    if !spec.trusted_proxies.is_empty() {
+        s += &key::WSPROXY_TRUSTED_PROXIES.line(spec.trusted_proxies.join(","));
+    }
+    if spec.proxy_protocol != crate::spec::ProxyProtocolMode::Off {
+        s += &key::WSPROXY_PROXY_PROTOCOL.line(spec.proxy_protocol.as_str());
+    }
     if let Some(store) = &spec.replay_store {
         s += &key::WSPROXY_REPLAY_STORE.line(&store.url);
         if store.password_secret.is_some() || store.files.password.is_some() {
@@ -189,7 +195,8 @@ mod tests {
     fn the_rendered_relay_conf_is_read_by_the_relay_key_for_key() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("spec.yaml");
-        std::fs::write(&file, crate::spec::EXAMPLE).unwrap();
+        let behind_a_balancer = "trustedProxies: ['10.0.0.0/8', 'fd00::1']\nproxyProtocol: required\n";
+        std::fs::write(&file, format!("{}\n{behind_a_balancer}", crate::spec::EXAMPLE)).unwrap();
         let spec = DeploySpec::load(Some(&file), &crate::spec::Overrides::default()).unwrap();
         assert!(!spec.target_allow.is_empty());
         let text = relay_conf(
@@ -211,6 +218,8 @@ mod tests {
         assert!(config.tls.is_some_and(|t| t.ssl_only));
         assert_eq!(config.log_format, wsproxy::config::LogFormat::Json);
         assert_eq!(config.engine_cert.as_deref(), Some(std::path::Path::new("/c/engine.cer")));
+        use wsproxy::real_client::{ClientTrust, ProxyProtocol};
+        assert_eq!(config.client_trust, ClientTrust::parse("10.0.0.0/8,fd00::1", ProxyProtocol::Required).unwrap());
         assert!(config.drain_notice.is_zero(), "podman has no Service to leave: no notice");
         // relay_conf itself leaves the drain to each target (below).
         assert_eq!(config.shutdown_grace, std::time::Duration::from_secs(30));
