@@ -53,7 +53,7 @@ pub async fn podman(host: Option<&str>, identity: Option<&std::path::Path>, opts
 /// pods' streams interleaved as lines arrive.
 pub async fn kubernetes(client: &kube::Client, namespace: &str, opts: &LogsOptions, out: &mut impl Write) -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let selector = ListParams::default().labels("app.kubernetes.io/name=ovirt-websocket-proxy,app.kubernetes.io/instance=wsproxy");
+    let selector = ListParams::default().labels(&crate::render::pod_selector());
     let list = pods.list(&selector).await.map_err(|e| Failure::environment(format!("listing the relay's pods in {namespace}: {e}")))?;
     let names: Vec<String> = list.items.into_iter().filter_map(|p| p.metadata.name).collect();
     if names.is_empty() {

@@ -129,7 +129,7 @@ pub async fn kubernetes(client: &kube::Client, namespace: &str, connect_to: Opti
     }
     status.image = d.spec.and_then(|s| s.template.spec).and_then(|p| p.containers.into_iter().next()).and_then(|c| c.image);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let selector = ListParams::default().labels("app.kubernetes.io/name=ovirt-websocket-proxy,app.kubernetes.io/instance=wsproxy");
+    let selector = ListParams::default().labels(&crate::render::pod_selector());
     let list = pods.list(&selector).await.map_err(|e| Failure::environment(format!("listing the relay's pods: {e}")))?;
     for pod in list.items {
         let pod_status = pod.status.unwrap_or_default();

@@ -114,6 +114,12 @@ pub fn selector() -> BTreeMap<String, String> {
     BTreeMap::from([("app.kubernetes.io/name".to_string(), APP.to_string()), ("app.kubernetes.io/instance".to_string(), NAME.to_string())])
 }
 
+/// [`selector`] as a label selector for list calls (`-l` form): what status and logs use to
+/// find the relay's pods. Name first, as kubectl users write it.
+pub fn pod_selector() -> String {
+    format!("app.kubernetes.io/name={APP},app.kubernetes.io/instance={NAME}")
+}
+
 /// A rendered file.
 pub struct File {
     pub name: String,
@@ -189,6 +195,13 @@ mod tests {
         assert_eq!(spec["egress"][0]["to"][1]["ipBlock"]["cidr"], "10.1.2.3/32");
         assert_eq!(spec["egress"][1]["ports"][0]["port"], 53);
         assert_eq!(spec["egress"][2]["ports"][0]["port"], 6380);
+    }
+
+    #[test]
+    fn the_pod_selector_selects_exactly_the_selector_labels() {
+        let parsed: BTreeMap<String, String> =
+            pod_selector().split(',').map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap()).collect();
+        assert_eq!(parsed, selector());
     }
 
     #[test]
