@@ -65,6 +65,9 @@ pub enum Command {
         wsproxyctl deploy --target podman -f deploy.yaml --configure-engine"
     )]
     Deploy(Box<DeployArgs>),
+    /// List or end the relay's open sessions through its admin listener (WSPROXY_ADMIN_LISTEN).
+    #[command(subcommand)]
+    Sessions(SessionsCmd),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Example:\n  wsproxyctl completions bash > /etc/bash_completion.d/wsproxyctl")]
     Completions {
@@ -518,6 +521,60 @@ pub enum Certs {
     Inspect(InspectArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SessionsCmd {
+    /// The open sessions: id, client, target, start, bytes each way, ticket fingerprint.
+    #[command(
+        after_help = "Example:\n  wsproxyctl sessions list --admin https://proxy.example.com:6101 --ca ./proxy-certs/ca.pem \\\n    \
+        --client-cert ./proxy-certs/admin-alice.cer --client-key ./proxy-certs/admin-alice.key"
+    )]
+    List(AdminArgs),
+    /// End sessions by id, target or client address; their browsers see close 1008 with the reason.
+    #[command(after_help = "Example:\n  wsproxyctl sessions kill --admin https://proxy.example.com:6101 --ca ca.pem \\\n    \
+        --token-file ./admin-token --client 192.0.2.10")]
+    Kill(KillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The relay's admin listener, https://HOST:PORT (its WSPROXY_ADMIN_LISTEN).
+    #[arg(long, value_name = "URL")]
+    pub admin: String,
+    /// The CA the relay's certificate chains to (ca.pem from `certs issue`).
+    #[arg(long, value_name = "FILE")]
+    pub ca: PathBuf,
+    /// A client certificate from `certs issue --client NAME` (with --client-key).
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's key.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// A file holding the relay's bearer token (its WSPROXY_ADMIN_TOKEN_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// The session's id (from `sessions list`).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Every session to this target (as listed, e.g. tcp://192.168.10.21:5901).
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+    /// Every session from this client address.
+    #[arg(long, value_name = "IP")]
+    pub client: Option<std::net::IpAddr>,
+}
+
+impl From<AdminArgs> for crate::sessions::AdminOptions {
+    fn from(a: AdminArgs) -> Self {
+        crate::sessions::AdminOptions { url: a.admin, ca: a.ca, client: a.client_cert.zip(a.client_key), token_file: a.token_file }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct IssueArgs {
     /// Engine CA certificate (PEM), e.g. /etc/pki/ovirt-engine/ca.pem.
@@ -527,11 +584,15 @@ pub struct IssueArgs {
     #[arg(long, value_name = "FILE")]
     pub ca_key: PathBuf,
     /// The proxy host's DNS name, as browsers will reach it.
-    #[arg(long, value_name = "NAME")]
-    pub fqdn: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "client")]
+    pub fqdn: Option<String>,
     /// Extra DNS name or IP address for the certificate (repeatable).
     #[arg(long = "san", value_name = "DNS-or-IP")]
     pub sans: Vec<String>,
+    /// Instead of the proxy's certificate, a client certificate for an operator of the relay's
+    /// admin listener (WSPROXY_ADMIN_CLIENT_CA): admin-NAME.cer and admin-NAME.key in --out.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["fqdn", "sans", "engine_cert"])]
+    pub client: Option<String>,
     /// Directory to write ca.pem, websocket-proxy.cer, websocket-proxy.key.nopass (and engine.cer).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -625,13 +686,14 @@ impl From<IssueArgs> for crate::pki::issue::IssueOptions {
         crate::pki::issue::IssueOptions {
             ca_cert: a.ca_cert,
             ca_key: a.ca_key,
-            fqdn: a.fqdn,
+            fqdn: a.fqdn.unwrap_or_default(),
             sans: a.sans,
             out: a.out,
             engine_cert: a.engine_cert,
             days: a.days,
             key_type: a.key_type,
             force: a.force,
+            client: a.client,
         }
     }
 }

@@ -48,6 +48,18 @@ pub fn host_header(host: &str, port: u16) -> String {
 /// GET `path` from `host:port` with the given TLS configuration. Returns status and body.
 /// HTTP/1.1 is hyper's (framing, chunked bodies, Content-Length); the body is bounded.
 pub async fn get(host: &str, port: u16, path: &str, tls: Arc<ClientConfig>) -> Result<(u16, Vec<u8>), String> {
+    request("GET", host, port, path, &[], tls).await
+}
+
+/// [`get`] with another method (no body) and extra headers (the admin listener's bearer token).
+pub async fn request(
+    method: &str,
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[(&str, String)],
+    tls: Arc<ClientConfig>,
+) -> Result<(u16, Vec<u8>), String> {
     let fut = async {
         let tcp = TcpStream::connect((host, port)).await.map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
         let name = wsproxy::tls::server_name(host)?;
@@ -56,7 +68,11 @@ pub async fn get(host: &str, port: u16, path: &str, tls: Arc<ClientConfig>) -> R
             .await
             .map_err(|e| format!("HTTP with {host}:{port} failed: {e}"))?;
         let driver = tokio::spawn(connection);
-        let request = http::Request::get(path)
+        let mut request = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = request
             .header(http::header::HOST, host_header(host, port))
             .header(http::header::ACCEPT, "*/*")
             .header(http::header::USER_AGENT, "wsproxyctl")

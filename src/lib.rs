@@ -14,6 +14,7 @@ pub mod image;
 pub mod output;
 pub mod pki;
 pub mod render;
+pub mod sessions;
 pub mod spec;
 pub mod steps;
 pub mod ticket_sign;

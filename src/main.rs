@@ -80,6 +80,8 @@ fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
         Command::Verify(a) => verify(a, out),
         Command::Config(ConfigCmd::Schema { helm }) => config_schema(helm),
         Command::Config(ConfigCmd::Init { out: path }) => config_init(&path, out),
+        Command::Sessions(cli::SessionsCmd::List(a)) => sessions_list(a, out),
+        Command::Sessions(cli::SessionsCmd::Kill(a)) => sessions_kill(a, out),
         Command::Completions { shell } => completions(shell),
         Command::Manpage { out: dir } => manpage(&dir, out),
     }
@@ -93,6 +95,19 @@ fn checked(ok: bool) -> Result<ExitCode> {
 /// The files a verb wrote, one `wrote` line each.
 fn report_files(out: &Output, files: &[PathBuf]) {
     out.report(&serde_json::json!({ "files": files }), || files.iter().map(|p| format!("wrote {}\n", p.display())).collect());
+}
+
+fn sessions_list(a: cli::AdminArgs, out: &Output) -> Result<ExitCode> {
+    let listing = runtime()?.block_on(wsproxyctl::sessions::list(&a.into()))?;
+    out.report(&listing, || listing.to_string());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sessions_kill(a: cli::KillArgs, out: &Output) -> Result<ExitCode> {
+    let which = wsproxyctl::sessions::KillSelector { id: a.id, target: a.target, client: a.client };
+    let ended = runtime()?.block_on(wsproxyctl::sessions::kill(&a.admin.into(), &which))?;
+    out.report(&ended, || ended.to_string());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn certs_issue(a: cli::IssueArgs, out: &Output) -> Result<ExitCode> {

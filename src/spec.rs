@@ -517,18 +517,6 @@ impl DeploySpec {
         if let Err(e) = wsproxy::allow::TargetAllowList::parse(&self.target_allow.join(",")) {
             return bad("targetAllow", e);
         }
-        if self.trusted_proxies.iter().any(|p| p.contains(',') || p.chars().any(char::is_control)) {
-            return bad("trustedProxies", "one CIDR or address per entry, without commas or control characters".into());
-        }
-        use wsproxy::real_client::{ClientTrust, ProxyProtocol};
-        let mode = match self.proxy_protocol {
-            ProxyProtocolMode::Off => ProxyProtocol::Off,
-            ProxyProtocolMode::Optional => ProxyProtocol::Optional,
-            ProxyProtocolMode::Required => ProxyProtocol::Required,
-        };
-        if let Err(e) = ClientTrust::parse(&self.trusted_proxies.join(","), mode) {
-            return bad(if self.trusted_proxies.is_empty() { "proxyProtocol" } else { "trustedProxies" }, e);
-        }
         if let Some(np) = self.service.node_port {
             if !(30000..=32767).contains(&np) {
                 return bad("service.nodePort", format!("{np} is outside 30000-32767"));
@@ -568,9 +556,22 @@ impl DeploySpec {
         Ok(())
     }
 
-    /// The optional parts: podman's hosts and auto-update, the metrics port.
+    /// The optional parts: podman's hosts and auto-update, the metrics port, the trusted
+    /// proxies (checked as the relay will read them).
     fn validate_extras(&self) -> Result<()> {
         let bad = |field: &str, why: String| Err(Failure::usage(format!("{field}: {why}")));
+        if self.trusted_proxies.iter().any(|p| p.contains(',') || p.chars().any(char::is_control)) {
+            return bad("trustedProxies", "one CIDR or address per entry, without commas or control characters".into());
+        }
+        use wsproxy::real_client::{ClientTrust, ProxyProtocol};
+        let mode = match self.proxy_protocol {
+            ProxyProtocolMode::Off => ProxyProtocol::Off,
+            ProxyProtocolMode::Optional => ProxyProtocol::Optional,
+            ProxyProtocolMode::Required => ProxyProtocol::Required,
+        };
+        if let Err(e) = ClientTrust::parse(&self.trusted_proxies.join(","), mode) {
+            return bad(if self.trusted_proxies.is_empty() { "proxyProtocol" } else { "trustedProxies" }, e);
+        }
         if self.podman.host.is_some() && !self.podman.hosts.is_empty() {
             return bad("podman.hosts", "give podman.host (one host) or podman.hosts (several), not both".into());
         }

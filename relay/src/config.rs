@@ -204,6 +204,21 @@ pub mod key {
                without one are closed); other peers never send one",
         default: Some("off"),
     };
+    pub const WSPROXY_ADMIN_LISTEN: Key = Key {
+        name: "WSPROXY_ADMIN_LISTEN",
+        help: "host:port of the admin listener (list and end sessions; TLS with the proxy's certificate); unset disables",
+        default: None,
+    };
+    pub const WSPROXY_ADMIN_CLIENT_CA: Key = Key {
+        name: "WSPROXY_ADMIN_CLIENT_CA",
+        help: "PEM CA whose client certificates the admin listener admits (the engine CA; `wsproxyctl certs issue --client NAME`)",
+        default: None,
+    };
+    pub const WSPROXY_ADMIN_TOKEN_FILE: Key = Key {
+        name: "WSPROXY_ADMIN_TOKEN_FILE",
+        help: "File holding a bearer token the admin listener admits (Authorization: Bearer ...)",
+        default: None,
+    };
     pub const WSPROXY_METRICS_LISTEN: Key =
         Key { name: "WSPROXY_METRICS_LISTEN", help: "host:port for Prometheus metrics (plain http); unset disables", default: None };
     pub const WSPROXY_NOVNC_DIR: Key =
@@ -252,6 +267,9 @@ pub const KEYS: &[Key] = &[
     key::WSPROXY_BULK_LANE_NICE,
     key::WSPROXY_TRUSTED_PROXIES,
     key::WSPROXY_PROXY_PROTOCOL,
+    key::WSPROXY_ADMIN_LISTEN,
+    key::WSPROXY_ADMIN_CLIENT_CA,
+    key::WSPROXY_ADMIN_TOKEN_FILE,
     key::WSPROXY_METRICS_LISTEN,
     key::WSPROXY_NOVNC_DIR,
     key::WSPROXY_LOG_FORMAT,
@@ -324,9 +342,19 @@ pub struct Config {
     /// The bulk lane's nice value; `None`: no bulk lane (every session on the main runtime).
     pub bulk_lane_nice: Option<i32>,
     pub metrics_listen: Option<SocketAddr>,
+    /// The admin listener (WSPROXY_ADMIN_*), when enabled.
+    pub admin: Option<AdminConfig>,
     pub novnc_dir: Option<PathBuf>,
     pub trace: bool,
     pub log_format: LogFormat,
+}
+
+/// The admin listener: where, and who is let in (client certificates, a bearer token or both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub client_ca: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
 }
 
 /// A shared replay store (Redis or Valkey).
@@ -709,6 +737,25 @@ impl Values<'_> {
         }
     }
 
+    fn admin(&self) -> Result<Option<AdminConfig>, ConfigError> {
+        let Some(listen) = self.value(key::WSPROXY_ADMIN_LISTEN) else {
+            return Ok(None);
+        };
+        let listen = listen.parse().map_err(|_| self.bad(key::WSPROXY_ADMIN_LISTEN, "expected host:port, e.g. 127.0.0.1:6101"))?;
+        let (client_ca, token_file) = (self.path(key::WSPROXY_ADMIN_CLIENT_CA), self.path(key::WSPROXY_ADMIN_TOKEN_FILE));
+        if client_ca.is_none() && token_file.is_none() {
+            return Err(self.bad(
+                key::WSPROXY_ADMIN_LISTEN,
+                "the admin listener needs a way to tell who asks: WSPROXY_ADMIN_CLIENT_CA (client certificates) or \
+                 WSPROXY_ADMIN_TOKEN_FILE (a bearer token), or both",
+            ));
+        }
+        if self.value(key::SSL_CERTIFICATE).is_none() {
+            return Err(self.bad(key::WSPROXY_ADMIN_LISTEN, "the admin listener speaks TLS only: set SSL_CERTIFICATE and SSL_KEY"));
+        }
+        Ok(Some(AdminConfig { listen, client_ca, token_file }))
+    }
+
     fn client_trust(&self) -> Result<ClientTrust, ConfigError> {
         let mode = ProxyProtocol::parse(self.value(key::WSPROXY_PROXY_PROTOCOL).unwrap_or("off"))
             .map_err(|why| self.bad(key::WSPROXY_PROXY_PROTOCOL, &why))?;
@@ -759,6 +806,7 @@ impl Config {
             replay_store: v.replay_store()?,
             bulk_lane_nice: v.bulk_lane_nice()?,
             metrics_listen: v.metrics_listen()?,
+            admin: v.admin()?,
             novnc_dir: v.path(key::WSPROXY_NOVNC_DIR),
             trace: v.boolean(key::TRACE_ENABLE)?,
             log_format: v.log_format()?,
@@ -768,6 +816,13 @@ impl Config {
     /// The files the configuration names exist (checked at start-up, before anything binds),
     /// with the next step when one does not.
     pub fn check_files(&self) -> Result<(), ConfigError> {
+        if let Some(admin) = &self.admin {
+            for (k, path) in [(key::WSPROXY_ADMIN_CLIENT_CA, &admin.client_ca), (key::WSPROXY_ADMIN_TOKEN_FILE, &admin.token_file)] {
+                if let Some(path) = path.as_ref().filter(|p| !p.is_file()) {
+                    return err(format!("{}={} does not exist or is not a file", k.name, path.display()));
+                }
+            }
+        }
         if let Some(store) = &self.replay_store {
             for (k, path) in [(key::WSPROXY_REPLAY_STORE_PASSWORD_FILE, &store.password_file), (key::WSPROXY_REPLAY_STORE_CA, &store.ca)] {
                 if let Some(path) = path.as_ref().filter(|p| !p.is_file()) {

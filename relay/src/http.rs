@@ -25,6 +25,8 @@ pub struct Request {
     /// ([`crate::real_client`]).
     pub forwarded: Vec<String>,
     pub x_forwarded_for: Vec<String>,
+    /// `Authorization` (the admin listener's bearer token): a secret, never logged.
+    pub authorization: Option<String>,
 }
 
 /// Why a head could not be read.
@@ -80,6 +82,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize, std::ops::Range<usiz
             out.forwarded.push(value);
         } else if h.name.eq_ignore_ascii_case("x-forwarded-for") {
             out.x_forwarded_for.push(value);
+        } else if h.name.eq_ignore_ascii_case("authorization") {
+            out.authorization = Some(value);
         }
     }
     Ok(Some((out, len, path.unwrap_or_default())))

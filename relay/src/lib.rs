@@ -9,6 +9,7 @@
 //! image.
 
 // Public: what wsproxyctl, the tests, the fuzz targets and the `wsproxy` binary use.
+pub mod admin;
 pub mod allow;
 pub mod audit;
 mod browser;
@@ -19,6 +20,7 @@ pub mod http;
 pub mod listener;
 pub mod metrics;
 pub mod real_client;
+mod registry;
 mod rehome;
 pub mod reload;
 pub mod replay;

@@ -18,9 +18,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admin::{self, AdminAuth};
 use crate::config::{key, Config};
 use crate::http::{self, HeadError, Request};
 use crate::metrics::{Metrics, Refusal};
+use crate::registry::Registry;
 use crate::rehome::Rehome;
 use crate::reload::{self, Reloadable};
 use crate::replay::{ReplayStore, Verdict};
@@ -51,6 +53,15 @@ struct State {
     handshaking: AtomicUsize,
     /// Where used tickets are recorded.
     replay: ReplayStore,
+    /// The open sessions, for the admin listener.
+    registry: Arc<Registry>,
+}
+
+/// The admin listener, bound at start ([`crate::admin`]).
+struct AdminListener {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    auth: Arc<AdminAuth>,
 }
 
 /// One connection counted as in handshake until it has sent its request head (or gone).
@@ -75,6 +86,7 @@ impl Drop for Handshake {
 pub struct Relay {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
+    admin: Option<AdminListener>,
     state: Arc<State>,
     force_close_tx: watch::Sender<bool>,
     watchers: Vec<tokio::task::JoinHandle<()>>,
@@ -102,8 +114,8 @@ impl Relay {
             }));
         }
 
-        let tls = match &config.tls {
-            None => None,
+        let (tls, proxy_cert) = match &config.tls {
+            None => (None, None),
             Some(files) => {
                 let certified = tls::load_certified_key(&files.certificate, &files.key).map_err(StartError::ProxyCert)?;
                 let current = Arc::new(Reloadable::new(certified));
@@ -113,7 +125,24 @@ impl Relay {
                         tls::load_certified_key(&c, &k)
                     }));
                 }
-                Some(TlsAcceptor::from(Arc::new(tls::server_config(current, files.min_version).map_err(StartError::Tls)?)))
+                let acceptor =
+                    TlsAcceptor::from(Arc::new(tls::server_config(current.clone(), files.min_version).map_err(StartError::Tls)?));
+                (Some(acceptor), Some(current))
+            }
+        };
+        let admin = match (&config.admin, proxy_cert) {
+            (None, _) => None,
+            (Some(_), None) => return Err(StartError::Admin("the admin listener speaks TLS only: set SSL_CERTIFICATE and SSL_KEY".into())),
+            (Some(a), Some(cert)) => {
+                let auth = AdminAuth::load(a.token_file.as_deref()).map_err(StartError::Admin)?;
+                let server = tls::admin_server_config(cert, a.client_ca.as_deref(), a.token_file.is_some())
+                    .map_err(|e| StartError::Admin(format!("WSPROXY_ADMIN_CLIENT_CA: {e}")))?;
+                let listener = listener::bind(a.listen, false).map_err(|source| StartError::Listen {
+                    keys: key::WSPROXY_ADMIN_LISTEN.name,
+                    addr: a.listen,
+                    source,
+                })?;
+                Some(AdminListener { listener, acceptor: TlsAcceptor::from(Arc::new(server)), auth: Arc::new(auth) })
             }
         };
 
@@ -153,8 +182,9 @@ impl Relay {
             force_close,
             handshaking: AtomicUsize::new(0),
             replay,
+            registry: Arc::new(Registry::default()),
         });
-        Ok(Relay { listener, metrics_listener, state, force_close_tx, watchers })
+        Ok(Relay { listener, metrics_listener, admin, state, force_close_tx, watchers })
     }
 
     /// The address the relay listens on (useful with port 0).
@@ -172,8 +202,9 @@ impl Relay {
     /// drain: no new connections, open sessions get the shutdown grace to finish, then are
     /// closed with 1001.
     pub async fn serve(self, stop: impl std::future::Future<Output = ()>) {
-        let Relay { listener, metrics_listener, state, force_close_tx, watchers } = self;
+        let Relay { listener, metrics_listener, admin, state, force_close_tx, watchers } = self;
         let metrics_task = metrics_listener.map(|l| tokio::spawn(serve_metrics(l, state.metrics.clone())));
+        let admin_task = admin.map(|a| tokio::spawn(admin::serve(a.listener, a.acceptor, a.auth, state.registry.clone())));
         accept_until(&listener, &state, stop).await;
         state.stopping.store(true, Ordering::SeqCst);
         let notice = state.config.drain_notice;
@@ -200,7 +231,7 @@ impl Relay {
         for w in watchers {
             w.abort();
         }
-        if let Some(t) = metrics_task {
+        for t in metrics_task.into_iter().chain(admin_task) {
             t.abort();
         }
         tracing::info!("stopped");
@@ -559,7 +590,8 @@ async fn relay_session<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome + 'stat
 ) {
     let Admitted { target, slot, ticket, .. } = admitted;
     state.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
-    let record = audit::Session { id: audit::SessionId::next(), ticket: &ticket, client: client.addr, target: &target, tls: client.tls };
+    let id = audit::SessionId::next();
+    let record = audit::Session { id, ticket: &ticket, client: client.addr, target: &target, tls: client.tls };
     audit::session_start(&record);
     let started = Instant::now();
     let connected = match state.connector.connect(&target).await {
@@ -586,7 +618,10 @@ async fn relay_session<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome + 'stat
         idle_timeout: state.config.idle_timeout,
         max_lifetime: state.config.max_session,
     };
-    let outcome = session::run(ws, connected, encoding, timing, state.metrics.clone(), state.force_close.clone()).await;
+    let registered = state.registry.register(id.to_string(), client.addr, target.to_string(), audit::Fingerprint(&ticket).to_string());
+    let stops = session::Stops { shutdown: state.force_close.clone(), control: registered.control.clone() };
+    let outcome = session::run(ws, connected, encoding, timing, state.metrics.clone(), stops).await;
+    drop(registered);
     state.metrics.session_ended(outcome.label);
     audit::session_end(&record, &outcome, started.elapsed());
     drop(slot);

@@ -26,6 +26,8 @@ pub enum StartError {
     ReplayStore(String),
     /// The browser-facing TLS configuration could not be built.
     Tls(String),
+    /// The admin listener's CA or token file is unusable; the message names the file.
+    Admin(String),
     /// A listener could not bind; `keys` names the settings that chose the address.
     Listen { keys: &'static str, addr: SocketAddr, source: std::io::Error },
 }
@@ -55,9 +57,11 @@ impl fmt::Display for StartError {
             ),
             StartError::ReadEngineCert { path, source } => write!(f, "cannot read CERT_FOR_DATA_VERIFICATION {}: {source}", path.display()),
             StartError::BadEngineCert { path, why } => write!(f, "CERT_FOR_DATA_VERIFICATION {}: {why}", path.display()),
-            StartError::ProxyCert(why) | StartError::TargetCa(why) | StartError::ReplayStore(why) | StartError::Tls(why) => {
-                f.write_str(why)
-            }
+            StartError::ProxyCert(why)
+            | StartError::TargetCa(why)
+            | StartError::ReplayStore(why)
+            | StartError::Tls(why)
+            | StartError::Admin(why) => f.write_str(why),
             StartError::Listen { keys, addr, source } => write!(f, "cannot listen on {addr} ({keys}): {source}"),
         }
     }

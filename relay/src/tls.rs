@@ -81,6 +81,30 @@ pub fn server_config(cert: Arc<Reloadable<CertifiedKey>>, min: TlsMinVersion) ->
     Ok(config)
 }
 
+/// TLS for the admin listener: the proxy's own certificate, TLS 1.3 only, and client
+/// certificates that chain to `client_ca` when one is given. With a bearer token beside it
+/// a client may also come without a certificate (the token is then checked); without a CA
+/// there is no client certificate to ask for.
+pub fn admin_server_config(cert: Arc<Reloadable<CertifiedKey>>, client_ca: Option<&Path>, token_too: bool) -> Result<ServerConfig, String> {
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_protocol_versions(&[&rustls::version::TLS13]).map_err(|e| e.to_string())?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for cert in read_chain(path)? {
+                roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+            let verifier = if token_too { verifier.allow_unauthenticated() } else { verifier };
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(SwappableCert(cert)));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// TLS client configuration towards targets. With a CA, certificates must chain to it and
 /// match the host; without one, any certificate is accepted (as oVirt's proxy does), but the
 /// handshake signatures are still checked.

@@ -188,6 +188,7 @@ fn demo_pki(dir: &Path, out: &Output) -> Result<(engine_pki::EnginePki, PathBuf)
         days: 30,
         key_type: KeyType::EcdsaP256,
         force: true,
+        client: None,
     })?;
     out.step(&format!("==> issued the proxy certificate for localhost into {}", certs.display()));
     Ok((engine, certs))

@@ -63,6 +63,36 @@ impl Ca {
     /// Sign a server certificate for `fqdn` (+ `sans`) over `public_key`, valid for `days`
     /// (clamped to the CA's own expiry). Returns the PEM and a note when clamped.
     pub fn certify(&self, fqdn: &str, sans: &[SanType], days: u32, public_key: &impl PublicKeyData) -> Result<(String, Option<String>)> {
+        let (mut params, note) = self.leaf(fqdn, days)?;
+        let mut names = vec![SanType::DnsName(
+            fqdn.trim_end_matches('.')
+                .to_ascii_lowercase()
+                .try_into()
+                .map_err(|_| Failure::usage(format!("{fqdn:?} is not a valid DNS name")))?,
+        )];
+        for san in sans {
+            if !names.contains(san) {
+                names.push(san.clone());
+            }
+        }
+        params.subject_alt_names = names;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        Ok((self.sign(params, public_key)?, note))
+    }
+
+    /// Sign a client certificate (TLS client authentication only, no names) for `name`: what
+    /// the relay's admin listener admits with WSPROXY_ADMIN_CLIENT_CA.
+    pub fn certify_client(&self, name: &str, days: u32, public_key: &impl PublicKeyData) -> Result<(String, Option<String>)> {
+        let (mut params, note) = self.leaf(name, days)?;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        Ok((self.sign(params, public_key)?, note))
+    }
+
+    /// What every leaf shares: the subject, not a CA, validity (clamped to the CA's own
+    /// expiry, with a note when clamped), a random serial, the authority key identifier.
+    fn leaf(&self, common_name: &str, days: u32) -> Result<(CertificateParams, Option<String>)> {
         if days == 0 || days > MAX_DAYS {
             return Err(Failure::usage(format!(
                 "--days {days}: must be 1-{MAX_DAYS} (browsers refuse server certificates valid longer than {MAX_DAYS} days)"
@@ -78,23 +108,9 @@ impl Ca {
         }
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, fqdn);
+        dn.push(DnType::CommonName, common_name);
         params.distinguished_name = dn;
-        let mut names = vec![SanType::DnsName(
-            fqdn.trim_end_matches('.')
-                .to_ascii_lowercase()
-                .try_into()
-                .map_err(|_| Failure::usage(format!("{fqdn:?} is not a valid DNS name")))?,
-        )];
-        for san in sans {
-            if !names.contains(san) {
-                names.push(san.clone());
-            }
-        }
-        params.subject_alt_names = names;
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.not_before = now - Duration::minutes(5);
         params.not_after = not_after;
         let mut serial: [u8; 16] = rand::random();
@@ -102,10 +118,14 @@ impl Ca {
         serial[0] |= 0x01;
         params.serial_number = Some(SerialNumber::from_slice(&serial));
         params.use_authority_key_identifier_extension = true;
+        Ok((params, note))
+    }
+
+    fn sign(&self, params: CertificateParams, public_key: &impl PublicKeyData) -> Result<String> {
         let issuer = Issuer::from_ca_cert_der(&self.cert_der.clone().into(), &self.key)
             .map_err(|e| Failure::usage(format!("cannot use the CA certificate: {e}")))?;
         let cert = params.signed_by(public_key, &issuer).map_err(|e| Failure::usage(format!("cannot sign the certificate: {e}")))?;
-        Ok((cert.pem(), note))
+        Ok(cert.pem())
     }
 }
 
@@ -120,6 +140,9 @@ pub struct IssueOptions {
     pub days: u32,
     pub key_type: KeyType,
     pub force: bool,
+    /// A client certificate for this name (the admin listener's mutual TLS) instead of the
+    /// proxy's server certificate.
+    pub client: Option<String>,
 }
 
 /// What was written.
@@ -137,7 +160,10 @@ pub struct Issued {
 /// What `certs issue` prints.
 impl std::fmt::Display for Issued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "issued a certificate for {} (names: {})", self.fqdn, self.sans.join(", "))?;
+        match self.sans.is_empty() {
+            true => writeln!(f, "issued a certificate for {}", self.fqdn)?,
+            false => writeln!(f, "issued a certificate for {} (names: {})", self.fqdn, self.sans.join(", "))?,
+        }
         writeln!(f, "  valid until {}\n  sha256 {}", self.not_after, self.fingerprint)?;
         for file in &self.files {
             writeln!(f, "  wrote {}", file.display())?;
@@ -149,6 +175,35 @@ impl std::fmt::Display for Issued {
     }
 }
 
+/// `certs issue --client NAME`: `admin-NAME.cer` and `admin-NAME.key` (0600) in `--out`,
+/// signed by the CA; the proxy's own files are not touched.
+fn run_client(args: &IssueOptions, name: &str) -> Result<Issued> {
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+        return Err(Failure::usage(format!("--client {name:?}: a name of up to 64 letters, digits, '-', '_' or '.' (it names the files)")));
+    }
+    let ca = Ca::load(&args.ca_cert, &args.ca_key)?;
+    let (cert_path, key_path) = (args.out.join(format!("admin-{name}.cer")), args.out.join(format!("admin-{name}.key")));
+    if key_path.exists() && !args.force {
+        return Err(Failure::usage(format!("{} already exists: pass --force to replace it", key_path.display())));
+    }
+    let key = super::generate_key(args.key_type)?;
+    let (cert_pem, note) = ca.certify_client(name, args.days, &key)?;
+    ensure_dir(&args.out)?;
+    write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+    write_atomic(&cert_path, cert_pem.as_bytes(), 0o644)?;
+    let der = super::pem_cert_der(cert_pem.as_bytes()).map_err(Failure::usage)?;
+    let parsed = parse(&der);
+    Ok(Issued {
+        dir: args.out.clone(),
+        files: vec![key_path, cert_path],
+        fqdn: format!("client {name}"),
+        sans: vec![],
+        not_after: parsed.validity().not_after.to_string(),
+        fingerprint: super::fingerprint(&der),
+        notes: note.into_iter().collect(),
+    })
+}
+
 /// Check names and the engine certificate before anything is written.
 pub fn check_names(fqdn: &str, sans: &[String]) -> Result<Vec<SanType>> {
     validate_dns_name(fqdn).map_err(|e| Failure::usage(format!("--fqdn {e}")))?;
@@ -156,6 +211,9 @@ pub fn check_names(fqdn: &str, sans: &[String]) -> Result<Vec<SanType>> {
 }
 
 pub fn run(args: &IssueOptions) -> Result<Issued> {
+    if let Some(name) = &args.client {
+        return run_client(args, name);
+    }
     let sans = check_names(&args.fqdn, &args.sans)?;
     let ca = Ca::load(&args.ca_cert, &args.ca_key)?;
     let key_path = args.out.join(KEY_FILE);

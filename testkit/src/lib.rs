@@ -124,6 +124,15 @@ impl Pki {
 
     /// Issue a leaf certificate signed by the CA (used for rotation tests too).
     pub fn issue(&self, cn: &str, ext: &str, key: &Path, cert: &Path, newkey: &str) {
+        self.issue_for(cn, &format!("{ext}\nextendedKeyUsage=serverAuth\n"), key, cert, newkey);
+    }
+
+    /// A client certificate signed by the CA (TLS client authentication).
+    pub fn issue_client(&self, cn: &str, key: &Path, cert: &Path) {
+        self.issue_for(cn, "extendedKeyUsage=clientAuth\n", key, cert, "rsa:2048");
+    }
+
+    fn issue_for(&self, cn: &str, extensions: &str, key: &Path, cert: &Path, newkey: &str) {
         let csr = self.dir.join(format!("{cn}.csr"));
         run(Command::new("openssl")
             .args(["req", "-new", "-newkey", newkey, "-nodes", "-subj"])
@@ -133,7 +142,7 @@ impl Pki {
             .arg("-out")
             .arg(&csr));
         let extfile = self.dir.join(format!("{cn}.ext"));
-        std::fs::write(&extfile, format!("{ext}\nextendedKeyUsage=serverAuth\n")).unwrap();
+        std::fs::write(&extfile, extensions).unwrap();
         run(Command::new("openssl")
             .args(["x509", "-req", "-days", "30", "-CAcreateserial"])
             .arg("-in")

@@ -25,6 +25,7 @@ use super::ending::{End, EndReason, Outcome};
 use super::timing::{expired, housekeeping, lifetime, on_tick, tick, Tick, Timing};
 use crate::browser::BrowserSocket;
 use crate::metrics::Metrics;
+use crate::registry::LiveBytes;
 use crate::rehome::Rehome;
 use crate::runtime;
 use crate::target::{ByteStream, CHUNK};
@@ -77,6 +78,8 @@ struct BytePump<S> {
     last_browser: Instant,
     to_target_bytes: u64,
     to_browser_bytes: u64,
+    /// The same counts, where the admin listener reads them.
+    live: Arc<LiveBytes>,
     metrics: Arc<Metrics>,
     /// The current measuring window of the session's byte rate (what decides its lane): when
     /// it began and how much had moved by then.
@@ -194,6 +197,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<S> {
                 *progress = true;
                 self.last_data = Instant::now();
                 self.to_browser_bytes += n as u64;
+                self.live.to_browser.store(self.to_browser_bytes, std::sync::atomic::Ordering::Relaxed);
                 self.metrics.bytes_to_browser.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 if self.base64 {
                     self.ws.queue_data(true, &scratch[HEADROOM..HEADROOM + n]);
@@ -335,6 +339,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<S> {
             return Ok(());
         }
         self.to_target_bytes += data.len() as u64;
+        self.live.to_target.store(self.to_target_bytes, std::sync::atomic::Ordering::Relaxed);
         self.metrics.bytes_to_target.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if !self.to_target.is_empty() {
             self.to_target.extend_from_slice(data);
@@ -451,6 +456,7 @@ struct Relaying<S> {
     ticker: Option<tokio::time::Interval>,
     lifetime: Option<Pin<Box<tokio::time::Sleep>>>,
     shutdown: watch::Receiver<bool>,
+    kill: Arc<tokio::sync::Notify>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Rehome> Relaying<S> {
@@ -470,6 +476,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Rehome> Relaying<S> {
                 },
                 _ = self.shutdown.changed() => break Some(End::shutdown()),
                 _ = expired(&mut self.lifetime) => break Some(End::max_lifetime()),
+                _ = self.kill.notified() => break Some(End::killed()),
                 _ = tick(&mut self.ticker) => match on_tick(self.timing, self.pump.last_data, self.pump.last_browser) {
                     Tick::Continue => {}
                     Tick::Ping => self.pump.ws.queue(opcode::PING, b""),
@@ -487,7 +494,7 @@ pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome
     encoding: Encoding,
     timing: Timing,
     metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
+    stops: super::Stops,
     outcome: &mut Outcome,
 ) {
     let now = Instant::now();
@@ -503,6 +510,7 @@ pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome
         last_browser: now,
         to_target_bytes: 0,
         to_browser_bytes: 0,
+        live: stops.control.bytes,
         metrics,
         window_start: now,
         window_moved: 0,
@@ -510,7 +518,8 @@ pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome
     };
     // Boxed: the state moves between the lanes as a pointer, and the futures that carry it
     // stay small (a task is as large as its largest state; server.rs).
-    let mut relaying = Box::new(Relaying { pump, timing, ticker: housekeeping(timing), lifetime: lifetime(timing), shutdown });
+    let (shutdown, kill) = (stops.shutdown, stops.control.kill);
+    let mut relaying = Box::new(Relaying { pump, timing, ticker: housekeeping(timing), lifetime: lifetime(timing), shutdown, kill });
     let mut lane = Lane::Main;
     let mut moved = false;
     let end = loop {

@@ -22,11 +22,13 @@ pub enum EndReason {
     Shutdown,
     /// WSPROXY_MAX_SESSION_SECONDS ran out.
     MaxLifetime,
+    /// Ended through the admin listener.
+    Killed,
 }
 
 impl EndReason {
     /// Every reason, in the order of the metric's counters.
-    pub const ALL: [EndReason; 10] = [
+    pub const ALL: [EndReason; 11] = [
         EndReason::BrowserClosed,
         EndReason::BrowserGone,
         EndReason::TargetClosed,
@@ -37,6 +39,7 @@ impl EndReason {
         EndReason::ProtocolError,
         EndReason::Shutdown,
         EndReason::MaxLifetime,
+        EndReason::Killed,
     ];
 
     /// The stable label for metrics and logs.
@@ -52,6 +55,7 @@ impl EndReason {
             EndReason::ProtocolError => "protocol_error",
             EndReason::Shutdown => "shutdown",
             EndReason::MaxLifetime => "max_lifetime",
+            EndReason::Killed => "killed",
         }
     }
 }
@@ -96,6 +100,11 @@ impl End {
     /// relay's policy ends it, with the reason noVNC shows.
     pub(crate) fn max_lifetime() -> End {
         End::close(code::POLICY, "session lifetime reached (WSPROXY_MAX_SESSION_SECONDS): open the console again", EndReason::MaxLifetime)
+    }
+
+    /// An operator ended the session (the admin listener): 1008 with the reason noVNC shows.
+    pub(crate) fn killed() -> End {
+        End::close(code::POLICY, "session ended by the proxy's administrator", EndReason::Killed)
     }
 
     pub(crate) fn target_closed() -> End {

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -25,7 +24,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
     encoding: Encoding,
     timing: Timing,
     metrics: &Metrics,
-    shutdown: &mut watch::Receiver<bool>,
+    stops: &mut super::Stops,
     outcome: &mut Outcome,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
@@ -37,8 +36,9 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
     let mut text = Vec::new();
     let end = loop {
         tokio::select! {
-            _ = shutdown.changed() => break End::shutdown(),
+            _ = stops.shutdown.changed() => break End::shutdown(),
             _ = expired(&mut lifetime) => break End::max_lifetime(),
+            _ = stops.control.kill.notified() => break End::killed(),
             received = ws.recv() => {
                 last_browser = Instant::now();
                 let data = match from_browser(received, base64, &mut text) {
@@ -52,6 +52,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                     break End::target_lost(e, "write");
                 }
                 outcome.to_target += n;
+                stops.control.bytes.to_target.store(outcome.to_target, Relaxed);
                 metrics.bytes_to_target.fetch_add(n, Relaxed);
             }
             msg = kv.next() => {
@@ -67,6 +68,7 @@ pub(crate) async fn pump_messages<S: AsyncRead + AsyncWrite + Unpin>(
                     break End::Gone(format!("browser: {e}"));
                 }
                 outcome.to_browser += n;
+                stops.control.bytes.to_browser.store(outcome.to_browser, Relaxed);
                 metrics.bytes_to_browser.fetch_add(n, Relaxed);
             }
             _ = tick(&mut ticker) => match on_tick(timing, last_data, last_browser) {

@@ -27,23 +27,32 @@ pub use timing::Timing;
 
 use crate::browser::{BrowserSocket, Received};
 use crate::metrics::Metrics;
+use crate::registry::Control;
 use crate::rehome::Rehome;
 use crate::target::Connected;
 use crate::vencrypt;
 use crate::wsframe::code;
 
-/// Relay until either side ends, the session idles out, or shutdown is forced.
+/// What ends a session besides its two sides: the shutdown, and `control` (the admin
+/// listener's kill; the pump also writes its byte counts there).
+pub struct Stops {
+    pub shutdown: watch::Receiver<bool>,
+    pub control: Control,
+}
+
+/// Relay until either side ends, the session idles out, shutdown is forced or an operator
+/// ends it.
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome + 'static>(
     mut ws: Box<BrowserSocket<S>>,
     target: Connected,
     encoding: Encoding,
     timing: Timing,
     metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
+    mut stops: Stops,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     match target {
-        Connected::Plain(stream) => pump_bytes(ws, stream, encoding, timing, metrics, shutdown, &mut outcome).await,
+        Connected::Plain(stream) => pump_bytes(ws, stream, encoding, timing, metrics, stops, &mut outcome).await,
         Connected::VeNCrypt { mut stream, browser_security } => match greet_browser(&mut ws, encoding, browser_security).await {
             Ok(early) => {
                 if !early.is_empty() && stream.write_all(&early).await.is_err() {
@@ -53,7 +62,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome + 'static>(
                     return outcome;
                 }
                 outcome.to_target += early.len() as u64;
-                pump_bytes(ws, stream, encoding, timing, metrics, shutdown, &mut outcome).await
+                pump_bytes(ws, stream, encoding, timing, metrics, stops, &mut outcome).await
             }
             Err(why) => {
                 ws.close(code::PROTOCOL, &why).await;
@@ -61,7 +70,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome + 'static>(
                 outcome.label = EndReason::ProtocolError;
             }
         },
-        Connected::KubeVirt(kv) => pump_messages(&mut *ws, *kv, encoding, timing, &metrics, &mut shutdown, &mut outcome).await,
+        Connected::KubeVirt(kv) => pump_messages(&mut *ws, *kv, encoding, timing, &metrics, &mut stops, &mut outcome).await,
     }
     outcome
 }
