@@ -189,9 +189,35 @@ pub struct StatusArgs {
     /// the deployed port; on Kubernetes it is not read without this].
     #[arg(long, value_name = "HOST:PORT")]
     pub connect_to: Option<String>,
+    /// Count the open sessions through the relay's admin listener, https://HOST:PORT (with
+    /// --admin-ca and --client-cert/--client-key or --token-file, as `sessions list`).
+    #[arg(long, value_name = "URL", requires = "admin_ca")]
+    pub admin: Option<String>,
+    /// The CA the relay's certificate chains to, for --admin.
+    #[arg(long, value_name = "FILE", requires = "admin")]
+    pub admin_ca: Option<PathBuf>,
+    /// A client certificate from `certs issue --client NAME`, for --admin (with --client-key).
+    #[arg(long, value_name = "FILE", requires_all = ["client_key", "admin"])]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's key.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// A file holding the relay's admin token, for --admin.
+    #[arg(long, value_name = "FILE", requires = "admin")]
+    pub token_file: Option<PathBuf>,
 }
 
 impl StatusArgs {
+    /// `--admin` and its credentials, as `sessions list` takes them.
+    pub fn admin_options(&self) -> Option<crate::sessions::AdminOptions> {
+        Some(crate::sessions::AdminOptions {
+            url: self.admin.clone()?,
+            ca: self.admin_ca.clone()?,
+            client: self.client_cert.clone().zip(self.client_key.clone()),
+            token_file: self.token_file.clone(),
+        })
+    }
+
     /// Refuses flags of the other target, and those that mean nothing to a status.
     pub fn check_target_flags(&self) -> Result<(), String> {
         check_reader_flags("status", &self.place, self.namespace.is_some())

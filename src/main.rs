@@ -222,8 +222,9 @@ fn deploy(a: cli::DeployArgs, out: &Output) -> Result<ExitCode> {
 
 fn status(a: cli::StatusArgs, out: &Output) -> Result<ExitCode> {
     a.check_target_flags().map_err(Failure::usage)?;
+    let admin = a.admin_options();
     let status = runtime()?.block_on(async {
-        match a.place.target {
+        let status = match a.place.target {
             Target::Podman => {
                 deploy::status::podman(a.place.host.first().map(String::as_str), a.place.identity.as_deref(), a.connect_to.as_deref()).await
             }
@@ -232,7 +233,11 @@ fn status(a: cli::StatusArgs, out: &Output) -> Result<ExitCode> {
                 let namespace = a.namespace.or(kube.namespace).unwrap_or_else(|| spec::DEFAULT_NAMESPACE.into());
                 deploy::status::kubernetes(&kube.client, &namespace, a.connect_to.as_deref()).await
             }
-        }
+        }?;
+        Ok::<_, Failure>(match &admin {
+            Some(admin) => status.count_sessions(admin).await,
+            None => status,
+        })
     })?;
     out.report(&status, || status.to_string());
     checked(status.ok)

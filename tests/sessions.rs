@@ -56,6 +56,21 @@ async fn an_operator_with_a_client_certificate_or_the_token_lists_and_ends_conso
     assert_eq!(sessions[0]["target"], format!("tcp://127.0.0.1:{vm}"));
     assert_eq!(sessions[0]["to_browser"], 5);
 
+    // What `status --admin` adds: the count, or a problem (the check fails) when it cannot be read.
+    let admin_with = |token: &std::path::Path| wsproxyctl::sessions::AdminOptions {
+        url: admin.clone(),
+        ca: ca.clone(),
+        client: None,
+        token_file: Some(token.to_path_buf()),
+    };
+    let counted = wsproxyctl::deploy::status::Status { ok: true, ..Default::default() }.count_sessions(&admin_with(&token_file)).await;
+    assert_eq!((counted.open_sessions, counted.ok), (Some(1), true));
+    assert!(counted.to_string().contains("1 open session(s), from the admin listener"), "{counted}");
+    let bad = dir.path().join("bad-token");
+    std::fs::write(&bad, "11111111111111111111111111111111").unwrap();
+    let failed = wsproxyctl::deploy::status::Status { ok: true, ..Default::default() }.count_sessions(&admin_with(&bad)).await;
+    assert!(!failed.ok && failed.problems[0].contains("refused the credentials"), "{failed:?}");
+
     // Text, with the token this time.
     let o = ctl_async(args("list", &["--token-file", s(&token_file)])).await;
     assert!(o.status.success(), "{}", stderr(&o));

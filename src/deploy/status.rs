@@ -33,6 +33,9 @@ pub struct Status {
     /// Where the certificate was read, and its days left.
     pub certificate_from: Option<String>,
     pub certificate_days_left: Option<i64>,
+    /// The open sessions, counted through the relay's admin listener (`--admin`), and its URL.
+    pub open_sessions: Option<usize>,
+    pub sessions_from: Option<String>,
     /// Why the check failed (empty: ok).
     pub problems: Vec<String>,
     pub ok: bool,
@@ -49,6 +52,11 @@ impl std::fmt::Display for Status {
             (Some(at), None) => writeln!(f, "  certificate: could not be read at {at}")?,
             _ => writeln!(f, "  certificate: no address to read it from (pass --connect-to HOST:PORT)")?,
         }
+        match (&self.sessions_from, self.open_sessions) {
+            (Some(at), Some(n)) => writeln!(f, "  {n} open session(s), from the admin listener at {at}")?,
+            (Some(at), None) => writeln!(f, "  open sessions: could not be read at {at}")?,
+            _ => writeln!(f, "  open sessions: pass --admin URL (the relay's WSPROXY_ADMIN_LISTEN) to count them")?,
+        }
         for p in &self.problems {
             writeln!(f, "  problem: {p}")?;
         }
@@ -57,6 +65,20 @@ impl std::fmt::Display for Status {
 }
 
 impl Status {
+    /// Count the open sessions through the relay's admin listener; a listener that cannot be
+    /// read is a problem (the check fails), like a certificate that cannot.
+    pub async fn count_sessions(mut self, admin: &crate::sessions::AdminOptions) -> Status {
+        self.sessions_from = Some(admin.url.clone());
+        match crate::sessions::list(admin).await {
+            Ok(listing) => self.open_sessions = Some(listing.sessions.len()),
+            Err(e) => {
+                self.problems.push(format!("the open sessions could not be read from the admin listener: {}", e.message));
+                self.ok = false;
+            }
+        }
+        self
+    }
+
     fn conclude(mut self) -> Status {
         if !self.running {
             self.problems.push("the relay is not running".into());
