@@ -332,7 +332,8 @@ struct Upgraded<S> {
 /// task's type holds the plain and the TLS variant, and would otherwise be as large as the
 /// larger for every session). The browser socket is boxed once more on its way to the pump,
 /// which owns it (to move it between runtime lanes, `crate::runtime`), so that no future on
-/// the way keeps a copy: idle sessions 10.8 KiB (ws) / 19.3 KiB (wss), docs/BENCHMARKS.md.
+/// the way keeps a copy: idle sessions 11.3 KiB (ws) / 19.9 KiB (wss) at 24242dc (the admin
+/// listener's registry entry included), docs/BENCHMARKS.md.
 async fn serve_then_relay<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome + 'static>(
     stream: S,
     peer: SocketAddr,
