@@ -28,16 +28,7 @@ pub struct AdminOptions {
 }
 
 /// One open session, as the relay lists it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Session {
-    pub id: String,
-    pub client: String,
-    pub target: String,
-    pub started: String,
-    pub to_target: u64,
-    pub to_browser: u64,
-    pub ticket: String,
-}
+pub use wsproxy::registry::SessionView as Session;
 
 /// What `sessions list` prints.
 #[derive(Debug, serde::Serialize)]

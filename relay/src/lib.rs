@@ -20,7 +20,7 @@ pub mod http;
 pub mod listener;
 pub mod metrics;
 pub mod real_client;
-mod registry;
+pub mod registry;
 mod rehome;
 pub mod reload;
 pub mod replay;

@@ -36,8 +36,9 @@ struct Entry {
     control: Control,
 }
 
-/// One session as the admin listener lists it.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+/// One session as the admin listener lists it (and `wsproxyctl sessions list` reads it: one
+/// definition of the wire format).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct SessionView {
     pub id: String,
     pub client: String,
