@@ -62,8 +62,14 @@ impl AdminAuth {
     }
 }
 
+/// Admin connections served at once; more are closed unanswered. Before it is authenticated a
+/// connection costs a TLS handshake and a bounded head (at most 10 s): an operator needs a
+/// handful, and nobody gets to make the relay hold thousands.
+pub const MAX_ADMIN_CONNECTIONS: usize = 16;
+
 /// Serve the admin listener until the task is aborted.
 pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, auth: Arc<AdminAuth>, registry: Arc<Registry>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -73,8 +79,13 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, auth: Arc<Admin
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(client = %peer, "admin listener: {MAX_ADMIN_CONNECTIONS} connections already open; closed");
+            continue;
+        };
         let (acceptor, auth, registry) = (acceptor.clone(), auth.clone(), registry.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             if tokio::time::timeout(Duration::from_secs(10), one_request(tcp, peer, acceptor, &auth, &registry)).await.is_err() {
                 tracing::debug!(client = %peer, "admin request not complete within 10 s; closed");
             }

@@ -121,6 +121,25 @@ async fn an_operator_lists_and_ends_sessions_with_a_client_certificate_or_a_toke
     let (status, body) = admin(admin_port, operator, "POST", "/sessions/kill", None).await.unwrap();
     assert_eq!(status, 400, "{body}");
     assert!(!relay.log_text().contains(TOKEN), "the token was logged");
+
+    // Connections that never authenticate hold at most 16 places; beyond, closed at once, and
+    // the listener serves again when they go.
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        idle.push(tokio::net::TcpStream::connect(("127.0.0.1", admin_port)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(admin(admin_port, plain.clone(), "GET", "/sessions", Some(TOKEN)).await.is_err(), "a 17th connection was served");
+    drop(idle);
+    let mut served = Err(String::new());
+    for _ in 0..50 {
+        served = admin(admin_port, plain.clone(), "GET", "/sessions", Some(TOKEN)).await;
+        if served.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served.unwrap().0, 200);
 }
 
 #[test]
