@@ -18,6 +18,7 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("wsproxyctl deploy --target podman", "tests/deploy_podman.rs runs this deploy over ssh with the same flags"),
     ("wsproxyctl deploy --target k8s", "needs a cluster: tests/deploy_k8s.rs against a scripted API server, tests/kind.rs on kind"),
     ("engine-config -s", "needs an engine: tests/deploy_podman.rs runs --configure-engine against engine-config stand-ins"),
+    ("wsproxyctl sessions", "needs a relay with its admin listener on: tests/sessions.rs runs list and kill against one"),
 ];
 
 /// Lines not run inside blocks that are run, and why.
