@@ -97,11 +97,6 @@ impl ClientTrust {
         Ok(ClientTrust { proxies: nets, proxy_protocol })
     }
 
-    /// Nothing trusted, no PROXY header: every peer is the client (the default).
-    pub fn none() -> ClientTrust {
-        ClientTrust { proxies: Vec::new(), proxy_protocol: ProxyProtocol::Off }
-    }
-
     pub fn trusts(&self, ip: IpAddr) -> bool {
         self.proxies.iter().any(|net| net.contains(&ip))
     }
