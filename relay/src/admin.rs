@@ -71,13 +71,8 @@ pub const MAX_ADMIN_CONNECTIONS: usize = 16;
 pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, auth: Arc<AdminAuth>, registry: Arc<Registry>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "admin listener: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+        let Some((tcp, peer)) = crate::listener::accept(&listener).await else {
+            continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::debug!(client = %peer, "admin listener: {MAX_ADMIN_CONNECTIONS} connections already open; closed");

@@ -76,6 +76,19 @@ pub fn client_address(peer: SocketAddr) -> SocketAddr {
     SocketAddr::new(peer.ip().to_canonical(), peer.port())
 }
 
+/// Accept one connection, its peer written canonically; on an error (EMFILE and friends) log
+/// it and back off instead of spinning. The relay's, the metrics' and the admin listener use it.
+pub async fn accept(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
+    match listener.accept().await {
+        Ok((tcp, peer)) => Some((tcp, client_address(peer))),
+        Err(e) => {
+            tracing::warn!(error = %e, address = ?listener.local_addr().ok(), "accept failed");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            None
+        }
+    }
+}
+
 /// Close the listener, first accepting every connection already queued on it. Returns them
 /// with their peers, to be served like any other.
 pub fn close_after_sweep(listener: TcpListener) -> Vec<(TcpStream, SocketAddr)> {

@@ -238,19 +238,6 @@ impl Relay {
     }
 }
 
-/// Accept one connection; on an error (EMFILE and friends) log it and back off instead of
-/// spinning. Both the relay and the metrics listener use it.
-async fn accept(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
-    match listener.accept().await {
-        Ok((tcp, peer)) => Some((tcp, listener::client_address(peer))),
-        Err(e) => {
-            tracing::warn!(error = %e, "accept failed");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            None
-        }
-    }
-}
-
 /// Wait until no session is open, or the deadline passes.
 async fn wait_sessions_closed(sessions: &Sessions, deadline: tokio::time::Instant) {
     loop {
@@ -366,7 +353,7 @@ async fn accept_until(listener: &TcpListener, state: &Arc<State>, stop: impl std
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            accepted = accept(listener) => if let Some((tcp, peer)) = accepted {
+            accepted = listener::accept(listener) => if let Some((tcp, peer)) = accepted {
                 // Counted here, in accept order, not in the spawned task: under load the
                 // tasks may run in any order and the cap must hold all the same.
                 let handshake = Handshake::enter(state);
@@ -630,7 +617,7 @@ async fn relay_session<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome + 'stat
 
 async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
-        let Some((mut tcp, _)) = accept(&listener).await else {
+        let Some((mut tcp, _)) = listener::accept(&listener).await else {
             continue;
         };
         let metrics = metrics.clone();
