@@ -131,12 +131,7 @@ async fn call(o: &AdminOptions, method: &str, path: &str) -> Result<Vec<u8>> {
 }
 
 fn tls(o: &AdminOptions) -> Result<Arc<rustls::ClientConfig>> {
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(&o.ca).map_err(|e| Failure::usage(format!("--ca {}: {e}", o.ca.display())))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| Failure::usage(format!("--ca {}: {e}", o.ca.display())))?;
-        roots.add(cert).map_err(|e| Failure::usage(format!("--ca {}: {e}", o.ca.display())))?;
-    }
+    let roots = wsproxy::tls::roots_from(&o.ca).map_err(|e| Failure::usage(format!("--ca: {e}")))?;
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Failure::environment(e.to_string()))?

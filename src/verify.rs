@@ -134,12 +134,7 @@ enum TicketAnswer {
 }
 
 fn ca_roots(path: &Path) -> Result<rustls::RootCertStore> {
-    let chain = wsproxy::tls::read_chain(path).map_err(|e| Failure::usage(format!("--ca: {e}")))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in chain {
-        roots.add(c).map_err(|e| Failure::usage(format!("--ca {}: {e}", path.display())))?;
-    }
-    Ok(roots)
+    wsproxy::tls::roots_from(path).map_err(|e| Failure::usage(format!("--ca: {e}")))
 }
 
 /// What `verify` needs, checked before any connection is made.

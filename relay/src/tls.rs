@@ -23,6 +23,15 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The certificates of a PEM file as trust anchors; errors name the file.
+pub fn roots_from(path: &Path) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_chain(path)? {
+        roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(roots)
+}
+
 /// Read a PEM certificate chain; errors name the file.
 pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -91,11 +100,7 @@ pub fn admin_server_config(cert: Arc<Reloadable<CertifiedKey>>, client_ca: Optio
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(path) => {
-            let mut roots = RootCertStore::empty();
-            for cert in read_chain(path)? {
-                roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots_from(path)?), provider());
             let verifier = if token_too { verifier.allow_unauthenticated() } else { verifier };
             builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("{}: {e}", path.display()))?)
         }
@@ -111,13 +116,7 @@ pub fn admin_server_config(cert: Arc<Reloadable<CertifiedKey>>, client_ca: Optio
 pub fn target_client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
     let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(|e| e.to_string())?;
     let config = match ca {
-        Some(path) => {
-            let mut roots = RootCertStore::empty();
-            for cert in read_chain(path)? {
-                roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-            return client_config_trusting(roots);
-        }
+        Some(path) => return client_config_trusting(roots_from(path)?),
         None => builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate(provider()))).with_no_client_auth(),
     };
     Ok(Arc::new(config))
