@@ -6,14 +6,13 @@
 //! from the audit records, and from the per-address limit, which must count clients, not the
 //! balancer.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
+use testkit::from_address::{connect_from, upgrade, wss_upgrade_from};
 use testkit::{free_port, require_tool, sign_ticket, Pki, Proc, RelayProcess, TicketSpec};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The `fields` of every audit record in a JSON log.
 fn records(log: &str, kind: &str) -> Vec<serde_json::Value> {
@@ -28,41 +27,6 @@ fn records(log: &str, kind: &str) -> Vec<serde_json::Value> {
 fn clients(relay: &RelayProcess, kind: &str) -> Vec<String> {
     let log = relay.log_text();
     records(&log, kind).iter().map(|r| r["client"].as_str().unwrap().parse::<SocketAddr>().unwrap().ip().to_string()).collect()
-}
-
-/// A TCP connection to 127.0.0.1:`port` from `source` (an address of the loopback network).
-async fn connect_from(source: &str, port: u16) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::new(source.parse::<IpAddr>().unwrap(), 0)).unwrap();
-    socket.connect(testkit::local(port)).await.unwrap()
-}
-
-/// A websocket upgrade for `ticket` with `extra` header lines; the status and the stream (kept
-/// open by the caller while the session should last).
-async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, ticket: &str, extra: &str) -> (u16, S) {
-    let request = format!(
-        "GET /{ticket} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: binary\r\n{extra}\r\n"
-    );
-    io.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match tokio::time::timeout(Duration::from_secs(10), io.read(&mut byte)).await {
-            Ok(Ok(1)) => head.push(byte[0]),
-            other => panic!("no response head ({other:?}): {}", String::from_utf8_lossy(&head)),
-        }
-    }
-    let status = String::from_utf8_lossy(&head).split(' ').nth(1).unwrap().parse().unwrap();
-    (status, io)
-}
-
-/// wss through `port` from `source`.
-async fn wss_upgrade_from(source: &str, port: u16, ca: &Path, ticket: &str) -> (u16, impl AsyncRead + AsyncWrite + Unpin) {
-    let tcp = connect_from(source, port).await;
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(testkit::client_tls(ca)).connect(name, tcp).await.unwrap();
-    upgrade(tls, ticket, "").await
 }
 
 /// Records of `kind` in the relay's log, waiting until there are `n`.
