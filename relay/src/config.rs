@@ -149,7 +149,7 @@ pub mod key {
     };
     pub const WSPROXY_REUSE_PORT: Key = Key {
         name: "WSPROXY_REUSE_PORT",
-        help: "Bind the listener with SO_REUSEPORT, so a new relay of the same user can listen on the port before this one stops (hand-over on redeploy)",
+        help: "Bind the listeners (browsers', metrics, admin) with SO_REUSEPORT, so a new relay of the same user can listen on the ports before this one stops (hand-over on redeploy)",
         default: Some("False"),
     };
     pub const WSPROXY_CERT_RELOAD_INTERVAL: Key = Key {

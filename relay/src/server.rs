@@ -137,7 +137,9 @@ impl Relay {
                 let auth = AdminAuth::load(a.token_file.as_deref()).map_err(StartError::Admin)?;
                 let server = tls::admin_server_config(cert, a.client_ca.as_deref(), a.token_file.is_some())
                     .map_err(|e| StartError::Admin(format!("WSPROXY_ADMIN_CLIENT_CA: {e}")))?;
-                let listener = listener::bind(a.listen, false).map_err(|source| StartError::Listen {
+                // Shared like the browsers' port where a redeploy hands over: the draining relay
+                // keeps answering for its own consoles until they end.
+                let listener = listener::bind(a.listen, config.reuse_port).map_err(|source| StartError::Listen {
                     keys: key::WSPROXY_ADMIN_LISTEN.name,
                     addr: a.listen,
                     source,
