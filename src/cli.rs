@@ -205,6 +205,10 @@ pub struct StatusArgs {
     /// A file holding the relay's admin token, for --admin.
     #[arg(long, value_name = "FILE", requires = "admin")]
     pub token_file: Option<PathBuf>,
+    /// The name in the relay's certificate when --admin names another address (as
+    /// `sessions --server-name`: through `kubectl port-forward`).
+    #[arg(long, value_name = "NAME", requires = "admin")]
+    pub admin_server_name: Option<String>,
 }
 
 impl StatusArgs {
@@ -215,6 +219,7 @@ impl StatusArgs {
             ca: self.admin_ca.clone()?,
             client: self.client_cert.clone().zip(self.client_key.clone()),
             token_file: self.token_file.clone(),
+            server_name: self.admin_server_name.clone(),
         })
     }
 
@@ -578,6 +583,10 @@ pub struct AdminArgs {
     /// A file holding the relay's bearer token (its WSPROXY_ADMIN_TOKEN_FILE).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// The name in the relay's certificate (its proxy FQDN) when --admin names another
+    /// address, as `https://localhost:6101` through `kubectl port-forward`.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -597,7 +606,13 @@ pub struct KillArgs {
 
 impl From<AdminArgs> for crate::sessions::AdminOptions {
     fn from(a: AdminArgs) -> Self {
-        crate::sessions::AdminOptions { url: a.admin, ca: a.ca, client: a.client_cert.zip(a.client_key), token_file: a.token_file }
+        crate::sessions::AdminOptions {
+            url: a.admin,
+            ca: a.ca,
+            client: a.client_cert.zip(a.client_key),
+            token_file: a.token_file,
+            server_name: a.server_name,
+        }
     }
 }
 

@@ -48,21 +48,24 @@ pub fn host_header(host: &str, port: u16) -> String {
 /// GET `path` from `host:port` with the given TLS configuration. Returns status and body.
 /// HTTP/1.1 is hyper's (framing, chunked bodies, Content-Length); the body is bounded.
 pub async fn get(host: &str, port: u16, path: &str, tls: Arc<ClientConfig>) -> Result<(u16, Vec<u8>), String> {
-    request("GET", host, port, path, &[], tls).await
+    request("GET", host, port, host, path, &[], tls).await
 }
 
-/// [`get`] with another method (no body) and extra headers (the admin listener's bearer token).
+/// [`get`] with another method (no body), extra headers (the admin listener's bearer token),
+/// and the name the server's certificate must carry (`host` unless connecting elsewhere, as
+/// through `kubectl port-forward`).
 pub async fn request(
     method: &str,
     host: &str,
     port: u16,
+    server_name: &str,
     path: &str,
     headers: &[(&str, String)],
     tls: Arc<ClientConfig>,
 ) -> Result<(u16, Vec<u8>), String> {
     let fut = async {
         let tcp = TcpStream::connect((host, port)).await.map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-        let name = wsproxy::tls::server_name(host)?;
+        let name = wsproxy::tls::server_name(server_name)?;
         let stream = TlsConnector::from(tls).connect(name, tcp).await.map_err(|e| format!("TLS with {host}:{port} failed: {e}"))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await

@@ -25,6 +25,9 @@ pub struct AdminOptions {
     pub client: Option<(PathBuf, PathBuf)>,
     /// A file holding the bearer token.
     pub token_file: Option<PathBuf>,
+    /// The name the relay's certificate carries, when the URL names another (`localhost`
+    /// through `kubectl port-forward`).
+    pub server_name: Option<String>,
 }
 
 /// One open session, as the relay lists it.
@@ -116,7 +119,8 @@ async fn call(o: &AdminOptions, method: &str, path: &str) -> Result<Vec<u8>> {
         ));
     }
     let headers: Vec<(&str, String)> = token.iter().map(|t| ("authorization", format!("Bearer {t}"))).collect();
-    let (status, body) = https_get::request(method, &host, port, path, &headers, tls(o)?)
+    let name = o.server_name.as_deref().unwrap_or(&host);
+    let (status, body) = https_get::request(method, &host, port, name, path, &headers, tls(o)?)
         .await
         .map_err(|e| Failure::environment(format!("{}: {e}", o.url)))?;
     match status {

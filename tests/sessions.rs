@@ -62,6 +62,7 @@ async fn an_operator_with_a_client_certificate_or_the_token_lists_and_ends_conso
         ca: ca.clone(),
         client: None,
         token_file: Some(token.to_path_buf()),
+        server_name: None,
     };
     let counted = wsproxyctl::deploy::status::Status { ok: true, ..Default::default() }.count_sessions(&admin_with(&token_file)).await;
     assert_eq!((counted.open_sessions, counted.ok), (Some(1), true));
@@ -70,6 +71,12 @@ async fn an_operator_with_a_client_certificate_or_the_token_lists_and_ends_conso
     std::fs::write(&bad, "11111111111111111111111111111111").unwrap();
     let failed = wsproxyctl::deploy::status::Status { ok: true, ..Default::default() }.count_sessions(&admin_with(&bad)).await;
     assert!(!failed.ok && failed.problems[0].contains("refused the credentials"), "{failed:?}");
+
+    // --server-name is the name the certificate is checked for (through a port-forward the URL
+    // says localhost while the certificate names the proxy): one it does not carry fails.
+    let o = ctl_async(args("list", &["--token-file", s(&token_file), "--server-name", "other.example.com"])).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("TLS"), "{}", stderr(&o));
 
     // Text, with the token this time.
     let o = ctl_async(args("list", &["--token-file", s(&token_file)])).await;
