@@ -159,6 +159,53 @@ pub struct Metrics {
     pub service_monitor: bool,
 }
 
+/// The admin listener (`wsproxyctl sessions list|kill`, and the session count in `status`): TLS
+/// on a port of its own, never the browsers' one, off unless given. Operators prove who they
+/// are with a client certificate from the engine CA (`certs issue --client NAME`), a bearer
+/// token, or either.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Admin {
+    /// Port of the admin listener (the relay's WSPROXY_ADMIN_LISTEN, on every address).
+    #[serde(default = "default_admin_port")]
+    pub port: u16,
+    /// Admit client certificates signed by the engine CA (the certificates' `ca.pem`, already
+    /// deployed with the relay's own certificate).
+    #[serde(default = "yes")]
+    pub client_certificates: bool,
+    /// Podman: a file (on the machine running wsproxyctl; relative to this file) holding a
+    /// bearer token, at least 16 characters on one line; it becomes a podman secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Kubernetes: an existing Secret holding the bearer token under the key `token` (it
+    /// never passes through wsproxyctl or Helm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret: Option<String>,
+    /// What `tokenFile` holds, read and checked when the spec is loaded.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub token: Option<AdminToken>,
+}
+
+/// The admin token's text, never printed (a spec is printed in debug output).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(pub String);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+fn default_admin_port() -> u16 {
+    DEFAULT_ADMIN_PORT
+}
+pub const DEFAULT_ADMIN_PORT: u16 = 6101;
+
+fn yes() -> bool {
+    true
+}
+
 fn default_metrics_port() -> u16 {
     DEFAULT_METRICS_PORT
 }
@@ -341,6 +388,9 @@ pub struct DeploySpec {
     /// Kubernetes: Prometheus metrics (unset: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
+    /// The admin listener for live session control (unset: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<Admin>,
     /// Kubernetes: a cert-manager Certificate for proxyFqdn makes the relay's certificate and
     /// key (renewals are served without a restart); `certs` then holds only engine.cer and the
     /// issuer's CA as ca.pem (what verify trusts).
@@ -428,6 +478,9 @@ impl DeploySpec {
                             *file = dir.join(&*file);
                         }
                     }
+                    if let Some(token) = spec.admin.as_mut().and_then(|a| a.token_file.as_mut()).filter(|f| f.is_relative()) {
+                        *token = dir.join(&*token);
+                    }
                 }
                 spec
             }
@@ -476,6 +529,9 @@ impl DeploySpec {
         if let Some(store) = spec.replay_store.as_mut() {
             store.files = read_replay_store_files(store)?;
         }
+        if let Some(admin) = spec.admin.as_mut() {
+            admin.token = admin.token_file.as_deref().map(read_admin_token).transpose()?;
+        }
         Ok(spec)
     }
 
@@ -501,6 +557,7 @@ impl DeploySpec {
         }
         self.validate_replay_store()?;
         self.validate_extras()?;
+        self.validate_admin()?;
         let label_ok = |s: &str| {
             !s.is_empty()
                 && s.len() <= 63
@@ -592,6 +649,42 @@ impl DeploySpec {
         Ok(())
     }
 
+    /// The admin listener: a port of its own and at least one way to tell who asks.
+    fn validate_admin(&self) -> Result<()> {
+        let Some(admin) = &self.admin else { return Ok(()) };
+        let bad = |field: &str, why: String| Err(Failure::usage(format!("{field}: {why}")));
+        let metrics = self.metrics.as_ref().map(|m| m.port);
+        if admin.port == 0 || admin.port == self.port || Some(admin.port) == metrics {
+            return bad(
+                "admin.port",
+                format!("{} is not a port of its own (the browsers' port is {}, metrics' {metrics:?})", admin.port, self.port),
+            );
+        }
+        if !admin.client_certificates && admin.token_file.is_none() && admin.token_secret.is_none() {
+            return bad(
+                "admin",
+                "no way to tell who asks: keep clientCertificates: true (certificates from `certs issue --client`), or \
+                 give tokenFile (podman) or tokenSecret (Kubernetes)"
+                    .into(),
+            );
+        }
+        if admin.token_file.is_some() && admin.token_secret.is_some() {
+            return bad("admin.tokenFile", "give tokenSecret (Kubernetes) or tokenFile (podman), not both".into());
+        }
+        if let Some(name) = admin.token_secret.as_deref().filter(|n| !secret_name_ok(n)) {
+            return bad("admin.tokenSecret", format!("{name:?} is not a Kubernetes Secret name (lower case, digits, - and .)"));
+        }
+        if admin.client_certificates && self.cert_manager.is_some() {
+            return bad(
+                "admin.clientCertificates",
+                "with certManager the engine CA is not deployed beside the relay: set clientCertificates: false and give \
+                 tokenSecret"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     /// Single use across replicas: more than one replica needs a shared store, or an explicit
     /// choice of per-replica single use.
     fn validate_replay_store(&self) -> Result<()> {
@@ -660,6 +753,12 @@ impl DeploySpec {
                  metrics listener from wsproxyctl yet: drop metrics: for --target podman",
             ));
         }
+        if self.admin.as_ref().is_some_and(|a| a.token_secret.is_some()) {
+            return Err(Failure::usage(
+                "admin.tokenSecret names a Kubernetes Secret; for podman give admin.tokenFile (a file here, copied into a \
+                 podman secret)",
+            ));
+        }
         if let Some(store) = &self.replay_store {
             if store.password_secret.is_some() || store.ca_secret.is_some() {
                 return Err(Failure::usage(
@@ -674,6 +773,12 @@ impl DeploySpec {
     /// Kubernetes reads Secrets, not files on this machine: refuse the podman-only file fields
     /// instead of ignoring them.
     pub fn check_k8s(&self) -> Result<()> {
+        if self.admin.as_ref().is_some_and(|a| a.token_file.is_some()) {
+            return Err(Failure::usage(
+                "admin.tokenFile is for podman; on Kubernetes create a Secret with the token under the key `token` and \
+                 name it in admin.tokenSecret",
+            ));
+        }
         if let Some(store) = &self.replay_store {
             if store.password_file.is_some() || store.ca_file.is_some() {
                 return Err(Failure::usage(
@@ -768,6 +873,22 @@ fn read_replay_store_files(store: &ReplayStore) -> Result<ReplayStoreFiles> {
     Ok(ReplayStoreFiles { password, ca_pem })
 }
 
+/// `admin.tokenFile`: the token alone on one line, at least 16 characters (as the relay
+/// requires of WSPROXY_ADMIN_TOKEN_FILE), so a deploy never ships one the relay refuses.
+fn read_admin_token(path: &Path) -> Result<AdminToken> {
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("admin.tokenFile {}: {e}", path.display())))?;
+    let token = text.trim_end_matches(['\r', '\n']);
+    if token.chars().count() < 16 || token.contains(['\r', '\n']) || token.chars().any(char::is_whitespace) {
+        return Err(Failure::usage(format!(
+            "admin.tokenFile {}: expected the token alone on one line, at least 16 characters without spaces \
+             (e.g. `openssl rand -hex 16 > {}`)",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(AdminToken(token.to_string()))
+}
+
 /// A Kubernetes object name (DNS-1123 subdomain): lower case letters, digits, `-` and `.`.
 fn secret_name_ok(s: &str) -> bool {
     !s.is_empty()
@@ -851,6 +972,12 @@ targetAllow:
 # send-proxy-v2; off, optional or required). Forwarded / X-Forwarded-For from them count too.
 # trustedProxies: [10.0.0.0/8]
 # proxyProtocol: required
+
+# Live session control (`wsproxyctl sessions list|kill`, counted by `status`) on a TLS port
+# of its own; operators show a certificate from `certs issue --client NAME`, or a token:
+# podman: tokenFile (a file here, at least 16 characters, copied into a podman secret);
+# Kubernetes: tokenSecret (an existing Secret, key "token"), reached by kubectl port-forward.
+# admin: { port: 6101, clientCertificates: true, tokenFile: ./admin-token }
 
 # Extra labels on every object.
 labels: {}
@@ -972,6 +1099,44 @@ pub(crate) mod tests {
         }
         let ok = with("labels:\n  example.com/team: consoles\n  tier: \"\"\n").unwrap();
         assert_eq!(ok.labels.len(), 2);
+    }
+
+    /// `admin:` needs a port of its own and a way to tell who asks; its token file is read
+    /// relative to deploy.yaml, must be long enough for the relay, and never printed; each
+    /// target refuses the other's way of passing the token rather than ignoring it.
+    #[test]
+    fn the_admin_listener_is_checked_before_anything_is_deployed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("deploy.yaml");
+        let load = |text: &str| {
+            std::fs::write(&f, format!("proxyFqdn: p.example\nport: 6100\nmetrics: {{port: 9100}}\n{text}")).unwrap();
+            DeploySpec::load(Some(&f), &Overrides::default())
+        };
+        let defaults = load("admin: {}\n").unwrap().admin.unwrap();
+        assert_eq!((defaults.port, defaults.client_certificates, defaults.token), (DEFAULT_ADMIN_PORT, true, None));
+        for (text, says) in [
+            ("admin: {port: 6100}", "admin.port"),
+            ("admin: {port: 9100}", "admin.port"),
+            ("admin: {clientCertificates: false}", "no way to tell who asks"),
+            ("admin: {tokenFile: missing}", "admin.tokenFile"),
+            ("admin: {tokenFile: short}", "at least 16 characters"),
+            ("admin: {portt: 1}", "unknown field"),
+            ("admin: {tokenSecret: Ops_Token}", "admin.tokenSecret"),
+            ("admin: {tokenSecret: t, tokenFile: admin-token}", "not both"),
+            ("admin: {}\ncertManager: {issuer: ca}", "admin.clientCertificates"),
+        ] {
+            std::fs::write(dir.path().join("short"), "abc\n").unwrap();
+            let e = load(&format!("{text}\n")).unwrap_err().to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        std::fs::write(dir.path().join("admin-token"), "s3cr3t-t0ken-0123456789\n").unwrap();
+        let spec = load("admin: {port: 6200, clientCertificates: false, tokenFile: admin-token}\n").unwrap();
+        assert_eq!(spec.admin.as_ref().and_then(|a| a.token.as_ref()).map(|t| t.0.as_str()), Some("s3cr3t-t0ken-0123456789"));
+        assert!(!format!("{spec:?}").contains("s3cr3t"), "the token is never printed");
+        assert!(spec.check_k8s().unwrap_err().message.contains("admin.tokenSecret"));
+        let spec = DeploySpec { metrics: None, ..load("admin: {tokenSecret: ops-token}\n").unwrap() };
+        assert!(spec.check_k8s().is_ok());
+        assert!(spec.check_podman().unwrap_err().message.contains("admin.tokenFile"));
     }
 
     #[test]

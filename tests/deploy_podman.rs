@@ -198,6 +198,7 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     configure_engine_points_the_engine_once(&f);
     quadlet_without_systemd_is_refused(&f);
     a_new_certificate_is_served_after_a_redeploy(&f);
+    day_two_behind_haproxy_sessions_and_audit_on_the_host(&f).await;
     redeploys_under_streaming_consoles_drop_nothing(&f).await;
     undeploy_and_a_rolled_back_deploy_leave_nothing(&f).await;
 }
@@ -344,6 +345,110 @@ fn a_new_certificate_is_served_after_a_redeploy(f: &SshDeploy) {
     assert_eq!(v["change"], "HandedOver", "{v}");
     assert_eq!(v["verify"]["ok"], true);
     assert_ne!(serial(), before, "the new certificate is served");
+}
+
+/// Day two on the deployed relay, end to end: HAProxy in front of it sends PROXY protocol v2
+/// (`trustedProxies`, `proxyProtocol` in deploy.yaml), and a browser behind HAProxy connects
+/// from an address of its own. The admin listener (`admin:`) is named by `status`; an operator
+/// with a client certificate from the engine CA lists the console under the browser's address
+/// (not HAProxy's); one with the token (shipped as a podman secret) ends it by that address and
+/// the browser gets 1008; no credentials, no answer. `logs` holds the audit records of both
+/// ends of that session. A redeploy then hands the admin port over like the browsers' one.
+async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
+    testkit::require_tool("haproxy");
+    let admin_port = free_port();
+    let token = f.dir.path().join("admin-token");
+    std::fs::write(&token, "7e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b\n").unwrap();
+    let spec = f.dir.path().join("day-two.yaml");
+    std::fs::write(
+        &spec,
+        format!("admin: {{port: {admin_port}, tokenFile: admin-token}}\ntrustedProxies: [127.0.0.1/32]\nproxyProtocol: optional\n"),
+    )
+    .unwrap();
+    let v = f.run_json(&["-f", s(&spec), "--no-verify"]);
+    assert_eq!(v["change"], "HandedOver", "{v}");
+    let place = ["--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity)];
+    let o = deploy(&f.ssh, &[&["status"], &place[..]].concat());
+    assert!(stdout(&o).contains(&format!("pass --admin https://127.0.0.1:{admin_port}")), "{}{}", stdout(&o), stderr(&o));
+
+    let front = free_port();
+    let cfg = f.dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\
+             frontend consoles\n  bind 127.0.0.1:{front}\n  default_backend relays\n\
+             backend relays\n  server relay 127.0.0.1:{} send-proxy-v2\n",
+            f.port
+        ),
+    )
+    .unwrap();
+    let _haproxy = testkit::Proc::spawn(Command::new("haproxy").arg("-db").arg("-f").arg(&cfg), f.dir.path().join("haproxy.log"), front);
+    let vm = testkit::echo_target().await;
+    let ca = f.certs.join("ca.pem");
+    let ticket = sign_ticket(&f.pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
+    let (status, mut browser) = testkit::from_address::wss_upgrade_from("127.0.0.9", front, &ca, &ticket).await;
+    assert_eq!(status, 101);
+
+    let o = common::ctl(&[
+        "certs",
+        "issue",
+        "--client",
+        "ops",
+        "--ca-cert",
+        s(&f.pki.ca_cert),
+        "--ca-key",
+        s(&f.pki.ca_key),
+        "--out",
+        s(&f.certs),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let admin = format!("https://localhost:{admin_port}");
+    let [cert, key] = ["admin-ops.cer", "admin-ops.key"].map(|file| f.certs.join(file));
+    let sessions = |verb: &str, how: &[&str]| {
+        let args = [&["sessions", verb, "--admin", &admin, "--ca", s(&ca)][..], how].concat();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        async move { common::ctl_async(args).await }
+    };
+    let o = sessions("list", &["--client-cert", s(&cert), "--client-key", s(&key), "-o", "json"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let open = listed["sessions"].as_array().unwrap();
+    assert_eq!(open.len(), 1, "{listed}");
+    assert!(open[0]["client"].as_str().unwrap().starts_with("127.0.0.9:"), "the browser, not HAProxy: {listed}");
+    let o = sessions("list", &[]).await;
+    assert_eq!(o.status.code(), Some(2), "no credentials: {}", stderr(&o));
+    let o = sessions("kill", &["--token-file", s(&token), "--client", "127.0.0.9"]).await;
+    assert!(o.status.success() && stdout(&o).contains("ended 1 session"), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(testkit::from_address::close_code(&mut browser, Duration::from_secs(5)).await, Some(1008));
+    drop(browser);
+
+    // The audit records, read where the relay runs.
+    let session = open[0]["id"].as_str().map_or_else(|| open[0]["id"].to_string(), str::to_string);
+    let mut records = Vec::new();
+    for _ in 0..50 {
+        let o = deploy(&f.ssh, &[&["logs"], &place[..], &["--since", "5m"]].concat());
+        records = stdout(&o)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| v["fields"].clone())
+            .filter(|r| r["session"].as_str() == Some(&session) && r["record"].is_string())
+            .collect::<Vec<_>>();
+        if records.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let kinds: Vec<_> = records.iter().map(|r| (r["record"].as_str(), r["client"].as_str().map(|c| c.starts_with("127.0.0.9:")))).collect();
+    assert_eq!(kinds, [(Some("session_start"), Some(true)), (Some("session_end"), Some(true))], "{records:?}");
+    assert_eq!(records[1]["end"], "killed", "{records:?}");
+
+    // A redeploy (new certificates) hands the admin port over like the browsers' one.
+    common::issue_localhost(&f.pki, &f.certs);
+    let v = f.run_json(&["-f", s(&spec), "--no-verify"]);
+    assert_eq!(v["change"], "HandedOver", "{v}");
+    let o = sessions("list", &["--token-file", s(&token)]).await;
+    assert!(o.status.success() && stdout(&o).contains("no open sessions"), "{}{}", stdout(&o), stderr(&o));
 }
 
 /// The hand-over measured with real podman: 200 consoles stream through the deployed relay

@@ -271,18 +271,28 @@ fn bad_spec_files_name_line_and_field() {
 
 #[test]
 fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
-    let (_keep, certs) = certs();
+    let common::EngineSide { dir: _keep, pki, certs } = common::engine_side();
     let out = tempfile::tempdir().unwrap();
     let suffix = std::process::id();
     // A local image name so the run below can use the image test's archive.
     let image = format!("localhost/wsproxy-render-test:{suffix}");
     // With a target CA (here the test CA): one more podman secret, named by WSPROXY_TARGET_CA.
+    // With the admin listener: its port published, its token one more secret.
     let spec_file = out.path().join("deploy.yaml");
-    std::fs::write(&spec_file, format!("proxyFqdn: localhost\ntargetCa: {}\n", certs.join("ca.pem").display())).unwrap();
+    let token = out.path().join("admin-token");
+    std::fs::write(&token, "5d0c3f6e9a8b7c6d5e4f3a2b1c0d9e8f\n").unwrap();
+    std::fs::write(
+        &spec_file,
+        format!("proxyFqdn: localhost\ntargetCa: {}\nadmin: {{port: 6101, tokenFile: admin-token}}\n", certs.join("ca.pem").display()),
+    )
+    .unwrap();
     render("podman", out.path(), &["-f", s(&spec_file), "--certs", s(&certs), "--image", &image]);
     let unit = std::fs::read_to_string(out.path().join("wsproxy.container")).unwrap();
     assert!(!unit.contains("AutoUpdate"), "no auto-update for a local image");
     assert!(unit.contains("Secret=wsproxy-target-ca,"), "{unit}");
+    assert!(unit.contains("Secret=wsproxy-admin-token,") && unit.contains("PublishPort=6101:6101"), "{unit}");
+    let pod = std::fs::read_to_string(out.path().join("wsproxy-pod.yaml")).unwrap();
+    assert!(pod.contains("hostPort: 6101") && pod.contains("wsproxy-admin-token:"), "the kube-play Pod too: {pod}");
 
     let units = tempfile::tempdir().unwrap();
     std::fs::copy(out.path().join("wsproxy.container"), units.path().join("wsproxy.container")).unwrap();
@@ -340,13 +350,17 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
         std::fs::write(&f, &secret.data).unwrap();
         run(podman().args(["secret", "create", &secret.name, s(&f)]));
     }
-    let port = free_port();
+    let (port, admin_port) = (free_port(), free_port());
     let cid = out.path().join("cid");
     let args: Vec<String> = exec
         .split_whitespace()
         .skip(2) // "/usr/bin/podman run"
         .filter(|a| !a.starts_with("--cgroups=") && !a.starts_with("--sdnotify=") && !a.starts_with("--cidfile="))
-        .map(|a| if a == "6100:6100" { format!("127.0.0.1:{port}:6100") } else { a.to_string() })
+        .map(|a| match a {
+            "6100:6100" => format!("127.0.0.1:{port}:6100"),
+            "6101:6101" => format!("127.0.0.1:{admin_port}:6101"),
+            _ => a.to_string(),
+        })
         .collect();
     let _ = podman().args(["rm", "-f", "wsproxy"]).output();
     let o = podman().arg("run").arg(format!("--cidfile={}", cid.display())).args(&args).output().unwrap();
@@ -362,9 +376,35 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
         panic!("podman run {args:?}: {}", stderr(&o));
     }
     let last = common::wait_healthz(port, &certs.join("ca.pem"));
+    let admin = admin_answers(&pki, &certs, &token, admin_port);
     let logs = podman().args(["logs", "wsproxy"]).output().unwrap();
     cleanup();
     assert_eq!(last, Ok((200, "ok\n".to_string())), "{}", stderr(&logs));
+    assert_eq!(admin, ["no open sessions", "no open sessions", "refused"], "{}", stderr(&logs));
+}
+
+/// `sessions list` at the unit's admin port, with a client certificate from the engine CA,
+/// with the token file, and with a token the relay does not know: what each got.
+fn admin_answers(pki: &testkit::Pki, certs: &Path, token: &Path, port: u16) -> Vec<&'static str> {
+    let o = ctl(&["certs", "issue", "--client", "ops", "--ca-cert", s(&pki.ca_cert), "--ca-key", s(&pki.ca_key), "--out", s(certs)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wrong = certs.join("wrong-token");
+    std::fs::write(&wrong, "00000000000000000000000000000000").unwrap();
+    let url = format!("https://localhost:{port}");
+    let [ca, cert, key] = ["ca.pem", "admin-ops.cer", "admin-ops.key"].map(|f| certs.join(f));
+    let base = ["sessions", "list", "--admin", &url, "--ca", s(&ca)];
+    let cert = ["--client-cert", s(&cert), "--client-key", s(&key)];
+    [&cert[..], &["--token-file", s(token)], &["--token-file", s(&wrong)]]
+        .iter()
+        .map(|how| {
+            let o = ctl(&[&base[..], how].concat());
+            match (o.status.code(), common::stdout(&o)) {
+                (Some(0), text) if text.contains("no open sessions") => "no open sessions",
+                (Some(2), _) if stderr(&o).contains("refused the credentials") => "refused",
+                _ => panic!("sessions list {how:?}: {}{}", common::stdout(&o), stderr(&o)),
+            }
+        })
+        .collect()
 }
 
 #[test]

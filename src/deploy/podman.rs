@@ -400,12 +400,15 @@ async fn start(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Result
     load_volume(docker, plan).await?;
     let host_network = extras.host_network || plan.placement == Placement::HandOver;
     let port = format!("{}/tcp", plan.container_port);
+    // The browsers' port, and the admin listener's on the same number where there is one.
+    let published: Vec<(String, u16)> =
+        std::iter::once((port.clone(), plan.host_port)).chain(plan.admin_port.map(|p| (format!("{p}/tcp"), p))).collect();
     let body = ContainerCreateBody {
         image: Some(plan.image.clone()),
         cmd: Some(plan.args.clone()),
         user: Some(format!("{0}:{0}", crate::image::UID)),
         labels: Some(labels(plan)),
-        exposed_ports: (!host_network).then(|| vec![port.clone()]),
+        exposed_ports: (!host_network).then(|| published.iter().map(|(inside, _)| inside.clone()).collect()),
         stop_signal: Some("SIGTERM".into()),
         stop_timeout: Some(plan.stop_timeout.into()),
         healthcheck: Some(HealthConfig {
@@ -417,10 +420,12 @@ async fn start(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Result
         }),
         host_config: Some(HostConfig {
             port_bindings: (!host_network).then(|| {
-                HashMap::from([(
-                    port.clone(),
-                    Some(vec![PortBinding { host_ip: Some(String::new()), host_port: Some(plan.host_port.to_string()) }]),
-                )])
+                published
+                    .iter()
+                    .map(|(inside, host)| {
+                        (inside.clone(), Some(vec![PortBinding { host_ip: Some(String::new()), host_port: Some(host.to_string()) }]))
+                    })
+                    .collect::<HashMap<_, _>>()
             }),
             network_mode: host_network.then(|| "host".to_string()),
             readonly_rootfs: Some(true),

@@ -225,6 +225,7 @@ mod tests {
             args: vec![],
             host_port: 6100,
             container_port: 6100,
+            admin_port: None,
             secrets: vec![],
             labels: Default::default(),
             auto_update: false,

@@ -11,7 +11,7 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 
 use crate::error::{Failure, Result};
-use crate::render::podman::{CONTAINER_NAME, OWNER_LABEL, PORT_LABEL};
+use crate::render::podman::{ADMIN_PORT_LABEL, CONTAINER_NAME, OWNER_LABEL, PORT_LABEL};
 
 /// Days a served certificate must still have; fewer is a failed check (as `certs inspect`).
 pub const CERTIFICATE_MIN_DAYS: i64 = 30;
@@ -36,6 +36,8 @@ pub struct Status {
     /// The open sessions, counted through the relay's admin listener (`--admin`), and its URL.
     pub open_sessions: Option<usize>,
     pub sessions_from: Option<String>,
+    /// Where the deployed relay's admin listener is (podman: from the container's labels).
+    pub admin_listener: Option<String>,
     /// Why the check failed (empty: ok).
     pub problems: Vec<String>,
     pub ok: bool,
@@ -55,7 +57,10 @@ impl std::fmt::Display for Status {
         match (&self.sessions_from, self.open_sessions) {
             (Some(at), Some(n)) => writeln!(f, "  {n} open session(s), from the admin listener at {at}")?,
             (Some(at), None) => writeln!(f, "  open sessions: could not be read at {at}")?,
-            _ => writeln!(f, "  open sessions: pass --admin URL (the relay's WSPROXY_ADMIN_LISTEN) to count them")?,
+            _ => match &self.admin_listener {
+                Some(url) => writeln!(f, "  open sessions: pass --admin {url} and its credentials to count them")?,
+                None => writeln!(f, "  open sessions: pass --admin URL (the relay's WSPROXY_ADMIN_LISTEN) to count them")?,
+            },
         }
         for p in &self.problems {
             writeln!(f, "  problem: {p}")?;
@@ -124,6 +129,9 @@ pub async fn podman(host: Option<&str>, identity: Option<&std::path::Path>, conn
         (None, Some(port)) => Some(format!("{}:{port}", super::several_hosts::address_of(&place)?)),
         (None, None) => None,
     };
+    if let Some(port) = labels.get(ADMIN_PORT_LABEL) {
+        status.admin_listener = Some(format!("https://{}:{port}", super::several_hosts::address_of(&place)?));
+    }
     if let (Some(at), true) = (&address, status.running) {
         status.certificate_days_left = served_certificate_days(at).await;
     }

@@ -79,6 +79,7 @@ pub struct ChartValues {
     pub network_policy: Switch,
     pub pod_disruption_budget: Switch,
     pub metrics: ChartMetrics,
+    pub admin: ChartAdmin,
     pub ingress: IngressValues,
     pub tls_route: TlsRouteValues,
     pub openshift_route: Switch,
@@ -118,6 +119,20 @@ pub struct ChartMetrics {
     pub enabled: bool,
     pub port: u16,
     pub service_monitor: ServiceMonitorValues,
+}
+
+/// Live session control: the relay's admin listener on a port of its own in each pod, reached
+/// through `kubectl port-forward` (no Service or NetworkPolicy rule leads to it).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ChartAdmin {
+    pub enabled: bool,
+    pub port: u16,
+    /// Admit client certificates signed by the engine CA (`certs issue --client NAME`).
+    pub client_certificates: bool,
+    /// An existing Secret holding a bearer token under the key `token`; empty: none.
+    pub token_secret: String,
 }
 
 /// prometheus-operator's ServiceMonitor (the cluster needs its CRD).
@@ -283,6 +298,12 @@ impl ChartValues {
                     interval: "30s".into(),
                     labels: BTreeMap::new(),
                 },
+            },
+            admin: ChartAdmin {
+                enabled: spec.admin.is_some(),
+                port: spec.admin.as_ref().map_or(crate::spec::DEFAULT_ADMIN_PORT, |a| a.port),
+                client_certificates: spec.admin.as_ref().is_none_or(|a| a.client_certificates),
+                token_secret: spec.admin.as_ref().and_then(|a| a.token_secret.clone()).unwrap_or_default(),
             },
             ingress: IngressValues {
                 enabled: spec.expose.ingress.is_some(),

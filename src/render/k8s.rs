@@ -38,6 +38,9 @@ pub const CHECKSUM_CONFIG: &str = "wsproxyctl.ovirt.org/config-checksum";
 pub const TARGET_CA_FILE: &str = "target-ca.pem";
 pub const METRICS_SERVICE_NAME: &str = "wsproxy-metrics";
 pub const METRICS_PORT_NAME: &str = "metrics";
+/// The admin listener's container port: no Service and no NetworkPolicy rule lead to it, so
+/// operators reach one pod at a time through `kubectl port-forward`.
+pub const ADMIN_PORT_NAME: &str = "admin";
 /// Tells the metrics Service from the browsers' (both select the same pods).
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
@@ -78,6 +81,8 @@ pub fn conf(spec: &DeploySpec) -> String {
             target_ca: &format!("{CONF_DIR}/{TARGET_CA_FILE}"),
             replay_password: super::REPLAY_PASSWORD_FILE,
             replay_ca: super::REPLAY_CA_FILE,
+            ca: &format!("{CERT_DIR}/{SECRET_CA}"),
+            admin_token: super::ADMIN_TOKEN_FILE,
         },
     );
     conf += &wsproxy::config::key::WSPROXY_DRAIN_NOTICE.line(DRAIN_NOTICE_SECS);
@@ -290,17 +295,21 @@ fn relay_container(spec: &DeploySpec) -> Container {
         image_pull_policy: Some("IfNotPresent".into()),
         args: Some(vec!["--config".into(), CONF_DIR.into()]),
         ports: Some(
-            [("wss", Some(spec.port)), (METRICS_PORT_NAME, spec.metrics.as_ref().map(|m| m.port))]
-                .into_iter()
-                .filter_map(|(name, port)| {
-                    Some(ContainerPort {
-                        name: Some(name.into()),
-                        container_port: port? as i32,
-                        protocol: Some("TCP".into()),
-                        ..Default::default()
-                    })
+            [
+                ("wss", Some(spec.port)),
+                (METRICS_PORT_NAME, spec.metrics.as_ref().map(|m| m.port)),
+                (ADMIN_PORT_NAME, spec.admin.as_ref().map(|a| a.port)),
+            ]
+            .into_iter()
+            .filter_map(|(name, port)| {
+                Some(ContainerPort {
+                    name: Some(name.into()),
+                    container_port: port? as i32,
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
                 })
-                .collect(),
+            })
+            .collect(),
         ),
         readiness_probe: Some(probe("/readyz", 1, 5)),
         liveness_probe: Some(probe("/healthz", 5, 10)),
@@ -319,7 +328,7 @@ fn relay_container(spec: &DeploySpec) -> Container {
         volume_mounts: Some(
             [("certs", CERT_DIR), ("config", CONF_DIR)]
                 .into_iter()
-                .chain(replay_store_secrets(spec).into_iter().map(|(name, _, _, dir)| (name, dir)))
+                .chain(secret_files(spec).into_iter().map(|(name, _, _, dir)| (name, dir)))
                 .map(|(name, dir)| VolumeMount { name: name.into(), mount_path: dir.into(), read_only: Some(true), ..Default::default() })
                 .collect(),
         ),
@@ -356,7 +365,7 @@ fn volumes(spec: &DeploySpec) -> Vec<Volume> {
         },
     ]
     .into_iter()
-    .chain(replay_store_secrets(spec).into_iter().map(|(name, secret, key, _)| Volume {
+    .chain(secret_files(spec).into_iter().map(|(name, secret, key, _)| Volume {
         name: name.into(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(secret),
@@ -369,16 +378,21 @@ fn volumes(spec: &DeploySpec) -> Vec<Volume> {
     .collect()
 }
 
-/// The replay store's Secrets the pod mounts: (volume, Secret name, key, mount directory).
-fn replay_store_secrets(spec: &DeploySpec) -> Vec<(&'static str, String, &'static str, &'static str)> {
-    let Some(store) = &spec.replay_store else { return Vec::new() };
+/// The operator's own Secrets the pod mounts (the replay store's password and CA, the admin
+/// token): (volume, Secret name, key, mount directory).
+fn secret_files(spec: &DeploySpec) -> Vec<(&'static str, String, &'static str, &'static str)> {
     let dir = |file: &'static str| file.rsplit_once('/').map(|(d, _)| d).unwrap_or(file);
     let mut out = Vec::new();
-    if let Some(name) = &store.password_secret {
-        out.push(("replay-store", name.clone(), "password", dir(super::REPLAY_PASSWORD_FILE)));
+    if let Some(store) = &spec.replay_store {
+        if let Some(name) = &store.password_secret {
+            out.push(("replay-store", name.clone(), "password", dir(super::REPLAY_PASSWORD_FILE)));
+        }
+        if let Some(name) = &store.ca_secret {
+            out.push(("replay-store-ca", name.clone(), "ca.crt", dir(super::REPLAY_CA_FILE)));
+        }
     }
-    if let Some(name) = &store.ca_secret {
-        out.push(("replay-store-ca", name.clone(), "ca.crt", dir(super::REPLAY_CA_FILE)));
+    if let Some(name) = spec.admin.as_ref().and_then(|a| a.token_secret.as_ref()) {
+        out.push(("admin-token", name.clone(), "token", dir(super::ADMIN_TOKEN_FILE)));
     }
     out
 }

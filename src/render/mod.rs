@@ -29,11 +29,17 @@ pub struct CertPaths<'a> {
     /// Where the replay store's password and CA are inside the container.
     pub replay_password: &'a str,
     pub replay_ca: &'a str,
+    /// The CA that signed the relay's certificate (client certificates for the admin listener).
+    pub ca: &'a str,
+    /// The admin listener's bearer token.
+    pub admin_token: &'a str,
 }
 
 /// Where the replay store's password and CA appear inside the Kubernetes pod.
 pub const REPLAY_PASSWORD_FILE: &str = "/etc/wsproxy/replay-store/password";
 pub const REPLAY_CA_FILE: &str = "/etc/wsproxy/replay-store-ca/ca.crt";
+/// Where the admin listener's token (`admin.tokenSecret`) appears inside the Kubernetes pod.
+pub const ADMIN_TOKEN_FILE: &str = "/etc/wsproxy/admin-token/token";
 
 /// The relay configuration in oVirt's KEY=VALUE format (the same keys engine-setup writes).
 /// Every line comes from the relay's own key table ([`wsproxy::config::key`]), so this cannot
@@ -70,6 +76,15 @@ pub fn relay_conf(spec: &DeploySpec, paths: &CertPaths) -> String {
         }
         if store.fail_open {
             s += &key::WSPROXY_REPLAY_STORE_FAIL_OPEN.line("True");
+        }
+    }
+    if let Some(admin) = &spec.admin {
+        s += &key::WSPROXY_ADMIN_LISTEN.line(format!("[::]:{}", admin.port));
+        if admin.client_certificates {
+            s += &key::WSPROXY_ADMIN_CLIENT_CA.line(paths.ca);
+        }
+        if admin.token.is_some() || admin.token_secret.is_some() {
+            s += &key::WSPROXY_ADMIN_TOKEN_FILE.line(paths.admin_token);
         }
     }
     s += &key::WSPROXY_LOG_FORMAT.line("json");
@@ -208,7 +223,9 @@ mod tests {
     fn the_rendered_relay_conf_is_read_by_the_relay_key_for_key() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("spec.yaml");
-        let behind_a_balancer = "trustedProxies: ['10.0.0.0/8', 'fd00::1']\nproxyProtocol: required\n";
+        std::fs::write(dir.path().join("admin-token"), "0123456789abcdef0123\n").unwrap();
+        let behind_a_balancer =
+            "trustedProxies: ['10.0.0.0/8', 'fd00::1']\nproxyProtocol: required\nadmin: {port: 6200, tokenFile: admin-token}\n";
         std::fs::write(&file, format!("{}\n{behind_a_balancer}", crate::spec::EXAMPLE)).unwrap();
         let spec = DeploySpec::load(Some(&file), &crate::spec::Overrides::default()).unwrap();
         assert!(!spec.target_allow.is_empty());
@@ -221,6 +238,8 @@ mod tests {
                 target_ca: "/c/ca",
                 replay_password: "/c/p",
                 replay_ca: "/c/rca",
+                ca: "/c/ca.crt",
+                admin_token: "/c/token",
             },
         );
         let mut settings = wsproxy::config::Settings::default();
@@ -233,6 +252,10 @@ mod tests {
         assert_eq!(config.engine_cert.as_deref(), Some(std::path::Path::new("/c/engine.cer")));
         use wsproxy::real_client::{ClientTrust, ProxyProtocol};
         assert_eq!(config.client_trust, ClientTrust::parse("10.0.0.0/8,fd00::1", ProxyProtocol::Required).unwrap());
+        let admin = config.admin.expect("admin: reaches the relay");
+        assert_eq!(admin.listen, "[::]:6200".parse().unwrap());
+        assert_eq!(admin.client_ca.as_deref(), Some(std::path::Path::new("/c/ca.crt")), "client certificates by default");
+        assert_eq!(admin.token_file.as_deref(), Some(std::path::Path::new("/c/token")));
         assert!(config.drain_notice.is_zero(), "podman has no Service to leave: no notice");
         // relay_conf itself leaves the drain to each target (below).
         assert_eq!(config.shutdown_grace, std::time::Duration::from_secs(30));
@@ -257,6 +280,36 @@ mod tests {
         assert_eq!(podman::stop_timeout_secs(&spec, podman::Placement::InPlace), 610);
         assert_eq!(podman::stop_timeout_secs(&spec, podman::Placement::HandOver), 610);
         assert_eq!(k8s::termination_grace_secs(&spec), 615);
+    }
+
+    /// `admin:` on Kubernetes: the relay reads the mounted CA and the operator's token Secret,
+    /// the pod names the port, and nothing else leads to it (no Service port, no NetworkPolicy
+    /// rule): operators come through `kubectl port-forward`, one pod at a time.
+    #[test]
+    fn the_admin_listener_on_kubernetes_is_reached_only_through_port_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("deploy.yaml");
+        std::fs::write(&file, "proxyFqdn: p.example\nadmin: {port: 6200, tokenSecret: ops-token}\n").unwrap();
+        let spec = DeploySpec::load(Some(&file), &Default::default()).unwrap();
+        let mut settings = wsproxy::config::Settings::default();
+        settings.parse_text(&k8s::conf(&spec), std::path::Path::new("10-setup.conf")).unwrap();
+        let admin = wsproxy::Config::from_settings(&settings).unwrap().admin.unwrap();
+        assert_eq!(admin.client_ca.as_deref(), Some(std::path::Path::new("/etc/wsproxy/certs/ca.crt")));
+        assert_eq!(admin.token_file.as_deref(), Some(std::path::Path::new(ADMIN_TOKEN_FILE)));
+
+        let objs = k8s::objects(&spec, None);
+        let find = |kind: &str| objs.iter().find(|o| o["kind"] == kind).unwrap().clone();
+        let pod = find("Deployment")["spec"]["template"]["spec"].clone();
+        let ports = &pod["containers"][0]["ports"];
+        assert_eq!(ports[1], serde_json::json!({"name": "admin", "containerPort": 6200, "protocol": "TCP"}));
+        let token = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "admin-token").unwrap();
+        assert_eq!(token["secret"]["secretName"], "ops-token");
+        assert_eq!(token["secret"]["items"][0]["key"], "token");
+        let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+        assert!(mounts.iter().any(|m| m["name"] == "admin-token" && m["mountPath"] == "/etc/wsproxy/admin-token"), "{mounts:?}");
+        let service = find("Service").to_string();
+        let policy = find("NetworkPolicy").to_string();
+        assert!(!service.contains("6200") && !policy.contains("6200") && !policy.contains("\"admin\""), "{service}\n{policy}");
     }
 
     /// `metrics:` reaches the relay as a dual-stack /metrics listener on its own port, the pod

@@ -17,6 +17,8 @@ pub const TARGET_CA_SECRET: &str = "wsproxy-target-ca";
 /// The spec's `replayStore.passwordFile` and `caFile`, when it names them.
 pub const REPLAY_PASSWORD_SECRET: &str = "wsproxy-replay-store-password";
 pub const REPLAY_CA_SECRET: &str = "wsproxy-replay-store-ca";
+/// The spec's `admin.tokenFile`, when it names one.
+pub const ADMIN_TOKEN_SECRET: &str = "wsproxy-admin-token";
 pub const SECRETS_DIR: &str = "/run/secrets";
 /// Label on everything deploy creates, so undeploy removes exactly that.
 pub const OWNER_LABEL: &str = "io.ovirt.wsproxyctl.managed";
@@ -34,6 +36,8 @@ pub struct SecretMount {
 pub const HANDOVER_LABEL: &str = "io.ovirt.wsproxyctl.handover";
 /// The port browsers connect to (read by `wsproxyctl status`).
 pub const PORT_LABEL: &str = "io.ovirt.wsproxyctl.port";
+/// The admin listener's port, when there is one (read by `wsproxyctl status`).
+pub const ADMIN_PORT_LABEL: &str = "io.ovirt.wsproxyctl.admin-port";
 
 /// How a redeploy replaces the relay on its host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +60,8 @@ pub struct ContainerPlan {
     pub args: Vec<String>,
     pub host_port: u16,
     pub container_port: u16,
+    /// The admin listener's port (`admin:`), published on the same number.
+    pub admin_port: Option<u16>,
     pub secrets: Vec<SecretMount>,
     pub labels: BTreeMap<String, String>,
     pub auto_update: bool,
@@ -82,6 +88,8 @@ pub fn conf_in(spec: &DeploySpec, placement: Placement, dir: &str) -> String {
             target_ca: &path("target-ca"),
             replay_password: &path("replay-store-password"),
             replay_ca: &path("replay-store-ca"),
+            ca: &path("ca-crt"),
+            admin_token: &path("admin-token"),
         },
     );
     conf += &key::WSPROXY_SHUTDOWN_GRACE.line(drain_secs(spec, placement));
@@ -98,6 +106,7 @@ pub fn secret_names() -> Vec<String> {
     names.push(TARGET_CA_SECRET.into());
     names.push(REPLAY_PASSWORD_SECRET.into());
     names.push(REPLAY_CA_SECRET.into());
+    names.push(ADMIN_TOKEN_SECRET.into());
     names.push(CONF_SECRET.into());
     names
 }
@@ -154,16 +163,20 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle, placement: Placement) -> Contain
     let mut secrets: Vec<SecretMount> =
         bundle.podman_secrets(SECRET_PREFIX).into_iter().map(|(name, data)| SecretMount { name, data }).collect();
     let store = spec.replay_store.as_ref().map(|s| s.files.clone()).unwrap_or_default();
-    for (name, text) in
-        [(TARGET_CA_SECRET, &spec.target_ca_pem), (REPLAY_PASSWORD_SECRET, &store.password), (REPLAY_CA_SECRET, &store.ca_pem)]
-    {
+    let admin_token = spec.admin.as_ref().and_then(|a| a.token.as_ref()).map(|t| t.0.clone());
+    for (name, text) in [
+        (TARGET_CA_SECRET, &spec.target_ca_pem),
+        (REPLAY_PASSWORD_SECRET, &store.password),
+        (REPLAY_CA_SECRET, &store.ca_pem),
+        (ADMIN_TOKEN_SECRET, &admin_token),
+    ] {
         if let Some(text) = text {
             secrets.push(SecretMount { name: name.into(), data: text.clone().into_bytes() });
         }
     }
     secrets.push(SecretMount { name: CONF_SECRET.into(), data: conf.clone().into_bytes() });
     // The files' contents count too (only their paths are in the configuration).
-    let files = [&spec.target_ca_pem, &store.password, &store.ca_pem];
+    let files = [&spec.target_ca_pem, &store.password, &store.ca_pem, &admin_token];
     let target_ca: String = files.iter().map(|f| f.as_deref().map(|t| super::sha256_hex(t.as_bytes())).unwrap_or_default()).collect();
     // So are the container's own settings: a deploy after they change replaces the container.
     let settings = format!("stop-timeout={} health={:?}", stop_timeout_secs(spec, placement), health_cmd(spec.port));
@@ -175,6 +188,10 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle, placement: Placement) -> Contain
     l.insert(CHECKSUM_LABEL.into(), checksum.clone());
     // Where browsers reach it, for `wsproxyctl status` (the port is in a secret otherwise).
     l.insert(PORT_LABEL.into(), spec.port.to_string());
+    let admin_port = spec.admin.as_ref().map(|a| a.port);
+    if let Some(port) = admin_port {
+        l.insert(ADMIN_PORT_LABEL.into(), port.to_string());
+    }
     if placement == Placement::HandOver {
         l.insert(HANDOVER_LABEL.into(), "true".into());
     }
@@ -185,6 +202,7 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle, placement: Placement) -> Contain
         args: vec!["--config".into(), format!("{SECRETS_DIR}/{CONF_SECRET}")],
         host_port: spec.port,
         container_port: spec.port,
+        admin_port,
         secrets,
         labels: l,
         auto_update: spec.podman.auto_update,
@@ -206,6 +224,9 @@ pub fn quadlet(plan: &ContainerPlan) -> String {
     s.push_str(&format!("ContainerName={}\nImage={}\n", plan.name, plan.image));
     s.push_str(&format!("Exec={}\n", plan.args.join(" ")));
     s.push_str(&format!("PublishPort={}:{}\n", plan.host_port, plan.container_port));
+    if let Some(port) = plan.admin_port {
+        s.push_str(&format!("PublishPort={port}:{port}\n"));
+    }
     for secret in &plan.secrets {
         s.push_str(&format!("Secret={},uid={uid},gid={uid},mode=0400\n", secret.name));
     }
@@ -279,12 +300,17 @@ pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
                 name: CONTAINER_NAME.into(),
                 image: Some(plan.image.clone()),
                 args: Some(vec!["--config".into(), format!("{KUBE_FILES_DIR}/{CONF_SECRET}")]),
-                ports: Some(vec![ContainerPort {
-                    container_port: plan.container_port as i32,
-                    host_port: Some(plan.host_port as i32),
-                    protocol: Some("TCP".into()),
-                    ..Default::default()
-                }]),
+                ports: Some(
+                    std::iter::once((plan.container_port, plan.host_port))
+                        .chain(plan.admin_port.map(|p| (p, p)))
+                        .map(|(inside, host)| ContainerPort {
+                            container_port: inside.into(),
+                            host_port: Some(host.into()),
+                            protocol: Some("TCP".into()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
                 security_context: Some(super::k8s::hardened()),
                 volume_mounts: Some(vec![VolumeMount {
                     name: "files".into(),

@@ -65,11 +65,27 @@ SSL_MIN_VERSION=TLSv1.2
 {{ if .passwordSecret }}WSPROXY_REPLAY_STORE_PASSWORD_FILE=/etc/wsproxy/replay-store/password
 {{ end }}{{ if .caSecret }}WSPROXY_REPLAY_STORE_CA=/etc/wsproxy/replay-store-ca/ca.crt
 {{ end }}{{ if .failOpen }}WSPROXY_REPLAY_STORE_FAIL_OPEN=True
+{{ end }}{{ end }}{{ end }}{{ with .Values.admin }}{{ if .enabled }}WSPROXY_ADMIN_LISTEN=[::]:{{ .port }}
+{{ if .clientCertificates }}WSPROXY_ADMIN_CLIENT_CA=/etc/wsproxy/certs/ca.crt
+{{ end }}{{ if .tokenSecret }}WSPROXY_ADMIN_TOKEN_FILE=/etc/wsproxy/admin-token/token
 {{ end }}{{ end }}{{ end }}WSPROXY_LOG_FORMAT=json
 WSPROXY_DRAIN_NOTICE=5
 WSPROXY_SHUTDOWN_GRACE={{ .Values.drainSeconds }}
 {{ if .Values.metrics.enabled }}WSPROXY_METRICS_LISTEN=[::]:{{ .Values.metrics.port }}
 {{ end }}{{ end -}}
+
+{{/* The admin listener needs a way to tell who asks, and client certificates need the engine CA beside the relay (as spec.rs). */}}
+{{- define "wsproxy.checkAdmin" -}}
+{{- $a := .Values.admin -}}
+{{- if $a.enabled -}}
+{{- if and (not $a.clientCertificates) (not $a.tokenSecret) -}}
+{{- fail "admin: no way to tell who asks: keep clientCertificates: true (certificates from `certs issue --client`), or give tokenSecret (Kubernetes)" -}}
+{{- end -}}
+{{- if and $a.clientCertificates .Values.certificates.certManager.issuer -}}
+{{- fail "admin.clientCertificates: with certManager the engine CA is not deployed beside the relay: set clientCertificates: false and give tokenSecret" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 
 {{/* Single use across replicas needs a shared store, or the explicit per-replica choice (as spec.rs). */}}
 {{- define "wsproxy.checkReplicas" -}}
