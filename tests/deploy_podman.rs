@@ -347,13 +347,14 @@ fn a_new_certificate_is_served_after_a_redeploy(f: &SshDeploy) {
     assert_ne!(serial(), before, "the new certificate is served");
 }
 
-/// Day two on the deployed relay, end to end: HAProxy in front of it sends PROXY protocol v2
-/// (`trustedProxies`, `proxyProtocol` in deploy.yaml), and a browser behind HAProxy connects
-/// from an address of its own. The admin listener (`admin:`) is named by `status`; an operator
-/// with a client certificate from the engine CA lists the console under the browser's address
-/// (not HAProxy's); one with the token (shipped as a podman secret) ends it by that address and
-/// the browser gets 1008; no credentials, no answer. `logs` holds the audit records of both
-/// ends of that session. A redeploy then hands the admin port over like the browsers' one.
+/// Day two on the deployed relay, end to end: HAProxy in front of it sends PROXY protocol v2,
+/// nginx beside it `X-Forwarded-For` (`trustedProxies`, `proxyProtocol` in deploy.yaml); a
+/// browser behind each connects from an address of its own. The admin listener (`admin:`) is
+/// named by `status`; an operator with a client certificate from the engine CA lists both
+/// consoles under their browsers' addresses (not the balancers'); one with the token (shipped as
+/// a podman secret) ends one by its address and its browser gets 1008; no credentials, no
+/// answer. `logs` holds the audit records of both ends of that session; the other console is
+/// ended by its target. A redeploy then hands the admin port over like the browsers' one.
 async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
     testkit::require_tool("haproxy");
     let admin_port = free_port();
@@ -371,23 +372,17 @@ async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
     let o = deploy(&f.ssh, &[&["status"], &place[..]].concat());
     assert!(stdout(&o).contains(&format!("pass --admin https://127.0.0.1:{admin_port}")), "{}{}", stdout(&o), stderr(&o));
 
-    let front = free_port();
-    let cfg = f.dir.path().join("haproxy.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\
-             frontend consoles\n  bind 127.0.0.1:{front}\n  default_backend relays\n\
-             backend relays\n  server relay 127.0.0.1:{} send-proxy-v2\n",
-            f.port
-        ),
-    )
-    .unwrap();
-    let _haproxy = testkit::Proc::spawn(Command::new("haproxy").arg("-db").arg("-f").arg(&cfg), f.dir.path().join("haproxy.log"), front);
+    let (haproxy_port, nginx_port) = (free_port(), free_port());
+    let _haproxy = testkit::balancers::haproxy_send_proxy_v2(f.dir.path(), haproxy_port, f.port);
+    let _nginx = testkit::balancers::nginx_x_forwarded_for(f.dir.path(), nginx_port, f.port);
     let vm = testkit::echo_target().await;
     let ca = f.certs.join("ca.pem");
     let ticket = sign_ticket(&f.pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
-    let (status, mut browser) = testkit::from_address::wss_upgrade_from("127.0.0.9", front, &ca, &ticket).await;
+    let (status, mut browser) = testkit::from_address::wss_upgrade_from("127.0.0.9", haproxy_port, &ca, &ticket).await;
+    assert_eq!(status, 101);
+    let ticket = sign_ticket(&f.pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
+    let from_nginx = testkit::from_address::connect_from("127.0.0.10", nginx_port).await;
+    let (status, behind_nginx) = testkit::from_address::upgrade(from_nginx, &ticket, "").await;
     assert_eq!(status, 101);
 
     let o = common::ctl(&[
@@ -413,9 +408,11 @@ async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
     let o = sessions("list", &["--client-cert", s(&cert), "--client-key", s(&key), "-o", "json"]).await;
     assert!(o.status.success(), "{}", stderr(&o));
     let listed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let open = listed["sessions"].as_array().unwrap();
-    assert_eq!(open.len(), 1, "{listed}");
-    assert!(open[0]["client"].as_str().unwrap().starts_with("127.0.0.9:"), "the browser, not HAProxy: {listed}");
+    let mut open: Vec<&serde_json::Value> = listed["sessions"].as_array().unwrap().iter().collect();
+    open.sort_by_key(|s| s["client"].as_str().unwrap().split(':').next().unwrap().to_string());
+    let clients: Vec<&str> = open.iter().map(|s| s["client"].as_str().unwrap().split(':').next().unwrap()).collect();
+    assert_eq!(clients, ["127.0.0.10", "127.0.0.9"], "the browsers, not HAProxy or nginx: {listed}");
+    let haproxy_session = open[1];
     let o = sessions("list", &[]).await;
     assert_eq!(o.status.code(), Some(2), "no credentials: {}", stderr(&o));
     let o = sessions("kill", &["--token-file", s(&token), "--client", "127.0.0.9"]).await;
@@ -424,7 +421,7 @@ async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
     drop(browser);
 
     // The audit records, read where the relay runs.
-    let session = open[0]["id"].as_str().map_or_else(|| open[0]["id"].to_string(), str::to_string);
+    let session = haproxy_session["id"].as_str().unwrap().to_string();
     let mut records = Vec::new();
     for _ in 0..50 {
         let o = deploy(&f.ssh, &[&["logs"], &place[..], &["--since", "5m"]].concat());
@@ -442,6 +439,12 @@ async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
     let kinds: Vec<_> = records.iter().map(|r| (r["record"].as_str(), r["client"].as_str().map(|c| c.starts_with("127.0.0.9:")))).collect();
     assert_eq!(kinds, [(Some("session_start"), Some(true)), (Some("session_end"), Some(true))], "{records:?}");
     assert_eq!(records[1]["end"], "killed", "{records:?}");
+
+    // The other console, by its target (with the certificate this time).
+    let target = format!("tcp://127.0.0.1:{vm}");
+    let o = sessions("kill", &["--client-cert", s(&cert), "--client-key", s(&key), "--target", &target]).await;
+    assert!(o.status.success() && stdout(&o).contains("ended 1 session"), "{}{}", stdout(&o), stderr(&o));
+    drop(behind_nginx);
 
     // A redeploy (new certificates) hands the admin port over like the browsers' one.
     common::issue_localhost(&f.pki, &f.certs);

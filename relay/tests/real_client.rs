@@ -7,11 +7,10 @@
 //! balancer.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use testkit::from_address::{connect_from, upgrade, wss_upgrade_from};
-use testkit::{free_port, require_tool, sign_ticket, Pki, Proc, RelayProcess, TicketSpec};
+use testkit::{free_port, sign_ticket, Pki, RelayProcess, TicketSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The `fields` of every audit record in a JSON log.
@@ -43,7 +42,6 @@ fn wait_records(relay: &RelayProcess, kind: &str, n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_haproxy_sending_proxy_v2_the_relay_sees_each_client_not_the_balancer() {
-    require_tool("haproxy");
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let vm = testkit::echo_target().await;
@@ -60,18 +58,7 @@ async fn behind_haproxy_sending_proxy_v2_the_relay_sees_each_client_not_the_bala
         ),
     );
     let front = free_port();
-    let cfg = dir.path().join("haproxy.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\
-             frontend consoles\n  bind 127.0.0.1:{front}\n  default_backend relays\n\
-             backend relays\n  server relay 127.0.0.1:{} send-proxy-v2\n",
-            relay.port
-        ),
-    )
-    .unwrap();
-    let _haproxy = Proc::spawn(Command::new("haproxy").arg("-db").arg("-f").arg(&cfg), dir.path().join("haproxy.log"), front);
+    let _haproxy = testkit::balancers::haproxy_send_proxy_v2(dir.path(), front, relay.port);
     let ticket = || sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
 
     let (status, _first) = wss_upgrade_from("127.0.0.2", front, &pki.ca_cert, &ticket()).await;
@@ -113,7 +100,6 @@ async fn behind_haproxy_sending_proxy_v2_the_relay_sees_each_client_not_the_bala
 
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_nginx_the_relay_believes_x_forwarded_for_from_nginx_only() {
-    require_tool("nginx");
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let vm = testkit::echo_target().await;
@@ -124,25 +110,8 @@ async fn behind_nginx_the_relay_believes_x_forwarded_for_from_nginx_only() {
         "WSPROXY_LOG_FORMAT=json\nWSPROXY_MAX_SESSIONS_PER_IP=1\nWSPROXY_TRUSTED_PROXIES=127.0.0.1\n",
     );
     let front = free_port();
-    let prefix = dir.path().join("nginx");
-    std::fs::create_dir_all(prefix.join("logs")).unwrap();
     // TLS to the relay (re-encrypted), websocket upgrade passed on, X-Forwarded-For appended.
-    let conf = format!(
-        "daemon off;\nmaster_process off;\npid {pid};\nerror_log {err} info;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {tmp};\n  proxy_temp_path {tmp};\n\
-           server {{\n    listen 127.0.0.1:{front};\n    location / {{\n\
-               proxy_pass https://127.0.0.1:{relay};\n      proxy_http_version 1.1;\n\
-               proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection \"upgrade\";\n\
-               proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n      proxy_read_timeout 1h;\n    }}\n  }}\n}}\n",
-        pid = prefix.join("nginx.pid").display(),
-        err = prefix.join("logs/error.log").display(),
-        tmp = prefix.display(),
-        relay = relay.port,
-    );
-    let conf_path = prefix.join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let _nginx = Proc::spawn(Command::new("nginx").arg("-p").arg(&prefix).arg("-c").arg(&conf_path), dir.path().join("nginx.log"), front);
+    let _nginx = testkit::balancers::nginx_x_forwarded_for(dir.path(), front, relay.port);
     let ticket = || sign_ticket(&pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
 
     let (status, _first) = upgrade(connect_from("127.0.0.2", front).await, &ticket(), "").await;

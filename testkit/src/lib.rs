@@ -9,6 +9,7 @@
 //!
 //! Missing tools are reported by name with the command that installs them.
 
+pub mod balancers;
 pub mod from_address;
 pub mod hosts;
 
