@@ -14,6 +14,7 @@ pub mod allow;
 pub mod audit;
 mod browser;
 pub mod config;
+mod end_reason;
 pub mod fd_limit;
 pub mod healthcheck;
 pub mod http;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 // The leaf module of end reasons (it depends only on wsframe), not the session above it.
-use crate::session::ending::EndReason;
+use crate::end_reason::EndReason;
 
 /// Ticket rejection reasons, in the order of [`Metrics::ticket_rejections`]; labels from
 /// [`crate::ticket::TicketError::reason`] plus the relay's own refusals.
