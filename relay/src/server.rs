@@ -98,6 +98,29 @@ fn load_verifier(path: &PathBuf, config: &Config) -> Result<TicketVerifier, Star
         .map_err(|e| StartError::BadEngineCert { path: path.clone(), why: e.to_string() })
 }
 
+impl AdminListener {
+    /// The admin listener, when configured: its token, its TLS (the proxy's certificate, client
+    /// certificates from WSPROXY_ADMIN_CLIENT_CA) and its socket.
+    fn bind(config: &Config, proxy_cert: Option<Arc<Reloadable<rustls::sign::CertifiedKey>>>) -> Result<Option<AdminListener>, StartError> {
+        let (a, cert) = match (&config.admin, proxy_cert) {
+            (None, _) => return Ok(None),
+            (Some(_), None) => return Err(StartError::Admin("the admin listener speaks TLS only: set SSL_CERTIFICATE and SSL_KEY".into())),
+            (Some(a), Some(cert)) => (a, cert),
+        };
+        let auth = AdminAuth::load(a.token_file.as_deref()).map_err(StartError::Admin)?;
+        let server = tls::admin_server_config(cert, a.client_ca.as_deref(), a.token_file.is_some())
+            .map_err(|e| StartError::Admin(format!("WSPROXY_ADMIN_CLIENT_CA: {e}")))?;
+        // Shared like the browsers' port where a redeploy hands over: the draining relay keeps
+        // answering for its own consoles until they end.
+        let listener = listener::bind(a.listen, config.reuse_port).map_err(|source| StartError::Listen {
+            keys: key::WSPROXY_ADMIN_LISTEN.name,
+            addr: a.listen,
+            source,
+        })?;
+        Ok(Some(AdminListener { listener, acceptor: TlsAcceptor::from(Arc::new(server)), auth: Arc::new(auth) }))
+    }
+}
+
 impl Relay {
     /// Check the configured files, load certificates, bind the listeners, start the
     /// certificate watchers.
@@ -130,23 +153,7 @@ impl Relay {
                 (Some(acceptor), Some(current))
             }
         };
-        let admin = match (&config.admin, proxy_cert) {
-            (None, _) => None,
-            (Some(_), None) => return Err(StartError::Admin("the admin listener speaks TLS only: set SSL_CERTIFICATE and SSL_KEY".into())),
-            (Some(a), Some(cert)) => {
-                let auth = AdminAuth::load(a.token_file.as_deref()).map_err(StartError::Admin)?;
-                let server = tls::admin_server_config(cert, a.client_ca.as_deref(), a.token_file.is_some())
-                    .map_err(|e| StartError::Admin(format!("WSPROXY_ADMIN_CLIENT_CA: {e}")))?;
-                // Shared like the browsers' port where a redeploy hands over: the draining relay
-                // keeps answering for its own consoles until they end.
-                let listener = listener::bind(a.listen, config.reuse_port).map_err(|source| StartError::Listen {
-                    keys: key::WSPROXY_ADMIN_LISTEN.name,
-                    addr: a.listen,
-                    source,
-                })?;
-                Some(AdminListener { listener, acceptor: TlsAcceptor::from(Arc::new(server)), auth: Arc::new(auth) })
-            }
-        };
+        let admin = AdminListener::bind(&config, proxy_cert)?;
 
         let listener = listener::bind(config.listen, config.reuse_port).map_err(|source| StartError::Listen {
             keys: "PROXY_HOST/PROXY_PORT",

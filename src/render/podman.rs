@@ -257,17 +257,12 @@ pub fn quadlet(plan: &ContainerPlan) -> String {
     s
 }
 
-/// A Pod (+ its Secret) for `podman kube play` on hosts without systemd.
-pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
-    use k8s_openapi::api::core::v1::{
-        Container, ContainerPort, KeyToPath, Pod, PodSecurityContext, PodSpec, Secret, SecretVolumeSource, Volume, VolumeMount,
-    };
+/// The kube-play Pod's files (its certificates, token and configuration) as a Secret.
+fn kube_files_secret(spec: &DeploySpec, plan: &ContainerPlan, labels: BTreeMap<String, String>) -> k8s_openapi::api::core::v1::Secret {
+    use k8s_openapi::api::core::v1::Secret;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    let uid = crate::image::UID as i64;
-    let mut l = labels(spec);
-    l.insert(OWNER_LABEL.into(), "true".into());
-    let secret = Secret {
-        metadata: ObjectMeta { name: Some("wsproxy-files".into()), labels: Some(l.clone()), ..Default::default() },
+    Secret {
+        metadata: ObjectMeta { name: Some("wsproxy-files".into()), labels: Some(labels), ..Default::default() },
         // stringData: podman 4.3 leaves `data` base64 text undecoded in mounted files.
         string_data: Some(
             plan.secrets
@@ -283,7 +278,19 @@ pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
                 .collect(),
         ),
         ..Default::default()
+    }
+}
+
+/// A Pod (+ its Secret) for `podman kube play` on hosts without systemd.
+pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerPort, KeyToPath, Pod, PodSecurityContext, PodSpec, SecretVolumeSource, Volume, VolumeMount,
     };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let uid = crate::image::UID as i64;
+    let mut l = labels(spec);
+    l.insert(OWNER_LABEL.into(), "true".into());
+    let secret = kube_files_secret(spec, plan, l.clone());
     let pod = Pod {
         metadata: ObjectMeta { name: Some(NAME.into()), labels: Some(l), ..Default::default() },
         spec: Some(PodSpec {
