@@ -8,28 +8,29 @@
 //! This crate deliberately depends on no Kubernetes or container API: it is what ships in the
 //! image.
 
-// Public: what wsproxyctl, the tests, the fuzz targets and the `wsproxy` binary use.
-pub mod admin;
+// Public only what wsproxyctl, the integration tests, the benchmark, the fuzz targets and the
+// `wsproxy` binary use; the rest is the relay's own (the server through [`Relay`]).
+mod admin;
 pub mod allow;
-pub mod audit;
+mod audit;
 mod browser;
 pub mod config;
 mod end_reason;
 pub mod fd_limit;
 pub mod healthcheck;
 pub mod http;
-pub mod listener;
+mod listener;
 pub mod metrics;
 pub mod real_client;
 pub mod registry;
 mod rehome;
 pub mod reload;
-pub mod replay;
+mod replay;
 pub mod runtime;
-pub mod server;
+mod server;
 mod session;
 mod sessions;
-pub mod start_error;
+mod start_error;
 pub mod static_files;
 mod target;
 pub mod ticket;
