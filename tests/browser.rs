@@ -173,6 +173,17 @@ async fn novnc_in_chromium_shows_the_vm_screen_through_the_deployed_proxy() {
     drop((plain, tls));
 }
 
+/// The demo process, killed when dropped (also while a failed assertion unwinds; a no-op once
+/// it has exited and been waited for).
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The README's first command with noVNC: `wsproxyctl demo --novnc DIR` prints a console URL;
 /// opened in headless Chromium (trusting the demo's throwaway CA) it shows the built-in test
 /// pattern. Ctrl-C then stops the demo cleanly.
@@ -182,12 +193,15 @@ fn demo_console_url_shows_the_test_pattern_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let demo_dir = dir.path().join("demo");
     let novnc = browser_dir().join("node_modules/@novnc/novnc");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
-        .args(["demo", "--builtin-vnc", "--port", "0", "--dir", s(&demo_dir), "--novnc", s(&novnc)])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut demo = Demo(
+        Command::new(env!("CARGO_BIN_EXE_wsproxyctl"))
+            .args(["demo", "--builtin-vnc", "--port", "0", "--dir", s(&demo_dir), "--novnc", s(&novnc)])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut demo.0;
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut printed = String::new();
     let url = loop {
@@ -201,7 +215,9 @@ fn demo_console_url_shows_the_test_pattern_in_chromium() {
     assert!(printed.contains("a browser can open consoles through this proxy"), "{printed}");
     let home = chromium_home_trusting(&demo_dir.join("engine-pki/ca.pem"));
     let page = Page { home: home.path(), certs: &demo_dir.join("proxy-certs") };
-    let seen = std::panic::catch_unwind(|| open_in_browser(&page, &url, "", "demo", true));
+    let seen = open_in_browser(&page, &url, "", "demo", true);
+    assert!(seen.events.contains(&"connect".to_string()), "the demo page did not connect: {seen:?}");
+    assert!(is_green(seen.pixel), "the canvas does not show the test pattern's green: {seen:?}");
     // Ctrl-C, as a person would.
     // SAFETY: signalling our own child process.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
@@ -213,13 +229,7 @@ fn demo_console_url_shows_the_test_pattern_in_chromium() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let seen = seen.unwrap_or_else(|e| std::panic::resume_unwind(e));
-    assert!(seen.events.contains(&"connect".to_string()), "the demo page did not connect: {seen:?}");
-    assert!(is_green(seen.pixel), "the canvas does not show the test pattern's green: {seen:?}");
-    let status = status.unwrap_or_else(|| {
-        let _ = child.kill();
-        panic!("the demo did not stop within 10 s of Ctrl-C")
-    });
+    let status = status.expect("the demo did not stop within 10 s of Ctrl-C");
     assert!(status.success(), "the demo exited with {status} after Ctrl-C");
     let port: u16 = url.split(':').nth(2).and_then(|p| p.split('/').next()).and_then(|p| p.parse().ok()).unwrap();
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the relay still listens after Ctrl-C");
