@@ -356,6 +356,10 @@ pub struct DeploySpec {
     /// consoles wait for the drain to end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_seconds: Option<u32>,
+    /// End every console this many seconds after it opened, whatever it is doing (1008 with
+    /// the reason; the relay's WSPROXY_MAX_SESSION_SECONDS). 0, the default: no limit.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_session_seconds: u64,
     /// Kubernetes Service.
     #[serde(default)]
     pub service: Service,
@@ -412,6 +416,10 @@ pub struct DeploySpec {
     #[serde(skip)]
     #[schemars(skip)]
     pub namespace_given: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn default_port() -> u16 {
@@ -942,6 +950,8 @@ replicas: 1
 # they are closed with 1001. Unset: 3600 on Kubernetes and podman containers (the new relay
 # takes new consoles meanwhile), 30 for a Quadlet unit (replaced in place: new consoles wait).
 # drainSeconds: 3600
+# End every console this long after it opened (1008 with the reason); 0: no limit.
+# maxSessionSeconds: 28800
 # replayStore:
 #   url: rediss://valkey.consoles.svc:6379     # Redis or Valkey
 #   passwordSecret: wsproxy-replay-store       # existing Secret, key "password"

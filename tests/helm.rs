@@ -47,7 +47,7 @@ fn helm_template_equals_render_for_the_same_inputs() {
         "proxyFqdn: proxy.example.com\nmetrics: {}\n".to_string(),
         // The admin listener: client certificates from the mounted CA, a token from the
         // operator's Secret; and the token alone.
-        "proxyFqdn: proxy.example.com\nadmin: {port: 6200, tokenSecret: ops-token}\n".to_string(),
+        "proxyFqdn: proxy.example.com\nadmin: {port: 6200, tokenSecret: ops-token}\nmaxSessionSeconds: 28800\n".to_string(),
         "proxyFqdn: proxy.example.com\nadmin: {clientCertificates: false, tokenSecret: ops-token}\nmetrics: {}\n".to_string(),
         "proxyFqdn: proxy.example.com\nservice: {type: ClusterIP}\nexpose: {ingress: {className: nginx}, openshiftRoute: true, \
          tlsRoute: {gateway: edge, gatewayNamespace: gateways, sectionName: tls}}\n"

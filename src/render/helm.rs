@@ -43,6 +43,9 @@ pub struct ChartValues {
     /// Seconds open consoles may go on after a pod is told to stop (a rolling update, a node
     /// drain) before they are closed with 1001; the surge pod takes new consoles meanwhile.
     pub drain_seconds: u32,
+    /// End every console this many seconds after it opened (1008 with the reason); 0: no
+    /// limit. WSPROXY_MAX_SESSION_SECONDS.
+    pub max_session_seconds: u64,
     /// Where used tickets are recorded, shared by every replica (docs/HA.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay_store: Option<ReplayStore>,
@@ -257,6 +260,7 @@ impl ChartValues {
             replicas: spec.replicas,
             per_replica_single_use: spec.per_replica_single_use,
             drain_seconds: spec.drain_seconds.unwrap_or(crate::spec::DEFAULT_DRAIN_SECS_K8S),
+            max_session_seconds: spec.max_session_seconds,
             replay_store,
             service: ChartService { kind: spec.service.kind, node_port: spec.service.node_port, annotations: BTreeMap::new() },
             pod_annotations: BTreeMap::new(),

@@ -78,6 +78,9 @@ pub fn relay_conf(spec: &DeploySpec, paths: &CertPaths) -> String {
             s += &key::WSPROXY_REPLAY_STORE_FAIL_OPEN.line("True");
         }
     }
+    if spec.max_session_seconds > 0 {
+        s += &key::WSPROXY_MAX_SESSION_SECONDS.line(spec.max_session_seconds);
+    }
     if let Some(admin) = &spec.admin {
         s += &key::WSPROXY_ADMIN_LISTEN.line(format!("[::]:{}", admin.port));
         if admin.client_certificates {
@@ -225,7 +228,8 @@ mod tests {
         let file = dir.path().join("spec.yaml");
         std::fs::write(dir.path().join("admin-token"), "0123456789abcdef0123\n").unwrap();
         let behind_a_balancer =
-            "trustedProxies: ['10.0.0.0/8', 'fd00::1']\nproxyProtocol: required\nadmin: {port: 6200, tokenFile: admin-token}\n";
+            "trustedProxies: ['10.0.0.0/8', 'fd00::1']\nproxyProtocol: required\nadmin: {port: 6200, tokenFile: admin-token}\n\
+             maxSessionSeconds: 28800\n";
         std::fs::write(&file, format!("{}\n{behind_a_balancer}", crate::spec::EXAMPLE)).unwrap();
         let spec = DeploySpec::load(Some(&file), &crate::spec::Overrides::default()).unwrap();
         assert!(!spec.target_allow.is_empty());
@@ -252,6 +256,7 @@ mod tests {
         assert_eq!(config.engine_cert.as_deref(), Some(std::path::Path::new("/c/engine.cer")));
         use wsproxy::real_client::{ClientTrust, ProxyProtocol};
         assert_eq!(config.client_trust, ClientTrust::parse("10.0.0.0/8,fd00::1", ProxyProtocol::Required).unwrap());
+        assert_eq!(config.max_session, Some(std::time::Duration::from_secs(28800)));
         let admin = config.admin.expect("admin: reaches the relay");
         assert_eq!(admin.listen, "[::]:6200".parse().unwrap());
         assert_eq!(admin.client_ca.as_deref(), Some(std::path::Path::new("/c/ca.crt")), "client certificates by default");
