@@ -199,6 +199,7 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
     quadlet_without_systemd_is_refused(&f);
     a_new_certificate_is_served_after_a_redeploy(&f);
     day_two_behind_haproxy_sessions_and_audit_on_the_host(&f).await;
+    a_new_relay_that_cannot_start_leaves_the_old_one_serving(&f).await;
     redeploys_under_streaming_consoles_drop_nothing(&f).await;
     undeploy_and_a_rolled_back_deploy_leave_nothing(&f).await;
 }
@@ -347,14 +348,40 @@ fn a_new_certificate_is_served_after_a_redeploy(f: &SshDeploy) {
     assert_ne!(serial(), before, "the new certificate is served");
 }
 
+/// How long the day-two scenario's consoles may last (`maxSessionSeconds`).
+const LIFETIME_SECS: u64 = 25;
+
+/// The start and end audit records of `session`, read through `wsproxyctl logs` where the relay
+/// runs (waiting up to 10 s for the end).
+fn audit_records(f: &SshDeploy, session: &str) -> Vec<serde_json::Value> {
+    let place = ["logs", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity), "--since", "5m"];
+    let mut records = Vec::new();
+    for _ in 0..50 {
+        let o = deploy(&f.ssh, &place);
+        records = stdout(&o)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| v["fields"].clone())
+            .filter(|r| r["session"].as_str() == Some(session) && r["record"].is_string())
+            .collect();
+        if records.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    records
+}
+
 /// Day two on the deployed relay, end to end: HAProxy in front of it sends PROXY protocol v2,
 /// nginx beside it `X-Forwarded-For` (`trustedProxies`, `proxyProtocol` in deploy.yaml); a
 /// browser behind each connects from an address of its own. The admin listener (`admin:`) is
 /// named by `status`; an operator with a client certificate from the engine CA lists both
 /// consoles under their browsers' addresses (not the balancers'); one with the token (shipped as
 /// a podman secret) ends one by its address and its browser gets 1008; no credentials, no
-/// answer. `logs` holds the audit records of both ends of that session; the other console is
-/// ended by its target. A redeploy then hands the admin port over like the browsers' one.
+/// answer. `logs` holds the audit records of both ends of that session; the second console is
+/// ended by its target; a third, left alone, ends when `maxSessionSeconds` runs out (1008,
+/// `max_lifetime` in its audit record). A redeploy then hands the admin port over like the
+/// browsers' one.
 async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
     testkit::require_tool("haproxy");
     let admin_port = free_port();
@@ -363,7 +390,10 @@ async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
     let spec = f.dir.path().join("day-two.yaml");
     std::fs::write(
         &spec,
-        format!("admin: {{port: {admin_port}, tokenFile: admin-token}}\ntrustedProxies: [127.0.0.1/32]\nproxyProtocol: optional\n"),
+        format!(
+            "admin: {{port: {admin_port}, tokenFile: admin-token}}\ntrustedProxies: [127.0.0.1/32]\nproxyProtocol: optional\n\
+             maxSessionSeconds: {LIFETIME_SECS}\n"
+        ),
     )
     .unwrap();
     let v = f.run_json(&["-f", s(&spec), "--no-verify"]);
@@ -383,6 +413,11 @@ async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
     let ticket = sign_ticket(&f.pki.engine_key, &TicketSpec::new("127.0.0.1", vm));
     let from_nginx = testkit::from_address::connect_from("127.0.0.10", nginx_port).await;
     let (status, behind_nginx) = testkit::from_address::upgrade(from_nginx, &ticket, "").await;
+    assert_eq!(status, 101);
+    // A third console, straight to the relay and to a VM of its own, is left to its lifetime.
+    let other_vm = testkit::echo_target().await;
+    let ticket = sign_ticket(&f.pki.engine_key, &TicketSpec::new("127.0.0.1", other_vm));
+    let (status, mut left_alone) = testkit::from_address::wss_upgrade_from("127.0.0.11", f.port, &ca, &ticket).await;
     assert_eq!(status, 101);
 
     let o = common::ctl(&[
@@ -411,8 +446,8 @@ async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
     let mut open: Vec<&serde_json::Value> = listed["sessions"].as_array().unwrap().iter().collect();
     open.sort_by_key(|s| s["client"].as_str().unwrap().split(':').next().unwrap().to_string());
     let clients: Vec<&str> = open.iter().map(|s| s["client"].as_str().unwrap().split(':').next().unwrap()).collect();
-    assert_eq!(clients, ["127.0.0.10", "127.0.0.9"], "the browsers, not HAProxy or nginx: {listed}");
-    let haproxy_session = open[1];
+    assert_eq!(clients, ["127.0.0.10", "127.0.0.11", "127.0.0.9"], "the browsers, not HAProxy or nginx: {listed}");
+    let (haproxy_session, lifetime_session) = (open[2]["id"].as_str().unwrap(), open[1]["id"].as_str().unwrap());
     let o = sessions("list", &[]).await;
     assert_eq!(o.status.code(), Some(2), "no credentials: {}", stderr(&o));
     let o = sessions("kill", &["--token-file", s(&token), "--client", "127.0.0.9"]).await;
@@ -421,21 +456,7 @@ async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
     drop(browser);
 
     // The audit records, read where the relay runs.
-    let session = haproxy_session["id"].as_str().unwrap().to_string();
-    let mut records = Vec::new();
-    for _ in 0..50 {
-        let o = deploy(&f.ssh, &[&["logs"], &place[..], &["--since", "5m"]].concat());
-        records = stdout(&o)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .map(|v| v["fields"].clone())
-            .filter(|r| r["session"].as_str() == Some(&session) && r["record"].is_string())
-            .collect::<Vec<_>>();
-        if records.len() == 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let records = audit_records(f, haproxy_session);
     let kinds: Vec<_> = records.iter().map(|r| (r["record"].as_str(), r["client"].as_str().map(|c| c.starts_with("127.0.0.9:")))).collect();
     assert_eq!(kinds, [(Some("session_start"), Some(true)), (Some("session_end"), Some(true))], "{records:?}");
     assert_eq!(records[1]["end"], "killed", "{records:?}");
@@ -446,12 +467,55 @@ async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
     assert!(o.status.success() && stdout(&o).contains("ended 1 session"), "{}{}", stdout(&o), stderr(&o));
     drop(behind_nginx);
 
+    // The third ends when its lifetime (maxSessionSeconds) runs out, with its own end reason.
+    let closed = testkit::from_address::close_code(&mut left_alone, Duration::from_secs(LIFETIME_SECS + 10)).await;
+    assert_eq!(closed, Some(1008), "maxSessionSeconds ends the console");
+    drop(left_alone);
+    let records = audit_records(f, lifetime_session);
+    assert_eq!(records.get(1).map(|r| &r["end"]), Some(&serde_json::json!("max_lifetime")), "{records:?}");
+
     // A redeploy (new certificates) hands the admin port over like the browsers' one.
     common::issue_localhost(&f.pki, &f.certs);
+    std::fs::write(&spec, format!("admin: {{port: {admin_port}, tokenFile: admin-token}}\n")).unwrap();
     let v = f.run_json(&["-f", s(&spec), "--no-verify"]);
     assert_eq!(v["change"], "HandedOver", "{v}");
     let o = sessions("list", &["--token-file", s(&token)]).await;
     assert!(o.status.success() && stdout(&o).contains("no open sessions"), "{}{}", stdout(&o), stderr(&o));
+}
+
+/// `text` sent through an open console and read back from the echoing VM.
+async fn echo(ws: &mut testkit::Ws, text: &str) -> Vec<u8> {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(text.as_bytes().to_vec().into())).await.unwrap();
+    testkit::read_exact(ws, &mut Vec::new(), text.len()).await.unwrap()
+}
+
+/// The hand-over's way back, with real podman: the new relay cannot start (its admin port is
+/// taken by another program on the host), so deploy fails with the relay's own reason, removes
+/// it, and gives the running relay its name back; that relay never stopped, and a console open
+/// on it goes on.
+async fn a_new_relay_that_cannot_start_leaves_the_old_one_serving(f: &SshDeploy) {
+    let id =
+        |name: &str| stdout(&podman().args(["container", "inspect", "--format", "{{.Id}} {{.State.Running}}", name]).output().unwrap());
+    let before = id("wsproxy");
+    let vm = testkit::echo_target().await;
+    let url = f.console_urls(vm, 1).remove(0);
+    let WsOutcome::Open(mut ws) = connect_ws(&url, Some(&f.certs.join("ca.pem"))).await else { panic!("console {url}") };
+    assert_eq!(echo(&mut ws, "before").await, b"before");
+
+    let taken = std::net::TcpListener::bind("[::]:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let spec = f.dir.path().join("taken.yaml");
+    std::fs::write(&spec, format!("admin: {{port: {port}}}\n")).unwrap();
+    let o = f.run(&["-f", s(&spec), "--no-verify"]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    let said = stderr(&o);
+    assert!(said.contains("WSPROXY_ADMIN_LISTEN") && said.contains("left serving"), "{said}");
+    assert_eq!(id("wsproxy"), before, "the same relay, still running, under its own name");
+    let draining = podman().args(["ps", "-q", "--filter", "name=wsproxy-draining"]).output().unwrap();
+    assert_eq!(stdout(&draining).trim(), "", "no relay left running under another name");
+    assert_eq!(echo(&mut ws, "after").await, b"after", "its console never noticed");
+    drop(taken);
 }
 
 /// The hand-over measured with real podman: 200 consoles stream through the deployed relay
