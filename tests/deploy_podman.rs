@@ -587,7 +587,8 @@ async fn redeploys_under_streaming_consoles_drop_nothing(f: &SshDeploy) {
 /// Undeploy leaves nothing of ours, and does so at once with a console still open on a relay
 /// that would drain it for ten minutes (podman's forced removal stops a container with its
 /// stop timeout, the drain and then some); a deploy whose verification fails is rolled back
-/// when asked.
+/// when asked: after a hand-over only the new relay goes (the old one's console streams on),
+/// on a first deploy everything.
 async fn undeploy_and_a_rolled_back_deploy_leave_nothing(f: &SshDeploy) {
     let drain = f.dir.path().join("drain-long.yaml");
     std::fs::write(&drain, "drainSeconds: 600\n").unwrap();
@@ -595,6 +596,22 @@ async fn undeploy_and_a_rolled_back_deploy_leave_nothing(f: &SshDeploy) {
     assert_eq!(v["change"], "HandedOver", "{v}");
     let target = consoles::streaming_target().await;
     let console = Streaming::open(&f.console_urls(target, 1)[0], &f.certs.join("ca.pem")).await;
+
+    // A redeploy (new settings: a hand-over) whose verification fails, rolled back: only the new
+    // relay goes; the old one, told to drain when the new one took the port, keeps its console.
+    let closed = format!("{}:5999", f.vnc.addr);
+    std::fs::write(&drain, "drainSeconds: 599\n").unwrap();
+    let o = f.run(&["-f", s(&drain), "--verify-engine-key", s(&f.pki.engine_key), "--verify-vnc", &closed, "--rollback-on-failure"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("rolled back the new relay") && stderr(&o).contains("takes no new ones"), "{}", stderr(&o));
+    let exists = podman().args(["container", "exists", "wsproxy"]).status().unwrap();
+    assert!(!exists.success(), "the new relay is gone");
+    let draining = podman().args(["ps", "-q", "--filter", "name=wsproxy-draining"]).output().unwrap();
+    assert_ne!(stdout(&draining).trim(), "", "the old relay still runs, draining");
+    let before = console.bytes();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(console.is_open() && console.bytes() > before, "the old relay's console streams on");
+
     let started = Instant::now();
     let o = deploy(&f.ssh, &["undeploy", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity)]);
     let took = started.elapsed();
@@ -607,7 +624,6 @@ async fn undeploy_and_a_rolled_back_deploy_leave_nothing(f: &SshDeploy) {
     let o = deploy(&f.ssh, &["status", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity)]);
     assert_eq!(o.status.code(), Some(1), "status after undeploy: {}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("not deployed"), "{}", stdout(&o));
-    let closed = format!("{}:5999", f.vnc.addr);
     let o = f.run(&["--verify-engine-key", s(&f.pki.engine_key), "--verify-vnc", &closed, "--rollback-on-failure"]);
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
     assert!(stderr(&o).contains("rolled back"), "{}", stderr(&o));

@@ -151,7 +151,7 @@ pub async fn to_podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) ->
         ok: true,
     };
     if !opts.no_verify {
-        report.verify = Some(verify_podman(&mut steps, spec, opts, &host, &plan.name).await?);
+        report.verify = Some(verify_podman(&mut steps, spec, opts, &host, &plan, change).await?);
     }
     report.engine = engine_step(&mut steps, spec, opts).await?;
     report.steps = steps.done;
@@ -303,20 +303,32 @@ async fn install_relay(
 }
 
 /// Verify as a browser would; on failure roll back when asked, and say what the relay logged.
+/// After a hand-over the rollback removes only the new relay: the old one is draining by then
+/// and keeps its open consoles to the end of its drain.
 async fn verify_podman(
     steps: &mut Steps<'_>,
     spec: &DeploySpec,
     opts: &DeployOptions,
     host: &PodmanHost,
-    container: &str,
+    plan: &crate::render::podman::ContainerPlan,
+    change: podman::Change,
 ) -> Result<verify::Report> {
     let verified = verify_step(steps, spec, opts).await?;
     if verified.ok {
         return Ok(verified);
     }
-    let logs = podman::logs(&host.docker, container).await;
+    let logs = podman::logs(&host.docker, &plan.name).await;
     let mut message = format!("verify failed for wss://{}:{}", spec.proxy_fqdn, spec.port);
-    if opts.rollback_on_failure {
+    if opts.rollback_on_failure && change == podman::Change::HandedOver {
+        let mut removed = Removal::default();
+        podman::roll_back_hand_over(&host.docker, plan, &mut removed).await;
+        message.push_str(&format!(
+            "; rolled back the new relay ({}). The previous relay had already been told to drain when the new one took \
+             the port: it serves its open consoles to their end (up to its drain) but takes no new ones. Deploy the \
+             previous certificates and settings again to serve new consoles",
+            removed.summary()
+        ));
+    } else if opts.rollback_on_failure {
         let removed = remove_podman_deployment(&host.docker, &host.shell, &host.init, vec![host.unit_dir.clone()]).await?;
         message.push_str(&format!("; rolled back ({})", removed.summary()));
     } else {

@@ -138,7 +138,7 @@ async fn managed_containers(docker: &Docker) -> Result<Vec<bollard::models::Cont
 }
 
 /// What deploy found and did.
-#[derive(Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Change {
     Unchanged,
     Created,
@@ -562,6 +562,17 @@ pub async fn remove_one(docker: &Docker, name: &str) {
 
 /// Remove what deploy created (by label), nothing else. Every removal is tried; each one is
 /// reported as removed only when podman removed it, and as failed (with podman's reason) otherwise.
+/// Roll back a hand-over whose new relay failed verification: remove that relay and its
+/// certificates volume, and nothing else. The old relay was told to drain when the new one took
+/// the port: it cannot be made to accept again, but its open consoles go on to the end of its
+/// drain instead of being cut with it.
+pub async fn roll_back_hand_over(docker: &Docker, plan: &ContainerPlan, removal: &mut super::Removal) {
+    removal.record(format!("container {}", plan.name), force_remove(docker, &plan.name).await);
+    let volume = volume_of(plan);
+    let removed = docker.remove_volume(&volume, Some(RemoveVolumeOptions { force: true })).await;
+    removal.record(format!("volume {volume}"), removed);
+}
+
 pub async fn undeploy(docker: &Docker, removal: &mut super::Removal) -> Result<()> {
     for c in managed_containers(docker).await? {
         if let Some(id) = c.id {
