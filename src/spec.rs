@@ -663,9 +663,10 @@ impl DeploySpec {
         let bad = |field: &str, why: String| Err(Failure::usage(format!("{field}: {why}")));
         let metrics = self.metrics.as_ref().map(|m| m.port);
         if admin.port == 0 || admin.port == self.port || Some(admin.port) == metrics {
+            let metrics = metrics.map(|p| format!(", the metrics' {p}")).unwrap_or_default();
             return bad(
                 "admin.port",
-                format!("{} is not a port of its own (the browsers' port is {}, metrics' {metrics:?})", admin.port, self.port),
+                format!("{} is not a port of its own (the browsers' port is {}{metrics}): pick another", admin.port, self.port),
             );
         }
         if !admin.client_certificates && admin.token_file.is_none() && admin.token_secret.is_none() {
