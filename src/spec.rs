@@ -809,6 +809,17 @@ impl DeploySpec {
                 self.replicas, self.replicas
             ));
         }
+        use std::os::unix::fs::PermissionsExt;
+        let secret_files = [
+            ("admin.tokenFile", self.admin.as_ref().and_then(|a| a.token_file.as_ref())),
+            ("replayStore.passwordFile", self.replay_store.as_ref().and_then(|s| s.password_file.as_ref())),
+        ];
+        for (field, file) in secret_files.into_iter().filter_map(|(f, p)| Some((f, p?))) {
+            let mode = std::fs::metadata(file).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+            if mode & 0o077 != 0 {
+                out.push(format!("{field} {} is readable by other users (mode {mode:04o}): chmod 600 it", file.display()));
+            }
+        }
         if self.replay_store.as_ref().is_some_and(|s| s.fail_open) {
             out.push("replayStore.failOpen: while the store is unreachable, tickets are accepted without the single-use check".into());
         }
@@ -1144,6 +1155,11 @@ pub(crate) mod tests {
         let spec = load("admin: {port: 6200, clientCertificates: false, tokenFile: admin-token}\n").unwrap();
         assert_eq!(spec.admin.as_ref().and_then(|a| a.token.as_ref()).map(|t| t.0.as_str()), Some("s3cr3t-t0ken-0123456789"));
         assert!(!format!("{spec:?}").contains("s3cr3t"), "the token is never printed");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path().join("admin-token"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(spec.warnings().iter().any(|w| w.contains("admin.tokenFile") && w.contains("chmod 600")), "{:?}", spec.warnings());
+        std::fs::set_permissions(dir.path().join("admin-token"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(spec.warnings().is_empty(), "{:?}", spec.warnings());
         assert!(spec.check_k8s().unwrap_err().message.contains("admin.tokenSecret"));
         let spec = DeploySpec { metrics: None, ..load("admin: {tokenSecret: ops-token}\n").unwrap() };
         assert!(spec.check_k8s().is_ok());
