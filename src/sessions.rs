@@ -4,7 +4,6 @@
 //! the relay is trusted through the CA given, never by default.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -53,13 +52,9 @@ impl fmt::Display for Listing {
     }
 }
 
-/// Which sessions `sessions kill` ends: any that matches one of these.
-#[derive(Debug, Default, Clone)]
-pub struct KillSelector {
-    pub id: Option<String>,
-    pub target: Option<String>,
-    pub client: Option<IpAddr>,
-}
+/// Which sessions `sessions kill` ends: any that matches one of these (the relay's own
+/// selector, sent as the query it parses).
+pub use wsproxy::registry::Selector as KillSelector;
 
 /// What `sessions kill` prints.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
