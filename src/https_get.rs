@@ -35,9 +35,18 @@ pub fn parse_https_url(url: &str) -> Result<(String, u16), String> {
 /// Largest body accepted: the PEM files fetched are a few KiB.
 const MAX_BODY: usize = 1 << 20;
 
+/// A host as it goes before `:PORT` in an address or a URL: an IPv6 address in brackets.
+pub fn bracketed(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
 /// The Host header: the name, with the port when it is not 443 and brackets for IPv6.
 pub fn host_header(host: &str, port: u16) -> String {
-    let name = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+    let name = bracketed(host);
     if port == 443 {
         name
     } else {
@@ -105,6 +114,16 @@ mod tests {
         assert_eq!(parse_https_url("https://engine.example:8443/ovirt-engine").unwrap(), ("engine.example".into(), 8443));
         assert_eq!(parse_https_url("https://[::1]:9/").unwrap(), ("::1".into(), 9));
         assert!(parse_https_url("http://engine.example").unwrap_err().contains("https://"));
+    }
+
+    /// An ssh host given as an IPv6 address yields addresses a connect and a URL can use
+    /// (`status` joins them with the deployed ports).
+    #[test]
+    fn ipv6_hosts_are_bracketed() {
+        assert_eq!(format!("{}:6100", bracketed("2001:db8::7")), "[2001:db8::7]:6100");
+        assert_eq!(format!("{}:6101", bracketed("proxy.example.com")), "proxy.example.com:6101");
+        let address: std::net::SocketAddr = format!("{}:6100", bracketed("::1")).parse().unwrap();
+        assert_eq!(address.port(), 6100);
     }
 
     #[test]

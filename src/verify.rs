@@ -102,8 +102,7 @@ impl Target {
 
     fn ws_url(&self, path: &str) -> String {
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        format!("{scheme}://{host}:{}/{path}", self.addr.port())
+        format!("{scheme}://{}:{}/{path}", crate::https_get::bracketed(&self.host), self.addr.port())
     }
 
     /// Open a websocket with a ticket; Ok(first data or close) or Err(HTTP status, body).

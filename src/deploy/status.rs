@@ -11,6 +11,7 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 
 use crate::error::{Failure, Result};
+use crate::https_get::bracketed;
 use crate::render::podman::{ADMIN_PORT_LABEL, CONTAINER_NAME, OWNER_LABEL, PORT_LABEL};
 
 /// Days a served certificate must still have; fewer is a failed check (as `certs inspect`).
@@ -126,11 +127,11 @@ pub async fn podman(host: Option<&str>, identity: Option<&std::path::Path>, conn
     }
     let address = match (connect_to, labels.get(PORT_LABEL)) {
         (Some(at), _) => Some(at.to_string()),
-        (None, Some(port)) => Some(host_port(&super::several_hosts::address_of(&place)?, port)),
+        (None, Some(port)) => Some(format!("{}:{port}", bracketed(&super::several_hosts::address_of(&place)?))),
         (None, None) => None,
     };
     if let Some(port) = labels.get(ADMIN_PORT_LABEL) {
-        status.admin_listener = Some(format!("https://{}", host_port(&super::several_hosts::address_of(&place)?, port)));
+        status.admin_listener = Some(format!("https://{}:{port}", bracketed(&super::several_hosts::address_of(&place)?)));
     }
     if let (Some(at), true) = (&address, status.running) {
         status.certificate_days_left = served_certificate_days(at).await;
@@ -180,15 +181,6 @@ pub async fn kubernetes(client: &kube::Client, namespace: &str, connect_to: Opti
 
 /// The days left on the certificate the relay at `address` (HOST:PORT) presents, read from a
 /// TLS handshake that accepts any certificate (it only reads it; nothing is sent).
-/// `host:port`, an IPv6 address in brackets (`[2001:db8::7]:6100`).
-fn host_port(host: &str, port: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 pub async fn served_certificate_days(address: &str) -> Option<i64> {
     let config = wsproxy::tls::target_client_config(None).ok()?;
     let host = address.rsplit_once(':').map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))?;
@@ -198,16 +190,4 @@ pub async fn served_certificate_days(address: &str) -> Option<i64> {
     let der = tls.get_ref().1.peer_certificates()?.first()?.clone();
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
     Some(crate::pki::days_left(&cert))
-}
-
-#[cfg(test)]
-mod tests {
-    /// An ssh host given as an IPv6 address yields addresses a connect and a URL can use.
-    #[test]
-    fn ipv6_hosts_are_bracketed() {
-        assert_eq!(super::host_port("2001:db8::7", "6100"), "[2001:db8::7]:6100");
-        assert_eq!(super::host_port("proxy.example.com", "6101"), "proxy.example.com:6101");
-        let address: std::net::SocketAddr = super::host_port("::1", "6100").parse().unwrap();
-        assert_eq!(address.port(), 6100);
-    }
 }
