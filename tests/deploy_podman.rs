@@ -115,6 +115,13 @@ impl SshDeploy {
         format!("{}:{}", self.vnc.addr, self.vnc.port)
     }
 
+    /// `wsproxyctl VERB --target podman` at this test's host (over the same ssh link) with
+    /// `extra`: status, logs, undeploy.
+    fn at_host(&self, verb: &str, extra: &[&str]) -> Output {
+        let place = [verb, "--target", "podman", "--host", &self.ssh.uri(), "--identity", s(&self.ssh.identity)];
+        deploy(&self.ssh, &[&place[..], extra].concat())
+    }
+
     /// `deploy --target podman` over ssh with the base flags and `extra`.
     fn run(&self, extra: &[&str]) -> Output {
         let args: Vec<&str> = self.base.iter().map(String::as_str).chain(extra.iter().copied()).collect();
@@ -207,7 +214,7 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
 /// `wsproxyctl status` over the same ssh link: running in container mode (this host has no
 /// systemd), the image and its version label, the certificate read from the relay itself.
 fn status_says_it_runs_and_how_long_its_certificate_lasts(f: &SshDeploy) {
-    let o = deploy(&f.ssh, &["status", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity), "--json"]);
+    let o = f.at_host("status", &["--json"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((v["running"].as_bool(), v["mode"].as_str(), v["ok"].as_bool()), (Some(true), Some("container"), Some(true)), "{v}");
@@ -223,12 +230,11 @@ fn status_says_it_runs_and_how_long_its_certificate_lasts(f: &SshDeploy) {
 /// `wsproxyctl logs` reads the relay's log over the same ssh link as deploy: its start line is
 /// there; `--since` bounds it (nothing in the last second before a quiet moment).
 fn logs_show_the_relay_where_it_runs(f: &SshDeploy) {
-    let place = ["logs", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity)];
-    let o = deploy(&f.ssh, &[&place[..], &["--since", "1h"]].concat());
+    let o = f.at_host("logs", &["--since", "1h"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("wsproxy ready"), "{}", stdout(&o));
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let o = deploy(&f.ssh, &[&place[..], &["--since", "1s"]].concat());
+    let o = f.at_host("logs", &["--since", "1s"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(!stdout(&o).contains("wsproxy ready"), "--since 1s still shows the start: {}", stdout(&o));
 }
@@ -354,10 +360,9 @@ const LIFETIME_SECS: u64 = 25;
 /// The start and end audit records of `session`, read through `wsproxyctl logs` where the relay
 /// runs (waiting up to 10 s for the end).
 fn audit_records(f: &SshDeploy, session: &str) -> Vec<serde_json::Value> {
-    let place = ["logs", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity), "--since", "5m"];
     let mut records = Vec::new();
     for _ in 0..50 {
-        let o = deploy(&f.ssh, &place);
+        let o = f.at_host("logs", &["--since", "5m"]);
         records = stdout(&o)
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -398,8 +403,7 @@ async fn day_two_behind_haproxy_sessions_and_audit_on_the_host(f: &SshDeploy) {
     .unwrap();
     let v = f.run_json(&["-f", s(&spec), "--no-verify"]);
     assert_eq!(v["change"], "HandedOver", "{v}");
-    let place = ["--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity)];
-    let o = deploy(&f.ssh, &[&["status"], &place[..]].concat());
+    let o = f.at_host("status", &[]);
     assert!(stdout(&o).contains(&format!("pass --admin https://127.0.0.1:{admin_port}")), "{}{}", stdout(&o), stderr(&o));
 
     let (haproxy_port, nginx_port) = (free_port(), free_port());
@@ -613,7 +617,7 @@ async fn undeploy_and_a_rolled_back_deploy_leave_nothing(f: &SshDeploy) {
     assert!(console.is_open() && console.bytes() > before, "the old relay's console streams on");
 
     let started = Instant::now();
-    let o = deploy(&f.ssh, &["undeploy", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity)]);
+    let o = f.at_host("undeploy", &[]);
     let took = started.elapsed();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("removed container wsproxy"), "{}", stdout(&o));
@@ -621,7 +625,7 @@ async fn undeploy_and_a_rolled_back_deploy_leave_nothing(f: &SshDeploy) {
     assert!(took < Duration::from_secs(120), "undeploy waited for the open console's drain: {took:?}");
     assert!(console.ended(Duration::from_secs(10)).await.is_some(), "the console outlived its relay");
     assert_eq!(managed_left(), "", "undeploy must leave nothing");
-    let o = deploy(&f.ssh, &["status", "--target", "podman", "--host", &f.ssh.uri(), "--identity", s(&f.ssh.identity)]);
+    let o = f.at_host("status", &[]);
     assert_eq!(o.status.code(), Some(1), "status after undeploy: {}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("not deployed"), "{}", stdout(&o));
     let o = f.run(&["--verify-engine-key", s(&f.pki.engine_key), "--verify-vnc", &closed, "--rollback-on-failure"]);
