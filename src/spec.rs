@@ -351,9 +351,9 @@ pub struct DeploySpec {
     pub per_replica_single_use: bool,
     /// Seconds open consoles may go on after the relay is told to stop (a redeploy, a node
     /// drain) before they are closed with 1001. Unset: 3600 on Kubernetes, where the surge
-    /// pod takes new consoles meanwhile, and in podman's container mode, where the new relay
-    /// takes the port first; 30 for a Quadlet unit, which is replaced in place while new
-    /// consoles wait for the drain to end.
+    /// pod takes new consoles meanwhile, and on podman (a Quadlet unit or a container), where
+    /// the new relay takes the port first; 30 for the kube-play Pod `render` writes, which is
+    /// replaced in place while new consoles wait for the drain to end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_seconds: Option<u32>,
     /// End every console this many seconds after it opened, whatever it is doing (1008 with
@@ -438,10 +438,12 @@ fn default_replicas() -> u32 {
     1
 }
 
-/// The drain when the spec leaves it unset, on Kubernetes and on podman (see `drainSeconds`).
+/// The drain when the spec leaves it unset (see `drainSeconds`): on Kubernetes, ...
 pub const DEFAULT_DRAIN_SECS_K8S: u32 = 3600;
-pub const DEFAULT_DRAIN_SECS_PODMAN: u32 = 30;
-/// The drain of podman's container mode, where a redeploy hands the port over (nothing waits).
+/// ... for the kube-play Pod, replaced in place while new consoles wait, ...
+pub const DEFAULT_DRAIN_SECS_IN_PLACE: u32 = 30;
+/// ... and for what deploy installs on podman (a Quadlet unit or a container), where a
+/// redeploy hands the port over (nothing waits).
 pub const DEFAULT_DRAIN_SECS_HANDOVER: u32 = 3600;
 
 /// Flag overrides (each `None` leaves the file's value).
@@ -959,8 +961,8 @@ namespace: ovirt-websocket-proxy
 # More than one replica needs a shared replay store (single use of tickets across replicas):
 replicas: 1
 # How long open consoles may go on when the relay is told to stop (a redeploy), before
-# they are closed with 1001. Unset: 3600 on Kubernetes and podman containers (the new relay
-# takes new consoles meanwhile), 30 for a Quadlet unit (replaced in place: new consoles wait).
+# they are closed with 1001. Unset: 3600 on Kubernetes and podman (the new relay takes new
+# consoles meanwhile), 30 for the kube-play Pod (replaced in place: new consoles wait).
 # drainSeconds: 3600
 # End every console this long after it opened (1008 with the reason); 0: no limit.
 # maxSessionSeconds: 28800

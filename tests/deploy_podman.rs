@@ -108,6 +108,8 @@ struct SshDeploy {
     archive: std::path::PathBuf,
     port: u16,
     base: Vec<String>,
+    /// Where the host's Quadlet units go, when the host runs systemd (the stand-in).
+    units: Option<std::path::PathBuf>,
 }
 
 impl SshDeploy {
@@ -192,7 +194,7 @@ async fn deploy_over_ssh_verify_redeploy_rotate_undeploy() {
         .map(|x| x.to_string())
         .chain(["--port".into(), port.to_string(), "--certs".into(), s(&certs).into(), "--image".into(), tag.clone()])
         .collect();
-    let f = SshDeploy { ssh, vnc, _hv: hv, pki, certs, dir, tag, archive, port, base };
+    let f = SshDeploy { ssh, vnc, _hv: hv, pki, certs, dir, tag, archive, port, base, units: None };
     let _cleanup = testkit::on_drop(|| {
         remove_managed();
         let _ = podman().args(["rmi", "-f", &f.tag, &format!("{}-next", f.tag)]).output();
@@ -511,11 +513,15 @@ async fn a_new_relay_that_cannot_start_leaves_the_old_one_serving(f: &SshDeploy)
     let port = taken.local_addr().unwrap().port();
     let spec = f.dir.path().join("taken.yaml");
     std::fs::write(&spec, format!("admin: {{port: {port}}}\n")).unwrap();
+    let installed = f.units.as_deref().map(unit_files);
     let o = f.run(&["-f", s(&spec), "--no-verify"]);
     assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
     let said = stderr(&o);
-    assert!(said.contains("WSPROXY_ADMIN_LISTEN") && said.contains("left serving"), "{said}");
+    // A unit's container is removed as it exits, often before its log can be read: the
+    // message then names the journal.
+    assert!((said.contains("WSPROXY_ADMIN_LISTEN") || said.contains("journalctl")) && said.contains("left serving"), "{said}");
     assert_eq!(id("wsproxy"), before, "the same relay, still running, under its own name");
+    assert_eq!(f.units.as_deref().map(unit_files), installed, "the new unit removed, the running relay's unit back");
     let draining = podman().args(["ps", "-q", "--filter", "name=wsproxy-draining"]).output().unwrap();
     assert_eq!(stdout(&draining).trim(), "", "no relay left running under another name");
     assert_eq!(echo(&mut ws, "after").await, b"after", "its console never noticed");
@@ -640,9 +646,41 @@ fn secrets_left() -> String {
     stdout(&o).lines().filter(|l| l.starts_with("wsproxy-")).collect::<Vec<_>>().join(" ")
 }
 
+/// The unit files in `dir`, sorted.
+fn unit_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".container")).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A label of container `name`.
+fn label_of(name: &str, label: &str) -> String {
+    let format = format!("{{{{index .Config.Labels \"{label}\"}}}}");
+    stdout(&podman().args(["inspect", "--format", &format, name]).output().unwrap()).trim().to_string()
+}
+
+/// Names of the relays draining after a hand-over.
+fn draining() -> String {
+    stdout(&podman().args(["ps", "--format", "{{.Names}}", "--filter", "name=wsproxy-draining"]).output().unwrap()).trim().to_string()
+}
+
+/// Wait (up to `secs`) until no relay drains any more.
+async fn until_none_drains(secs: u64) {
+    for _ in 0..secs * 4 {
+        if draining().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("still draining after {secs} s: {}", draining());
+}
+
 /// A host whose init is systemd gets a Quadlet unit. systemd cannot run here (PID 1 is not
 /// systemd), so the ssh host's `systemctl` is tests/podman/systemd-standin/systemctl: the real
-/// quadlet generator makes the service, and its ExecStart runs with the real podman.
+/// quadlet generator makes the services, and their ExecStart/ExecStop lines run with the real
+/// podman. Redeploys hand the port over from unit to unit, measured as in container mode.
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
     let _serial = SERIAL.lock().await;
@@ -661,93 +699,151 @@ async fn deploy_as_a_quadlet_unit_where_the_host_runs_systemd() {
         ("QUADLET_UNIT_DIRS", units.display().to_string()),
         ("STANDIN_STATE", state.display().to_string()),
     ]);
-    let port = free_port().to_string();
-    let vnc_addr = format!("{}:{}", vnc.addr, vnc.port);
-    let place = ["--target", "podman", "--host", &ssh.uri(), "--identity", s(&ssh.identity), "--quadlet-dir", s(&units)];
-    let spec = ["--proxy-fqdn", "localhost", "--port", &port, "--certs", s(&certs), "--image", &tag, "--json"];
-    let deploy_args =
-        |extra: &[&str]| -> Vec<String> { ["deploy"].iter().chain(&place).chain(&spec).chain(extra).map(|x| x.to_string()).collect() };
-    let run = |a: Vec<String>| deploy(&ssh, &a.iter().map(String::as_str).collect::<Vec<_>>());
-
+    let port = free_port();
+    let base = ["deploy", "--target", "podman", "--host", &ssh.uri(), "--identity", s(&ssh.identity), "--quadlet-dir", s(&units)]
+        .iter()
+        .map(|x| x.to_string())
+        .chain(["--proxy-fqdn".into(), "localhost".into(), "--port".into(), port.to_string()])
+        .chain(["--certs".into(), s(&certs).into(), "--image".into(), tag.clone()])
+        .collect();
+    let f = SshDeploy { ssh, vnc, _hv: hv, pki, certs, dir, tag, archive, port, base, units: Some(units.clone()) };
     let _cleanup = testkit::on_drop(|| {
-        let _ = podman().args(["rm", "-f", "wsproxy"]).output();
+        remove_managed();
         for name in wsproxyctl::render::podman::secret_names() {
             let _ = podman().args(["secret", "rm", &name]).output();
         }
-        let _ = podman().args(["rmi", "-f", &tag]).output();
+        let _ = podman().args(["rmi", "-f", &f.tag, &format!("{}-next", f.tag)]).output();
     });
-    // systemd, but a podman without the Quadlet generator (before 4.4): the container through
-    // the API, the report saying why; --quadlet is refused with the reason.
-    let systemctl_only = dir.path().join("systemctl-only");
+    without_the_quadlet_generator_the_container_is_used(&f, &standin, &state);
+    the_first_unit_verifies_to_the_vnc_server(&f).await;
+    a_redeploy_hands_the_port_to_the_next_unit(&f).await;
+    a_new_relay_that_cannot_start_leaves_the_old_one_serving(&f).await;
+    switching_modes_hands_the_port_over_both_ways(&f).await;
+    redeploys_under_streaming_consoles_drop_nothing(&f).await;
+    undeploy_and_a_rolled_back_deploy_leave_nothing(&f).await;
+    assert_eq!(unit_files(&units), Vec::<String>::new(), "undeploy removes every unit");
+    assert_eq!(secrets_left(), "", "undeploy must remove the secrets of every unit");
+}
+
+/// systemd, but a podman without the Quadlet generator (before 4.4): the container through
+/// the API, the report saying why; --quadlet is refused with the reason.
+fn without_the_quadlet_generator_the_container_is_used(f: &SshDeploy, standin: &Path, state: &Path) {
+    let systemctl_only = f.dir.path().join("systemctl-only");
     std::fs::create_dir_all(&systemctl_only).unwrap();
     std::os::unix::fs::symlink(standin.join("systemctl"), systemctl_only.join("systemctl")).unwrap();
     let old_podman = SshHost::start_with_env(&[
         ("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", systemctl_only.display())),
         ("STANDIN_STATE", state.display().to_string()),
     ]);
-    let old_place = ["--target", "podman", "--host", &old_podman.uri(), "--identity", s(&old_podman.identity)];
-    let with =
-        |extra: &[&str]| -> Vec<String> { ["deploy"].iter().chain(&old_place).chain(&spec).chain(extra).map(|x| x.to_string()).collect() };
-    let o = deploy(&old_podman, &with(&["--dry-run", "--image-archive", s(&archive)]).iter().map(String::as_str).collect::<Vec<_>>());
+    let place = ["--target", "podman", "--host", &old_podman.uri(), "--identity", s(&old_podman.identity)];
+    let dry = |extra: &[&str]| {
+        let spec = ["--proxy-fqdn", "localhost", "--certs", s(&f.certs), "--image", &f.tag, "--json", "--dry-run"];
+        let args = [&["deploy"][..], &place, &spec, &["--image-archive", s(&f.archive)], extra].concat();
+        deploy(&old_podman, &args)
+    };
+    let o = dry(&[]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(plan["mode"], "container", "{plan}");
     assert!(plan["steps"].to_string().contains("no Quadlet generator (podman 4.4 or later ships it)"), "{plan}");
-    let o = deploy(
-        &old_podman,
-        &with(&["--quadlet", "--dry-run", "--image-archive", s(&archive)]).iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let o = dry(&["--quadlet"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("has no Quadlet generator"), "{}", stderr(&o));
+}
 
-    let o = run(deploy_args(&["--image-archive", s(&archive), "--verify-engine-key", s(&pki.engine_key), "--verify-vnc", &vnc_addr]));
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+/// The first deploy installs wsproxy.container (the rendered unit, accepted by the real
+/// generator), verifies to the VNC server; the same inputs again change nothing.
+async fn the_first_unit_verifies_to_the_vnc_server(f: &SshDeploy) {
+    let units = f.units.as_deref().unwrap();
+    let v = f.run_json(&["--image-archive", s(&f.archive), "--verify-engine-key", s(&f.pki.engine_key), "--verify-vnc", &f.vnc_addr()]);
     assert_eq!(v["mode"], "quadlet", "{v}");
     assert!(v["steps"].to_string().contains("Quadlet at "), "{v}");
+    assert!(v["steps"].to_string().contains("wsproxy.container: created and started wsproxy.service"), "{v}");
     assert_eq!(v["change"], "Created", "{v}");
     assert_eq!(v["verify"]["ok"], true, "{v}");
     assert!(v["verify"].to_string().contains("RFB 003.008"), "{v}");
     assert_hardened("wsproxy");
-
-    // The unit on the host is the rendered one and the real generator accepts it.
     let unit = std::fs::read_to_string(units.join("wsproxy.container")).expect("unit installed");
     assert!(unit.contains("Secret=wsproxy-tls-key,uid=65532,gid=65532,mode=0400"), "{unit}");
-    let o = Command::new(common::tool("quadlet")).arg("-dryrun").env("QUADLET_UNIT_DIRS", &units).output().unwrap();
+    let o = Command::new(common::tool("quadlet")).arg("-dryrun").env("QUADLET_UNIT_DIRS", units).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(secrets_left().contains("wsproxy-tls-key"), "{}", secrets_left());
-    assert_eq!(stop_timeout("wsproxy"), "40", "the unit's PodmanArgs reach the container");
+    assert_eq!(stop_timeout("wsproxy"), "3610", "the unit's PodmanArgs reach the container: the drain is honoured");
     assert_healthy("wsproxy");
 
-    // Same inputs: nothing changes.
-    let o = run(deploy_args(&["--no-verify"]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = f.run_json(&["--no-verify"]);
     assert_eq!(v["change"], "Unchanged", "{v}");
-    // A dry run finds the unit as it is: kept.
-    let o = run(deploy_args(&["--dry-run"]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let plan = f.run_json(&["--dry-run"]);
     assert_eq!(plan["mode"], "quadlet", "{plan}");
-    assert!(
-        plan["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["action"] == "keep" && a["object"].as_str().unwrap().ends_with("wsproxy.container")),
-        "{plan}"
-    );
+    assert_eq!(action_of(&plan, &format!("unit {}/wsproxy.container", units.display())), "keep", "{plan}");
+}
 
-    // Undeploy (not told the unit directory: the relay's label says where it is): unit,
-    // container and secrets gone.
-    let uri = ssh.uri();
-    let o = deploy(&ssh, &["undeploy", "--target", "podman", "--host", &uri, "--identity", s(&ssh.identity)]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("removed unit"), "{}", stdout(&o));
-    assert!(!units.join("wsproxy.container").exists());
-    assert_eq!(managed_left(), "", "undeploy must leave nothing");
-    assert_eq!(secrets_left(), "", "undeploy must remove the secrets");
-    assert_no_ssh_left_behind();
+/// A redeploy with new settings: a dry run says what would happen; then the new relay starts
+/// from wsproxy-b.container beside the running one, which drains on (its unit file gone) and
+/// keeps its console; a new console reaches the new relay. Once its console closes, the old
+/// relay ends.
+async fn a_redeploy_hands_the_port_to_the_next_unit(f: &SshDeploy) {
+    let units = f.units.as_deref().unwrap();
+    let vm = testkit::echo_target().await;
+    let urls = f.console_urls(vm, 2);
+    let ca = f.certs.join("ca.pem");
+    let WsOutcome::Open(mut old) = connect_ws(&urls[0], Some(&ca)).await else { panic!("console {}", urls[0]) };
+    assert_eq!(echo(&mut old, "before").await, b"before");
+    let spec = f.dir.path().join("handover.yaml");
+    std::fs::write(&spec, "drainSeconds: 300\n").unwrap();
+
+    let plan = f.run_json(&["-f", s(&spec), "--dry-run"]);
+    let unit = |file: &str| format!("unit {}/{file}", units.display());
+    assert_eq!(action_of(&plan, &unit("wsproxy-b.container")), "create", "{plan}");
+    assert!(plan.to_string().contains("hand-over"), "{plan}");
+    assert_eq!(action_of(&plan, &unit("wsproxy.container")), "remove", "{plan}");
+    assert_eq!(action_of(&plan, "secret wsproxy-b-tls-key"), "create", "{plan}");
+
+    let v = f.run_json(&["-f", s(&spec), "--no-verify"]);
+    assert_eq!(v["change"], "HandedOver", "{v}");
+    assert!(
+        v["steps"].to_string().contains("wsproxy-b.container: certificates or settings changed: the new wsproxy-b.service took port"),
+        "{v}"
+    );
+    assert_eq!(unit_files(units), ["wsproxy-b.container"], "the old unit file is gone: its relay cannot come back");
+    assert_eq!(label_of("wsproxy", "io.ovirt.wsproxyctl.quadlet-unit"), "wsproxy-b.container");
+    assert_eq!(stop_timeout("wsproxy"), "310", "the new relay's drain");
+    assert!(secrets_left().contains("wsproxy-b-tls-key"), "the new unit's own secrets: {}", secrets_left());
+    assert!(draining().starts_with("wsproxy-draining-"), "the old relay drains: {}", draining());
+    assert_eq!(echo(&mut old, "during").await, b"during", "its console goes on");
+    let WsOutcome::Open(mut new) = connect_ws(&urls[1], Some(&ca)).await else { panic!("a new console after the hand-over") };
+    assert_eq!(echo(&mut new, "new").await, b"new");
+    let o = f.at_host("status", &[]);
+    let said = stdout(&o);
+    assert!(said.contains("running, quadlet (wsproxy-b.service)"), "{said}{}", stderr(&o));
+    assert!(said.contains("draining after a redeploy: wsproxy-draining-"), "{said}");
+    let v = f.run_json(&["-f", s(&spec), "--no-verify"]);
+    assert_eq!(v["change"], "Unchanged", "the new unit is the current one: {v}");
+    drop((old, new));
+    until_none_drains(15).await;
+}
+
+/// --no-quadlet: the container through the API takes the port from the unit's relay, whose
+/// unit file goes; a deploy with Quadlet again takes it back into a unit. Both hand over.
+async fn switching_modes_hands_the_port_over_both_ways(f: &SshDeploy) {
+    let units = f.units.as_deref().unwrap();
+    let vm = testkit::echo_target().await;
+    let urls = f.console_urls(vm, 2);
+    let ca = f.certs.join("ca.pem");
+    let WsOutcome::Open(mut first) = connect_ws(&urls[0], Some(&ca)).await else { panic!("console {}", urls[0]) };
+    let v = f.run_json(&["--no-quadlet", "--no-verify"]);
+    assert_eq!((&v["mode"], &v["change"]), (&"container".into(), &"HandedOver".into()), "{v}");
+    assert_eq!(unit_files(units), Vec::<String>::new(), "the unit does not bring its relay back");
+    assert_eq!(label_of("wsproxy", "io.ovirt.wsproxyctl.quadlet-unit"), "", "a container through the API");
+    assert_eq!(echo(&mut first, "unit relay").await, b"unit relay", "the unit's relay drains on");
+    let WsOutcome::Open(mut second) = connect_ws(&urls[1], Some(&ca)).await else { panic!("console {}", urls[1]) };
+    drop(first);
+    let v = f.run_json(&["--no-verify"]);
+    assert_eq!((&v["mode"], &v["change"]), (&"quadlet".into(), &"HandedOver".into()), "{v}");
+    assert_eq!(unit_files(units).len(), 1, "{:?}", unit_files(units));
+    assert_eq!(echo(&mut second, "api relay").await, b"api relay", "the API container's relay drains on");
+    drop(second);
+    until_none_drains(15).await;
 }
 
 /// A registry reference instead of an archive: deploy pulls it (from a registry on loopback,

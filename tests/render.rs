@@ -277,22 +277,27 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
     // A local image name so the run below can use the image test's archive.
     let image = format!("localhost/wsproxy-render-test:{suffix}");
     // With a target CA (here the test CA): one more podman secret, named by WSPROXY_TARGET_CA.
-    // With the admin listener: its port published, its token one more secret.
+    // With the admin listener: its token one more secret. The unit runs on the host's network
+    // (a redeploy hands the port over), so the ports are the host's: free ones.
     let spec_file = out.path().join("deploy.yaml");
     let token = out.path().join("admin-token");
     std::fs::write(&token, "5d0c3f6e9a8b7c6d5e4f3a2b1c0d9e8f\n").unwrap();
+    let (port, admin_port) = (free_port(), free_port());
     std::fs::write(
         &spec_file,
-        format!("proxyFqdn: localhost\ntargetCa: {}\nadmin: {{port: 6101, tokenFile: admin-token}}\n", certs.join("ca.pem").display()),
+        format!(
+            "proxyFqdn: localhost\nport: {port}\ntargetCa: {}\nadmin: {{port: {admin_port}, tokenFile: admin-token}}\n",
+            certs.join("ca.pem").display()
+        ),
     )
     .unwrap();
     render("podman", out.path(), &["-f", s(&spec_file), "--certs", s(&certs), "--image", &image]);
     let unit = std::fs::read_to_string(out.path().join("wsproxy.container")).unwrap();
     assert!(!unit.contains("AutoUpdate"), "no auto-update for a local image");
     assert!(unit.contains("Secret=wsproxy-target-ca,"), "{unit}");
-    assert!(unit.contains("Secret=wsproxy-admin-token,") && unit.contains("PublishPort=6101:6101"), "{unit}");
+    assert!(unit.contains("Secret=wsproxy-admin-token,") && unit.contains("Network=host") && !unit.contains("PublishPort"), "{unit}");
     let pod = std::fs::read_to_string(out.path().join("wsproxy-pod.yaml")).unwrap();
-    assert!(pod.contains("hostPort: 6101") && pod.contains("wsproxy-admin-token:"), "the kube-play Pod too: {pod}");
+    assert!(pod.contains(&format!("hostPort: {admin_port}")) && pod.contains("wsproxy-admin-token:"), "the kube-play Pod too: {pod}");
 
     let units = tempfile::tempdir().unwrap();
     std::fs::copy(out.path().join("wsproxy.container"), units.path().join("wsproxy.container")).unwrap();
@@ -343,24 +348,19 @@ fn quadlet_unit_passes_quadlet_dryrun_and_its_podman_command_serves_healthz() {
     let bundle = wsproxyctl::pki::bundle::Bundle::load(&certs).unwrap();
     let spec = wsproxyctl::spec::DeploySpec::load(Some(&spec_file), &wsproxyctl::spec::Overrides::default()).unwrap();
     assert!(String::from_utf8_lossy(&plan_conf(&spec)).contains("WSPROXY_TARGET_CA=/run/secrets/wsproxy-target-ca"));
-    let plan = wsproxyctl::render::podman::plan(&spec, &bundle, wsproxyctl::render::podman::Placement::InPlace);
+    let plan = wsproxyctl::render::podman::plan(&spec, &bundle, wsproxyctl::render::podman::Placement::HandOver);
     for secret in &plan.secrets {
         let _ = podman().args(["secret", "rm", &secret.name]).output();
         let f = out.path().join(&secret.name);
         std::fs::write(&f, &secret.data).unwrap();
         run(podman().args(["secret", "create", &secret.name, s(&f)]));
     }
-    let (port, admin_port) = (free_port(), free_port());
     let cid = out.path().join("cid");
     let args: Vec<String> = exec
         .split_whitespace()
         .skip(2) // "/usr/bin/podman run"
         .filter(|a| !a.starts_with("--cgroups=") && !a.starts_with("--sdnotify=") && !a.starts_with("--cidfile="))
-        .map(|a| match a {
-            "6100:6100" => format!("127.0.0.1:{port}:6100"),
-            "6101:6101" => format!("127.0.0.1:{admin_port}:6101"),
-            _ => a.to_string(),
-        })
+        .map(str::to_string)
         .collect();
     let _ = podman().args(["rm", "-f", "wsproxy"]).output();
     let o = podman().arg("run").arg(format!("--cidfile={}", cid.display())).args(&args).output().unwrap();

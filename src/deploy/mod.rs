@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::error::{Failure, Result};
 use crate::output::Output;
 use crate::pki::bundle::Bundle;
+use crate::render::podman::Slot;
 use crate::spec::DeploySpec;
 use crate::steps::{StepReport, Steps};
 use crate::verify;
@@ -134,11 +135,11 @@ pub async fn to_podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) ->
     let bundle = check_certificates(&mut steps, spec).await?;
     let host = open_podman_host(&mut steps, spec, opts).await?;
     let use_quadlet = choose_quadlet(opts.install, &host, spec)?;
-    let mut plan = crate::render::podman::plan(spec, &bundle, placement(use_quadlet));
+    let mut plan = crate::render::podman::plan(spec, &bundle, crate::render::podman::Placement::HandOver);
     if use_quadlet {
         plan.labels.insert(quadlet::UNIT_DIR_LABEL.into(), host.unit_dir.clone());
     }
-    let change = install_relay(&mut steps, &host, &plan, use_quadlet).await?;
+    let (change, unit) = install_relay(&mut steps, &host, &plan, use_quadlet).await?;
     let mut report = DeployReport {
         target: "podman".into(),
         host: host.name.clone(),
@@ -151,7 +152,7 @@ pub async fn to_podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) ->
         ok: true,
     };
     if !opts.no_verify {
-        report.verify = Some(verify_podman(&mut steps, spec, opts, &host, &plan, change).await?);
+        report.verify = Some(verify_podman(&mut steps, spec, opts, &host, &plan, (change, unit)).await?);
     }
     report.engine = engine_step(&mut steps, spec, opts).await?;
     report.steps = steps.done;
@@ -249,24 +250,20 @@ fn quadlet_or_container(install: Install, host: &PodmanHost) -> Result<bool> {
     }
 }
 
-/// A Quadlet unit is one systemd service, restarted in place; the container deploy starts
-/// through the API hands its port over.
-fn placement(use_quadlet: bool) -> crate::render::podman::Placement {
-    use crate::render::podman::Placement;
-    if use_quadlet {
-        Placement::InPlace
-    } else {
-        Placement::HandOver
+impl PodmanHost {
+    fn units(&self) -> quadlet::QuadletHost<'_> {
+        quadlet::QuadletHost { shell: &self.shell, docker: &self.docker, init: &self.init, dir: &self.unit_dir }
     }
 }
 
-/// Install the relay as a Quadlet unit or as a plain container.
+/// Install the relay as a Quadlet unit or as a plain container: what changed, and the unit it
+/// runs from.
 async fn install_relay(
     steps: &mut Steps<'_>,
     host: &PodmanHost,
     plan: &crate::render::podman::ContainerPlan,
     use_quadlet: bool,
-) -> Result<podman::Change> {
+) -> Result<(podman::Change, Option<Slot>)> {
     let describe = |change: &podman::Change, what: &str| {
         match change {
         podman::Change::Unchanged => "already running with these certificates and settings: nothing changed".to_string(),
@@ -281,25 +278,39 @@ async fn install_relay(
     };
     if use_quadlet {
         steps
-            .run(&format!("Quadlet unit {}/{} (systemd)", host.unit_dir, quadlet::UNIT_FILE), async {
-                let change = quadlet::install(&host.shell, &host.docker, plan, &host.init, &host.unit_dir).await?;
-                let detail = describe(&change, quadlet::SERVICE);
-                Ok((change, detail))
+            .run(&format!("Quadlet unit in {} (systemd)", host.unit_dir), async {
+                let (change, slot) = quadlet::install(&host.units(), plan).await?;
+                let detail = format!("{}: {}", slot.unit_file(), describe(&change, &slot.service()));
+                Ok(((change, Some(slot)), detail))
             })
             .await
     } else {
         steps
             .run("relay container", async {
-                if host.init.systemd {
-                    // Switching from a unit to a plain container: the unit must not fight it.
-                    quadlet::uninstall(&host.shell, &host.init, &host.unit_dir).await?;
-                }
-                let change = podman::apply(&host.docker, plan, &podman::Extras::default()).await?;
+                let change = container_from_units(host, plan).await?;
                 let detail = describe(&change, &plan.name);
-                Ok((change, detail))
+                Ok(((change, None), detail))
             })
             .await
     }
+}
+
+/// The relay as a container through the API where a Quadlet unit may have run it (a switch of
+/// mode, `--no-quadlet`): a relay that shares its port hands it over and drains on, its unit
+/// file removed so that it cannot come back; any other unit is stopped first, as it would
+/// restart what the container replaces.
+async fn container_from_units(host: &PodmanHost, plan: &crate::render::podman::ContainerPlan) -> Result<podman::Change> {
+    let units = if host.init.systemd { Some(quadlet::unit_state(&host.shell, &host.init, &host.unit_dir).await?) } else { None };
+    let had_unit = units.as_ref().is_some_and(|u| u.current().is_some());
+    let hands_over = podman::ours(&host.docker, &plan.name).await?.is_some_and(|f| f.hands_over_to(plan));
+    if had_unit && !hands_over {
+        quadlet::uninstall(&host.shell, &host.init, &host.unit_dir).await?;
+    }
+    let change = podman::apply(&host.docker, plan, &podman::Extras::default()).await?;
+    if had_unit && hands_over {
+        quadlet::forget(&host.shell, &host.init, &host.unit_dir).await?;
+    }
+    Ok(change)
 }
 
 /// Verify as a browser would; on failure roll back when asked, and say what the relay logged.
@@ -311,7 +322,7 @@ async fn verify_podman(
     opts: &DeployOptions,
     host: &PodmanHost,
     plan: &crate::render::podman::ContainerPlan,
-    change: podman::Change,
+    (change, unit): (podman::Change, Option<Slot>),
 ) -> Result<verify::Report> {
     let verified = verify_step(steps, spec, opts).await?;
     if verified.ok {
@@ -321,7 +332,10 @@ async fn verify_podman(
     let mut message = format!("verify failed for wss://{}:{}", spec.proxy_fqdn, spec.port);
     if opts.rollback_on_failure && change == podman::Change::HandedOver {
         let mut removed = Removal::default();
-        podman::roll_back_hand_over(&host.docker, plan, &mut removed).await;
+        match unit {
+            Some(slot) => quadlet::roll_back_hand_over(&host.units(), plan, slot, &mut removed).await,
+            None => podman::roll_back_hand_over(&host.docker, plan, &mut removed).await,
+        }
         message.push_str(&format!(
             "; rolled back the new relay ({}). The previous relay had already been told to drain when the new one took \
              the port: it serves its open consoles to their end (up to its drain) but takes no new ones. Deploy the \
@@ -368,8 +382,8 @@ pub async fn undeploy_podman(host: Option<&str>, identity: Option<&std::path::Pa
     remove_podman_deployment(&docker, &shell, &init, dirs).await
 }
 
-/// Remove a podman deployment: our units in `unit_dirs` first (systemd would otherwise restart
-/// what is removed), then every container, volume and secret labelled as ours.
+/// Remove a podman deployment: its relays killed, our units in `unit_dirs` (systemd would
+/// otherwise restart what is removed), then every container, volume and secret labelled as ours.
 async fn remove_podman_deployment(
     docker: &bollard::Docker,
     shell: &host_shell::HostShell,
@@ -379,13 +393,16 @@ async fn remove_podman_deployment(
     unit_dirs.sort();
     unit_dirs.dedup();
     let mut removal = Removal::default();
+    // Killed first: a unit's stop waits for its relay's drain, up to an hour.
+    let killed = podman::kill_managed(docker).await?;
     for dir in unit_dirs {
         match quadlet::uninstall(shell, init, &dir).await {
-            Ok(Some(unit)) => removal.removed.push(unit),
-            Ok(None) => {}
+            Ok(units) => removal.removed.extend(units),
             Err(e) => removal.failed.push(format!("unit in {dir}: {e}")),
         }
     }
+    // A unit's container is removed as it stops (Quadlet runs it with --rm); the rest below.
+    removal.removed.extend(podman::gone(docker, killed).await.into_iter().map(|name| format!("container {name}")));
     podman::undeploy(docker, &mut removal).await?;
     Ok(removal)
 }

@@ -32,7 +32,7 @@ use futures_util::StreamExt;
 
 use crate::error::{Failure, Result};
 use crate::render::podman::{
-    health_cmd, ContainerPlan, Placement, CHECKSUM_LABEL, HANDOVER_LABEL, HEALTH_INTERVAL_SECS, OWNER_LABEL, SECRETS_DIR,
+    health_cmd, ContainerPlan, Placement, Slot, CHECKSUM_LABEL, HANDOVER_LABEL, HEALTH_INTERVAL_SECS, OWNER_LABEL, SECRETS_DIR, UNIT_LABEL,
 };
 
 /// The certificates volume of a planned relay container (`wsproxy-certs-<checksum>`): each
@@ -51,7 +51,7 @@ fn loader_of(volume: &str) -> String {
 }
 
 /// The name a replaced relay drains under.
-fn draining_name(container: &str) -> String {
+pub(crate) fn draining_name(container: &str) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     format!("{container}-draining-{now}")
 }
@@ -155,6 +155,8 @@ pub struct Found {
     pub running: bool,
     /// Made to hand its port over ([`HANDOVER_LABEL`]).
     pub hand_over: bool,
+    /// Started by a Quadlet unit ([`UNIT_LABEL`]), not through the API.
+    pub from_unit: bool,
 }
 
 impl Found {
@@ -178,6 +180,7 @@ async fn current(docker: &Docker, name: &str) -> Result<Option<Found>> {
             checksum: label(CHECKSUM_LABEL).unwrap_or_default(),
             running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
             hand_over: label(HANDOVER_LABEL).as_deref() == Some("true"),
+            from_unit: label(UNIT_LABEL).is_some(),
         }
     }))
 }
@@ -258,7 +261,7 @@ fn labels(plan: &ContainerPlan) -> HashMap<String, String> {
 /// failed start) wants it gone now, not after its last console.
 async fn force_remove(docker: &Docker, name: &str) -> std::result::Result<(), bollard::errors::Error> {
     // Refused when the container is not running (or not there): nothing to kill then.
-    let _ = docker.kill_container(name, Some(KillContainerOptions { signal: "SIGKILL".into() })).await;
+    kill(docker, name).await;
     docker.remove_container(name, Some(RemoveContainerOptions { force: true, v: false, ..Default::default() })).await
 }
 
@@ -307,7 +310,8 @@ async fn load_volume(docker: &Docker, plan: &ContainerPlan) -> Result<()> {
 pub async fn apply(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Result<Change> {
     let found = ours(docker, &plan.name).await?;
     let change = match &found {
-        Some(f) if f.running && f.checksum == plan.checksum => return Ok(Change::Unchanged),
+        // The same relay, unless a unit runs it: the container replaces the unit then.
+        Some(f) if f.running && f.checksum == plan.checksum && !f.from_unit => return Ok(Change::Unchanged),
         Some(f) if f.hands_over_to(plan) => Change::HandedOver,
         Some(_) => Change::Replaced,
         None => Change::Created,
@@ -339,13 +343,48 @@ async fn hand_over(docker: &Docker, plan: &ContainerPlan, extras: &Extras) -> Re
         let back = rename(docker, &old, &plan.name).await.err().map(|e| format!("; renaming it back failed too: {e}")).unwrap_or_default();
         return Err(Failure::environment(format!("{e}\nthe running relay was left serving (as before){back}")));
     }
+    tell_to_drain(docker, &old).await
+}
+
+/// SIGTERM: the relay stops accepting, serves its open consoles up to its drain and exits 0
+/// (which neither its restart policy nor its unit's Restart=on-failure restarts).
+pub(crate) async fn tell_to_drain(docker: &Docker, old: &str) -> Result<()> {
     docker
-        .kill_container(&old, Some(KillContainerOptions { signal: "SIGTERM".into() }))
+        .kill_container(old, Some(KillContainerOptions { signal: "SIGTERM".into() }))
         .await
         .map_err(|e| Failure::environment(format!("telling the old relay {old} to drain (SIGTERM): {e}")))
 }
 
-async fn rename(docker: &Docker, from: &str, to: &str) -> Result<()> {
+/// SIGKILL a container, if it runs: a relay that must go now, not after its drain.
+pub(crate) async fn kill(docker: &Docker, name: &str) {
+    let _ = docker.kill_container(name, Some(KillContainerOptions { signal: "SIGKILL".into() })).await;
+}
+
+/// SIGKILL every running relay deploy made, so that stopping their units does not wait for
+/// their drains (undeploy). Returns their names.
+pub(crate) async fn kill_managed(docker: &Docker) -> Result<Vec<String>> {
+    let mut killed = Vec::new();
+    for c in managed_containers(docker).await? {
+        if c.state.as_ref().is_some_and(|s| s.to_string() == "running") {
+            kill(docker, &name_of(&c)).await;
+            killed.push(name_of(&c));
+        }
+    }
+    Ok(killed)
+}
+
+/// Of `names`, the containers that are no longer there.
+pub(crate) async fn gone(docker: &Docker, names: Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in names {
+        if docker.inspect_container(&name, None).await.is_err() {
+            out.push(name);
+        }
+    }
+    out
+}
+
+pub(crate) async fn rename(docker: &Docker, from: &str, to: &str) -> Result<()> {
     docker
         .rename_container(from, RenameContainerOptions { name: to.into() })
         .await
@@ -353,11 +392,15 @@ async fn rename(docker: &Docker, from: &str, to: &str) -> Result<()> {
 }
 
 /// The relay logs "wsproxy ready" once its listener is bound: before that, a hand-over must not
-/// tell the old one to stop. Its reason when it exits instead.
-async fn wait_ready(docker: &Docker, name: &str) -> Result<()> {
+/// tell the old one to stop. Its reason when it exits instead (from the log as it was followed:
+/// a Quadlet unit's container is removed as it exits).
+pub(crate) async fn wait_ready(docker: &Docker, name: &str) -> Result<()> {
     match tokio::time::timeout(Duration::from_secs(10), log_shows(docker, name, "wsproxy ready")).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(Failure::environment(format!("the new relay container exited at start:\n{}", logs(docker, name).await))),
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(seen)) => {
+            let logs = if seen.trim().is_empty() { logs(docker, name).await } else { seen };
+            Err(Failure::environment(format!("the new relay container exited at start:\n{logs}")))
+        }
         Err(_) => Err(Failure::environment(format!(
             "the new relay container {name} did not say it was ready within 10 s:\n{}",
             logs(docker, name).await
@@ -365,16 +408,27 @@ async fn wait_ready(docker: &Docker, name: &str) -> Result<()> {
     }
 }
 
+/// The relays earlier hand-overs left draining: (name, still running).
+async fn drained_or_draining(docker: &Docker, container: &str) -> Vec<(String, bool)> {
+    let prefix = format!("{container}-draining-");
+    let Ok(list) = managed_containers(docker).await else { return Vec::new() };
+    list.iter()
+        .filter(|c| name_of(c).starts_with(&prefix))
+        .map(|c| (name_of(c), c.state.as_ref().is_some_and(|s| s.to_string() == "running")))
+        .collect()
+}
+
 /// Remove the relays earlier hand-overs left draining that have finished (exited); those still
 /// serving consoles are left alone.
-async fn remove_drained(docker: &Docker, container: &str) {
-    let prefix = format!("{container}-draining-");
-    let Ok(list) = managed_containers(docker).await else { return };
-    for c in list.iter().filter(|c| name_of(c).starts_with(&prefix)) {
-        if c.state.as_ref().is_some_and(|s| s.to_string() != "running") {
-            remove_container(docker, &name_of(c)).await;
-        }
+pub(crate) async fn remove_drained(docker: &Docker, container: &str) {
+    for (name, _) in drained_or_draining(docker, container).await.into_iter().filter(|(_, running)| !running) {
+        remove_container(docker, &name).await;
     }
+}
+
+/// The relays still draining their consoles after a hand-over (for `status`).
+pub(crate) async fn draining(docker: &Docker, container: &str) -> Vec<String> {
+    drained_or_draining(docker, container).await.into_iter().filter(|(_, running)| *running).map(|(name, _)| name).collect()
 }
 
 /// Remove this relay's certificates volumes of earlier versions that no container uses any
@@ -495,46 +549,52 @@ pub async fn make_way_for_unit(docker: &Docker, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Create (or re-create) the podman secrets the Quadlet unit names, labelled as ours.
-pub async fn replace_secrets(docker: &Docker, plan: &ContainerPlan) -> Result<()> {
+/// Create (or re-create) the podman secrets the Quadlet unit of `slot` names, labelled as ours.
+pub async fn replace_secrets(docker: &Docker, plan: &ContainerPlan, slot: Slot) -> Result<()> {
     use base64::Engine as _;
     for secret in &plan.secrets {
-        match docker.delete_secret(&secret.name).await {
+        let name = slot.secret_name(&secret.name);
+        match docker.delete_secret(&name).await {
             Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
-            Err(e) => return Err(Failure::environment(format!("replacing podman secret {}: {e}", secret.name))),
+            Err(e) => return Err(Failure::environment(format!("replacing podman secret {name}: {e}"))),
         }
         docker
             .create_secret(bollard::models::SecretSpec {
-                name: Some(secret.name.clone()),
+                name: Some(name.clone()),
                 data: Some(base64::engine::general_purpose::STANDARD.encode(&secret.data)),
                 labels: Some(labels(plan)),
                 ..Default::default()
             })
             .await
-            .map_err(|e| Failure::environment(format!("creating podman secret {}: {e}", secret.name)))?;
+            .map_err(|e| Failure::environment(format!("creating podman secret {name}: {e}")))?;
     }
     Ok(())
 }
 
-/// Follow the container's log from its first line until it shows `needle` (true) or the
-/// container stops (false). From the first line: a relay that took over a port is at once busy
-/// with consoles, whose audit records would push its start-up lines out of any tail.
-async fn log_shows(docker: &Docker, name: &str, needle: &str) -> bool {
+/// Follow the container's log from its first line until it shows `needle`, or the container
+/// stops: then the log's last lines as seen. From the first line: a relay that took over a
+/// port is at once busy with consoles, whose audit records would push its start-up lines out
+/// of any tail.
+async fn log_shows(docker: &Docker, name: &str, needle: &str) -> std::result::Result<(), String> {
+    const KEEP: usize = 4096;
     let options = LogsOptions { follow: true, stdout: true, stderr: true, tail: "all".into(), ..Default::default() };
     let mut stream = docker.logs(name, Some(options));
-    // The end of the previous chunk, for a needle split across two.
-    let mut tail = String::new();
+    // What was seen last, for a needle split across two chunks and for the error.
+    let mut seen = String::new();
     while let Some(Ok(chunk)) = stream.next().await {
-        let text = format!("{tail}{chunk}");
-        if text.contains(needle) {
-            return true;
+        seen.push_str(&chunk.to_string());
+        if seen.contains(needle) {
+            return Ok(());
         }
-        tail = text.chars().rev().take(needle.len()).collect::<Vec<_>>().into_iter().rev().collect();
+        if seen.len() > KEEP {
+            let cut = seen.len() - KEEP;
+            let cut = (cut..seen.len()).find(|i| seen.is_char_boundary(*i)).unwrap_or(seen.len());
+            seen.drain(..cut);
+        }
     }
-    false
+    Err(seen)
 }
 
-/// Remove the podman secrets deploy created (by name, and only when labelled as ours).
 /// The last lines the relay printed.
 pub async fn logs(docker: &Docker, name: &str) -> String {
     let mut out = String::new();
@@ -560,8 +620,6 @@ pub async fn remove_one(docker: &Docker, name: &str) {
     }
 }
 
-/// Remove what deploy created (by label), nothing else. Every removal is tried; each one is
-/// reported as removed only when podman removed it, and as failed (with podman's reason) otherwise.
 /// Roll back a hand-over whose new relay failed verification: remove that relay and its
 /// certificates volume, and nothing else. The old relay was told to drain when the new one took
 /// the port: it cannot be made to accept again, but its open consoles go on to the end of its
@@ -573,6 +631,9 @@ pub async fn roll_back_hand_over(docker: &Docker, plan: &ContainerPlan, removal:
     removal.record(format!("volume {volume}"), removed);
 }
 
+/// Remove what deploy created (by label), nothing else: containers, volumes, and the podman
+/// secrets of both Quadlet units. Every removal is tried; each one is reported as removed only
+/// when podman removed it, and as failed (with podman's reason) otherwise.
 pub async fn undeploy(docker: &Docker, removal: &mut super::Removal) -> Result<()> {
     for c in managed_containers(docker).await? {
         if let Some(id) = c.id {

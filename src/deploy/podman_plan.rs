@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{check_certificates, choose_quadlet, connect_podman, learn_host, podman, quadlet, DeployOptions, PodmanHost};
 use crate::error::{Failure, Result};
 use crate::output::Output;
-use crate::render::podman::ContainerPlan;
+use crate::render::podman::{ContainerPlan, Slot};
 use crate::spec::DeploySpec;
 use crate::steps::{StepReport, Steps};
 
@@ -77,7 +77,7 @@ pub async fn plan(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Resu
     let mut actions = vec![image_action(&docker, spec, opts).await?];
     let host = learn_host(&mut steps, spec, opts, name, docker).await?;
     let use_quadlet = choose_quadlet(opts.install, &host, spec)?;
-    let mut container = crate::render::podman::plan(spec, &bundle, super::placement(use_quadlet));
+    let mut container = crate::render::podman::plan(spec, &bundle, crate::render::podman::Placement::HandOver);
     if use_quadlet {
         container.labels.insert(quadlet::UNIT_DIR_LABEL.into(), host.unit_dir.clone());
         actions.extend(unit_actions(&host, &container).await?);
@@ -117,7 +117,7 @@ async fn container_actions(host: &PodmanHost, plan: &ContainerPlan) -> Result<Ve
     let object = format!("container {}", plan.name);
     let volume = format!("volume {}", podman::volume_of(plan));
     let mut out = match podman::ours(&host.docker, &plan.name).await? {
-        Some(f) if f.running && f.checksum == plan.checksum => vec![
+        Some(f) if f.running && f.checksum == plan.checksum && !f.from_unit => vec![
             Planned { action: Action::Keep, object, why: "running with these certificates and settings".into() },
             Planned { action: Action::Keep, object: volume, why: "holds these certificates".into() },
         ],
@@ -146,11 +146,11 @@ async fn container_actions(host: &PodmanHost, plan: &ContainerPlan) -> Result<Ve
         ],
     };
     if host.init.systemd {
-        let (existing, _) = quadlet::unit_state(&host.shell, &host.init, &host.unit_dir).await?;
-        if existing.contains(quadlet::MARKER) {
+        let units = quadlet::unit_state(&host.shell, &host.init, &host.unit_dir).await?;
+        for slot in units.installed() {
             out.push(Planned {
                 action: Action::Remove,
-                object: format!("unit {}/{}", host.unit_dir, quadlet::UNIT_FILE),
+                object: format!("unit {}/{}", host.unit_dir, slot.unit_file()),
                 why: "installed by an earlier deploy; the container replaces it (--no-quadlet)".into(),
             });
         }
@@ -158,34 +158,49 @@ async fn container_actions(host: &PodmanHost, plan: &ContainerPlan) -> Result<Ve
     Ok(out)
 }
 
-/// Quadlet mode: the unit, the podman secrets it names, and a relay an earlier deploy started
-/// directly (removed, the unit takes over).
+/// Quadlet mode: the unit, the podman secrets it names, the other unit (removed: its relay
+/// hands the port over, or is stopped), and a relay an earlier deploy started directly.
 async fn unit_actions(host: &PodmanHost, plan: &ContainerPlan) -> Result<Vec<Planned>> {
-    let unit = crate::render::podman::quadlet(plan);
-    let (existing, active) = quadlet::unit_state(&host.shell, &host.init, &host.unit_dir).await?;
-    let object = format!("unit {}/{}", host.unit_dir, quadlet::UNIT_FILE);
-    let mut out = vec![match quadlet::unit_change(&existing, active, &unit) {
-        podman::Change::Unchanged => Planned { action: Action::Keep, object, why: "the same unit, service active".into() },
-        podman::Change::Created => Planned { action: Action::Create, object, why: format!("then start {}", quadlet::SERVICE) },
-        podman::Change::Replaced if existing == unit => {
-            Planned { action: Action::Replace, object, why: "service not active: restart".into() }
+    let units = quadlet::unit_state(&host.shell, &host.init, &host.unit_dir).await?;
+    let found = podman::ours(&host.docker, &plan.name).await?;
+    let (change, slot) = quadlet::unit_change(&units, plan, found.as_ref())?;
+    let object = |slot: Slot| format!("unit {}/{}", host.unit_dir, slot.unit_file());
+    let start = format!("then start {}", slot.service());
+    let mut out = vec![match change {
+        podman::Change::Unchanged => {
+            return Ok(vec![Planned { action: Action::Keep, object: object(slot), why: "the same unit, service active".into() }])
         }
-        podman::Change::Replaced | podman::Change::HandedOver => {
-            Planned { action: Action::Replace, object, why: "certificates or settings changed".into() }
+        podman::Change::HandedOver => Planned {
+            action: Action::Create,
+            object: object(slot),
+            why: format!(
+                "{start} beside the running relay (hand-over: the new relay takes port {} first, then the old one drains its open consoles for up to {} s)",
+                plan.host_port,
+                plan.drain_secs()
+            ),
+        },
+        podman::Change::Created | podman::Change::Replaced => {
+            Planned { action: if units.ours(slot) { Action::Replace } else { Action::Create }, object: object(slot), why: start }
         }
     }];
-    if out[0].action == Action::Keep {
-        return Ok(out);
+    for installed in units.installed().filter(|s| *s != slot) {
+        let why = if change == podman::Change::HandedOver {
+            "its relay drains on without it, then its service ends; it does not start again"
+        } else {
+            "stopped first: certificates or settings changed"
+        };
+        out.push(Planned { action: Action::Remove, object: object(installed), why: why.into() });
     }
     for secret in &plan.secrets {
-        let exists = host.docker.inspect_secret(&secret.name).await.is_ok();
+        let name = slot.secret_name(&secret.name);
+        let exists = host.docker.inspect_secret(&name).await.is_ok();
         out.push(Planned {
             action: if exists { Action::Replace } else { Action::Create },
-            object: format!("secret {}", secret.name),
-            why: "the unit's certificates and configuration".into(),
+            object: format!("secret {name}"),
+            why: format!("the certificates and configuration of {}", slot.unit_file()),
         });
     }
-    if podman::ours(&host.docker, &plan.name).await?.is_some() {
+    if found.is_some() && units.current().is_none() && change != podman::Change::HandedOver {
         out.push(Planned {
             action: Action::Remove,
             object: format!("container {}", plan.name),

@@ -1,26 +1,28 @@
 //! `deploy --target podman` on hosts that run systemd: the relay as a Quadlet unit, the same
-//! `wsproxy.container` text `render --target podman` writes, with the certificates as podman
-//! secrets. systemd then starts it at boot and restarts it on failure. Hosts without systemd
-//! get the container directly through the API (`podman.rs`), with a restart policy.
+//! text `render --target podman` writes, with the certificates as podman secrets. systemd then
+//! starts it at boot and restarts it on failure. Hosts without systemd get the container
+//! directly through the API (`podman.rs`), with a restart policy.
 //!
 //! The API cannot write unit files or talk to systemd, so this goes through the host's shell
-//! ([`super::host_shell`]): the unit is written to a temporary file and renamed, then
-//! `systemctl daemon-reload` and `systemctl restart wsproxy.service`. Root uses the system
-//! unit directory and `systemctl`, other users `~/.config/containers/systemd` and
-//! `systemctl --user`.
+//! ([`super::host_shell`]): units are written to a temporary file and renamed, then
+//! `systemctl daemon-reload` and `systemctl start`. Root uses the system unit directory and
+//! `systemctl`, other users `~/.config/containers/systemd` and `systemctl --user`.
+//!
+//! A redeploy hands the port over: the new relay's unit goes into the next free [`Slot`] and
+//! starts beside the running relay (both on the host's network with SO_REUSEPORT); once it is
+//! ready the old relay is told to drain. The old unit file is removed first, so the old
+//! service, running on until its last console ends, cannot start again, nor at boot.
 
 use bollard::Docker;
 
 use super::host_shell::{quote, HostShell};
-use super::podman::{self, Change};
+use super::podman::{self, Change, Found};
 use crate::error::{Failure, Result};
-use crate::render::podman::ContainerPlan;
+use crate::render::podman::{ContainerPlan, Slot};
 
-pub const UNIT_FILE: &str = "wsproxy.container";
 /// Label on the container naming its unit's directory, so undeploy finds a unit installed
 /// with `--quadlet-dir` without being told again.
 pub const UNIT_DIR_LABEL: &str = "io.ovirt.wsproxyctl.quadlet-dir";
-pub const SERVICE: &str = "wsproxy.service";
 /// Text every unit we write carries, so undeploy removes only ours.
 pub const MARKER: &str = "wsproxyctl";
 
@@ -99,87 +101,291 @@ pub async fn detect(shell: &HostShell) -> Result<HostInit> {
     parse_init(&out.stdout)
 }
 
-/// Install or update the unit and (re)start it. Idempotent: the unit text carries the
-/// checksum of certificates, configuration and image, so an unchanged unit on an active
-/// service means nothing to do.
-/// The unit file on the host now (empty when there is none) and whether its service is active:
-/// read only.
-pub async fn unit_state(shell: &HostShell, init: &HostInit, dir: &str) -> Result<(String, bool)> {
-    let path = format!("{dir}/{UNIT_FILE}");
-    let systemctl = init.systemctl();
-    let state = shell
-        .run(&format!("cat {} 2>/dev/null; echo; echo '--state--'; {systemctl} is-active {SERVICE} 2>/dev/null || true\n", quote(&path)))
-        .await?;
-    // `cat` prints the unit (ending in a newline), `echo` one more: the separator takes that one.
-    let (existing, active) = state.stdout.rsplit_once("\n--state--\n").unwrap_or((&state.stdout, ""));
-    Ok((existing.to_string(), active.trim() == "active"))
+/// Where the units go and how to reach the host.
+pub struct QuadletHost<'a> {
+    pub shell: &'a HostShell,
+    pub docker: &'a Docker,
+    pub init: &'a HostInit,
+    pub dir: &'a str,
 }
 
-/// What installing `unit` would change, given [`unit_state`].
-pub fn unit_change(existing: &str, active: bool, unit: &str) -> Change {
-    if existing == unit && active {
-        Change::Unchanged
-    } else if existing.trim().is_empty() {
-        Change::Created
-    } else {
-        Change::Replaced
+impl QuadletHost<'_> {
+    pub fn path(&self, slot: Slot) -> String {
+        format!("{}/{}", self.dir, slot.unit_file())
+    }
+
+    /// Run a script on the host; `what` names it in the error, with where systemd's side is.
+    async fn run(&self, script: &str, what: &str, slot: Slot) -> Result<()> {
+        let out = self.shell.run(script).await?;
+        if out.ok {
+            return Ok(());
+        }
+        let user = if self.init.uid == 0 { "" } else { "--user " };
+        Err(Failure::environment(format!(
+            "{what} failed: {}\n(see `{} status {service}` and `journalctl {user}-u {service}` on the host)",
+            out.stderr.trim(),
+            self.init.systemctl(),
+            service = slot.service(),
+        )))
     }
 }
 
-pub async fn install(shell: &HostShell, docker: &Docker, plan: &ContainerPlan, init: &HostInit, dir: &str) -> Result<Change> {
+/// Our units' files on the host and whether their services are active, as read.
+#[derive(Debug, Default)]
+pub struct Units {
+    /// The unit files' text by slot, empty where there is none.
+    text: Vec<String>,
+    active: Vec<bool>,
+}
+
+impl Units {
+    pub fn text(&self, slot: Slot) -> &str {
+        self.text.get(slot.index()).map(String::as_str).unwrap_or("")
+    }
+
+    /// Whether the slot's service runs: the current relay's, or one still draining an earlier
+    /// relay after its unit file was removed.
+    pub fn active(&self, slot: Slot) -> bool {
+        self.active.get(slot.index()).copied().unwrap_or(false)
+    }
+
+    /// Whether deploy wrote the slot's unit file (it carries [`MARKER`]).
+    pub fn ours(&self, slot: Slot) -> bool {
+        self.text(slot).contains(MARKER)
+    }
+
+    /// Our unit files on the host.
+    pub fn installed(&self) -> impl Iterator<Item = Slot> + '_ {
+        Slot::all().filter(|s| self.ours(*s))
+    }
+
+    /// The unit deploy installed last: only the current relay's unit file is kept (one whose
+    /// service runs, should an interrupted deploy have left two).
+    pub fn current(&self) -> Option<Slot> {
+        self.installed().find(|&s| self.active(s)).or_else(|| self.installed().next())
+    }
+
+    /// The slot for the next relay: the first after the current one whose service is not still
+    /// draining an earlier relay.
+    pub fn next(&self) -> Option<Slot> {
+        match self.current() {
+            Some(current) => current.after().find(|&s| s != current && !self.active(s)),
+            None => Slot::all().find(|&s| !self.active(s)),
+        }
+    }
+}
+
+/// Read our units' files and whether their services are active (read only).
+pub async fn unit_state(shell: &HostShell, init: &HostInit, dir: &str) -> Result<Units> {
+    let systemctl = init.systemctl();
+    let script: String = Slot::all()
+        .map(|slot| {
+            let path = quote(&format!("{dir}/{}", slot.unit_file()));
+            format!(
+                "cat {path} 2>/dev/null; echo; echo '--state--'; {systemctl} is-active {} 2>/dev/null || true; echo '--end--'\n",
+                slot.service()
+            )
+        })
+        .collect();
+    let out = shell.run(&script).await?;
+    let mut units = Units::default();
+    let mut rest = out.stdout.as_str();
+    for _ in Slot::all() {
+        let (part, after) = rest.split_once("\n--end--\n").unwrap_or((rest, ""));
+        // `cat` prints the unit (ending in a newline), `echo` one more: the separator takes that one.
+        let (text, active) = part.rsplit_once("\n--state--\n").unwrap_or((part, ""));
+        units.text.push(text.to_string());
+        units.active.push(active.trim() == "active");
+        rest = after;
+    }
+    Ok(units)
+}
+
+/// What deploying `plan` changes and which unit it goes into: nothing (the current unit is the
+/// same and runs); a hand-over into the next unit (a relay that shares its port runs, from a
+/// unit or started directly); else a replacement, or the first unit. Refused when every unit's
+/// service is still draining an earlier relay.
+pub fn unit_change(units: &Units, plan: &ContainerPlan, found: Option<&Found>) -> Result<(Change, Slot)> {
+    let current = units.current();
+    if let Some(slot) = current {
+        if units.active(slot) && units.text(slot) == crate::render::podman::quadlet(plan, slot) {
+            return Ok((Change::Unchanged, slot));
+        }
+    }
+    let change = match found {
+        Some(f) if f.hands_over_to(plan) => Change::HandedOver,
+        None if current.is_none() => Change::Created,
+        _ => Change::Replaced,
+    };
+    let slot = match (change, units.next()) {
+        (_, Some(next)) => next,
+        // Replaced in place: the current unit is stopped first, so its slot is free again.
+        (Change::Replaced, None) if current.is_some() => current.unwrap_or(Slot::FIRST),
+        _ => {
+            let draining: Vec<String> = Slot::all().filter(|s| Some(*s) != current && units.active(*s)).map(Slot::service).collect();
+            return Err(Failure::usage(format!(
+                "{} earlier relays are still draining their open consoles ({}), one to a unit, and a host runs at most {} \
+                 relays at once: deploy again once one has ended, or end one now with `systemctl stop SERVICE` (its consoles \
+                 are closed)",
+                draining.len(),
+                draining.join(", "),
+                Slot::COUNT
+            )));
+        }
+    };
+    Ok((change, slot))
+}
+
+/// Install the relay's unit and start it. Idempotent: the unit text carries the checksum of
+/// certificates, configuration and image, so an unchanged unit on an active service means
+/// nothing to do. Returns what changed and the unit the relay now runs from.
+pub async fn install(host: &QuadletHost<'_>, plan: &ContainerPlan) -> Result<(Change, Slot)> {
+    let units = unit_state(host.shell, host.init, host.dir).await?;
+    // A foreign container of the relay's name is refused here.
+    let found = podman::ours(host.docker, &plan.name).await?;
+    let (change, slot) = unit_change(&units, plan, found.as_ref())?;
+    match change {
+        Change::Unchanged => return Ok((change, slot)),
+        Change::HandedOver => hand_over(host, plan, &units, slot).await?,
+        Change::Created | Change::Replaced => replace(host, plan, &units, slot).await?,
+    }
+    podman::remove_drained(host.docker, &plan.name).await;
+    Ok((change, slot))
+}
+
+/// Shell lines writing `text` to `path` through a temporary file beside it (never half-written).
+fn write_lines(dir: &str, path: &str, text: &str) -> String {
     use base64::Engine as _;
-    let unit = crate::render::podman::quadlet(plan);
-    let path = format!("{dir}/{UNIT_FILE}");
-    let systemctl = init.systemctl();
-    let (existing, active) = unit_state(shell, init, dir).await?;
-    let change = unit_change(&existing, active, &unit);
-    if change == Change::Unchanged {
-        return Ok(change);
-    }
-    // A foreign container of that name is refused; the same relay started directly by an
-    // earlier deploy (before systemd was there) is removed.
-    podman::make_way_for_unit(docker, &plan.name).await?;
-    shell.run(&format!("{systemctl} stop {SERVICE} 2>/dev/null || true\n")).await?;
-    podman::replace_secrets(docker, plan).await?;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(unit.as_bytes());
-    let tmp = format!("{dir}/.{UNIT_FILE}.tmp");
-    let script = format!(
-        "set -e\nmkdir -p {d}\nprintf '%s' {b} | base64 -d > {t}\nchmod 0644 {t}\nmv -f {t} {p}\n{systemctl} daemon-reload\n{systemctl} restart {SERVICE}\n",
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+    let tmp = match path.rsplit_once('/') {
+        Some((parent, file)) => format!("{parent}/.{file}.tmp"),
+        None => format!(".{path}.tmp"),
+    };
+    format!(
+        "mkdir -p {d}\nprintf '%s' {b} | base64 -d > {t}\nchmod 0644 {t}\nmv -f {t} {p}\n",
         d = quote(dir),
         b = quote(&encoded),
         t = quote(&tmp),
-        p = quote(&path),
-    );
-    let out = shell.run(&script).await?;
-    if !out.ok {
-        return Err(Failure::environment(format!(
-            "installing {path} and starting {SERVICE} failed: {}\n(see `{systemctl} status {SERVICE}` and `journalctl {}-u {SERVICE}` on the host)",
-            out.stderr.trim(),
-            if init.uid == 0 { "" } else { "--user " }
-        )));
-    }
-    podman::wait_running(docker, &plan.name).await?;
-    Ok(change)
+        p = quote(path)
+    )
 }
 
-/// Stop the service and remove the unit, if it is ours. Returns what was removed.
-pub async fn uninstall(shell: &HostShell, init: &HostInit, dir: &str) -> Result<Option<String>> {
-    let path = format!("{dir}/{UNIT_FILE}");
+/// No relay to hand the port over from (none runs, or it runs from a unit written before
+/// hand-overs, which publishes the port): stop what runs, then install the unit and start it.
+async fn replace(host: &QuadletHost<'_>, plan: &ContainerPlan, units: &Units, slot: Slot) -> Result<()> {
+    let systemctl = host.init.systemctl();
+    let stop: String = units.installed().map(|s| format!("{systemctl} stop {} 2>/dev/null || true\n", s.service())).collect();
+    host.shell.run(&stop).await?;
+    // The relay an earlier deploy started directly (before systemd was there) is removed.
+    podman::make_way_for_unit(host.docker, &plan.name).await?;
+    podman::replace_secrets(host.docker, plan, slot).await?;
+    let mut script = String::from("set -e\n");
+    script += &write_lines(host.dir, &host.path(slot), &crate::render::podman::quadlet(plan, slot));
+    for other in units.installed().filter(|s| *s != slot) {
+        script += &format!("rm -f {}\n", quote(&host.path(other)));
+    }
+    script += &format!("{systemctl} daemon-reload\n{systemctl} restart {}\n", slot.service());
+    host.run(&script, &format!("installing {} and starting {}", host.path(slot), slot.service()), slot).await?;
+    podman::wait_running(host.docker, &plan.name).await
+}
+
+/// Start the new relay from the other unit beside the running one, and once it is ready remove
+/// the old unit file and tell the old relay to drain. Should the new relay not come up, its
+/// unit goes, the old unit file comes back, and the old relay, never stopped, gets its name back.
+async fn hand_over(host: &QuadletHost<'_>, plan: &ContainerPlan, units: &Units, slot: Slot) -> Result<()> {
+    let systemctl = host.init.systemctl();
+    // The new unit's own secrets: the old relay's stay as they are.
+    podman::replace_secrets(host.docker, plan, slot).await?;
+    let old = podman::draining_name(&plan.name);
+    podman::rename(host.docker, &plan.name, &old).await?;
+    let previous = units.current().filter(|s| *s != slot);
+    let mut script = String::from("set -e\n");
+    script += &write_lines(host.dir, &host.path(slot), &crate::render::podman::quadlet(plan, slot));
+    // Gone before the new relay starts: the old service, running on without its file, cannot
+    // start again (its ExecStart would --replace the new relay's container), nor at boot.
+    if let Some(previous) = previous {
+        script += &format!("rm -f {}\n", quote(&host.path(previous)));
+    }
+    script += &format!("{systemctl} daemon-reload\n{systemctl} start {}\n", slot.service());
+    let started = async {
+        host.run(&script, &format!("installing {} and starting {}", host.path(slot), slot.service()), slot).await?;
+        podman::wait_ready(host.docker, &plan.name).await
+    };
+    let Err(e) = started.await else {
+        return podman::tell_to_drain(host.docker, &old).await;
+    };
+    podman::kill(host.docker, &plan.name).await;
+    let mut back = format!("{systemctl} stop {} 2>/dev/null || true\nrm -f {}\n", slot.service(), quote(&host.path(slot)));
+    if let Some(previous) = previous {
+        back += &write_lines(host.dir, &host.path(previous), units.text(previous));
+    }
+    back += &format!("{systemctl} daemon-reload\n");
+    let restored = host.shell.run(&back).await.map(|o| o.ok).unwrap_or(false);
+    let renamed = podman::rename(host.docker, &old, &plan.name).await;
+    let mut trouble = String::new();
+    if !restored {
+        trouble += &format!("; removing {} or restoring the previous unit failed", host.path(slot));
+    }
+    if let Err(e) = renamed {
+        trouble += &format!("; {e}");
+    }
+    let user = if host.init.uid == 0 { "" } else { "--user " };
+    Err(Failure::environment(format!(
+        "{e}\n(a unit's container is removed as it exits; its log: `journalctl {user}-u {}` on the host)\nthe running relay was \
+         left serving (as before){trouble}",
+        slot.service()
+    )))
+}
+
+/// Roll back a hand-over whose new relay failed verification: its container and unit go. The
+/// old relay was told to drain when the new one took the port and its unit file is gone: it
+/// serves its open consoles to the end of its drain, then its service ends.
+pub async fn roll_back_hand_over(host: &QuadletHost<'_>, plan: &ContainerPlan, slot: Slot, removal: &mut super::Removal) {
+    podman::kill(host.docker, &plan.name).await;
+    let systemctl = host.init.systemctl();
+    let path = host.path(slot);
+    let script = format!("{systemctl} stop {} 2>/dev/null || true\nrm -f {}\n{systemctl} daemon-reload\n", slot.service(), quote(&path));
+    match host.shell.run(&script).await {
+        Ok(o) if o.ok => removal.removed.push(format!("unit {path} and its relay")),
+        Ok(o) => removal.failed.push(format!("unit {path}: {}", o.stderr.trim())),
+        Err(e) => removal.failed.push(format!("unit {path}: {e}")),
+    }
+}
+
+/// Stop our units' services and remove their files. Returns what was removed. A stop waits for
+/// the relay's drain: whoever wants it gone now kills the relays first (undeploy does).
+pub async fn uninstall(shell: &HostShell, init: &HostInit, dir: &str) -> Result<Vec<String>> {
+    remove_units(shell, init, dir, true).await
+}
+
+/// Remove our units' files but leave their services running: after a hand-over to a relay
+/// started directly, the old relay drains on and its unit must not bring it back.
+pub async fn forget(shell: &HostShell, init: &HostInit, dir: &str) -> Result<Vec<String>> {
+    remove_units(shell, init, dir, false).await
+}
+
+async fn remove_units(shell: &HostShell, init: &HostInit, dir: &str, stop: bool) -> Result<Vec<String>> {
+    let units = unit_state(shell, init, dir).await?;
     let systemctl = init.systemctl();
-    let out = shell.run(&format!("grep -q {} {} 2>/dev/null && echo ours || true\n", quote(MARKER), quote(&path))).await?;
-    if out.stdout.trim() != "ours" {
-        return Ok(None);
+    let mut script = String::new();
+    let mut removed = Vec::new();
+    for slot in units.installed() {
+        let path = format!("{dir}/{}", slot.unit_file());
+        if stop {
+            script += &format!("{systemctl} stop {} 2>/dev/null || true\n", slot.service());
+        }
+        script += &format!("rm -f {}\n", quote(&path));
+        removed.push(format!("unit {path}"));
     }
-    let out = shell
-        .run(&format!(
-            "{systemctl} stop {SERVICE} 2>/dev/null || true\nrm -f {}\n{systemctl} daemon-reload 2>/dev/null || true\n",
-            quote(&path)
-        ))
-        .await?;
+    if removed.is_empty() {
+        return Ok(removed);
+    }
+    script += &format!("{systemctl} daemon-reload 2>/dev/null || true\n");
+    let out = shell.run(&script).await?;
     if !out.ok {
-        return Err(Failure::environment(format!("removing {path}: {}", out.stderr.trim())));
+        return Err(Failure::environment(format!("removing the units in {dir}: {}", out.stderr.trim())));
     }
-    Ok(Some(format!("unit {path}")))
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -215,6 +421,74 @@ mod tests {
         assert_eq!(with.quadlet.as_deref(), Some("/usr/libexec/podman/quadlet"));
     }
 
+    fn plan() -> ContainerPlan {
+        ContainerPlan {
+            name: "wsproxy".into(),
+            placement: crate::render::podman::Placement::HandOver,
+            image: "localhost/wsproxy:test".into(),
+            args: vec![],
+            host_port: 6100,
+            container_port: 6100,
+            admin_port: None,
+            secrets: vec![],
+            labels: Default::default(),
+            auto_update: false,
+            stop_timeout: 3610,
+            checksum: "new".into(),
+        }
+    }
+
+    /// Units as read: `(unit text, service active)` by slot.
+    fn units(slots: &[(&str, bool)]) -> Units {
+        let mut u = Units::default();
+        for (text, active) in slots {
+            u.text.push(text.to_string());
+            u.active.push(*active);
+        }
+        u
+    }
+
+    #[test]
+    fn each_new_relay_gets_a_unit_no_earlier_relay_still_drains_in() {
+        let plan = plan();
+        let sharing = Found { checksum: "old".into(), running: true, hand_over: true, from_unit: true };
+        let slot = |i: usize| Slot::all().nth(i).unwrap();
+        let written = |i: usize| crate::render::podman::quadlet(&plan, slot(i));
+        // Nothing there yet: the first unit.
+        assert_eq!(unit_change(&units(&[]), &plan, None).unwrap(), (Change::Created, Slot::FIRST));
+        // The same unit, running: nothing to do.
+        assert_eq!(unit_change(&units(&[(&written(0), true)]), &plan, Some(&sharing)).unwrap(), (Change::Unchanged, Slot::FIRST));
+        // Another unit running a relay that shares its port: handed over to the next unit.
+        let old = units(&[("# wsproxyctl old", true)]);
+        assert_eq!(unit_change(&old, &plan, Some(&sharing)).unwrap(), (Change::HandedOver, slot(1)));
+        // ... past a unit whose service still drains an earlier relay (its file already gone).
+        let draining = units(&[("", true), ("", false), ("# wsproxyctl old", true)]);
+        assert_eq!(unit_change(&draining, &plan, Some(&sharing)).unwrap(), (Change::HandedOver, slot(3)));
+        let wrapped = units(&[("", false), ("", true), ("", false), ("# wsproxyctl old", true)]);
+        assert_eq!(unit_change(&wrapped, &plan, Some(&sharing)).unwrap(), (Change::HandedOver, slot(0)));
+        // A relay from a unit that publishes its port cannot share it: replaced.
+        let in_place = Found { checksum: "old".into(), running: true, hand_over: false, from_unit: true };
+        assert_eq!(unit_change(&old, &plan, Some(&in_place)).unwrap(), (Change::Replaced, slot(1)));
+        // Every other unit still draining: refused, naming them, rather than cutting consoles.
+        let full = units(&[("# wsproxyctl old", true), ("", true), ("", true), ("", true)]);
+        let Err(e) = unit_change(&full, &plan, Some(&sharing)) else { panic!("a fifth relay") };
+        assert!(e.to_string().contains("wsproxy-b.service, wsproxy-c.service, wsproxy-d.service"), "{e}");
+        // A unit not written by deploy is not ours to take over.
+        assert_eq!(unit_change(&units(&[("[Container]\n", false)]), &plan, None).unwrap(), (Change::Created, Slot::FIRST));
+    }
+
+    #[test]
+    fn each_unit_has_its_own_secrets_under_the_same_names_inside() {
+        let mut plan = plan();
+        plan.secrets = vec![crate::render::podman::SecretMount { name: "wsproxy-tls-key".into(), data: vec![] }];
+        let first = crate::render::podman::quadlet(&plan, Slot::FIRST);
+        assert!(first.contains("Secret=wsproxy-tls-key,uid=65532,gid=65532,mode=0400\n"), "{first}");
+        let third = crate::render::podman::quadlet(&plan, Slot::all().nth(2).unwrap());
+        assert!(third.contains("Secret=wsproxy-c-tls-key,uid=65532,gid=65532,mode=0400,target=wsproxy-tls-key\n"), "{third}");
+        assert!(third.contains("ContainerName=wsproxy\n") && third.contains("Network=host\n") && !third.contains("PublishPort"), "{third}");
+        assert!(third.contains("Label=io.ovirt.wsproxyctl.quadlet-unit=wsproxy-c.container\n"), "{third}");
+    }
+
     #[test]
     fn the_rendered_unit_carries_the_marker() {
         // undeploy removes only units containing the marker: the rendered header has it.
@@ -232,6 +506,8 @@ mod tests {
             stop_timeout: 40,
             checksum: String::new(),
         };
-        assert!(crate::render::podman::quadlet(&plan).contains(MARKER));
+        for slot in Slot::all() {
+            assert!(crate::render::podman::quadlet(&plan, slot).contains(MARKER));
+        }
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::{Failure, Result};
 use crate::https_get::bracketed;
-use crate::render::podman::{ADMIN_PORT_LABEL, CONTAINER_NAME, OWNER_LABEL, PORT_LABEL};
+use crate::render::podman::{ADMIN_PORT_LABEL, CONTAINER_NAME, OWNER_LABEL, PORT_LABEL, UNIT_LABEL};
 
 /// Days a served certificate must still have; fewer is a failed check (as `certs inspect`).
 pub const CERTIFICATE_MIN_DAYS: i64 = 30;
@@ -25,6 +25,11 @@ pub struct Status {
     pub place: String,
     /// `quadlet` or `container` on podman; `N/M ready` on Kubernetes.
     pub mode: String,
+    /// The systemd service the relay runs from (podman, Quadlet: `wsproxy.service`,
+    /// `wsproxy-b.service`, ...; each redeploy hands over to the next).
+    pub unit: Option<String>,
+    /// Earlier relays still draining their open consoles after a hand-over (podman).
+    pub draining: Vec<String>,
     pub running: bool,
     pub image: Option<String>,
     /// The relay's version (the image's org.opencontainers.image.version label).
@@ -47,7 +52,11 @@ pub struct Status {
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
-        writeln!(f, "{} ({}): {}, {}", self.place, self.target, if self.running { "running" } else { "not running" }, self.mode)?;
+        let unit = self.unit.as_ref().map(|u| format!(" ({u})")).unwrap_or_default();
+        writeln!(f, "{} ({}): {}, {}{unit}", self.place, self.target, if self.running { "running" } else { "not running" }, self.mode)?;
+        if !self.draining.is_empty() {
+            writeln!(f, "  draining after a redeploy: {}", self.draining.join(", "))?;
+        }
         writeln!(f, "  image {} (relay {})", or(&self.image), or(&self.version))?;
         writeln!(f, "  started {}, {} restart(s)", or(&self.started), self.restarts)?;
         match (&self.certificate_from, self.certificate_days_left) {
@@ -115,6 +124,8 @@ pub async fn podman(host: Option<&str>, identity: Option<&std::path::Path>, conn
         return Err(Failure::check(format!("the container {CONTAINER_NAME} on {place} was not made by wsproxyctl: not reporting on it")));
     }
     status.mode = if labels.contains_key(super::quadlet::UNIT_DIR_LABEL) { "quadlet" } else { "container" }.into();
+    status.unit = labels.get(UNIT_LABEL).map(|file| file.replace(".container", ".service"));
+    status.draining = super::podman::draining(&docker, CONTAINER_NAME).await;
     let state = inspected.state.unwrap_or_default();
     status.running = state.running.unwrap_or(false);
     status.started = state.started_at;

@@ -2,6 +2,10 @@
 //! hardening) rendered as a Quadlet `wsproxy.container` unit for systemd hosts, and as a Pod
 //! manifest for `podman kube play` on hosts without systemd. `deploy --target podman` creates
 //! the same container through the API from the same plan, so the three cannot disagree.
+//!
+//! A redeploy hands the port over from the running relay to the new one (see
+//! [`Placement::HandOver`]); with Quadlet that takes a unit per relay, since a systemd
+//! service's container lives and dies with the service: deploy takes turns between [`Slot`]s.
 
 use std::collections::BTreeMap;
 
@@ -42,13 +46,74 @@ pub const ADMIN_PORT_LABEL: &str = "io.ovirt.wsproxyctl.admin-port";
 /// How a redeploy replaces the relay on its host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
-    /// The old relay stops, then the new one starts on the published port: the Quadlet unit
-    /// (one systemd service) and the kube-play Pod. New consoles wait for the drain.
+    /// The old relay stops, then the new one starts on the published port: the kube-play Pod.
+    /// New consoles wait for the drain.
     InPlace,
-    /// The container deploy starts through the API: on the host's network with
-    /// `WSPROXY_REUSE_PORT`, so a redeploy starts the new relay on the port first and only then
-    /// tells the old one to drain. Nothing waits, so the drain can be long.
+    /// What deploy installs, as a Quadlet unit or a container through the API: on the host's
+    /// network with `WSPROXY_REUSE_PORT`, so a redeploy starts the new relay on the port first
+    /// and only then tells the old one to drain. Nothing waits, so the drain can be long.
     HandOver,
+}
+
+/// Label on a Quadlet unit's container naming its unit file (a [`Slot`]).
+pub const UNIT_LABEL: &str = "io.ovirt.wsproxyctl.quadlet-unit";
+
+/// One of the Quadlet units deploy takes turns with. The new relay must start while the old
+/// one still serves, and a Quadlet container is stopped with its service (it runs in the
+/// service's cgroup, and the service's ExecStop removes it), so each new relay needs a service
+/// of its own that is not still draining an earlier relay: `wsproxy.service`,
+/// `wsproxy-b.service`, ... up to [`Slot::COUNT`]. All name their container `wsproxy` (deploy
+/// renames the old one out of the way first; systemd finds each by its cidfile) and each has
+/// its own podman secrets, so a draining relay's files stay as they were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(usize);
+
+impl Slot {
+    /// How many relays may run at once on a host: the current one and three still draining.
+    pub const COUNT: usize = 4;
+    /// The unit deploy installs first (and `render` writes): `wsproxy.container`.
+    pub const FIRST: Slot = Slot(0);
+
+    pub fn all() -> impl Iterator<Item = Slot> + Clone {
+        (0..Self::COUNT).map(Slot)
+    }
+
+    /// The slots after this one, in turn, ending with itself.
+    pub fn after(self) -> impl Iterator<Item = Slot> {
+        (1..=Self::COUNT).map(move |i| Slot((self.0 + i) % Self::COUNT))
+    }
+
+    /// Where this slot is in [`Slot::all`].
+    pub fn index(self) -> usize {
+        self.0
+    }
+
+    /// `wsproxy`, `wsproxy-b`, `wsproxy-c`, ...
+    fn stem(self) -> String {
+        match self.0 {
+            0 => CONTAINER_NAME.to_string(),
+            n => format!("{CONTAINER_NAME}-{}", char::from(b'a' + n as u8)),
+        }
+    }
+
+    /// `wsproxy.container`, `wsproxy-b.container`, ...
+    pub fn unit_file(self) -> String {
+        format!("{}.container", self.stem())
+    }
+
+    /// The systemd service Quadlet makes of the unit.
+    pub fn service(self) -> String {
+        format!("{}.service", self.stem())
+    }
+
+    /// The podman secret this slot keeps the file `name` (`wsproxy-tls-key`, ...) in:
+    /// `wsproxy-b-tls-key` for the second. In the container it is `name` whatever the slot.
+    pub fn secret_name(self, name: &str) -> String {
+        match name.strip_prefix(&format!("{SECRET_PREFIX}-")) {
+            Some(rest) if self.0 > 0 => format!("{}-{rest}", self.stem()),
+            _ => name.to_string(),
+        }
+    }
 }
 
 /// Everything about the relay container.
@@ -99,7 +164,8 @@ pub fn conf_in(spec: &DeploySpec, placement: Placement, dir: &str) -> String {
     conf
 }
 
-/// The names of the podman secrets a plan uses (for undeploy, which has no plan).
+/// The names of the podman secrets a plan uses, in both Quadlet slots (for undeploy, which
+/// has no plan).
 pub fn secret_names() -> Vec<String> {
     let mut names: Vec<String> =
         crate::pki::bundle::SECRET_KEYS.iter().map(|k| crate::pki::bundle::podman_secret_name(SECRET_PREFIX, k)).collect();
@@ -108,14 +174,14 @@ pub fn secret_names() -> Vec<String> {
     names.push(REPLAY_CA_SECRET.into());
     names.push(ADMIN_TOKEN_SECRET.into());
     names.push(CONF_SECRET.into());
-    names
+    Slot::all().flat_map(|slot| names.iter().map(move |n| slot.secret_name(n))).collect()
 }
 
 /// The drain on podman: how long open consoles may go on after SIGTERM (`drainSeconds`;
 /// unset, long where a redeploy hands over and short where new consoles wait for it).
 pub fn drain_secs(spec: &DeploySpec, placement: Placement) -> u32 {
     spec.drain_seconds.unwrap_or(match placement {
-        Placement::InPlace => crate::spec::DEFAULT_DRAIN_SECS_PODMAN,
+        Placement::InPlace => crate::spec::DEFAULT_DRAIN_SECS_IN_PLACE,
         Placement::HandOver => crate::spec::DEFAULT_DRAIN_SECS_HANDOVER,
     })
 }
@@ -211,8 +277,8 @@ pub fn plan(spec: &DeploySpec, bundle: &Bundle, placement: Placement) -> Contain
     }
 }
 
-/// The Quadlet unit.
-pub fn quadlet(plan: &ContainerPlan) -> String {
+/// The Quadlet unit of `slot`.
+pub fn quadlet(plan: &ContainerPlan, slot: Slot) -> String {
     let uid = crate::image::UID;
     let mut s = String::from(
         "# Rendered by `wsproxyctl render --target podman`. Install into /etc/containers/systemd/,\n\
@@ -223,12 +289,19 @@ pub fn quadlet(plan: &ContainerPlan) -> String {
     s.push_str("[Container]\n");
     s.push_str(&format!("ContainerName={}\nImage={}\n", plan.name, plan.image));
     s.push_str(&format!("Exec={}\n", plan.args.join(" ")));
-    s.push_str(&format!("PublishPort={}:{}\n", plan.host_port, plan.container_port));
-    if let Some(port) = plan.admin_port {
-        s.push_str(&format!("PublishPort={port}:{port}\n"));
+    if plan.placement == Placement::HandOver {
+        // The port is shared with the next relay through SO_REUSEPORT, which needs the host's
+        // own socket (a published port belongs to one container).
+        s.push_str("Network=host\n");
+    } else {
+        s.push_str(&format!("PublishPort={}:{}\n", plan.host_port, plan.container_port));
+        if let Some(port) = plan.admin_port {
+            s.push_str(&format!("PublishPort={port}:{port}\n"));
+        }
     }
     for secret in &plan.secrets {
-        s.push_str(&format!("Secret={},uid={uid},gid={uid},mode=0400\n", secret.name));
+        let target = if slot == Slot::FIRST { String::new() } else { format!(",target={}", secret.name) };
+        s.push_str(&format!("Secret={},uid={uid},gid={uid},mode=0400{target}\n", slot.secret_name(&secret.name)));
     }
     s.push_str(&format!("User={uid}\nGroup={uid}\n"));
     s.push_str("ReadOnly=true\n");
@@ -246,6 +319,7 @@ pub fn quadlet(plan: &ContainerPlan) -> String {
     for (k, v) in &plan.labels {
         s.push_str(&format!("Label={k}={v}\n"));
     }
+    s.push_str(&format!("Label={UNIT_LABEL}={}\n", slot.unit_file()));
     // systemd waits a little longer than podman, so podman's own stop is the one that acts.
     // TimeoutStartSec: the first start may pull the image (systemd's default 90 s is short
     // for a slow registry); podman's own stop timeout does the stopping.
@@ -350,11 +424,12 @@ pub fn kube_play(spec: &DeploySpec, plan: &ContainerPlan) -> String {
     )
 }
 
-/// The rendered files.
+/// The rendered files: the Quadlet unit deploy installs first (it hands the port over), and
+/// the kube-play Pod (replaced in place: `podman kube play --replace`).
 pub fn files(spec: &DeploySpec, bundle: &Bundle) -> Vec<File> {
-    let plan = plan(spec, bundle, Placement::InPlace);
+    let unit = quadlet(&plan(spec, bundle, Placement::HandOver), Slot::FIRST);
     vec![
-        File { name: "wsproxy.container".into(), contents: quadlet(&plan), mode: 0o644 },
-        File { name: "wsproxy-pod.yaml".into(), contents: kube_play(spec, &plan), mode: 0o600 },
+        File { name: Slot::FIRST.unit_file(), contents: unit, mode: 0o644 },
+        File { name: "wsproxy-pod.yaml".into(), contents: kube_play(spec, &plan(spec, bundle, Placement::InPlace)), mode: 0o600 },
     ]
 }
