@@ -141,12 +141,18 @@ if [ ! -f tests/browser/node_modules/@novnc/novnc/core/rfb.js ] || [ ! -d tests/
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
 
-# Gateway API's and cert-manager's published schemas (npm, pinned by package-lock.json) for the
-# TLSRoute and Certificate render writes, which kubernetes-validate does not know.
-if [ ! -d tests/schemas/node_modules/@kubernetes-models/gateway-api ] || [ ! -d tests/schemas/node_modules/@kubernetes-models/cert-manager ]; then
-  say "installing the Gateway API and cert-manager schemas (npm ci in tests/schemas)"
-  (cd tests/schemas && npm ci --no-audit --no-fund --silent)
-fi
+# Gateway API's, cert-manager's and OpenShift's published schemas (npm, pinned by
+# package-lock.json) for the TLSRoute, Certificate and Route render writes, which
+# kubernetes-validate does not know. OpenShift's OpenAPI document comes with
+# openshift-rest-client; ajv validates against it.
+schema_packages=(@kubernetes-models/gateway-api @kubernetes-models/cert-manager openshift-rest-client ajv)
+for package in "${schema_packages[@]}"; do
+  if [ ! -d "tests/schemas/node_modules/$package" ]; then
+    say "installing the published schemas (npm ci in tests/schemas)"
+    (cd tests/schemas && npm ci --no-audit --no-fund --silent)
+    break
+  fi
+done
 
 # Podman on this kind of host needs runc, cgroupfs and ulimits it may set: the tests pass
 # tests/podman/containers.conf through CONTAINERS_CONF (see docs/PODMAN.md).

@@ -434,7 +434,7 @@ fn plan_conf(spec: &wsproxyctl::spec::DeploySpec) -> Vec<u8> {
 
 /// The ways in besides the Service: an Ingress for ingress-nginx (validated by
 /// kubernetes-validate), a Gateway API TLSRoute (validated against Gateway API's published
-/// schema), an OpenShift Route; each at proxyFqdn, to the Service's TLS port, with timeouts of
+/// schema), an OpenShift Route (validated against OpenShift's OpenAPI document); each at proxyFqdn, to the Service's TLS port, with timeouts of
 /// hours; passthrough unless the Ingress re-encrypts with the proxy certificate.
 #[test]
 fn ingress_tls_route_and_openshift_route_lead_to_the_relay_with_tls_intact() {
@@ -468,7 +468,8 @@ fn ingress_tls_route_and_openshift_route_lead_to_the_relay_with_tls_intact() {
     assert_eq!(openshift["spec"]["port"]["targetPort"], "wss");
     assert_eq!(openshift["metadata"]["annotations"]["haproxy.router.openshift.io/timeout"], "14400s");
 
-    // Validated: the core kinds by kubernetes-validate, the TLSRoute by Gateway API's schema.
+    // Validated: the core kinds by kubernetes-validate, the TLSRoute by Gateway API's schema,
+    // the Route by OpenShift's.
     let core: Vec<&serde_json::Value> = docs.iter().filter(|d| d["kind"] != "TLSRoute" && d["kind"] != "Route").collect();
     let core_file = out.path().join("core.json");
     std::fs::write(&core_file, serde_json::to_string(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": core})).unwrap())
@@ -476,16 +477,29 @@ fn ingress_tls_route_and_openshift_route_lead_to_the_relay_with_tls_intact() {
     kubernetes_validate(&[core_file]);
     let schemas = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas");
     assert!(schemas.join("node_modules/@kubernetes-models/gateway-api").is_dir(), "run `bash scripts/test.sh`, which installs it");
-    let gateway_file = out.path().join("gateway.json");
-    std::fs::write(&gateway_file, serde_json::to_string(&[route]).unwrap()).unwrap();
-    let o = Command::new("node").arg(schemas.join("validate.mjs")).arg(&gateway_file).output().unwrap();
+    let published_file = out.path().join("published.json");
+    let validate = |objects: &[&serde_json::Value]| {
+        std::fs::write(&published_file, serde_json::to_string(objects).unwrap()).unwrap();
+        Command::new("node").arg(schemas.join("validate.mjs")).arg(&published_file).output().unwrap()
+    };
+    let o = validate(&[route, openshift]);
     assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
-    // The validator refuses what the schema does (so the check above can fail).
+    assert!(String::from_utf8_lossy(&o.stdout).contains("route.openshift.io/v1/Route wsproxy: valid"), "{}", stderr(&o));
+    // The validator refuses what the schemas do (so the check above can fail): a bad host
+    // name, a misspelt field, a field of the wrong type.
     let mut broken = route.clone();
     broken["spec"]["hostnames"][0] = serde_json::json!("Not_A_Host!");
-    std::fs::write(&gateway_file, serde_json::to_string(&[broken]).unwrap()).unwrap();
-    let o = Command::new("node").arg(schemas.join("validate.mjs")).arg(&gateway_file).output().unwrap();
+    assert_eq!(validate(&[&broken]).status.code(), Some(1));
+    let mut misspelt = openshift.clone();
+    let tls = misspelt["spec"]["tls"].as_object_mut().unwrap();
+    let termination = tls.remove("termination").unwrap();
+    tls.insert("terminaton".into(), termination);
+    let o = validate(&[&misspelt]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/spec/tls must have required property 'termination'"), "{}", stderr(&o));
+    let mut mistyped = openshift.clone();
+    mistyped["spec"]["port"]["targetPort"] = serde_json::json!({"name": "wss"});
+    assert_eq!(validate(&[&mistyped]).status.code(), Some(1));
 
     // Re-encrypting: no passthrough; ingress-nginx presents the proxy certificate.
     std::fs::write(
