@@ -433,7 +433,7 @@ pub(crate) async fn draining(docker: &Docker, container: &str) -> Vec<String> {
 
 /// Remove this relay's certificates volumes of earlier versions that no container uses any
 /// more (podman refuses to remove a volume in use: a draining relay keeps its own).
-async fn remove_unused_volumes(docker: &Docker, plan: &ContainerPlan) {
+pub(crate) async fn remove_unused_volumes(docker: &Docker, plan: &ContainerPlan) {
     let keep = volume_of(plan);
     for name in certificate_volumes(docker, &plan.name).await.into_iter().filter(|n| *n != keep) {
         let _ = docker.remove_volume(&name, Some(RemoveVolumeOptions { force: false })).await;

@@ -249,7 +249,9 @@ pub async fn install(host: &QuadletHost<'_>, plan: &ContainerPlan) -> Result<(Ch
         Change::HandedOver => hand_over(host, plan, &units, slot).await?,
         Change::Created | Change::Replaced => replace(host, plan, &units, slot).await?,
     }
+    // What a relay started directly left: exited after its drain, and its certificates volume.
     podman::remove_drained(host.docker, &plan.name).await;
+    podman::remove_unused_volumes(host.docker, plan).await;
     Ok((change, slot))
 }
 
@@ -492,20 +494,7 @@ mod tests {
     #[test]
     fn the_rendered_unit_carries_the_marker() {
         // undeploy removes only units containing the marker: the rendered header has it.
-        let plan = ContainerPlan {
-            name: "wsproxy".into(),
-            placement: crate::render::podman::Placement::InPlace,
-            image: "localhost/wsproxy:test".into(),
-            args: vec![],
-            host_port: 6100,
-            container_port: 6100,
-            admin_port: None,
-            secrets: vec![],
-            labels: Default::default(),
-            auto_update: false,
-            stop_timeout: 40,
-            checksum: String::new(),
-        };
+        let plan = plan();
         for slot in Slot::all() {
             assert!(crate::render::podman::quadlet(&plan, slot).contains(MARKER));
         }
