@@ -166,11 +166,12 @@ impl Units {
     }
 
     /// The slot for the next relay: the first after the current one whose service is not still
-    /// draining an earlier relay.
+    /// draining an earlier relay, and whose file, if there is one, deploy wrote.
     pub fn next(&self) -> Option<Slot> {
+        let free = |s: &Slot| !self.active(*s) && (self.text(*s).trim().is_empty() || self.ours(*s));
         match self.current() {
-            Some(current) => current.after().find(|&s| s != current && !self.active(s)),
-            None => Slot::all().find(|&s| !self.active(s)),
+            Some(current) => current.after().filter(|s| *s != current).find(free),
+            None => Slot::all().find(free),
         }
     }
 }
@@ -291,8 +292,8 @@ async fn replace(host: &QuadletHost<'_>, plan: &ContainerPlan, units: &Units, sl
     podman::wait_running(host.docker, &plan.name).await
 }
 
-/// Start the new relay from the other unit beside the running one, and once it is ready remove
-/// the old unit file and tell the old relay to drain. Should the new relay not come up, its
+/// Start the new relay from the next unit beside the running one, and once it is ready tell the
+/// old relay to drain (its unit file is removed as the new unit is written). Should the new relay not come up, its
 /// unit goes, the old unit file comes back, and the old relay, never stopped, gets its name back.
 async fn hand_over(host: &QuadletHost<'_>, plan: &ContainerPlan, units: &Units, slot: Slot) -> Result<()> {
     let systemctl = host.init.systemctl();
@@ -475,8 +476,10 @@ mod tests {
         let full = units(&[("# wsproxyctl old", true), ("", true), ("", true), ("", true)]);
         let Err(e) = unit_change(&full, &plan, Some(&sharing)) else { panic!("a fifth relay") };
         assert!(e.to_string().contains("wsproxy-b.service, wsproxy-c.service, wsproxy-d.service"), "{e}");
-        // A unit not written by deploy is not ours to take over.
-        assert_eq!(unit_change(&units(&[("[Container]\n", false)]), &plan, None).unwrap(), (Change::Created, Slot::FIRST));
+        // A unit not written by deploy is not ours to take over, nor to overwrite.
+        assert_eq!(unit_change(&units(&[("[Container]\n", false)]), &plan, None).unwrap(), (Change::Created, slot(1)));
+        let foreign_next = units(&[("# wsproxyctl old", true), ("[Container]\n", false)]);
+        assert_eq!(unit_change(&foreign_next, &plan, Some(&sharing)).unwrap(), (Change::HandedOver, slot(2)));
     }
 
     #[test]
