@@ -134,7 +134,7 @@ pub async fn to_podman(spec: &DeploySpec, opts: &DeployOptions, out: &Output) ->
     let mut steps = Steps::new(out);
     let bundle = check_certificates(&mut steps, spec).await?;
     let host = open_podman_host(&mut steps, spec, opts).await?;
-    let use_quadlet = choose_quadlet(opts.install, &host, spec)?;
+    let use_quadlet = choose_quadlet(opts.install, &host.name, &host.init, spec.podman.auto_update)?;
     let mut plan = crate::render::podman::plan(spec, &bundle, crate::render::podman::Placement::HandOver);
     if use_quadlet {
         plan.labels.insert(quadlet::UNIT_DIR_LABEL.into(), host.unit_dir.clone());
@@ -211,41 +211,38 @@ async fn learn_host(
 /// Quadlet when asked for or (by default) when the host runs systemd and its podman has the
 /// Quadlet generator (4.4 and later); otherwise the container through the API (the "host init
 /// system" step says why).
-fn choose_quadlet(install: Install, host: &PodmanHost, spec: &DeploySpec) -> Result<bool> {
-    let quadlet = quadlet_or_container(install, host)?;
-    if spec.podman.auto_update && !quadlet {
+fn choose_quadlet(install: Install, host: &str, init: &quadlet::HostInit, auto_update: bool) -> Result<bool> {
+    let quadlet = quadlet_or_container(install, host, init)?;
+    if auto_update && !quadlet {
         return Err(Failure::usage(format!(
-            "podman.autoUpdate works through a Quadlet unit (podman auto-update restarts systemd services), and {} gets the \
-             container directly: drop autoUpdate, or deploy where systemd and podman 4.4 or later run",
-            host.name
+            "podman.autoUpdate works through a Quadlet unit (podman auto-update restarts systemd services), and {host} gets the \
+             container directly: drop autoUpdate, or deploy where systemd and podman 4.4 or later run"
         )));
     }
-    if quadlet && host.init.uid != 0 && host.init.linger == Some(false) {
+    if quadlet && init.uid != 0 && init.linger == Some(false) {
         return Err(Failure::environment(format!(
             "{user} on {host} has no lingering: a rootless Quadlet unit would stop when {user} logs out and not start at boot. \
              Run `sudo loginctl enable-linger {user}` there and deploy again, or pass --no-quadlet",
-            user = host.init.user,
-            host = host.name
+            user = init.user,
         )));
     }
     Ok(quadlet)
 }
 
-fn quadlet_or_container(install: Install, host: &PodmanHost) -> Result<bool> {
-    let can = host.init.systemd && host.init.quadlet.is_some();
+fn quadlet_or_container(install: Install, host: &str, init: &quadlet::HostInit) -> Result<bool> {
+    let can = init.systemd && init.quadlet.is_some();
     match install {
         Install::Auto => Ok(can),
         Install::Container => Ok(false),
         Install::Quadlet if can => Ok(true),
-        Install::Quadlet if host.init.systemd => Err(Failure::environment(format!(
-            "--quadlet: podman on {} has no Quadlet generator (none at {} or on PATH; podman 4.4 or later ships it): \
+        Install::Quadlet if init.systemd => Err(Failure::environment(format!(
+            "--quadlet: podman on {host} has no Quadlet generator (none at {} or on PATH; podman 4.4 or later ships it): \
              upgrade podman, or drop --quadlet to create the container directly",
-            host.name,
             quadlet::QUADLET_PATHS.join(", ")
         ))),
         Install::Quadlet => Err(Failure::environment(format!(
-            "--quadlet: {} does not run systemd (systemctl is-system-running: {}); drop --quadlet to create the container directly",
-            host.name, host.init.state
+            "--quadlet: {host} does not run systemd (systemctl is-system-running: {}); drop --quadlet to create the container directly",
+            init.state
         ))),
     }
 }
@@ -585,5 +582,40 @@ impl std::fmt::Display for DeployReport {
             }
         }
         f.write_str(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init(uid: u32, linger: Option<bool>) -> quadlet::HostInit {
+        quadlet::HostInit {
+            systemd: true,
+            state: "running".into(),
+            uid,
+            home: if uid == 0 { "/root".into() } else { "/home/ops".into() },
+            quadlet: Some("/usr/libexec/podman/quadlet".into()),
+            user: if uid == 0 { "root".into() } else { "ops".into() },
+            linger,
+        }
+    }
+
+    #[test]
+    fn a_rootless_unit_without_lingering_is_refused_with_the_command_that_enables_it() {
+        let e = choose_quadlet(Install::Auto, "ssh://ops@proxy", &init(1000, Some(false)), false).unwrap_err();
+        assert!(e.to_string().contains("Run `sudo loginctl enable-linger ops` there") && e.to_string().contains("--no-quadlet"), "{e}");
+        // Lingering on, or not known (no loginctl): the unit; root needs none; the container
+        // needs none.
+        assert!(choose_quadlet(Install::Auto, "h", &init(1000, Some(true)), false).unwrap());
+        assert!(choose_quadlet(Install::Auto, "h", &init(1000, None), false).unwrap());
+        assert!(choose_quadlet(Install::Auto, "h", &init(0, Some(false)), false).unwrap());
+        assert!(!choose_quadlet(Install::Container, "h", &init(1000, Some(false)), false).unwrap());
+        // autoUpdate needs the unit.
+        let e = choose_quadlet(Install::Container, "h", &init(0, None), true).unwrap_err();
+        assert!(e.to_string().contains("podman.autoUpdate works through a Quadlet unit") && e.to_string().contains("h gets"), "{e}");
+        let without = quadlet::HostInit { quadlet: None, ..init(0, None) };
+        let e = choose_quadlet(Install::Quadlet, "h", &without, false).unwrap_err();
+        assert!(e.to_string().contains("podman on h has no Quadlet generator"), "{e}");
     }
 }

@@ -76,7 +76,7 @@ pub async fn plan(spec: &DeploySpec, opts: &DeployOptions, out: &Output) -> Resu
     let (name, docker) = connect_podman(&mut steps, spec).await?;
     let mut actions = vec![image_action(&docker, spec, opts).await?];
     let host = learn_host(&mut steps, spec, opts, name, docker).await?;
-    let use_quadlet = choose_quadlet(opts.install, &host, spec)?;
+    let use_quadlet = choose_quadlet(opts.install, &host.name, &host.init, spec.podman.auto_update)?;
     let mut container = crate::render::podman::plan(spec, &bundle, crate::render::podman::Placement::HandOver);
     if use_quadlet {
         container.labels.insert(quadlet::UNIT_DIR_LABEL.into(), host.unit_dir.clone());
