@@ -19,21 +19,10 @@
 //! sockets (`crate::rehome`); it comes back when it goes quiet (the byte pump decides,
 //! `session::byte_pump`). The lane's threads still get the whole machine when nothing
 //! interactive wants it: nice weighs, it does not reserve.
-//!
-//! The lane is one single-threaded runtime per core, not one multi-threaded runtime: tokio's
-//! workers keep a run queue each and steal only when idle, which a lane under full load never
-//! is, so the sessions stayed with whichever worker happened to take them from the shared
-//! queue (a worker takes them in batches), and the streams' shares followed how unevenly
-//! they had been dealt (fairness between 0.53 and 0.99 over six runs, docs/BENCHMARKS.md). A
-//! session that moves now goes to the lane thread carrying the fewest, and the kernel shares
-//! the cores between threads of equal priority.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 use tokio::runtime::{Builder, Handle, Runtime};
-use tokio::task::JoinHandle;
 
 /// How many task polls may pass between two looks at the I/O driver.
 const EVENT_INTERVAL: u32 = 1;
@@ -48,85 +37,30 @@ const EVENT_INTERVAL: u32 = 1;
 /// docs/BENCHMARKS.md).
 pub const BULK_NICE: i32 = 5;
 
-static BULK: OnceLock<BulkLane> = OnceLock::new();
-
-/// The bulk lane's runtimes, one per thread, and how many sessions each carries.
-pub(crate) struct BulkLane {
-    threads: Vec<(Handle, AtomicUsize)>,
-}
-
-impl BulkLane {
-    /// Run a session's future on the lane thread that carries the fewest sessions.
-    pub(crate) fn spawn<F>(&'static self, session: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let (handle, carried) = self.threads.iter().min_by_key(|(_, n)| n.load(Relaxed)).expect("the lane has a thread");
-        carried.fetch_add(1, Relaxed);
-        handle.spawn(async move {
-            let _leaves = Leaves(carried);
-            session.await
-        })
-    }
-}
-
-/// Counts a session out of its lane thread when it ends or moves back (its future is done or
-/// dropped).
-struct Leaves(&'static AtomicUsize);
-
-impl Drop for Leaves {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
-    }
-}
+static BULK: OnceLock<Handle> = OnceLock::new();
 
 /// The relay's multi-thread runtime.
 pub fn build() -> std::io::Result<Runtime> {
     Builder::new_multi_thread().event_interval(EVENT_INTERVAL).enable_all().build()
 }
 
-/// Keeps the bulk lane's threads running; dropped (after the main runtime), it stops them.
-pub struct BulkLaneThreads {
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for BulkLaneThreads {
-    fn drop(&mut self) {
-        self.stops.clear();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Start the bulk lane: a thread per core at nice `nice`, each running a runtime of its own,
-/// registered for the sessions to find. The caller keeps the returned threads as long as the
-/// main runtime (a session that moves registers its sockets with its lane thread's I/O
-/// driver; its timers stay with the main runtime).
-pub fn build_bulk_lane(nice: i32) -> std::io::Result<BulkLaneThreads> {
-    let count = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
-    let mut lane = BulkLaneThreads { stops: Vec::new(), threads: Vec::new() };
-    let mut handles = Vec::new();
-    for _ in 0..count {
-        let runtime = Builder::new_current_thread().event_interval(EVENT_INTERVAL).enable_all().build()?;
-        handles.push((runtime.handle().clone(), AtomicUsize::new(0)));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("wsproxy-bulk".into()).spawn(move || {
-            lower_priority(nice);
-            let _ = runtime.block_on(stopped);
-        })?;
-        lane.stops.push(stop);
-        lane.threads.push(thread);
-    }
-    let _ = BULK.set(BulkLane { threads: handles });
-    Ok(lane)
+/// The bulk lane's runtime. Its handle is registered for the sessions to find; the caller
+/// keeps the runtime alive as long as the main one (a session that moves registers its
+/// sockets with this runtime's I/O driver and its timers stay with the main one).
+pub fn build_bulk_lane(nice: i32) -> std::io::Result<Runtime> {
+    let runtime = Builder::new_multi_thread()
+        .thread_name("wsproxy-bulk")
+        .event_interval(EVENT_INTERVAL)
+        .on_thread_start(move || lower_priority(nice))
+        .enable_all()
+        .build()?;
+    let _ = BULK.set(runtime.handle().clone());
+    Ok(runtime)
 }
 
 /// The bulk lane, where one was built (the relay binary builds it; a relay embedded in a test
 /// without it keeps every session where it started).
-pub(crate) fn bulk_lane() -> Option<&'static BulkLane> {
+pub(crate) fn bulk_lane() -> Option<&'static Handle> {
     BULK.get()
 }
 
