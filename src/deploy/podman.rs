@@ -167,6 +167,11 @@ impl Found {
     }
 }
 
+/// Whether a listed container runs.
+fn is_running(c: &bollard::models::ContainerSummary) -> bool {
+    c.state.as_ref().is_some_and(|s| s.to_string() == "running")
+}
+
 fn name_of(c: &bollard::models::ContainerSummary) -> String {
     c.names.iter().flatten().next().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
 }
@@ -178,7 +183,7 @@ async fn current(docker: &Docker, name: &str) -> Result<Option<Found>> {
         let label = |key: &str| c.labels.as_ref().and_then(|l| l.get(key).cloned());
         Found {
             checksum: label(CHECKSUM_LABEL).unwrap_or_default(),
-            running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
+            running: is_running(&c),
             hand_over: label(HANDOVER_LABEL).as_deref() == Some("true"),
             from_unit: label(UNIT_LABEL).is_some(),
         }
@@ -365,7 +370,7 @@ pub(crate) async fn kill(docker: &Docker, name: &str) {
 pub(crate) async fn kill_managed(docker: &Docker) -> Result<Vec<String>> {
     let mut killed = Vec::new();
     for c in managed_containers(docker).await? {
-        if c.state.as_ref().is_some_and(|s| s.to_string() == "running") {
+        if is_running(&c) {
             kill(docker, &name_of(&c)).await;
             killed.push(name_of(&c));
         }
@@ -412,10 +417,7 @@ pub(crate) async fn wait_ready(docker: &Docker, name: &str) -> Result<()> {
 async fn drained_or_draining(docker: &Docker, container: &str) -> Vec<(String, bool)> {
     let prefix = format!("{container}-draining-");
     let Ok(list) = managed_containers(docker).await else { return Vec::new() };
-    list.iter()
-        .filter(|c| name_of(c).starts_with(&prefix))
-        .map(|c| (name_of(c), c.state.as_ref().is_some_and(|s| s.to_string() == "running")))
-        .collect()
+    list.iter().filter(|c| name_of(c).starts_with(&prefix)).map(|c| (name_of(c), is_running(c))).collect()
 }
 
 /// Remove the relays earlier hand-overs left draining that have finished (exited); those still

@@ -61,6 +61,15 @@ impl HostInit {
             "systemctl --user"
         }
     }
+
+    /// Where the user's services log, for messages.
+    fn journalctl(&self) -> &'static str {
+        if self.uid == 0 {
+            "journalctl"
+        } else {
+            "journalctl --user"
+        }
+    }
 }
 
 /// Where podman installs its Quadlet generator (Debian and Fedora, Arch and SUSE); on `PATH`
@@ -111,7 +120,7 @@ pub struct QuadletHost<'a> {
 
 impl QuadletHost<'_> {
     pub fn path(&self, slot: Slot) -> String {
-        format!("{}/{}", self.dir, slot.unit_file())
+        unit_path(self.dir, slot)
     }
 
     /// Run a script on the host; `what` names it in the error, with where systemd's side is.
@@ -120,14 +129,19 @@ impl QuadletHost<'_> {
         if out.ok {
             return Ok(());
         }
-        let user = if self.init.uid == 0 { "" } else { "--user " };
         Err(Failure::environment(format!(
-            "{what} failed: {}\n(see `{} status {service}` and `journalctl {user}-u {service}` on the host)",
+            "{what} failed: {}\n(see `{} status {service}` and `{} -u {service}` on the host)",
             out.stderr.trim(),
             self.init.systemctl(),
+            self.init.journalctl(),
             service = slot.service(),
         )))
     }
+}
+
+/// Where the unit of `slot` is in `dir`.
+fn unit_path(dir: &str, slot: Slot) -> String {
+    format!("{dir}/{}", slot.unit_file())
 }
 
 /// Our units' files on the host and whether their services are active, as read.
@@ -181,7 +195,7 @@ pub async fn unit_state(shell: &HostShell, init: &HostInit, dir: &str) -> Result
     let systemctl = init.systemctl();
     let script: String = Slot::all()
         .map(|slot| {
-            let path = quote(&format!("{dir}/{}", slot.unit_file()));
+            let path = quote(&unit_path(dir, slot));
             format!(
                 "cat {path} 2>/dev/null; echo; echo '--state--'; {systemctl} is-active {} 2>/dev/null || true; echo '--end--'\n",
                 slot.service()
@@ -256,20 +270,18 @@ pub async fn install(host: &QuadletHost<'_>, plan: &ContainerPlan) -> Result<(Ch
     Ok((change, slot))
 }
 
-/// Shell lines writing `text` to `path` through a temporary file beside it (never half-written).
-fn write_lines(dir: &str, path: &str, text: &str) -> String {
+/// Shell lines writing `text` to the unit of `slot` through a temporary file beside it (never
+/// half-written).
+fn write_lines(dir: &str, slot: Slot, text: &str) -> String {
     use base64::Engine as _;
     let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
-    let tmp = match path.rsplit_once('/') {
-        Some((parent, file)) => format!("{parent}/.{file}.tmp"),
-        None => format!(".{path}.tmp"),
-    };
+    let (path, tmp) = (unit_path(dir, slot), format!("{dir}/.{}.tmp", slot.unit_file()));
     format!(
         "mkdir -p {d}\nprintf '%s' {b} | base64 -d > {t}\nchmod 0644 {t}\nmv -f {t} {p}\n",
         d = quote(dir),
         b = quote(&encoded),
         t = quote(&tmp),
-        p = quote(path)
+        p = quote(&path)
     )
 }
 
@@ -283,7 +295,7 @@ async fn replace(host: &QuadletHost<'_>, plan: &ContainerPlan, units: &Units, sl
     podman::make_way_for_unit(host.docker, &plan.name).await?;
     podman::replace_secrets(host.docker, plan, slot).await?;
     let mut script = String::from("set -e\n");
-    script += &write_lines(host.dir, &host.path(slot), &crate::render::podman::quadlet(plan, slot));
+    script += &write_lines(host.dir, slot, &crate::render::podman::quadlet(plan, slot));
     for other in units.installed().filter(|s| *s != slot) {
         script += &format!("rm -f {}\n", quote(&host.path(other)));
     }
@@ -303,7 +315,7 @@ async fn hand_over(host: &QuadletHost<'_>, plan: &ContainerPlan, units: &Units, 
     podman::rename(host.docker, &plan.name, &old).await?;
     let previous = units.current().filter(|s| *s != slot);
     let mut script = String::from("set -e\n");
-    script += &write_lines(host.dir, &host.path(slot), &crate::render::podman::quadlet(plan, slot));
+    script += &write_lines(host.dir, slot, &crate::render::podman::quadlet(plan, slot));
     // Gone before the new relay starts: the old service, running on without its file, cannot
     // start again (its ExecStart would --replace the new relay's container), nor at boot.
     if let Some(previous) = previous {
@@ -320,7 +332,7 @@ async fn hand_over(host: &QuadletHost<'_>, plan: &ContainerPlan, units: &Units, 
     podman::kill(host.docker, &plan.name).await;
     let mut back = format!("{systemctl} stop {} 2>/dev/null || true\nrm -f {}\n", slot.service(), quote(&host.path(slot)));
     if let Some(previous) = previous {
-        back += &write_lines(host.dir, &host.path(previous), units.text(previous));
+        back += &write_lines(host.dir, previous, units.text(previous));
     }
     back += &format!("{systemctl} daemon-reload\n");
     let restored = host.shell.run(&back).await.map(|o| o.ok).unwrap_or(false);
@@ -332,10 +344,10 @@ async fn hand_over(host: &QuadletHost<'_>, plan: &ContainerPlan, units: &Units, 
     if let Err(e) = renamed {
         trouble += &format!("; {e}");
     }
-    let user = if host.init.uid == 0 { "" } else { "--user " };
     Err(Failure::environment(format!(
-        "{e}\n(a unit's container is removed as it exits; its log: `journalctl {user}-u {}` on the host)\nthe running relay was \
-         left serving (as before){trouble}",
+        "{e}\n(a unit's container is removed as it exits; its log: `{} -u {}` on the host)\nthe running relay was left serving \
+         (as before){trouble}",
+        host.init.journalctl(),
         slot.service()
     )))
 }
@@ -373,7 +385,7 @@ async fn remove_units(shell: &HostShell, init: &HostInit, dir: &str, stop: bool)
     let mut script = String::new();
     let mut removed = Vec::new();
     for slot in units.installed() {
-        let path = format!("{dir}/{}", slot.unit_file());
+        let path = unit_path(dir, slot);
         if stop {
             script += &format!("{systemctl} stop {} 2>/dev/null || true\n", slot.service());
         }
