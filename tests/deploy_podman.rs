@@ -146,6 +146,19 @@ impl SshDeploy {
         serde_json::from_slice(&o.stdout).unwrap()
     }
 
+    /// `n` console URLs to a new echo target on the host's loopback, through the deployed relay.
+    async fn echo_console_urls(&self, n: usize) -> Vec<String> {
+        self.console_urls(testkit::echo_target().await, n)
+    }
+
+    /// A console through the deployed relay, trusting the deployed CA; a refusal fails the test.
+    async fn open(&self, url: &str) -> testkit::Ws {
+        let WsOutcome::Open(ws) = connect_ws(url, Some(&self.certs.join("ca.pem"))).await else {
+            panic!("the relay refused console {url}")
+        };
+        *ws
+    }
+
     /// `n` console URLs to the deployed relay, each with a ticket of its own (valid two minutes)
     /// for a target on the host's loopback.
     fn console_urls(&self, target_port: u16, n: usize) -> Vec<String> {
@@ -504,9 +517,7 @@ async fn a_new_relay_that_cannot_start_leaves_the_old_one_serving(f: &SshDeploy)
     let id =
         |name: &str| stdout(&podman().args(["container", "inspect", "--format", "{{.Id}} {{.State.Running}}", name]).output().unwrap());
     let before = id("wsproxy");
-    let vm = testkit::echo_target().await;
-    let url = f.console_urls(vm, 1).remove(0);
-    let WsOutcome::Open(mut ws) = connect_ws(&url, Some(&f.certs.join("ca.pem"))).await else { panic!("console {url}") };
+    let mut ws = f.open(&f.echo_console_urls(1).await[0]).await;
     assert_eq!(echo(&mut ws, "before").await, b"before");
 
     let taken = std::net::TcpListener::bind("[::]:0").unwrap();
@@ -784,10 +795,8 @@ async fn the_first_unit_verifies_to_the_vnc_server(f: &SshDeploy) {
 /// relay ends.
 async fn a_redeploy_hands_the_port_to_the_next_unit(f: &SshDeploy) {
     let units = f.units.as_deref().unwrap();
-    let vm = testkit::echo_target().await;
-    let urls = f.console_urls(vm, 2);
-    let ca = f.certs.join("ca.pem");
-    let WsOutcome::Open(mut old) = connect_ws(&urls[0], Some(&ca)).await else { panic!("console {}", urls[0]) };
+    let urls = f.echo_console_urls(2).await;
+    let mut old = f.open(&urls[0]).await;
     assert_eq!(echo(&mut old, "before").await, b"before");
     let spec = f.dir.path().join("handover.yaml");
     std::fs::write(&spec, "drainSeconds: 300\n").unwrap();
@@ -811,7 +820,7 @@ async fn a_redeploy_hands_the_port_to_the_next_unit(f: &SshDeploy) {
     assert!(secrets_left().contains("wsproxy-b-tls-key"), "the new unit's own secrets: {}", secrets_left());
     assert!(draining().starts_with("wsproxy-draining-"), "the old relay drains: {}", draining());
     assert_eq!(echo(&mut old, "during").await, b"during", "its console goes on");
-    let WsOutcome::Open(mut new) = connect_ws(&urls[1], Some(&ca)).await else { panic!("a new console after the hand-over") };
+    let mut new = f.open(&urls[1]).await;
     assert_eq!(echo(&mut new, "new").await, b"new");
     let o = f.at_host("status", &[]);
     let said = stdout(&o);
@@ -827,16 +836,14 @@ async fn a_redeploy_hands_the_port_to_the_next_unit(f: &SshDeploy) {
 /// unit file goes; a deploy with Quadlet again takes it back into a unit. Both hand over.
 async fn switching_modes_hands_the_port_over_both_ways(f: &SshDeploy) {
     let units = f.units.as_deref().unwrap();
-    let vm = testkit::echo_target().await;
-    let urls = f.console_urls(vm, 2);
-    let ca = f.certs.join("ca.pem");
-    let WsOutcome::Open(mut first) = connect_ws(&urls[0], Some(&ca)).await else { panic!("console {}", urls[0]) };
+    let urls = f.echo_console_urls(2).await;
+    let mut first = f.open(&urls[0]).await;
     let v = f.run_json(&["--no-quadlet", "--no-verify"]);
     assert_eq!((&v["mode"], &v["change"]), (&"container".into(), &"HandedOver".into()), "{v}");
     assert_eq!(unit_files(units), Vec::<String>::new(), "the unit does not bring its relay back");
     assert_eq!(label_of("wsproxy", "io.ovirt.wsproxyctl.quadlet-unit"), "", "a container through the API");
     assert_eq!(echo(&mut first, "unit relay").await, b"unit relay", "the unit's relay drains on");
-    let WsOutcome::Open(mut second) = connect_ws(&urls[1], Some(&ca)).await else { panic!("console {}", urls[1]) };
+    let mut second = f.open(&urls[1]).await;
     drop(first);
     let v = f.run_json(&["--no-verify"]);
     assert_eq!((&v["mode"], &v["change"]), (&"quadlet".into(), &"HandedOver".into()), "{v}");
