@@ -31,6 +31,9 @@ pub struct Load {
     pub fairness: f64,
     pub slowest_share: f64,
     pub down_mb_s: f64,
+    /// The streams' shares of the mean, sorted: the slowest, the 10th, 50th and 90th
+    /// percentiles and the fastest (`--load-only` prints them: how unfair, and in what shape).
+    pub shares: [f64; 5],
 }
 
 /// Jain's fairness index of per-session amounts: 1 when all are equal, 1/n when one has all.
@@ -95,6 +98,13 @@ pub async fn under_load(sys: &System, sinks: &Ports, down: usize, up: usize, rou
     let bytes: Vec<f64> = receivers.iter().map(|g| g.load(Relaxed) as f64).collect();
     let mean = bytes.iter().sum::<f64>() / bytes.len().max(1) as f64;
     let slowest = bytes.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut sorted: Vec<f64> = bytes.iter().map(|b| if mean > 0.0 { b / mean } else { 0.0 }).collect();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let shares = if sorted.is_empty() {
+        [0.0; 5]
+    } else {
+        [sorted[0], percentile(&sorted, 100), percentile(&sorted, 500), percentile(&sorted, 900), sorted[sorted.len() - 1]]
+    };
     Ok(Load {
         p50_us: percentile(&rtts, 500),
         p99_us: percentile(&rtts, 990),
@@ -102,6 +112,7 @@ pub async fn under_load(sys: &System, sinks: &Ports, down: usize, up: usize, rou
         fairness: jain(&bytes),
         slowest_share: if mean > 0.0 { slowest / mean } else { 0.0 },
         down_mb_s: bytes.iter().sum::<f64>() / seconds / 1e6,
+        shares,
     })
 }
 

@@ -859,7 +859,8 @@ async fn replay_store_row(relay_bin: &Path, dir: &Path, sinks: &Ports, tickets: 
 }
 
 /// `--load-only`: only latency under load, through socat and wsproxy ws and wss, for profiling
-/// the relay's scheduling (one line per system).
+/// the relay's scheduling (one line per system, with the streams' shares of the mean: the
+/// slowest, the 10th, 50th and 90th percentiles, the fastest).
 async fn load_only_main(relay_bin: &Path, sizes: Sizes) {
     let dir = tempfile_dir();
     let (sinks, tickets) = sinks_and_tickets(&dir, sizes).await;
@@ -878,14 +879,15 @@ async fn load_only_main(relay_bin: &Path, sizes: Sizes) {
         let got = load::under_load(sys, &sinks, sizes.load_down, sizes.load_up, sizes.load_round_trips).await;
         let got = got.unwrap_or_else(|e| fail("latency under load", e));
         println!(
-            "{:<16} p50 {:>7.0} us  p99 {:>7.0} us  p99.9 {:>7.0} us  fairness {:.3}  slowest {:.0}%  down {:.0} MB/s",
+            "{:<16} p50 {:>7.0} us  p99 {:>7.0} us  p99.9 {:>7.0} us  fairness {:.3}  slowest {:.0}%  down {:.0} MB/s  shares {}",
             sys.name(),
             got.p50_us,
             got.p99_us,
             got.p999_us,
             got.fairness,
             got.slowest_share * 100.0,
-            got.down_mb_s
+            got.down_mb_s,
+            got.shares.map(|s| format!("{:.0}%", s * 100.0)).join(" / ")
         );
     }
     drop(keep);
