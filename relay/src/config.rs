@@ -190,7 +190,7 @@ pub mod key {
     pub const WSPROXY_BULK_LANE_NICE: Key = Key {
         name: "WSPROXY_BULK_LANE_NICE",
         help: "The bulk lane threads' nice value, 0-19 (0: a run queue of their own at the same priority)",
-        default: Some("5"),
+        default: Some("10"),
     };
     pub const WSPROXY_TRUSTED_PROXIES: Key = Key {
         name: "WSPROXY_TRUSTED_PROXIES",
@@ -922,7 +922,7 @@ mod tests {
     }
 
     #[test]
-    fn the_bulk_lane_is_on_at_nice_5_unless_told() {
+    fn the_bulk_lane_is_on_at_its_default_nice_unless_told() {
         assert_eq!(Config::from_settings(&Settings::default()).unwrap().bulk_lane_nice, Some(crate::runtime::BULK_NICE));
         assert_eq!(Config::from_settings(&parse("WSPROXY_BULK_LANE_NICE=0\n").unwrap()).unwrap().bulk_lane_nice, Some(0));
         assert_eq!(Config::from_settings(&parse("WSPROXY_BULK_LANE=False\n").unwrap()).unwrap().bulk_lane_nice, None);

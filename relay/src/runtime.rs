@@ -27,15 +27,16 @@ use tokio::runtime::{Builder, Handle, Runtime};
 /// How many task polls may pass between two looks at the I/O driver.
 const EVENT_INTERVAL: u32 = 1;
 
-/// The nice value of the bulk lane's threads: weight 335 against 1024 for the main runtime's
+/// The nice value of the bulk lane's threads: weight 110 against 1024 for the main runtime's
 /// (the kernel's table), so a woken interactive session's thread is run first. Measured
-/// (docs/BENCHMARKS.md, "the bulk lane"): nice 10 gave the shortest round trips but let the
-/// streams' shares drift apart (the lane's threads then lose unevenly to other processes on
-/// their cores, and tokio keeps a run queue per thread); nice 0 kept the streams fair but
-/// the round trips near socat's.
-/// The default of `WSPROXY_BULK_LANE_NICE` (chosen from runs at 0, 3, 5 and 10,
-/// docs/BENCHMARKS.md).
-pub const BULK_NICE: i32 = 5;
+/// (docs/BENCHMARKS.md, "the bulk lane" and "queued afresh"): nice 10 gave the shortest round
+/// trips but, alone, let the streams' shares drift apart (the lane's threads lose unevenly to
+/// other processes on their cores, and tokio keeps a run queue per thread, so the sessions
+/// dealt to the thread that lost got less); with the lane's sessions queued afresh every half
+/// second (`session::byte_pump`, `REDEAL_WINDOWS`) each session's time on each thread evens
+/// out, which is what lets the lane run this low. Nice 5 was the default before that.
+/// The default of `WSPROXY_BULK_LANE_NICE`.
+pub const BULK_NICE: i32 = 10;
 
 static BULK: OnceLock<Handle> = OnceLock::new();
 
