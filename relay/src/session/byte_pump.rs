@@ -141,8 +141,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<S> {
         Poll::Pending
     }
 
-    /// At the end of a poll: whether the session's byte rate over the window that has just
-    /// closed belongs in the other lane. A session that moves at least [`STREAMING_RATE`] is
+    /// At the end of a poll, once a rate window has closed: whether the session belongs in the
+    /// other lane ([`Step::ChangeLane`]) or, staying in the bulk lane, is due to be queued
+    /// afresh there ([`Step::Redeal`]). A session that moves at least [`STREAMING_RATE`] is
     /// streaming; it comes back below a quarter of that, so a session near the line does not
     /// move back and forth.
     fn lane_step(&mut self, lane: Lane) -> Option<Step> {
