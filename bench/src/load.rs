@@ -97,20 +97,15 @@ pub async fn under_load(sys: &System, sinks: &Ports, down: usize, up: usize, rou
     rtts.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let bytes: Vec<f64> = receivers.iter().map(|g| g.load(Relaxed) as f64).collect();
     let mean = bytes.iter().sum::<f64>() / bytes.len().max(1) as f64;
-    let slowest = bytes.iter().copied().fold(f64::INFINITY, f64::min);
     let mut sorted: Vec<f64> = bytes.iter().map(|b| if mean > 0.0 { b / mean } else { 0.0 }).collect();
     sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let shares = if sorted.is_empty() {
-        [0.0; 5]
-    } else {
-        [sorted[0], percentile(&sorted, 100), percentile(&sorted, 500), percentile(&sorted, 900), sorted[sorted.len() - 1]]
-    };
+    let shares = if sorted.is_empty() { [0.0; 5] } else { [0, 100, 500, 900, 1000].map(|p| percentile(&sorted, p)) };
     Ok(Load {
         p50_us: percentile(&rtts, 500),
         p99_us: percentile(&rtts, 990),
         p999_us: percentile(&rtts, 999),
         fairness: jain(&bytes),
-        slowest_share: if mean > 0.0 { slowest / mean } else { 0.0 },
+        slowest_share: shares[0],
         down_mb_s: bytes.iter().sum::<f64>() / seconds / 1e6,
         shares,
     })
