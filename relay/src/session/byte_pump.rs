@@ -87,9 +87,12 @@ struct BytePump<S> {
     window_moved: u64,
     /// Whether a poll in this window used its whole budget (had more to move than it may).
     window_busy: bool,
-    /// Rate windows closed in the bulk lane (every [`REDEAL_WINDOWS`]th, a busy session is
-    /// queued afresh).
+    /// Rate windows closed in the bulk lane that were not quiet (every [`REDEAL_WINDOWS`]th,
+    /// the session is queued afresh).
     bulk_windows: u32,
+    /// Quiet rate windows in a row in the bulk lane (at [`QUIET_WINDOWS`] the session goes
+    /// back to the main runtime).
+    quiet_windows: u32,
 }
 
 /// What one poll of the pump asks for, when it does not wait.
@@ -144,8 +147,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<S> {
     /// At the end of a poll, once a rate window has closed: whether the session belongs in the
     /// other lane ([`Step::ChangeLane`]) or, staying in the bulk lane, is due to be queued
     /// afresh there ([`Step::Redeal`]). A session that moves at least [`STREAMING_RATE`] is
-    /// streaming; it comes back below a quarter of that, so a session near the line does not
-    /// move back and forth.
+    /// streaming; it comes back after [`QUIET_WINDOWS`] windows in a row below a quarter of
+    /// that with no poll that used its whole budget, so neither a session near the line nor a
+    /// stream that waits a moment for a peer moves back and forth.
     fn lane_step(&mut self, lane: Lane) -> Option<Step> {
         let now = Instant::now();
         let elapsed = now.duration_since(self.window_start);
@@ -159,10 +163,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<S> {
         self.window_moved = moved;
         match lane {
             Lane::Main => (rate >= STREAMING_RATE && runtime::bulk_lane().is_some()).then_some(Step::ChangeLane),
-            Lane::Bulk if !busy && rate < STREAMING_RATE / 4.0 => Some(Step::ChangeLane),
+            Lane::Bulk if !busy && rate < STREAMING_RATE / 4.0 => {
+                self.quiet_windows += 1;
+                (self.quiet_windows >= QUIET_WINDOWS).then(|| {
+                    self.quiet_windows = 0;
+                    Step::ChangeLane
+                })
+            }
             Lane::Bulk => {
+                self.quiet_windows = 0;
                 self.bulk_windows = self.bulk_windows.wrapping_add(1);
-                (busy && self.bulk_windows.is_multiple_of(REDEAL_WINDOWS)).then_some(Step::Redeal)
+                self.bulk_windows.is_multiple_of(REDEAL_WINDOWS).then_some(Step::Redeal)
             }
         }
     }
@@ -454,14 +465,24 @@ impl Lane {
 /// screen redrawn stays (a full-screen update is a burst of a few hundred KB, within one window).
 const STREAMING_RATE: f64 = 2_000_000.0;
 
-/// Every this many rate windows in the bulk lane, a session that used its whole budget is
-/// queued afresh in the lane. The lane's workers each keep a run queue and take from another's
+/// Every this many rate windows in the bulk lane (quiet ones aside), a session is queued
+/// afresh in the lane. The lane's workers each keep a run queue and take from another's
 /// only when they run out of work, which a lane under full load never does: a session would
 /// stay with the worker that first took it, and the sessions dealt to a crowded worker would
 /// each get less than those on the other (measured: 67 of 100 streams on one of two workers,
 /// each getting 85% of the mean, the other 33 119%). Queued afresh every half second, each
-/// session's time on each worker evens out over seconds.
+/// session's time on each worker evens out over seconds. Busy or not: a stream that waits for
+/// its browser in most polls (and so never uses its whole budget) is as stuck to its worker as
+/// one that does not.
 const REDEAL_WINDOWS: u32 = 5;
+
+/// Quiet rate windows in a row after which a bulk session goes back to the main runtime. One
+/// was not enough: at the lane's low priority under overload, a stream waiting a window for
+/// its browser or VM looked quiet, went back, streamed a window at full priority on the main
+/// runtime and returned; such streams bounced and took 2-3.5x the others' share (measured per
+/// thread, docs/BENCHMARKS.md, "queued afresh"). Half a second of quiet costs a console whose
+/// video stopped half a second more at the lane's priority.
+const QUIET_WINDOWS: u32 = 5;
 
 /// How long a session's rate is measured before its lane is decided again. An idle session
 /// has no polls and stays where it is; a bulk one that went idle comes back with its next
@@ -533,6 +554,7 @@ pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome
         window_moved: 0,
         window_busy: false,
         bulk_windows: 0,
+        quiet_windows: 0,
     };
     // Boxed: the state moves between the lanes as a pointer, and the futures that carry it
     // stay small (a task is as large as its largest state; server.rs).
