@@ -32,9 +32,9 @@ const EVENT_INTERVAL: u32 = 1;
 /// (docs/BENCHMARKS.md, "the bulk lane" and "queued afresh"): nice 10 gave the shortest round
 /// trips but, alone, let the streams' shares drift apart (the lane's threads lose unevenly to
 /// other processes on their cores, and tokio keeps a run queue per thread, so the sessions
-/// dealt to the thread that lost got less); with the lane's sessions queued afresh every half
-/// second (`session::byte_pump`, `REDEAL_WINDOWS`) each session's time on each thread evens
-/// out; a stream leaves the lane only after half a second of quiet (`QUIET_WINDOWS`), so one
+/// dealt to the thread that lost got less); with the lane's sessions queued afresh every
+/// 100 ms window (`session::byte_pump`, `Step::Redeal`) each session's time on each thread
+/// evens out; a stream leaves the lane only after half a second of quiet (`QUIET_WINDOWS`), so one
 /// that waits a moment for a peer does not bounce to the main runtime and stream there at full
 /// priority (docs/BENCHMARKS.md, "queued afresh"). Nice 5 was the default before.
 /// The default of `WSPROXY_BULK_LANE_NICE`.

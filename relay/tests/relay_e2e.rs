@@ -810,8 +810,8 @@ async fn a_streaming_console_moves_to_the_bulk_lane_and_back_without_losing_a_by
             assert!(std::time::Instant::now() < deadline, "the streaming session never reached the bulk lane");
             std::thread::sleep(Duration::from_millis(50));
         }
-        // Streaming on in the lane for three of its half-second turns: the session is queued
-        // afresh on the lane each time (byte_pump's REDEAL_WINDOWS), every byte kept.
+        // Streaming on in the lane for 1.5 s: the session is queued afresh on the lane after
+        // each 100 ms window (byte_pump's Step::Redeal), every byte kept.
         std::thread::sleep(Duration::from_millis(1500));
         assert_eq!(bulk_lane(), 1.0, "the streaming session left the bulk lane while it streamed");
         let _ = seen_tx.send(true);

@@ -87,9 +87,6 @@ struct BytePump<S> {
     window_moved: u64,
     /// Whether a poll in this window used its whole budget (had more to move than it may).
     window_busy: bool,
-    /// Rate windows closed in the bulk lane that were not quiet (every [`REDEAL_WINDOWS`]th,
-    /// the session is queued afresh).
-    bulk_windows: u32,
     /// Quiet rate windows in a row in the bulk lane (at [`QUIET_WINDOWS`] the session goes
     /// back to the main runtime).
     quiet_windows: u32,
@@ -100,7 +97,15 @@ enum Step {
     End(End),
     /// Continue in the other lane.
     ChangeLane,
-    /// Continue in the bulk lane, queued afresh (see [`REDEAL_WINDOWS`]).
+    /// Continue in the bulk lane, queued afresh: the lane's workers each keep a run queue and
+    /// take from another's only when they run out of work, which a lane under full load never
+    /// does, so a session would stay with the worker that first took it and the sessions dealt
+    /// to a crowded worker would each get less (measured: 67 of 100 streams on one of two
+    /// workers, each getting 85% of the mean, the other 33 119%). Queued afresh after each
+    /// rate window that was not quiet, each stream's time on each worker evens out (queued
+    /// afresh only every fifth window, the slowest stream still got 63-77% of the mean in some
+    /// runs; docs/BENCHMARKS.md, "queued afresh"). Busy or not: a stream that waits for its
+    /// browser in most polls is as stuck to its worker as one that uses its whole budget.
     Redeal,
 }
 
@@ -145,11 +150,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<S> {
     }
 
     /// At the end of a poll, once a rate window has closed: whether the session belongs in the
-    /// other lane ([`Step::ChangeLane`]) or, staying in the bulk lane, is due to be queued
-    /// afresh there ([`Step::Redeal`]). A session that moves at least [`STREAMING_RATE`] is
-    /// streaming; it comes back after [`QUIET_WINDOWS`] windows in a row below a quarter of
-    /// that with no poll that used its whole budget, so neither a session near the line nor a
-    /// stream that waits a moment for a peer moves back and forth.
+    /// other lane ([`Step::ChangeLane`]) or, staying in the bulk lane, is queued afresh there
+    /// ([`Step::Redeal`]). A session that moves at least [`STREAMING_RATE`] is streaming; it
+    /// comes back after [`QUIET_WINDOWS`] windows in a row below a quarter of that with no poll
+    /// that used its whole budget, so neither a session near the line nor a stream that waits
+    /// a moment for a peer moves back and forth.
     fn lane_step(&mut self, lane: Lane) -> Option<Step> {
         let now = Instant::now();
         let elapsed = now.duration_since(self.window_start);
@@ -172,8 +177,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BytePump<S> {
             }
             Lane::Bulk => {
                 self.quiet_windows = 0;
-                self.bulk_windows = self.bulk_windows.wrapping_add(1);
-                self.bulk_windows.is_multiple_of(REDEAL_WINDOWS).then_some(Step::Redeal)
+                Some(Step::Redeal)
             }
         }
     }
@@ -465,17 +469,6 @@ impl Lane {
 /// screen redrawn stays (a full-screen update is a burst of a few hundred KB, within one window).
 const STREAMING_RATE: f64 = 2_000_000.0;
 
-/// Every this many rate windows in the bulk lane (quiet ones aside), a session is queued
-/// afresh in the lane. The lane's workers each keep a run queue and take from another's
-/// only when they run out of work, which a lane under full load never does: a session would
-/// stay with the worker that first took it, and the sessions dealt to a crowded worker would
-/// each get less than those on the other (measured: 67 of 100 streams on one of two workers,
-/// each getting 85% of the mean, the other 33 119%). Queued afresh every half second, each
-/// session's time on each worker evens out over seconds. Busy or not: a stream that waits for
-/// its browser in most polls (and so never uses its whole budget) is as stuck to its worker as
-/// one that does not.
-const REDEAL_WINDOWS: u32 = 5;
-
 /// Quiet rate windows in a row after which a bulk session goes back to the main runtime. One
 /// was not enough: at the lane's low priority under overload, a stream waiting a window for
 /// its browser or VM looked quiet, went back, streamed a window at full priority on the main
@@ -553,7 +546,6 @@ pub(crate) async fn pump_bytes<S: AsyncRead + AsyncWrite + Unpin + Send + Rehome
         window_start: now,
         window_moved: 0,
         window_busy: false,
-        bulk_windows: 0,
         quiet_windows: 0,
     };
     // Boxed: the state moves between the lanes as a pointer, and the futures that carry it
