@@ -34,9 +34,9 @@ const EVENT_INTERVAL: u32 = 1;
 /// other processes on their cores, and tokio keeps a run queue per thread, so the sessions
 /// dealt to the thread that lost got less); with the lane's sessions queued afresh every
 /// 100 ms window (`session::byte_pump`, `Step::Redeal`) each session's time on each thread
-/// evens out; a stream leaves the lane only after half a second of quiet (`QUIET_WINDOWS`), so one
-/// that waits a moment for a peer does not bounce to the main runtime and stream there at full
-/// priority (docs/BENCHMARKS.md, "queued afresh"). Nice 5 was the default before.
+/// evens out; a stream leaves the lane only after half a second of quiet (`QUIET_WINDOWS`),
+/// so one that waits a moment for a peer does not bounce to the main runtime and stream there
+/// at full priority (docs/BENCHMARKS.md, "queued afresh"). Nice 5 was the default before.
 /// The default of `WSPROXY_BULK_LANE_NICE`.
 pub const BULK_NICE: i32 = 10;
 
