@@ -101,14 +101,17 @@ fn the_readme_lists_exactly_the_metric_labels_the_relay_exposes() {
         .filter(|l| !l.contains("le=\""))
         .filter_map(|l| l.split_once("=\"").map(|(_, rest)| rest.split('"').next().unwrap().to_string()))
         .collect();
-    // In the README: `name{label}` (`a`, `b`, ...): the lists in parentheses.
+    // In the README: `name{label}` (`a`, `b`, ...): the lists in parentheses whose every item
+    // is in backticks. Prose in parentheses is not a list and is skipped.
     let mut listed = std::collections::BTreeSet::new();
     for group in paragraph.split('(').skip(1) {
         let group = group.split(')').next().unwrap();
-        if group.contains("WSPROXY") || group.contains("tested in") {
+        let items: Vec<&str> = group.split(',').map(str::trim).filter(|w| !w.is_empty()).collect();
+        let is_label_list = !items.is_empty() && items.iter().all(|w| w.len() > 2 && w.starts_with('`') && w.ends_with('`'));
+        if !is_label_list || group.contains("WSPROXY") {
             continue;
         }
-        listed.extend(group.split(',').map(|w| w.trim().trim_matches('`').to_string()).filter(|w| !w.is_empty()));
+        listed.extend(items.iter().map(|w| w.trim_matches('`').to_string()));
     }
     let directions: std::collections::BTreeSet<String> = ["to_target", "to_browser"].map(String::from).into();
     let missing_in_readme: Vec<_> = exposed_labels.difference(&listed).filter(|l| !directions.contains(*l)).collect();
